@@ -1,0 +1,302 @@
+//! The control protocol between `xvsadm` (or any client) and `xvsd`.
+//!
+//! Transport: a unix stream socket. Each request is one JSON object on one
+//! line; the daemon answers each with one JSON line. See `docs/api.md`.
+
+use crate::model::{ConnState, Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, Timeouts};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// Default control socket path (overridden by `--socket` or `XVS_SOCKET`).
+pub const DEFAULT_SOCKET: &str = "/run/xvs/xvsd.sock";
+
+/// Environment variable naming the control socket for both binaries.
+pub const SOCKET_ENV: &str = "XVS_SOCKET";
+
+/// One change or query. Changes are validated and applied atomically:
+/// when the daemon answers with an error, nothing changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// `-A`: add a virtual service.
+    AddService {
+        /// The new service.
+        service: Service,
+    },
+    /// `-E`: edit a virtual service (scheduler, persistence, flags).
+    EditService {
+        /// The service with its new settings; `service.key` names it.
+        service: Service,
+    },
+    /// `-D`: delete a virtual service and its destinations.
+    DelService {
+        /// Which service.
+        key: ServiceKey,
+    },
+    /// `-C`: clear the whole table.
+    Clear,
+    /// `-a`: add a real server to a service.
+    AddDest {
+        /// Which service.
+        key: ServiceKey,
+        /// The new destination.
+        dest: Dest,
+    },
+    /// `-e`: edit a real server.
+    EditDest {
+        /// Which service.
+        key: ServiceKey,
+        /// The destination with its new settings; address and port name it.
+        dest: Dest,
+    },
+    /// `-d`: delete a real server.
+    DelDest {
+        /// Which service.
+        key: ServiceKey,
+        /// Real server address.
+        addr: Ipv4Addr,
+        /// Real server port.
+        port: u16,
+    },
+    /// `-Z`: zero counters of one service, or of all when `key` is `None`.
+    Zero {
+        /// Which service, or all.
+        key: Option<ServiceKey>,
+    },
+    /// `--set tcp tcpfin udp`: a zero value keeps the current timeout.
+    SetTimeouts {
+        /// New timeouts (0 = unchanged).
+        timeouts: Timeouts,
+    },
+    /// `-L --timeout`.
+    GetTimeouts,
+    /// `-L`: services, destinations, counters and rates.
+    List,
+    /// `-L -c`: the connection table.
+    ListConns,
+    /// Apply several changes as one: all or nothing (used by `-R`).
+    Batch {
+        /// Changes, applied in order.
+        requests: Vec<Request>,
+    },
+    /// Daemon facts: version, table sizes, drop counters.
+    Info,
+}
+
+/// The daemon's answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    /// The change was applied.
+    Ok,
+    /// Nothing was changed; `error` says why.
+    Error {
+        /// What went wrong.
+        error: ApiError,
+    },
+    /// Answer to `List`.
+    Table {
+        /// The table.
+        table: Table,
+    },
+    /// Answer to `ListConns`.
+    Conns {
+        /// Live connections.
+        conns: Vec<ConnEntry>,
+    },
+    /// Answer to `GetTimeouts`.
+    Timeouts {
+        /// Current timeouts.
+        timeouts: Timeouts,
+    },
+    /// Answer to `Info`.
+    Info {
+        /// Daemon facts.
+        info: Info,
+    },
+}
+
+/// Why a request was refused. `kind` maps to ipvsadm's messages and exit codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// Classification.
+    pub kind: ErrorKind,
+    /// Human-readable message; for the kinds ipvsadm knows, exactly ipvsadm's text.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `kind` with ipvsadm's standard message for it.
+    pub fn new(kind: ErrorKind) -> Self {
+        ApiError {
+            message: kind.ipvsadm_message().to_string(),
+            kind,
+        }
+    }
+
+    /// An error of `kind` with a specific message.
+    pub fn with(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Error classes, after the errno values IPVS returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// `-A` of an existing service (EEXIST).
+    ServiceExists,
+    /// `-E`, `-D`, `-Z` of a missing service (ESRCH).
+    NoSuchService,
+    /// `-a`, `-e`, `-d` on a missing service (ESRCH).
+    ServiceNotDefined,
+    /// `-a` of an existing destination (EEXIST).
+    DestExists,
+    /// `-e`, `-d` of a missing destination (ENOENT).
+    NoSuchDest,
+    /// Unknown scheduler or persistence engine (ENOENT).
+    SchedulerNotFound,
+    /// A valid request that xvs does not implement (yet).
+    Unsupported,
+    /// A malformed or inconsistent request (EINVAL).
+    Invalid,
+    /// The daemon could not apply a valid request (map full, kernel error).
+    Internal,
+}
+
+impl ErrorKind {
+    /// ipvsadm's message for this error (`ipvs_strerror`).
+    pub fn ipvsadm_message(self) -> &'static str {
+        match self {
+            ErrorKind::ServiceExists => "Service already exists",
+            ErrorKind::NoSuchService => "No such service",
+            ErrorKind::ServiceNotDefined => "Service not defined",
+            ErrorKind::DestExists => "Destination already exists",
+            ErrorKind::NoSuchDest => "No such destination",
+            ErrorKind::SchedulerNotFound => "Scheduler or persistence engine not found",
+            ErrorKind::Unsupported => "Operation not supported",
+            ErrorKind::Invalid => {
+                "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+            }
+            ErrorKind::Internal => "Memory allocation problem",
+        }
+    }
+}
+
+/// The whole virtual server table with counters, as `-L` needs it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// Connection table size, printed as `(size=N)` in the header.
+    pub conn_tab_size: u32,
+    /// Services in the order `ipvsadm -L` would list them.
+    pub services: Vec<ServiceEntry>,
+}
+
+/// One service with its runtime figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    /// Configuration.
+    pub service: Service,
+    /// Counters since creation or the last `-Z`.
+    pub stats: Stats,
+    /// Rate estimates.
+    pub rates: Rates,
+    /// Real servers.
+    pub dests: Vec<DestEntry>,
+}
+
+/// One destination with its runtime figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestEntry {
+    /// Configuration.
+    pub dest: Dest,
+    /// Connections in ESTABLISHED.
+    pub active_conns: u32,
+    /// Connections in any other state.
+    pub inact_conns: u32,
+    /// Persistence templates pointing at this destination.
+    pub persist_conns: u32,
+    /// Counters.
+    pub stats: Stats,
+    /// Rate estimates.
+    pub rates: Rates,
+}
+
+/// One live connection, as `-Lc` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnEntry {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Client address.
+    pub caddr: Ipv4Addr,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual address.
+    pub vaddr: Ipv4Addr,
+    /// Virtual port.
+    pub vport: u16,
+    /// Real server address.
+    pub daddr: Ipv4Addr,
+    /// Real server port.
+    pub dport: u16,
+    /// Connection state.
+    pub state: ConnState,
+    /// Forwarding method.
+    pub fwd: FwdMethod,
+    /// Time left before expiry, in milliseconds.
+    pub expires_ms: u64,
+}
+
+/// Daemon facts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    /// xvs version.
+    pub version: String,
+    /// Connection table capacity.
+    pub conn_tab_size: u32,
+    /// Live connection entries.
+    pub conn_count: u64,
+    /// Interfaces the data plane is attached to.
+    pub interfaces: Vec<String>,
+    /// Data-plane counters by name (drops and fallbacks included).
+    pub counters: Vec<(String, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips_as_one_json_line() {
+        let key = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 51, 100, 10),
+            port: 80,
+        };
+        let req = Request::Batch {
+            requests: vec![
+                Request::AddService {
+                    service: Service::new(key, "rr"),
+                },
+                Request::DelDest {
+                    key,
+                    addr: Ipv4Addr::new(203, 0, 113, 11),
+                    port: 80,
+                },
+            ],
+        };
+        let line = serde_json::to_string(&req).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), req);
+    }
+
+    #[test]
+    fn errors_carry_ipvsadm_text() {
+        let e = ApiError::new(ErrorKind::DestExists);
+        assert_eq!(e.to_string(), "Destination already exists");
+    }
+}
