@@ -1,1 +1,330 @@
-fn main() {}
+//! xvsd: the xvs daemon. See `xvsd --help` and docs/api.md.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
+use xvs_core::model::{Dest, Service, ServiceKey, Stats, Timeouts};
+use xvs_dataplane::{monotonic_ns, Dataplane, Options};
+use xvsd::daemon::{Daemon, Plane};
+use xvsd::table::{Backend, Limits};
+
+const USAGE: &str = "\
+usage: xvsd [options]
+
+  --socket PATH         control socket (default $XVS_SOCKET or /run/xvs/xvsd.sock)
+  --pin-path PATH       where BPF maps are pinned (default /sys/fs/bpf/xvs);
+                        a bpffs is mounted on its parent when none is there
+  --interfaces A,B      attach to these interfaces (default: every
+                        non-loopback interface of the network namespace)
+  --conn-tab-size N     connection table capacity (default 1048576)
+  --max-services N      service slots (default 65536)
+  --max-dests N         real-server slots (default 262144)
+  --state-file PATH     where the table is kept across restarts
+                        (default: the socket path + .state)
+  -h, --help            this text
+  -V, --version         version
+";
+
+struct Args {
+    socket: PathBuf,
+    pin_path: PathBuf,
+    interfaces: Option<Vec<String>>,
+    state_file: Option<PathBuf>,
+    opts: Options,
+}
+
+fn parse_args() -> Result<Option<Args>> {
+    let mut a = Args {
+        socket: std::env::var_os(SOCKET_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        pin_path: PathBuf::from("/sys/fs/bpf/xvs"),
+        interfaces: None,
+        state_file: None,
+        opts: Options::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .with_context(|| format!("{name} needs {what}"))
+        };
+        let number = |s: String, n: &str| -> Result<u32> {
+            match s.parse::<u32>() {
+                Ok(v) if v > 0 => Ok(v),
+                _ => bail!("{n}: '{s}' is not a positive number"),
+            }
+        };
+        match name.as_str() {
+            "--socket" => a.socket = value("a path")?.into(),
+            "--pin-path" => a.pin_path = value("a path")?.into(),
+            "--state-file" => a.state_file = Some(value("a path")?.into()),
+            "--interfaces" => {
+                let v = value("a comma-separated list of interfaces")?;
+                let list: Vec<String> = v.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+                if list.is_empty() {
+                    bail!("--interfaces: no interface named");
+                }
+                a.interfaces = Some(list);
+            }
+            "--conn-tab-size" => a.opts.conn_capacity = number(value("a number")?, &name)?,
+            "--max-services" => a.opts.max_services = number(value("a number")?, &name)?,
+            "--max-dests" => a.opts.max_dests = number(value("a number")?, &name)?,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("xvsd {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            _ => bail!("unknown option '{arg}'\n{USAGE}"),
+        }
+    }
+    a.opts.pin_path = Some(a.pin_path.clone());
+    Ok(Some(a))
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; sigaction is given a zeroed, then filled struct.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+fn is_bpffs(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statfs.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    }
+}
+
+/// Pins need a bpffs; on a fresh boot (and inside `ip netns exec`, which
+/// remounts /sys) there is none, so mount one on the pin path's parent.
+fn ensure_bpffs(pin_path: &Path) -> Result<()> {
+    let parent = pin_path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    if is_bpffs(parent) {
+        return Ok(());
+    }
+    let target = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes())?;
+    // SAFETY: all pointers are valid NUL-terminated strings; data is null.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            target.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "mounting a bpffs on {}: {}",
+            parent.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    log::info!("mounted a bpffs on {}", parent.display());
+    Ok(())
+}
+
+fn all_interfaces() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("/sys/class/net").context("listing /sys/class/net")? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != "lo" {
+            names.push(name);
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        bail!("no interface to attach to in this network namespace");
+    }
+    Ok(names)
+}
+
+fn sysctl(path: &str, value: &str) -> Result<()> {
+    std::fs::write(path, value).with_context(|| format!("writing {path}"))
+}
+
+/// The data plane behind the daemon's traits.
+struct Xdp {
+    dp: Dataplane,
+    conn_capacity: u32,
+}
+
+impl Backend for Xdp {
+    fn upsert_service(&mut self, svc_id: u32, svc: &Service, ring: &[u32]) -> Result<(), String> {
+        self.dp.upsert_service(svc_id, svc, ring).map_err(|e| e.to_string())
+    }
+    fn remove_service(&mut self, svc_id: u32, key: &ServiceKey) -> Result<(), String> {
+        self.dp.remove_service(svc_id, key).map_err(|e| e.to_string())
+    }
+    fn upsert_dest(&mut self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), String> {
+        self.dp.upsert_dest(dest_id, svc_id, dest).map_err(|e| e.to_string())
+    }
+    fn remove_dest(&mut self, dest_id: u32) -> Result<(), String> {
+        let ended = self.dp.remove_dest(dest_id).map_err(|e| e.to_string())?;
+        if ended > 0 {
+            log::info!("ended {ended} connection(s) of a removed destination");
+        }
+        Ok(())
+    }
+    fn zero_svc(&mut self, svc_id: u32) -> Result<(), String> {
+        self.dp.zero_svc_stats(svc_id).map_err(|e| e.to_string())
+    }
+    fn zero_dest(&mut self, dest_id: u32) -> Result<(), String> {
+        self.dp.zero_dest_stats(dest_id).map_err(|e| e.to_string())
+    }
+}
+
+impl Plane for Xdp {
+    fn svc_stats(&self, svc_id: u32) -> Result<Stats, String> {
+        self.dp.svc_stats(svc_id).map_err(|e| e.to_string())
+    }
+    fn dest_stats(&self, dest_id: u32) -> Result<Stats, String> {
+        self.dp.dest_stats(dest_id).map_err(|e| e.to_string())
+    }
+    fn dest_conns(&self, dest_id: u32) -> Result<(u32, u32), String> {
+        self.dp.dest_conns(dest_id).map_err(|e| e.to_string())
+    }
+    fn conns(&self, t: &Timeouts) -> Result<Vec<ConnEntry>, String> {
+        let now = monotonic_ns();
+        let conns = self.dp.conns().map_err(|e| e.to_string())?;
+        Ok(conns
+            .into_iter()
+            .map(|c| {
+                let idle_ms = now.saturating_sub(c.last_seen_ns) / 1_000_000;
+                let limit_ms = u64::from(c.state.timeout_secs(t)) * 1000;
+                ConnEntry {
+                    proto: c.proto,
+                    caddr: c.caddr,
+                    cport: c.cport,
+                    vaddr: c.vaddr,
+                    vport: c.vport,
+                    daddr: c.daddr,
+                    dport: c.dport,
+                    state: c.state,
+                    fwd: c.fwd,
+                    expires_ms: limit_ms.saturating_sub(idle_ms),
+                }
+            })
+            .collect())
+    }
+    fn conn_count(&self) -> Result<u64, String> {
+        self.dp.conn_count().map_err(|e| e.to_string())
+    }
+    fn expire(&mut self, t: &Timeouts) -> Result<u64, String> {
+        self.dp.expire_conns(t).map_err(|e| e.to_string())
+    }
+    fn counters(&self) -> Result<Vec<(String, u64)>, String> {
+        Ok(self
+            .dp
+            .counters()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect())
+    }
+    fn interfaces(&self) -> Vec<String> {
+        self.dp.attached()
+    }
+    fn conn_capacity(&self) -> u32 {
+        self.conn_capacity
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let listener = xvsd::server::bind(&args.socket)?;
+    let state_file = args
+        .state_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.state", args.socket.display())));
+    ensure_bpffs(&args.pin_path)?;
+    if !state_file.exists() && args.pin_path.exists() {
+        // Pinned maps without a saved table belong to nothing we know:
+        // start from empty maps rather than serve stale services.
+        log::info!(
+            "no saved table at {}: clearing old pins under {}",
+            state_file.display(),
+            args.pin_path.display()
+        );
+        std::fs::remove_dir_all(&args.pin_path)
+            .with_context(|| format!("removing {}", args.pin_path.display()))?;
+    }
+    let mut dp = Dataplane::open(&args.opts).context("loading the XDP data plane")?;
+    let ifaces = match &args.interfaces {
+        Some(l) => l.clone(),
+        None => all_interfaces()?,
+    };
+    if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
+        log::warn!("net.ipv4.ip_forward is 0: packets the data plane hands to the kernel (unresolved neighbours) will not be forwarded");
+    }
+    for ifname in &ifaces {
+        dp.attach(ifname).with_context(|| format!("attaching XDP to {ifname}"))?;
+        // Rewritten replies handed to the kernel carry the VIP, a local
+        // address, as source; without accept_local the kernel drops them.
+        sysctl(&format!("/proc/sys/net/ipv4/conf/{ifname}/accept_local"), "1")?;
+        log::info!("attached to {ifname}");
+    }
+    let plane = Xdp {
+        dp,
+        conn_capacity: args.opts.conn_capacity,
+    };
+    let limits = Limits {
+        max_services: args.opts.max_services,
+        max_dests: args.opts.max_dests,
+    };
+    let mut daemon = Daemon::new(plane, limits, Some(state_file))?;
+    log::info!("serving {}", args.socket.display());
+    let result = xvsd::server::run(&mut daemon, &listener, &STOP);
+    log::info!("stopping: detaching from {}", ifaces.join(", "));
+    daemon.plane_mut().dp.detach_all();
+    let _ = std::fs::remove_file(&args.socket);
+    result
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    install_signal_handlers();
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("xvsd: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args) {
+        eprintln!("xvsd: {e:#}");
+        std::process::exit(1);
+    }
+}

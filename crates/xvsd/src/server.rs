@@ -1,0 +1,197 @@
+//! The control socket: a single-threaded poll loop, so requests are applied
+//! one at a time in arrival order and the timers (expiry, rate estimation)
+//! never race a change. One JSON request per line, one JSON answer per line.
+
+use crate::daemon::{Daemon, Plane};
+use anyhow::{bail, Context, Result};
+use std::io::{ErrorKind as IoKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use xvs_core::api::{ApiError, ErrorKind, Request, Response};
+
+/// A request line longer than this is refused (a `-R` of 110 000 rules is
+/// about 25 MiB of JSON).
+const MAX_LINE: usize = 256 << 20;
+
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// IPVS estimates rates every 2 seconds.
+const ESTIMATE_EVERY: Duration = Duration::from_secs(2);
+
+/// Binds the control socket, replacing a stale socket file but never one a
+/// live daemon still serves.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!("another xvsd is already serving {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+struct Client {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    eof: bool,
+}
+
+impl Client {
+    /// Reads what is there; false when the peer is gone or misbehaved.
+    fn read(&mut self) -> bool {
+        let mut buf = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return true;
+                }
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&buf[..n]);
+                    if self.inbuf.len() > MAX_LINE {
+                        log::warn!("control client sent a line over {MAX_LINE} bytes; closing it");
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == IoKind::WouldBlock => return true,
+                Err(e) if e.kind() == IoKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn write(&mut self) -> bool {
+        while !self.outbuf.is_empty() {
+            match self.stream.write(&self.outbuf) {
+                Ok(n) => {
+                    self.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == IoKind::WouldBlock => return true,
+                Err(e) if e.kind() == IoKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Parses and answers one request line.
+pub fn answer<P: Plane>(daemon: &mut Daemon<P>, line: &[u8]) -> Response {
+    match serde_json::from_slice::<Request>(line) {
+        Ok(req) => daemon.handle(req),
+        Err(e) => Response::Error {
+            error: ApiError::with(ErrorKind::Invalid, format!("malformed request: {e}")),
+        },
+    }
+}
+
+/// Serves until `stop` is set (by SIGTERM or SIGINT).
+pub fn run<P: Plane>(daemon: &mut Daemon<P>, listener: &UnixListener, stop: &AtomicBool) -> Result<()> {
+    let mut clients: Vec<Client> = Vec::new();
+    let mut next_expire = Instant::now() + EXPIRE_EVERY;
+    let mut next_estimate = Instant::now() + ESTIMATE_EVERY;
+    while !stop.load(Ordering::SeqCst) {
+        let mut fds = vec![libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for c in &clients {
+            let mut events = libc::POLLIN;
+            if !c.outbuf.is_empty() {
+                events |= libc::POLLOUT;
+            }
+            fds.push(libc::pollfd {
+                fd: c.stream.as_raw_fd(),
+                events,
+                revents: 0,
+            });
+        }
+        let now = Instant::now();
+        let wait = next_expire.min(next_estimate).saturating_duration_since(now);
+        let timeout = wait.as_millis().min(500) as libc::c_int;
+        // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd for
+        // the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == IoKind::Interrupted {
+                continue;
+            }
+            return Err(e).context("poll");
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(true)?;
+                        clients.push(Client {
+                            stream,
+                            inbuf: Vec::new(),
+                            outbuf: Vec::new(),
+                            eof: false,
+                        });
+                    }
+                    Err(e) if e.kind() == IoKind::WouldBlock => break,
+                    Err(e) if e.kind() == IoKind::Interrupted => continue,
+                    Err(e) => {
+                        log::warn!("accept on the control socket: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        let mut alive = vec![true; clients.len()];
+        for (i, c) in clients.iter_mut().enumerate() {
+            let rev = fds.get(i + 1).map_or(0, |p| p.revents);
+            if rev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !c.read() {
+                alive[i] = false;
+                continue;
+            }
+            while let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+                let line = &line[..line.len() - 1];
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let resp = answer(daemon, line);
+                match serde_json::to_vec(&resp) {
+                    Ok(mut bytes) => {
+                        bytes.push(b'\n');
+                        c.outbuf.extend_from_slice(&bytes);
+                    }
+                    Err(e) => log::error!("cannot encode a response: {e}"),
+                }
+            }
+            if !c.write() || (c.eof && c.outbuf.is_empty()) {
+                alive[i] = false;
+            }
+        }
+        let mut i = 0;
+        clients.retain(|_| {
+            i += 1;
+            alive[i - 1]
+        });
+        let now = Instant::now();
+        if now >= next_expire {
+            daemon.expire();
+            next_expire = now + EXPIRE_EVERY;
+        }
+        if now >= next_estimate {
+            daemon.estimate();
+            next_estimate += ESTIMATE_EVERY;
+            if next_estimate < now {
+                next_estimate = now + ESTIMATE_EVERY;
+            }
+        }
+    }
+    Ok(())
+}

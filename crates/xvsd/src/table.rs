@@ -1,0 +1,658 @@
+//! The virtual server table as xvsd owns it: validation of every change,
+//! id allocation, scheduler rings, and pushing the result to a [`Backend`].
+//!
+//! A request is first applied to a copy of the model; only when every part of
+//! it is valid is the copy synced to the backend and kept. So a refused
+//! request, or a refused batch, changes nothing.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use xvs_core::api::{ApiError, ErrorKind, Request};
+use xvs_core::model::{svc_flags, Dest, FwdMethod, Service, ServiceKey, Timeouts};
+use xvs_core::sched;
+
+/// What the table needs from the data plane. Implemented by
+/// `xvs_dataplane::Dataplane`, and by a recording fake in tests.
+pub trait Backend {
+    /// Writes a service and its scheduling ring (dest ids, in order).
+    fn upsert_service(&mut self, svc_id: u32, svc: &Service, ring: &[u32]) -> Result<(), String>;
+    /// Removes a service from the lookup map.
+    fn remove_service(&mut self, svc_id: u32, key: &ServiceKey) -> Result<(), String>;
+    /// Writes a destination.
+    fn upsert_dest(&mut self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), String>;
+    /// Removes a destination and ends its connections.
+    fn remove_dest(&mut self, dest_id: u32) -> Result<(), String>;
+    /// Zeroes the counters of a service.
+    fn zero_svc(&mut self, svc_id: u32) -> Result<(), String>;
+    /// Zeroes the counters of a destination.
+    fn zero_dest(&mut self, dest_id: u32) -> Result<(), String>;
+}
+
+/// A dest together with the data-plane slot it occupies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestSlot {
+    /// Data-plane dest id.
+    pub id: u32,
+    /// Configuration.
+    pub dest: Dest,
+}
+
+/// A service together with its data-plane slot and dests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SvcSlot {
+    /// Data-plane service id.
+    pub id: u32,
+    /// Configuration.
+    pub service: Service,
+    /// Dests in the kernel's list order: a new dest goes to the front
+    /// (`list_add_rcu` on `svc->destinations`), which is the order rr and
+    /// wrr walk.
+    pub dests: Vec<DestSlot>,
+}
+
+/// Hands out small integer ids and takes them back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdPool {
+    next: u32,
+    free: Vec<u32>,
+}
+
+impl IdPool {
+    fn alloc(&mut self, limit: u32) -> Option<u32> {
+        if let Some(id) = self.free.pop() {
+            return Some(id);
+        }
+        if self.next >= limit {
+            return None;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+
+    fn release(&mut self, id: u32) {
+        self.free.push(id);
+    }
+}
+
+/// Sizes the data plane was created with; ids must stay below them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Service slots.
+    pub max_services: u32,
+    /// Dest slots.
+    pub max_dests: u32,
+}
+
+/// Schedulers whose data path exists. The others are known names that are
+/// refused until their issue lands, so nothing is silently accepted.
+const SUPPORTED_SCHEDULERS: &[&str] = &["rr", "wrr"];
+
+/// The whole model: what `-S` would save, plus slot ids.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Services by key.
+    pub services: BTreeMap<ServiceKey, SvcSlot>,
+    /// Connection timeouts (`--set`).
+    pub timeouts: Timeouts,
+    svc_ids: IdPool,
+    dest_ids: IdPool,
+}
+
+fn err(kind: ErrorKind) -> ApiError {
+    ApiError::new(kind)
+}
+
+fn unsupported(msg: impl Into<String>) -> ApiError {
+    ApiError::with(ErrorKind::Unsupported, msg)
+}
+
+/// Checks what xvs can carry out today for a service definition.
+fn validate_service(s: &Service) -> Result<(), ApiError> {
+    if !sched::is_known(&s.scheduler) {
+        return Err(err(ErrorKind::SchedulerNotFound));
+    }
+    if !SUPPORTED_SCHEDULERS.contains(&s.scheduler.as_str()) {
+        return Err(unsupported(format!(
+            "scheduler '{}' is not supported by xvs yet (supported: {})",
+            s.scheduler,
+            SUPPORTED_SCHEDULERS.join(", ")
+        )));
+    }
+    if s.is_persistent() {
+        return Err(unsupported(
+            "persistent services (-p) are not supported by xvs yet",
+        ));
+    }
+    if s.flags & svc_flags::ONEPACKET != 0 {
+        return Err(unsupported(
+            "one-packet scheduling (-o) is not supported by xvs yet",
+        ));
+    }
+    if s.pe_name.is_some() {
+        return Err(unsupported(
+            "persistence engines (--pe) are not supported by xvs yet",
+        ));
+    }
+    if s.key.port == 0 {
+        return Err(ApiError::with(
+            ErrorKind::Invalid,
+            "Zero port specified for non-persistent service",
+        ));
+    }
+    if s.key.addr.is_unspecified() || s.key.addr.is_broadcast() || s.key.addr.is_multicast() {
+        return Err(err(ErrorKind::Invalid));
+    }
+    Ok(())
+}
+
+fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
+    match d.fwd {
+        FwdMethod::Masq => {}
+        FwdMethod::Route => {
+            return Err(unsupported(
+                "forwarding method Route (-g, ipvsadm's default) is not supported by xvs yet; use -m (Masq)",
+            ))
+        }
+        FwdMethod::Tunnel => {
+            return Err(unsupported(
+                "forwarding method Tunnel (-i) is not supported by xvs yet; use -m (Masq)",
+            ))
+        }
+    }
+    if d.weight > 65535 {
+        return Err(ApiError::with(ErrorKind::Invalid, "illegal weight specified"));
+    }
+    if d.u_threshold != 0 || d.l_threshold != 0 {
+        return Err(unsupported(
+            "connection thresholds (-x, -y) are not supported by xvs yet",
+        ));
+    }
+    if d.addr.is_unspecified() || d.addr.is_broadcast() || d.addr.is_multicast() {
+        return Err(err(ErrorKind::Invalid));
+    }
+    if d.port == 0 && svc.key.port != 0 {
+        return Err(ApiError::with(ErrorKind::Invalid, "Zero port specified for real server"));
+    }
+    Ok(())
+}
+
+/// The dest ids in the order the data plane hands out new connections.
+pub fn ring(slot: &SvcSlot) -> Vec<u32> {
+    let live: Vec<&DestSlot> = slot.dests.iter().filter(|d| d.dest.weight > 0).collect();
+    let order = match slot.service.scheduler.as_str() {
+        "wrr" => sched::wrr_ring(&live.iter().map(|d| d.dest.weight).collect::<Vec<_>>()),
+        _ => sched::rr_ring(live.len()),
+    };
+    order.into_iter().map(|i| live[i].id).collect()
+}
+
+impl Model {
+    /// Applies one request to this model (no backend involved).
+    pub fn apply(&mut self, req: &Request, limits: Limits) -> Result<(), ApiError> {
+        match req {
+            Request::AddService { service } => {
+                if self.services.contains_key(&service.key) {
+                    return Err(err(ErrorKind::ServiceExists));
+                }
+                validate_service(service)?;
+                let id = self
+                    .svc_ids
+                    .alloc(limits.max_services)
+                    .ok_or_else(|| ApiError::with(ErrorKind::Internal, "service table is full"))?;
+                self.services.insert(
+                    service.key,
+                    SvcSlot {
+                        id,
+                        service: service.clone(),
+                        dests: Vec::new(),
+                    },
+                );
+            }
+            Request::EditService { service } => {
+                let slot = self
+                    .services
+                    .get_mut(&service.key)
+                    .ok_or_else(|| err(ErrorKind::NoSuchService))?;
+                validate_service(service)?;
+                slot.service = service.clone();
+            }
+            Request::DelService { key } => {
+                let slot = self
+                    .services
+                    .remove(key)
+                    .ok_or_else(|| err(ErrorKind::NoSuchService))?;
+                self.release(slot);
+            }
+            Request::Clear => {
+                let all = std::mem::take(&mut self.services);
+                for slot in all.into_values() {
+                    self.release(slot);
+                }
+            }
+            Request::AddDest { key, dest } => {
+                let slot = self
+                    .services
+                    .get_mut(key)
+                    .ok_or_else(|| err(ErrorKind::ServiceNotDefined))?;
+                if slot
+                    .dests
+                    .iter()
+                    .any(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
+                {
+                    return Err(err(ErrorKind::DestExists));
+                }
+                validate_dest(&slot.service, dest)?;
+                let id = self
+                    .dest_ids
+                    .alloc(limits.max_dests)
+                    .ok_or_else(|| ApiError::with(ErrorKind::Internal, "destination table is full"))?;
+                slot.dests.insert(
+                    0,
+                    DestSlot {
+                        id,
+                        dest: dest.clone(),
+                    },
+                );
+            }
+            Request::EditDest { key, dest } => {
+                let slot = self
+                    .services
+                    .get_mut(key)
+                    .ok_or_else(|| err(ErrorKind::ServiceNotDefined))?;
+                validate_dest(&slot.service, dest)?;
+                let d = slot
+                    .dests
+                    .iter_mut()
+                    .find(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
+                    .ok_or_else(|| err(ErrorKind::NoSuchDest))?;
+                d.dest = dest.clone();
+            }
+            Request::DelDest { key, addr, port } => {
+                let slot = self
+                    .services
+                    .get_mut(key)
+                    .ok_or_else(|| err(ErrorKind::ServiceNotDefined))?;
+                let pos = slot
+                    .dests
+                    .iter()
+                    .position(|d| d.dest.addr == *addr && d.dest.port == *port)
+                    .ok_or_else(|| err(ErrorKind::NoSuchDest))?;
+                let d = slot.dests.remove(pos);
+                self.dest_ids.release(d.id);
+            }
+            Request::SetTimeouts { timeouts } => {
+                if timeouts.tcp != 0 {
+                    self.timeouts.tcp = timeouts.tcp;
+                }
+                if timeouts.tcp_fin != 0 {
+                    self.timeouts.tcp_fin = timeouts.tcp_fin;
+                }
+                if timeouts.udp != 0 {
+                    self.timeouts.udp = timeouts.udp;
+                }
+            }
+            Request::Zero { key } => {
+                if let Some(k) = key {
+                    if !self.services.contains_key(k) {
+                        return Err(err(ErrorKind::NoSuchService));
+                    }
+                }
+            }
+            Request::Batch { requests } => {
+                for r in requests {
+                    self.apply(r, limits)?;
+                }
+            }
+            Request::GetTimeouts | Request::List | Request::ListConns | Request::Info => {}
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, slot: SvcSlot) {
+        for d in slot.dests {
+            self.dest_ids.release(d.id);
+        }
+        self.svc_ids.release(slot.id);
+    }
+
+    /// Every dest id in use, with the id of its service.
+    fn dest_index(&self) -> BTreeMap<u32, (u32, &Dest)> {
+        self.services
+            .values()
+            .flat_map(|s| s.dests.iter().map(move |d| (d.id, (s.id, &d.dest))))
+            .collect()
+    }
+
+    /// Finds a service by key.
+    pub fn service(&self, key: &ServiceKey) -> Option<&SvcSlot> {
+        self.services.get(key)
+    }
+}
+
+/// Brings the backend from `old` to `new`, touching only what changed.
+///
+/// Order matters for in-flight packets: new dests are written before a ring
+/// can point at them, rings stop pointing at a dest before it is removed.
+pub fn sync(old: &Model, new: &Model, be: &mut dyn Backend) -> Result<(), String> {
+    let old_dests = old.dest_index();
+    let new_dests = new.dest_index();
+    // An id freed and handed out again within one batch names another dest:
+    // the old one's connections must end before the slot is rewritten.
+    let same = |a: &(u32, &Dest), b: &(u32, &Dest)| a.0 == b.0 && a.1.addr == b.1.addr && a.1.port == b.1.port;
+    for (id, n) in &new_dests {
+        match old_dests.get(id) {
+            Some(o) if same(o, n) => {
+                if o.1 != n.1 {
+                    be.upsert_dest(*id, n.0, n.1)?;
+                }
+            }
+            other => {
+                if other.is_some() {
+                    be.remove_dest(*id)?;
+                }
+                be.zero_dest(*id)?;
+                be.upsert_dest(*id, n.0, n.1)?;
+            }
+        }
+    }
+    let old_by_id: BTreeMap<u32, &SvcSlot> = old.services.values().map(|s| (s.id, s)).collect();
+    let new_by_id: BTreeMap<u32, &SvcSlot> = new.services.values().map(|s| (s.id, s)).collect();
+    for (id, slot) in &old_by_id {
+        match new_by_id.get(id) {
+            Some(n) if n.service.key == slot.service.key => {}
+            _ => be.remove_service(*id, &slot.service.key)?,
+        }
+    }
+    for (id, slot) in &new_by_id {
+        let changed = match old_by_id.get(id) {
+            Some(o) if o.service.key == slot.service.key => *o != *slot,
+            _ => {
+                be.zero_svc(*id)?;
+                true
+            }
+        };
+        if changed {
+            be.upsert_service(*id, &slot.service, &ring(slot))?;
+        }
+    }
+    for id in old_dests.keys() {
+        if !new_dests.contains_key(id) {
+            be.remove_dest(*id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a whole model to the backend without zeroing anything: used at
+/// start-up over pinned maps, and to put the previous table back after the
+/// backend refused part of a change.
+pub fn restore(model: &Model, be: &mut dyn Backend) -> Result<(), String> {
+    for slot in model.services.values() {
+        for d in &slot.dests {
+            be.upsert_dest(d.id, slot.id, &d.dest)?;
+        }
+        be.upsert_service(slot.id, &slot.service, &ring(slot))?;
+    }
+    Ok(())
+}
+
+/// Zeroes counters as `-Z` asks: one service and its dests, or everything.
+pub fn zero(model: &Model, key: Option<&ServiceKey>, be: &mut dyn Backend) -> Result<(), String> {
+    for slot in model.services.values() {
+        if key.is_some_and(|k| *k != slot.service.key) {
+            continue;
+        }
+        be.zero_svc(slot.id)?;
+        for d in &slot.dests {
+            be.zero_dest(d.id)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use xvs_core::model::Protocol;
+
+    const LIMITS: Limits = Limits {
+        max_services: 4,
+        max_dests: 8,
+    };
+
+    #[derive(Default)]
+    struct Fake {
+        log: Vec<String>,
+        fail_on: Option<&'static str>,
+    }
+
+    impl Fake {
+        fn rec(&mut self, s: String) -> Result<(), String> {
+            if let Some(f) = self.fail_on {
+                if s.starts_with(f) {
+                    return Err(format!("injected failure at {s}"));
+                }
+            }
+            self.log.push(s);
+            Ok(())
+        }
+    }
+
+    impl Backend for Fake {
+        fn upsert_service(&mut self, id: u32, svc: &Service, ring: &[u32]) -> Result<(), String> {
+            self.rec(format!("svc {id} {} {ring:?}", svc.scheduler))
+        }
+        fn remove_service(&mut self, id: u32, _: &ServiceKey) -> Result<(), String> {
+            self.rec(format!("rmsvc {id}"))
+        }
+        fn upsert_dest(&mut self, id: u32, svc: u32, d: &Dest) -> Result<(), String> {
+            self.rec(format!("dest {id} svc={svc} {}:{} w={}", d.addr, d.port, d.weight))
+        }
+        fn remove_dest(&mut self, id: u32) -> Result<(), String> {
+            self.rec(format!("rmdest {id}"))
+        }
+        fn zero_svc(&mut self, id: u32) -> Result<(), String> {
+            self.rec(format!("zsvc {id}"))
+        }
+        fn zero_dest(&mut self, id: u32) -> Result<(), String> {
+            self.rec(format!("zdest {id}"))
+        }
+    }
+
+    fn key(port: u16) -> ServiceKey {
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 51, 100, 10),
+            port,
+        }
+    }
+
+    fn masq(last: u8, port: u16, weight: u32) -> Dest {
+        let mut d = Dest::new(Ipv4Addr::new(203, 0, 113, last), port);
+        d.fwd = FwdMethod::Masq;
+        d.weight = weight;
+        d
+    }
+
+    fn add_svc(port: u16, sched: &str) -> Request {
+        Request::AddService {
+            service: Service::new(key(port), sched),
+        }
+    }
+
+    fn add_dest(port: u16, last: u8, w: u32) -> Request {
+        Request::AddDest {
+            key: key(port),
+            dest: masq(last, 80, w),
+        }
+    }
+
+    #[test]
+    fn ipvsadm_errors_for_common_mistakes() {
+        let mut m = Model::default();
+        let e = m.apply(&add_dest(80, 11, 1), LIMITS).unwrap_err();
+        assert_eq!(e.to_string(), "Service not defined");
+        m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        assert_eq!(
+            m.apply(&add_svc(80, "rr"), LIMITS).unwrap_err().to_string(),
+            "Service already exists"
+        );
+        m.apply(&add_dest(80, 11, 1), LIMITS).unwrap();
+        assert_eq!(
+            m.apply(&add_dest(80, 11, 1), LIMITS).unwrap_err().to_string(),
+            "Destination already exists"
+        );
+        let del = Request::DelDest {
+            key: key(80),
+            addr: Ipv4Addr::new(203, 0, 113, 99),
+            port: 80,
+        };
+        assert_eq!(m.apply(&del, LIMITS).unwrap_err().to_string(), "No such destination");
+        let e = m.apply(&add_svc(81, "nosuch"), LIMITS).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::SchedulerNotFound);
+        let e = m
+            .apply(&Request::DelService { key: key(81) }, LIMITS)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "No such service");
+    }
+
+    #[test]
+    fn later_features_are_refused_not_ignored() {
+        let mut m = Model::default();
+        let e = m.apply(&add_svc(80, "wlc"), LIMITS).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        assert!(e.message.contains("wlc"), "{}", e.message);
+        let mut p = Service::new(key(80), "rr");
+        p.flags |= svc_flags::PERSISTENT;
+        p.timeout = 360;
+        let e = m.apply(&Request::AddService { service: p }, LIMITS).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        let mut d = masq(11, 80, 1);
+        d.fwd = FwdMethod::Route;
+        let e = m
+            .apply(&Request::AddDest { key: key(80), dest: d }, LIMITS)
+            .unwrap_err();
+        assert!(e.message.contains("Route"), "{}", e.message);
+    }
+
+    #[test]
+    fn failed_batch_changes_nothing() {
+        let mut m = Model::default();
+        m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        let before = m.clone();
+        let batch = Request::Batch {
+            requests: vec![add_dest(80, 11, 1), add_dest(80, 12, 1), add_dest(80, 11, 1)],
+        };
+        let mut copy = m.clone();
+        assert!(copy.apply(&batch, LIMITS).is_err());
+        assert_eq!(m, before);
+    }
+
+    #[test]
+    fn ids_are_bounded_and_reused() {
+        let mut m = Model::default();
+        for p in 1..=4 {
+            m.apply(&add_svc(p, "rr"), LIMITS).unwrap();
+        }
+        let e = m.apply(&add_svc(5, "rr"), LIMITS).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        m.apply(&Request::DelService { key: key(2) }, LIMITS).unwrap();
+        m.apply(&add_svc(5, "rr"), LIMITS).unwrap();
+        assert_eq!(m.service(&key(5)).unwrap().id, 1);
+    }
+
+    #[test]
+    fn sync_writes_dests_before_rings_and_removes_after() {
+        let mut be = Fake::default();
+        let old = Model::default();
+        let mut new = old.clone();
+        new.apply(&add_svc(80, "wrr"), LIMITS).unwrap();
+        new.apply(&add_dest(80, 11, 3), LIMITS).unwrap();
+        new.apply(&add_dest(80, 12, 1), LIMITS).unwrap();
+        sync(&old, &new, &mut be).unwrap();
+        assert_eq!(
+            be.log,
+            vec![
+                "zdest 0",
+                "dest 0 svc=0 203.0.113.11:80 w=3",
+                "zdest 1",
+                "dest 1 svc=0 203.0.113.12:80 w=1",
+                "zsvc 0",
+                "svc 0 wrr [0, 0, 0, 1]",
+            ]
+        );
+        be.log.clear();
+        let old = new.clone();
+        new.apply(
+            &Request::DelDest {
+                key: key(80),
+                addr: Ipv4Addr::new(203, 0, 113, 11),
+                port: 80,
+            },
+            LIMITS,
+        )
+        .unwrap();
+        sync(&old, &new, &mut be).unwrap();
+        assert_eq!(be.log, vec!["svc 0 wrr [1]", "rmdest 0"]);
+    }
+
+    #[test]
+    fn weight_zero_leaves_the_ring_but_keeps_the_dest() {
+        let mut m = Model::default();
+        m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        m.apply(&add_dest(80, 11, 1), LIMITS).unwrap();
+        m.apply(&add_dest(80, 12, 1), LIMITS).unwrap();
+        let edit = Request::EditDest {
+            key: key(80),
+            dest: masq(11, 80, 0),
+        };
+        m.apply(&edit, LIMITS).unwrap();
+        let slot = m.service(&key(80)).unwrap();
+        assert_eq!(slot.dests.len(), 2);
+        assert_eq!(ring(slot), vec![1]);
+    }
+
+    #[test]
+    fn an_id_reused_within_a_batch_ends_the_old_dest_first() {
+        let mut be = Fake::default();
+        let mut old = Model::default();
+        old.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        old.apply(&add_dest(80, 11, 1), LIMITS).unwrap();
+        let mut new = old.clone();
+        let batch = Request::Batch {
+            requests: vec![
+                Request::DelDest {
+                    key: key(80),
+                    addr: Ipv4Addr::new(203, 0, 113, 11),
+                    port: 80,
+                },
+                add_dest(80, 12, 1),
+            ],
+        };
+        new.apply(&batch, LIMITS).unwrap();
+        sync(&old, &new, &mut be).unwrap();
+        assert_eq!(
+            be.log,
+            vec![
+                "rmdest 0",
+                "zdest 0",
+                "dest 0 svc=0 203.0.113.12:80 w=1",
+                "svc 0 rr [0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn backend_failure_is_reported() {
+        let mut be = Fake {
+            fail_on: Some("svc"),
+            ..Fake::default()
+        };
+        let old = Model::default();
+        let mut new = old.clone();
+        new.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        assert!(sync(&old, &new, &mut be).is_err());
+    }
+}
