@@ -5,11 +5,15 @@
 //! only calls [`main_with_args`].
 //!
 //! ```text
-//! xvs-testsrv http     --listen ADDR:PORT --name NAME
-//! xvs-testsrv udp-echo --listen ADDR:PORT --name NAME
+//! xvs-testsrv http     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
+//! xvs-testsrv udp-echo --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
 //! xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
 //! xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]
 //! ```
+//!
+//! `--listen` may repeat. A UDP socket bound to `0.0.0.0` answers from the
+//! host's primary address, which a client talking to a secondary address
+//! (a VIP) rejects: bind each such address explicitly instead.
 //!
 //! Clients print one line per request: the reply (HTTP body trimmed, or the
 //! UDP datagram) or `ERR <reason>`. They exit 0 when every request got an
@@ -35,8 +39,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const USAGE: &str = "\
 usage:
-  xvs-testsrv http     --listen ADDR:PORT --name NAME
-  xvs-testsrv udp-echo --listen ADDR:PORT --name NAME
+  xvs-testsrv http     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
+  xvs-testsrv udp-echo --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
   xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]";
 
@@ -44,11 +48,11 @@ usage:
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     Http {
-        listen: String,
+        listen: Vec<String>,
         name: String,
     },
     UdpEcho {
-        listen: String,
+        listen: Vec<String>,
         name: String,
     },
     Get {
@@ -144,7 +148,7 @@ fn parse_num(flag: &str, v: &str, max: u64) -> Result<u64, String> {
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
     let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
     let (sub, rest) = args.split_first().ok_or("missing subcommand")?;
-    let mut listen = None;
+    let mut listen: Vec<String> = Vec::new();
     let mut name = None;
     let mut count = 1u64;
     let mut timeout_ms = 2000u64;
@@ -159,7 +163,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
         match a {
-            "--listen" => listen = Some(value(a)?.to_string()),
+            "--listen" => listen.push(value(a)?.to_string()),
             "--name" => name = Some(value(a)?.to_string()),
             "--count" | "-n" => count = parse_num(a, value(a)?, MAX_COUNT)?,
             "--timeout-ms" => timeout_ms = parse_num(a, value(a)?, 600_000)?,
@@ -180,7 +184,8 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
             p => positional.push(p),
         }
     }
-    let need = |v: Option<String>, flag: &str| v.ok_or_else(|| format!("{sub}: {flag} is required"));
+    let need =
+        |v: Option<String>, flag: &str| v.ok_or_else(|| format!("{sub}: {flag} is required"));
     let no_positional = |positional: &[&str]| {
         if positional.is_empty() {
             Ok(())
@@ -196,10 +201,13 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
     match *sub {
         "http" | "udp-echo" => {
             no_positional(&positional)?;
-            let listen = need(listen, "--listen")?;
-            listen
-                .parse::<SocketAddr>()
-                .map_err(|_| format!("--listen: expected ADDR:PORT, got {listen:?}"))?;
+            if listen.is_empty() {
+                return Err(format!("{sub}: --listen is required"));
+            }
+            for l in &listen {
+                l.parse::<SocketAddr>()
+                    .map_err(|_| format!("--listen: expected ADDR:PORT, got {l:?}"))?;
+            }
             let name = need(name, "--name")?;
             Ok(if *sub == "http" {
                 Cmd::Http { listen, name }
@@ -324,7 +332,9 @@ fn content_length(headers: &[(String, String)]) -> Result<usize, String> {
     }
 }
 
-fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<(String, String)>, String> {
+fn parse_headers<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(String, String)>, String> {
     let mut headers = Vec::new();
     for line in lines {
         if line.is_empty() {
@@ -467,10 +477,64 @@ fn io_reason(e: io::Error) -> String {
 
 // ------------------------------------------------------------------- servers
 
-fn http_server(listen: &str, name: &str) -> io::Result<()> {
-    let listener = TcpListener::bind(listen)?;
-    println!("listening on http://{}", listener.local_addr()?);
+/// Bind every address first (so a bad one fails the start), announce them,
+/// then serve each on its own thread.
+fn serve_all<S: Send + 'static>(
+    listen: &[String],
+    bind: impl Fn(&str) -> io::Result<(S, String)>,
+    serve: impl Fn(S) -> io::Result<()> + Send + Sync + Clone + 'static,
+) -> io::Result<()> {
+    let mut socks = Vec::new();
+    for l in listen {
+        let (sock, url) =
+            bind(l).map_err(|e| io::Error::new(e.kind(), format!("bind {l}: {e}")))?;
+        socks.push((sock, url));
+    }
+    for (_, url) in &socks {
+        println!("listening on {url}");
+    }
     io::stdout().flush()?;
+    let threads: Vec<_> = socks
+        .into_iter()
+        .map(|(sock, _)| {
+            let serve = serve.clone();
+            thread::spawn(move || serve(sock))
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .map_err(|_| io::Error::other("server thread panicked"))??;
+    }
+    Ok(())
+}
+
+fn http_servers(listen: &[String], name: &str) -> io::Result<()> {
+    let name: Arc<str> = Arc::from(name);
+    serve_all(
+        listen,
+        |l| {
+            let s = TcpListener::bind(l)?;
+            let url = format!("http://{}", s.local_addr()?);
+            Ok((s, url))
+        },
+        move |s| http_serve(s, &name),
+    )
+}
+
+fn udp_echo_servers(listen: &[String], name: &str) -> io::Result<()> {
+    let name: Arc<str> = Arc::from(name);
+    serve_all(
+        listen,
+        |l| {
+            let s = UdpSocket::bind(l)?;
+            let url = format!("udp://{}", s.local_addr()?);
+            Ok((s, url))
+        },
+        move |s| udp_echo_serve(s, &name),
+    )
+}
+
+fn http_serve(listener: TcpListener, name: &str) -> io::Result<()> {
     let name: Arc<str> = Arc::from(name);
     let live = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
@@ -486,10 +550,10 @@ fn http_server(listen: &str, name: &str) -> io::Result<()> {
             continue; // dropped: closed at once
         }
         live.fetch_add(1, Ordering::Relaxed);
-        let (name, live) = (name.clone(), live.clone());
+        let (name, live2) = (name.clone(), live.clone());
         let spawned = thread::Builder::new().spawn(move || {
             let _ = serve_conn(conn, &name);
-            live.fetch_sub(1, Ordering::Relaxed);
+            live2.fetch_sub(1, Ordering::Relaxed);
         });
         if spawned.is_err() {
             live.fetch_sub(1, Ordering::Relaxed);
@@ -534,10 +598,7 @@ fn serve_conn(conn: TcpStream, name: &str) -> io::Result<()> {
     }
 }
 
-fn udp_echo(listen: &str, name: &str) -> io::Result<()> {
-    let sock = UdpSocket::bind(listen)?;
-    println!("listening on udp://{}", sock.local_addr()?);
-    io::stdout().flush()?;
+fn udp_echo_serve(sock: UdpSocket, name: &str) -> io::Result<()> {
     let mut buf = vec![0u8; 65536];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf) {
@@ -588,7 +649,11 @@ impl HttpClient {
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: xvs-testsrv\r\nConnection: {}\r\n\r\n",
             self.url.path,
             self.url.authority(),
-            if self.keepalive { "keep-alive" } else { "close" }
+            if self.keepalive {
+                "keep-alive"
+            } else {
+                "close"
+            }
         );
         let result = conn
             .get_mut()
@@ -657,7 +722,11 @@ fn udp_client(addr: &str, count: u64, timeout_ms: u64, payload: &str, new_conn: 
             return 1;
         }
     };
-    let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let bind = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
     let open = || -> io::Result<UdpSocket> {
         let s = UdpSocket::bind(bind)?;
         s.set_read_timeout(Some(timeout))?;
@@ -702,8 +771,8 @@ pub fn main_with_args<S: AsRef<str>>(args: &[S]) -> i32 {
         }
     };
     let served = match cmd {
-        Cmd::Http { listen, name } => http_server(&listen, &name),
-        Cmd::UdpEcho { listen, name } => udp_echo(&listen, &name),
+        Cmd::Http { listen, name } => http_servers(&listen, &name),
+        Cmd::UdpEcho { listen, name } => udp_echo_servers(&listen, &name),
         Cmd::Get {
             url,
             count,
@@ -737,14 +806,23 @@ mod tests {
         assert_eq!(
             parse_args(&["http", "--listen", "0.0.0.0:80", "--name", "rs1"]).unwrap(),
             Cmd::Http {
-                listen: "0.0.0.0:80".into(),
+                listen: vec!["0.0.0.0:80".into()],
                 name: "rs1".into()
             }
         );
         assert_eq!(
-            parse_args(&["udp-echo", "--name", "x", "--listen", "127.0.0.1:7"]).unwrap(),
+            parse_args(&[
+                "udp-echo",
+                "--name",
+                "x",
+                "--listen",
+                "127.0.0.1:7",
+                "--listen",
+                "127.0.0.2:7"
+            ])
+            .unwrap(),
             Cmd::UdpEcho {
-                listen: "127.0.0.1:7".into(),
+                listen: vec!["127.0.0.1:7".into(), "127.0.0.2:7".into()],
                 name: "x".into()
             }
         );
@@ -758,7 +836,14 @@ mod tests {
     #[test]
     fn parses_client_args() {
         assert_eq!(
-            parse_args(&["get", "http://198.51.100.10/", "--count", "30", "--new-conn"]).unwrap(),
+            parse_args(&[
+                "get",
+                "http://198.51.100.10/",
+                "--count",
+                "30",
+                "--new-conn"
+            ])
+            .unwrap(),
             Cmd::Get {
                 url: Url {
                     host: "198.51.100.10".into(),
@@ -770,14 +855,25 @@ mod tests {
                 keepalive: false
             }
         );
-        match parse_args(&["get", "http://h:8080/x?y", "--keepalive", "--timeout-ms", "50"]).unwrap() {
+        match parse_args(&[
+            "get",
+            "http://h:8080/x?y",
+            "--keepalive",
+            "--timeout-ms",
+            "50",
+        ])
+        .unwrap()
+        {
             Cmd::Get {
                 url,
                 keepalive,
                 timeout_ms,
                 count,
             } => {
-                assert_eq!((url.host.as_str(), url.port, url.path.as_str()), ("h", 8080, "/x?y"));
+                assert_eq!(
+                    (url.host.as_str(), url.port, url.path.as_str()),
+                    ("h", 8080, "/x?y")
+                );
                 assert!(keepalive);
                 assert_eq!((timeout_ms, count), (50, 1));
             }
@@ -803,7 +899,10 @@ mod tests {
     #[test]
     fn parses_urls() {
         let u = parse_url("http://[2001:db8::1]:8080/a").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("2001:db8::1", 8080, "/a"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("2001:db8::1", 8080, "/a")
+        );
         assert_eq!(u.authority(), "[2001:db8::1]:8080");
         let u = parse_url("http://192.0.2.1").unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
@@ -819,7 +918,10 @@ mod tests {
         let mut r = Cursor::new(raw.as_bytes());
         let h1 = read_head(&mut r).unwrap().unwrap();
         let req = parse_request_head(&h1).unwrap();
-        assert_eq!((req.method.as_str(), req.path.as_str(), req.minor), ("GET", "/a", 1));
+        assert_eq!(
+            (req.method.as_str(), req.path.as_str(), req.minor),
+            ("GET", "/a", 1)
+        );
         assert_eq!(req.header("HOST"), Some("x"));
         assert!(!req.keep_alive());
         let req2 = parse_request_head(&read_head(&mut r).unwrap().unwrap()).unwrap();
@@ -865,7 +967,10 @@ mod tests {
         let post = parse_request_head("POST / HTTP/1.1\r\n\r\n").unwrap();
         let (bytes, keep) = build_response("rs3", &post);
         assert!(!keep);
-        assert_eq!(read_response(&mut Cursor::new(bytes)).unwrap().0.status, 405);
+        assert_eq!(
+            read_response(&mut Cursor::new(bytes)).unwrap().0.status,
+            405
+        );
 
         // No Content-Length: body runs to EOF.
         let raw = b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nhello\n";
@@ -904,10 +1009,7 @@ mod tests {
 
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let uaddr = sock.local_addr().unwrap();
-        drop(sock);
-        let listen = uaddr.to_string();
-        thread::spawn(move || udp_echo(&listen, "u1"));
-        thread::sleep(Duration::from_millis(100));
+        thread::spawn(move || udp_echo_serve(sock, "u1"));
         assert_eq!(udp_client(&uaddr.to_string(), 2, 1000, "hi", true), 0);
     }
 }

@@ -5,7 +5,9 @@
 use crate::table::{self, Backend, Limits, Model};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use xvs_core::api::{ApiError, ConnEntry, DestEntry, ErrorKind, Info, Request, Response, ServiceEntry, Table};
+use xvs_core::api::{
+    ApiError, ConnEntry, DestEntry, ErrorKind, Info, Request, Response, ServiceEntry, Table,
+};
 use xvs_core::estimator::Estimator;
 use xvs_core::model::{ServiceKey, Stats, Timeouts};
 
@@ -222,13 +224,19 @@ impl<P: Plane> Daemon<P> {
         for slot in self.model.services.values() {
             let key = slot.service.key;
             if let Ok(s) = self.plane.svc_stats(slot.id) {
-                self.estimators.entry(EstKey::Svc(key)).or_default().update(&s);
+                self.estimators
+                    .entry(EstKey::Svc(key))
+                    .or_insert_with(|| Estimator::new(s))
+                    .tick(s);
                 seen.push(EstKey::Svc(key));
             }
             for d in &slot.dests {
                 let k = EstKey::Dest(key, d.dest.addr, d.dest.port);
                 if let Ok(s) = self.plane.dest_stats(d.id) {
-                    self.estimators.entry(k).or_default().update(&s);
+                    self.estimators
+                        .entry(k)
+                        .or_insert_with(|| Estimator::new(s))
+                        .tick(s);
                     seen.push(k);
                 }
             }
@@ -240,8 +248,12 @@ impl<P: Plane> Daemon<P> {
 /// A one-line account of a change for the log.
 fn describe(req: &Request) -> String {
     match req {
-        Request::AddService { service } => format!("add service {} ({})", service.key, service.scheduler),
-        Request::EditService { service } => format!("edit service {} ({})", service.key, service.scheduler),
+        Request::AddService { service } => {
+            format!("add service {} ({})", service.key, service.scheduler)
+        }
+        Request::EditService { service } => {
+            format!("edit service {} ({})", service.key, service.scheduler)
+        }
         Request::DelService { key } => format!("delete service {key}"),
         Request::Clear => "clear table".into(),
         Request::AddDest { key, dest } => format!(
@@ -259,5 +271,225 @@ fn describe(req: &Request) -> String {
         ),
         Request::Batch { requests } => format!("batch of {} change(s)", requests.len()),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+    use xvs_core::model::{Dest, FwdMethod, Protocol, Service};
+
+    /// An in-memory data plane: what was written, and counters to read.
+    #[derive(Default)]
+    struct Mem {
+        svcs: BTreeMap<u32, (Service, Vec<u32>)>,
+        dests: BTreeMap<u32, Dest>,
+        stats: BTreeMap<u32, Stats>,
+        refuse_dest: bool,
+    }
+
+    impl Backend for Mem {
+        fn upsert_service(&mut self, id: u32, s: &Service, ring: &[u32]) -> Result<(), String> {
+            self.svcs.insert(id, (s.clone(), ring.to_vec()));
+            Ok(())
+        }
+        fn remove_service(&mut self, id: u32, _: &ServiceKey) -> Result<(), String> {
+            self.svcs.remove(&id);
+            Ok(())
+        }
+        fn upsert_dest(&mut self, id: u32, _: u32, d: &Dest) -> Result<(), String> {
+            if self.refuse_dest {
+                return Err("map full".into());
+            }
+            self.dests.insert(id, d.clone());
+            Ok(())
+        }
+        fn remove_dest(&mut self, id: u32) -> Result<(), String> {
+            self.dests.remove(&id);
+            Ok(())
+        }
+        fn zero_svc(&mut self, _: u32) -> Result<(), String> {
+            Ok(())
+        }
+        fn zero_dest(&mut self, id: u32) -> Result<(), String> {
+            self.stats.remove(&id);
+            Ok(())
+        }
+    }
+
+    impl Plane for Mem {
+        fn svc_stats(&self, _: u32) -> Result<Stats, String> {
+            Ok(Stats::default())
+        }
+        fn dest_stats(&self, id: u32) -> Result<Stats, String> {
+            Ok(self.stats.get(&id).copied().unwrap_or_default())
+        }
+        fn dest_conns(&self, _: u32) -> Result<(u32, u32), String> {
+            Ok((0, 0))
+        }
+        fn conns(&self, _: &Timeouts) -> Result<Vec<ConnEntry>, String> {
+            Ok(vec![])
+        }
+        fn conn_count(&self) -> Result<u64, String> {
+            Ok(0)
+        }
+        fn expire(&mut self, _: &Timeouts) -> Result<u64, String> {
+            Ok(0)
+        }
+        fn counters(&self) -> Result<Vec<(String, u64)>, String> {
+            Ok(vec![])
+        }
+        fn interfaces(&self) -> Vec<String> {
+            vec![]
+        }
+        fn conn_capacity(&self) -> u32 {
+            4096
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        max_services: 16,
+        max_dests: 64,
+    };
+
+    fn key() -> ServiceKey {
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 51, 100, 10),
+            port: 80,
+        }
+    }
+
+    fn dest(last: u8) -> Dest {
+        let mut d = Dest::new(Ipv4Addr::new(203, 0, 113, last), 80);
+        d.fwd = FwdMethod::Masq;
+        d
+    }
+
+    fn setup(d: &mut Daemon<Mem>) {
+        let r = d.handle(Request::AddService {
+            service: Service::new(key(), "rr"),
+        });
+        assert_eq!(r, Response::Ok);
+        for last in [11, 12] {
+            let r = d.handle(Request::AddDest {
+                key: key(),
+                dest: dest(last),
+            });
+            assert_eq!(r, Response::Ok);
+        }
+    }
+
+    fn list(d: &mut Daemon<Mem>) -> Table {
+        match d.handle(Request::List) {
+            Response::Table { table } => table,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn list_shows_what_was_added_with_counters() {
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        setup(&mut d);
+        d.plane.stats.insert(
+            0,
+            Stats {
+                conns: 7,
+                ..Stats::default()
+            },
+        );
+        let t = list(&mut d);
+        assert_eq!(t.conn_tab_size, 4096);
+        assert_eq!(t.services.len(), 1);
+        let addrs: Vec<_> = t.services[0]
+            .dests
+            .iter()
+            .map(|e| e.dest.addr.octets()[3])
+            .collect();
+        assert_eq!(addrs, vec![12, 11], "kernel list order: newest first");
+        assert_eq!(t.services[0].dests[1].stats.conns, 7);
+        assert_eq!(d.plane.svcs[&0].1, vec![1, 0]);
+    }
+
+    #[test]
+    fn a_refused_batch_leaves_table_and_plane_alone() {
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        setup(&mut d);
+        let before = list(&mut d);
+        let r = d.handle(Request::Batch {
+            requests: vec![
+                Request::Clear,
+                Request::AddDest {
+                    key: key(),
+                    dest: dest(13),
+                },
+            ],
+        });
+        match r {
+            Response::Error { error } => assert_eq!(error.message, "Service not defined"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(list(&mut d), before);
+        assert_eq!(d.plane.dests.len(), 2);
+    }
+
+    #[test]
+    fn a_data_plane_failure_is_rolled_back() {
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        setup(&mut d);
+        d.plane.refuse_dest = true;
+        let r = d.handle(Request::AddDest {
+            key: key(),
+            dest: dest(13),
+        });
+        assert!(
+            matches!(r, Response::Error { ref error } if error.kind == ErrorKind::Internal),
+            "{r:?}"
+        );
+        d.plane.refuse_dest = false;
+        assert_eq!(list(&mut d).services[0].dests.len(), 2);
+        assert_eq!(d.plane.svcs[&0].1, vec![1, 0]);
+    }
+
+    #[test]
+    fn zero_of_a_missing_service_is_refused() {
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        let mut k = key();
+        k.port = 81;
+        match d.handle(Request::Zero { key: Some(k) }) {
+            Response::Error { error } => assert_eq!(error.message, "No such service"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_state_file_brings_the_table_back() {
+        let dir = std::env::temp_dir().join(format!("xvsd-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.state");
+        let _ = std::fs::remove_file(&file);
+        let mut d = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
+        setup(&mut d);
+        let before = list(&mut d);
+        let mut again = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
+        assert_eq!(list(&mut again), before);
+        assert_eq!(again.plane.svcs[&0].1, vec![1, 0]);
+        std::fs::write(&file, "{not json").unwrap();
+        assert!(Daemon::new(Mem::default(), LIMITS, Some(file)).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_malformed_line_gets_an_invalid_error() {
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        match crate::server::answer(&mut d, b"{\"op\":\"add_service\"}") {
+            Response::Error { error } => {
+                assert_eq!(error.kind, ErrorKind::Invalid);
+                assert!(error.message.contains("service"), "{}", error.message);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -68,7 +68,11 @@ fn parse_args() -> Result<Option<Args>> {
             "--state-file" => a.state_file = Some(value("a path")?.into()),
             "--interfaces" => {
                 let v = value("a comma-separated list of interfaces")?;
-                let list: Vec<String> = v.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+                let list: Vec<String> = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
                 if list.is_empty() {
                     bail!("--interfaces: no interface named");
                 }
@@ -181,13 +185,19 @@ struct Xdp {
 
 impl Backend for Xdp {
     fn upsert_service(&mut self, svc_id: u32, svc: &Service, ring: &[u32]) -> Result<(), String> {
-        self.dp.upsert_service(svc_id, svc, ring).map_err(|e| e.to_string())
+        self.dp
+            .upsert_service(svc_id, svc, ring)
+            .map_err(|e| e.to_string())
     }
     fn remove_service(&mut self, svc_id: u32, key: &ServiceKey) -> Result<(), String> {
-        self.dp.remove_service(svc_id, key).map_err(|e| e.to_string())
+        self.dp
+            .remove_service(svc_id, key)
+            .map_err(|e| e.to_string())
     }
     fn upsert_dest(&mut self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), String> {
-        self.dp.upsert_dest(dest_id, svc_id, dest).map_err(|e| e.to_string())
+        self.dp
+            .upsert_dest(dest_id, svc_id, dest)
+            .map_err(|e| e.to_string())
     }
     fn remove_dest(&mut self, dest_id: u32) -> Result<(), String> {
         let ended = self.dp.remove_dest(dest_id).map_err(|e| e.to_string())?;
@@ -287,10 +297,14 @@ fn run(args: Args) -> Result<()> {
         log::warn!("net.ipv4.ip_forward is 0: packets the data plane hands to the kernel (unresolved neighbours) will not be forwarded");
     }
     for ifname in &ifaces {
-        dp.attach(ifname).with_context(|| format!("attaching XDP to {ifname}"))?;
+        dp.attach(ifname)
+            .with_context(|| format!("attaching XDP to {ifname}"))?;
         // Rewritten replies handed to the kernel carry the VIP, a local
         // address, as source; without accept_local the kernel drops them.
-        sysctl(&format!("/proc/sys/net/ipv4/conf/{ifname}/accept_local"), "1")?;
+        sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{ifname}/accept_local"),
+            "1",
+        )?;
         log::info!("attached to {ifname}");
     }
     let plane = Xdp {

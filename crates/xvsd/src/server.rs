@@ -94,7 +94,11 @@ pub fn answer<P: Plane>(daemon: &mut Daemon<P>, line: &[u8]) -> Response {
 }
 
 /// Serves until `stop` is set (by SIGTERM or SIGINT).
-pub fn run<P: Plane>(daemon: &mut Daemon<P>, listener: &UnixListener, stop: &AtomicBool) -> Result<()> {
+pub fn run<P: Plane>(
+    daemon: &mut Daemon<P>,
+    listener: &UnixListener,
+    stop: &AtomicBool,
+) -> Result<()> {
     let mut clients: Vec<Client> = Vec::new();
     let mut next_expire = Instant::now() + EXPIRE_EVERY;
     let mut next_estimate = Instant::now() + ESTIMATE_EVERY;
@@ -116,7 +120,9 @@ pub fn run<P: Plane>(daemon: &mut Daemon<P>, listener: &UnixListener, stop: &Ato
             });
         }
         let now = Instant::now();
-        let wait = next_expire.min(next_estimate).saturating_duration_since(now);
+        let wait = next_expire
+            .min(next_estimate)
+            .saturating_duration_since(now);
         let timeout = wait.as_millis().min(500) as libc::c_int;
         // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd for
         // the duration of the call.

@@ -160,7 +160,10 @@ fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
         }
     }
     if d.weight > 65535 {
-        return Err(ApiError::with(ErrorKind::Invalid, "illegal weight specified"));
+        return Err(ApiError::with(
+            ErrorKind::Invalid,
+            "illegal weight specified",
+        ));
     }
     if d.u_threshold != 0 || d.l_threshold != 0 {
         return Err(unsupported(
@@ -171,19 +174,24 @@ fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
         return Err(err(ErrorKind::Invalid));
     }
     if d.port == 0 && svc.key.port != 0 {
-        return Err(ApiError::with(ErrorKind::Invalid, "Zero port specified for real server"));
+        return Err(ApiError::with(
+            ErrorKind::Invalid,
+            "Zero port specified for real server",
+        ));
     }
     Ok(())
 }
 
 /// The dest ids in the order the data plane hands out new connections.
 pub fn ring(slot: &SvcSlot) -> Vec<u32> {
-    let live: Vec<&DestSlot> = slot.dests.iter().filter(|d| d.dest.weight > 0).collect();
-    let order = match slot.service.scheduler.as_str() {
-        "wrr" => sched::wrr_ring(&live.iter().map(|d| d.dest.weight).collect::<Vec<_>>()),
-        _ => sched::rr_ring(live.len()),
-    };
-    order.into_iter().map(|i| live[i].id).collect()
+    let weights: Vec<u32> = slot.dests.iter().map(|d| d.dest.weight).collect();
+    // Services only exist with a supported scheduler (validate_service), so
+    // the error arm is unreachable in practice and yields no dest at all.
+    sched::ring_for(&slot.service.scheduler, &weights)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| slot.dests[i].id)
+        .collect()
 }
 
 impl Model {
@@ -242,10 +250,9 @@ impl Model {
                     return Err(err(ErrorKind::DestExists));
                 }
                 validate_dest(&slot.service, dest)?;
-                let id = self
-                    .dest_ids
-                    .alloc(limits.max_dests)
-                    .ok_or_else(|| ApiError::with(ErrorKind::Internal, "destination table is full"))?;
+                let id = self.dest_ids.alloc(limits.max_dests).ok_or_else(|| {
+                    ApiError::with(ErrorKind::Internal, "destination table is full")
+                })?;
                 slot.dests.insert(
                     0,
                     DestSlot {
@@ -338,7 +345,9 @@ pub fn sync(old: &Model, new: &Model, be: &mut dyn Backend) -> Result<(), String
     let new_dests = new.dest_index();
     // An id freed and handed out again within one batch names another dest:
     // the old one's connections must end before the slot is rewritten.
-    let same = |a: &(u32, &Dest), b: &(u32, &Dest)| a.0 == b.0 && a.1.addr == b.1.addr && a.1.port == b.1.port;
+    let same = |a: &(u32, &Dest), b: &(u32, &Dest)| {
+        a.0 == b.0 && a.1.addr == b.1.addr && a.1.port == b.1.port
+    };
     for (id, n) in &new_dests {
         match old_dests.get(id) {
             Some(o) if same(o, n) => {
@@ -447,7 +456,10 @@ mod tests {
             self.rec(format!("rmsvc {id}"))
         }
         fn upsert_dest(&mut self, id: u32, svc: u32, d: &Dest) -> Result<(), String> {
-            self.rec(format!("dest {id} svc={svc} {}:{} w={}", d.addr, d.port, d.weight))
+            self.rec(format!(
+                "dest {id} svc={svc} {}:{} w={}",
+                d.addr, d.port, d.weight
+            ))
         }
         fn remove_dest(&mut self, id: u32) -> Result<(), String> {
             self.rec(format!("rmdest {id}"))
@@ -500,7 +512,9 @@ mod tests {
         );
         m.apply(&add_dest(80, 11, 1), LIMITS).unwrap();
         assert_eq!(
-            m.apply(&add_dest(80, 11, 1), LIMITS).unwrap_err().to_string(),
+            m.apply(&add_dest(80, 11, 1), LIMITS)
+                .unwrap_err()
+                .to_string(),
             "Destination already exists"
         );
         let del = Request::DelDest {
@@ -508,7 +522,10 @@ mod tests {
             addr: Ipv4Addr::new(203, 0, 113, 99),
             port: 80,
         };
-        assert_eq!(m.apply(&del, LIMITS).unwrap_err().to_string(), "No such destination");
+        assert_eq!(
+            m.apply(&del, LIMITS).unwrap_err().to_string(),
+            "No such destination"
+        );
         let e = m.apply(&add_svc(81, "nosuch"), LIMITS).unwrap_err();
         assert_eq!(e.kind, ErrorKind::SchedulerNotFound);
         let e = m
@@ -526,13 +543,21 @@ mod tests {
         let mut p = Service::new(key(80), "rr");
         p.flags |= svc_flags::PERSISTENT;
         p.timeout = 360;
-        let e = m.apply(&Request::AddService { service: p }, LIMITS).unwrap_err();
+        let e = m
+            .apply(&Request::AddService { service: p }, LIMITS)
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unsupported);
         m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
         let mut d = masq(11, 80, 1);
         d.fwd = FwdMethod::Route;
         let e = m
-            .apply(&Request::AddDest { key: key(80), dest: d }, LIMITS)
+            .apply(
+                &Request::AddDest {
+                    key: key(80),
+                    dest: d,
+                },
+                LIMITS,
+            )
             .unwrap_err();
         assert!(e.message.contains("Route"), "{}", e.message);
     }
@@ -543,7 +568,11 @@ mod tests {
         m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
         let before = m.clone();
         let batch = Request::Batch {
-            requests: vec![add_dest(80, 11, 1), add_dest(80, 12, 1), add_dest(80, 11, 1)],
+            requests: vec![
+                add_dest(80, 11, 1),
+                add_dest(80, 12, 1),
+                add_dest(80, 11, 1),
+            ],
         };
         let mut copy = m.clone();
         assert!(copy.apply(&batch, LIMITS).is_err());
@@ -558,7 +587,8 @@ mod tests {
         }
         let e = m.apply(&add_svc(5, "rr"), LIMITS).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Internal);
-        m.apply(&Request::DelService { key: key(2) }, LIMITS).unwrap();
+        m.apply(&Request::DelService { key: key(2) }, LIMITS)
+            .unwrap();
         m.apply(&add_svc(5, "rr"), LIMITS).unwrap();
         assert_eq!(m.service(&key(5)).unwrap().id, 1);
     }
