@@ -3,7 +3,9 @@
 //! Transport: a unix stream socket. Each request is one JSON object on one
 //! line; the daemon answers each with one JSON line. See `docs/api.md`.
 
-use crate::model::{ConnState, Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, Timeouts};
+use crate::model::{
+    ConnState, Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, Timeouts,
+};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 

@@ -3,8 +3,18 @@
 //!
 //! * [`model`]: services, destinations, forwarding methods, timeouts, counters.
 //! * [`api`]: the JSON control protocol spoken between `xvsadm` and `xvsd`.
+//! * [`sched`]: scheduler names and the rr/wrr rings the data plane cycles.
+//! * [`estimator`]: the IPVS 2-second EWMA rate estimator.
+//! * [`ipvsadm`]: the ipvsadm 1.31 command-line grammar and `-R` input.
+//! * [`format`]: ipvsadm 1.31's listing and save output, byte for byte.
+//! * [`names`]: host/service names from `/etc/hosts` and `/etc/services`.
 //!
 //! Everything here is pure and testable without root.
 
 pub mod api;
+pub mod estimator;
+pub mod format;
+pub mod ipvsadm;
 pub mod model;
+pub mod names;
+pub mod sched;

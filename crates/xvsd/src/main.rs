@@ -17,9 +17,10 @@ usage: xvsd [options]
                         a bpffs is mounted on its parent when none is there
   --interfaces A,B      attach to these interfaces (default: every
                         non-loopback interface of the network namespace)
-  --conn-tab-size N     connection table capacity (default 1048576)
-  --max-services N      service slots (default 65536)
-  --max-dests N         real-server slots (default 262144)
+  --conn-tab-size N     connection table entries, two per NAT connection
+                        (default 1048576)
+  --max-services N      service slots (default 4096)
+  --max-dests N         real-server slots (default 16384)
   --state-file PATH     where the table is kept across restarts
                         (default: the socket path + .state)
   -h, --help            this text
@@ -108,7 +109,7 @@ fn install_signal_handlers() {
         // async-signal-safe; sigaction is given a zeroed, then filled struct.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as usize;
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }

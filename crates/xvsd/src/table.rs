@@ -90,12 +90,34 @@ const SUPPORTED_SCHEDULERS: &[&str] = &["rr", "wrr"];
 /// The whole model: what `-S` would save, plus slot ids.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Model {
-    /// Services by key.
+    /// Services by key (saved as a list: JSON keys must be strings).
+    #[serde(with = "services_as_list")]
     pub services: BTreeMap<ServiceKey, SvcSlot>,
     /// Connection timeouts (`--set`).
     pub timeouts: Timeouts,
     svc_ids: IdPool,
     dest_ids: IdPool,
+}
+
+mod services_as_list {
+    use super::SvcSlot;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+    use xvs_core::model::ServiceKey;
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<ServiceKey, SvcSlot>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<ServiceKey, SvcSlot>, D::Error> {
+        let v = Vec::<SvcSlot>::deserialize(d)?;
+        Ok(v.into_iter().map(|s| (s.service.key, s)).collect())
+    }
 }
 
 fn err(kind: ErrorKind) -> ApiError {
@@ -610,7 +632,9 @@ mod tests {
                 "zdest 1",
                 "dest 1 svc=0 203.0.113.12:80 w=1",
                 "zsvc 0",
-                "svc 0 wrr [0, 0, 0, 1]",
+                // List order is newest first ([.12 w1, .11 w3]); the
+                // kernel's wrr picks .11 at cw=3 and cw=2, then both.
+                "svc 0 wrr [0, 0, 1, 0]",
             ]
         );
         be.log.clear();

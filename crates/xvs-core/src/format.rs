@@ -1,0 +1,560 @@
+//! ipvsadm 1.31 output, byte for byte: `-L` in all its variants, `-Lc`,
+//! `-L --timeout` and `-S`.
+//!
+//! Each function returns the complete text ipvsadm would write to stdout
+//! (every line ends in `\n`). Names are looked up through a
+//! [`Resolver`] unless the options ask for numeric output; pass
+//! [`crate::names::FileNames::system`] to get ipvsadm's behaviour without
+//! DNS, or [`crate::names::NoNames`].
+
+use crate::api::{ConnEntry, DestEntry, ServiceEntry, Table};
+use crate::ipvsadm::ListOptions;
+use crate::model::{svc_flags, FwdMethod, Protocol, ServiceKey, Timeouts, TunCsum, TunType};
+use crate::names::Resolver;
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+/// The IPVS version ipvsadm reports in the header (`IP_VS_VERSION_CODE`).
+pub const IPVS_VERSION: &str = "1.2.1";
+
+/// Output flags, after ipvsadm's `FMT_*`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fmt {
+    numeric: bool,
+    rule: bool,
+    stats: bool,
+    rate: bool,
+    thresholds: bool,
+    pconn: bool,
+    nosort: bool,
+    exact: bool,
+    tun_info: bool,
+}
+
+impl Fmt {
+    fn from_list(o: &ListOptions) -> Self {
+        Fmt {
+            numeric: o.numeric,
+            rule: false,
+            stats: o.stats,
+            rate: o.rate,
+            thresholds: o.thresholds,
+            pconn: o.persistent_conn,
+            nosort: o.nosort,
+            exact: o.exact,
+            tun_info: o.tun_info,
+        }
+    }
+}
+
+/// `addrport_to_anyname`: `host:service`, or `a.b.c.d:port` with `-n`.
+fn addrport(
+    addr: Ipv4Addr,
+    port: u16,
+    proto: Protocol,
+    numeric: bool,
+    names: &dyn Resolver,
+) -> String {
+    if numeric {
+        format!("{addr}:{port}")
+    } else {
+        let host = names.host_name(addr).unwrap_or_else(|| addr.to_string());
+        let serv = names
+            .service_name(port, proto)
+            .unwrap_or_else(|| port.to_string());
+        format!("{host}:{serv}")
+    }
+}
+
+/// Cuts a C string buffer at `n` bytes (ipvsadm writes a NUL there).
+fn cut(mut s: String, n: usize) -> String {
+    if s.len() > n {
+        let mut end = n;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// `print_largenum`: 9 columns, scaled to K/M/G/T unless `--exact`.
+pub fn largenum(i: u64, exact: bool) -> String {
+    if exact {
+        let len = i.to_string().len();
+        let w = if len <= 8 { 9 } else { len + 1 };
+        return format!("{i:>w$}");
+    }
+    if i < 100_000_000 {
+        format!("{i:>9}")
+    } else if i < 1_000_000_000 {
+        format!("{:>8}K", i / 1000)
+    } else if i < 100_000_000_000 {
+        format!("{:>8}M", i / 1_000_000)
+    } else if i < 100_000_000_000_000 {
+        format!("{:>8}G", i / 1_000_000_000)
+    } else {
+        format!("{:>8}T", i / 1_000_000_000_000)
+    }
+}
+
+/// `print_sched_flags`: the names of the scheduler flags, comma-separated.
+fn sched_flags(sched: &str, flags: u32) -> String {
+    let mut v = Vec::new();
+    let (n1, n2, n3) = match sched {
+        "sh" => (Some("sh-fallback"), Some("sh-port"), None),
+        "mh" => (Some("mh-fallback"), Some("mh-port"), None),
+        _ => (Some("flag-1"), Some("flag-2"), Some("flag-3")),
+    };
+    for (bit, name) in [
+        (svc_flags::SCHED1, n1),
+        (svc_flags::SCHED2, n2),
+        (svc_flags::SCHED3, n3),
+    ] {
+        if let (true, Some(n)) = (flags & bit != 0, name) {
+            v.push(n);
+        }
+    }
+    v.join(",")
+}
+
+const ANY_SCHED_FLAG: u32 = svc_flags::SCHED1 | svc_flags::SCHED2 | svc_flags::SCHED3;
+
+fn title(f: &Fmt) -> String {
+    let prot = "Prot LocalAddress:Port";
+    let remote = "  -> RemoteAddress:Port\n";
+    if f.stats {
+        format!(
+            "{prot:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n{remote}",
+            "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        )
+    } else if f.rate {
+        format!(
+            "{prot:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n{remote}",
+            "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+        )
+    } else if f.thresholds {
+        format!(
+            "{prot:<33} {:<10} {:<10} {:<10} {:<10}\n{remote}",
+            "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        )
+    } else if f.pconn {
+        format!(
+            "{prot:<33} {:<9} {:<11} {:<10} {:<10}\n{remote}",
+            "Weight", "PersistConn", "ActiveConn", "InActConn"
+        )
+    } else if f.tun_info {
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n".to_string()
+    } else if !f.rule {
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n".to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn fwd_switch(f: FwdMethod) -> &'static str {
+    match f {
+        FwdMethod::Masq => "-m",
+        FwdMethod::Tunnel => "-i",
+        FwdMethod::Route => "-g",
+    }
+}
+
+fn tun_name(t: TunType) -> &'static str {
+    match t {
+        TunType::Ipip => "ipip",
+        TunType::Gue => "gue",
+        TunType::Gre => "gre",
+    }
+}
+
+fn tun_flag(c: TunCsum) -> &'static str {
+    match c {
+        TunCsum::NoCsum => "-c",
+        TunCsum::Csum => "+c",
+        TunCsum::RemCsum => "r+c",
+    }
+}
+
+fn tun_flag_opt(c: TunCsum) -> &'static str {
+    match c {
+        TunCsum::NoCsum => "--tun-nocsum",
+        TunCsum::Csum => "--tun-csum",
+        TunCsum::RemCsum => "--tun-remcsum",
+    }
+}
+
+/// `fwd_tun_info`: tunnel details of a `-i` destination, `None` otherwise.
+fn tun_info(d: &DestEntry) -> Option<String> {
+    if d.dest.fwd != FwdMethod::Tunnel {
+        return None;
+    }
+    let t = &d.dest;
+    Some(match t.tun_type {
+        TunType::Ipip => "ipip".to_string(),
+        TunType::Gue => format!("gue:{}:{}", t.tun_port, tun_flag(t.tun_csum)),
+        TunType::Gre => format!("gre:{}", tun_flag(t.tun_csum)),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Sorting exactly as ipvsadm does: qsort (glibc's merge sort) with
+// ipvs_cmp_services / ipvs_cmp_dests. The comparators subtract addresses as
+// unsigned 32-bit values and read the result as a signed int, so addresses
+// 2^31 or more apart compare "the wrong way"; reproducing glibc's merge
+// order keeps even that identical to ipvsadm.
+
+fn addr_cmp(a: Ipv4Addr, b: Ipv4Addr) -> i32 {
+    u32::from(a).wrapping_sub(u32::from(b)) as i32
+}
+
+fn cmp_services(a: &ServiceEntry, b: &ServiceEntry) -> i32 {
+    let (x, y) = (&a.service.key, &b.service.key);
+    let r = x.proto.number() as i32 - y.proto.number() as i32;
+    if r != 0 {
+        return r;
+    }
+    let r = addr_cmp(x.addr, y.addr);
+    if r != 0 {
+        return r;
+    }
+    x.port as i32 - y.port as i32
+}
+
+fn cmp_dests(a: &DestEntry, b: &DestEntry) -> i32 {
+    let r = addr_cmp(a.dest.addr, b.dest.addr);
+    if r != 0 {
+        return r;
+    }
+    a.dest.port as i32 - b.dest.port as i32
+}
+
+/// glibc `msort_with_tmp`: top-down merge sort, left half `n/2`, ties and
+/// "less or equal" taken from the left.
+fn msort<T: Clone>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> i32) {
+    let n = v.len();
+    if n <= 1 {
+        return;
+    }
+    let n1 = n / 2;
+    msort(&mut v[..n1], cmp);
+    msort(&mut v[n1..], cmp);
+    let mut tmp = Vec::with_capacity(n);
+    let (mut i, mut j) = (0, n1);
+    while i < n1 && j < n {
+        if cmp(&v[i], &v[j]) <= 0 {
+            tmp.push(v[i].clone());
+            i += 1;
+        } else {
+            tmp.push(v[j].clone());
+            j += 1;
+        }
+    }
+    tmp.extend_from_slice(&v[i..n1]);
+    tmp.extend_from_slice(&v[j..]);
+    v.clone_from_slice(&tmp);
+}
+
+/// Sorts services as `ipvs_sort_services(ipvs_cmp_services)` does.
+pub fn sort_services(v: &mut [ServiceEntry]) {
+    msort(v, &cmp_services);
+}
+
+/// Sorts destinations as `ipvs_sort_dests(ipvs_cmp_dests)` does.
+pub fn sort_dests(v: &mut [DestEntry]) {
+    msort(v, &cmp_dests);
+}
+
+// ---------------------------------------------------------------------------
+
+/// `print_service_entry`.
+fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resolver) {
+    let svc = &se.service;
+    let key = &svc.key;
+    let vname = addrport(key.addr, key.port, key.proto, f.numeric, names);
+    let svc_name = if f.rule {
+        let opt = match key.proto {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+        };
+        format!("{opt} {vname}")
+    } else {
+        cut(format!("{:<4} {}", key.proto.name(), vname), 33)
+    };
+
+    if f.rule {
+        let _ = write!(out, "-A {} -s {}", svc_name, svc.scheduler);
+        if svc.is_persistent() {
+            let _ = write!(out, " -p {}", svc.timeout);
+            if svc.netmask != Ipv4Addr::BROADCAST {
+                let _ = write!(out, " -M {}", svc.netmask);
+            }
+        }
+        if let Some(pe) = svc.pe_name.as_deref().filter(|p| !p.is_empty()) {
+            let _ = write!(out, " --pe {pe}");
+        }
+        if svc.flags & svc_flags::ONEPACKET != 0 {
+            out.push_str(" -o");
+        }
+        if svc.flags & ANY_SCHED_FLAG != 0 {
+            let _ = write!(out, " -b {}", sched_flags(&svc.scheduler, svc.flags));
+        }
+    } else if f.stats {
+        let _ = write!(out, "{svc_name:<33}");
+        for v in [
+            se.stats.conns,
+            se.stats.inpkts,
+            se.stats.outpkts,
+            se.stats.inbytes,
+            se.stats.outbytes,
+        ] {
+            out.push_str(&largenum(v, f.exact));
+        }
+    } else if f.rate {
+        let _ = write!(out, "{svc_name:<33}");
+        for v in [
+            se.rates.cps,
+            se.rates.inpps,
+            se.rates.outpps,
+            se.rates.inbps,
+            se.rates.outbps,
+        ] {
+            out.push_str(&largenum(v, f.exact));
+        }
+    } else {
+        let _ = write!(out, "{} {}", svc_name, svc.scheduler);
+        if svc.flags & ANY_SCHED_FLAG != 0 {
+            let _ = write!(out, " ({})", sched_flags(&svc.scheduler, svc.flags));
+        }
+        if svc.is_persistent() {
+            let _ = write!(out, " persistent {}", svc.timeout);
+            if svc.netmask != Ipv4Addr::BROADCAST {
+                let _ = write!(out, " mask {}", svc.netmask);
+            }
+            if let Some(pe) = svc.pe_name.as_deref().filter(|p| !p.is_empty()) {
+                let _ = write!(out, " pe {pe}");
+            }
+        }
+        if svc.flags & svc_flags::ONEPACKET != 0 {
+            out.push_str(" ops");
+        }
+    }
+    out.push('\n');
+
+    let mut dests = se.dests.clone();
+    if !f.nosort {
+        sort_dests(&mut dests);
+    }
+    for e in &dests {
+        let d = &e.dest;
+        let dname = addrport(d.addr, d.port, key.proto, f.numeric, names);
+        if f.rule {
+            if d.fwd == FwdMethod::Tunnel {
+                let _ = match d.tun_type {
+                    TunType::Gre => writeln!(
+                        out,
+                        "-a {} -r {} {} -w {} --tun-type {} {}",
+                        svc_name,
+                        dname,
+                        fwd_switch(d.fwd),
+                        d.weight,
+                        tun_name(d.tun_type),
+                        tun_flag_opt(d.tun_csum)
+                    ),
+                    TunType::Gue => writeln!(
+                        out,
+                        "-a {} -r {} {} -w {} --tun-type {} --tun-port {} {}",
+                        svc_name,
+                        dname,
+                        fwd_switch(d.fwd),
+                        d.weight,
+                        tun_name(d.tun_type),
+                        d.tun_port,
+                        tun_flag_opt(d.tun_csum)
+                    ),
+                    TunType::Ipip => writeln!(
+                        out,
+                        "-a {} -r {} {} -w {} --tun-type {}",
+                        svc_name,
+                        dname,
+                        fwd_switch(d.fwd),
+                        d.weight,
+                        tun_name(d.tun_type)
+                    ),
+                };
+            } else {
+                let _ = writeln!(
+                    out,
+                    "-a {} -r {} {} -w {}",
+                    svc_name,
+                    dname,
+                    fwd_switch(d.fwd),
+                    d.weight
+                );
+            }
+            continue;
+        }
+        let dname = cut(dname, 28);
+        if f.stats {
+            let _ = write!(out, "  -> {dname:<28}");
+            for v in [
+                e.stats.conns,
+                e.stats.inpkts,
+                e.stats.outpkts,
+                e.stats.inbytes,
+                e.stats.outbytes,
+            ] {
+                out.push_str(&largenum(v, f.exact));
+            }
+            out.push('\n');
+        } else if f.rate {
+            let _ = write!(
+                out,
+                "  -> {:<28} {:>8} {:>8} {:>8}",
+                dname, e.rates.cps, e.rates.inpps, e.rates.outpps
+            );
+            out.push_str(&largenum(e.rates.inbps, f.exact));
+            out.push_str(&largenum(e.rates.outbps, f.exact));
+            out.push('\n');
+        } else if f.thresholds {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
+                dname, d.u_threshold, d.l_threshold, e.active_conns, e.inact_conns
+            );
+        } else if f.pconn {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<9} {:<11} {:<10} {:<10}",
+                dname, d.weight, e.persist_conns, e.active_conns, e.inact_conns
+            );
+        } else if f.tun_info {
+            let ti = tun_info(e).unwrap_or_else(|| "n/a".to_string());
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                dname,
+                d.fwd.name(),
+                ti,
+                d.weight,
+                e.active_conns,
+                e.inact_conns
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                dname,
+                d.fwd.name(),
+                d.weight,
+                e.active_conns,
+                e.inact_conns
+            );
+        }
+    }
+}
+
+/// The `-L` header line: `IP Virtual Server version 1.2.1 (size=N)`.
+pub fn header(conn_tab_size: u32) -> String {
+    format!("IP Virtual Server version {IPVS_VERSION} (size={conn_tab_size})\n")
+}
+
+fn all(table: &Table, f: &Fmt, names: &dyn Resolver) -> String {
+    let mut out = String::new();
+    if !f.rule {
+        out.push_str(&header(table.conn_tab_size));
+    }
+    let mut services = table.services.clone();
+    if !f.nosort {
+        sort_services(&mut services);
+    }
+    out.push_str(&title(f));
+    for se in &services {
+        service_entry(&mut out, se, f, names);
+    }
+    out
+}
+
+/// `ipvsadm -L` with modifiers (`list_all`): header, title, every service.
+pub fn list_all(table: &Table, opts: &ListOptions, names: &dyn Resolver) -> String {
+    all(table, &Fmt::from_list(opts), names)
+}
+
+/// `ipvsadm -L -t|-u service` (`list_service`): title and one service,
+/// no header.
+pub fn list_service(entry: &ServiceEntry, opts: &ListOptions, names: &dyn Resolver) -> String {
+    let f = Fmt::from_list(opts);
+    let mut out = title(&f);
+    service_entry(&mut out, entry, &f, names);
+    out
+}
+
+/// The service with `key`, as `ipvs_get_service` finds it.
+pub fn find_service<'a>(table: &'a Table, key: &ServiceKey) -> Option<&'a ServiceEntry> {
+    table.services.iter().find(|s| s.service.key == *key)
+}
+
+/// `ipvsadm -S [-n]`: one `-A` line per service and one `-a` line per
+/// real server, sorted.
+pub fn save(table: &Table, numeric: bool, names: &dyn Resolver) -> String {
+    let f = Fmt {
+        numeric,
+        rule: true,
+        ..Fmt::default()
+    };
+    all(table, &f, names)
+}
+
+/// `ipvsadm -L --timeout`.
+pub fn timeouts(t: &Timeouts) -> String {
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcp_fin, t.udp
+    )
+}
+
+/// `ipvsadm -Lc` (`list_conn`/`print_conn`): the connection table in the
+/// order given. Expiry is shown as `mm:ss` of the whole seconds left, as
+/// `/proc/net/ip_vs_conn` truncates milliseconds to seconds.
+pub fn conns(conns: &[ConnEntry], opts: &ListOptions, names: &dyn Resolver) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    if opts.persistent_conn {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
+        );
+    }
+    for c in conns {
+        let n = opts.numeric;
+        let cname = addrport(c.caddr, c.cport, c.proto, n, names);
+        let vname = addrport(c.vaddr, c.vport, c.proto, n, names);
+        let dname = addrport(c.daddr, c.dport, c.proto, n, names);
+        // The kernel prints expiry as an unsigned 32-bit number of seconds.
+        let expires = (c.expires_ms / 1000).min(u32::MAX as u64);
+        let expire = format!("{:02}:{:02}", expires / 60, expires % 60);
+        // No persistence-engine data is ever present, so ipvsadm's short
+        // entry format applies even with --persistent-conn.
+        let _ = writeln!(
+            out,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            c.proto.name(),
+            expire,
+            c.state.name(),
+            cname,
+            vname,
+            dname
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "format_tests.rs"]
+mod tests;

@@ -1,0 +1,917 @@
+//! BPF_PROG_TEST_RUN fixtures for `xvs_xdp`: input frame -> verdict and
+//! output frame. Need root; `cargo xtask test` runs them with `--ignored`.
+//!
+//! Every test first moves its own thread into a fresh network namespace,
+//! so the program's fib lookup sees a deterministic world (no routes,
+//! forwarding off: the rewritten packet is passed to the kernel).
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use xvs_core::model::{ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts};
+use xvs_dataplane::{Dataplane, Error, Options};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMP: u8 = 1;
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const VPORT: u16 = 80;
+const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+const RS0: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+const RS1: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 11);
+const RPORT: u16 = 8080;
+
+// ---------------------------------------------------------------- frames
+
+fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        sum += w as u32;
+    }
+    sum
+}
+
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Full Internet checksum of `data` (0 when data carries a valid checksum).
+fn csum(data: &[u8]) -> u16 {
+    csum_fold(csum_add(0, data))
+}
+
+fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: usize) -> u32 {
+    let mut p = Vec::new();
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&[0, proto]);
+    p.extend_from_slice(&(len as u16).to_be_bytes());
+    csum_add(0, &p)
+}
+
+/// IPv4 header (+options) + payload, correct header checksum.
+fn ipv4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    ttl: u8,
+    opts: &[u8],
+    frag: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    assert_eq!(opts.len() % 4, 0);
+    let ihl = 20 + opts.len();
+    let mut h = vec![0u8; ihl];
+    h[0] = 0x40 | (ihl / 4) as u8;
+    h[2..4].copy_from_slice(&((ihl + payload.len()) as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    h[6..8].copy_from_slice(&frag.to_be_bytes());
+    h[8] = ttl;
+    h[9] = proto;
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    h[20..].copy_from_slice(opts);
+    let c = csum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn tcp_seg(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    t.extend_from_slice(payload);
+    let c = csum_fold(csum_add(pseudo(src, dst, TCP, t.len()), &t));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
+fn udp_dgram(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+    with_csum: bool,
+) -> Vec<u8> {
+    let mut u = vec![0u8; 8];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(payload);
+    if with_csum {
+        let mut c = csum_fold(csum_add(pseudo(src, dst, UDP, u.len()), &u));
+        if c == 0 {
+            c = 0xffff;
+        }
+        u[6..8].copy_from_slice(&c.to_be_bytes());
+    }
+    u
+}
+
+fn eth(ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
+    f.extend_from_slice(ip);
+    f
+}
+
+fn tcp_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    eth(&ipv4(
+        src,
+        dst,
+        TCP,
+        64,
+        &[],
+        0,
+        &tcp_seg(src, dst, sport, dport, flags, b"hello"),
+    ))
+}
+
+fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, with_csum: bool) -> Vec<u8> {
+    eth(&ipv4(
+        src,
+        dst,
+        UDP,
+        64,
+        &[],
+        0,
+        &udp_dgram(src, dst, sport, dport, b"ping!", with_csum),
+    ))
+}
+
+/// Parsed view of an output frame.
+struct Pkt<'a>(&'a [u8]);
+
+impl Pkt<'_> {
+    fn ip(&self) -> &[u8] {
+        &self.0[14..]
+    }
+    fn ihl(&self) -> usize {
+        ((self.ip()[0] & 0xf) * 4) as usize
+    }
+    fn tot_len(&self) -> usize {
+        u16::from_be_bytes([self.ip()[2], self.ip()[3]]) as usize
+    }
+    fn saddr(&self) -> Ipv4Addr {
+        let i = self.ip();
+        Ipv4Addr::new(i[12], i[13], i[14], i[15])
+    }
+    fn daddr(&self) -> Ipv4Addr {
+        let i = self.ip();
+        Ipv4Addr::new(i[16], i[17], i[18], i[19])
+    }
+    fn ttl(&self) -> u8 {
+        self.ip()[8]
+    }
+    fn l4(&self) -> &[u8] {
+        &self.ip()[self.ihl()..self.tot_len()]
+    }
+    fn sport(&self) -> u16 {
+        u16::from_be_bytes([self.l4()[0], self.l4()[1]])
+    }
+    fn dport(&self) -> u16 {
+        u16::from_be_bytes([self.l4()[2], self.l4()[3]])
+    }
+    fn ip_csum_ok(&self) -> bool {
+        csum(&self.ip()[..self.ihl()]) == 0
+    }
+    /// Recomputes the full L4 checksum (TCP, or UDP unless zero).
+    fn l4_csum_ok(&self) -> bool {
+        let proto = self.ip()[9];
+        let l4 = self.l4();
+        if proto == UDP && l4[6] == 0 && l4[7] == 0 {
+            return true;
+        }
+        csum_fold(csum_add(
+            pseudo(self.saddr(), self.daddr(), proto, l4.len()),
+            l4,
+        )) == 0
+    }
+}
+
+// ---------------------------------------------------------------- setup
+
+/// Moves this test thread into a new, empty network namespace.
+fn own_netns() {
+    // SAFETY: affects only the calling thread (netns is per task).
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "unshare(CLONE_NEWNET): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn opts() -> Options {
+    Options {
+        pin_path: None,
+        conn_capacity: 1024,
+        max_services: 16,
+        max_dests: 64,
+        ring_capacity: 1024,
+    }
+}
+
+fn key(proto: Protocol) -> ServiceKey {
+    ServiceKey {
+        proto,
+        addr: VIP,
+        port: VPORT,
+    }
+}
+
+fn masq(addr: Ipv4Addr, port: u16) -> Dest {
+    let mut d = Dest::new(addr, port);
+    d.fwd = FwdMethod::Masq;
+    d
+}
+
+/// Dataplane with service 0 (`proto` VIP:80) -> dests 0 (RS0) and 1 (RS1)
+/// on port 8080, ring `ring`.
+fn setup(o: Options, proto: Protocol, ring: &[u32]) -> Dataplane {
+    own_netns();
+    let dp = Dataplane::open(&o).expect("open (root needed)");
+    dp.upsert_dest(0, 0, &masq(RS0, RPORT)).unwrap();
+    dp.upsert_dest(1, 0, &masq(RS1, RPORT)).unwrap();
+    dp.upsert_service(0, &Service::new(key(proto), "rr"), ring)
+        .unwrap();
+    dp
+}
+
+fn run(dp: &Dataplane, f: &[u8]) -> (u32, Vec<u8>) {
+    dp.test_run(f, None).expect("test_run")
+}
+
+fn state_of(dp: &Dataplane, cport: u16) -> ConnState {
+    dp.conns()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.cport == cport)
+        .expect("conn")
+        .state
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn tcp_syn_is_dnated_and_reply_snated() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    let syn = tcp_frame(CLIENT, VIP, 40000, VPORT, SYN);
+    let (v, out) = run(&dp, &syn);
+    assert_eq!(
+        v, XDP_PASS,
+        "fib misses in an empty netns: rewritten packet passed"
+    );
+    let p = Pkt(&out);
+    assert_eq!(out.len(), syn.len());
+    assert_eq!((p.saddr(), p.sport()), (CLIENT, 40000));
+    assert_eq!((p.daddr(), p.dport()), (RS0, RPORT));
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_eq!(p.ttl(), 64, "TTL is left to the kernel when it forwards");
+    assert_eq!(&out[..14], &syn[..14]);
+
+    let conns = dp.conns().unwrap();
+    assert_eq!(conns.len(), 1);
+    let c = &conns[0];
+    assert_eq!(
+        (c.proto, c.caddr, c.cport, c.vaddr, c.vport),
+        (Protocol::Tcp, CLIENT, 40000, VIP, VPORT)
+    );
+    assert_eq!(
+        (c.daddr, c.dport, c.state, c.fwd),
+        (RS0, RPORT, ConnState::SynRecv, FwdMethod::Masq)
+    );
+    assert_eq!((c.svc_id, c.dest_id), (0, 0));
+    let now = xvs_dataplane::monotonic_ns();
+    assert!(
+        now >= c.last_seen_ns && now - c.last_seen_ns < 5_000_000_000,
+        "same clock"
+    );
+    assert_eq!(dp.conn_count().unwrap(), 1);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 1));
+
+    let synack = tcp_frame(RS0, CLIENT, RPORT, 40000, SYN | ACK);
+    let (v, out) = run(&dp, &synack);
+    assert_eq!(v, XDP_PASS);
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.sport()), (VIP, VPORT));
+    assert_eq!((p.daddr(), p.dport()), (CLIENT, 40000));
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+
+    let s = dp.svc_stats(0).unwrap();
+    let len = (syn.len() - 14) as u64;
+    assert_eq!(
+        (s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes),
+        (1, 1, 1, len, len)
+    );
+    assert_eq!(dp.dest_stats(0).unwrap(), s);
+    assert_eq!(dp.dest_stats(1).unwrap().conns, 0);
+    assert_eq!(dp.counter("conn_new").unwrap(), 1);
+    assert_eq!(dp.counter("nat_in").unwrap(), 1);
+    assert_eq!(dp.counter("nat_out").unwrap(), 1);
+    dp.zero_svc_stats(0).unwrap();
+    dp.zero_dest_stats(0).unwrap();
+    assert_eq!(dp.svc_stats(0).unwrap(), Default::default());
+    assert_eq!(dp.dest_stats(0).unwrap(), Default::default());
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn tcp_states_follow_ipvs_table_and_dest_conns() {
+    let dp = setup(opts(), Protocol::Tcp, &[1]);
+    let c2v = |f| tcp_frame(CLIENT, VIP, 40001, VPORT, f);
+    let r2c = |f| tcp_frame(RS1, CLIENT, RPORT, 40001, f);
+    run(&dp, &c2v(SYN));
+    assert_eq!(state_of(&dp, 40001), ConnState::SynRecv);
+    run(&dp, &r2c(SYN | ACK));
+    assert_eq!(state_of(&dp, 40001), ConnState::SynRecv);
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 1));
+    run(&dp, &c2v(ACK));
+    assert_eq!(state_of(&dp, 40001), ConnState::Established);
+    assert_eq!(dp.dest_conns(1).unwrap(), (1, 0));
+    run(&dp, &c2v(ACK));
+    assert_eq!(state_of(&dp, 40001), ConnState::Established);
+    // Server closes first: OUTPUT fin from ES -> FIN_WAIT.
+    run(&dp, &r2c(FIN | ACK));
+    assert_eq!(state_of(&dp, 40001), ConnState::FinWait);
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 1));
+    // INPUT fin from FIN_WAIT -> TIME_WAIT.
+    run(&dp, &c2v(FIN | ACK));
+    assert_eq!(state_of(&dp, 40001), ConnState::TimeWait);
+    // INPUT rst from TIME_WAIT -> CLOSE.
+    run(&dp, &c2v(RST));
+    assert_eq!(state_of(&dp, 40001), ConnState::Close);
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 1));
+
+    // Second conn: client closes first: INPUT fin ES -> CLOSE_WAIT,
+    // then OUTPUT fin CW -> TIME_WAIT.
+    let c2v = |f| tcp_frame(CLIENT, VIP, 40002, VPORT, f);
+    let r2c = |f| tcp_frame(RS1, CLIENT, RPORT, 40002, f);
+    run(&dp, &c2v(SYN));
+    run(&dp, &r2c(SYN | ACK));
+    run(&dp, &c2v(ACK));
+    assert_eq!(dp.dest_conns(1).unwrap(), (1, 1));
+    run(&dp, &c2v(FIN | ACK));
+    assert_eq!(state_of(&dp, 40002), ConnState::CloseWait);
+    run(&dp, &r2c(FIN | ACK));
+    assert_eq!(state_of(&dp, 40002), ConnState::TimeWait);
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 2));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn udp_both_ways_including_zero_checksum() {
+    let dp = setup(opts(), Protocol::Udp, &[0]);
+    let f = udp_frame(CLIENT, VIP, 5353, VPORT, true);
+    let (v, out) = run(&dp, &f);
+    assert_eq!(v, XDP_PASS);
+    let p = Pkt(&out);
+    assert_eq!((p.daddr(), p.dport()), (RS0, RPORT));
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_ne!(&p.l4()[6..8], &[0, 0]);
+    assert_eq!(state_of(&dp, 5353), ConnState::Udp);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 1));
+
+    let r = udp_frame(RS0, CLIENT, RPORT, 5353, true);
+    let (_, out) = run(&dp, &r);
+    let p = Pkt(&out);
+    assert_eq!(
+        (p.saddr(), p.sport(), p.daddr(), p.dport()),
+        (VIP, VPORT, CLIENT, 5353)
+    );
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+
+    // Zero checksum means "none" and stays zero both ways.
+    let f = udp_frame(CLIENT, VIP, 5354, VPORT, false);
+    let (_, out) = run(&dp, &f);
+    let p = Pkt(&out);
+    assert_eq!((p.daddr(), p.dport()), (RS0, RPORT));
+    assert_eq!(&p.l4()[6..8], &[0, 0]);
+    assert!(p.ip_csum_ok());
+    let r = udp_frame(RS0, CLIENT, RPORT, 5354, false);
+    let (_, out) = run(&dp, &r);
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.sport()), (VIP, VPORT));
+    assert_eq!(&p.l4()[6..8], &[0, 0]);
+    assert!(p.ip_csum_ok());
+    let s = dp.svc_stats(0).unwrap();
+    assert_eq!((s.conns, s.inpkts, s.outpkts), (2, 2, 2));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn non_vip_and_non_syn_pass_untouched() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    let other = tcp_frame(CLIENT, Ipv4Addr::new(10, 0, 0, 99), 40000, VPORT, SYN);
+    let (v, out) = run(&dp, &other);
+    assert_eq!((v, &out), (XDP_PASS, &other));
+    let wrong_port = tcp_frame(CLIENT, VIP, 40000, 81, SYN);
+    let (v, out) = run(&dp, &wrong_port);
+    assert_eq!((v, &out), (XDP_PASS, &wrong_port));
+    let udp_to_tcp_svc = udp_frame(CLIENT, VIP, 40000, VPORT, true);
+    let (v, out) = run(&dp, &udp_to_tcp_svc);
+    assert_eq!((v, &out), (XDP_PASS, &udp_to_tcp_svc));
+    assert_eq!(dp.counter("pass_no_svc").unwrap(), 3);
+
+    for flags in [ACK, FIN | ACK, RST, SYN | RST, 0] {
+        let f = tcp_frame(CLIENT, VIP, 40000, VPORT, flags);
+        let (v, out) = run(&dp, &f);
+        assert_eq!((v, &out), (XDP_PASS, &f));
+    }
+    assert_eq!(dp.counter("pass_tcp_no_conn").unwrap(), 5);
+    assert_eq!(dp.conn_count().unwrap(), 0);
+
+    let mut arp = tcp_frame(CLIENT, VIP, 40000, VPORT, SYN);
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let (v, out) = run(&dp, &arp);
+    assert_eq!((v, &out), (XDP_PASS, &arp));
+    assert_eq!(dp.counter("pass_not_ip").unwrap(), 1);
+
+    let gre = eth(&ipv4(CLIENT, VIP, 47, 64, &[], 0, &[0u8; 24]));
+    let (v, out) = run(&dp, &gre);
+    assert_eq!((v, &out), (XDP_PASS, &gre));
+    assert_eq!(dp.counter("pass_proto").unwrap(), 1);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn truncated_frames_never_crash_and_are_counted() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    let frames = [
+        tcp_frame(CLIENT, VIP, 40000, VPORT, SYN),
+        udp_frame(CLIENT, VIP, 40000, VPORT, true),
+        eth(&ipv4(
+            CLIENT,
+            VIP,
+            TCP,
+            64,
+            &[1, 1, 1, 0],
+            0,
+            &tcp_seg(CLIENT, VIP, 1, VPORT, SYN, b""),
+        )),
+    ];
+    let mut runs = 0;
+    for f in &frames {
+        // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
+        for cut in 14..f.len() {
+            let t = &f[..cut];
+            let (v, out) = run(&dp, t);
+            runs += 1;
+            assert_eq!(v, XDP_PASS, "cut at {cut}");
+            assert_eq!(out, t, "cut at {cut} left untouched");
+        }
+    }
+    assert_eq!(dp.conn_count().unwrap(), 0);
+    let c = dp.counters().unwrap();
+    let get = |n: &str| c.iter().find(|(k, _)| *k == n).unwrap().1;
+    assert_eq!(get("rx"), runs);
+    assert_eq!(get("pass_truncated") + get("pass_bad_ip"), runs);
+    assert!(get("pass_truncated") > 0);
+    // A frame shorter than Ethernet is refused by the kernel, not us.
+    assert!(dp.test_run(&frames[0][..10], None).is_err());
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn ipv4_options_are_honoured() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    let opts_bytes = [0x01, 0x01, 0x01, 0x01, 0x94, 0x04, 0x00, 0x00]; // NOPs + router alert
+    let seg = tcp_seg(CLIENT, VIP, 40100, VPORT, SYN, b"opt");
+    let f = eth(&ipv4(CLIENT, VIP, TCP, 64, &opts_bytes, 0, &seg));
+    let (v, out) = run(&dp, &f);
+    assert_eq!(v, XDP_PASS);
+    let p = Pkt(&out);
+    assert_eq!(p.ihl(), 28);
+    assert_eq!((p.daddr(), p.sport(), p.dport()), (RS0, 40100, RPORT));
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_eq!(&p.ip()[20..28], &opts_bytes);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn fragments_pass_untouched() {
+    let dp = setup(opts(), Protocol::Udp, &[0]);
+    let u = udp_dgram(CLIENT, VIP, 5000, VPORT, &[7u8; 32], true);
+    for frag in [0x2000u16 /* MF */, 0x0004 /* offset 32 */, 0x2004] {
+        let f = eth(&ipv4(CLIENT, VIP, UDP, 64, &[], frag, &u));
+        let (v, out) = run(&dp, &f);
+        assert_eq!((v, &out), (XDP_PASS, &f));
+    }
+    // DF alone is not a fragment.
+    let f = eth(&ipv4(CLIENT, VIP, UDP, 64, &[], 0x4000, &u));
+    let (_, out) = run(&dp, &f);
+    assert_eq!(Pkt(&out).daddr(), RS0);
+    assert_eq!(dp.counter("pass_fragment").unwrap(), 3);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn ttl_one_goes_to_the_kernel() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    let f = eth(&ipv4(
+        CLIENT,
+        VIP,
+        TCP,
+        1,
+        &[],
+        0,
+        &tcp_seg(CLIENT, VIP, 40000, VPORT, SYN, b""),
+    ));
+    let (v, out) = run(&dp, &f);
+    assert_eq!((v, &out), (XDP_PASS, &f));
+    assert_eq!(dp.counter("pass_ttl").unwrap(), 1);
+    assert_eq!(dp.conn_count().unwrap(), 0);
+}
+
+fn icmp_error(src: Ipv4Addr, dst: Ipv4Addr, ty: u8, code: u8, inner_ip: &[u8]) -> Vec<u8> {
+    let mut ic = vec![ty, code, 0, 0, 0, 0, 0x05, 0xdc];
+    ic.extend_from_slice(inner_ip);
+    let c = csum(&ic);
+    ic[2..4].copy_from_slice(&c.to_be_bytes());
+    eth(&ipv4(src, dst, ICMP, 64, &[], 0, &ic))
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn icmp_errors_are_translated_both_ways() {
+    let dp = setup(opts(), Protocol::Udp, &[1]);
+    let (_, fwd) = run(&dp, &udp_frame(CLIENT, VIP, 6000, VPORT, true));
+    assert_eq!(Pkt(&fwd).daddr(), RS1);
+
+    // RS1 answers the DNATed datagram with port unreachable (whole packet quoted).
+    let inner = &fwd[14..];
+    let f = icmp_error(RS1, CLIENT, 3, 3, inner);
+    let (v, out) = run(&dp, &f);
+    assert_eq!(v, XDP_PASS);
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.daddr()), (VIP, CLIENT));
+    assert!(p.ip_csum_ok());
+    let icmp = p.l4();
+    assert_eq!(csum(icmp), 0, "ICMP checksum valid");
+    let q = &icmp[8..];
+    assert_eq!(csum(&q[..20]), 0, "inner IP checksum valid");
+    assert_eq!(Ipv4Addr::new(q[12], q[13], q[14], q[15]), CLIENT);
+    assert_eq!(Ipv4Addr::new(q[16], q[17], q[18], q[19]), VIP);
+    assert_eq!(u16::from_be_bytes([q[20], q[21]]), 6000);
+    assert_eq!(u16::from_be_bytes([q[22], q[23]]), VPORT);
+    assert_eq!(dp.counter("icmp_out").unwrap(), 1);
+
+    // Frag-needed from a router quoting only 8 bytes of L4.
+    let f = icmp_error(Ipv4Addr::new(192, 168, 1, 1), CLIENT, 3, 4, &inner[..28]);
+    let (_, out) = run(&dp, &f);
+    let p = Pkt(&out);
+    assert_eq!(p.saddr(), VIP);
+    assert!(p.ip_csum_ok());
+    assert_eq!(csum(p.l4()), 0);
+
+    // Client rejects the SNATed reply: ICMP to the VIP goes to the RS.
+    let (_, rep) = run(&dp, &udp_frame(RS1, CLIENT, RPORT, 6000, true));
+    assert_eq!(Pkt(&rep).saddr(), VIP);
+    let f = icmp_error(CLIENT, VIP, 3, 3, &rep[14..]);
+    let (_, out) = run(&dp, &f);
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.daddr()), (CLIENT, RS1));
+    assert!(p.ip_csum_ok());
+    assert_eq!(csum(p.l4()), 0);
+    let q = &p.l4()[8..];
+    assert_eq!(csum(&q[..20]), 0);
+    assert_eq!(Ipv4Addr::new(q[12], q[13], q[14], q[15]), RS1);
+    assert_eq!(u16::from_be_bytes([q[20], q[21]]), RPORT);
+    assert_eq!(dp.counter("icmp_in").unwrap(), 1);
+
+    // Unrelated ICMP (echo, or error about an unknown flow) passes untouched.
+    let echo = icmp_error(CLIENT, VIP, 8, 0, &[0u8; 28]);
+    let (v, out) = run(&dp, &echo);
+    assert_eq!((v, &out), (XDP_PASS, &echo));
+    let other = udp_frame(CLIENT, Ipv4Addr::new(10, 9, 9, 9), 1, 2, true);
+    let f = icmp_error(RS1, CLIENT, 3, 3, &other[14..]);
+    let (v, out) = run(&dp, &f);
+    assert_eq!((v, &out), (XDP_PASS, &f));
+    assert_eq!(dp.counter("pass_icmp").unwrap(), 2);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn full_conn_table_fails_closed() {
+    let mut o = opts();
+    o.conn_capacity = 4; // two NAT connections
+    let dp = setup(o, Protocol::Tcp, &[0, 1]);
+    for port in [41000, 41001] {
+        let (v, _) = run(&dp, &tcp_frame(CLIENT, VIP, port, VPORT, SYN));
+        assert_eq!(v, XDP_PASS);
+    }
+    let f = tcp_frame(CLIENT, VIP, 41002, VPORT, SYN);
+    let (v, _) = run(&dp, &f);
+    assert_eq!(v, XDP_DROP);
+    assert_eq!(dp.counter("drop_conn_full").unwrap(), 1);
+    assert_eq!(dp.conn_count().unwrap(), 2);
+    // Existing flows keep working.
+    let (_, out) = run(&dp, &tcp_frame(CLIENT, VIP, 41001, VPORT, ACK));
+    assert_eq!(Pkt(&out).daddr(), RS1);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 1));
+    assert_eq!(dp.dest_conns(1).unwrap(), (1, 0), "the ACK established it");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn expire_conns_removes_idle_entries() {
+    let dp = setup(opts(), Protocol::Udp, &[0]);
+    run(&dp, &udp_frame(CLIENT, VIP, 7000, VPORT, true));
+    run(&dp, &udp_frame(CLIENT, VIP, 7001, VPORT, true));
+    assert_eq!(dp.expire_conns(&Timeouts::default()).unwrap(), 0);
+    assert_eq!(dp.conn_count().unwrap(), 2);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 2));
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let t = Timeouts {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 0,
+    };
+    assert_eq!(dp.expire_conns(&t).unwrap(), 2);
+    assert_eq!(dp.conn_count().unwrap(), 0);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 0));
+    // The reply entry went too: the RS's packet is not ours any more.
+    let r = udp_frame(RS0, CLIENT, RPORT, 7000, true);
+    let (v, out) = run(&dp, &r);
+    assert_eq!((v, &out), (XDP_PASS, &r));
+
+    // TCP ESTABLISHED expiry gives the active count back.
+    dp.upsert_service(1, &Service::new(key(Protocol::Tcp), "rr"), &[1])
+        .unwrap();
+    run(&dp, &tcp_frame(CLIENT, VIP, 7002, VPORT, SYN));
+    run(&dp, &tcp_frame(CLIENT, VIP, 7002, VPORT, ACK));
+    assert_eq!(dp.dest_conns(1).unwrap(), (1, 0));
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    assert_eq!(
+        dp.expire_conns(&Timeouts {
+            tcp: 0,
+            tcp_fin: 0,
+            udp: 0
+        })
+        .unwrap(),
+        1
+    );
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 0));
+    assert_eq!(dp.conn_count().unwrap(), 0);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn wrr_ring_sequence_is_followed() {
+    let ring = [0u32, 0, 1, 0, 1];
+    let dp = setup(opts(), Protocol::Tcp, &ring);
+    let mut got = Vec::new();
+    for i in 0..10u16 {
+        let (_, out) = run(&dp, &tcp_frame(CLIENT, VIP, 42000 + i, VPORT, SYN));
+        got.push(if Pkt(&out).daddr() == RS0 { 0 } else { 1 });
+    }
+    let want: Vec<u32> = ring.iter().chain(ring.iter()).copied().collect();
+    assert_eq!(got, want);
+
+    // Flip to a new ring (double-buffered); position continues.
+    dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[1])
+        .unwrap();
+    let (_, out) = run(&dp, &tcp_frame(CLIENT, VIP, 42100, VPORT, SYN));
+    assert_eq!(Pkt(&out).daddr(), RS1);
+    // Empty ring: no dest, counted, passed untouched.
+    dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[])
+        .unwrap();
+    let f = tcp_frame(CLIENT, VIP, 42101, VPORT, SYN);
+    let (v, out) = run(&dp, &f);
+    assert_eq!((v, &out), (XDP_PASS, &f));
+    assert_eq!(dp.counter("pass_no_dest").unwrap(), 1);
+    // Removing the service makes its VIP foreign again.
+    dp.remove_service(0, &key(Protocol::Tcp)).unwrap();
+    let (v, out) = run(&dp, &f);
+    assert_eq!((v, &out), (XDP_PASS, &f));
+    assert_eq!(dp.counter("pass_no_svc").unwrap(), 1);
+    assert_eq!(dp.svc_stats(0).unwrap(), Default::default());
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn remove_dest_deletes_its_connections() {
+    let dp = setup(opts(), Protocol::Tcp, &[0, 1]);
+    for i in 0..6u16 {
+        run(&dp, &tcp_frame(CLIENT, VIP, 43000 + i, VPORT, SYN));
+    }
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 3));
+    dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[1])
+        .unwrap();
+    assert_eq!(dp.remove_dest(0).unwrap(), 3);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 0));
+    let conns = dp.conns().unwrap();
+    assert_eq!(conns.len(), 3);
+    assert!(conns.iter().all(|c| c.dest_id == 1));
+    // Both entries went: a reply from RS0 is foreign now.
+    let r = tcp_frame(RS0, CLIENT, RPORT, 43000, ACK);
+    let (v, out) = run(&dp, &r);
+    assert_eq!((v, &out), (XDP_PASS, &r));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn unsupported_fwd_and_bad_ids_are_refused() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    let mut d = masq(RS0, 80);
+    d.fwd = FwdMethod::Route;
+    assert!(matches!(
+        dp.upsert_dest(2, 0, &d),
+        Err(Error::UnsupportedFwd(FwdMethod::Route))
+    ));
+    d.fwd = FwdMethod::Tunnel;
+    assert!(matches!(
+        dp.upsert_dest(2, 0, &d),
+        Err(Error::UnsupportedFwd(FwdMethod::Tunnel))
+    ));
+    assert!(matches!(
+        dp.upsert_dest(64, 0, &masq(RS0, 80)),
+        Err(Error::IdOutOfRange { .. })
+    ));
+    assert!(matches!(
+        dp.upsert_service(16, &Service::new(key(Protocol::Udp), "rr"), &[0]),
+        Err(Error::IdOutOfRange { .. })
+    ));
+    assert!(matches!(
+        dp.upsert_service(1, &Service::new(key(Protocol::Udp), "rr"), &[99]),
+        Err(Error::IdOutOfRange { .. })
+    ));
+    // A service key keeps its id.
+    assert!(dp
+        .upsert_service(3, &Service::new(key(Protocol::Tcp), "rr"), &[0])
+        .is_err());
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+    assert!(st.success(), "{cmd}");
+}
+
+fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn fib_hit_transmits_or_redirects() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    // In this thread's namespace: client side on c0, real servers on r0.
+    sh(
+        "ip link add c0 type veth peer name c1 && ip link add r0 type veth peer name r1 \
+        && ip link set c0 address 02:00:00:00:0c:00 && ip link set r0 address 02:00:00:00:0a:00 \
+        && ip link set c0 up && ip link set c1 up && ip link set r0 up && ip link set r1 up \
+        && ip addr add 172.16.0.254/24 dev c0 && ip addr add 192.168.1.1/24 dev r0 \
+        && ip addr add 10.0.0.100/32 dev c0 \
+        && ip neigh add 192.168.1.10 lladdr 02:00:00:00:0a:10 dev r0 nud permanent \
+        && ip neigh add 172.16.0.1 lladdr 02:00:00:00:0c:01 dev c0 nud permanent \
+        && sysctl -qw net.ipv4.ip_forward=1",
+    );
+    let c0 = ifindex("c0");
+    let r0 = ifindex("r0");
+
+    // Client -> VIP arriving on c0: DNAT to RS0, egress r0: redirect.
+    let (v, out) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 44000, VPORT, SYN), Some(c0))
+        .unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+    let p = Pkt(&out);
+    assert_eq!(p.daddr(), RS0);
+    assert_eq!(p.ttl(), 63, "we forward, so we decrement TTL");
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0a, 0x10]);
+    assert_eq!(&out[6..12], &[2, 0, 0, 0, 0x0a, 0]);
+    assert_eq!(dp.counter("redirect").unwrap(), 1);
+
+    // Reply arriving on r0 destined to the client: redirect to c0.
+    let (v, out) = dp
+        .test_run(&tcp_frame(RS0, CLIENT, RPORT, 44000, SYN | ACK), Some(r0))
+        .unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.sport()), (VIP, VPORT));
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0c, 0x01]);
+
+    // One-armed: a reply arriving on c0 for the client leaves via c0: XDP_TX.
+    let (v, out) = dp
+        .test_run(&tcp_frame(RS0, CLIENT, RPORT, 44000, ACK), Some(c0))
+        .unwrap();
+    assert_eq!(v, XDP_TX);
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0c, 0x01]);
+    assert_eq!(dp.counter("tx").unwrap(), 1);
+
+    // No neighbour yet: the rewritten packet goes to the kernel.
+    dp.upsert_dest(0, 0, &masq(Ipv4Addr::new(192, 168, 1, 20), RPORT))
+        .unwrap();
+    let (v, out) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 44001, VPORT, SYN), Some(c0))
+        .unwrap();
+    assert_eq!(v, XDP_PASS);
+    assert_eq!(Pkt(&out).daddr(), Ipv4Addr::new(192, 168, 1, 20));
+    assert_eq!(Pkt(&out).ttl(), 64);
+    assert_eq!(dp.counter("fib_no_neigh").unwrap(), 1);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn pinned_maps_survive_a_reopen() {
+    own_netns();
+    let dir = std::env::temp_dir().join(format!("xvs-pin-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(&format!("mount -t bpf bpf {}", dir.display()));
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _guard = Umount(dir.clone());
+    let mut o = opts();
+    o.pin_path = Some(dir.join("xvs"));
+    {
+        let dp = Dataplane::open(&o).unwrap();
+        dp.upsert_dest(0, 0, &masq(RS0, RPORT)).unwrap();
+        dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[0])
+            .unwrap();
+        dp.test_run(&tcp_frame(CLIENT, VIP, 45000, VPORT, SYN), None)
+            .unwrap();
+        assert_eq!(dp.conn_count().unwrap(), 1);
+    }
+    assert!(dir.join("xvs/CONN_MAP").exists());
+    let dp = Dataplane::open(&o).unwrap();
+    assert_eq!(dp.conn_count().unwrap(), 1);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 1));
+    let (_, out) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 45000, VPORT, ACK), None)
+        .unwrap();
+    assert_eq!(Pkt(&out).daddr(), RS0);
+    assert_eq!(state_of(&dp, 45000), ConnState::Established);
+    // Different sizes cannot silently reuse the pins.
+    let mut bad = o.clone();
+    bad.conn_capacity = 2048;
+    assert!(Dataplane::open(&bad).is_err());
+}
+
+fn xdp_prog_id(dev: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-d", "link", "show", dev])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.split_whitespace()
+        .skip_while(|w| *w != "prog/xdp")
+        .nth(2)
+        .map(str::to_string)
+        .or_else(|| s.contains("xdp").then(|| s.clone()))
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn attach_and_detach_native_xdp_on_veth() {
+    let mut dp = setup(opts(), Protocol::Tcp, &[0]);
+    sh("ip link add a0 type veth peer name a1 && ip link set a0 up && ip link set a1 up");
+    assert!(matches!(dp.attach("nope0"), Err(Error::NoSuchInterface(_))));
+    dp.attach("a0").unwrap();
+    dp.attach("a0").unwrap(); // idempotent
+    assert_eq!(dp.attached(), vec!["a0".to_string()]);
+    assert!(xdp_prog_id("a0").is_some(), "XDP program attached");
+    dp.detach_all();
+    assert!(dp.attached().is_empty());
+    assert!(xdp_prog_id("a0").is_none(), "detached");
+    dp.attach("a1").unwrap();
+    drop(dp);
+    assert!(xdp_prog_id("a1").is_none(), "Drop detaches");
+}

@@ -1,0 +1,194 @@
+//! xvsadm against a fake xvsd on a temporary unix socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use xvs_core::api::{ApiError, DestEntry, ErrorKind, Request, Response, ServiceEntry, Table};
+use xvs_core::model::{Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, Timeouts};
+
+struct Fake {
+    path: PathBuf,
+    seen: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Serves connections until the test ends, answering with `answer`.
+fn fake(name: &str, answer: fn(&Request) -> Response) -> Fake {
+    let dir = std::env::temp_dir().join(format!("xvsadm-test-{}-{name}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("xvsd.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut w = conn.try_clone().unwrap();
+            for line in BufReader::new(conn).lines() {
+                let Ok(line) = line else { break };
+                let req: Request = serde_json::from_str(&line).unwrap();
+                let resp = answer(&req);
+                seen2.lock().unwrap().push(req);
+                let mut s = serde_json::to_string(&resp).unwrap();
+                s.push('\n');
+                w.write_all(s.as_bytes()).unwrap();
+            }
+        }
+    });
+    Fake { path, seen }
+}
+
+fn key() -> ServiceKey {
+    ServiceKey {
+        proto: Protocol::Tcp,
+        addr: Ipv4Addr::new(198, 51, 100, 10),
+        port: 80,
+    }
+}
+
+fn table() -> Table {
+    let mut d = Dest::new(Ipv4Addr::new(203, 0, 113, 11), 8080);
+    d.fwd = FwdMethod::Masq;
+    Table {
+        conn_tab_size: 4096,
+        services: vec![ServiceEntry {
+            service: Service::new(key(), "rr"),
+            stats: Stats::default(),
+            rates: Rates::default(),
+            dests: vec![DestEntry {
+                dest: d,
+                active_conns: 1,
+                inact_conns: 2,
+                persist_conns: 0,
+                stats: Stats::default(),
+                rates: Rates::default(),
+            }],
+        }],
+    }
+}
+
+fn answer(req: &Request) -> Response {
+    match req {
+        Request::List => Response::Table { table: table() },
+        Request::GetTimeouts => Response::Timeouts {
+            timeouts: Timeouts::default(),
+        },
+        Request::ListConns => Response::Conns { conns: vec![] },
+        Request::DelService { .. } => Response::Error {
+            error: ApiError::new(ErrorKind::NoSuchService),
+        },
+        Request::AddDest { .. } => Response::Error {
+            error: ApiError::new(ErrorKind::NoSuchService),
+        },
+        _ => Response::Ok,
+    }
+}
+
+fn run(f: &Fake, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut argv = vec![
+        "xvsadm".to_string(),
+        "--socket".into(),
+        f.path.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = xvsadm::run(&argv, None, &mut stdin.as_bytes(), &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn lists_and_changes() {
+    let f = fake("main", answer);
+    let (c, o, e) = run(&f, &["-Ln"], "");
+    assert_eq!((c, e.as_str()), (0, ""));
+    assert_eq!(
+        o,
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  198.51.100.10:80 rr\n  -> 203.0.113.11:8080            Masq    1      1          2         \n"
+    );
+    let (c, o, _) = run(&f, &["-Sn"], "");
+    assert_eq!(c, 0);
+    assert_eq!(
+        o,
+        "-A -t 198.51.100.10:80 -s rr\n-a -t 198.51.100.10:80 -r 203.0.113.11:8080 -m -w 1\n"
+    );
+    let (c, o, _) = run(&f, &["-L", "--timeout"], "");
+    assert_eq!(
+        (c, o.as_str()),
+        (0, "Timeout (tcp tcpfin udp): 900 120 300\n")
+    );
+    let (c, o, _) = run(&f, &["-Lnc"], "");
+    assert_eq!(c, 0);
+    assert!(o.starts_with("IPVS connection entries\npro expire state"));
+    let (c, o, _) = run(&f, &["-Ln", "-t", "198.51.100.10:80"], "");
+    assert_eq!(c, 0);
+    assert!(o.starts_with("Prot LocalAddress:Port Scheduler Flags\n"));
+    let (c, _, e) = run(&f, &["-Ln", "-t", "198.51.100.10:81"], "");
+    assert_eq!((c, e.as_str()), (1, "No such service\n"));
+    let (c, _, e) = run(&f, &["-A", "-t", "198.51.100.10:443", "-s", "wrr"], "");
+    assert_eq!((c, e.as_str()), (0, ""));
+    let (c, _, e) = run(&f, &["-D", "-t", "198.51.100.10:443"], "");
+    assert_eq!((c, e.as_str()), (255, "No such service\n"));
+    let (c, _, e) = run(
+        &f,
+        &["-a", "-t", "198.51.100.10:443", "-r", "203.0.113.12"],
+        "",
+    );
+    assert_eq!((c, e.as_str()), (255, "Service not defined\n"));
+    let (c, _, _) = run(&f, &["-L", "--daemon"], "");
+    assert_eq!(c, 0);
+
+    let seen = f.seen.lock().unwrap().clone();
+    assert!(seen.contains(&Request::GetTimeouts));
+    assert!(seen.contains(&Request::ListConns));
+    let mut svc = Service::new(ServiceKey { port: 443, ..key() }, "wrr");
+    svc.flags = 0;
+    assert!(seen.contains(&Request::AddService { service: svc }));
+}
+
+#[test]
+fn restore_sends_one_batch() {
+    let f = fake("restore", answer);
+    let input = "# saved by ipvsadm-save\n-A -t 198.51.100.10:80 -s rr\n-a -t 198.51.100.10:80 -r 203.0.113.11:8080 -m -w 1\n\n";
+    let (c, _, e) = run(&f, &["-R"], input);
+    assert_eq!((c, e.as_str()), (0, ""));
+    let seen = f.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let Request::Batch { requests } = &seen[0] else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(requests.len(), 2);
+    assert!(matches!(requests[0], Request::AddService { .. }));
+    assert!(matches!(requests[1], Request::AddDest { .. }));
+
+    // A bad line: nothing is sent.
+    let (c, _, e) = run(
+        &f,
+        &["-R"],
+        "-A -t 198.51.100.10:80\n-a -t 198.51.100.10:80 -w 1\n",
+    );
+    assert_eq!(
+        (c, e.as_str()),
+        (
+            2,
+            "line 2: You need to supply the 'real-server' option for the 'add-server' command\n"
+        )
+    );
+    assert_eq!(f.seen.lock().unwrap().len(), 1);
+}
