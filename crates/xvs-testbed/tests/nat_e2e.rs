@@ -109,6 +109,32 @@ impl Lb {
         stdout.lines().map(str::to_string).collect()
     }
 
+    /// The data plane's counters, from xvsd's `info` request.
+    fn counters(&self) -> BTreeMap<String, u64> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        s.write_all(b"{\"op\":\"info\"}\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        // "counters":[["rx",12],["pass_not_ip",0],...]
+        let list = line
+            .split("\"counters\":[")
+            .nth(1)
+            .expect("counters in info");
+        let mut out = BTreeMap::new();
+        for item in list
+            .split("],")
+            .map(|i| i.trim_matches(|c| "[]}\n".contains(c)))
+        {
+            if let Some((k, v)) = item.split_once(',') {
+                if let Ok(v) = v.trim_matches(']').parse() {
+                    out.insert(k.trim_matches('"').to_string(), v);
+                }
+            }
+        }
+        out
+    }
+
     fn nat_service(&self, sched: &str, weights: &[u32]) {
         self.adm_ok(&["-A", "-t", &format!("{VIP}:80"), "-s", sched]);
         for (i, w) in weights.iter().enumerate() {
@@ -153,10 +179,12 @@ fn rr_splits_thirty_requests_evenly() {
     );
     let list = lb.adm_ok(&["-Ln"]);
     assert!(list.contains(&format!("TCP  {VIP}:80 rr")), "{list}");
-    assert!(
-        list.contains("  -> 203.0.113.11:80             Masq    1"),
-        "{list}"
-    );
+    // Closed connections linger in TIME_WAIT, which IPVS counts as inactive.
+    for i in 1..=3 {
+        let row =
+            format!("  -> 203.0.113.1{i}:80              Masq    1      0          10        \n");
+        assert!(list.contains(&row), "{list}");
+    }
 }
 
 #[test]
@@ -254,7 +282,7 @@ fn udp_echo_through_the_vip() {
         expect(&[("rs1", 2), ("rs2", 2), ("rs3", 2)]),
         "{stdout}"
     );
-    assert!(stdout.lines().all(|l| l.ends_with(": hi")), "{stdout}");
+    assert!(stdout.lines().all(|l| l.contains(": hi ")), "{stdout}");
     let conns = lb.adm_ok(&["-Lnc"]);
     assert!(conns.contains("UDP"), "{conns}");
 }
@@ -389,6 +417,14 @@ fn stats_count_the_traffic_sent() {
         let row = stats_row(&stats, &format!("-> {}:80", rs_ip(i)));
         assert_eq!(row[0], 10, "{stats}");
     }
+    // The XDP program forwards itself; the kernel fallback (no neighbour
+    // entry yet) may only take the first few packets.
+    let c = lb.counters();
+    let sent = c["tx"] + c["redirect"];
+    let rewritten = c["nat_in"] + c["nat_out"];
+    assert!(rewritten >= inpkts + outpkts, "{c:?}");
+    assert!(sent + 4 >= rewritten, "{c:?}");
+    assert_eq!(c["drop_conn_full"], 0, "{c:?}");
     lb.adm_ok(&["-Z"]);
     let zeroed = lb.adm_ok(&["-Ln", "--stats", "--exact"]);
     assert_eq!(
