@@ -28,34 +28,15 @@ impl Lb {
             .join("xvsd.sock")
             .to_string_lossy()
             .into_owned();
-        let pin = tb.bpffs().join("xvs").to_string_lossy().into_owned();
-        let xvsd = tb
-            .spawn(
-                Node::Director,
-                &[
-                    &path("xvsd"),
-                    "--socket",
-                    &sock,
-                    "--pin-path",
-                    &pin,
-                    "--conn-tab-size",
-                    "65536",
-                ],
-            )
-            .expect("spawn xvsd");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            if let Some(st) = xvsd.try_wait() {
-                panic!("xvsd exited ({st}):\n{}", xvsd.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "xvsd socket not up:\n{}",
-                xvsd.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let xvsd = spawn_xvsd(&tb, &sock);
         Lb { xvsd, sock, tb }
+    }
+
+    /// Stops xvsd with SIGTERM and starts it again on the same socket and pins.
+    fn restart(&mut self) {
+        let st = self.xvsd.stop(Duration::from_secs(5)).expect("xvsd stops");
+        assert!(st.success(), "xvsd exit: {st}\n{}", self.xvsd.log());
+        self.xvsd = spawn_xvsd(&self.tb, &self.sock);
     }
 
     fn adm(&self, args: &[&str]) -> Output {
@@ -151,6 +132,37 @@ impl Lb {
             ]);
         }
     }
+}
+
+fn spawn_xvsd(tb: &Testbed, sock: &str) -> Proc {
+    let pin = tb.bpffs().join("xvs").to_string_lossy().into_owned();
+    let xvsd = tb
+        .spawn(
+            Node::Director,
+            &[
+                &path("xvsd"),
+                "--socket",
+                sock,
+                "--pin-path",
+                &pin,
+                "--conn-tab-size",
+                "65536",
+            ],
+        )
+        .expect("spawn xvsd");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::os::unix::net::UnixStream::connect(sock).is_err() {
+        if let Some(st) = xvsd.try_wait() {
+            panic!("xvsd exited ({st}):\n{}", xvsd.log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "xvsd socket not up:\n{}",
+            xvsd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    xvsd
 }
 
 fn tally(names: &[String]) -> BTreeMap<String, usize> {
@@ -480,4 +492,72 @@ fn refused_commands_keep_the_table_and_exit_like_ipvsadm() {
     assert!(!dr.status.success());
     assert!(String::from_utf8_lossy(&dr.stderr).contains("Route"));
     assert_eq!(lb.adm_ok(&["-S", "-n"]), before);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn set_timeouts_drive_connection_expiry() {
+    let lb = Lb::start();
+    lb.tb.start_udp_echo_servers(53).unwrap();
+    assert_eq!(
+        lb.adm_ok(&["-L", "--timeout"]),
+        "Timeout (tcp tcpfin udp): 900 120 300\n"
+    );
+    lb.adm_ok(&["--set", "0", "60", "2"]);
+    assert_eq!(
+        lb.adm_ok(&["-L", "--timeout"]),
+        "Timeout (tcp tcpfin udp): 900 60 2\n"
+    );
+    lb.adm_ok(&["-A", "-u", &format!("{VIP}:53"), "-s", "rr"]);
+    lb.adm_ok(&[
+        "-a",
+        "-u",
+        &format!("{VIP}:53"),
+        "-r",
+        &format!("{}:53", rs_ip(1)),
+        "-m",
+    ]);
+    let out = lb
+        .tb
+        .exec(
+            Node::Client,
+            &[
+                &path("xvs-testsrv"),
+                "udp",
+                &format!("{VIP}:53"),
+                "--count",
+                "1",
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success());
+    let conns = lb.adm_ok(&["-Lnc"]);
+    assert!(conns.contains("UDP 00:0"), "{conns}");
+    // Expiry runs every second; a 2 s timeout must be gone well within 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lb.adm_ok(&["-Lnc"]).contains("UDP") {
+        assert!(Instant::now() < deadline, "UDP connection never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_restarted_daemon_keeps_its_table() {
+    let mut lb = Lb::start();
+    lb.tb.start_http_servers(80).unwrap();
+    lb.nat_service("wrr", &[3, 2, 1]);
+    lb.get(&format!("http://{VIP}/"), 6);
+    let saved = lb.adm_ok(&["-S", "-n"]);
+    let stats = lb.adm_ok(&["-Ln", "--stats", "--exact"]);
+    lb.restart();
+    assert_eq!(lb.adm_ok(&["-S", "-n"]), saved);
+    // Counters live in pinned maps: the restart does not reset them.
+    assert_eq!(lb.adm_ok(&["-Ln", "--stats", "--exact"]), stats);
+    let got = lb.get(&format!("http://{VIP}/"), 6);
+    assert_eq!(
+        tally(&got),
+        expect(&[("rs1", 3), ("rs2", 2), ("rs3", 1)]),
+        "{got:?}"
+    );
 }
