@@ -1,15 +1,15 @@
-//! Compiles `bpf/xvs.bpf.c` with clang and generates the libbpf-rs skeleton.
+//! Compiles the BPF programs with clang and generates their libbpf-rs
+//! skeletons: `bpf/xvs.bpf.c` (the director's `xvs_xdp`) and
+//! `bpf/decap.bpf.c` (the real server's `xvs_decap`).
 
 use libbpf_cargo::SkeletonBuilder;
 use std::env;
 use std::path::PathBuf;
 
-const SRC: &str = "bpf/xvs.bpf.c";
+const SRCS: [(&str, &str); 2] = [("bpf/xvs.bpf.c", "xvs"), ("bpf/decap.bpf.c", "decap")];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR must be set by cargo"));
-    let obj = out.join("xvs.bpf.o");
-    let skel = out.join("xvs.skel.rs");
     let mut args = vec![
         "-Wall".to_string(),
         "-Werror".to_string(),
@@ -21,12 +21,14 @@ fn main() {
     if std::path::Path::new(&multiarch).is_dir() {
         args.push(format!("-I{multiarch}"));
     }
-    SkeletonBuilder::new()
-        .source(SRC)
-        .obj(&obj)
-        .clang_args(args)
-        .build_and_generate(&skel)
-        .unwrap_or_else(|e| panic!("building {SRC}: {e:#}"));
-    println!("cargo:rerun-if-changed={SRC}");
+    for (src, name) in SRCS {
+        SkeletonBuilder::new()
+            .source(src)
+            .obj(out.join(format!("{name}.bpf.o")))
+            .clang_args(args.clone())
+            .build_and_generate(out.join(format!("{name}.skel.rs")))
+            .unwrap_or_else(|e| panic!("building {src}: {e:#}"));
+        println!("cargo:rerun-if-changed={src}");
+    }
     println!("cargo:rerun-if-changed=bpf/xvs.h");
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * xvs XDP data plane: IPVS-style NAT (masquerading) for TCP and UDP.
- * See docs/design.md. Shared structures live in xvs.h only.
+ * xvs XDP data plane: IPVS-style NAT (masquerading), direct routing and
+ * IPIP/GUE tunnelling for TCP and UDP. See docs/design.md. Shared
+ * structures live in xvs.h only.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -33,6 +34,19 @@ struct icmphdr {
 #define ICMP_SOURCE_QUENCH 4
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
+#define ICMP_FRAG_NEEDED 4
+
+#define IP_DF 0x4000
+#define IP_MIN_MTU 68           /* RFC 791; IPVS refuses tunnel MTUs below it */
+#define IPTOS_PREC_INTERNETCONTROL 0xc0
+#define INET_ECN_MASK 3
+#define INET_ECN_ECT_0 2
+#define XVS_IPIP_HLEN 20        /* outer IPv4 header */
+#define XVS_GUE_HLEN 32         /* outer IPv4 + UDP + 4-byte GUE header */
+/* GUE source port range: the kernel's default ip_local_port_range, mapped
+ * as udp_flow_src_port() maps a flow hash into it. */
+#define XVS_GUE_SPORT_MIN 32768
+#define XVS_GUE_SPORT_SPAN (60999 - 32768)
 
 #define E2BIG_ 7
 #define EEXIST_ 17
@@ -105,10 +119,12 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XVS_CNT_MAX);
+	__uint(max_entries, XVS_CNT_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } XVS_CNT SEC(".maps");
+
+_Static_assert(XVS_CNT_MAX <= XVS_CNT_SLOTS, "XVS_CNT_SLOTS too small");
 
 const volatile struct xvs_abi xvs_abi = {
 	.version = XVS_ABI_VERSION,
@@ -144,7 +160,7 @@ static const __u8 tcp_states[12][XVS_S_LAST] = {
 	/* fin */ { sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW, sCL },
 	/* ack */ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES, sCL },
 	/* rst */ { sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL, sCL },
-	/* INPUT-ONLY (DR/TUN, later) */
+	/* INPUT-ONLY (DR/TUN: the director sees the client's packets only) */
 	/* syn */ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sCL },
 	/* fin */ { sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW, sCL },
 	/* ack */ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES, sCL },
@@ -293,6 +309,36 @@ static __always_inline void ip_decrease_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
+/* Full checksum of a 20-byte IPv4 header (check field zeroed first). */
+static __always_inline __u16 ip_csum20(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u64 s = 0;
+
+	ip->check = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += w[i];
+	return (__u16)~csum_fold(s);
+}
+
+/* Sets the MACs the fib lookup found and sends the frame out. */
+static __always_inline int fib_out(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	if (fib->ifindex == ctx->ingress_ifindex)
+		return verdict(XVS_CNT_TX, XDP_TX);
+	cnt(XVS_CNT_REDIRECT);
+	return bpf_redirect(fib->ifindex, 0);
+}
+
 /* Next hop for a rewritten packet. On any fib failure the rewritten packet
  * goes to the kernel, which forwards it (and decrements TTL) itself. */
 static __always_inline int xmit(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
@@ -354,7 +400,349 @@ static __always_inline void nat_l4(struct iphdr *ip, __be16 *ports, __u16 *csum,
 	}
 }
 
-/* ---- ICMP errors for NAT connections ---- */
+/* ---- DR and TUN ---- */
+
+/* Ones' complement sum of `len` bytes of the frame from offset `off`, plus
+ * `seed`, folded to 16 bits (not inverted); -1 when the frame is shorter.
+ * A global function, so the verifier checks its loops once. */
+__noinline int xvs_csum_frame(struct xdp_md *ctx, __u32 off, __u32 len, __u32 seed)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 s = seed;
+	void *p;
+	__u32 i;
+
+	if (!ctx)
+		return -1;
+	for (i = 0; i < 64; i++) { /* up to 16 KiB */
+		if (len < 256)
+			break;
+		p = data + (off & 0x3fff);
+		if (p + 256 > data_end)
+			return -1;
+		s += (__u32)bpf_csum_diff(NULL, 0, p, 256, 0);
+		off += 256;
+		len -= 256;
+	}
+	for (i = 0; i < 64; i++) {
+		if (len < 4)
+			break;
+		p = data + (off & 0x3fff);
+		if (p + 4 > data_end)
+			return -1;
+		s += *(__u32 *)p;
+		off += 4;
+		len -= 4;
+	}
+	p = data + (off & 0x3fff);
+	if (len >= 2) {
+		if (p + 2 > data_end)
+			return -1;
+		s += *(__u16 *)p;
+		p += 2;
+		len -= 2;
+	}
+	if (len) {
+		if (p + 1 > data_end)
+			return -1;
+		/* Odd tail byte, padded with zero (little-endian BPF target). */
+		s += *(__u8 *)p;
+	}
+	return csum_fold(s);
+}
+
+static __always_inline __u32 fmix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* GUE source port: a hash of the connection's forward tuple (so every
+ * packet of a flow, and ICMP errors about it, take the same port), mapped
+ * into the ephemeral range as udp_flow_src_port() does. The fixtures
+ * recompute it; keep them in step. */
+static __always_inline __be16 gue_sport(const struct xvs_conn_key *k)
+{
+	__u32 h = fmix32(k->saddr);
+
+	h = fmix32(h ^ k->daddr);
+	h = fmix32(h ^ ((__u32)k->sport | ((__u32)k->dport << 16)));
+	h = fmix32(h ^ k->proto);
+	h ^= h << 16;
+	return bpf_htons((__u16)((((__u64)h * XVS_GUE_SPORT_SPAN) >> 32) + XVS_GUE_SPORT_MIN));
+}
+
+/* Answers the IPv4 packet in the frame with ICMP dest-unreachable /
+ * fragmentation-needed (RFC 792, next-hop MTU per RFC 1191), built in
+ * place: source = the packet's destination (the VIP), MACs swapped,
+ * payload = its IP header (with options) + the first 8 bytes after it,
+ * sent back out of the ingress interface. */
+static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u32 mtu)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data, e;
+	struct iphdr *ip, *nip;
+	struct icmphdr *ic;
+	__be32 saddr, daddr;
+	__u32 ihl, len, old_len, nwords, i;
+	__u64 s = 0;
+	int delta;
+
+	if ((void *)(eth + 1) > data_end)
+		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+	ihl = (ip->ihl * 4) & 0x3c;
+	if (ihl < sizeof(*ip) || (void *)ip + ihl + 8 > data_end)
+		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+	__builtin_memcpy(&e, eth, sizeof(e));
+	saddr = ip->saddr;
+	daddr = ip->daddr;
+	old_len = data_end - data;
+	len = sizeof(*nip) + sizeof(*ic) + ihl + 8; /* new IP total length */
+	delta = (int)(sizeof(*eth) + len) - (int)(old_len + 28);
+	if (delta > 0)
+		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+
+	/* 28 new bytes in front: the old IP header then sits exactly where
+	 * the ICMP payload starts (eth 14 + IP 20 + ICMP 8). */
+	if (bpf_xdp_adjust_head(ctx, -28))
+		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	nip = (void *)(eth + 1);
+	ic = (void *)(nip + 1);
+	if ((void *)(ic + 1) > data_end)
+		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, e.h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, e.h_dest, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+
+	nip->version = 4;
+	nip->ihl = 5;
+	nip->tos = IPTOS_PREC_INTERNETCONTROL;
+	nip->tot_len = bpf_htons(len);
+	nip->id = (__u16)bpf_get_prandom_u32();
+	nip->frag_off = 0;
+	nip->ttl = 64;
+	nip->protocol = IPPROTO_ICMP;
+	nip->saddr = daddr;
+	nip->daddr = saddr;
+	nip->check = ip_csum20(nip);
+
+	ic->type = ICMP_DEST_UNREACH;
+	ic->code = ICMP_FRAG_NEEDED;
+	ic->checksum = 0;
+	ic->rest = bpf_htonl(mtu & 0xffff);
+	nwords = (len - sizeof(*nip)) / 4; /* ICMP header + quote, <= 19 */
+	for (i = 0; i < 19; i++) {
+		__u32 *w = (__u32 *)ic + i;
+
+		if (i >= nwords)
+			break;
+		if ((void *)(w + 1) > data_end)
+			return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+		s += *w;
+	}
+	ic->checksum = (__u16)~csum_fold(s);
+	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+	return verdict(XVS_CNT_ICMP_FRAG_NEEDED, XDP_TX);
+}
+
+/* DR (ip_vs_dr_xmit): the IP packet keeps its addresses; only the
+ * Ethernet header changes, towards the real server's MAC. The TTL is
+ * decremented because the director routes the packet (IPVS does the same
+ * in __ip_vs_get_out_rt). The packet cannot go to the kernel (its
+ * destination is a local VIP): every failure drops, counted. */
+static __always_inline int dr_xmit(struct xdp_md *ctx, __be32 rs, int can_icmp)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct bpf_fib_lookup fib = {};
+	struct iphdr *ip;
+	long rc;
+
+	if ((void *)(eth + 1) > data_end)
+		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = ip->protocol;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = rs;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		ip_decrease_ttl(ip);
+		cnt(XVS_CNT_DR_IN);
+		return fib_out(ctx, &fib);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return verdict(XVS_CNT_DROP_NO_NEIGH, XDP_DROP);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		if (can_icmp && (ip->frag_off & bpf_htons(IP_DF)) && fib.mtu_result >= IP_MIN_MTU)
+			return icmp_frag_needed(ctx, fib.mtu_result);
+		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+	}
+	return verdict(XVS_CNT_DROP_FIB, XDP_DROP);
+}
+
+/* TUN (ip_vs_tunnel_xmit): prepend an outer IPv4 header (IPIP) or IPv4 +
+ * UDP + GUE (ipvs_gue_encap). Outer source = dest->tun_src, destination =
+ * the RS; TOS = inner TOS with ECN encapsulated (INET_ECN_encapsulate),
+ * DF = inner DF, TTL = inner TTL after the decrement, id 0 with DF (as
+ * ip_select_ident) else random. The inner packet is not otherwise touched.
+ * On a neighbour miss the encapsulated packet goes to the kernel, which
+ * forwards it (its source is local: xvsd sets accept_local) and resolves
+ * the neighbour. */
+static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *dest, __be16 sport,
+				    int can_icmp)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data, e;
+	struct bpf_fib_lookup fib = {};
+	struct iphdr *ip, *oip;
+	__be32 rs = dest->addr, src = dest->tun_src;
+	__be16 dport = dest->tun_port;
+	int gue = dest->tun_type == XVS_TUN_GUE;
+	int csum_on = gue && (dest->tun_flags & XVS_TUN_F_CSUM);
+	__u32 hlen = gue ? XVS_GUE_HLEN : XVS_IPIP_HLEN;
+	__u32 inner_len;
+	__be16 df;
+	__u8 tos, ttl;
+	long rc;
+
+	if ((void *)(eth + 1) > data_end)
+		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+	inner_len = bpf_ntohs(ip->tot_len);
+	df = ip->frag_off & bpf_htons(IP_DF);
+
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = gue ? IPPROTO_UDP : IPPROTO_IPIP;
+	fib.sport = gue ? sport : 0;
+	fib.dport = gue ? dport : 0;
+	fib.tot_len = inner_len + hlen;
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.ipv4_src = src;
+	fib.ipv4_dst = rs;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && df) {
+		/* As ensure_mtu_is_adequate: the sender learns the route MTU
+		 * less the encapsulation overhead. */
+		__u32 mtu = fib.mtu_result;
+
+		if (can_icmp && mtu >= hlen + IP_MIN_MTU)
+			return icmp_frag_needed(ctx, mtu - hlen);
+		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+	}
+
+	ip_decrease_ttl(ip);
+	ttl = ip->ttl;
+	tos = ip->tos;
+	if ((tos & INET_ECN_MASK) == INET_ECN_MASK) /* CE is not copied out */
+		tos = (tos & ~INET_ECN_MASK) | INET_ECN_ECT_0;
+	__builtin_memcpy(&e, eth, sizeof(e));
+
+	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
+		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	oip = (void *)(eth + 1);
+	if ((void *)oip + XVS_GUE_HLEN > data_end)
+		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+	__builtin_memcpy(eth, &e, sizeof(e));
+
+	oip->version = 4;
+	oip->ihl = 5;
+	oip->tos = tos;
+	oip->tot_len = bpf_htons(inner_len + hlen);
+	oip->id = df ? 0 : (__u16)bpf_get_prandom_u32();
+	oip->frag_off = df;
+	oip->ttl = ttl;
+	oip->protocol = gue ? IPPROTO_UDP : IPPROTO_IPIP;
+	oip->saddr = src;
+	oip->daddr = rs;
+	oip->check = ip_csum20(oip);
+
+	if (gue) {
+		struct udphdr *uh = (void *)(oip + 1);
+		struct xvs_guehdr *gh = (void *)(uh + 1);
+		__u32 ulen = inner_len + sizeof(*uh) + sizeof(*gh);
+
+		uh->source = sport;
+		uh->dest = dport;
+		uh->len = bpf_htons(ulen);
+		uh->check = 0;
+		gh->ver_c_hlen = 0; /* version 0, data message, no options */
+		gh->proto_ctype = IPPROTO_IPIP;
+		gh->flags = 0;
+		if (csum_on) {
+			/* --tun-csum: full UDP checksum, pseudo header first. */
+			__u32 seed = (src & 0xffff) + (src >> 16) + (rs & 0xffff) + (rs >> 16) +
+				     bpf_htons(IPPROTO_UDP) + bpf_htons(ulen);
+			int sum = xvs_csum_frame(ctx, sizeof(*eth) + sizeof(*oip), ulen, seed);
+			__u16 check;
+
+			if (sum < 0)
+				return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+			check = (__u16)~sum;
+			data = (void *)(long)ctx->data;
+			data_end = (void *)(long)ctx->data_end;
+			uh = data + sizeof(*eth) + sizeof(*oip);
+			if ((void *)(uh + 1) > data_end)
+				return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+			uh->check = check ? check : 0xffff;
+		}
+	}
+
+	cnt(XVS_CNT_TUN_IN);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_out(ctx, &fib);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return verdict(XVS_CNT_FIB_NO_NEIGH, XDP_PASS);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) /* no DF: the kernel fragments */
+		return verdict(XVS_CNT_FIB_FRAG_NEEDED, XDP_PASS);
+	return verdict(XVS_CNT_FIB_OTHER, XDP_PASS);
+}
+
+/* Sends a client packet of a DR/TUN connection on to its dest, by the
+ * dest's current forwarding method. `fkey` is the connection's forward
+ * tuple. ICMP errors never cause ICMP errors (can_icmp = 0). */
+static __always_inline int fwd_dest(struct xdp_md *ctx, __u32 dest_id,
+				    const struct xvs_conn_key *fkey, int can_icmp)
+{
+	struct xvs_dest *d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
+
+	if (!d || !(d->flags & XVS_DEST_F_AVAILABLE) || d->fwd == XVS_FWD_MASQ)
+		return verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+	if (d->fwd == XVS_FWD_ROUTE)
+		return dr_xmit(ctx, d->addr, can_icmp);
+	if (d->fwd != XVS_FWD_TUNNEL || d->tun_type > XVS_TUN_GUE)
+		return verdict(XVS_CNT_PASS_FWD_UNSUPP, XDP_PASS);
+	return tun_xmit(ctx, d, gue_sport(fkey), can_icmp);
+}
+
+/* ---- ICMP errors for NAT, DR and TUN connections ---- */
 
 static __always_inline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 				       void *l4, void *data_end)
@@ -398,10 +786,17 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, s
 	c = bpf_map_lookup_elem(&CONN_MAP, &key);
 	if (!c)
 		return verdict(XVS_CNT_PASS_ICMP, XDP_PASS);
-	if (c->fwd != XVS_FWD_MASQ)
-		return verdict(XVS_CNT_PASS_FWD_UNSUPP, XDP_PASS);
 	if (ip->ttl <= 1)
 		return verdict(XVS_CNT_PASS_TTL, XDP_PASS);
+	if (c->fwd != XVS_FWD_MASQ) {
+		/* DR/TUN: as ip_vs_icmp_xmit, the error goes to the real
+		 * server unchanged (it answered with the VIP as source). */
+		if (c->flags & XVS_CONN_F_REPLY)
+			return verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+		cnt(XVS_CNT_ICMP_IN);
+		stats_add(c->svc_id, c->dest_id, 1, bpf_ntohs(ip->tot_len));
+		return fwd_dest(ctx, c->dest_id, &key, 0);
+	}
 
 	if (c->flags & XVS_CONN_F_REPLY) {
 		/* From the RS side about client->RS: show it from VIP:vport. */
@@ -487,7 +882,7 @@ static __always_inline struct xvs_conn *new_conn(struct xvs_conn_key *fkey, __u8
 		*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
 		return NULL;
 	}
-	if (dest->fwd != XVS_FWD_MASQ) {
+	if (dest->fwd > XVS_FWD_TUNNEL) {
 		*verdict_out = verdict(XVS_CNT_PASS_FWD_UNSUPP, XDP_PASS);
 		return NULL;
 	}
@@ -501,8 +896,11 @@ static __always_inline struct xvs_conn *new_conn(struct xvs_conn_key *fkey, __u8
 	fval.last_seen_ns = now;
 	fval.peer = rk;
 	fval.svc_id = svc_id;
-	fval.state = fkey->proto == IPPROTO_TCP ? tcp_next_state(TCP_DIR_INPUT, tcpflags, XVS_S_NONE)
-						: XVS_S_UDP;
+	fval.state = fkey->proto == IPPROTO_TCP
+			     ? tcp_next_state(dest->fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT
+									 : TCP_DIR_INPUT_ONLY,
+					      tcpflags, XVS_S_NONE)
+			     : XVS_S_UDP;
 	fval.fwd = dest->fwd;
 	rval = fval;
 	rval.peer = *fkey;
@@ -521,7 +919,8 @@ static __always_inline struct xvs_conn *new_conn(struct xvs_conn_key *fkey, __u8
 		*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, XDP_DROP);
 		return NULL;
 	}
-	err = bpf_map_update_elem(&CONN_MAP, &rk, &rval, BPF_NOEXIST);
+	/* DR/TUN: replies bypass the director, no reply entry. */
+	err = fval.fwd == XVS_FWD_MASQ ? bpf_map_update_elem(&CONN_MAP, &rk, &rval, BPF_NOEXIST) : 0;
 	if (err) {
 		bpf_map_delete_elem(&CONN_MAP, fkey);
 		if (err == -EEXIST_)
@@ -605,8 +1004,6 @@ int xvs_xdp(struct xdp_md *ctx)
 	key.proto = ip->protocol;
 
 	c = bpf_map_lookup_elem(&CONN_MAP, &key);
-	if (c && c->fwd != XVS_FWD_MASQ)
-		return verdict(XVS_CNT_PASS_FWD_UNSUPP, XDP_PASS);
 	if (c && (c->flags & XVS_CONN_F_REPLY)) {
 		/* Real server -> client. */
 		if (ip->ttl <= 1)
@@ -646,9 +1043,12 @@ int xvs_xdp(struct xdp_md *ctx)
 	} else {
 		c->last_seen_ns = now;
 		if (!is_udp)
-			tcp_transition(c, TCP_DIR_INPUT, tcpflags);
+			tcp_transition(c, c->fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY,
+				       tcpflags);
 	}
 	stats_add(c->svc_id, c->dest_id, 1, tot_len);
+	if (c->fwd != XVS_FWD_MASQ)
+		return fwd_dest(ctx, c->dest_id, &key, 1);
 	nat_l4(ip, ports, csum, is_udp, 1, c->peer.saddr, c->peer.sport);
 	cnt(XVS_CNT_NAT_IN);
 	return xmit(ctx, eth, ip, ports[0], ports[1]);

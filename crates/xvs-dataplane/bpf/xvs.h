@@ -14,8 +14,20 @@
 /* Forwarding methods (xvs_dest.fwd, xvs_conn.fwd). */
 enum xvs_fwd {
 	XVS_FWD_MASQ = 0,
-	XVS_FWD_ROUTE = 1,  /* reserved: DR */
-	XVS_FWD_TUNNEL = 2, /* reserved: TUN */
+	XVS_FWD_ROUTE = 1,  /* DR: Ethernet header rewritten only */
+	XVS_FWD_TUNNEL = 2, /* TUN: IPIP or GUE encapsulation */
+};
+
+/* xvs_dest.tun_type: the numbering of IPVS's IP_VS_CONN_F_TUNNEL_TYPE_*. */
+enum xvs_tun_type {
+	XVS_TUN_IPIP = 0,
+	XVS_TUN_GUE = 1,
+	XVS_TUN_GRE = 2, /* not implemented: refused by user space */
+};
+
+/* xvs_dest.tun_flags */
+enum xvs_tun_flags {
+	XVS_TUN_F_CSUM = 1, /* GUE: compute the outer UDP checksum */
 };
 
 /* xvs_dest.flags */
@@ -79,11 +91,13 @@ struct xvs_dest {
 	__u8 flags; /* enum xvs_dest_flags */
 	__u32 svc_id;
 	__u32 weight;
-	/* Reserved for TUN: encapsulation type, port (GUE), checksum flags. */
+	/* TUN only: GUE destination port, enum xvs_tun_type, enum
+	 * xvs_tun_flags, and the outer source address (the director's address
+	 * towards the real server, computed by user space). */
 	__be16 tun_port;
 	__u8 tun_type;
 	__u8 tun_flags;
-	__u32 reserved;
+	__be32 tun_src;
 };
 
 /* CONN_MAP key: a packet's own 5-tuple as it arrives. */
@@ -96,7 +110,9 @@ struct xvs_conn_key {
 	__u8 pad[3];
 };
 
-/* CONN_MAP value. Every NAT connection has two entries:
+/* CONN_MAP value. Every NAT connection has two entries (DR/TUN
+ * connections only the forward one, `peer` = RS:port -> client:cport as for
+ * NAT but never inserted, because replies do not pass the director):
  *  - forward (flags 0): key client:cport -> VIP:vport, `peer` = reply key
  *    (RS:rport -> client:cport); holds the authoritative state/last_seen.
  *  - reply (XVS_CONN_F_REPLY): key RS:rport -> client:cport, `peer` =
@@ -158,7 +174,49 @@ enum xvs_counter {
 	XVS_CNT_FIB_OTHER,        /* fib: other failure, rewritten packet passed */
 	XVS_CNT_TX,               /* XDP_TX */
 	XVS_CNT_REDIRECT,         /* bpf_redirect to another interface */
+	XVS_CNT_DR_IN,            /* DR: packets sent on to the RS (MACs rewritten) */
+	XVS_CNT_TUN_IN,           /* TUN: packets encapsulated (sent or passed) */
+	XVS_CNT_DROP_NO_NEIGH,    /* DR: RS neighbour unresolved, dropped */
+	XVS_CNT_DROP_FIB,         /* DR: other fib failure (no route, ...), dropped */
+	XVS_CNT_ICMP_FRAG_NEEDED, /* DR/TUN: DF packet too big, ICMP answered */
+	XVS_CNT_DROP_TOO_BIG,     /* DR/TUN: too big, cannot be answered or fragmented */
+	XVS_CNT_DROP_ENCAP,       /* bpf_xdp_adjust_head/tail failed */
 	XVS_CNT_MAX,
+};
+
+/* XVS_CNT has room for more counters than exist, so adding one does not
+ * change the map's size (pinned maps must keep their size). */
+#define XVS_CNT_SLOTS 64
+
+/* ---- real-server side: decap.bpf.c (program xvs_decap) ---- */
+
+#define XVS_DECAP_MAX_VIPS 16
+#define XVS_DECAP_MAX_PORTS 4
+
+/* .rodata of decap.bpf.c, set by user space before load. */
+struct xvs_decap_cfg {
+	__be32 vips[XVS_DECAP_MAX_VIPS];
+	__be16 gue_ports[XVS_DECAP_MAX_PORTS];
+	__u32 nvips;
+	__u32 nports;
+};
+
+/* DECAP_CNT index. Keep decap::COUNTER_NAMES in src/lib.rs in order. */
+enum xvs_decap_counter {
+	XVS_DECAP_RX = 0,    /* packets seen */
+	XVS_DECAP_IPIP,      /* IPIP to a VIP: outer header stripped */
+	XVS_DECAP_GUE,       /* GUE to a VIP: outer IP+UDP+GUE stripped */
+	XVS_DECAP_PASS,      /* not ours: passed untouched */
+	XVS_DECAP_ERR,       /* bpf_xdp_adjust_head failed: passed untouched */
+	XVS_DECAP_MAX,
+};
+
+/* GUE (draft-ietf-intarea-gue) version 0 header as ipvs_gue_encap builds
+ * it: byte 0 = version(2) | C(1) | hlen(5), byte 1 = proto_ctype. */
+struct xvs_guehdr {
+	__u8 ver_c_hlen;
+	__u8 proto_ctype;
+	__be16 flags;
 };
 
 /* Object-wide constants. A read-only global of this type puts every enum
@@ -171,9 +229,12 @@ struct xvs_abi {
 	enum xvs_fwd fwd;
 	enum xvs_dest_flags dest_flags;
 	enum xvs_conn_flags conn_flags;
+	enum xvs_tun_type tun_type;
+	enum xvs_tun_flags tun_flags;
+	enum xvs_decap_counter decap_counter;
 	__u32 pad;
 };
 
-#define XVS_ABI_VERSION 1
+#define XVS_ABI_VERSION 2
 
 #endif /* XVS_H */

@@ -6,6 +6,8 @@
 //! skeleton generates from that header's BTF (module [`abi`]), guarded by
 //! `const` size assertions and a load-time check of every map's key and
 //! value size. See `docs/design.md` for the map layout.
+//!
+//! The real-server side of tunnelling (`bpf/decap.bpf.c`) is [`decap`].
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
 use log::{info, warn};
@@ -15,7 +17,12 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
-use xvs_core::model::{ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Stats, Timeouts};
+use xvs_core::model::{
+    ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Stats, Timeouts, TunCsum, TunType,
+};
+
+pub mod decap;
+mod neigh;
 
 #[allow(
     clippy::all,
@@ -37,6 +44,7 @@ pub mod abi {
     pub use crate::skel::types::{
         xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
         xvs_dest_flags, xvs_fwd, xvs_ring_key, xvs_state, xvs_stats, xvs_svc, xvs_svc_key,
+        xvs_tun_flags, xvs_tun_type,
     };
 }
 
@@ -60,7 +68,7 @@ const _: () = assert!(xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32);
 static BPF_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
 
 /// Names of the `XVS_CNT` counters, in `enum xvs_counter` order.
-pub const COUNTER_NAMES: [&str; 25] = [
+pub const COUNTER_NAMES: [&str; 32] = [
     "rx",
     "pass_not_ip",
     "pass_truncated",
@@ -86,7 +94,19 @@ pub const COUNTER_NAMES: [&str; 25] = [
     "fib_other",
     "tx",
     "redirect",
+    "dr_in",
+    "tun_in",
+    "drop_no_neigh",
+    "drop_fib",
+    "icmp_frag_needed",
+    "drop_too_big",
+    "drop_encap",
 ];
+
+/// Size of the `XVS_CNT` map (`XVS_CNT_SLOTS` in `xvs.h`): room for new
+/// counters without resizing a pinned map.
+const CNT_SLOTS: u32 = 64;
+const _: () = assert!(COUNTER_NAMES.len() <= CNT_SLOTS as usize);
 
 /// Maps pinned under [`Options::pin_path`] (all state; `.rodata` is not).
 const PINNED_MAPS: [&str; 9] = [
@@ -112,7 +132,8 @@ pub struct Options {
     /// its flows. `None`: nothing pinned (tests).
     pub pin_path: Option<PathBuf>,
     /// `CONN_MAP` capacity in entries. Every NAT connection takes two
-    /// (forward and reply), so this holds `conn_capacity / 2` connections.
+    /// (forward and reply), a DR/TUN connection one, so this holds at least
+    /// `conn_capacity / 2` connections.
     /// Default `1 << 20` (~110 MiB of preallocated kernel memory).
     pub conn_capacity: u32,
     /// Service ids are `0..max_services`. Default 4096.
@@ -170,9 +191,14 @@ pub enum Error {
         /// Table size.
         max: u32,
     },
-    /// A forwarding method the data plane does not implement yet.
-    #[error("forwarding method {0} is not supported by the xvs data plane yet (only Masq)")]
+    /// A forwarding method the data plane does not implement (none today;
+    /// kept for API stability).
+    #[error("forwarding method {0} is not supported by the xvs data plane")]
     UnsupportedFwd(FwdMethod),
+    /// A tunnel option the data plane does not implement (`--tun-type
+    /// gre`, `--tun-remcsum`).
+    #[error("not supported by the xvs data plane: {0}")]
+    Unsupported(String),
     /// No such network interface.
     #[error("no such interface: {0}")]
     NoSuchInterface(String),
@@ -403,6 +429,22 @@ impl Dataplane {
                 context: format!("creating pin directory {}", p.display()),
                 source,
             })?;
+        }
+        if let Some(p) = &opts.pin_path {
+            // Counters are only statistics: a pinned XVS_CNT of an older
+            // size (fewer counters) is replaced rather than refusing to
+            // start.
+            let cnt = p.join("XVS_CNT");
+            if let Ok(m) = MapHandle::from_pinned_path(&cnt) {
+                if m.max_entries() != CNT_SLOTS {
+                    warn!(
+                        "{}: {} entries, this version needs {CNT_SLOTS}: recreating it",
+                        cnt.display(),
+                        m.max_entries()
+                    );
+                    let _ = std::fs::remove_file(&cnt);
+                }
+            }
         }
         let mut open = ObjectBuilder::default()
             .open_memory(BPF_OBJ)
@@ -675,31 +717,89 @@ impl Dataplane {
         self.zero_svc_stats(svc_id)
     }
 
-    /// Creates or updates a dest slot. Only `FwdMethod::Masq` is
-    /// implemented; others are refused with [`Error::UnsupportedFwd`].
+    /// Creates or updates a dest slot, for every forwarding method:
+    ///
+    /// * `Masq`: NAT.
+    /// * `Route`: direct routing; the real server must be reachable on a
+    ///   link of the director (its MAC comes from the neighbour table, see
+    ///   [`Dataplane::resolve_neighbours`]).
+    /// * `Tunnel`: IPIP, or GUE to `tun_port` (`tun_csum`: `NoCsum` or
+    ///   `Csum`). The outer source address is the director's address
+    ///   towards the real server, looked up here (a UDP socket connected to
+    ///   it; nothing is sent) and stored in the slot; call `upsert_dest`
+    ///   again when addressing changes.
+    ///
+    /// Errors: no route to a `Route`/`Tunnel` real server
+    /// ([`Error::Io`]); `--tun-type gre` and `--tun-remcsum`
+    /// ([`Error::Unsupported`]); GUE without a port ([`Error::Invalid`]).
     pub fn upsert_dest(&self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), Error> {
         self.check_dest_id(dest_id)?;
         self.check_svc_id(svc_id)?;
-        let fwd = match dest.fwd {
-            FwdMethod::Masq => xvs_fwd::XVS_FWD_MASQ.0 as u8,
-            other => return Err(Error::UnsupportedFwd(other)),
-        };
-        let val = xvs_dest {
+        let mut val = xvs_dest {
             addr: be32(dest.addr),
             port: be16(dest.port),
-            fwd,
+            fwd: xvs_fwd::XVS_FWD_MASQ.0 as u8,
             flags: xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8,
             svc_id,
             weight: dest.weight,
-            tun_port: be16(dest.tun_port),
+            tun_port: 0,
             tun_type: 0,
             tun_flags: 0,
-            reserved: 0,
+            tun_src: 0,
         };
+        match dest.fwd {
+            FwdMethod::Masq => {}
+            FwdMethod::Route => {
+                neigh::route_src(dest.addr, dest.port)?;
+                val.fwd = xvs_fwd::XVS_FWD_ROUTE.0 as u8;
+            }
+            FwdMethod::Tunnel => {
+                val.fwd = xvs_fwd::XVS_FWD_TUNNEL.0 as u8;
+                val.tun_type = match dest.tun_type {
+                    TunType::Ipip => xvs_tun_type::XVS_TUN_IPIP.0 as u8,
+                    TunType::Gue if dest.tun_port == 0 => {
+                        return Err(Error::Invalid(
+                            "tunnel type gue needs a tunnel port (--tun-port)".into(),
+                        ))
+                    }
+                    TunType::Gue => xvs_tun_type::XVS_TUN_GUE.0 as u8,
+                    TunType::Gre => {
+                        return Err(Error::Unsupported(
+                            "tunnel type gre (--tun-type gre); use ipip or gue".into(),
+                        ))
+                    }
+                };
+                val.tun_flags = match dest.tun_csum {
+                    TunCsum::NoCsum => 0,
+                    // IPIP has no checksum of its own (IPVS ignores it too).
+                    TunCsum::Csum if dest.tun_type == TunType::Ipip => 0,
+                    TunCsum::Csum => xvs_tun_flags::XVS_TUN_F_CSUM.0 as u8,
+                    TunCsum::RemCsum => return Err(Error::Unsupported(
+                        "remote checksum offload (--tun-remcsum); use --tun-csum or --tun-nocsum"
+                            .into(),
+                    )),
+                };
+                if dest.tun_type == TunType::Gue {
+                    val.tun_port = be16(dest.tun_port);
+                }
+                val.tun_src = be32(neigh::route_src(dest.addr, dest.tun_port)?);
+            }
+        }
         self.maps
             .dest
             .update(bytes(&dest_id), bytes(&val), MapFlags::ANY)
             .map_err(bpf_err("DEST_MAP update"))
+    }
+
+    /// Starts neighbour (ARP) resolution towards each address: the next
+    /// hop of its route (the address itself when on-link) on the route's
+    /// interface, created as a kernel-managed entry where the kernel
+    /// supports it, so it stays resolved. DR drops packets while the real
+    /// server's MAC is unknown (counter `drop_no_neigh`): call this when a
+    /// `Route`/`Tunnel` dest is added and whenever that counter grows.
+    /// Returns once the requests are made, not when ARP has answered.
+    pub fn resolve_neighbours(&self, addrs: &[Ipv4Addr]) -> Result<(), Error> {
+        neigh::resolve(addrs)
     }
 
     /// Removes a dest: marks its slot unavailable, deletes its connections
@@ -935,7 +1035,11 @@ impl Dataplane {
                 continue;
             };
             let cur: xvs_conn = from_bytes(&v);
-            let _ = self.maps.conn.delete(bytes(&cur.peer));
+            // DR/TUN connections have no reply entry; their `peer` key may
+            // be a NAT connection's reply entry, which must stay.
+            if cur.fwd == xvs_fwd::XVS_FWD_MASQ.0 as u8 {
+                let _ = self.maps.conn.delete(bytes(&cur.peer));
+            }
             self.dest_conns.add(cur.dest_id, cur.state, -1);
             n += 1;
         }

@@ -7,7 +7,10 @@
 
 use std::net::Ipv4Addr;
 use std::process::Command;
-use xvs_core::model::{ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts};
+use xvs_core::model::{
+    ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
+};
+use xvs_dataplane::decap::{self, DecapConfig};
 use xvs_dataplane::{Dataplane, Error, Options};
 
 const XDP_DROP: u32 = 1;
@@ -743,17 +746,34 @@ fn remove_dest_deletes_its_connections() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn unsupported_fwd_and_bad_ids_are_refused() {
     let dp = setup(opts(), Protocol::Tcp, &[0]);
+    // DR/TUN need a route to the real server (none in this empty netns).
     let mut d = masq(RS0, 80);
     d.fwd = FwdMethod::Route;
-    assert!(matches!(
-        dp.upsert_dest(2, 0, &d),
-        Err(Error::UnsupportedFwd(FwdMethod::Route))
-    ));
+    let e = dp.upsert_dest(2, 0, &d).unwrap_err();
+    assert!(
+        matches!(e, Error::Io { .. }) && e.to_string().contains("no route"),
+        "{e}"
+    );
     d.fwd = FwdMethod::Tunnel;
-    assert!(matches!(
-        dp.upsert_dest(2, 0, &d),
-        Err(Error::UnsupportedFwd(FwdMethod::Tunnel))
-    ));
+    assert!(matches!(dp.upsert_dest(2, 0, &d), Err(Error::Io { .. })));
+    // GRE and remote checksum offload are refused by name.
+    d.tun_type = TunType::Gre;
+    let e = dp.upsert_dest(2, 0, &d).unwrap_err();
+    assert!(
+        matches!(e, Error::Unsupported(_)) && e.to_string().contains("gre"),
+        "{e}"
+    );
+    d.tun_type = TunType::Gue;
+    d.tun_port = 6080;
+    d.tun_csum = TunCsum::RemCsum;
+    let e = dp.upsert_dest(2, 0, &d).unwrap_err();
+    assert!(
+        matches!(e, Error::Unsupported(_)) && e.to_string().contains("remcsum"),
+        "{e}"
+    );
+    d.tun_csum = TunCsum::NoCsum;
+    d.tun_port = 0;
+    assert!(matches!(dp.upsert_dest(2, 0, &d), Err(Error::Invalid(_))));
     assert!(matches!(
         dp.upsert_dest(64, 0, &masq(RS0, 80)),
         Err(Error::IdOutOfRange { .. })
@@ -914,4 +934,644 @@ fn attach_and_detach_native_xdp_on_veth() {
     dp.attach("a1").unwrap();
     drop(dp);
     assert!(xdp_prog_id("a1").is_none(), "Drop detaches");
+}
+
+// ------------------------------------------------------- DR and TUN
+
+const C0_MAC: [u8; 6] = [2, 0, 0, 0, 0x0c, 0];
+const R0_MAC: [u8; 6] = [2, 0, 0, 0, 0x0a, 0];
+const RS0_MAC: [u8; 6] = [2, 0, 0, 0, 0x0a, 0x10];
+/// The director's address on the real servers' link (the tunnel source).
+const DIR_R: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+const GUE_PORT: u16 = 6080;
+
+/// In this thread's fresh netns: client link c0 (172.16.0.254/24), real
+/// server link r0 (192.168.1.1/24, mtu `rmtu`), RS0 and the client as
+/// permanent neighbours, VIP on lo, forwarding on. Returns (c0, r0).
+fn dr_links(rmtu: u32) -> (u32, u32) {
+    sh(&format!(
+        "ip link set lo up && ip addr add 10.0.0.100/32 dev lo \
+        && ip link add c0 type veth peer name c1 && ip link add r0 type veth peer name r1 \
+        && ip link set c0 address 02:00:00:00:0c:00 && ip link set r0 address 02:00:00:00:0a:00 \
+        && ip link set r0 mtu {rmtu} \
+        && ip link set c0 up && ip link set c1 up && ip link set r0 up && ip link set r1 up \
+        && ip addr add 172.16.0.254/24 dev c0 && ip addr add 192.168.1.1/24 dev r0 \
+        && ip neigh add 192.168.1.10 lladdr 02:00:00:00:0a:10 dev r0 nud permanent \
+        && ip neigh add 172.16.0.1 lladdr 02:00:00:00:0c:01 dev c0 nud permanent \
+        && sysctl -qw net.ipv4.ip_forward=1"
+    ));
+    (ifindex("c0"), ifindex("r0"))
+}
+
+fn route_dest(addr: Ipv4Addr) -> Dest {
+    let mut d = Dest::new(addr, VPORT);
+    d.fwd = FwdMethod::Route;
+    d
+}
+
+fn tun_dest(addr: Ipv4Addr, ty: TunType, csum: TunCsum) -> Dest {
+    let mut d = Dest::new(addr, VPORT);
+    d.fwd = FwdMethod::Tunnel;
+    d.tun_type = ty;
+    d.tun_csum = csum;
+    if ty == TunType::Gue {
+        d.tun_port = GUE_PORT;
+    }
+    d
+}
+
+/// Dataplane (own netns with `dr_links`) with service 0 = `proto`
+/// VIP:80 -> dest 0 = `dest`.
+fn setup_fwd(proto: Protocol, dest: &Dest, rmtu: u32) -> (Dataplane, u32, u32) {
+    own_netns();
+    let (c0, r0) = dr_links(rmtu);
+    let dp = Dataplane::open(&opts()).expect("open (root needed)");
+    dp.upsert_dest(0, 0, dest).unwrap();
+    dp.upsert_service(0, &Service::new(key(proto), "rr"), &[0])
+        .unwrap();
+    (dp, c0, r0)
+}
+
+/// An IPv4 packet with its TTL decremented and header checksum redone.
+fn ttl_dec(ip: &[u8]) -> Vec<u8> {
+    let mut v = ip.to_vec();
+    let ihl = ((v[0] & 0xf) * 4) as usize;
+    v[8] -= 1;
+    v[10] = 0;
+    v[11] = 0;
+    let c = csum(&v[..ihl]);
+    v[10..12].copy_from_slice(&c.to_be_bytes());
+    v
+}
+
+/// Sets TOS and flags/fragment word of an Ethernet+IPv4 frame, checksum
+/// redone.
+fn set_tos_frag(f: &mut [u8], tos: u8, frag: u16) {
+    let ihl = ((f[14] & 0xf) * 4) as usize;
+    f[15] = tos;
+    f[20..22].copy_from_slice(&frag.to_be_bytes());
+    f[24] = 0;
+    f[25] = 0;
+    let c = csum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The 20-byte outer IPv4 header the director must build.
+fn outer_ip(proto: u8, tos: u8, len: usize, df: bool, id: u16, ttl: u8, dst: Ipv4Addr) -> Vec<u8> {
+    let mut h = vec![0u8; 20];
+    h[0] = 0x45;
+    h[1] = tos;
+    h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
+    h[8] = ttl;
+    h[9] = proto;
+    h[12..16].copy_from_slice(&DIR_R.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    let c = csum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// Mirror of gue_sport() in xvs.bpf.c (raw loads of network-order fields).
+fn gue_sport(c: Ipv4Addr, cport: u16, proto: u8) -> u16 {
+    let ne = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    let mut h = fmix32(ne(c));
+    h = fmix32(h ^ ne(VIP));
+    h = fmix32(h ^ (cport.to_be() as u32 | (VPORT.to_be() as u32) << 16));
+    h = fmix32(h ^ proto as u32);
+    h ^= h << 16;
+    (((h as u64 * (60999 - 32768)) >> 32) + 32768) as u16
+}
+
+fn neigh_show(addr: &str) -> String {
+    let out = Command::new("ip")
+        .args(["neigh", "show", addr])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn dr_rewrites_macs_only_and_tracks_input_only_state() {
+    let (dp, c0, r0) = setup_fwd(Protocol::Tcp, &route_dest(RS0), 1500);
+    let syn = tcp_frame(CLIENT, VIP, 46000, VPORT, SYN);
+    let (v, out) = dp.test_run(&syn, Some(c0)).unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+    assert_eq!(&out[0..6], &RS0_MAC, "dst MAC = real server");
+    assert_eq!(&out[6..12], &R0_MAC, "src MAC = egress interface");
+    assert_eq!(out.len(), syn.len());
+    // The IP packet is the client's: addresses, ports, payload untouched;
+    // only the TTL is decremented (as IPVS's __ip_vs_get_out_rt does).
+    assert_eq!(&out[12..], &eth(&ttl_dec(&syn[14..]))[12..]);
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.daddr(), p.ttl()), (CLIENT, VIP, 63));
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_eq!(&p.l4(), &Pkt(&syn).l4());
+    assert_eq!(dp.counter("dr_in").unwrap(), 1);
+    assert_eq!(dp.counter("redirect").unwrap(), 1);
+
+    let c = &dp.conns().unwrap()[0];
+    assert_eq!(
+        (c.fwd, c.daddr, c.state, c.dest_id),
+        (FwdMethod::Route, RS0, ConnState::SynRecv, 0)
+    );
+    assert_eq!(dp.conn_count().unwrap(), 1);
+    // No reply entry: the real server's answer is not ours.
+    let r = tcp_frame(VIP, CLIENT, VPORT, 46000, SYN | ACK);
+    let (v, o) = dp.test_run(&r, Some(r0)).unwrap();
+    assert_eq!((v, &o), (XDP_PASS, &r));
+
+    // INPUT_ONLY rows: ack SR->ES, fin ES->FIN_WAIT (INPUT would give
+    // CLOSE_WAIT), ack stays FW, rst -> CLOSE.
+    let step = |f: u8, want: ConnState| {
+        let (v, _) = dp
+            .test_run(&tcp_frame(CLIENT, VIP, 46000, VPORT, f), Some(c0))
+            .unwrap();
+        assert_eq!(v, XDP_REDIRECT);
+        assert_eq!(state_of(&dp, 46000), want, "after flags {f:#x}");
+    };
+    step(ACK, ConnState::Established);
+    assert_eq!(dp.dest_conns(0).unwrap(), (1, 0));
+    step(FIN | ACK, ConnState::FinWait);
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, 1));
+    step(ACK, ConnState::FinWait);
+    step(RST, ConnState::Close);
+    let s = dp.svc_stats(0).unwrap();
+    let len = (syn.len() - 14) as u64;
+    assert_eq!(
+        (s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes),
+        (1, 5, 0, 5 * len, 0),
+        "in-direction only"
+    );
+
+    // The fib lookup is per packet: a changed RS MAC is followed.
+    sh("ip neigh replace 192.168.1.10 lladdr 02:00:00:00:0a:11 dev r0 nud permanent");
+    let (_, out) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 46000, VPORT, ACK), Some(c0))
+        .unwrap();
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0a, 0x11]);
+
+    // ICMP errors about the flow go to the real server unchanged.
+    let vip2c = ipv4(
+        VIP,
+        CLIENT,
+        TCP,
+        64,
+        &[],
+        0,
+        &tcp_seg(VIP, CLIENT, VPORT, 46000, ACK, b""),
+    );
+    let icmp = icmp_error(CLIENT, VIP, 3, 3, &vip2c[..28]);
+    let (v, out) = dp.test_run(&icmp, Some(c0)).unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0a, 0x11]);
+    assert_eq!(&out[12..], &eth(&ttl_dec(&icmp[14..]))[12..]);
+    assert_eq!(dp.counter("icmp_in").unwrap(), 1);
+
+    // One-armed: a real server on the ingress link means XDP_TX.
+    sh("ip neigh add 172.16.0.50 lladdr 02:00:00:00:0c:50 dev c0 nud permanent");
+    dp.upsert_dest(1, 1, &route_dest(Ipv4Addr::new(172, 16, 0, 50)))
+        .unwrap();
+    dp.upsert_service(1, &Service::new(key(Protocol::Udp), "rr"), &[1])
+        .unwrap();
+    let (v, out) = dp
+        .test_run(&udp_frame(CLIENT, VIP, 5555, VPORT, true), Some(c0))
+        .unwrap();
+    assert_eq!(v, XDP_TX);
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0c, 0x50]);
+    assert_eq!(&out[6..12], &C0_MAC);
+    assert_eq!(Pkt(&out).daddr(), VIP);
+    assert_eq!(state_of(&dp, 5555), ConnState::Udp);
+
+    // Neighbour unknown: dropped (the kernel would answer for the VIP),
+    // counted so the daemon resolves it.
+    dp.upsert_dest(0, 0, &route_dest(Ipv4Addr::new(192, 168, 1, 20)))
+        .unwrap();
+    let f = tcp_frame(CLIENT, VIP, 46001, VPORT, SYN);
+    let (v, _) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_DROP);
+    assert_eq!(dp.counter("drop_no_neigh").unwrap(), 1);
+    // Any other fib failure (here a route turned blackhole): dropped too.
+    sh("ip route add 198.51.100.0/24 via 192.168.1.254");
+    dp.upsert_dest(0, 0, &route_dest(Ipv4Addr::new(198, 51, 100, 7)))
+        .unwrap();
+    sh("ip route replace blackhole 198.51.100.0/24");
+    let (v, _) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 46002, VPORT, SYN), Some(c0))
+        .unwrap();
+    assert_eq!(v, XDP_DROP);
+    assert_eq!(dp.counter("drop_fib").unwrap(), 1);
+
+    // A connection is made before the packet is dropped (as IPVS), so the
+    // retransmitted SYN finds it once the neighbour is known.
+    assert_eq!(dp.conn_count().unwrap(), 4);
+    // Expiry of DR conns (UDP: timeout 0 here; the TCP ones keep their
+    // fixed SYN_RECV/CLOSE timeouts).
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let t = Timeouts {
+        tcp: 0,
+        tcp_fin: 0,
+        udp: 0,
+    };
+    assert_eq!(dp.expire_conns(&t).unwrap(), 1);
+    assert_eq!(dp.conn_count().unwrap(), 3);
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 0));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn resolve_neighbours_creates_neighbour_entries() {
+    let (dp, _c0, _r0) = setup_fwd(Protocol::Tcp, &route_dest(RS0), 1500);
+    sh("ip route add 10.9.0.0/16 via 192.168.1.254");
+    assert!(neigh_show("192.168.1.20").is_empty());
+    dp.resolve_neighbours(&[
+        Ipv4Addr::new(192, 168, 1, 20),
+        Ipv4Addr::new(10, 9, 0, 5),
+        RS0,
+    ])
+    .unwrap();
+    let n = neigh_show("192.168.1.20");
+    assert!(n.contains("dev r0"), "entry created: {n:?}");
+    // Behind a gateway, the gateway is what must be resolved.
+    let g = neigh_show("192.168.1.254");
+    assert!(g.contains("dev r0"), "gateway entry created: {g:?}");
+    assert!(neigh_show("10.9.0.5").is_empty());
+    // Permanent entries stay as they are.
+    let p = neigh_show("192.168.1.10");
+    assert!(
+        p.contains("PERMANENT") && p.contains("02:00:00:00:0a:10"),
+        "{p:?}"
+    );
+    // Resolving twice is harmless; no route is an error.
+    dp.resolve_neighbours(&[Ipv4Addr::new(192, 168, 1, 20)])
+        .unwrap();
+    assert!(dp
+        .resolve_neighbours(&[Ipv4Addr::new(203, 0, 113, 1)])
+        .is_err());
+}
+
+/// Expected TUN output for `inner_in` (an Ethernet frame as received):
+/// Ethernet (RS0 MAC, r0 MAC), outer headers, inner packet TTL-1.
+fn expected_tun(inner_in: &[u8], gue: Option<(u16, bool)>, id: u16) -> Vec<u8> {
+    let inner = ttl_dec(&inner_in[14..]);
+    let tos = inner[1];
+    let tos = if tos & 3 == 3 { (tos & !3) | 2 } else { tos };
+    let df = inner[6] & 0x40 != 0;
+    let mut f = RS0_MAC.to_vec();
+    f.extend_from_slice(&R0_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    match gue {
+        None => {
+            f.extend(outer_ip(4, tos, inner.len() + 20, df, id, inner[8], RS0));
+            f.extend_from_slice(&inner);
+        }
+        Some((sport, with_csum)) => {
+            f.extend(outer_ip(UDP, tos, inner.len() + 32, df, id, inner[8], RS0));
+            let mut u = Vec::new();
+            u.extend_from_slice(&sport.to_be_bytes());
+            u.extend_from_slice(&GUE_PORT.to_be_bytes());
+            u.extend_from_slice(&((inner.len() + 12) as u16).to_be_bytes());
+            u.extend_from_slice(&[0, 0, 0x00, 4, 0, 0]);
+            u.extend_from_slice(&inner);
+            if with_csum {
+                let mut c = csum_fold(csum_add(pseudo(DIR_R, RS0, UDP, u.len()), &u));
+                if c == 0 {
+                    c = 0xffff;
+                }
+                u[6..8].copy_from_slice(&c.to_be_bytes());
+            }
+            f.extend(u);
+        }
+    }
+    f
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn tun_ipip_encapsulation_is_byte_exact() {
+    let d = tun_dest(RS0, TunType::Ipip, TunCsum::NoCsum);
+    let (dp, c0, _r0) = setup_fwd(Protocol::Tcp, &d, 1500);
+    // DF, TOS with ECN CE: outer gets DF, id 0, TOS with ECT(0).
+    let mut syn = tcp_frame(CLIENT, VIP, 47000, VPORT, SYN);
+    set_tos_frag(&mut syn, 0x2b, 0x4000);
+    let (v, out) = dp.test_run(&syn, Some(c0)).unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+    assert_eq!(out, expected_tun(&syn, None, 0));
+    assert_eq!(dp.counter("tun_in").unwrap(), 1);
+    let c = &dp.conns().unwrap()[0];
+    assert_eq!(
+        (c.fwd, c.daddr, c.state),
+        (FwdMethod::Tunnel, RS0, ConnState::SynRecv)
+    );
+    // INPUT_ONLY state for TUN too.
+    let mut ack = tcp_frame(CLIENT, VIP, 47000, VPORT, ACK);
+    set_tos_frag(&mut ack, 0x10, 0);
+    let (_, out) = dp.test_run(&ack, Some(c0)).unwrap();
+    assert_eq!(state_of(&dp, 47000), ConnState::Established);
+    // No DF: outer id is random, everything else exact.
+    let id = u16::from_be_bytes([out[18], out[19]]);
+    assert_eq!(out, expected_tun(&ack, None, id));
+    let (_, out) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 47000, VPORT, FIN | ACK), Some(c0))
+        .unwrap();
+    assert_eq!(state_of(&dp, 47000), ConnState::FinWait);
+    assert!(Pkt(&out).ip_csum_ok());
+    // IP options in the inner packet are carried as they are.
+    let seg = tcp_seg(CLIENT, VIP, 47001, VPORT, SYN, b"opt");
+    let f = eth(&ipv4(CLIENT, VIP, TCP, 64, &[1, 1, 1, 1], 0x4000, &seg));
+    let (_, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(out, expected_tun(&f, None, 0));
+
+    // Neighbour unknown: the encapsulated packet goes to the kernel with
+    // the frame's own MACs (it forwards and resolves).
+    dp.upsert_dest(
+        0,
+        0,
+        &tun_dest(
+            Ipv4Addr::new(192, 168, 1, 20),
+            TunType::Ipip,
+            TunCsum::NoCsum,
+        ),
+    )
+    .unwrap();
+    let mut f = tcp_frame(CLIENT, VIP, 47002, VPORT, SYN);
+    set_tos_frag(&mut f, 0, 0x4000);
+    let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_PASS);
+    assert_eq!(&out[0..14], &f[0..14]);
+    let p = Pkt(&out);
+    assert_eq!(
+        (p.saddr(), p.daddr(), p.ip()[9]),
+        (DIR_R, Ipv4Addr::new(192, 168, 1, 20), 4)
+    );
+    assert!(p.ip_csum_ok());
+    assert_eq!(&out[34..], &ttl_dec(&f[14..])[..]);
+    assert_eq!(dp.counter("fib_no_neigh").unwrap(), 1);
+    assert_eq!(dp.counter("tun_in").unwrap(), 5);
+    let s = dp.svc_stats(0).unwrap();
+    assert_eq!((s.inpkts, s.outpkts), (5, 0));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn tun_gue_encapsulation_with_and_without_udp_checksum() {
+    let d = tun_dest(RS0, TunType::Gue, TunCsum::NoCsum);
+    let (dp, c0, _r0) = setup_fwd(Protocol::Udp, &d, 1500);
+    let sport = gue_sport(CLIENT, 48000, UDP);
+    let mut f = udp_frame(CLIENT, VIP, 48000, VPORT, true);
+    set_tos_frag(&mut f, 0, 0x4000);
+    let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+    assert_eq!(out, expected_tun(&f, Some((sport, false)), 0));
+    // Same flow, same source port; another flow, (most likely) another.
+    let (_, out2) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(&out2[34..36], &sport.to_be_bytes());
+    assert_ne!(gue_sport(CLIENT, 48001, UDP), sport);
+
+    // --tun-csum: full UDP checksum, for odd lengths and long packets too
+    // (the BPF side sums in 256-byte chunks, then words, then the tail).
+    dp.upsert_dest(0, 0, &tun_dest(RS0, TunType::Gue, TunCsum::Csum))
+        .unwrap();
+    for (i, n) in [5usize, 6, 255, 256, 700, 1401].into_iter().enumerate() {
+        let cport = 48100 + i as u16;
+        let payload: Vec<u8> = (0..n).map(|b| (b * 7 + 3) as u8).collect();
+        let ip = ipv4(
+            CLIENT,
+            VIP,
+            UDP,
+            64,
+            &[],
+            0x4000,
+            &udp_dgram(CLIENT, VIP, cport, VPORT, &payload, true),
+        );
+        let f = eth(&ip);
+        let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+        assert_eq!(v, XDP_REDIRECT, "payload {n}");
+        let sport = gue_sport(CLIENT, cport, UDP);
+        assert_eq!(out, expected_tun(&f, Some((sport, true)), 0), "payload {n}");
+        let udp = &out[34..];
+        assert_eq!(
+            csum_fold(csum_add(pseudo(DIR_R, RS0, UDP, udp.len()), udp)),
+            0,
+            "valid UDP checksum, payload {n}"
+        );
+    }
+    // IPIP ignores --tun-csum, as IPVS does.
+    dp.upsert_dest(0, 0, &tun_dest(RS0, TunType::Ipip, TunCsum::Csum))
+        .unwrap();
+    let f = udp_frame(CLIENT, VIP, 48000, VPORT, true);
+    let (_, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(Pkt(&out).ip()[9], 4);
+}
+
+/// Checks an ICMP frag-needed answer to `f` (received on c0).
+fn check_frag_needed(out: &[u8], f: &[u8], mtu: u16) {
+    let ihl = ((f[14] & 0xf) * 4) as usize;
+    assert_eq!(&out[0..6], &f[6..12], "back to the sender's MAC");
+    assert_eq!(&out[6..12], &f[0..6]);
+    let p = Pkt(out);
+    assert_eq!(
+        out.len(),
+        14 + 20 + 8 + ihl + 8,
+        "IP header + 8 bytes quoted"
+    );
+    assert_eq!(p.tot_len(), out.len() - 14);
+    assert_eq!((p.saddr(), p.daddr(), p.ip()[9]), (VIP, CLIENT, ICMP));
+    assert!(p.ip_csum_ok());
+    let ic = p.l4();
+    assert_eq!((ic[0], ic[1]), (3, 4));
+    assert_eq!(csum(ic), 0, "ICMP checksum valid");
+    assert_eq!(u16::from_be_bytes([ic[6], ic[7]]), mtu);
+    assert_eq!(&ic[4..6], &[0, 0]);
+    assert_eq!(&ic[8..], &f[14..14 + ihl + 8], "original header + 8 bytes");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn oversize_df_packets_get_icmp_frag_needed() {
+    // RS link MTU 1400; the client link 1500.
+    let d = tun_dest(RS0, TunType::Ipip, TunCsum::NoCsum);
+    let (dp, c0, _r0) = setup_fwd(Protocol::Udp, &d, 1400);
+    let big = |cport: u16, inner_len: usize, frag: u16, opts: &[u8]| {
+        let n = inner_len - 20 - opts.len() - 8;
+        let u = udp_dgram(CLIENT, VIP, cport, VPORT, &vec![0x5a; n], true);
+        eth(&ipv4(CLIENT, VIP, UDP, 64, opts, frag, &u))
+    };
+    // 1380 + 20 fits exactly.
+    let (v, out) = dp
+        .test_run(&big(49000, 1380, 0x4000, &[]), Some(c0))
+        .unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+    assert_eq!(Pkt(&out).tot_len(), 1400);
+    // 1381 does not: ICMP with MTU 1400 - 20.
+    let f = big(49001, 1381, 0x4000, &[]);
+    let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_TX);
+    check_frag_needed(&out, &f, 1380);
+    // IP options are quoted whole.
+    let f = big(49002, 1400, 0x4000, &[1, 1, 1, 1, 1, 1, 1, 0]);
+    let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_TX);
+    check_frag_needed(&out, &f, 1380);
+    assert_eq!(dp.counter("icmp_frag_needed").unwrap(), 2);
+
+    // Without DF: encapsulated anyway (outer DF clear) and handed to the
+    // kernel, which fragments the outer packet.
+    let f = big(49003, 1450, 0, &[]);
+    let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_PASS);
+    let p = Pkt(&out);
+    assert_eq!((p.ip()[9], p.tot_len(), p.ip()[6] & 0x40), (4, 1470, 0));
+    assert!(p.ip_csum_ok());
+    assert_eq!(dp.counter("fib_frag_needed").unwrap(), 1);
+
+    // GUE: MTU less 32.
+    dp.upsert_dest(0, 0, &tun_dest(RS0, TunType::Gue, TunCsum::NoCsum))
+        .unwrap();
+    let f = big(49004, 1369, 0x4000, &[]);
+    let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_TX);
+    check_frag_needed(&out, &f, 1368);
+
+    // DR: the route MTU itself; without DF the packet cannot be
+    // fragmented here nor passed to the kernel: dropped, counted.
+    dp.upsert_dest(0, 0, &route_dest(RS0)).unwrap();
+    let f = big(49005, 1401, 0x4000, &[]);
+    let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+    assert_eq!(v, XDP_TX);
+    check_frag_needed(&out, &f, 1400);
+    let (v, _) = dp.test_run(&big(49006, 1401, 0, &[]), Some(c0)).unwrap();
+    assert_eq!(v, XDP_DROP);
+    assert_eq!(dp.counter("drop_too_big").unwrap(), 1);
+    let (v, _) = dp
+        .test_run(&big(49007, 1400, 0x4000, &[]), Some(c0))
+        .unwrap();
+    assert_eq!(v, XDP_REDIRECT);
+}
+
+fn decap_cfg() -> DecapConfig {
+    DecapConfig {
+        vips: vec![Ipv4Addr::new(10, 0, 0, 1), VIP],
+        gue_ports: vec![GUE_PORT],
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn decap_strips_what_the_director_encapsulated() {
+    let d = tun_dest(RS0, TunType::Ipip, TunCsum::NoCsum);
+    let (dp, c0, _r0) = setup_fwd(Protocol::Tcp, &d, 1500);
+    let cfg = decap_cfg();
+    let frames = [
+        tcp_frame(CLIENT, VIP, 50000, VPORT, SYN),
+        eth(&ipv4(
+            CLIENT,
+            VIP,
+            TCP,
+            64,
+            &[1, 1, 1, 1],
+            0x4000,
+            &tcp_seg(CLIENT, VIP, 50001, VPORT, SYN, b"x"),
+        )),
+    ];
+    for (ty, csum_mode, counter) in [
+        (TunType::Ipip, TunCsum::NoCsum, "decap_ipip"),
+        (TunType::Gue, TunCsum::NoCsum, "decap_gue"),
+        (TunType::Gue, TunCsum::Csum, "decap_gue"),
+    ] {
+        dp.upsert_dest(0, 0, &tun_dest(RS0, ty, csum_mode)).unwrap();
+        for f in &frames {
+            let (v, enc) = dp.test_run(f, Some(c0)).unwrap();
+            assert_eq!(v, XDP_REDIRECT);
+            let (v, out, cnt) = decap::test_run(&cfg, &enc).unwrap();
+            assert_eq!(v, XDP_PASS);
+            let hl = if ty == TunType::Gue { 32 } else { 20 };
+            let mut want = enc[..14].to_vec();
+            want.extend_from_slice(&enc[14 + hl..]);
+            assert_eq!(out, want, "{ty:?}: inner packet, Ethernet header kept");
+            assert_eq!(&out[14..], &ttl_dec(&f[14..])[..]);
+            assert!(
+                cnt.contains(&(counter, 1)) && cnt.contains(&("pass", 0)),
+                "{cnt:?}"
+            );
+        }
+    }
+
+    // Not ours: passed untouched.
+    dp.upsert_dest(0, 0, &tun_dest(RS0, TunType::Gue, TunCsum::NoCsum))
+        .unwrap();
+    let (_, gue) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 50002, VPORT, SYN), Some(c0))
+        .unwrap();
+    let mut wrong_port = gue.clone();
+    wrong_port[36..38].copy_from_slice(&6081u16.to_be_bytes());
+    let mut wrong_ver = gue.clone();
+    wrong_ver[42] = 0x40;
+    let mut wrong_ctype = gue.clone();
+    wrong_ctype[43] = 41;
+    let other_vip = DecapConfig {
+        vips: vec![Ipv4Addr::new(10, 0, 0, 1)],
+        gue_ports: vec![GUE_PORT],
+    };
+    for (c, f) in [
+        (&cfg, &wrong_port),
+        (&cfg, &wrong_ver),
+        (&cfg, &wrong_ctype),
+        (&other_vip, &gue),
+        (&cfg, &tcp_frame(CLIENT, VIP, 50003, VPORT, SYN)),
+        (&cfg, &udp_frame(CLIENT, RS0, 1234, GUE_PORT, true)),
+    ] {
+        let (v, out, cnt) = decap::test_run(c, f).unwrap();
+        assert_eq!((v, &out), (XDP_PASS, f));
+        assert!(cnt.contains(&("pass", 1)), "{cnt:?}");
+    }
+    // IPIP to a VIP not configured, and a truncated IPIP header.
+    let ipip = eth(&ipv4(DIR_R, RS0, 4, 64, &[], 0, &[0x45, 0, 0, 20]));
+    let (v, out, _) = decap::test_run(&cfg, &ipip).unwrap();
+    assert_eq!((v, &out), (XDP_PASS, &ipip));
+    // Bad configurations are refused.
+    assert!(decap::test_run(&DecapConfig::default(), &ipip).is_err());
+    let many = DecapConfig {
+        vips: vec![VIP; 17],
+        gue_ports: vec![],
+    };
+    assert!(decap::test_run(&many, &ipip).is_err());
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn decap_attach_replace_detach() {
+    own_netns();
+    sh("ip link add d0 type veth peer name d1 && ip link set d0 up && ip link set d1 up");
+    assert!(!decap::attached("d0").unwrap());
+    decap::detach("d0").unwrap(); // nothing attached: no-op
+    decap::attach("d0", &decap_cfg()).unwrap();
+    // Nothing of ours holds it: it stays attached (netlink, not a link).
+    assert!(decap::attached("d0").unwrap());
+    let id1 = xdp_prog_id("d0").expect("attached");
+    decap::attach("d0", &decap_cfg()).unwrap();
+    let id2 = xdp_prog_id("d0").expect("attached");
+    assert_ne!(id1, id2, "replaced by a fresh load");
+    assert!(decap::counters("d0")
+        .unwrap()
+        .iter()
+        .any(|(n, _)| *n == "decap_ipip"));
+    decap::detach("d0").unwrap();
+    assert!(!decap::attached("d0").unwrap());
+    assert!(xdp_prog_id("d0").is_none());
+    assert!(matches!(
+        decap::attach("nope0", &decap_cfg()),
+        Err(Error::NoSuchInterface(_))
+    ));
 }

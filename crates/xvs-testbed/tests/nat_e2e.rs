@@ -482,15 +482,11 @@ fn refused_commands_keep_the_table_and_exit_like_ipvsadm() {
         String::from_utf8_lossy(&dup.stderr),
         "Destination already exists\n"
     );
-    let dr = lb.adm(&[
-        "-a",
-        "-t",
-        &format!("{VIP}:80"),
-        "-r",
-        &format!("{}:80", rs_ip(2)),
-    ]);
-    assert!(!dr.status.success());
-    assert!(String::from_utf8_lossy(&dr.stderr).contains("Route"));
+    // A scheduler whose data path does not exist yet is refused, not
+    // silently replaced.
+    let later = lb.adm(&["-E", "-t", &format!("{VIP}:80"), "-s", "wlc"]);
+    assert_eq!(later.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&later.stderr).contains("wlc"));
     assert_eq!(lb.adm_ok(&["-S", "-n"]), before);
 }
 

@@ -32,6 +32,10 @@ pub trait Plane: Backend {
     fn interfaces(&self) -> Vec<String>;
     /// Connection table capacity.
     fn conn_capacity(&self) -> u32;
+    /// Keeps the neighbour entries of DR and TUN real servers resolved
+    /// (called every second with all their addresses): without one the data
+    /// plane cannot put a MAC on the frame.
+    fn maintain_neighbours(&mut self, addrs: &[std::net::Ipv4Addr]);
 }
 
 /// Identifies whose rate an estimator follows, independent of slot ids
@@ -209,13 +213,25 @@ impl<P: Plane> Daemon<P> {
         })
     }
 
-    /// Expires idle connections (called every second).
-    pub fn expire(&mut self) {
+    /// Housekeeping every second: expires idle connections and keeps the
+    /// neighbours of DR/TUN real servers resolved.
+    pub fn every_second(&mut self) {
         match self.plane.expire(&self.model.timeouts) {
             Ok(0) => {}
             Ok(n) => log::debug!("expired {n} connection(s)"),
             Err(e) => log::warn!("connection expiry failed: {e}"),
         }
+        let mut addrs: Vec<std::net::Ipv4Addr> = self
+            .model
+            .services
+            .values()
+            .flat_map(|s| s.dests.iter())
+            .filter(|d| d.dest.fwd != xvs_core::model::FwdMethod::Masq)
+            .map(|d| d.dest.addr)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        self.plane.maintain_neighbours(&addrs);
     }
 
     /// Feeds the rate estimators (called every 2 seconds, as IPVS does).
@@ -347,6 +363,7 @@ mod tests {
         fn conn_capacity(&self) -> u32 {
             4096
         }
+        fn maintain_neighbours(&mut self, _: &[Ipv4Addr]) {}
     }
 
     const LIMITS: Limits = Limits {

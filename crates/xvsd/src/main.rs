@@ -1,10 +1,11 @@
 //! xvsd: the xvs daemon. See `xvsd --help` and docs/api.md.
 
 use anyhow::{bail, Context, Result};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
-use xvs_core::model::{Dest, Service, ServiceKey, Stats, Timeouts};
+use xvs_core::model::{Dest, FwdMethod, Service, ServiceKey, Stats, Timeouts};
 use xvs_dataplane::{monotonic_ns, Dataplane, Options};
 use xvsd::daemon::{Daemon, Plane};
 use xvsd::table::{Backend, Limits};
@@ -182,6 +183,10 @@ fn sysctl(path: &str, value: &str) -> Result<()> {
 struct Xdp {
     dp: Dataplane,
     conn_capacity: u32,
+    /// `drop_no_neigh` when neighbours were last resolved, and for which
+    /// addresses: resolution is asked again only when either changes.
+    no_neigh_seen: u64,
+    resolved: Vec<Ipv4Addr>,
 }
 
 impl Backend for Xdp {
@@ -198,7 +203,14 @@ impl Backend for Xdp {
     fn upsert_dest(&mut self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), String> {
         self.dp
             .upsert_dest(dest_id, svc_id, dest)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if dest.fwd != FwdMethod::Masq {
+            // Resolve before the first packet needs the MAC.
+            if let Err(e) = self.dp.resolve_neighbours(&[dest.addr]) {
+                log::warn!("resolving the neighbour {}: {e}", dest.addr);
+            }
+        }
+        Ok(())
     }
     fn remove_dest(&mut self, dest_id: u32) -> Result<(), String> {
         let ended = self.dp.remove_dest(dest_id).map_err(|e| e.to_string())?;
@@ -269,6 +281,26 @@ impl Plane for Xdp {
     fn conn_capacity(&self) -> u32 {
         self.conn_capacity
     }
+    fn maintain_neighbours(&mut self, addrs: &[Ipv4Addr]) {
+        let misses = self.dp.counter("drop_no_neigh").unwrap_or(0);
+        if misses == self.no_neigh_seen && addrs == self.resolved.as_slice() {
+            return;
+        }
+        if misses != self.no_neigh_seen {
+            log::info!(
+                "{} packet(s) found no neighbour entry for their real server; resolving {} address(es)",
+                misses.saturating_sub(self.no_neigh_seen),
+                addrs.len()
+            );
+        }
+        match self.dp.resolve_neighbours(addrs) {
+            Ok(()) => {
+                self.no_neigh_seen = misses;
+                self.resolved = addrs.to_vec();
+            }
+            Err(e) => log::warn!("resolving real-server neighbours: {e}"),
+        }
+    }
 }
 
 fn run(args: Args) -> Result<()> {
@@ -311,6 +343,8 @@ fn run(args: Args) -> Result<()> {
     let plane = Xdp {
         dp,
         conn_capacity: args.opts.conn_capacity,
+        no_neigh_seen: 0,
+        resolved: Vec::new(),
     };
     let limits = Limits {
         max_services: args.opts.max_services,

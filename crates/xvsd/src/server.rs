@@ -188,7 +188,7 @@ pub fn run<P: Plane>(
         });
         let now = Instant::now();
         if now >= next_expire {
-            daemon.expire();
+            daemon.every_second();
             next_expire = now + EXPIRE_EVERY;
         }
         if now >= next_estimate {

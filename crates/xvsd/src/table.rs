@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use xvs_core::api::{ApiError, ErrorKind, Request};
-use xvs_core::model::{svc_flags, Dest, FwdMethod, Service, ServiceKey, Timeouts};
+use xvs_core::model::{
+    svc_flags, Dest, FwdMethod, Service, ServiceKey, Timeouts, TunCsum, TunType,
+};
 use xvs_core::sched;
 
 /// What the table needs from the data plane. Implemented by
@@ -168,17 +170,26 @@ fn validate_service(s: &Service) -> Result<(), ApiError> {
 }
 
 fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
-    match d.fwd {
-        FwdMethod::Masq => {}
-        FwdMethod::Route => {
-            return Err(unsupported(
-                "forwarding method Route (-g, ipvsadm's default) is not supported by xvs yet; use -m (Masq)",
-            ))
+    if d.fwd == FwdMethod::Tunnel {
+        match d.tun_type {
+            TunType::Ipip => {}
+            TunType::Gue if d.tun_port == 0 => {
+                return Err(ApiError::with(
+                    ErrorKind::Invalid,
+                    "tunnel type gue needs a tunnel port (--tun-port)",
+                ))
+            }
+            TunType::Gue => {}
+            TunType::Gre => {
+                return Err(unsupported(
+                    "tunnel type gre is not supported by xvs yet (ipip and gue are)",
+                ))
+            }
         }
-        FwdMethod::Tunnel => {
+        if d.tun_csum == TunCsum::RemCsum {
             return Err(unsupported(
-                "forwarding method Tunnel (-i) is not supported by xvs yet; use -m (Masq)",
-            ))
+                "remote checksum offload (--tun-remcsum) is not supported by xvs yet",
+            ));
         }
     }
     if d.weight > 65535 {
@@ -202,6 +213,17 @@ fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// DR and TUN cannot map ports: the real server sees the packet as the
+/// client sent it. ipvsadm forces the service port silently; so does xvsd,
+/// for clients other than xvsadm.
+fn forced_port(svc: &Service, d: &Dest) -> Dest {
+    let mut d = d.clone();
+    if d.fwd != FwdMethod::Masq {
+        d.port = svc.key.port;
+    }
+    d
 }
 
 /// The dest ids in the order the data plane hands out new connections.
@@ -264,6 +286,7 @@ impl Model {
                     .services
                     .get_mut(key)
                     .ok_or_else(|| err(ErrorKind::ServiceNotDefined))?;
+                let dest = &forced_port(&slot.service, dest);
                 if slot
                     .dests
                     .iter()
@@ -288,6 +311,7 @@ impl Model {
                     .services
                     .get_mut(key)
                     .ok_or_else(|| err(ErrorKind::ServiceNotDefined))?;
+                let dest = &forced_port(&slot.service, dest);
                 validate_dest(&slot.service, dest)?;
                 let d = slot
                     .dests
@@ -571,17 +595,35 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Unsupported);
         m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
         let mut d = masq(11, 80, 1);
-        d.fwd = FwdMethod::Route;
-        let e = m
-            .apply(
+        d.fwd = FwdMethod::Tunnel;
+        d.tun_type = TunType::Gre;
+        let add = |dest: Dest| Request::AddDest { key: key(80), dest };
+        let e = m.apply(&add(d.clone()), LIMITS).unwrap_err();
+        assert!(e.message.contains("gre"), "{}", e.message);
+        d.tun_type = TunType::Gue;
+        let e = m.apply(&add(d), LIMITS).unwrap_err();
+        assert!(e.message.contains("--tun-port"), "{}", e.message);
+    }
+
+    #[test]
+    fn dr_and_tun_dests_take_the_service_port() {
+        let mut m = Model::default();
+        m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        for (last, fwd) in [(11, FwdMethod::Route), (12, FwdMethod::Tunnel)] {
+            let mut d = masq(last, 8080, 1);
+            d.fwd = fwd;
+            m.apply(
                 &Request::AddDest {
                     key: key(80),
                     dest: d,
                 },
                 LIMITS,
             )
-            .unwrap_err();
-        assert!(e.message.contains("Route"), "{}", e.message);
+            .unwrap();
+        }
+        let slot = m.service(&key(80)).unwrap();
+        let ports: Vec<u16> = slot.dests.iter().map(|d| d.dest.port).collect();
+        assert_eq!(ports, vec![80, 80]);
     }
 
     #[test]

@@ -1,0 +1,321 @@
+//! Neighbour resolution and route source selection for DR/TUN dests, with
+//! raw rtnetlink and plain sockets (no shelling out, no extra crates).
+//!
+//! * [`route_src`]: the director's source address towards a real server
+//!   (the outer source of tunnelled packets): a UDP socket `connect()`ed to
+//!   it and `getsockname()`. Nothing is sent.
+//! * [`resolve`]: for each address, `RTM_GETROUTE` finds the egress
+//!   interface and next hop (the gateway when the route has one), then
+//!   `RTM_NEWNEIGH` with `NTF_USE` starts ARP for it. The entry is created
+//!   `managed` (`NTF_EXT_MANAGED`, kernel >= 5.16), so the kernel keeps it
+//!   resolved even though XDP-forwarded traffic never confirms it; older
+//!   kernels fall back to a plain `NTF_USE`. Permanent and no-ARP entries
+//!   are left alone.
+
+use crate::Error;
+use std::io;
+use std::mem::size_of;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+
+/// The local address the kernel picks as source towards `addr`.
+pub(crate) fn route_src(addr: Ipv4Addr, port: u16) -> Result<Ipv4Addr, Error> {
+    let io_err = |source| Error::Io {
+        context: format!("no route to real server {addr}"),
+        source,
+    };
+    let sock = UdpSocket::bind("0.0.0.0:0").map_err(io_err)?;
+    let port = if port == 0 { 9 } else { port };
+    sock.connect(SocketAddrV4::new(addr, port))
+        .map_err(io_err)?;
+    match sock.local_addr().map_err(io_err)? {
+        std::net::SocketAddr::V4(a) if !a.ip().is_unspecified() => Ok(*a.ip()),
+        _ => Err(io_err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no IPv4 source address",
+        ))),
+    }
+}
+
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x01;
+const NLM_F_ACK: u16 = 0x04;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_CREATE: u16 = 0x400;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTN_UNICAST: u8 = 1;
+const NDA_DST: u16 = 1;
+const NDA_FLAGS_EXT: u16 = 15;
+const NTF_USE: u8 = 0x01;
+const NTF_EXT_MANAGED: u32 = 0x01;
+const NUD_NOARP: u16 = 0x40;
+const NUD_PERMANENT: u16 = 0x80;
+
+struct Netlink {
+    fd: libc::c_int,
+    seq: u32,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        // SAFETY: closing the socket we opened.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn os_err(context: &str) -> Error {
+    Error::Io {
+        context: context.to_string(),
+        source: io::Error::last_os_error(),
+    }
+}
+
+fn push_attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
+    let len = 4 + data.len();
+    buf.extend_from_slice(&(len as u16).to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(data);
+    buf.resize(buf.len().next_multiple_of(4), 0);
+}
+
+/// Attributes of a message body starting at `off` (after the fixed header).
+fn attrs(body: &[u8], off: usize) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut i = off;
+    while i + 4 <= body.len() {
+        let len = u16::from_ne_bytes([body[i], body[i + 1]]) as usize;
+        let ty = u16::from_ne_bytes([body[i + 2], body[i + 3]]) & 0x3fff;
+        if len < 4 || i + len > body.len() {
+            break;
+        }
+        out.push((ty, &body[i + 4..i + len]));
+        i += len.next_multiple_of(4);
+    }
+    out
+}
+
+impl Netlink {
+    fn open() -> Result<Netlink, Error> {
+        // SAFETY: plain socket(2).
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(os_err("netlink socket"));
+        }
+        let nl = Netlink { fd, seq: 1 };
+        // Replies must not wait forever.
+        let tv = libc::timeval {
+            tv_sec: 2,
+            tv_usec: 0,
+        };
+        // SAFETY: valid option value of the right size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                size_of::<libc::timeval>() as u32,
+            )
+        };
+        Ok(nl)
+    }
+
+    /// Sends one request, returns the reply messages `(type, body)` up to
+    /// the ack/error/done (an error reply becomes `Err`, errno kept).
+    fn request(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        body: &[u8],
+    ) -> Result<Vec<(u16, Vec<u8>)>, io::Error> {
+        self.seq += 1;
+        let seq = self.seq;
+        let mut msg = Vec::with_capacity(NLMSG_HDRLEN + body.len());
+        msg.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        msg.extend_from_slice(&ty.to_ne_bytes());
+        msg.extend_from_slice(&flags.to_ne_bytes());
+        msg.extend_from_slice(&seq.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        msg.extend_from_slice(body);
+        // SAFETY: a zeroed sockaddr_nl is the kernel's address.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: buffer and address are valid for the call.
+        let n = unsafe {
+            libc::sendto(
+                self.fd,
+                msg.as_ptr() as *const libc::c_void,
+                msg.len(),
+                0,
+                &sa as *const _ as *const libc::sockaddr,
+                size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 32768];
+        loop {
+            // SAFETY: receiving into our buffer.
+            let n =
+                unsafe { libc::recv(self.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let data = &buf[..n as usize];
+            let mut i = 0;
+            while i + NLMSG_HDRLEN <= data.len() {
+                let len = u32::from_ne_bytes(data[i..i + 4].try_into().unwrap()) as usize;
+                let mty = u16::from_ne_bytes([data[i + 4], data[i + 5]]);
+                let mseq = u32::from_ne_bytes(data[i + 8..i + 12].try_into().unwrap());
+                if len < NLMSG_HDRLEN || i + len > data.len() {
+                    break;
+                }
+                let body = &data[i + NLMSG_HDRLEN..i + len];
+                i += len.next_multiple_of(4);
+                if mseq != seq {
+                    continue;
+                }
+                match mty {
+                    NLMSG_ERROR => {
+                        let errno = i32::from_ne_bytes(body[..4].try_into().unwrap_or([0; 4]));
+                        if errno != 0 {
+                            return Err(io::Error::from_raw_os_error(-errno));
+                        }
+                        return Ok(out);
+                    }
+                    NLMSG_DONE => return Ok(out),
+                    _ => {
+                        out.push((mty, body.to_vec()));
+                        // A non-dump, non-ack request gets one answer.
+                        if flags & NLM_F_ACK == 0 {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `(ifindex, next hop)` of the route to `addr`; `None` when it is not
+    /// a unicast route (local, blackhole, ...).
+    fn route(&mut self, addr: Ipv4Addr) -> Result<Option<(i32, Ipv4Addr)>, io::Error> {
+        // struct rtmsg: family, dst_len, src_len, tos, table, protocol,
+        // scope, type, flags(u32).
+        let mut body = vec![libc::AF_INET as u8, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        push_attr(&mut body, RTA_DST, &addr.octets());
+        let replies = self.request(RTM_GETROUTE, NLM_F_REQUEST, &body)?;
+        for (ty, b) in replies {
+            if ty != RTM_NEWROUTE || b.len() < 12 {
+                continue;
+            }
+            if b[7] != RTN_UNICAST {
+                return Ok(None);
+            }
+            let mut oif = 0;
+            let mut via = addr;
+            for (t, v) in attrs(&b, 12) {
+                match t {
+                    RTA_OIF if v.len() == 4 => oif = i32::from_ne_bytes(v.try_into().unwrap()),
+                    RTA_GATEWAY if v.len() == 4 => via = Ipv4Addr::new(v[0], v[1], v[2], v[3]),
+                    _ => {}
+                }
+            }
+            return Ok((oif > 0).then_some((oif, via)));
+        }
+        Ok(None)
+    }
+
+    fn ndmsg(ifindex: i32, state: u16, flags: u8) -> Vec<u8> {
+        // struct ndmsg: family, pad1, pad2(u16), ifindex(i32), state(u16),
+        // flags(u8), type(u8).
+        let mut b = vec![libc::AF_INET as u8, 0, 0, 0];
+        b.extend_from_slice(&ifindex.to_ne_bytes());
+        b.extend_from_slice(&state.to_ne_bytes());
+        b.push(flags);
+        b.push(0);
+        b
+    }
+
+    /// NUD state of an existing neighbour entry.
+    fn neigh_state(&mut self, ifindex: i32, addr: Ipv4Addr) -> Result<Option<u16>, io::Error> {
+        let mut body = Self::ndmsg(ifindex, 0, 0);
+        push_attr(&mut body, NDA_DST, &addr.octets());
+        match self.request(RTM_GETNEIGH, NLM_F_REQUEST, &body) {
+            Ok(r) => Ok(r
+                .into_iter()
+                .find(|(t, b)| *t == RTM_NEWNEIGH && b.len() >= 12)
+                .map(|(_, b)| u16::from_ne_bytes([b[8], b[9]]))),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn neigh_use(&mut self, ifindex: i32, addr: Ipv4Addr, managed: bool) -> Result<(), io::Error> {
+        let mut body = Self::ndmsg(ifindex, 0, NTF_USE);
+        push_attr(&mut body, NDA_DST, &addr.octets());
+        if managed {
+            push_attr(&mut body, NDA_FLAGS_EXT, &NTF_EXT_MANAGED.to_ne_bytes());
+        }
+        self.request(
+            RTM_NEWNEIGH,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            &body,
+        )
+        .map(|_| ())
+    }
+}
+
+/// See the module documentation.
+pub(crate) fn resolve(addrs: &[Ipv4Addr]) -> Result<(), Error> {
+    let mut nl = Netlink::open()?;
+    for &addr in addrs {
+        let ctx = |what: &str| format!("{what} for real server {addr}");
+        let Some((ifindex, via)) = nl.route(addr).map_err(|source| Error::Io {
+            context: ctx("route lookup"),
+            source,
+        })?
+        else {
+            return Err(Error::Io {
+                context: ctx("route lookup"),
+                source: io::Error::new(io::ErrorKind::NotFound, "no unicast route"),
+            });
+        };
+        let state = nl.neigh_state(ifindex, via).map_err(|source| Error::Io {
+            context: ctx("neighbour lookup"),
+            source,
+        })?;
+        if state.is_some_and(|s| s & (NUD_PERMANENT | NUD_NOARP) != 0) {
+            continue;
+        }
+        let r = match nl.neigh_use(ifindex, via, true) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                nl.neigh_use(ifindex, via, false)
+            }
+            r => r,
+        };
+        r.map_err(|source| Error::Io {
+            context: ctx(&format!("triggering ARP for {via}")),
+            source,
+        })?;
+    }
+    Ok(())
+}
