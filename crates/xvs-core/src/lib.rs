@@ -3,7 +3,8 @@
 //!
 //! * [`model`]: services, destinations, forwarding methods, timeouts, counters.
 //! * [`api`]: the JSON control protocol spoken between `xvsadm` and `xvsd`.
-//! * [`sched`]: scheduler names and the rr/wrr rings the data plane cycles.
+//! * [`sched`]: scheduler names, the rr/wrr rings the data plane cycles, the
+//!   dh/sh/mh tables, and reference models of all 14 IPVS schedulers.
 //! * [`estimator`]: the IPVS 2-second EWMA rate estimator.
 //! * [`ipvsadm`]: the ipvsadm 1.31 command-line grammar and `-R` input.
 //! * [`format`]: ipvsadm 1.31's listing and save output, byte for byte.

@@ -5,6 +5,24 @@
 //! period of the kernel's selection sequence as a ring of indices into the
 //! destination list. The XDP program picks `ring[pos % ring.len()]` with a
 //! per-service atomic counter, which reproduces the kernel's order exactly.
+//!
+//! The other schedulers are specified by the submodules:
+//!
+//! * [`mod@reference`]: a reference model of every scheduler (what the kernel
+//!   picks), behind one entry point, [`model`].
+//! * [`table`]: the dh/sh/mh lookup tables the data plane looks up, and the
+//!   lookups (with `sh-fallback` / `mh-fallback` probing).
+//! * [`hash`]: the exact hash functions, documented for the C side.
+//! * [`locality`]: the lblc/lblcr caches with explicit time.
+//! * [`persist`]: persistence template keys and the OVERLOAD thresholds.
+
+pub mod hash;
+pub mod locality;
+pub mod persist;
+pub mod reference;
+pub mod table;
+
+pub use reference::{model, DestView, FlowKey, SchedKind, Scheduler};
 
 /// Every scheduler name ipvsadm and the kernel know, spelt as `-s` takes it.
 pub const SCHEDULERS: &[&str] = &[
