@@ -1,9 +1,12 @@
 //! `cargo xtask demo | test | bench`.
 //!
-//! * `demo [--mode nat]`: installs missing Debian packages, builds the
-//!   binaries, brings up the NAT testbed, runs xvsd in the director, adds a
-//!   service with three real servers via `xvsadm`, sends 30 HTTP requests
-//!   from the client and shows who answered and xvsd's counters.
+//! * `demo [--mode nat|dr|tun] [--tun-type ipip|gue]`: installs missing
+//!   Debian packages, builds the binaries, brings up the NAT testbed (or,
+//!   for `dr`/`tun`, the direct-routing one and prepares its real servers
+//!   with `xvs-realserver setup`), runs xvsd in the director, adds a service
+//!   with three real servers via `xvsadm` (`-m`, `-g` or `-i`), sends 30
+//!   HTTP requests from the client and shows who answered and xvsd's
+//!   counters, then tears everything down.
 //! * `test`: fmt, clippy, build, unit tests, then the root tiers (BPF
 //!   fixtures and netns end-to-end tests, `--ignored`).
 //! * `bench`: not implemented yet.
@@ -15,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use xvs_testbed::{interrupted, rs_ip, Node, Proc, Testbed, VIP};
+use xvs_testbed::{interrupted, Node, Proc, Testbed, Topology, VIP};
 
 /// Debian packages the build and the tests need.
 const PACKAGES: &[&str] = &[
@@ -32,9 +35,11 @@ const PACKAGES: &[&str] = &[
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
-  demo [--mode nat] [--no-build]
+  demo [--mode nat|dr|tun] [--tun-type ipip|gue] [--no-build]
                       build, bring up a netns testbed, run xvsd + xvsadm, send traffic
-                      (--no-build: use the binaries already built; XVS_BIN_DIR overrides where)
+                      (nat: -m; dr: -g; tun: -i, IPIP or GUE on port 6080; dr/tun prepare
+                      the real servers with xvs-realserver; --no-build: use the binaries
+                      already built; XVS_BIN_DIR overrides where)
   test                fmt, clippy, build, unit tests, root tests (BPF fixtures, netns e2e)
   bench               benchmarks (not implemented yet)";
 
@@ -231,8 +236,52 @@ fn bench() -> Result<()> {
 
 // --------------------------------------------------------------------- demo
 
+/// The forwarding method the demo shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Nat,
+    Dr,
+    Ipip,
+    Gue,
+}
+
+/// GUE destination port of `demo --mode tun --tun-type gue`.
+const GUE_PORT: &str = "6080";
+
+impl Mode {
+    /// `xvsadm -a` forwarding options.
+    fn adm_args(self) -> &'static [&'static str] {
+        match self {
+            Mode::Nat => &["-m"],
+            Mode::Dr => &["-g"],
+            Mode::Ipip => &["-i"],
+            Mode::Gue => &["-i", "--tun-type", "gue", "--tun-port", GUE_PORT],
+        }
+    }
+
+    /// `xvs-realserver setup` options (after `--vip`).
+    fn realserver_args(self) -> &'static [&'static str] {
+        match self {
+            Mode::Nat => &[],
+            Mode::Dr => &["--mode", "dr"],
+            Mode::Ipip => &["--mode", "tun"],
+            Mode::Gue => &["--mode", "tun", "--tun-type", "gue", "--tun-port", GUE_PORT],
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Mode::Nat => "LVS-NAT (-m)",
+            Mode::Dr => "LVS-DR, direct routing (-g)",
+            Mode::Ipip => "LVS-TUN, IPIP tunnelling (-i)",
+            Mode::Gue => "LVS-TUN, GUE tunnelling (-i --tun-type gue)",
+        }
+    }
+}
+
 fn demo(args: &[String]) -> Result<()> {
     let mut mode = "nat".to_string();
+    let mut tun_type = None;
     let mut build = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -240,12 +289,22 @@ fn demo(args: &[String]) -> Result<()> {
             "--no-build" => build = false,
             "--mode" => mode = it.next().context("--mode needs a value")?.clone(),
             m if m.starts_with("--mode=") => mode = m["--mode=".len()..].to_string(),
+            "--tun-type" => tun_type = Some(it.next().context("--tun-type needs a value")?.clone()),
+            t if t.starts_with("--tun-type=") => {
+                tun_type = Some(t["--tun-type=".len()..].to_string())
+            }
             other => bail!("unknown demo option {other:?}\n{USAGE}"),
         }
     }
-    if mode != "nat" {
-        bail!("demo mode {mode:?} is not implemented yet; available: nat");
-    }
+    let mode = match (mode.as_str(), tun_type.as_deref()) {
+        ("nat", None) => Mode::Nat,
+        ("dr", None) => Mode::Dr,
+        ("tun", None | Some("ipip")) => Mode::Ipip,
+        ("tun", Some("gue")) => Mode::Gue,
+        ("tun", Some(t)) => bail!("demo --tun-type {t:?}: available: ipip, gue"),
+        (_, Some(_)) => bail!("--tun-type is only for --mode tun"),
+        (m, None) => bail!("demo mode {m:?} is not known; available: nat, dr, tun"),
+    };
     require_root("demo")?;
     xvs_testbed::install_interrupt_flag();
 
@@ -260,18 +319,45 @@ fn demo(args: &[String]) -> Result<()> {
         xvsadm: xvs_testbed::bin("xvsadm")?,
         testsrv: xvs_testbed::bin("xvs-testsrv")?,
     };
+    if mode != Mode::Nat {
+        // Testbed::realserver finds it the same way.
+        xvs_testbed::bin("xvs-realserver")?;
+    }
     cleanup_stale()?;
 
-    header("testbed (LVS-NAT)");
-    let tb = Testbed::nat().context("building the NAT testbed")?;
-    println!(
-        "namespaces: {}\n  client 198.51.100.2  ->  director eth0 198.51.100.1 + VIP {VIP}\n  \
-         director eth1 203.0.113.1  ->  br0  ->  rs1..rs{} ({}..)",
-        tb.namespaces().join(" "),
-        tb.rs_count(),
-        rs_ip(1)
-    );
-    let result = demo_nat(&tb, &bins);
+    header(&format!("testbed ({})", mode.title()));
+    let tb = if mode == Mode::Nat {
+        let tb = Testbed::nat().context("building the NAT testbed")?;
+        println!(
+            "namespaces: {}\n  client {}  ->  director eth0 {} + VIP {VIP}\n  \
+             director eth1 {}  ->  br0  ->  rs1..rs{} ({}..)",
+            tb.namespaces().join(" "),
+            xvs_testbed::CLIENT_IP,
+            xvs_testbed::DIRECTOR_EXT_IP,
+            xvs_testbed::DIRECTOR_INT_IP,
+            tb.rs_count(),
+            tb.rs_addr(1)
+        );
+        tb
+    } else {
+        let tb = Testbed::dr().context("building the DR/TUN testbed")?;
+        println!("namespaces: {}", tb.namespaces().join(" "));
+        println!(
+            "  client {}  ->  router {} / {}  ->  br0  ->  director {} + VIP {VIP}",
+            xvs_testbed::DR_CLIENT_IP,
+            xvs_testbed::DR_ROUTER_CLIENT_IP,
+            xvs_testbed::DR_ROUTER_IP,
+            xvs_testbed::DR_DIRECTOR_IP,
+        );
+        println!(
+            "                                                     and rs1..rs{} ({}..)",
+            tb.rs_count(),
+            tb.rs_addr(1)
+        );
+        println!("  the real servers answer the client through the router, not the director");
+        tb
+    };
+    let result = demo_run(&tb, &bins, mode);
     header("teardown");
     let closed = tb.close();
     match (&result, &closed) {
@@ -297,24 +383,73 @@ fn check_interrupt() -> Result<()> {
     Ok(())
 }
 
-fn demo_nat(tb: &Testbed, bins: &Bins) -> Result<()> {
+fn demo_run(tb: &Testbed, bins: &Bins, mode: Mode) -> Result<()> {
     header("real servers");
     let servers = tb.start_http_servers(80)?;
     for (n, p) in (1..).zip(&servers) {
         println!(
             "rs{n}: xvs-testsrv http on {}:80 (pid {})",
-            rs_ip(n),
+            tb.rs_addr(n),
             p.pid()
         );
     }
     check_interrupt()?;
+    if mode == Mode::Nat {
+        return demo_xvsd(tb, bins, mode);
+    }
+    header("prepare the real servers with xvs-realserver");
+    let mut prepared = Vec::new();
+    let mut result = Ok(());
+    for n in 1..=tb.rs_count() {
+        let mut args = vec!["setup", "--vip", VIP];
+        args.extend_from_slice(mode.realserver_args());
+        match realserver(tb, n, &args) {
+            Ok(()) => prepared.push(n),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        if let Err(e) = check_interrupt() {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = demo_xvsd(tb, bins, mode);
+    }
+    header("restore the real servers with xvs-realserver");
+    for n in prepared {
+        if let Err(e) = realserver(tb, n, &["teardown", "--vip", VIP]) {
+            eprintln!("rs{n}: {e:#}");
+        }
+    }
+    result
+}
 
+/// `xvs-realserver <args>` in real server `n`, printed like a shell session.
+fn realserver(tb: &Testbed, n: u8, args: &[&str]) -> Result<()> {
+    println!("(rs{n}) $ xvs-realserver {}", args.join(" "));
+    let out = tb
+        .realserver(Node::Rs(n), args)
+        .with_context(|| format!("xvs-realserver {} in rs{n}", args.join(" ")))?;
+    for line in out.lines() {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+fn demo_xvsd(tb: &Testbed, bins: &Bins, mode: Mode) -> Result<()> {
     header("xvsd");
     let sock = tb.run_dir().join("xvsd.sock");
     let sock_s = sock.to_string_lossy().into_owned();
     let pin = tb.bpffs().join("xvs");
     let pin_s = pin.to_string_lossy().into_owned();
     let xvsd_s = bins.xvsd.to_string_lossy().into_owned();
+    let interfaces = match tb.topology() {
+        Topology::Nat => "eth0,eth1",
+        Topology::Dr => "eth0",
+    };
     let argv = [
         xvsd_s.as_str(),
         "--socket",
@@ -322,7 +457,7 @@ fn demo_nat(tb: &Testbed, bins: &Bins) -> Result<()> {
         "--pin-path",
         &pin_s,
         "--interfaces",
-        "eth0,eth1",
+        interfaces,
     ];
     println!("(director) $ xvsd {}", argv[1..].join(" "));
     let xvsd = tb.spawn(Node::Director, &argv)?;
@@ -332,7 +467,7 @@ fn demo_nat(tb: &Testbed, bins: &Bins) -> Result<()> {
             xvsd.pid(),
             sock.display()
         );
-        demo_traffic(tb, bins, &sock_s, &xvsd)
+        demo_traffic(tb, bins, &sock_s, &xvsd, mode)
     });
     header("stopping xvsd (SIGTERM)");
     match xvsd.stop(Duration::from_secs(5)) {
@@ -391,14 +526,16 @@ fn xvsadm(tb: &Testbed, bins: &Bins, sock: &str, args: &[&str]) -> Result<String
     Ok(stdout)
 }
 
-fn demo_traffic(tb: &Testbed, bins: &Bins, sock: &str, xvsd: &Proc) -> Result<()> {
+fn demo_traffic(tb: &Testbed, bins: &Bins, sock: &str, xvsd: &Proc, mode: Mode) -> Result<()> {
     header("configure the virtual service with xvsadm");
     println!("(xvsadm talks to xvsd over {sock}; the flag --socket is left out below)");
     let vip = format!("{VIP}:80");
     xvsadm(tb, bins, sock, &["-A", "-t", &vip, "-s", "rr"])?;
     for n in 1..=tb.rs_count() {
-        let rs = format!("{}:80", rs_ip(n));
-        xvsadm(tb, bins, sock, &["-a", "-t", &vip, "-r", &rs, "-m"])?;
+        let rs = format!("{}:80", tb.rs_addr(n));
+        let mut args = vec!["-a", "-t", &vip, "-r", &rs];
+        args.extend_from_slice(mode.adm_args());
+        xvsadm(tb, bins, sock, &args)?;
     }
     xvsadm(tb, bins, sock, &["-L", "-n"])?;
     check_interrupt()?;
@@ -407,6 +544,15 @@ fn demo_traffic(tb: &Testbed, bins: &Bins, sock: &str, xvsd: &Proc) -> Result<()
     header(&format!(
         "{REQUESTS} HTTP requests from the client to http://{VIP}/ (new connection each)"
     ));
+    let wire = |tb: &Testbed| -> Result<(u64, u64)> {
+        let dir = tb.if_stat(Node::Director, "eth0", "rx_packets")?;
+        let mut rs = 0;
+        for n in 1..=tb.rs_count() {
+            rs += tb.if_stat(Node::Rs(n), "eth0", "tx_packets")?;
+        }
+        Ok((dir, rs))
+    };
+    let before = wire(tb)?;
     let testsrv = bins.testsrv.to_string_lossy().into_owned();
     let url = format!("http://{VIP}/");
     let count = REQUESTS.to_string();
@@ -443,10 +589,26 @@ fn demo_traffic(tb: &Testbed, bins: &Bins, sock: &str, xvsd: &Proc) -> Result<()
     }
     check_interrupt()?;
 
+    std::thread::sleep(Duration::from_millis(300));
+    let after = wire(tb)?;
+
     header("xvsadm -Ln");
     xvsadm(tb, bins, sock, &["-L", "-n"])?;
+    if matches!(mode, Mode::Ipip | Mode::Gue) {
+        header("xvsadm -Ln --tun-info");
+        xvsadm(tb, bins, sock, &["-L", "-n", "--tun-info"])?;
+    }
     header("xvsadm -Ln --stats");
     xvsadm(tb, bins, sock, &["-L", "-n", "--stats"])?;
+    if mode != Mode::Nat {
+        println!(
+            "\nOutPkts stays 0: the real servers answered the client directly, through the \
+             router.\nOn the wire: the director's eth0 received {} packets (the client's), \
+             the real servers sent {}.",
+            after.0 - before.0,
+            after.1 - before.1
+        );
+    }
 
     let answered: u32 = tally
         .iter()

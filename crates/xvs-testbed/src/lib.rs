@@ -12,6 +12,26 @@
 //!                                                                 └ rs3 ───────── eth0 203.0.113.13/24
 //! ```
 //!
+//! [`Testbed::dr`] builds the topology for direct routing and tunnelling
+//! (LVS-DR and LVS-TUN): the director and the real servers share one LAN,
+//! the real servers answer the client directly through the router:
+//!
+//! ```text
+//!  client ns               router ns                 switch ns (br0)     director / rsN ns
+//!  eth0 192.0.2.2/24 ───── eth0 192.0.2.1/24
+//!                          eth1 198.51.100.1/24 ──── rtr ┐
+//!                                                        ├ dir ───────── dir eth0 198.51.100.2/24 + VIP .10/32
+//!                                                        ├ rs1 ───────── rs1 eth0 198.51.100.11/24
+//!                                                        ├ rs2 ───────── rs2 eth0 198.51.100.12/24
+//!                                                        └ rs3 ───────── rs3 eth0 198.51.100.13/24
+//! ```
+//!
+//! The real servers do not get the VIP from the testbed: that is
+//! `xvs-realserver setup`'s job ([`Testbed::realserver`]). The director
+//! sends with `XDP_TX` here, which on veth needs an XDP program on the
+//! receiving peer (GRO, enough for `XDP_REDIRECT`, is not): the switch port
+//! `dir` gets a trivial `XDP_PASS` program ([`Testbed::xdp_pass`]).
+//!
 //! Every name is unique per instance (`xvs<pid-hex>t<n>-<role>`), so tests can
 //! run in parallel. Veth pairs are created with both ends directly inside
 //! their namespaces; nothing is named in the root namespace. Dropping the
@@ -48,9 +68,34 @@ pub const NAT_RS_COUNT: u8 = 3;
 /// Root of the per-testbed directories (bpffs, sockets, logs).
 pub const RUN_ROOT: &str = "/run/xvs-test";
 
-/// Address of real server `n` (1-based): `203.0.113.1n`.
+/// Address of real server `n` (1-based) in [`Testbed::nat`]: `203.0.113.1n`.
 pub fn rs_ip(n: u8) -> String {
     format!("203.0.113.{}", 10 + u32::from(n))
+}
+
+/// The client's address in [`Testbed::dr`].
+pub const DR_CLIENT_IP: &str = "192.0.2.2";
+/// The router's address on the client side (the client's gateway) in [`Testbed::dr`].
+pub const DR_ROUTER_CLIENT_IP: &str = "192.0.2.1";
+/// The router's address on the server LAN (everybody's gateway there) in [`Testbed::dr`].
+pub const DR_ROUTER_IP: &str = "198.51.100.1";
+/// The director's own address in [`Testbed::dr`] (the VIP is on the same interface).
+pub const DR_DIRECTOR_IP: &str = "198.51.100.2";
+/// Number of real servers in [`Testbed::dr`].
+pub const DR_RS_COUNT: u8 = 3;
+
+/// Address of real server `n` (1-based) in [`Testbed::dr`]: `198.51.100.1n`.
+pub fn dr_rs_ip(n: u8) -> String {
+    format!("198.51.100.{}", 10 + u32::from(n))
+}
+
+/// The shape of a [`Testbed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// [`Testbed::nat`].
+    Nat,
+    /// [`Testbed::dr`] (direct routing and tunnelling).
+    Dr,
 }
 
 // -------------------------------------------------------------------- errors
@@ -269,6 +314,57 @@ fn mount_bpffs(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Load the two-instruction program `return XDP_PASS;` and pin it at `path`
+/// (on a bpffs), with the bpf(2) system call itself: no compiler needed.
+fn pin_xdp_pass(path: &Path) -> io::Result<()> {
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    const BPF_PROG_TYPE_XDP: u32 = 6;
+    // r0 = XDP_PASS (2); exit.
+    let insns: [u8; 16] = [0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let license = b"GPL\0";
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_XDP.to_ne_bytes());
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    attr[48..59].copy_from_slice(b"xvs_tb_pass");
+    // SAFETY: attr is a valid union bpf_attr prefix for BPF_PROG_LOAD whose
+    // pointers (insns, license) outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut attr = [0u8; 128];
+    attr[0..8].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+    attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+    // SAFETY: attr is a valid BPF_OBJ_PIN attr; cpath outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_PIN,
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    };
+    let err = io::Error::last_os_error();
+    // SAFETY: fd is the program fd returned above; the pin keeps it alive.
+    unsafe { libc::close(fd as libc::c_int) };
+    if r < 0 {
+        return Err(err);
+    }
+    Ok(())
+}
+
 fn netns_list() -> Vec<String> {
     // /run/netns is what `ip netns` manages.
     let Ok(rd) = fs::read_dir("/run/netns") else {
@@ -396,17 +492,20 @@ pub enum Node {
     Client,
     Director,
     Switch,
+    /// The router between the client and the server LAN ([`Testbed::dr`] only).
+    Router,
     /// Real server, 1-based.
     Rs(u8),
 }
 
 impl Node {
-    /// The suffix of the namespace name: `cli`, `dir`, `sw`, `rsN`.
+    /// The suffix of the namespace name: `cli`, `dir`, `sw`, `rtr`, `rsN`.
     pub fn suffix(self) -> String {
         match self {
             Node::Client => "cli".into(),
             Node::Director => "dir".into(),
             Node::Switch => "sw".into(),
+            Node::Router => "rtr".into(),
             Node::Rs(n) => format!("rs{n}"),
         }
     }
@@ -549,6 +648,7 @@ pub struct Testbed {
     bpffs_mounted: bool,
     /// Created namespaces, in creation order.
     namespaces: Vec<String>,
+    topology: Topology,
     rs_count: u8,
     procs: Mutex<Vec<Proc>>,
     spawned: AtomicU32,
@@ -581,6 +681,7 @@ impl Testbed {
             bpffs,
             bpffs_mounted: false,
             namespaces: Vec::new(),
+            topology: Topology::Nat,
             rs_count: 0,
             procs: Mutex::new(Vec::new()),
             spawned: AtomicU32::new(0),
@@ -717,6 +818,228 @@ impl Testbed {
             tb.exec_ok(Node::Rs(n), &["ethtool", "-K", "eth0", "tx", "off"])?;
         }
         Ok(tb)
+    }
+
+    /// Build the direct-routing / tunnelling topology (see the crate docs).
+    /// On error everything created so far is removed again.
+    pub fn dr() -> Result<Testbed> {
+        let mut tb = Testbed::empty()?;
+        tb.topology = Topology::Dr;
+        tb.rs_count = DR_RS_COUNT;
+        let mut nodes = vec![Node::Client, Node::Router, Node::Switch, Node::Director];
+        nodes.extend((1..=DR_RS_COUNT).map(Node::Rs));
+        for node in &nodes {
+            tb.add_ns(*node)?;
+        }
+        let cli = tb.ns(Node::Client);
+        let rtr = tb.ns(Node::Router);
+        let sw = tb.ns(Node::Switch);
+
+        // Links: both ends created directly in their namespaces. The switch
+        // port of a node is named after the node.
+        run(&[
+            "ip", "link", "add", "eth0", "netns", &cli, "type", "veth", "peer", "name", "eth0",
+            "netns", &rtr,
+        ])?;
+        run(&[
+            "ip", "link", "add", "eth1", "netns", &rtr, "type", "veth", "peer", "name", "rtr",
+            "netns", &sw,
+        ])?;
+        let mut lan = vec![Node::Director];
+        lan.extend((1..=DR_RS_COUNT).map(Node::Rs));
+        for node in &lan {
+            let ns = tb.ns(*node);
+            let port = node.suffix();
+            run(&[
+                "ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port,
+                "netns", &sw,
+            ])?;
+        }
+
+        // Switch: a plain bridge, no STP, forwarding at once.
+        run(&[
+            "ip",
+            "-n",
+            &sw,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ])?;
+        let mut ports = vec!["rtr".to_string()];
+        ports.extend(lan.iter().map(|n| n.suffix()));
+        for p in &ports {
+            run(&["ip", "-n", &sw, "link", "set", p, "master", "br0", "up"])?;
+            tb.exec_ok(Node::Switch, &["ethtool", "-K", p, "tx", "off"])?;
+        }
+        run(&["ip", "-n", &sw, "link", "set", "br0", "up"])?;
+
+        // Client.
+        tb.addr(Node::Client, "eth0", &format!("{DR_CLIENT_IP}/24"))?;
+        run(&[
+            "ip",
+            "-n",
+            &cli,
+            "route",
+            "add",
+            "default",
+            "via",
+            DR_ROUTER_CLIENT_IP,
+        ])?;
+
+        // Router.
+        tb.addr(Node::Router, "eth0", &format!("{DR_ROUTER_CLIENT_IP}/24"))?;
+        tb.addr(Node::Router, "eth1", &format!("{DR_ROUTER_IP}/24"))?;
+        tb.exec_ok(
+            Node::Router,
+            &[
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.send_redirects=0",
+                "net.ipv4.conf.default.send_redirects=0",
+                "net.ipv4.conf.eth0.send_redirects=0",
+                "net.ipv4.conf.eth1.send_redirects=0",
+            ],
+        )?;
+
+        // Director: its own address and the VIP on the LAN interface.
+        let dir = tb.ns(Node::Director);
+        tb.addr(Node::Director, "eth0", &format!("{DR_DIRECTOR_IP}/24"))?;
+        run(&[
+            "ip",
+            "-n",
+            &dir,
+            "addr",
+            "add",
+            &format!("{VIP}/32"),
+            "dev",
+            "eth0",
+        ])?;
+        run(&[
+            "ip",
+            "-n",
+            &dir,
+            "route",
+            "add",
+            "default",
+            "via",
+            DR_ROUTER_IP,
+        ])?;
+        tb.exec_ok(
+            Node::Director,
+            &[
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.send_redirects=0",
+                "net.ipv4.conf.default.send_redirects=0",
+                "net.ipv4.conf.eth0.send_redirects=0",
+            ],
+        )?;
+
+        // Real servers (no VIP: `xvs-realserver setup` adds it).
+        for n in 1..=DR_RS_COUNT {
+            let rs = tb.ns(Node::Rs(n));
+            tb.addr(Node::Rs(n), "eth0", &format!("{}/24", dr_rs_ip(n)))?;
+            run(&[
+                "ip",
+                "-n",
+                &rs,
+                "route",
+                "add",
+                "default",
+                "via",
+                DR_ROUTER_IP,
+            ])?;
+        }
+
+        // Veth realities (see docs/design.md): XDP_TX out of the director
+        // only delivers when the receiving peer (its switch port) has NAPI,
+        // i.e. GRO on; senders must not leave checksums partial.
+        tb.exec_ok(
+            Node::Client,
+            &["ethtool", "-K", "eth0", "gro", "on", "tx", "off"],
+        )?;
+        for dev in ["eth0", "eth1"] {
+            tb.exec_ok(Node::Router, &["ethtool", "-K", dev, "tx", "off"])?;
+        }
+        tb.exec_ok(Node::Switch, &["ethtool", "-K", "dir", "gro", "on"])?;
+        // XDP_TX (DR and TUN send back out of the interface they received
+        // on) is stricter than XDP_REDIRECT: the veth only kicks the peer's
+        // NAPI for XDP_TX frames when the peer has an XDP program of its own
+        // (GRO alone is not enough; the frames sit in its ring and are lost
+        // without any counter). So the director's switch port gets a
+        // trivial XDP_PASS program.
+        tb.xdp_pass(Node::Switch, "dir")?;
+        for n in 1..=DR_RS_COUNT {
+            tb.exec_ok(Node::Rs(n), &["ethtool", "-K", "eth0", "tx", "off"])?;
+        }
+        Ok(tb)
+    }
+
+    /// Attach a trivial `return XDP_PASS;` program (native mode) to `dev`
+    /// in `node`: it gives a veth the NAPI that `XDP_TX` from its peer needs.
+    pub fn xdp_pass(&self, node: Node, dev: &str) -> Result<()> {
+        let pin = self.bpffs.join("xdp_pass");
+        if !pin.exists() {
+            pin_xdp_pass(&pin).map_err(io_err(format!(
+                "load and pin an XDP_PASS program at {}",
+                pin.display()
+            )))?;
+        }
+        let pin = pin.to_string_lossy().into_owned();
+        self.exec_ok(
+            node,
+            &["ip", "link", "set", "dev", dev, "xdpdrv", "pinned", &pin],
+        )?;
+        Ok(())
+    }
+
+    /// Which topology this is.
+    pub fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    /// Address of real server `n` (1-based) in this topology: [`rs_ip`] or
+    /// [`dr_rs_ip`].
+    pub fn rs_addr(&self, n: u8) -> String {
+        match self.topology {
+            Topology::Nat => rs_ip(n),
+            Topology::Dr => dr_rs_ip(n),
+        }
+    }
+
+    /// Run `xvs-realserver <args> --state-dir <run_dir>/realserver` in
+    /// `node` (a real server) and return its stdout. The state directory
+    /// lives under [`Testbed::run_dir`], so even a test that never tears
+    /// the real server down leaves nothing behind.
+    pub fn realserver(&self, node: Node, args: &[&str]) -> Result<String> {
+        let bin = bin("xvs-realserver")?;
+        let bin = bin.to_string_lossy().into_owned();
+        let state = self.run_dir.join("realserver");
+        let state = state.to_string_lossy().into_owned();
+        let mut argv = vec![bin.as_str()];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--state-dir", &state]);
+        self.exec_ok(node, &argv)
+    }
+
+    /// An interface counter, `/sys/class/net/<dev>/statistics/<stat>`, as
+    /// seen inside `node` (e.g. `rx_packets`).
+    pub fn if_stat(&self, node: Node, dev: &str, stat: &str) -> Result<u64> {
+        let path = format!("/sys/class/net/{dev}/statistics/{stat}");
+        let out = self.exec_ok(node, &["cat", &path])?;
+        out.trim()
+            .parse()
+            .map_err(|_| Error::Other(format!("{path} in {node}: not a number: {out:?}")))
     }
 
     fn add_ns(&mut self, node: Node) -> Result<()> {
@@ -967,6 +1290,23 @@ mod tests {
         assert_eq!(rs_ip(3), "203.0.113.13");
         assert_eq!(Node::Rs(2).suffix(), "rs2");
         assert_eq!(Node::Director.to_string(), "dir");
+    }
+
+    #[test]
+    fn dr_addresses() {
+        assert_eq!(dr_rs_ip(1), "198.51.100.11");
+        assert_eq!(dr_rs_ip(3), "198.51.100.13");
+        assert_eq!(Node::Router.suffix(), "rtr");
+        assert_eq!(DR_RS_COUNT, 3);
+        for ip in [
+            DR_CLIENT_IP,
+            DR_ROUTER_CLIENT_IP,
+            DR_ROUTER_IP,
+            DR_DIRECTOR_IP,
+            VIP,
+        ] {
+            ip.parse::<std::net::Ipv4Addr>().unwrap();
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use xvs_testbed::{
-    bin, cleanup_stale, is_mounted, namespaces_with_prefix, pid_alive, rs_ip, Node, Testbed,
-    CLIENT_IP, DIRECTOR_EXT_IP, DIRECTOR_INT_IP, VIP,
+    bin, cleanup_stale, dr_rs_ip, is_mounted, namespaces_with_prefix, pid_alive, rs_ip, Node,
+    Testbed, Topology, CLIENT_IP, DIRECTOR_EXT_IP, DIRECTOR_INT_IP, DR_CLIENT_IP, DR_DIRECTOR_IP,
+    DR_ROUTER_IP, VIP,
 };
 
 const ROOT: &str = "needs root: cargo xtask test runs it";
@@ -218,6 +219,103 @@ fn nat_topology_forwards_and_tears_down() {
 
     let left = Leftovers::of(&tb);
     assert_eq!(left.pids.len(), 7);
+    tb.close().unwrap();
+    left.assert_gone();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn dr_topology_routes_and_tears_down() {
+    let tb = Testbed::dr().unwrap();
+    assert_eq!(tb.topology(), Topology::Dr);
+    assert_eq!(tb.namespaces().len(), 7);
+    assert_eq!(tb.rs_addr(2), dr_rs_ip(2));
+
+    // Veth settings the XDP data plane relies on.
+    let k = tb.exec_ok(Node::Switch, &["ethtool", "-k", "dir"]).unwrap();
+    assert!(k.contains("generic-receive-offload: on"), "{k}");
+    let link = tb
+        .exec_ok(Node::Switch, &["ip", "-d", "link", "show", "dev", "dir"])
+        .unwrap();
+    assert!(
+        link.contains("prog/xdp") && link.contains("xvs_tb_pass"),
+        "{link}"
+    );
+    for (node, dev) in [
+        (Node::Client, "eth0"),
+        (Node::Router, "eth0"),
+        (Node::Router, "eth1"),
+        (Node::Rs(3), "eth0"),
+    ] {
+        let k = tb.exec_ok(node, &["ethtool", "-k", dev]).unwrap();
+        assert!(k.contains("tx-checksumming: off"), "{node} {dev}: {k}");
+    }
+    for node in [Node::Router, Node::Director] {
+        let fwd = tb
+            .exec_ok(node, &["sysctl", "-n", "net.ipv4.ip_forward"])
+            .unwrap();
+        assert_eq!(fwd.trim(), "1", "{node}");
+    }
+    let addrs = tb
+        .exec_ok(
+            Node::Director,
+            &["ip", "-4", "-o", "addr", "show", "dev", "eth0"],
+        )
+        .unwrap();
+    assert!(addrs.contains(&format!("{VIP}/32")), "{addrs}");
+    assert!(addrs.contains(&format!("{DR_DIRECTOR_IP}/24")), "{addrs}");
+    // The real servers do not have the VIP: xvs-realserver's job.
+    let addrs = tb
+        .exec_ok(Node::Rs(1), &["ip", "-4", "-o", "addr", "show"])
+        .unwrap();
+    assert!(!addrs.contains(VIP), "{addrs}");
+
+    // Plain kernel routing: client -> router -> LAN, and back.
+    let ts = testsrv();
+    tb.start_http_servers(80).unwrap();
+    for n in 1..=3u8 {
+        let got = lines(
+            &tb,
+            Node::Client,
+            &[
+                &ts,
+                "get",
+                &format!("http://{}/", dr_rs_ip(n)),
+                "--count",
+                "2",
+                "--new-conn",
+            ],
+        );
+        assert_eq!(got, vec![format!("rs{n}"); 2]);
+    }
+    let echo = tb
+        .spawn(
+            Node::Director,
+            &[
+                &ts,
+                "udp-echo",
+                "--listen",
+                &format!("{DR_DIRECTOR_IP}:7"),
+                "--listen",
+                &format!("{VIP}:7"),
+                "--name",
+                "dir",
+            ],
+        )
+        .unwrap();
+    echo.wait_for_log("listening on", std::time::Duration::from_secs(5))
+        .unwrap();
+    for target in [format!("{DR_DIRECTOR_IP}:7"), format!("{VIP}:7")] {
+        let got = lines(&tb, Node::Client, &[&ts, "udp", &target, "--count", "1"]);
+        assert_eq!(got, vec!["dir: ping 0"], "client -> {target}");
+    }
+    let route = tb
+        .exec_ok(Node::Rs(2), &["ip", "-4", "route", "get", DR_CLIENT_IP])
+        .unwrap();
+    assert!(route.contains(&format!("via {DR_ROUTER_IP}")), "{route}");
+    assert!(tb.if_stat(Node::Director, "eth0", "rx_packets").unwrap() > 0);
+
+    let left = Leftovers::of(&tb);
     tb.close().unwrap();
     left.assert_gone();
 }
