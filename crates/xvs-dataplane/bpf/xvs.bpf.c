@@ -117,6 +117,48 @@ struct {
 	__type(value, struct xvs_dest_conns);
 } DEST_CONNS SEC(".maps");
 
+/* A service's dests in kernel list order, per generation: svc_id * 2 + gen. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct xvs_svc_dests);
+} SVC_DESTS SEC(".maps");
+
+/* Persistence templates (-p). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct xvs_tmpl_key);
+	__type(value, struct xvs_tmpl);
+} PERSIST_MAP SEC(".maps");
+
+/* lblc/lblcr locality caches, keyed by (service, destination address). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct xvs_lblc_key);
+	__type(value, struct xvs_lblc);
+} LBLC_MAP SEC(".maps");
+
+/* Per-CPU scratch space for values too big for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_lblc);
+} XVS_SCRATCH SEC(".maps");
+
+/* Test hook: when slot 0 is non-zero it is the state of an xorshift64
+ * generator that replaces bpf_get_prandom_u32 (twos), so a test can feed
+ * the program and the reference model the same random numbers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} XVS_RAND SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XVS_CNT_SLOTS);
@@ -261,6 +303,55 @@ static __always_inline void dest_conns_add(__u32 dest_id, __u32 state, int delta
 		__sync_fetch_and_add(&dc->inactive, delta);
 }
 
+/* ip_vs_bind_dest: one more connection in `state`; with an upper
+ * threshold (-x), OVERLOAD is set once active + inactive reaches it. */
+static __always_inline void dest_bind(__u32 dest_id, __u32 state)
+{
+	struct xvs_dest_conns *dc = bpf_map_lookup_elem(&DEST_CONNS, &dest_id);
+	struct xvs_dest *d;
+	__s64 total;
+
+	if (!dc)
+		return;
+	if (state == XVS_S_ESTABLISHED)
+		total = (__s64)__sync_add_and_fetch(&dc->active, 1) + dc->inactive;
+	else
+		total = (__s64)__sync_add_and_fetch(&dc->inactive, 1) + dc->active;
+	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
+	if (d && d->u_threshold && total >= (__s64)d->u_threshold)
+		__sync_fetch_and_or(&dc->flags, XVS_DEST_F_OVERLOAD);
+}
+
+/* ip_vs_unbind_dest: one connection fewer; OVERLOAD is cleared below the
+ * lower threshold (-y), else below 3/4 of the upper one, else at once. */
+static __always_inline void dest_unbind(__u32 dest_id, __u32 state)
+{
+	struct xvs_dest_conns *dc = bpf_map_lookup_elem(&DEST_CONNS, &dest_id);
+	struct xvs_dest *d;
+	__s64 total;
+	int clear;
+
+	if (!dc)
+		return;
+	if (state == XVS_S_ESTABLISHED)
+		total = (__s64)__sync_sub_and_fetch(&dc->active, 1) + dc->inactive;
+	else
+		total = (__s64)__sync_sub_and_fetch(&dc->inactive, 1) + dc->active;
+	if (!(dc->flags & XVS_DEST_F_OVERLOAD))
+		return;
+	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
+	if (!d)
+		return;
+	if (d->l_threshold)
+		clear = total < (__s64)d->l_threshold;
+	else if (d->u_threshold)
+		clear = total * 4 < (__s64)d->u_threshold * 3;
+	else
+		clear = 1;
+	if (clear)
+		__sync_fetch_and_and(&dc->flags, ~(__u32)XVS_DEST_F_OVERLOAD);
+}
+
 static __always_inline __u32 tcp_next_state(__u32 dir_off, __u8 flags, __u32 old)
 {
 	__u32 row;
@@ -341,7 +432,7 @@ static __always_inline int fib_out(struct xdp_md *ctx, struct bpf_fib_lookup *fi
 
 /* Next hop for a rewritten packet. On any fib failure the rewritten packet
  * goes to the kernel, which forwards it (and decrements TTL) itself. */
-static __always_inline int xmit(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+static __noinline int xmit(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 				__be16 sport, __be16 dport)
 {
 	struct bpf_fib_lookup fib = {};
@@ -728,7 +819,7 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 /* Sends a client packet of a DR/TUN connection on to its dest, by the
  * dest's current forwarding method. `fkey` is the connection's forward
  * tuple. ICMP errors never cause ICMP errors (can_icmp = 0). */
-static __always_inline int fwd_dest(struct xdp_md *ctx, __u32 dest_id,
+static __noinline int fwd_dest(struct xdp_md *ctx, __u32 dest_id,
 				    const struct xvs_conn_key *fkey, int can_icmp)
 {
 	struct xvs_dest *d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
@@ -744,7 +835,7 @@ static __always_inline int fwd_dest(struct xdp_md *ctx, __u32 dest_id,
 
 /* ---- ICMP errors for NAT, DR and TUN connections ---- */
 
-static __always_inline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+static __noinline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 				       void *l4, void *data_end)
 {
 	struct icmphdr *ic = l4;
@@ -833,63 +924,918 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, s
 	return xmit(ctx, eth, ip, 0, 0);
 }
 
-/* ---- scheduling and connection creation ---- */
+/* ---- scheduling ---- */
 
-static __always_inline struct xvs_conn *new_conn(struct xvs_conn_key *fkey, __u8 tcpflags,
-						 __u64 now, int *verdict_out)
+/* What a scheduler sees of one dest. */
+struct dview {
+	__u32 weight;
+	__u32 active;
+	__u32 inactive;
+	__u32 overloaded;
+};
+
+/* Reads dest `id`; 0 when the slot holds no dest (or, with svc_id !=
+ * XVS_NO_DEST, a dest of another service: a stale template or cache). */
+static __always_inline int dest_get(__u32 id, __u32 svc_id, struct dview *v)
+{
+	struct xvs_dest *d = bpf_map_lookup_elem(&DEST_MAP, &id);
+	struct xvs_dest_conns *dc;
+
+	if (!d || !(d->flags & XVS_DEST_F_AVAILABLE))
+		return 0;
+	if (svc_id != XVS_NO_DEST && d->svc_id != svc_id)
+		return 0;
+	dc = bpf_map_lookup_elem(&DEST_CONNS, &id);
+	if (!dc)
+		return 0;
+	v->weight = d->weight;
+	v->active = dc->active > 0 ? dc->active : 0;
+	v->inactive = dc->inactive > 0 ? dc->inactive : 0;
+	v->overloaded = dc->flags & XVS_DEST_F_OVERLOAD;
+	return 1;
+}
+
+static __always_inline __u64 overhead(const struct dview *v)
+{
+	return ((__u64)v->active << 8) + v->inactive;
+}
+
+/* weight > 0 and not OVERLOAD */
+static __always_inline int schedulable(__u32 id, __u32 svc_id)
+{
+	struct dview v;
+
+	return dest_get(id, svc_id, &v) && v.weight && !v.overloaded;
+}
+
+/* bpf_get_prandom_u32, unless the XVS_RAND test hook is set. */
+static __always_inline __u32 xvs_rand(void)
+{
+	__u32 k = 0;
+	__u64 *st = bpf_map_lookup_elem(&XVS_RAND, &k);
+
+	if (st && *st) {
+		__u64 x = *st;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		*st = x;
+		return (__u32)(x >> 32);
+	}
+	return bpf_get_prandom_u32();
+}
+
+/* get_random_u32_below (xvs_core::sched::hash::random_below); the
+ * rejection loop (probability < ceil / 2^32 per draw) is bounded. */
+static __always_inline __u32 random_below(__u32 ceil)
+{
+	__u32 r = xvs_rand();
+	__u64 m;
+
+	if (!ceil)
+		return r;
+	m = (__u64)ceil * r;
+	if ((__u32)m < ceil) {
+		__u32 bound = (0u - ceil) % ceil;
+
+		for (int i = 0; i < 8 && (__u32)m < bound; i++)
+			m = (__u64)ceil * xvs_rand();
+	}
+	return m >> 32;
+}
+
+#define GOLDEN_RATIO_32 0x61C88647u
+
+/* ip_vs_sh_hashkey; addr and port in host order */
+static __always_inline __u32 sh_hashkey(__u32 addr, __u32 port, __u32 offset)
+{
+	__u32 h = ((port + addr) * GOLDEN_RATIO_32) >> (32 - 8);
+
+	return (offset + h) & (XVS_HASH_TAB_SIZE - 1);
+}
+
+/* ip_vs_dh_hashkey */
+static __always_inline __u32 dh_hashkey(__u32 addr)
+{
+	return (addr * GOLDEN_RATIO_32) >> (32 - 8);
+}
+
+#define ROL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = ROL64(v1, 13);                                                                \
+		v1 ^= v0;                                                                          \
+		v0 = ROL64(v0, 32);                                                                \
+		v2 += v3;                                                                          \
+		v3 = ROL64(v3, 16);                                                                \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = ROL64(v3, 21);                                                                \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = ROL64(v1, 17);                                                                \
+		v1 ^= v2;                                                                          \
+		v2 = ROL64(v2, 32);                                                                \
+	} while (0)
+
+/* hsiphash of one little-endian u32 with key (k, k), as 64-bit kernels
+ * compute it (xvs_core::sched::hash::hsiphash_u32). */
+static __always_inline __u32 hsiphash_u32(__u32 v, __u64 k)
+{
+	__u64 v0 = 0x736f6d6570736575ULL ^ k, v1 = 0x646f72616e646f6dULL ^ k;
+	__u64 v2 = 0x6c7967656e657261ULL ^ k, v3 = 0x7465646279746573ULL ^ k;
+	__u64 b = (4ULL << 56) | v;
+
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return (__u32)(v0 ^ v1 ^ v2 ^ v3);
+}
+
+#define MH_HASH1_KEY 2654435761ULL
+
+/* ip_vs_mh_hashkey with hash1 */
+static __always_inline __u32 mh_hashkey(__u32 addr, __u32 port, __u32 offset)
+{
+	return hsiphash_u32(offset + port + addr, MH_HASH1_KEY);
+}
+
+/* The scheduling context of one new connection. */
+struct sched_in {
+	__u32 svc_id;
+	__u32 gen;
+	__u32 sched;
+	__u32 flags;
+	__u32 ring_len;
+	__u32 saddr; /* host order */
+	__u32 daddr; /* host order */
+	__u32 sport; /* host order */
+	__be32 daddr_be;
+	__be32 netmask; /* persistence */
+	__u32 timeout;  /* persistence */
+	__be16 svc_port; /* the matched service's port (0: port-0 service) */
+	__u16 pad;
+	__u64 now;
+};
+
+static __always_inline __u32 ring_get(__u32 svc_id, __u32 gen, __u32 idx)
+{
+	struct xvs_ring_key rk = {
+		.svc_id = svc_id,
+		.slot = ((gen & 1) << XVS_RING_GEN_SHIFT) | idx,
+	};
+	__u32 *id = bpf_map_lookup_elem(&RING_MAP, &rk);
+
+	return id ? *id : XVS_NO_DEST;
+}
+
+/* Scan modes beyond enum xvs_sched. */
+#define SCAN_TWOS_TOTAL 100
+#define SCAN_LOC_UNDER 101
+
+struct scan {
+	__u32 key; /* SVC_DESTS index */
+	__u32 mode;
+	__u32 best;
+	__u32 best_w;
+	__u64 best_oh;
+	__u64 total;
+	__s64 r1, r2;
+	__u32 c1, c2;
+	__u32 c1_w, c2_w;
+	__u64 c1_oh, c2_oh;
+};
+
+static __always_inline void scan_set(struct scan *s, __u32 id, __u32 w, __u64 oh)
+{
+	s->best = id;
+	s->best_w = w;
+	s->best_oh = oh;
+}
+
+/* One dest of the service's list, in list order, for the least-connection
+ * family (ip_vs_{lc,wlc,sed,nq,fo,ovf,twos}_schedule). */
+static long scan_cb(__u64 i, void *arg)
+{
+	struct scan *s = arg;
+	struct xvs_svc_dests *sd;
+	struct dview v;
+	__u32 k = s->key, id;
+	__u64 oh;
+
+	if (i >= XVS_SVC_DESTS_MAX)
+		return 1;
+	sd = bpf_map_lookup_elem(&SVC_DESTS, &k);
+	if (!sd)
+		return 1;
+	id = sd->ids[i];
+	if (!dest_get(id, XVS_NO_DEST, &v))
+		return 0;
+	switch (s->mode) {
+	case XVS_SCHED_LC:
+		if (v.overloaded || !v.weight)
+			return 0;
+		oh = overhead(&v);
+		if (s->best == XVS_NO_DEST || oh < s->best_oh)
+			scan_set(s, id, v.weight, oh);
+		return 0;
+	case XVS_SCHED_WLC:
+	case XVS_SCHED_SED:
+		/* weighted_least: the first non-OVERLOAD dest with weight > 0
+		 * starts, later ones win when strictly less loaded per weight. */
+		if (v.overloaded)
+			return 0;
+		oh = s->mode == XVS_SCHED_WLC ? overhead(&v) : (__u64)v.active + 1;
+		if (s->best == XVS_NO_DEST) {
+			if (v.weight)
+				scan_set(s, id, v.weight, oh);
+		} else if (s->best_oh * v.weight > oh * s->best_w) {
+			scan_set(s, id, v.weight, oh);
+		}
+		return 0;
+	case XVS_SCHED_NQ:
+		if (v.overloaded || !v.weight)
+			return 0;
+		oh = (__u64)v.active + 1;
+		if (!v.active) {
+			scan_set(s, id, v.weight, oh);
+			return 1;
+		}
+		if (s->best == XVS_NO_DEST || s->best_oh * v.weight > oh * s->best_w)
+			scan_set(s, id, v.weight, oh);
+		return 0;
+	case XVS_SCHED_FO:
+		if (!v.overloaded && v.weight > s->best_w)
+			scan_set(s, id, v.weight, 0);
+		return 0;
+	case XVS_SCHED_OVF:
+		if (v.overloaded || !v.weight || v.active > v.weight)
+			return 0;
+		if (s->best == XVS_NO_DEST || v.weight > s->best_w)
+			scan_set(s, id, v.weight, 0);
+		return 0;
+	case SCAN_TWOS_TOTAL:
+		if (v.weight && !v.overloaded) {
+			s->total += v.weight;
+			/* bounded (256 * 65535 fits): lets the verifier see the
+			 * loop state converge */
+			if (s->total > (1ULL << 32))
+				s->total = 1ULL << 32;
+			s->best = id;
+		}
+		return 0;
+	case XVS_SCHED_TWOS:
+		if (!v.weight || v.overloaded)
+			return 0;
+		s->r1 -= v.weight;
+		s->r2 -= v.weight;
+		/* only the sign matters from here on; clamped for the verifier */
+		if (s->r1 < -1)
+			s->r1 = -1;
+		if (s->r2 < -1)
+			s->r2 = -1;
+		if (s->r1 <= 0 && s->c1 == XVS_NO_DEST) {
+			s->c1 = id;
+			s->c1_w = v.weight;
+			s->c1_oh = overhead(&v);
+		}
+		if (s->r2 <= 0 && s->c2 == XVS_NO_DEST) {
+			s->c2 = id;
+			s->c2_w = v.weight;
+			s->c2_oh = overhead(&v);
+		}
+		return s->c1 != XVS_NO_DEST && s->c2 != XVS_NO_DEST;
+	case SCAN_LOC_UNDER:
+		/* lblc(r)'s is_overloaded: some dest (OVERLOAD or not) with
+		 * activeconns * 2 < weight */
+		if ((__u64)v.active * 2 < v.weight) {
+			s->best = id;
+			return 1;
+		}
+		return 0;
+	}
+	return 1;
+}
+
+static __always_inline void scan_init(struct scan *s, const struct sched_in *in, __u32 mode)
+{
+	__builtin_memset(s, 0, sizeof(*s));
+	s->key = in->svc_id * 2 + (in->gen & 1);
+	s->mode = mode;
+	s->best = XVS_NO_DEST;
+	s->c1 = XVS_NO_DEST;
+	s->c2 = XVS_NO_DEST;
+}
+
+static __always_inline __u32 scan_run(struct scan *s)
+{
+	__u32 k = s->key;
+	struct xvs_svc_dests *sd = bpf_map_lookup_elem(&SVC_DESTS, &k);
+	__u32 n;
+
+	if (!sd)
+		return 0;
+	n = sd->n;
+	if (n > XVS_SVC_DESTS_MAX)
+		n = XVS_SVC_DESTS_MAX;
+	if (n)
+		bpf_loop(n, scan_cb, s, 0);
+	return n;
+}
+
+__noinline int scan_pick(const struct sched_in *in, __u32 mode)
+{
+	struct scan s;
+
+	if (!in)
+		return -1;
+
+	scan_init(&s, in, mode);
+	scan_run(&s);
+	return s.best;
+}
+
+/* ip_vs_twos_schedule */
+__noinline int twos_pick(const struct sched_in *in)
+{
+	struct scan s;
+	__u32 ceil;
+
+	if (!in)
+		return -1;
+
+	scan_init(&s, in, SCAN_TWOS_TOTAL);
+	scan_run(&s);
+	if (s.best == XVS_NO_DEST)
+		return XVS_NO_DEST;
+	ceil = s.total + 1 > 0xffffffffULL ? 0xffffffffu : (__u32)(s.total + 1);
+	s.r1 = random_below(ceil);
+	s.r2 = random_below(ceil);
+	s.mode = XVS_SCHED_TWOS;
+	scan_run(&s);
+	if (s.c1 == XVS_NO_DEST)
+		return s.best; /* cannot happen: r1 <= total */
+	if (s.c2 != XVS_NO_DEST && (__u64)s.c2_w * s.c1_oh > (__u64)s.c1_w * s.c2_oh)
+		return s.c2;
+	return s.c1;
+}
+
+/* lblc/lblcr's is_overloaded(dest, svc) */
+static __always_inline int loc_overloaded(const struct sched_in *in, const struct dview *v)
+{
+	if (v->active <= v->weight)
+		return 0;
+	return scan_pick(in, SCAN_LOC_UNDER) != -1;
+}
+
+/* rr/wrr: the ring from the shared position on, skipping dests that are
+ * OVERLOAD (or weight 0), at most one full ring. */
+struct walk {
+	__u32 svc_id;
+	__u32 gen;
+	__u32 len;
+	__u32 found;
+	__u64 p;
+	__u64 skipped;
+};
+
+static long walk_cb(__u64 i, void *arg)
+{
+	struct walk *w = arg;
+	__u32 id;
+
+	if (!w->len)
+		return 1;
+	id = ring_get(w->svc_id, w->gen, (__u32)((w->p + i) % w->len));
+	if (id != XVS_NO_DEST && schedulable(id, XVS_NO_DEST)) {
+		w->found = id;
+		w->skipped = i;
+		return 1;
+	}
+	return 0;
+}
+
+__noinline int ring_pick(const struct sched_in *in)
+{
+	struct walk w = {
+		.found = XVS_NO_DEST,
+	};
+	__u64 *pos;
+	__u32 k;
+
+	if (!in)
+		return -1;
+	k = in->svc_id;
+	w.svc_id = in->svc_id;
+	w.gen = in->gen;
+	w.len = in->ring_len;
+	pos = bpf_map_lookup_elem(&SCHED_POS, &k);
+	if (!pos || !w.len)
+		return XVS_NO_DEST;
+	w.p = __sync_fetch_and_add(pos, 1);
+	bpf_loop(w.len, walk_cb, &w, 0);
+	/* Like the kernel's cursor, the next pick starts after this one; no
+	 * pick leaves the cursor where it was. */
+	if (w.found == XVS_NO_DEST)
+		__sync_fetch_and_add(pos, (__u64)-1);
+	else if (w.skipped)
+		__sync_fetch_and_add(pos, w.skipped);
+	return w.found;
+}
+
+/* sh-fallback / mh-fallback probe (ip_vs_{sh,mh}_get_fallback) */
+struct probe {
+	__u32 svc_id;
+	__u32 gen;
+	__u32 size;
+	__u32 saddr;
+	__u32 port;
+	__u32 ihash;
+	__u32 mh;
+	__u32 found;
+};
+
+static long probe_cb(__u64 off, void *arg)
+{
+	struct probe *p = arg;
+	__u32 roffset, slot, id;
+
+	if (!p->size)
+		return 1;
+	roffset = (__u32)((off + p->ihash) % p->size);
+	if (p->mh)
+		slot = mh_hashkey(p->saddr, p->port, roffset) % p->size;
+	else
+		slot = sh_hashkey(p->saddr, p->port, roffset);
+	id = ring_get(p->svc_id, p->gen, slot);
+	if (id == XVS_NO_DEST)
+		return 1;
+	if (schedulable(id, XVS_NO_DEST)) {
+		p->found = id;
+		return 1;
+	}
+	return 0;
+}
+
+/* dh, sh, mh: the bucket table (built by user space) */
+__noinline int hash_pick(const struct sched_in *in)
+{
+	struct probe p = {
+		.found = XVS_NO_DEST,
+	};
+	__u32 id;
+
+	if (!in)
+		return -1;
+	p.svc_id = in->svc_id;
+	p.gen = in->gen;
+	p.size = in->ring_len;
+	p.saddr = in->saddr;
+
+	if (!p.size)
+		return XVS_NO_DEST;
+	if (in->sched == XVS_SCHED_DH) {
+		id = ring_get(in->svc_id, in->gen, dh_hashkey(in->daddr));
+		return id != XVS_NO_DEST && schedulable(id, XVS_NO_DEST) ? id : XVS_NO_DEST;
+	}
+	if (in->flags & XVS_SVC_F_SCHED2)
+		p.port = in->sport;
+	p.mh = in->sched == XVS_SCHED_MH;
+	p.ihash = p.mh ? mh_hashkey(p.saddr, p.port, 0) % p.size : sh_hashkey(p.saddr, p.port, 0);
+	id = ring_get(in->svc_id, in->gen, p.ihash);
+	if (id == XVS_NO_DEST)
+		return XVS_NO_DEST;
+	if (schedulable(id, XVS_NO_DEST))
+		return id;
+	if (!(in->flags & XVS_SVC_F_SCHED1))
+		return XVS_NO_DEST;
+	bpf_loop(p.size, probe_cb, &p, 0);
+	return p.found;
+}
+
+/* A new cache entry naming one dest (built in per-CPU scratch space). */
+static __always_inline void lblc_insert(const struct xvs_lblc_key *k, __u32 id, __u64 now)
+{
+	__u32 z = 0;
+	struct xvs_lblc *ne = bpf_map_lookup_elem(&XVS_SCRATCH, &z);
+
+	if (!ne)
+		return;
+	__builtin_memset(ne, 0, sizeof(*ne));
+	ne->lastuse_ns = now;
+	ne->lastmod_ns = now;
+	ne->n = 1;
+	ne->dests[0] = id;
+	bpf_map_update_elem(&LBLC_MAP, k, ne, BPF_ANY);
+}
+
+/* ip_vs_lblc_schedule */
+__noinline int lblc_pick(const struct sched_in *in)
+{
+	struct xvs_lblc_key k = {};
+	struct xvs_lblc *e;
+	struct dview v;
+	__u32 id;
+
+	if (!in)
+		return -1;
+	k.svc_id = in->svc_id;
+	k.daddr = in->daddr_be;
+	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+
+	if (e) {
+		e->lastuse_ns = in->now;
+		id = e->dests[0];
+		if (dest_get(id, in->svc_id, &v) && v.weight && !loc_overloaded(in, &v))
+			return id;
+	}
+	id = (__u32)scan_pick(in, XVS_SCHED_WLC);
+	if (id == XVS_NO_DEST)
+		return id;
+	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+	if (e && e->dests[0] == id)
+		return id;
+	lblc_insert(&k, id, in->now);
+	return id;
+}
+
+/* ip_vs_dest_set_min / ip_vs_dest_set_max over an lblcr set, one member
+ * per bpf_loop step (the set is re-read from LBLC_MAP by key). */
+struct setscan {
+	struct xvs_lblc_key key;
+	__u32 svc_id;
+	__u32 max;  /* 0: set_min, 1: set_max */
+	__u32 best; /* set_min: dest id; set_max: member index */
+	__u32 bw;
+	__u64 boh;
+};
+
+static long set_cb(__u64 i, void *arg)
+{
+	struct setscan *s = arg;
+	struct xvs_lblc *e;
+	struct dview v;
+	__u32 w, id;
+	__u64 oh;
+
+	if (i >= XVS_LBLCR_SET_MAX)
+		return 1;
+	e = bpf_map_lookup_elem(&LBLC_MAP, &s->key);
+	if (!e || i >= e->n)
+		return 1;
+	id = e->dests[i];
+	if (!s->max) {
+		if (!dest_get(id, s->svc_id, &v) || v.overloaded)
+			return 0;
+		oh = overhead(&v);
+		if (s->best == XVS_NO_DEST) {
+			if (v.weight) {
+				s->best = id;
+				s->bw = v.weight;
+				s->boh = oh;
+			}
+		} else if (s->boh * v.weight > oh * s->bw) {
+			s->best = id;
+			s->bw = v.weight;
+			s->boh = oh;
+		}
+		return 0;
+	}
+	if (dest_get(id, s->svc_id, &v)) {
+		w = v.weight;
+		oh = overhead(&v);
+	} else {
+		w = 0;
+		oh = 0;
+	}
+	if (s->best == XVS_NO_DEST) {
+		if (w) {
+			s->best = i;
+			s->bw = w;
+			s->boh = oh;
+		}
+	} else if (s->boh * w < oh * s->bw && w) {
+		s->best = i;
+		s->bw = w;
+		s->boh = oh;
+	}
+	return 0;
+}
+
+/* max = 0: the least loaded member (dest id); 1: the index of the most
+ * loaded one (removed dests count as weight 0); XVS_NO_DEST when none. */
+__noinline int set_scan(const struct xvs_lblc_key *key, __u32 svc_id, __u32 max)
+{
+	struct setscan s = {};
+
+	if (!key)
+		return -1;
+	s.key = *key;
+	s.svc_id = svc_id;
+	s.max = max;
+	s.best = XVS_NO_DEST;
+	bpf_loop(XVS_LBLCR_SET_MAX, set_cb, &s, 0);
+	return s.best;
+}
+
+/* ip_vs_lblcr_schedule. Set updates are not atomic across CPUs: a race
+ * can lose an insert, never name a dest of another service. */
+__noinline int lblcr_pick(const struct sched_in *in)
+{
+	struct xvs_lblc_key k = {};
+	struct xvs_lblc *e;
+	struct dview v;
+	__u32 least, id, n;
+	int m, found = 0;
+
+	if (!in)
+		return -1;
+	k.svc_id = in->svc_id;
+	k.daddr = in->daddr_be;
+	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+
+	if (!e) {
+		id = (__u32)scan_pick(in, XVS_SCHED_WLC);
+		if (id == XVS_NO_DEST)
+			return id;
+		lblc_insert(&k, id, in->now);
+		return id;
+	}
+	e->lastuse_ns = in->now;
+	least = (__u32)set_scan(&k, in->svc_id, 0);
+	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+	if (!e)
+		return least;
+	n = e->n;
+	if (n > XVS_LBLCR_SET_MAX)
+		n = XVS_LBLCR_SET_MAX;
+	if (n > 1 && in->now > e->lastmod_ns + XVS_LBLC_EXPIRATION_NS) {
+		m = set_scan(&k, in->svc_id, 1);
+		e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+		if (!e)
+			return least;
+		if (m >= 0) {
+			for (int i = 0; i < XVS_LBLCR_SET_MAX - 1; i++)
+				if (i >= m && i + 1 < n)
+					e->dests[i] = e->dests[i + 1];
+			n--;
+			e->n = n;
+			e->lastmod_ns = in->now;
+		}
+	}
+	if (least != XVS_NO_DEST && dest_get(least, in->svc_id, &v) && !loc_overloaded(in, &v))
+		return least;
+	id = (__u32)scan_pick(in, XVS_SCHED_WLC);
+	if (id == XVS_NO_DEST)
+		return id;
+	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+	if (!e)
+		return id;
+	for (int i = 0; i < XVS_LBLCR_SET_MAX; i++)
+		if (i < n && e->dests[i] == id)
+			found = 1;
+	if (!found) {
+		if (n >= XVS_LBLCR_SET_MAX)
+			n = XVS_LBLCR_SET_MAX - 1; /* the oldest member goes */
+		for (int i = XVS_LBLCR_SET_MAX - 1; i > 0; i--)
+			if (i <= (int)n)
+				e->dests[i] = e->dests[i - 1];
+		e->dests[0] = id;
+		e->n = n + 1;
+		e->lastmod_ns = in->now;
+	}
+	return id;
+}
+
+/* A dest for a new connection, or -1. A global function: the verifier
+ * checks it once, not once per path of the main program. */
+__noinline int xvs_schedule(struct sched_in *in)
+{
+	if (!in)
+		return -1;
+	switch (in->sched) {
+	case XVS_SCHED_RR:
+	case XVS_SCHED_WRR:
+		return ring_pick(in);
+	case XVS_SCHED_DH:
+	case XVS_SCHED_SH:
+	case XVS_SCHED_MH:
+		return hash_pick(in);
+	case XVS_SCHED_LBLC:
+		return lblc_pick(in);
+	case XVS_SCHED_LBLCR:
+		return lblcr_pick(in);
+	case XVS_SCHED_TWOS:
+		return twos_pick(in);
+	case XVS_SCHED_LC:
+	case XVS_SCHED_WLC:
+	case XVS_SCHED_SED:
+	case XVS_SCHED_NQ:
+	case XVS_SCHED_FO:
+	case XVS_SCHED_OVF:
+		return scan_pick(in, in->sched);
+	}
+	return XVS_NO_DEST;
+}
+
+/* ---- connection creation ---- */
+
+/* SVC_MAP: the exact <proto, vaddr, vport>, else the port-0 service of
+ * the address (persistent "all ports" services), as ip_vs_service_find. */
+static __always_inline struct xvs_svc *svc_lookup(const struct xvs_conn_key *k, __be16 *svc_port)
 {
 	struct xvs_svc_key skey = {};
 	struct xvs_svc *svc;
-	struct xvs_ring_key rkey;
-	struct xvs_dest *dest;
-	struct xvs_conn_key rk = {};
-	struct xvs_conn fval = {}, rval = {};
-	__u64 *pos;
-	__u32 *dest_id, svc_id, ring_len;
-	__u64 p;
+
+	skey.addr = k->daddr;
+	skey.port = k->dport;
+	skey.proto = k->proto;
+	svc = bpf_map_lookup_elem(&SVC_MAP, &skey);
+	if (svc) {
+		*svc_port = k->dport;
+		return svc;
+	}
+	skey.port = 0;
+	*svc_port = 0;
+	return bpf_map_lookup_elem(&SVC_MAP, &skey);
+}
+
+static __always_inline void persist_add(__u32 dest_id, int delta)
+{
+	struct xvs_dest_conns *dc = bpf_map_lookup_elem(&DEST_CONNS, &dest_id);
+
+	if (dc)
+		__sync_fetch_and_add(&dc->persist, delta);
+}
+
+#define FTPPORT 21
+
+static __always_inline void tmpl_key(const struct sched_in *in, const struct xvs_conn_key *fkey,
+				     struct xvs_tmpl_key *tk)
+{
+	tk->caddr = fkey->saddr & in->netmask;
+	tk->vaddr = fkey->daddr;
+	tk->vport = (fkey->dport == in->svc_port && in->svc_port != bpf_htons(FTPPORT)) ? fkey->dport
+											: 0;
+	tk->proto = fkey->proto;
+	tk->pad = 0;
+}
+
+/* ip_vs_sched_persist, first half: the dest of the client's template, or
+ * -1 when there is none usable (then schedule and persist_create). */
+__noinline int persist_pick(const struct sched_in *in, const struct xvs_conn_key *fkey)
+{
+	struct xvs_tmpl_key tk = {};
+	struct xvs_tmpl *t;
+	struct dview dv;
+	__u32 dest_id;
+
+	if (!in || !fkey)
+		return -1;
+	tmpl_key(in, fkey, &tk);
+	t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
+	if (!t)
+		return -1;
+	/* ip_vs_check_template: used while its dest is in the service
+	 * (weight 0 and OVERLOAD do not matter). */
+	dest_id = t->dest_id;
+	if (t->svc_id == in->svc_id && dest_get(dest_id, in->svc_id, &dv)) {
+		t->last_seen_ns = in->now;
+		cnt(XVS_CNT_PERSIST_HIT);
+		return dest_id;
+	}
+	if (bpf_map_delete_elem(&PERSIST_MAP, &tk) == 0)
+		persist_add(dest_id, -1);
+	return -1;
+}
+
+/* ip_vs_sched_persist, second half: a template for the freshly scheduled
+ * `dest_id`. Returns the dest to use (another CPU's template wins a race),
+ * or -1 with *v set. */
+__noinline int persist_create(const struct sched_in *in, const struct xvs_conn_key *fkey,
+			      __u32 dest_id, int *v)
+{
+	struct xvs_tmpl_key tk = {};
+	struct xvs_tmpl nt = {}, *t;
+	struct xvs_dest *d;
 	long err;
 
-	skey.addr = fkey->daddr;
-	skey.port = fkey->dport;
-	skey.proto = fkey->proto;
-	svc = bpf_map_lookup_elem(&SVC_MAP, &skey);
+	if (!in || !fkey || !v)
+		return -1;
+	tmpl_key(in, fkey, &tk);
+	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
+	if (!d) {
+		*v = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
+		return -1;
+	}
+	nt.last_seen_ns = in->now;
+	nt.svc_id = in->svc_id;
+	nt.dest_id = dest_id;
+	nt.daddr = d->addr;
+	nt.dport = tk.vport ? d->port : 0;
+	nt.timeout = in->timeout;
+	err = bpf_map_update_elem(&PERSIST_MAP, &tk, &nt, BPF_NOEXIST);
+	if (err == -EEXIST_) {
+		t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
+		if (!t) {
+			*v = verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+			return -1;
+		}
+		return t->dest_id;
+	}
+	if (err) {
+		*v = verdict(XVS_CNT_DROP_TMPL_FULL, XDP_DROP);
+		return -1;
+	}
+	cnt(XVS_CNT_PERSIST_NEW);
+	persist_add(dest_id, 1);
+	return dest_id;
+}
+
+/* Schedules a new flow and creates its connection entries; `out` gets a
+ * copy of the forward entry. Returns -1, or an XDP verdict when the packet
+ * cannot be forwarded. One-packet (-o) UDP services get no forward entry
+ * (NAT: a reply entry only, see docs/design.md). A global function,
+ * verified once. */
+__noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now,
+			    struct xvs_conn *out)
+{
+	int vv = XDP_PASS, *verdict_out = &vv;
+	struct xvs_svc *svc;
+	struct sched_in in = {};
+	struct xvs_dest *dest;
+	struct xvs_conn_key rk = {};
+	struct xvs_conn fval = {};
+	__be16 svc_port, rport;
+	__u32 svc_id, dest_id, svc_flags;
+	int ops, persistent;
+	long err;
+
+	if (!fkey || !out)
+		return XDP_PASS;
+	svc = svc_lookup(fkey, &svc_port);
 	if (!svc) {
 		*verdict_out = verdict(XVS_CNT_PASS_NO_SVC, XDP_PASS);
-		return NULL;
+		return *verdict_out;
 	}
 	if (fkey->proto == IPPROTO_TCP && (!(tcpflags & TCPF_SYN) || (tcpflags & TCPF_RST))) {
 		*verdict_out = verdict(XVS_CNT_PASS_TCP_NO_CONN, XDP_PASS);
-		return NULL;
+		return *verdict_out;
 	}
 	svc_id = svc->id;
-	ring_len = svc->ring_len;
-	pos = bpf_map_lookup_elem(&SCHED_POS, &svc_id);
-	if (!pos || ring_len == 0) {
-		*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
-		return NULL;
+	svc_flags = svc->flags;
+	in.svc_id = svc_id;
+	in.gen = svc->gen & 1;
+	in.sched = svc->sched;
+	in.flags = svc_flags;
+	in.ring_len = svc->ring_len;
+	in.saddr = bpf_ntohl(fkey->saddr);
+	in.daddr = bpf_ntohl(fkey->daddr);
+	in.daddr_be = fkey->daddr;
+	in.sport = bpf_ntohs(fkey->sport);
+	in.netmask = svc->netmask;
+	in.timeout = svc->timeout;
+	in.svc_port = svc_port;
+	in.now = now;
+	ops = fkey->proto == IPPROTO_UDP && (svc_flags & XVS_SVC_F_ONEPACKET);
+	persistent = svc_flags & XVS_SVC_F_PERSISTENT;
+
+	dest_id = persistent ? (__u32)persist_pick(&in, fkey) : XVS_NO_DEST;
+	if (dest_id == XVS_NO_DEST) {
+		dest_id = (__u32)xvs_schedule(&in);
+		if (dest_id == XVS_NO_DEST) {
+			*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
+			return *verdict_out;
+		}
+		if (persistent) {
+			dest_id = (__u32)persist_create(&in, fkey, dest_id, verdict_out);
+			if (dest_id == XVS_NO_DEST)
+				return *verdict_out;
+		}
 	}
-	p = __sync_fetch_and_add(pos, 1);
-	rkey.svc_id = svc_id;
-	rkey.slot = ((svc->gen & 1) << XVS_RING_GEN_SHIFT) | (__u32)(p % ring_len);
-	dest_id = bpf_map_lookup_elem(&RING_MAP, &rkey);
-	if (!dest_id) {
-		*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
-		return NULL;
-	}
-	fval.dest_id = *dest_id;
+	fval.dest_id = dest_id;
 	dest = bpf_map_lookup_elem(&DEST_MAP, &fval.dest_id);
 	if (!dest || !(dest->flags & XVS_DEST_F_AVAILABLE)) {
 		*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
-		return NULL;
+		return *verdict_out;
 	}
 	if (dest->fwd > XVS_FWD_TUNNEL) {
 		*verdict_out = verdict(XVS_CNT_PASS_FWD_UNSUPP, XDP_PASS);
-		return NULL;
+		return *verdict_out;
 	}
+	/* The dest's port for the service port; a port-0 service (or a dest
+	 * without port) keeps the port the client asked for. */
+	rport = (fkey->dport == svc_port && dest->port) ? dest->port : fkey->dport;
 
 	rk.saddr = dest->addr;
 	rk.daddr = fkey->saddr;
-	rk.sport = dest->port;
+	rk.sport = rport;
 	rk.dport = fkey->sport;
 	rk.proto = fkey->proto;
 
@@ -902,38 +1848,74 @@ static __always_inline struct xvs_conn *new_conn(struct xvs_conn_key *fkey, __u8
 					      tcpflags, XVS_S_NONE)
 			     : XVS_S_UDP;
 	fval.fwd = dest->fwd;
-	rval = fval;
-	rval.peer = *fkey;
-	rval.flags = XVS_CONN_F_REPLY;
+	if (persistent)
+		fval.flags |= XVS_CONN_F_PERSIST;
+
+	if (ops) {
+		/* One-packet scheduling: no connection. A NAT reply needs its
+		 * translation, so a reply-only entry (expired by xvsd after
+		 * the udp timeout) remembers VIP:vport for it. */
+		fval.flags |= XVS_CONN_F_OPS;
+		*out = fval;
+		cnt(XVS_CNT_OPS);
+		if (fval.fwd == XVS_FWD_MASQ) {
+			struct xvs_conn *old;
+
+			fval.peer = *fkey;
+			fval.flags = XVS_CONN_F_REPLY | XVS_CONN_F_OPS;
+			err = bpf_map_update_elem(&CONN_MAP, &rk, &fval, BPF_NOEXIST);
+			if (err == -EEXIST_) {
+				old = bpf_map_lookup_elem(&CONN_MAP, &rk);
+				if (!old || !(old->flags & XVS_CONN_F_OPS)) {
+					*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, XDP_DROP);
+					return *verdict_out;
+				}
+				old->last_seen_ns = now;
+				old->peer = *fkey;
+				old->svc_id = svc_id;
+				old->dest_id = dest_id;
+			} else if (err) {
+				*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, XDP_DROP);
+				return *verdict_out;
+			}
+		}
+		stats_conn(svc_id, dest_id);
+		return -1;
+	}
 
 	err = bpf_map_update_elem(&CONN_MAP, fkey, &fval, BPF_NOEXIST);
 	if (err == -EEXIST_) {
 		/* Another CPU created it first: use theirs. */
 		struct xvs_conn *c = bpf_map_lookup_elem(&CONN_MAP, fkey);
 
-		if (!c)
+		if (!c) {
 			*verdict_out = verdict(XVS_CNT_PASS_STALE, XDP_PASS);
-		return c;
+			return *verdict_out;
+		}
+		*out = *c;
+		return -1;
 	}
 	if (err) {
 		*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, XDP_DROP);
-		return NULL;
+		return *verdict_out;
 	}
 	/* DR/TUN: replies bypass the director, no reply entry. */
-	err = fval.fwd == XVS_FWD_MASQ ? bpf_map_update_elem(&CONN_MAP, &rk, &rval, BPF_NOEXIST) : 0;
+	*out = fval;
+	fval.peer = *fkey;
+	fval.flags = XVS_CONN_F_REPLY;
+	err = fval.fwd == XVS_FWD_MASQ ? bpf_map_update_elem(&CONN_MAP, &rk, &fval, BPF_NOEXIST) : 0;
 	if (err) {
 		bpf_map_delete_elem(&CONN_MAP, fkey);
 		if (err == -EEXIST_)
 			*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, XDP_DROP);
 		else
 			*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, XDP_DROP);
-		return NULL;
+		return *verdict_out;
 	}
 	cnt(XVS_CNT_CONN_NEW);
-	dest_conns_add(fval.dest_id, fval.state, 1);
-	stats_conn(svc_id, fval.dest_id);
-	/* Return the stored entry; the state is already the post-SYN one. */
-	return bpf_map_lookup_elem(&CONN_MAP, fkey);
+	dest_bind(dest_id, fval.state);
+	stats_conn(svc_id, dest_id);
+	return -1;
 }
 
 /* ---- main ---- */
@@ -946,7 +1928,7 @@ int xvs_xdp(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
 	struct xvs_conn_key key = {};
-	struct xvs_conn *c, *fc;
+	struct xvs_conn *c, *fc, cv = {};
 	__be16 *ports;
 	__u16 *csum;
 	void *l4;
@@ -1008,6 +1990,13 @@ int xvs_xdp(struct xdp_md *ctx)
 		/* Real server -> client. */
 		if (ip->ttl <= 1)
 			return verdict(XVS_CNT_PASS_TTL, XDP_PASS);
+		if (c->flags & XVS_CONN_F_OPS) {
+			/* one-packet NAT reply: no connection state */
+			stats_add(c->svc_id, c->dest_id, 0, tot_len);
+			nat_l4(ip, ports, csum, is_udp, 0, c->peer.daddr, c->peer.dport);
+			cnt(XVS_CNT_NAT_OUT);
+			return xmit(ctx, eth, ip, ports[0], ports[1]);
+		}
 		fc = bpf_map_lookup_elem(&CONN_MAP, &c->peer);
 		if (!fc)
 			return verdict(XVS_CNT_PASS_STALE, XDP_PASS);
@@ -1022,14 +2011,31 @@ int xvs_xdp(struct xdp_md *ctx)
 	}
 
 	/* Client -> VIP. */
+	if (c && !is_udp && (tcpflags & TCPF_SYN) && !(tcpflags & TCPF_RST) &&
+	    !(c->flags & XVS_CONN_F_PERSIST)) {
+		/* conn_reuse_mode done right: a SYN on a connection in
+		 * TIME_WAIT or CLOSE starts a new connection, scheduled afresh
+		 * now (no "1 second SYN drop"). Connections controlled by a
+		 * persistence template keep their entry, as in IPVS. */
+		__u32 st = *(volatile __u32 *)&c->state;
+
+		if (st == XVS_S_TIME_WAIT || st == XVS_S_CLOSE) {
+			struct xvs_conn old = *c;
+
+			if (bpf_map_delete_elem(&CONN_MAP, &key) == 0) {
+				if (old.fwd == XVS_FWD_MASQ)
+					bpf_map_delete_elem(&CONN_MAP, &old.peer);
+				dest_unbind(old.dest_id, st);
+			}
+			cnt(XVS_CNT_CONN_REUSE);
+			c = NULL;
+		}
+	}
 	if (!c) {
 		/* Cheap pre-check so non-VIP traffic is not TTL-counted. */
-		struct xvs_svc_key skey = {};
+		__be16 sp;
 
-		skey.addr = key.daddr;
-		skey.port = key.dport;
-		skey.proto = key.proto;
-		if (!bpf_map_lookup_elem(&SVC_MAP, &skey))
+		if (!svc_lookup(&key, &sp))
 			return verdict(XVS_CNT_PASS_NO_SVC, XDP_PASS);
 	}
 	if (ip->ttl <= 1)
@@ -1037,19 +2043,23 @@ int xvs_xdp(struct xdp_md *ctx)
 	now = bpf_ktime_get_ns();
 	if (!c) {
 		/* new_conn applies the first event (NONE -> SYN_RECV). */
-		c = new_conn(&key, tcpflags, now, &v);
-		if (!c)
+		v = xvs_new_conn(&key, tcpflags, now, &cv);
+		if (v >= 0)
 			return v;
 	} else {
 		c->last_seen_ns = now;
 		if (!is_udp)
 			tcp_transition(c, c->fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY,
 				       tcpflags);
+		cv.svc_id = c->svc_id;
+		cv.dest_id = c->dest_id;
+		cv.fwd = c->fwd;
+		cv.peer = c->peer;
 	}
-	stats_add(c->svc_id, c->dest_id, 1, tot_len);
-	if (c->fwd != XVS_FWD_MASQ)
-		return fwd_dest(ctx, c->dest_id, &key, 1);
-	nat_l4(ip, ports, csum, is_udp, 1, c->peer.saddr, c->peer.sport);
+	stats_add(cv.svc_id, cv.dest_id, 1, tot_len);
+	if (cv.fwd != XVS_FWD_MASQ)
+		return fwd_dest(ctx, cv.dest_id, &key, 1);
+	nat_l4(ip, ports, csum, is_udp, 1, cv.peer.saddr, cv.peer.sport);
 	cnt(XVS_CNT_NAT_IN);
 	return xmit(ctx, eth, ip, ports[0], ports[1]);
 }

@@ -35,10 +35,55 @@ enum xvs_dest_flags {
 	XVS_DEST_F_AVAILABLE = 1, /* slot holds a configured dest */
 };
 
+/* xvs_dest_conns.flags (runtime state, changed by program and xvsd) */
+enum xvs_dest_rt_flags {
+	XVS_DEST_F_OVERLOAD = 1, /* IP_VS_DEST_F_OVERLOAD: -x/-y thresholds */
+};
+
 /* xvs_conn.flags */
 enum xvs_conn_flags {
-	XVS_CONN_F_REPLY = 1, /* reply entry (keyed by the real server tuple) */
+	XVS_CONN_F_REPLY = 1,   /* reply entry (keyed by the real server tuple) */
+	XVS_CONN_F_PERSIST = 2, /* controlled by a persistence template */
+	XVS_CONN_F_OPS = 4,     /* one-packet (-o) NAT reply entry: no forward entry */
 };
+
+/* Schedulers (xvs_svc.sched), in the order of xvs_core::sched::SCHEDULERS. */
+enum xvs_sched {
+	XVS_SCHED_RR = 0,
+	XVS_SCHED_WRR = 1,
+	XVS_SCHED_LC = 2,
+	XVS_SCHED_WLC = 3,
+	XVS_SCHED_LBLC = 4,
+	XVS_SCHED_LBLCR = 5,
+	XVS_SCHED_DH = 6,
+	XVS_SCHED_SH = 7,
+	XVS_SCHED_SED = 8,
+	XVS_SCHED_NQ = 9,
+	XVS_SCHED_FO = 10,
+	XVS_SCHED_OVF = 11,
+	XVS_SCHED_MH = 12,
+	XVS_SCHED_TWOS = 13,
+	XVS_SCHED_MAX = 14,
+};
+
+/* IP_VS_SVC_F_* (xvs_svc.flags), as xvs_core::model::svc_flags. */
+#define XVS_SVC_F_PERSISTENT 0x0001
+#define XVS_SVC_F_ONEPACKET 0x0004
+#define XVS_SVC_F_SCHED1 0x0008 /* sh-fallback / mh-fallback */
+#define XVS_SVC_F_SCHED2 0x0010 /* sh-port / mh-port */
+
+/* A table slot (dh/sh/mh) without a dest. */
+#define XVS_NO_DEST 0xffffffffu
+/* Dests per service the program can scan (lc, wlc, ..., lblc, lblcr). */
+#define XVS_SVC_DESTS_MAX 256
+/* Members of an lblcr replica set. */
+#define XVS_LBLCR_SET_MAX 16
+/* Buckets of the dh and sh tables; the mh table is prime sized (ring_len). */
+#define XVS_HASH_TAB_SIZE 256
+/* The largest mh table the program accepts. */
+#define XVS_MH_TAB_MAX 131071
+/* lblc/lblcr expiration (sysctl lblc(r)_expiration default, 24 h). */
+#define XVS_LBLC_EXPIRATION_NS (24ULL * 3600 * 1000000000ULL)
 
 /* IPVS TCP states (IP_VS_TCP_S_*), plus the UDP pseudo state.
  * Same numbering as xvs_core::model::ConnState. */
@@ -66,13 +111,25 @@ struct xvs_svc_key {
 	__u8 pad;
 };
 
-/* SVC_MAP value. The scheduling ring of generation `gen` holds `ring_len`
- * dest ids in RING_MAP under (id, gen << 31 | idx). */
+/* SVC_MAP value. Generation `gen` of the service's scheduling data: the
+ * ring (rr, wrr) or bucket table (dh, sh, mh) of `ring_len` dest ids in
+ * RING_MAP under (id, gen << 31 | idx), and the dest list in kernel list
+ * order in SVC_DESTS[id * 2 + gen]. */
 struct xvs_svc {
 	__u32 id;
 	__u32 flags; /* IP_VS_SVC_F_* */
 	__u32 ring_len;
-	__u32 gen; /* 0 or 1 */
+	__u32 gen;     /* 0 or 1 */
+	__u32 sched;   /* enum xvs_sched */
+	__u32 timeout; /* persistence timeout in seconds (-p) */
+	__be32 netmask; /* persistence netmask (-M) */
+	__u32 pad;
+};
+
+/* SVC_DESTS value: a service's dests in kernel list order (newest first). */
+struct xvs_svc_dests {
+	__u32 n;
+	__u32 ids[XVS_SVC_DESTS_MAX];
 };
 
 /* RING_MAP key. */
@@ -91,6 +148,8 @@ struct xvs_dest {
 	__u8 flags; /* enum xvs_dest_flags */
 	__u32 svc_id;
 	__u32 weight;
+	__u32 u_threshold; /* -x, 0 = none */
+	__u32 l_threshold; /* -y, 0 = none */
 	/* TUN only: GUE destination port, enum xvs_tun_type, enum
 	 * xvs_tun_flags, and the outer source address (the director's address
 	 * towards the real server, computed by user space). */
@@ -138,11 +197,51 @@ struct xvs_stats {
 	__u64 outbytes;
 };
 
-/* DEST_CONNS value (mmapable array indexed by dest id, atomics). Signed so
- * a transient race shows as a small negative, never as 4 billion. */
+/* DEST_CONNS value (mmapable array indexed by dest id, atomics): the
+ * dest's runtime state, changed by the program (new connections and
+ * templates) and by xvsd (expiry). Signed so a transient race shows as a
+ * small negative, never as 4 billion. */
 struct xvs_dest_conns {
 	__s32 active;   /* ESTABLISHED */
 	__s32 inactive; /* every other state */
+	__s32 persist;  /* persistence templates (PersistConn) */
+	__u32 flags;    /* enum xvs_dest_rt_flags */
+};
+
+/* PERSIST_MAP key: the kernel's template key
+ * <proto, caddr & netmask, cport 0, vaddr, vport>. */
+struct xvs_tmpl_key {
+	__be32 caddr;
+	__be32 vaddr;
+	__be16 vport;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* PERSIST_MAP value: a persistence template. */
+struct xvs_tmpl {
+	__u64 last_seen_ns; /* creation or last connection made through it */
+	__u32 svc_id;
+	__u32 dest_id;
+	__be32 daddr;
+	__be16 dport; /* dest port, 0 for port-0 and FTP templates */
+	__u16 pad;
+	__u32 timeout; /* seconds (the service's -p when created) */
+	__u32 pad2;
+};
+
+/* LBLC_MAP key and value: one lblc/lblcr locality cache entry. */
+struct xvs_lblc_key {
+	__u32 svc_id;
+	__be32 daddr;
+};
+
+struct xvs_lblc {
+	__u64 lastuse_ns;
+	__u64 lastmod_ns; /* lblcr: last change of the set; lblc: creation */
+	__u32 n;          /* members in dests (lblc: 1) */
+	__u32 dests[XVS_LBLCR_SET_MAX]; /* most recently inserted first */
+	__u32 pad;
 };
 
 /* XVS_CNT index: every verdict reason. Keep the Rust name table in
@@ -181,6 +280,11 @@ enum xvs_counter {
 	XVS_CNT_ICMP_FRAG_NEEDED, /* DR/TUN: DF packet too big, ICMP answered */
 	XVS_CNT_DROP_TOO_BIG,     /* DR/TUN: too big, cannot be answered or fragmented */
 	XVS_CNT_DROP_ENCAP,       /* bpf_xdp_adjust_head/tail failed */
+	XVS_CNT_CONN_REUSE,       /* SYN on a TIME_WAIT/CLOSE conn: scheduled afresh */
+	XVS_CNT_PERSIST_HIT,      /* new conn sent to a persistence template's dest */
+	XVS_CNT_PERSIST_NEW,      /* persistence templates created */
+	XVS_CNT_DROP_TMPL_FULL,   /* PERSIST_MAP full: new flow refused */
+	XVS_CNT_OPS,              /* one-packet datagrams scheduled */
 	XVS_CNT_MAX,
 };
 
@@ -229,12 +333,14 @@ struct xvs_abi {
 	enum xvs_fwd fwd;
 	enum xvs_dest_flags dest_flags;
 	enum xvs_conn_flags conn_flags;
+	enum xvs_dest_rt_flags dest_rt_flags;
+	enum xvs_sched sched;
 	enum xvs_tun_type tun_type;
 	enum xvs_tun_flags tun_flags;
 	enum xvs_decap_counter decap_counter;
 	__u32 pad;
 };
 
-#define XVS_ABI_VERSION 2
+#define XVS_ABI_VERSION 3
 
 #endif /* XVS_H */

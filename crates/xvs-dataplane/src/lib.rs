@@ -11,6 +11,7 @@
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
 use log::{info, warn};
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::mem::size_of;
 use std::net::Ipv4Addr;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use xvs_core::model::{
     ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Stats, Timeouts, TunCsum, TunType,
 };
+use xvs_core::sched::{self, persist, SchedKind};
 
 pub mod decap;
 mod neigh;
@@ -43,8 +45,9 @@ mod skel {
 pub mod abi {
     pub use crate::skel::types::{
         xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
-        xvs_dest_flags, xvs_fwd, xvs_ring_key, xvs_state, xvs_stats, xvs_svc, xvs_svc_key,
-        xvs_tun_flags, xvs_tun_type,
+        xvs_dest_flags, xvs_dest_rt_flags, xvs_fwd, xvs_lblc, xvs_lblc_key, xvs_ring_key,
+        xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl,
+        xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
     };
 }
 
@@ -53,13 +56,20 @@ use abi::*;
 // C and Rust cannot drift: the types above come from the object's BTF, and
 // these pin their sizes (and therefore the explicit padding) down.
 const _: () = assert!(size_of::<xvs_svc_key>() == 8);
-const _: () = assert!(size_of::<xvs_svc>() == 16);
+const _: () = assert!(size_of::<xvs_svc>() == 32);
 const _: () = assert!(size_of::<xvs_ring_key>() == 8);
-const _: () = assert!(size_of::<xvs_dest>() == 24);
+const _: () = assert!(size_of::<xvs_dest>() == 32);
+const _: () = assert!(size_of::<xvs_svc_dests>() == 4 + 4 * SVC_DESTS_MAX);
+const _: () = assert!(size_of::<xvs_tmpl_key>() == 12);
+const _: () = assert!(size_of::<xvs_tmpl>() == 32);
+const _: () = assert!(size_of::<xvs_lblc_key>() == 8);
+const _: () = assert!(size_of::<xvs_lblc>() == 24 + 4 * LBLCR_SET_MAX);
 const _: () = assert!(size_of::<xvs_conn_key>() == 16);
 const _: () = assert!(size_of::<xvs_conn>() == 40);
 const _: () = assert!(size_of::<xvs_stats>() == 40);
-const _: () = assert!(size_of::<xvs_dest_conns>() == 8);
+const _: () = assert!(size_of::<xvs_dest_conns>() == 16);
+const _: () = assert!(xvs_sched::XVS_SCHED_MAX.0 as usize == sched::SCHEDULERS.len());
+const _: () = assert!(xvs_sched::XVS_SCHED_TWOS.0 == 13 && xvs_sched::XVS_SCHED_MH.0 == 12);
 const _: () = assert!(COUNTER_NAMES.len() == xvs_counter::XVS_CNT_MAX.0 as usize);
 const _: () = assert!(xvs_state::XVS_S_UDP.0 == ConnState::Udp as u32);
 const _: () = assert!(xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32);
@@ -68,7 +78,7 @@ const _: () = assert!(xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32);
 static BPF_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
 
 /// Names of the `XVS_CNT` counters, in `enum xvs_counter` order.
-pub const COUNTER_NAMES: [&str; 32] = [
+pub const COUNTER_NAMES: [&str; 37] = [
     "rx",
     "pass_not_ip",
     "pass_truncated",
@@ -101,6 +111,11 @@ pub const COUNTER_NAMES: [&str; 32] = [
     "icmp_frag_needed",
     "drop_too_big",
     "drop_encap",
+    "conn_reuse",
+    "persist_hit",
+    "persist_new",
+    "drop_tmpl_full",
+    "ops",
 ];
 
 /// Size of the `XVS_CNT` map (`XVS_CNT_SLOTS` in `xvs.h`): room for new
@@ -109,7 +124,7 @@ const CNT_SLOTS: u32 = 64;
 const _: () = assert!(COUNTER_NAMES.len() <= CNT_SLOTS as usize);
 
 /// Maps pinned under [`Options::pin_path`] (all state; `.rodata` is not).
-const PINNED_MAPS: [&str; 9] = [
+const PINNED_MAPS: [&str; 12] = [
     "SVC_MAP",
     "DEST_MAP",
     "RING_MAP",
@@ -119,9 +134,21 @@ const PINNED_MAPS: [&str; 9] = [
     "DEST_STATS",
     "DEST_CONNS",
     "XVS_CNT",
+    "SVC_DESTS",
+    "PERSIST_MAP",
+    "LBLC_MAP",
 ];
 
 const RING_GEN_SHIFT: u32 = 31;
+/// `XVS_NO_DEST`: a dh/sh/mh table slot without a dest.
+pub const NO_DEST: u32 = u32::MAX;
+/// Dests per service the program scans (`XVS_SVC_DESTS_MAX`): the limit
+/// for lc, wlc, sed, nq, fo, ovf, twos, lblc and lblcr services.
+pub const SVC_DESTS_MAX: usize = 256;
+/// Members of an lblcr replica set (`XVS_LBLCR_SET_MAX`).
+pub const LBLCR_SET_MAX: usize = 16;
+/// The largest mh table the program accepts (`XVS_MH_TAB_MAX`).
+const MH_TAB_MAX: usize = 131_071;
 const BATCH: u32 = 4096;
 
 /// Sizes and pinning of the data plane.
@@ -141,8 +168,15 @@ pub struct Options {
     /// Dest ids are `0..max_dests`. Default 16384.
     pub max_dests: u32,
     /// `RING_MAP` entries over all services and both generations; one
-    /// service's ring may use at most half of it. Default `1 << 18`.
+    /// service's ring (or dh/sh/mh table: 256, 256 and 4093 entries) may
+    /// use at most half of it. Default `1 << 18`.
     pub ring_capacity: u32,
+    /// `PERSIST_MAP` capacity: persistence templates (one per client
+    /// network and persistent service). Default `1 << 16`.
+    pub persist_capacity: u32,
+    /// `LBLC_MAP` capacity: lblc/lblcr cache entries over all services.
+    /// Default 16384 (the kernel's per-service `max_size`).
+    pub locality_capacity: u32,
 }
 
 impl Default for Options {
@@ -153,6 +187,8 @@ impl Default for Options {
             max_services: 4096,
             max_dests: 16384,
             ring_capacity: 1 << 18,
+            persist_capacity: 1 << 16,
+            locality_capacity: 16384,
         }
     }
 }
@@ -239,6 +275,150 @@ pub struct Conn {
     pub dest_id: u32,
     /// Last packet, [`monotonic_ns`] clock.
     pub last_seen_ns: u64,
+    /// Controlled by a persistence template.
+    pub persistent: bool,
+}
+
+/// One persistence template (`PERSIST_MAP`), as `ipvsadm -Lc` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// Protocol of the connections it serves.
+    pub proto: Protocol,
+    /// Client address masked with the persistence netmask.
+    pub caddr: Ipv4Addr,
+    /// Virtual address.
+    pub vaddr: Ipv4Addr,
+    /// Virtual port, 0 for port-0 (and FTP) services.
+    pub vport: u16,
+    /// Real server address.
+    pub daddr: Ipv4Addr,
+    /// Real server port, 0 for port-0 (and FTP) services.
+    pub dport: u16,
+    /// Service id.
+    pub svc_id: u32,
+    /// Dest id.
+    pub dest_id: u32,
+    /// Creation or the last connection made through it.
+    pub last_seen_ns: u64,
+    /// Persistence timeout in seconds.
+    pub timeout_secs: u32,
+    /// Live connections it controls (at the time of listing).
+    pub conns: u32,
+    /// Forwarding method of its dest.
+    pub fwd: FwdMethod,
+}
+
+/// One lblc/lblcr cache entry (`LBLC_MAP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalityEntry {
+    /// Service id.
+    pub svc_id: u32,
+    /// Destination address of the flows.
+    pub daddr: Ipv4Addr,
+    /// Dest ids, most recently inserted first (lblc: one).
+    pub dests: Vec<u32>,
+    /// Last lookup, [`monotonic_ns`] clock.
+    pub lastuse_ns: u64,
+    /// Last change of the set (lblc: creation).
+    pub lastmod_ns: u64,
+}
+
+/// One dest as the scheduler table builders see it (kernel list order is
+/// the order of the slice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedDest {
+    /// Dest id.
+    pub id: u32,
+    /// Real server address.
+    pub addr: Ipv4Addr,
+    /// Real server port.
+    pub port: u16,
+    /// Weight.
+    pub weight: u32,
+    /// The kernel's `last_weight` (mh keeps a quiesced dest's slots).
+    pub last_weight: u32,
+}
+
+/// What the program schedules a service's new connections from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SvcSched {
+    /// Dest ids in kernel list order (newest first): the array lc, wlc,
+    /// sed, nq, fo, ovf, twos, lblc and lblcr scan (at most
+    /// [`SVC_DESTS_MAX`]).
+    pub dests: Vec<u32>,
+    /// rr/wrr: one period of the selection sequence; dh/sh/mh: the bucket
+    /// table (slot → dest id, [`NO_DEST`] when empty); others: empty.
+    pub table: Vec<u32>,
+}
+
+impl SvcSched {
+    /// An rr/wrr schedule from a ready ring; the dest list is the ring's
+    /// dests in order of first appearance.
+    pub fn from_ring(ring: &[u32]) -> SvcSched {
+        let mut dests = Vec::new();
+        for &d in ring {
+            if !dests.contains(&d) {
+                dests.push(d);
+            }
+        }
+        SvcSched {
+            dests,
+            table: ring.to_vec(),
+        }
+    }
+
+    /// Builds the schedule of `scheduler` over `dests` (kernel list
+    /// order) with the `xvs_core::sched` builders: rr/wrr rings, dh/sh/mh
+    /// tables; the dest list for everyone.
+    pub fn build(scheduler: &str, dests: &[SchedDest]) -> Result<SvcSched, Error> {
+        let kind = SchedKind::from_name(scheduler).map_err(|e| Error::Invalid(e.to_string()))?;
+        let scans = !matches!(
+            kind,
+            SchedKind::Rr | SchedKind::Wrr | SchedKind::Dh | SchedKind::Sh | SchedKind::Mh
+        );
+        if scans && dests.len() > SVC_DESTS_MAX {
+            return Err(Error::Unsupported(format!(
+                "scheduler {scheduler} with more than {SVC_DESTS_MAX} real servers"
+            )));
+        }
+        let weights: Vec<u32> = dests.iter().map(|d| d.weight).collect();
+        let ids = |t: sched::table::Table| -> Vec<u32> {
+            t.into_iter()
+                .map(|s| s.map_or(NO_DEST, |i| dests[i].id))
+                .collect()
+        };
+        let table = match kind {
+            SchedKind::Rr | SchedKind::Wrr => sched::ring_for(scheduler, &weights)
+                .map_err(|e| Error::Invalid(e.to_string()))?
+                .into_iter()
+                .map(|i| dests[i].id)
+                .collect(),
+            SchedKind::Dh => ids(sched::table::dh_table(dests.len())),
+            SchedKind::Sh => ids(sched::table::sh_table(&weights)),
+            SchedKind::Mh => ids(sched::table::mh_table(
+                &dests
+                    .iter()
+                    .map(|d| sched::table::MhDest {
+                        addr: u32::from(d.addr),
+                        port: d.port,
+                        last_weight: d.last_weight,
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            _ => Vec::new(),
+        };
+        Ok(SvcSched {
+            dests: dests.iter().take(SVC_DESTS_MAX).map(|d| d.id).collect(),
+            table,
+        })
+    }
+}
+
+fn sched_index(name: &str) -> Option<u32> {
+    sched::SCHEDULERS
+        .iter()
+        .position(|s| *s == name)
+        .map(|i| i as u32)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock of `bpf_ktime_get_ns`.
@@ -298,6 +478,10 @@ impl Pod for xvs_dest {}
 impl Pod for xvs_conn_key {}
 impl Pod for xvs_conn {}
 impl Pod for xvs_stats {}
+impl Pod for xvs_tmpl_key {}
+impl Pod for xvs_tmpl {}
+impl Pod for xvs_lblc_key {}
+impl Pod for xvs_lblc {}
 impl Pod for u32 {}
 impl Pod for u64 {}
 
@@ -338,26 +522,65 @@ unsafe impl Send for DestConns {}
 // SAFETY: as above.
 unsafe impl Sync for DestConns {}
 
+/// One `xvs_dest_conns` slot, seen through atomics.
+struct DestRt<'a> {
+    active: &'a AtomicI32,
+    inactive: &'a AtomicI32,
+    persist: &'a AtomicI32,
+    flags: &'a AtomicI32,
+}
+
+const OVERLOAD: i32 = xvs_dest_rt_flags::XVS_DEST_F_OVERLOAD.0 as i32;
+
 impl DestConns {
-    fn slot(&self, dest_id: u32) -> Option<(&AtomicI32, &AtomicI32)> {
+    fn slot(&self, dest_id: u32) -> Option<DestRt<'_>> {
         if dest_id >= self.entries {
             return None;
         }
-        // SAFETY: in bounds of the mapping; xvs_dest_conns is two aligned
-        // i32s, and the kernel accesses them atomically too.
+        // SAFETY: in bounds of the mapping; xvs_dest_conns is four aligned
+        // 32-bit words, and the kernel accesses them atomically too.
         unsafe {
-            let p = (self.ptr as *mut i32).add(dest_id as usize * 2);
-            Some((AtomicI32::from_ptr(p), AtomicI32::from_ptr(p.add(1))))
+            let p = (self.ptr as *mut i32).add(dest_id as usize * 4);
+            Some(DestRt {
+                active: AtomicI32::from_ptr(p),
+                inactive: AtomicI32::from_ptr(p.add(1)),
+                persist: AtomicI32::from_ptr(p.add(2)),
+                flags: AtomicI32::from_ptr(p.add(3)),
+            })
         }
     }
 
-    fn add(&self, dest_id: u32, state: u32, delta: i32) {
-        if let Some((active, inactive)) = self.slot(dest_id) {
-            if state == xvs_state::XVS_S_ESTABLISHED.0 {
-                active.fetch_add(delta, Ordering::SeqCst);
-            } else {
-                inactive.fetch_add(delta, Ordering::SeqCst);
-            }
+    /// `ip_vs_unbind_dest`: one connection in `state` fewer; OVERLOAD
+    /// cleared as `persist::overload_after` says for thresholds `(u, l)`.
+    fn unbind(&self, dest_id: u32, state: u32, thresholds: (u32, u32)) {
+        let Some(rt) = self.slot(dest_id) else { return };
+        let (a, i) = if state == xvs_state::XVS_S_ESTABLISHED.0 {
+            (
+                rt.active.fetch_sub(1, Ordering::SeqCst) - 1,
+                rt.inactive.load(Ordering::SeqCst),
+            )
+        } else {
+            (
+                rt.active.load(Ordering::SeqCst),
+                rt.inactive.fetch_sub(1, Ordering::SeqCst) - 1,
+            )
+        };
+        if rt.flags.load(Ordering::SeqCst) & OVERLOAD == 0 {
+            return;
+        }
+        let total = (a.max(0) as u32).saturating_add(i.max(0) as u32);
+        let (u, l) = thresholds;
+        if !persist::overload_after(persist::ConnEvent::Unbind, total, u, l, true) {
+            rt.flags.fetch_and(!OVERLOAD, Ordering::SeqCst);
+        }
+    }
+
+    fn reset(&self, dest_id: u32) {
+        if let Some(rt) = self.slot(dest_id) {
+            rt.active.store(0, Ordering::SeqCst);
+            rt.inactive.store(0, Ordering::SeqCst);
+            rt.persist.store(0, Ordering::SeqCst);
+            rt.flags.store(0, Ordering::SeqCst);
         }
     }
 }
@@ -378,6 +601,10 @@ struct Maps {
     svc_stats: MapHandle,
     dest_stats: MapHandle,
     cnt: MapHandle,
+    svc_dests: MapHandle,
+    persist: MapHandle,
+    lblc: MapHandle,
+    rand: MapHandle,
 }
 
 #[derive(Debug, Clone)]
@@ -424,6 +651,11 @@ impl Dataplane {
         if opts.ring_capacity < 2 {
             return Err(Error::Invalid("ring_capacity >= 2 required".into()));
         }
+        if opts.persist_capacity == 0 || opts.locality_capacity == 0 {
+            return Err(Error::Invalid(
+                "persist_capacity and locality_capacity > 0 required".into(),
+            ));
+        }
         if let Some(p) = &opts.pin_path {
             std::fs::create_dir_all(p).map_err(|source| Error::Io {
                 context: format!("creating pin directory {}", p.display()),
@@ -456,6 +688,9 @@ impl Dataplane {
                 "DEST_MAP" | "DEST_STATS" | "DEST_CONNS" => Some(opts.max_dests),
                 "RING_MAP" => Some(opts.ring_capacity),
                 "CONN_MAP" => Some(opts.conn_capacity),
+                "SVC_DESTS" => Some(opts.max_services.saturating_mul(2)),
+                "PERSIST_MAP" => Some(opts.persist_capacity),
+                "LBLC_MAP" => Some(opts.locality_capacity),
                 _ => None,
             };
             if let Some(n) = entries {
@@ -495,6 +730,14 @@ impl Dataplane {
             svc_stats: handle("SVC_STATS", 4, size_of::<xvs_stats>())?,
             dest_stats: handle("DEST_STATS", 4, size_of::<xvs_stats>())?,
             cnt: handle("XVS_CNT", 4, 8)?,
+            svc_dests: handle("SVC_DESTS", 4, size_of::<xvs_svc_dests>())?,
+            persist: handle(
+                "PERSIST_MAP",
+                size_of::<xvs_tmpl_key>(),
+                size_of::<xvs_tmpl>(),
+            )?,
+            lblc: handle("LBLC_MAP", size_of::<xvs_lblc_key>(), size_of::<xvs_lblc>())?,
+            rand: handle("XVS_RAND", 4, 8)?,
         };
         let dc = handle("DEST_CONNS", 4, size_of::<xvs_dest_conns>())?;
         let entries = dc.max_entries();
@@ -631,13 +874,22 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Creates or updates a service with its schedule: `ring` is the dest
-    /// ids in schedule order (rr: live dests; wrr: one full
-    /// `ip_vs_wrr_schedule` cycle). Written into the inactive generation,
-    /// then `SVC_MAP` is flipped to it in one update. A new service starts
-    /// its schedule at position 0.
-    pub fn upsert_service(&self, svc_id: u32, svc: &Service, ring: &[u32]) -> Result<(), Error> {
+    /// Creates or updates a service with its schedule ([`SvcSched`]: the
+    /// rr/wrr ring or dh/sh/mh table, and the dest list in kernel list
+    /// order). Both are written into the inactive generation, then
+    /// `SVC_MAP` is flipped to it in one update. A new service, or a new
+    /// scheduler on an existing one (`-E -s`), starts with fresh scheduler
+    /// state, as the kernel binds a new scheduler instance: schedule
+    /// position 0 and an empty lblc/lblcr cache. Persistence templates
+    /// stay.
+    pub fn upsert_service(
+        &self,
+        svc_id: u32,
+        svc: &Service,
+        sched: &SvcSched,
+    ) -> Result<(), Error> {
         self.check_svc_id(svc_id)?;
+        let ring = &sched.table;
         if ring.len() as u64 > (self.ring_capacity / 2) as u64 {
             return Err(Error::Invalid(format!(
                 "ring of {} entries exceeds half the ring capacity ({})",
@@ -645,9 +897,26 @@ impl Dataplane {
                 self.ring_capacity
             )));
         }
-        if let Some(&bad) = ring.iter().find(|&&d| d >= self.max_dests) {
+        if ring.len() > MH_TAB_MAX {
+            return Err(Error::Invalid(format!(
+                "ring of {} entries exceeds the data plane's limit ({MH_TAB_MAX})",
+                ring.len()
+            )));
+        }
+        if let Some(&bad) = ring
+            .iter()
+            .chain(sched.dests.iter())
+            .find(|&&d| d >= self.max_dests && d != NO_DEST)
+        {
             return self.check_dest_id(bad);
         }
+        if sched.dests.len() > SVC_DESTS_MAX {
+            return Err(Error::Unsupported(format!(
+                "more than {SVC_DESTS_MAX} real servers in one service"
+            )));
+        }
+        let sched_no = sched_index(&svc.scheduler)
+            .ok_or_else(|| Error::Invalid(format!("unknown scheduler {}", svc.scheduler)))?;
         let key = svc_key(&svc.key);
         let cur = self
             .maps
@@ -678,18 +947,33 @@ impl Dataplane {
                 .map_err(bpf_err("RING_MAP update (ring capacity exhausted?)"))?;
         }
         self.trim_ring(svc_id, gen, ring.len() as u32)?;
+        let mut list = vec![0u32; 1 + SVC_DESTS_MAX];
+        list[0] = sched.dests.len() as u32;
+        list[1..=sched.dests.len()].copy_from_slice(&sched.dests);
+        let list_bytes: Vec<u8> = list.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        self.maps
+            .svc_dests
+            .update(bytes(&(svc_id * 2 + gen)), &list_bytes, MapFlags::ANY)
+            .map_err(bpf_err("SVC_DESTS update"))?;
         if cur.is_none() {
             self.trim_ring(svc_id, gen ^ 1, 0)?;
+        }
+        if cur.is_none_or(|c| c.sched != sched_no) {
             self.maps
                 .sched_pos
                 .update(bytes(&svc_id), bytes(&0u64), MapFlags::ANY)
                 .map_err(bpf_err("SCHED_POS reset"))?;
+            self.flush_locality(svc_id)?;
         }
         let val = xvs_svc {
             id: svc_id,
             flags: svc.flags,
             ring_len: ring.len() as u32,
             r#gen,
+            sched: sched_no,
+            timeout: svc.timeout,
+            netmask: be32(svc.netmask),
+            pad: 0,
         };
         self.maps
             .svc
@@ -697,9 +981,20 @@ impl Dataplane {
             .map_err(bpf_err("SVC_MAP update"))
     }
 
+    /// Deletes the lblc/lblcr cache entries of a service.
+    fn flush_locality(&self, svc_id: u32) -> Result<(), Error> {
+        for (k, _) in self.read_all::<xvs_lblc_key, xvs_lblc>(&self.maps.lblc)? {
+            if k.svc_id == svc_id {
+                let _ = self.maps.lblc.delete(bytes(&k));
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a service: its `SVC_MAP` entry, both ring generations, its
-    /// schedule position and its stats. Connections stay until they expire
-    /// or their dests are removed, as in IPVS. Absent service: `Ok`.
+    /// schedule position, lblc/lblcr cache, persistence templates and
+    /// stats. Connections stay until they expire or their dests are
+    /// removed, as in IPVS. Absent service: `Ok`.
     pub fn remove_service(&self, svc_id: u32, key: &ServiceKey) -> Result<(), Error> {
         self.check_svc_id(svc_id)?;
         let k = svc_key(key);
@@ -710,6 +1005,14 @@ impl Dataplane {
         }
         self.trim_ring(svc_id, 0, 0)?;
         self.trim_ring(svc_id, 1, 0)?;
+        self.flush_locality(svc_id)?;
+        for (tk, t) in self.read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)? {
+            if t.svc_id == svc_id && self.maps.persist.delete(bytes(&tk)).is_ok() {
+                if let Some(rt) = self.dest_conns.slot(t.dest_id) {
+                    rt.persist.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
         self.maps
             .sched_pos
             .update(bytes(&svc_id), bytes(&0u64), MapFlags::ANY)
@@ -742,6 +1045,8 @@ impl Dataplane {
             flags: xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8,
             svc_id,
             weight: dest.weight,
+            u_threshold: dest.u_threshold,
+            l_threshold: dest.l_threshold,
             tun_port: 0,
             tun_type: 0,
             tun_flags: 0,
@@ -785,10 +1090,38 @@ impl Dataplane {
                 val.tun_src = be32(neigh::route_src(dest.addr, dest.tun_port)?);
             }
         }
+        // __ip_vs_update_dest: a new upper threshold of 0, or one above
+        // the old, clears OVERLOAD (a fresh slot's old threshold is 0).
+        let old_u = self.dest_slot(dest_id)?.map_or(0, |d| d.u_threshold);
+        if let Some(rt) = self.dest_conns.slot(dest_id) {
+            let cur = rt.flags.load(Ordering::SeqCst) & OVERLOAD != 0;
+            if !persist::overload_after_edit(old_u, dest.u_threshold, cur) {
+                rt.flags.fetch_and(!OVERLOAD, Ordering::SeqCst);
+            }
+        }
         self.maps
             .dest
             .update(bytes(&dest_id), bytes(&val), MapFlags::ANY)
             .map_err(bpf_err("DEST_MAP update"))
+    }
+
+    /// The `DEST_MAP` slot, when it holds a dest.
+    fn dest_slot(&self, dest_id: u32) -> Result<Option<xvs_dest>, Error> {
+        Ok(self
+            .maps
+            .dest
+            .lookup(bytes(&dest_id), MapFlags::ANY)
+            .map_err(bpf_err("DEST_MAP lookup"))?
+            .map(|v| from_bytes::<xvs_dest>(&v))
+            .filter(|d| d.flags & xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8 != 0))
+    }
+
+    /// `(u_threshold, l_threshold)` of a dest (0, 0 when the slot is free).
+    fn thresholds(&self, dest_id: u32) -> (u32, u32) {
+        self.dest_slot(dest_id)
+            .ok()
+            .flatten()
+            .map_or((0, 0), |d| (d.u_threshold, d.l_threshold))
     }
 
     /// Starts neighbour (ARP) resolution towards each address: the next
@@ -803,7 +1136,8 @@ impl Dataplane {
     }
 
     /// Removes a dest: marks its slot unavailable, deletes its connections
-    /// (both entries), resets its `DEST_CONNS` and stats. Returns how many
+    /// (both entries) and persistence templates, takes it out of lblc/lblcr
+    /// caches, resets its `DEST_CONNS` and stats. Returns how many
     /// connections were deleted. Rebuild the service ring without it first.
     pub fn remove_dest(&self, dest_id: u32) -> Result<u64, Error> {
         self.check_dest_id(dest_id)?;
@@ -821,10 +1155,34 @@ impl Dataplane {
                 n += 1;
             }
         }
-        if let Some((a, i)) = self.dest_conns.slot(dest_id) {
-            a.store(0, Ordering::SeqCst);
-            i.store(0, Ordering::SeqCst);
+        for (tk, t) in self.read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)? {
+            if t.dest_id == dest_id {
+                let _ = self.maps.persist.delete(bytes(&tk));
+            }
         }
+        for (lk, mut e) in self.read_all::<xvs_lblc_key, xvs_lblc>(&self.maps.lblc)? {
+            let n = (e.n as usize).min(LBLCR_SET_MAX);
+            if !e.dests[..n].contains(&dest_id) {
+                continue;
+            }
+            let kept: Vec<u32> = e.dests[..n]
+                .iter()
+                .copied()
+                .filter(|&d| d != dest_id)
+                .collect();
+            if kept.is_empty() {
+                let _ = self.maps.lblc.delete(bytes(&lk));
+                continue;
+            }
+            e.dests = [0; LBLCR_SET_MAX];
+            e.dests[..kept.len()].copy_from_slice(&kept);
+            e.n = kept.len() as u32;
+            let _ = self
+                .maps
+                .lblc
+                .update(bytes(&lk), bytes(&e), MapFlags::EXIST);
+        }
+        self.dest_conns.reset(dest_id);
         self.zero_dest_stats(dest_id)?;
         Ok(n)
     }
@@ -868,11 +1226,49 @@ impl Dataplane {
     /// `(active, inactive)` connections of a dest (ESTABLISHED vs other).
     pub fn dest_conns(&self, dest_id: u32) -> Result<(u32, u32), Error> {
         self.check_dest_id(dest_id)?;
-        let (a, i) = self.dest_conns.slot(dest_id).expect("checked");
+        let rt = self.dest_conns.slot(dest_id).expect("checked");
         Ok((
-            a.load(Ordering::SeqCst).max(0) as u32,
-            i.load(Ordering::SeqCst).max(0) as u32,
+            rt.active.load(Ordering::SeqCst).max(0) as u32,
+            rt.inactive.load(Ordering::SeqCst).max(0) as u32,
         ))
+    }
+
+    /// Persistence templates pointing at a dest (`PersistConn`).
+    pub fn persist_conns(&self, dest_id: u32) -> Result<u32, Error> {
+        self.check_dest_id(dest_id)?;
+        let rt = self.dest_conns.slot(dest_id).expect("checked");
+        Ok(rt.persist.load(Ordering::SeqCst).max(0) as u32)
+    }
+
+    /// The dest's `IP_VS_DEST_F_OVERLOAD` flag (thresholds `-x`/`-y`).
+    pub fn dest_overloaded(&self, dest_id: u32) -> Result<bool, Error> {
+        self.check_dest_id(dest_id)?;
+        let rt = self.dest_conns.slot(dest_id).expect("checked");
+        Ok(rt.flags.load(Ordering::SeqCst) & OVERLOAD != 0)
+    }
+
+    /// Sets or clears OVERLOAD by hand (tests; the program and expiry
+    /// maintain it from the thresholds otherwise).
+    pub fn set_dest_overloaded(&self, dest_id: u32, on: bool) -> Result<(), Error> {
+        self.check_dest_id(dest_id)?;
+        let rt = self.dest_conns.slot(dest_id).expect("checked");
+        if on {
+            rt.flags.fetch_or(OVERLOAD, Ordering::SeqCst);
+        } else {
+            rt.flags.fetch_and(!OVERLOAD, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Test hook: with a non-zero `seed`, the program draws twos' random
+    /// numbers from an xorshift64 generator in that state
+    /// ([`xorshift_next`]) instead of `bpf_get_prandom_u32`; 0 restores
+    /// the real source.
+    pub fn set_test_rand(&self, seed: u64) -> Result<(), Error> {
+        self.maps
+            .rand
+            .update(bytes(&0u32), bytes(&seed), MapFlags::ANY)
+            .map_err(bpf_err("XVS_RAND update"))
     }
 
     /// Zeroes a service's counters (`-Z`).
@@ -887,11 +1283,11 @@ impl Dataplane {
         Self::percpu_zero(&self.maps.dest_stats, dest_id)
     }
 
-    /// Every `CONN_MAP` entry, read in batches (a consistent-enough view of
-    /// a table the program keeps changing).
-    fn raw_conns(&self) -> Result<Vec<RawConn>, Error> {
-        let ks = size_of::<xvs_conn_key>();
-        let vs = size_of::<xvs_conn>();
+    /// Every entry of a hash map, read in batches (a consistent-enough
+    /// view of a table the program keeps changing).
+    fn read_all<K: Pod, V: Pod>(&self, map: &MapHandle) -> Result<Vec<(K, V)>, Error> {
+        let ks = size_of::<K>();
+        let vs = size_of::<V>();
         let mut out = Vec::new();
         let mut keys = vec![0u8; ks * BATCH as usize];
         let mut vals = vec![0u8; vs * BATCH as usize];
@@ -907,7 +1303,7 @@ impl Dataplane {
             // (>= key size of a hash map's bucket token, 4 bytes).
             let rc = unsafe {
                 libbpf_rs::libbpf_sys::bpf_map_lookup_batch(
-                    self.maps.conn.as_fd().as_raw_fd(),
+                    map.as_fd().as_raw_fd(),
                     if first {
                         std::ptr::null_mut()
                     } else {
@@ -931,7 +1327,7 @@ impl Dataplane {
                     continue;
                 }
                 return Err(Error::Io {
-                    context: "CONN_MAP batch lookup".into(),
+                    context: "BPF map batch lookup".into(),
                     source: err,
                 });
             }
@@ -950,12 +1346,19 @@ impl Dataplane {
         Ok(out)
     }
 
+    /// Every `CONN_MAP` entry.
+    fn raw_conns(&self) -> Result<Vec<RawConn>, Error> {
+        self.read_all(&self.maps.conn)
+    }
+
     /// Live connections (forward entries only).
     pub fn conns(&self) -> Result<Vec<Conn>, Error> {
+        let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
+        let persistent = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
         Ok(self
             .raw_conns()?
             .into_iter()
-            .filter(|(_, c)| c.flags & xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8 == 0)
+            .filter(|(_, c)| c.flags & reply == 0)
             .filter_map(|(k, c)| {
                 Some(Conn {
                     proto: proto_of(k.proto)?,
@@ -970,6 +1373,7 @@ impl Dataplane {
                     svc_id: c.svc_id,
                     dest_id: c.dest_id,
                     last_seen_ns: c.last_seen_ns,
+                    persistent: c.flags & persistent != 0,
                 })
             })
             .collect())
@@ -984,16 +1388,87 @@ impl Dataplane {
             .count() as u64)
     }
 
+    /// Service id → (virtual port, persistence netmask), from `SVC_MAP`.
+    fn svc_index(&self) -> Result<HashMap<u32, (u16, Ipv4Addr)>, Error> {
+        Ok(self
+            .read_all::<xvs_svc_key, xvs_svc>(&self.maps.svc)?
+            .into_iter()
+            .map(|(k, s)| (s.id, (port_of(k.port), ip_of(s.netmask))))
+            .collect())
+    }
+
+    /// The template key of a persistent connection's forward key
+    /// (`persist::persist_key`), given its service's port and netmask.
+    fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&(u16, Ipv4Addr)>) -> Option<xvs_tmpl_key> {
+        let &(svc_port, netmask) = svc?;
+        let flow = sched::FlowKey {
+            proto: k.proto,
+            saddr: ip_of(k.saddr),
+            sport: port_of(k.sport),
+            daddr: ip_of(k.daddr),
+            dport: port_of(k.dport),
+        };
+        let pk = persist::persist_key(svc_port, netmask, &flow);
+        Some(xvs_tmpl_key {
+            caddr: be32(pk.caddr),
+            vaddr: be32(pk.vaddr),
+            vport: be16(pk.vport),
+            proto: pk.proto,
+            pad: 0,
+        })
+    }
+
+    /// Template key → number of live connections it controls.
+    fn tmpl_users(
+        conns: &[RawConn],
+        svcs: &HashMap<u32, (u16, Ipv4Addr)>,
+    ) -> HashMap<[u8; 12], u32> {
+        let flag = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
+        let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
+        let mut out = HashMap::new();
+        for (k, c) in conns {
+            if c.flags & reply != 0 || c.flags & flag == 0 {
+                continue;
+            }
+            if let Some(tk) = Self::tmpl_key_of(k, svcs.get(&c.svc_id)) {
+                let mut b = [0u8; 12];
+                b.copy_from_slice(bytes(&tk));
+                *out.entry(b).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     /// Deletes both entries of every connection idle longer than its
-    /// state's timeout, adjusting `DEST_CONNS` by the state the entry had
-    /// when it was deleted. Also removes orphaned reply entries. Returns
-    /// the number of connections expired.
+    /// state's timeout, adjusting `DEST_CONNS` (and OVERLOAD, as
+    /// `ip_vs_unbind_dest`) by the state the entry had when it was
+    /// deleted. Also removes orphaned reply entries, one-packet reply
+    /// entries idle longer than the udp timeout, and persistence templates
+    /// that control no connection and were last used longer than their
+    /// timeout ago. Returns the number of connections expired.
     pub fn expire_conns(&self, timeouts: &Timeouts) -> Result<u64, Error> {
         let now = monotonic_ns();
         let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
+        let ops = xvs_conn_flags::XVS_CONN_F_OPS.0 as u8;
+        let mut thresholds: HashMap<u32, (u32, u32)> = HashMap::new();
         let mut n = 0;
-        for (k, c) in self.raw_conns()? {
+        let conns = self.raw_conns()?;
+        let mut expired: HashSet<[u8; 16]> = HashSet::new();
+        for (k, c) in &conns {
             if c.flags & reply != 0 {
+                if c.flags & ops != 0 {
+                    let limit = timeouts.udp as u64 * 1_000_000_000;
+                    if now.saturating_sub(c.last_seen_ns) > limit {
+                        // Re-check: a datagram may have refreshed it.
+                        if let Ok(Some(v)) = self.maps.conn.lookup(bytes(k), MapFlags::ANY) {
+                            let cur: xvs_conn = from_bytes(&v);
+                            if now.saturating_sub(cur.last_seen_ns) > limit {
+                                let _ = self.maps.conn.delete(bytes(k));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 // Orphan: its forward entry is gone or belongs to another
                 // connection (half-finished delete).
                 let fwd = self
@@ -1002,9 +1477,9 @@ impl Dataplane {
                     .lookup(bytes(&c.peer), MapFlags::ANY)
                     .map_err(bpf_err("CONN_MAP lookup"))?
                     .map(|v| from_bytes::<xvs_conn>(&v));
-                let mine = fwd.is_some_and(|f| bytes(&f.peer) == bytes(&k));
+                let mine = fwd.is_some_and(|f| bytes(&f.peer) == bytes(k));
                 if !mine && now.saturating_sub(c.last_seen_ns) > 1_000_000_000 {
-                    let _ = self.maps.conn.delete(bytes(&k));
+                    let _ = self.maps.conn.delete(bytes(k));
                 }
                 continue;
             }
@@ -1021,7 +1496,7 @@ impl Dataplane {
                 now.saturating_sub(c.last_seen_ns)
                     > st.timeout_secs(timeouts) as u64 * 1_000_000_000
             };
-            match self.maps.conn.lookup(bytes(&k), MapFlags::ANY) {
+            match self.maps.conn.lookup(bytes(k), MapFlags::ANY) {
                 Ok(Some(v)) if idle(&v) => {}
                 Ok(_) => continue,
                 Err(e) => return Err(bpf_err("CONN_MAP lookup")(e)),
@@ -1029,7 +1504,7 @@ impl Dataplane {
             let Some(v) = self
                 .maps
                 .conn
-                .lookup_and_delete(bytes(&k))
+                .lookup_and_delete(bytes(k))
                 .map_err(bpf_err("CONN_MAP lookup_and_delete"))?
             else {
                 continue;
@@ -1040,10 +1515,133 @@ impl Dataplane {
             if cur.fwd == xvs_fwd::XVS_FWD_MASQ.0 as u8 {
                 let _ = self.maps.conn.delete(bytes(&cur.peer));
             }
-            self.dest_conns.add(cur.dest_id, cur.state, -1);
+            let th = *thresholds
+                .entry(cur.dest_id)
+                .or_insert_with(|| self.thresholds(cur.dest_id));
+            self.dest_conns.unbind(cur.dest_id, cur.state, th);
+            let mut kb = [0u8; 16];
+            kb.copy_from_slice(bytes(k));
+            expired.insert(kb);
             n += 1;
         }
+        // Templates: kept while a live connection uses them.
+        let live: Vec<RawConn> = conns
+            .into_iter()
+            .filter(|(k, _)| !expired.contains(bytes(k)))
+            .collect();
+        let users = Self::tmpl_users(&live, &self.svc_index()?);
+        for (tk, t) in self.read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)? {
+            if users.contains_key(bytes(&tk)) {
+                continue;
+            }
+            let limit = t.timeout as u64 * 1_000_000_000;
+            if now.saturating_sub(t.last_seen_ns) <= limit {
+                continue;
+            }
+            match self.maps.persist.lookup(bytes(&tk), MapFlags::ANY) {
+                Ok(Some(v))
+                    if now.saturating_sub(from_bytes::<xvs_tmpl>(&v).last_seen_ns) > limit => {}
+                _ => continue,
+            }
+            if let Ok(Some(v)) = self.maps.persist.lookup_and_delete(bytes(&tk)) {
+                let cur: xvs_tmpl = from_bytes(&v);
+                if let Some(rt) = self.dest_conns.slot(cur.dest_id) {
+                    rt.persist.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
         Ok(n)
+    }
+
+    /// Persistence templates, with the number of live connections each
+    /// controls.
+    pub fn templates(&self) -> Result<Vec<Template>, Error> {
+        let users = Self::tmpl_users(&self.raw_conns()?, &self.svc_index()?);
+        Ok(self
+            .read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)?
+            .into_iter()
+            .filter_map(|(k, t)| {
+                Some(Template {
+                    proto: proto_of(k.proto)?,
+                    caddr: ip_of(k.caddr),
+                    vaddr: ip_of(k.vaddr),
+                    vport: port_of(k.vport),
+                    daddr: ip_of(t.daddr),
+                    dport: port_of(t.dport),
+                    svc_id: t.svc_id,
+                    dest_id: t.dest_id,
+                    last_seen_ns: t.last_seen_ns,
+                    timeout_secs: t.timeout,
+                    conns: users.get(bytes(&k)).copied().unwrap_or(0),
+                    fwd: self
+                        .dest_slot(t.dest_id)
+                        .ok()
+                        .flatten()
+                        .map_or(FwdMethod::Masq, |d| fwd_of(d.fwd)),
+                })
+            })
+            .collect())
+    }
+
+    /// The lblc/lblcr caches.
+    pub fn locality(&self) -> Result<Vec<LocalityEntry>, Error> {
+        Ok(self
+            .read_all::<xvs_lblc_key, xvs_lblc>(&self.maps.lblc)?
+            .into_iter()
+            .map(|(k, e)| LocalityEntry {
+                svc_id: k.svc_id,
+                daddr: ip_of(k.daddr),
+                dests: e.dests[..(e.n as usize).min(LBLCR_SET_MAX)].to_vec(),
+                lastuse_ns: e.lastuse_ns,
+                lastmod_ns: e.lastmod_ns,
+            })
+            .collect())
+    }
+
+    /// One run of the lblc/lblcr garbage collector
+    /// (`ip_vs_lblc(r)_check_expire`, every 60 s): with `full`, every entry
+    /// idle for `expiration_secs` (the sysctl `lblc_expiration`, 24 h)
+    /// goes; otherwise only services with more than
+    /// `sched::locality::MAX_ENTRIES` entries lose entries idle for
+    /// `ENTRY_TIMEOUT` (6 min), up to `min((n - MAX) * 4 / 3, MAX / 2)`.
+    /// Returns the number of entries removed.
+    pub fn expire_locality(&self, full: bool, expiration_secs: u64) -> Result<u64, Error> {
+        use sched::locality::{ENTRY_TIMEOUT, MAX_ENTRIES};
+        let now = monotonic_ns();
+        let entries = self.read_all::<xvs_lblc_key, xvs_lblc>(&self.maps.lblc)?;
+        let mut removed = 0;
+        if full {
+            for (k, e) in &entries {
+                if now >= e.lastuse_ns.saturating_add(expiration_secs * 1_000_000_000)
+                    && self.maps.lblc.delete(bytes(k)).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+            return Ok(removed);
+        }
+        let mut per_svc: HashMap<u32, Vec<(xvs_lblc_key, u64)>> = HashMap::new();
+        for (k, e) in entries {
+            per_svc.entry(k.svc_id).or_default().push((k, e.lastuse_ns));
+        }
+        for list in per_svc.values() {
+            if list.len() <= MAX_ENTRIES {
+                continue;
+            }
+            let mut goal = ((list.len() - MAX_ENTRIES) * 4 / 3).min(MAX_ENTRIES / 2);
+            for (k, lastuse) in list {
+                if goal == 0 {
+                    break;
+                }
+                if now >= lastuse.saturating_add(ENTRY_TIMEOUT * 1_000_000_000)
+                    && self.maps.lblc.delete(bytes(k)).is_ok()
+                {
+                    removed += 1;
+                    goal -= 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Data-plane counters by name (summed over CPUs).
@@ -1105,6 +1703,17 @@ impl Dataplane {
         out.truncate(n);
         Ok((ret, out))
     }
+}
+
+/// The test random source of the program ([`Dataplane::set_test_rand`]):
+/// advances `state` (xorshift64 13/7/17) and returns its high 32 bits.
+pub fn xorshift_next(state: &mut u64) -> u32 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    (x >> 32) as u32
 }
 
 impl Drop for Dataplane {

@@ -11,7 +11,7 @@ use xvs_core::model::{
     ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
 };
 use xvs_dataplane::decap::{self, DecapConfig};
-use xvs_dataplane::{Dataplane, Error, Options};
+use xvs_dataplane::{Dataplane, Error, Options, SvcSched};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -240,7 +240,9 @@ fn opts() -> Options {
         conn_capacity: 1024,
         max_services: 16,
         max_dests: 64,
-        ring_capacity: 1024,
+        ring_capacity: 1 << 14,
+        persist_capacity: 256,
+        locality_capacity: 256,
     }
 }
 
@@ -265,8 +267,12 @@ fn setup(o: Options, proto: Protocol, ring: &[u32]) -> Dataplane {
     let dp = Dataplane::open(&o).expect("open (root needed)");
     dp.upsert_dest(0, 0, &masq(RS0, RPORT)).unwrap();
     dp.upsert_dest(1, 0, &masq(RS1, RPORT)).unwrap();
-    dp.upsert_service(0, &Service::new(key(proto), "rr"), ring)
-        .unwrap();
+    dp.upsert_service(
+        0,
+        &Service::new(key(proto), "rr"),
+        &SvcSched::from_ring(ring),
+    )
+    .unwrap();
     dp
 }
 
@@ -669,8 +675,12 @@ fn expire_conns_removes_idle_entries() {
     assert_eq!((v, &out), (XDP_PASS, &r));
 
     // TCP ESTABLISHED expiry gives the active count back.
-    dp.upsert_service(1, &Service::new(key(Protocol::Tcp), "rr"), &[1])
-        .unwrap();
+    dp.upsert_service(
+        1,
+        &Service::new(key(Protocol::Tcp), "rr"),
+        &SvcSched::from_ring(&[1]),
+    )
+    .unwrap();
     run(&dp, &tcp_frame(CLIENT, VIP, 7002, VPORT, SYN));
     run(&dp, &tcp_frame(CLIENT, VIP, 7002, VPORT, ACK));
     assert_eq!(dp.dest_conns(1).unwrap(), (1, 0));
@@ -702,13 +712,21 @@ fn wrr_ring_sequence_is_followed() {
     assert_eq!(got, want);
 
     // Flip to a new ring (double-buffered); position continues.
-    dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[1])
-        .unwrap();
+    dp.upsert_service(
+        0,
+        &Service::new(key(Protocol::Tcp), "rr"),
+        &SvcSched::from_ring(&[1]),
+    )
+    .unwrap();
     let (_, out) = run(&dp, &tcp_frame(CLIENT, VIP, 42100, VPORT, SYN));
     assert_eq!(Pkt(&out).daddr(), RS1);
     // Empty ring: no dest, counted, passed untouched.
-    dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[])
-        .unwrap();
+    dp.upsert_service(
+        0,
+        &Service::new(key(Protocol::Tcp), "rr"),
+        &SvcSched::from_ring(&[]),
+    )
+    .unwrap();
     let f = tcp_frame(CLIENT, VIP, 42101, VPORT, SYN);
     let (v, out) = run(&dp, &f);
     assert_eq!((v, &out), (XDP_PASS, &f));
@@ -729,8 +747,12 @@ fn remove_dest_deletes_its_connections() {
         run(&dp, &tcp_frame(CLIENT, VIP, 43000 + i, VPORT, SYN));
     }
     assert_eq!(dp.dest_conns(0).unwrap(), (0, 3));
-    dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[1])
-        .unwrap();
+    dp.upsert_service(
+        0,
+        &Service::new(key(Protocol::Tcp), "rr"),
+        &SvcSched::from_ring(&[1]),
+    )
+    .unwrap();
     assert_eq!(dp.remove_dest(0).unwrap(), 3);
     assert_eq!(dp.dest_conns(0).unwrap(), (0, 0));
     let conns = dp.conns().unwrap();
@@ -779,16 +801,28 @@ fn unsupported_fwd_and_bad_ids_are_refused() {
         Err(Error::IdOutOfRange { .. })
     ));
     assert!(matches!(
-        dp.upsert_service(16, &Service::new(key(Protocol::Udp), "rr"), &[0]),
+        dp.upsert_service(
+            16,
+            &Service::new(key(Protocol::Udp), "rr"),
+            &SvcSched::from_ring(&[0])
+        ),
         Err(Error::IdOutOfRange { .. })
     ));
     assert!(matches!(
-        dp.upsert_service(1, &Service::new(key(Protocol::Udp), "rr"), &[99]),
+        dp.upsert_service(
+            1,
+            &Service::new(key(Protocol::Udp), "rr"),
+            &SvcSched::from_ring(&[99])
+        ),
         Err(Error::IdOutOfRange { .. })
     ));
     // A service key keeps its id.
     assert!(dp
-        .upsert_service(3, &Service::new(key(Protocol::Tcp), "rr"), &[0])
+        .upsert_service(
+            3,
+            &Service::new(key(Protocol::Tcp), "rr"),
+            &SvcSched::from_ring(&[0])
+        )
         .is_err());
 }
 
@@ -884,8 +918,12 @@ fn pinned_maps_survive_a_reopen() {
     {
         let dp = Dataplane::open(&o).unwrap();
         dp.upsert_dest(0, 0, &masq(RS0, RPORT)).unwrap();
-        dp.upsert_service(0, &Service::new(key(Protocol::Tcp), "rr"), &[0])
-            .unwrap();
+        dp.upsert_service(
+            0,
+            &Service::new(key(Protocol::Tcp), "rr"),
+            &SvcSched::from_ring(&[0]),
+        )
+        .unwrap();
         dp.test_run(&tcp_frame(CLIENT, VIP, 45000, VPORT, SYN), None)
             .unwrap();
         assert_eq!(dp.conn_count().unwrap(), 1);
@@ -987,8 +1025,12 @@ fn setup_fwd(proto: Protocol, dest: &Dest, rmtu: u32) -> (Dataplane, u32, u32) {
     let (c0, r0) = dr_links(rmtu);
     let dp = Dataplane::open(&opts()).expect("open (root needed)");
     dp.upsert_dest(0, 0, dest).unwrap();
-    dp.upsert_service(0, &Service::new(key(proto), "rr"), &[0])
-        .unwrap();
+    dp.upsert_service(
+        0,
+        &Service::new(key(proto), "rr"),
+        &SvcSched::from_ring(&[0]),
+    )
+    .unwrap();
     (dp, c0, r0)
 }
 
@@ -1143,8 +1185,12 @@ fn dr_rewrites_macs_only_and_tracks_input_only_state() {
     sh("ip neigh add 172.16.0.50 lladdr 02:00:00:00:0c:50 dev c0 nud permanent");
     dp.upsert_dest(1, 1, &route_dest(Ipv4Addr::new(172, 16, 0, 50)))
         .unwrap();
-    dp.upsert_service(1, &Service::new(key(Protocol::Udp), "rr"), &[1])
-        .unwrap();
+    dp.upsert_service(
+        1,
+        &Service::new(key(Protocol::Udp), "rr"),
+        &SvcSched::from_ring(&[1]),
+    )
+    .unwrap();
     let (v, out) = dp
         .test_run(&udp_frame(CLIENT, VIP, 5555, VPORT, true), Some(c0))
         .unwrap();

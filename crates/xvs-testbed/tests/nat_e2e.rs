@@ -482,11 +482,21 @@ fn refused_commands_keep_the_table_and_exit_like_ipvsadm() {
         String::from_utf8_lossy(&dup.stderr),
         "Destination already exists\n"
     );
-    // A scheduler whose data path does not exist yet is refused, not
-    // silently replaced.
-    let later = lb.adm(&["-E", "-t", &format!("{VIP}:80"), "-s", "wlc"]);
+    // A feature whose data path does not exist (persistence engines) is
+    // refused, not silently ignored.
+    let later = lb.adm(&[
+        "-E",
+        "-t",
+        &format!("{VIP}:80"),
+        "-s",
+        "rr",
+        "-p",
+        "60",
+        "--pe",
+        "sip",
+    ]);
     assert_eq!(later.status.code(), Some(255));
-    assert!(String::from_utf8_lossy(&later.stderr).contains("wlc"));
+    assert!(String::from_utf8_lossy(&later.stderr).contains("persistence engines"));
     assert_eq!(lb.adm_ok(&["-S", "-n"]), before);
 }
 

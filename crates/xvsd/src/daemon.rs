@@ -20,7 +20,15 @@ pub trait Plane: Backend {
     fn dest_stats(&self, dest_id: u32) -> Result<Stats, String>;
     /// (ActiveConn, InActConn) of a dest.
     fn dest_conns(&self, dest_id: u32) -> Result<(u32, u32), String>;
-    /// The live connections, with time left under `timeouts`.
+    /// PersistConn of a dest: persistence templates pointing at it.
+    fn persist_conns(&self, _dest_id: u32) -> Result<u32, String> {
+        Ok(0)
+    }
+    /// One run of the lblc/lblcr cache collector (every 60 s; `full` every
+    /// 30th run, as `ip_vs_lblc_check_expire`).
+    fn expire_locality(&mut self, _full: bool) {}
+    /// The live connections and persistence templates, with time left
+    /// under `timeouts`.
     fn conns(&self, timeouts: &Timeouts) -> Result<Vec<ConnEntry>, String>;
     /// Number of connection entries.
     fn conn_count(&self) -> Result<u64, String>;
@@ -53,6 +61,8 @@ pub struct Daemon<P: Plane> {
     plane: P,
     estimators: HashMap<EstKey, Estimator>,
     state_file: Option<PathBuf>,
+    /// Seconds since start (the lblc/lblcr collector runs every 60).
+    ticks: u64,
 }
 
 fn internal(e: String) -> ApiError {
@@ -79,6 +89,7 @@ impl<P: Plane> Daemon<P> {
             plane,
             estimators: HashMap::new(),
             state_file,
+            ticks: 0,
         };
         if let Some(path) = &d.state_file {
             if path.exists() {
@@ -177,7 +188,7 @@ impl<P: Plane> Daemon<P> {
                     dest: d.dest.clone(),
                     active_conns: active,
                     inact_conns: inact,
-                    persist_conns: 0,
+                    persist_conns: self.plane.persist_conns(d.id).map_err(internal)?,
                     stats: self.plane.dest_stats(d.id).map_err(internal)?,
                     rates: self
                         .estimators
@@ -220,6 +231,15 @@ impl<P: Plane> Daemon<P> {
             Ok(0) => {}
             Ok(n) => log::debug!("expired {n} connection(s)"),
             Err(e) => log::warn!("connection expiry failed: {e}"),
+        }
+        self.ticks += 1;
+        let interval = xvs_core::sched::locality::CHECK_EXPIRE_INTERVAL;
+        // (plain remainders: `is_multiple_of` is newer than the MSRV)
+        let rem = self.ticks % interval;
+        if rem == 0 {
+            let every = xvs_core::sched::locality::COUNT_FOR_FULL_EXPIRATION as u64;
+            let full = (self.ticks / interval) % every;
+            self.plane.expire_locality(full == 0);
         }
         let mut addrs: Vec<std::net::Ipv4Addr> = self
             .model
@@ -307,8 +327,13 @@ mod tests {
     }
 
     impl Backend for Mem {
-        fn upsert_service(&mut self, id: u32, s: &Service, ring: &[u32]) -> Result<(), String> {
-            self.svcs.insert(id, (s.clone(), ring.to_vec()));
+        fn upsert_service(
+            &mut self,
+            id: u32,
+            s: &Service,
+            sched: &xvs_dataplane::SvcSched,
+        ) -> Result<(), String> {
+            self.svcs.insert(id, (s.clone(), sched.table.clone()));
             Ok(())
         }
         fn remove_service(&mut self, id: u32, _: &ServiceKey) -> Result<(), String> {

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
-use xvs_core::model::{Dest, FwdMethod, Service, ServiceKey, Stats, Timeouts};
-use xvs_dataplane::{monotonic_ns, Dataplane, Options};
+use xvs_core::model::{ConnState, Dest, FwdMethod, Service, ServiceKey, Stats, Timeouts};
+use xvs_dataplane::{monotonic_ns, Dataplane, Options, SvcSched};
 use xvsd::daemon::{Daemon, Plane};
 use xvsd::table::{Backend, Limits};
 
@@ -190,9 +190,14 @@ struct Xdp {
 }
 
 impl Backend for Xdp {
-    fn upsert_service(&mut self, svc_id: u32, svc: &Service, ring: &[u32]) -> Result<(), String> {
+    fn upsert_service(
+        &mut self,
+        svc_id: u32,
+        svc: &Service,
+        sched: &SvcSched,
+    ) -> Result<(), String> {
         self.dp
-            .upsert_service(svc_id, svc, ring)
+            .upsert_service(svc_id, svc, sched)
             .map_err(|e| e.to_string())
     }
     fn remove_service(&mut self, svc_id: u32, key: &ServiceKey) -> Result<(), String> {
@@ -237,12 +242,53 @@ impl Plane for Xdp {
     fn dest_conns(&self, dest_id: u32) -> Result<(u32, u32), String> {
         self.dp.dest_conns(dest_id).map_err(|e| e.to_string())
     }
+    fn persist_conns(&self, dest_id: u32) -> Result<u32, String> {
+        self.dp.persist_conns(dest_id).map_err(|e| e.to_string())
+    }
+    fn expire_locality(&mut self, full: bool) {
+        let exp = xvs_core::sched::locality::DEFAULT_EXPIRATION;
+        match self.dp.expire_locality(full, exp) {
+            Ok(0) => {}
+            Ok(n) => log::debug!("expired {n} lblc/lblcr cache entries"),
+            Err(e) => log::warn!("lblc/lblcr cache expiry failed: {e}"),
+        }
+    }
     fn conns(&self, t: &Timeouts) -> Result<Vec<ConnEntry>, String> {
         let now = monotonic_ns();
         let conns = self.dp.conns().map_err(|e| e.to_string())?;
-        Ok(conns
+        let templates = self.dp.templates().map_err(|e| e.to_string())?;
+        // Templates as IPVS lists them: client port 0, state NONE, the time
+        // left of the persistence timeout (while connections still use an
+        // idle template, the kernel keeps re-arming that timer).
+        let tmpl: Vec<ConnEntry> = templates
+            .iter()
+            .map(|t| {
+                let idle_ms = now.saturating_sub(t.last_seen_ns) / 1_000_000;
+                let limit_ms = u64::from(t.timeout_secs) * 1000;
+                let left = if idle_ms < limit_ms {
+                    limit_ms - idle_ms
+                } else if t.conns > 0 && limit_ms > 0 {
+                    limit_ms - (idle_ms - limit_ms) % limit_ms
+                } else {
+                    0
+                };
+                ConnEntry {
+                    proto: t.proto,
+                    caddr: t.caddr,
+                    cport: 0,
+                    vaddr: t.vaddr,
+                    vport: t.vport,
+                    daddr: t.daddr,
+                    dport: t.dport,
+                    state: ConnState::None,
+                    fwd: t.fwd,
+                    expires_ms: left,
+                }
+            })
+            .collect();
+        Ok(tmpl
             .into_iter()
-            .map(|c| {
+            .chain(conns.iter().map(|c| {
                 let idle_ms = now.saturating_sub(c.last_seen_ns) / 1_000_000;
                 let limit_ms = u64::from(c.state.timeout_secs(t)) * 1000;
                 ConnEntry {
@@ -257,7 +303,7 @@ impl Plane for Xdp {
                     fwd: c.fwd,
                     expires_ms: limit_ms.saturating_sub(idle_ms),
                 }
-            })
+            }))
             .collect())
     }
     fn conn_count(&self) -> Result<u64, String> {

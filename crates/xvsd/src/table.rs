@@ -1,5 +1,6 @@
 //! The virtual server table as xvsd owns it: validation of every change,
-//! id allocation, scheduler rings, and pushing the result to a [`Backend`].
+//! id allocation, scheduler rings and tables, and pushing the result to a
+//! [`Backend`].
 //!
 //! A request is first applied to a copy of the model; only when every part of
 //! it is valid is the copy synced to the backend and kept. So a refused
@@ -8,16 +9,22 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use xvs_core::api::{ApiError, ErrorKind, Request};
-use xvs_core::model::{
-    svc_flags, Dest, FwdMethod, Service, ServiceKey, Timeouts, TunCsum, TunType,
-};
+use xvs_core::model::{Dest, FwdMethod, Service, ServiceKey, Timeouts, TunCsum, TunType};
 use xvs_core::sched;
+use xvs_core::sched::reference::next_last_weight;
+use xvs_dataplane::{SchedDest, SvcSched, SVC_DESTS_MAX};
 
 /// What the table needs from the data plane. Implemented by
 /// `xvs_dataplane::Dataplane`, and by a recording fake in tests.
 pub trait Backend {
-    /// Writes a service and its scheduling ring (dest ids, in order).
-    fn upsert_service(&mut self, svc_id: u32, svc: &Service, ring: &[u32]) -> Result<(), String>;
+    /// Writes a service and what its scheduler picks from (ring or table,
+    /// and the dest list in kernel order).
+    fn upsert_service(
+        &mut self,
+        svc_id: u32,
+        svc: &Service,
+        sched: &SvcSched,
+    ) -> Result<(), String>;
     /// Removes a service from the lookup map.
     fn remove_service(&mut self, svc_id: u32, key: &ServiceKey) -> Result<(), String>;
     /// Writes a destination.
@@ -37,6 +44,11 @@ pub struct DestSlot {
     pub id: u32,
     /// Configuration.
     pub dest: Dest,
+    /// The kernel's `last_weight`: the weight it was added with, then the
+    /// latest non-zero weight (mh keeps a quiesced dest's table slots).
+    /// Absent in state files of older versions: the weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_weight: Option<u32>,
 }
 
 /// A service together with its data-plane slot and dests.
@@ -85,9 +97,21 @@ pub struct Limits {
     pub max_dests: u32,
 }
 
-/// Schedulers whose data path exists. The others are known names that are
-/// refused until their issue lands, so nothing is silently accepted.
-const SUPPORTED_SCHEDULERS: &[&str] = &["rr", "wrr"];
+/// Schedulers whose data plane scans the service's dest list (at most
+/// `SVC_DESTS_MAX` dests).
+const SCANNING_SCHEDULERS: &[&str] = &[
+    "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "lblc", "lblcr",
+];
+
+fn dest_limit(s: &Service, n: usize) -> Result<(), ApiError> {
+    if n > SVC_DESTS_MAX && SCANNING_SCHEDULERS.contains(&s.scheduler.as_str()) {
+        return Err(unsupported(format!(
+            "scheduler '{}' supports at most {SVC_DESTS_MAX} real servers per service in xvs",
+            s.scheduler
+        )));
+    }
+    Ok(())
+}
 
 /// The whole model: what `-S` would save, plus slot ids.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -135,29 +159,12 @@ fn validate_service(s: &Service) -> Result<(), ApiError> {
     if !sched::is_known(&s.scheduler) {
         return Err(err(ErrorKind::SchedulerNotFound));
     }
-    if !SUPPORTED_SCHEDULERS.contains(&s.scheduler.as_str()) {
-        return Err(unsupported(format!(
-            "scheduler '{}' is not supported by xvs yet (supported: {})",
-            s.scheduler,
-            SUPPORTED_SCHEDULERS.join(", ")
-        )));
-    }
-    if s.is_persistent() {
-        return Err(unsupported(
-            "persistent services (-p) are not supported by xvs yet",
-        ));
-    }
-    if s.flags & svc_flags::ONEPACKET != 0 {
-        return Err(unsupported(
-            "one-packet scheduling (-o) is not supported by xvs yet",
-        ));
-    }
     if s.pe_name.is_some() {
         return Err(unsupported(
             "persistence engines (--pe) are not supported by xvs yet",
         ));
     }
-    if s.key.port == 0 {
+    if s.key.port == 0 && !s.is_persistent() {
         return Err(ApiError::with(
             ErrorKind::Invalid,
             "Zero port specified for non-persistent service",
@@ -198,9 +205,11 @@ fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
             "illegal weight specified",
         ));
     }
-    if d.u_threshold != 0 || d.l_threshold != 0 {
-        return Err(unsupported(
-            "connection thresholds (-x, -y) are not supported by xvs yet",
+    if d.l_threshold > d.u_threshold {
+        // ip_vs_add_dest / ip_vs_edit_dest: ERANGE
+        return Err(ApiError::with(
+            ErrorKind::Invalid,
+            "lower threshold is higher than upper threshold",
         ));
     }
     if d.addr.is_unspecified() || d.addr.is_broadcast() || d.addr.is_multicast() {
@@ -226,16 +235,30 @@ fn forced_port(svc: &Service, d: &Dest) -> Dest {
     d
 }
 
-/// The dest ids in the order the data plane hands out new connections.
+/// What the data plane schedules the service from: the rr/wrr ring or the
+/// dh/sh/mh table (dest ids), and the dest list in kernel order.
+pub fn sched_of(slot: &SvcSlot) -> SvcSched {
+    let dests: Vec<SchedDest> = slot
+        .dests
+        .iter()
+        .map(|d| SchedDest {
+            id: d.id,
+            addr: d.dest.addr,
+            port: d.dest.port,
+            weight: d.dest.weight,
+            last_weight: d.last_weight.unwrap_or(d.dest.weight),
+        })
+        .collect();
+    // Services only exist with a known scheduler and within the dest limit
+    // (validate_service, dest_limit), so the error arm is unreachable in
+    // practice and yields no dest at all.
+    SvcSched::build(&slot.service.scheduler, &dests).unwrap_or_default()
+}
+
+/// The dest ids in the order the data plane hands out new connections
+/// (rr/wrr), or the bucket table (dh/sh/mh).
 pub fn ring(slot: &SvcSlot) -> Vec<u32> {
-    let weights: Vec<u32> = slot.dests.iter().map(|d| d.dest.weight).collect();
-    // Services only exist with a supported scheduler (validate_service), so
-    // the error arm is unreachable in practice and yields no dest at all.
-    sched::ring_for(&slot.service.scheduler, &weights)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| slot.dests[i].id)
-        .collect()
+    sched_of(slot).table
 }
 
 impl Model {
@@ -266,6 +289,7 @@ impl Model {
                     .get_mut(&service.key)
                     .ok_or_else(|| err(ErrorKind::NoSuchService))?;
                 validate_service(service)?;
+                dest_limit(service, slot.dests.len())?;
                 slot.service = service.clone();
             }
             Request::DelService { key } => {
@@ -295,6 +319,7 @@ impl Model {
                     return Err(err(ErrorKind::DestExists));
                 }
                 validate_dest(&slot.service, dest)?;
+                dest_limit(&slot.service, slot.dests.len() + 1)?;
                 let id = self.dest_ids.alloc(limits.max_dests).ok_or_else(|| {
                     ApiError::with(ErrorKind::Internal, "destination table is full")
                 })?;
@@ -303,6 +328,7 @@ impl Model {
                     DestSlot {
                         id,
                         dest: dest.clone(),
+                        last_weight: Some(next_last_weight(true, 0, dest.weight)),
                     },
                 );
             }
@@ -318,6 +344,8 @@ impl Model {
                     .iter_mut()
                     .find(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
                     .ok_or_else(|| err(ErrorKind::NoSuchDest))?;
+                let old = d.last_weight.unwrap_or(d.dest.weight);
+                d.last_weight = Some(next_last_weight(false, old, dest.weight));
                 d.dest = dest.clone();
             }
             Request::DelDest { key, addr, port } => {
@@ -427,7 +455,7 @@ pub fn sync(old: &Model, new: &Model, be: &mut dyn Backend) -> Result<(), String
             }
         };
         if changed {
-            be.upsert_service(*id, &slot.service, &ring(slot))?;
+            be.upsert_service(*id, &slot.service, &sched_of(slot))?;
         }
     }
     for id in old_dests.keys() {
@@ -446,7 +474,7 @@ pub fn restore(model: &Model, be: &mut dyn Backend) -> Result<(), String> {
         for d in &slot.dests {
             be.upsert_dest(d.id, slot.id, &d.dest)?;
         }
-        be.upsert_service(slot.id, &slot.service, &ring(slot))?;
+        be.upsert_service(slot.id, &slot.service, &sched_of(slot))?;
     }
     Ok(())
 }
@@ -469,7 +497,7 @@ pub fn zero(model: &Model, key: Option<&ServiceKey>, be: &mut dyn Backend) -> Re
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
-    use xvs_core::model::Protocol;
+    use xvs_core::model::{svc_flags, Protocol};
 
     const LIMITS: Limits = Limits {
         max_services: 4,
@@ -495,8 +523,13 @@ mod tests {
     }
 
     impl Backend for Fake {
-        fn upsert_service(&mut self, id: u32, svc: &Service, ring: &[u32]) -> Result<(), String> {
-            self.rec(format!("svc {id} {} {ring:?}", svc.scheduler))
+        fn upsert_service(
+            &mut self,
+            id: u32,
+            svc: &Service,
+            sched: &SvcSched,
+        ) -> Result<(), String> {
+            self.rec(format!("svc {id} {} {:?}", svc.scheduler, sched.table))
         }
         fn remove_service(&mut self, id: u32, _: &ServiceKey) -> Result<(), String> {
             self.rec(format!("rmsvc {id}"))
@@ -583,16 +616,52 @@ mod tests {
     #[test]
     fn later_features_are_refused_not_ignored() {
         let mut m = Model::default();
-        let e = m.apply(&add_svc(80, "wlc"), LIMITS).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Unsupported);
-        assert!(e.message.contains("wlc"), "{}", e.message);
-        let mut p = Service::new(key(80), "rr");
-        p.flags |= svc_flags::PERSISTENT;
-        p.timeout = 360;
+        const BIG: Limits = Limits {
+            max_services: 32,
+            max_dests: 8,
+        };
+        // Every scheduler, persistence and -o are accepted now.
+        for (port, s) in sched::SCHEDULERS.iter().enumerate() {
+            m.apply(&add_svc(1000 + port as u16, s), BIG).unwrap();
+        }
+        let mut p = Service::new(key(0), "rr");
         let e = m
-            .apply(&Request::AddService { service: p }, LIMITS)
+            .apply(&Request::AddService { service: p.clone() }, BIG)
+            .unwrap_err();
+        assert_eq!(e.message, "Zero port specified for non-persistent service");
+        p.flags |= svc_flags::PERSISTENT | svc_flags::ONEPACKET;
+        p.timeout = 360;
+        m.apply(&Request::AddService { service: p.clone() }, BIG)
+            .unwrap();
+        let mut pe = Service::new(key(81), "rr");
+        pe.pe_name = Some("sip".into());
+        let e = m
+            .apply(&Request::AddService { service: pe }, BIG)
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unsupported);
+        let mut t = masq(11, 80, 1);
+        t.u_threshold = 5;
+        t.l_threshold = 6;
+        let e = m
+            .apply(
+                &Request::AddDest {
+                    key: key(1000),
+                    dest: t.clone(),
+                },
+                BIG,
+            )
+            .unwrap_err();
+        assert!(e.message.contains("lower threshold"), "{}", e.message);
+        t.l_threshold = 2;
+        m.apply(
+            &Request::AddDest {
+                key: key(1000),
+                dest: t,
+            },
+            BIG,
+        )
+        .unwrap();
+        let mut m = Model::default();
         m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
         let mut d = masq(11, 80, 1);
         d.fwd = FwdMethod::Tunnel;
@@ -708,6 +777,37 @@ mod tests {
         let slot = m.service(&key(80)).unwrap();
         assert_eq!(slot.dests.len(), 2);
         assert_eq!(ring(slot), vec![1]);
+    }
+
+    #[test]
+    fn quiesced_dests_keep_their_mh_slots_and_tables_follow_the_scheduler() {
+        let mut m = Model::default();
+        m.apply(&add_svc(80, "mh"), LIMITS).unwrap();
+        m.apply(&add_dest(80, 11, 1), LIMITS).unwrap();
+        m.apply(&add_dest(80, 12, 1), LIMITS).unwrap();
+        let before = sched_of(m.service(&key(80)).unwrap());
+        assert_eq!(before.table.len(), 4093);
+        assert_eq!(before.dests, vec![1, 0]);
+        let edit = Request::EditDest {
+            key: key(80),
+            dest: masq(11, 80, 0),
+        };
+        m.apply(&edit, LIMITS).unwrap();
+        let slot = m.service(&key(80)).unwrap();
+        assert_eq!(slot.dests[1].last_weight, Some(1));
+        // weight 0 with last_weight 1: same table, the dest merely unavailable
+        assert_eq!(sched_of(slot), before);
+        // -E -s sh: a 256-bucket table; -s wlc: no table, the dest list
+        let mut s = Service::new(key(80), "sh");
+        m.apply(&Request::EditService { service: s.clone() }, LIMITS)
+            .unwrap();
+        assert_eq!(sched_of(m.service(&key(80)).unwrap()).table.len(), 256);
+        s.scheduler = "wlc".into();
+        m.apply(&Request::EditService { service: s }, LIMITS)
+            .unwrap();
+        let w = sched_of(m.service(&key(80)).unwrap());
+        assert!(w.table.is_empty());
+        assert_eq!(w.dests, vec![1, 0]);
     }
 
     #[test]
