@@ -1,0 +1,432 @@
+//! keepalived's own sample configurations (doc/samples/, kept in
+//! `shared/keepalived-samples/` beside the repository): each loads, with the
+//! documented warnings, or is refused with a clear `file:line` error for what
+//! xvs does not support.
+
+use std::path::PathBuf;
+use std::time::Duration;
+use xvs_core::model::{FwdMethod, Protocol};
+use xvs_keepalived::{load_with, CheckerKind, Config, Errors, Options};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/keepalived-samples")
+        .join(name)
+}
+
+fn opts() -> Options {
+    Options { config_id: None }
+}
+
+fn ok(name: &str) -> Config {
+    load_with(&sample(name), &opts()).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn err(name: &str) -> Errors {
+    match load_with(&sample(name), &opts()) {
+        Ok(c) => panic!("{name} loaded, expected errors: {c:?}"),
+        Err(e) => e,
+    }
+}
+
+/// `file:line: message` with the file name reduced to the sample's name.
+fn lines_of(e: &Errors) -> Vec<String> {
+    e.errors
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}: {}",
+                file_name(&e.location.file),
+                e.location.line,
+                e.message
+            )
+        })
+        .collect()
+}
+
+fn file_name(p: &str) -> String {
+    p.rsplit('/').next().unwrap_or(p).to_string()
+}
+
+fn warnings(c: &Config) -> Vec<String> {
+    c.warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.location.line, w.message))
+        .collect()
+}
+
+/// The four `global_defs` mail keys most samples carry.
+fn mail_warnings(first: u32) -> Vec<String> {
+    vec![
+        format!("{first}: global_defs: 'notification_email' is not used by xvs - skipped"),
+        format!(
+            "{}: global_defs: 'notification_email_from' is not used by xvs - skipped",
+            first + 3
+        ),
+        format!(
+            "{}: global_defs: 'smtp_server' is not used by xvs - skipped",
+            first + 4
+        ),
+        format!(
+            "{}: global_defs: 'smtp_connect_timeout' is not used by xvs - skipped",
+            first + 5
+        ),
+    ]
+}
+
+#[test]
+fn every_sample_is_covered() {
+    let dir = sample("");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("keepalived.conf"))
+        .collect();
+    names.sort();
+    let covered = [
+        "keepalived.conf.HTTP_GET.port",
+        "keepalived.conf.IPv6",
+        "keepalived.conf.PING_CHECK",
+        "keepalived.conf.SMTP_CHECK",
+        "keepalived.conf.SSL_GET",
+        "keepalived.conf.UDP_CHECK",
+        "keepalived.conf.conditional_conf",
+        "keepalived.conf.fwmark",
+        "keepalived.conf.inhibit",
+        "keepalived.conf.misc_check",
+        "keepalived.conf.misc_check_arg",
+        "keepalived.conf.quorum",
+        "keepalived.conf.sample",
+        "keepalived.conf.status_code",
+        "keepalived.conf.virtual_server_group",
+        "keepalived.conf.virtualhost",
+        "keepalived.conf.vrrp.lvs_syncd",
+    ];
+    assert_eq!(
+        names, covered,
+        "a sample was added or removed: cover it here"
+    );
+}
+
+#[test]
+fn http_get_port() {
+    let c = ok("keepalived.conf.HTTP_GET.port");
+    assert_eq!(warnings(&c), mail_warnings(4));
+    assert_eq!(c.global.router_id.as_deref(), Some("LVS_DEVEL"));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        (vs.addr.to_string(), vs.port, vs.protocol),
+        ("192.168.200.100".into(), 443, Protocol::Tcp)
+    );
+    assert_eq!(vs.persistence_timeout, Some(50));
+    assert_eq!(vs.delay_loop, Duration::from_secs(6));
+    let ch = &vs.real_servers[0].checkers[0];
+    let CheckerKind::Http(h) = &ch.kind else {
+        panic!("{ch:?}")
+    };
+    assert!(h.tls);
+    assert_eq!(
+        h.urls[0].digest.as_deref(),
+        Some("ff20ad2481f97b1754ef3e12ecd3a9cc")
+    );
+    assert_eq!(h.urls[0].status_codes, [(200, 299)]);
+    let conn = ch.conn.as_ref().unwrap();
+    assert_eq!(
+        (conn.connect_ip.to_string(), conn.connect_port),
+        ("192.168.201.100".into(), 444)
+    );
+    assert_eq!(conn.connect_timeout, Duration::from_secs(3));
+    assert_eq!(
+        (ch.retry, ch.delay_before_retry),
+        (3, Duration::from_secs(3))
+    );
+}
+
+#[test]
+fn ipv6_is_refused() {
+    let e = err("keepalived.conf.IPv6");
+    assert_eq!(
+        lines_of(&e),
+        [
+            "keepalived.conf.IPv6:8: virtual_server_group entry 'ae00::2-9': IPv6 is not supported by xvs (IPv4 only)",
+            "keepalived.conf.IPv6:9: virtual_server_group entry 'ae00::1': IPv6 is not supported by xvs (IPv4 only)",
+            "keepalived.conf.IPv6:13: IPv6 virtual servers are not supported by xvs (ae00::1)",
+        ]
+    );
+}
+
+#[test]
+fn ping_check_is_parsed() {
+    let c = ok("keepalived.conf.PING_CHECK");
+    assert_eq!(warnings(&c), mail_warnings(5));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.protocol, Protocol::Udp);
+    let ch = &vs.real_servers[0].checkers[0];
+    assert_eq!(ch.kind, CheckerKind::Ping);
+    assert_eq!(ch.kind.keyword(), "PING_CHECK");
+    assert_eq!(ch.retry, 4);
+    assert_eq!(
+        ch.conn.as_ref().unwrap().connect_timeout,
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn smtp_check_is_parsed() {
+    let c = ok("keepalived.conf.SMTP_CHECK");
+    assert_eq!(warnings(&c), mail_warnings(16));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.real_servers.len(), 3);
+    let CheckerKind::Smtp(s) = &vs.real_servers[0].checkers[0].kind else {
+        panic!()
+    };
+    assert_eq!(s.helo_name, "foo.bar.com");
+    assert!(s.hosts.is_empty());
+    let CheckerKind::Smtp(s) = &vs.real_servers[2].checkers[0].kind else {
+        panic!()
+    };
+    assert_eq!(s.hosts.len(), 3);
+    assert_eq!(
+        s.hosts[0].bindto.map(|a| a.to_string()).as_deref(),
+        Some("172.16.1.2")
+    );
+    assert_eq!(s.hosts[2].connect_port, 587);
+    assert_eq!(s.hosts[2].connect_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn ssl_get_with_vrrp_instance() {
+    let c = ok("keepalived.conf.SSL_GET");
+    let mut w = mail_warnings(4);
+    w.push("13: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)".into());
+    assert_eq!(warnings(&c), w);
+    assert_eq!(c.virtual_servers.len(), 2);
+    let CheckerKind::Http(h) = &c.virtual_servers[0].real_servers[0].checkers[0].kind else {
+        panic!()
+    };
+    assert!(h.tls);
+    assert_eq!(h.urls.len(), 2);
+    assert_eq!(h.urls[1].path, "/mrtg/");
+    let CheckerKind::Http(h) = &c.virtual_servers[1].real_servers[0].checkers[0].kind else {
+        panic!()
+    };
+    assert!(!h.tls);
+}
+
+#[test]
+fn udp_check() {
+    let c = ok("keepalived.conf.UDP_CHECK");
+    assert_eq!(warnings(&c), mail_warnings(5));
+    let ch = &c.virtual_servers[0].real_servers[0].checkers[0];
+    let CheckerKind::Udp(u) = &ch.kind else {
+        panic!()
+    };
+    assert!(!u.require_reply, "require_reply is commented out with '!'");
+    assert_eq!((u.min_reply_length, u.max_reply_length), (0, 255));
+    assert_eq!(ch.retry, 3);
+}
+
+#[test]
+fn conditional_conf() {
+    // No config id: every '@id' line is dropped.
+    let c = ok("keepalived.conf.conditional_conf");
+    assert!(c.virtual_servers.is_empty());
+    assert_eq!(
+        warnings(&c),
+        [
+            "6: 'vrrp_script' skipped: VRRP is left to keepalived (run it with --vrrp)",
+            "15: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
+        ]
+    );
+    // '-i high': the '@high' lines are read.
+    let c = load_with(
+        &sample("keepalived.conf.conditional_conf"),
+        &Options {
+            config_id: Some("high".into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        warnings(&c),
+        [
+            "3: 'net_namespace' skipped: xvs does not handle it",
+            "6: 'vrrp_script' skipped: VRRP is left to keepalived (run it with --vrrp)",
+            "15: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
+        ]
+    );
+}
+
+#[test]
+fn fwmark_is_refused() {
+    let e = err("keepalived.conf.fwmark");
+    assert_eq!(
+        lines_of(&e),
+        ["keepalived.conf.fwmark:7: fwmark virtual servers are not supported by xvs"]
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:7: fwmark virtual servers are not supported by xvs",
+            sample("keepalived.conf.fwmark").display()
+        )
+    );
+}
+
+#[test]
+fn inhibit() {
+    let c = ok("keepalived.conf.inhibit");
+    assert_eq!(warnings(&c), mail_warnings(4));
+    let rs = &c.virtual_servers[0].real_servers[0];
+    assert!(rs.inhibit_on_failure);
+    let CheckerKind::Http(h) = &rs.checkers[0].kind else {
+        panic!()
+    };
+    assert_eq!(h.urls[0].path, "/testurl3/test.jsp");
+}
+
+#[test]
+fn misc_check() {
+    let c = ok("keepalived.conf.misc_check");
+    assert_eq!(warnings(&c), mail_warnings(5));
+    let vs = &c.virtual_servers[0];
+    let ch = &vs.real_servers[0].checkers[0];
+    let CheckerKind::Misc(m) = &ch.kind else {
+        panic!()
+    };
+    assert_eq!(m.script.args, ["/usr/local/bin/script.sh"]);
+    assert!(!m.dynamic, "misc_dynamic is commented out");
+    assert_eq!(
+        m.timeout, vs.delay_loop,
+        "misc_timeout defaults to the virtual server's delay_loop"
+    );
+    assert_eq!(ch.retry, 0, "MISC_CHECK's retry default is 0");
+    assert!(ch.conn.is_none());
+}
+
+#[test]
+fn misc_check_arg() {
+    let c = ok("keepalived.conf.misc_check_arg");
+    assert_eq!(warnings(&c), mail_warnings(4));
+    let CheckerKind::Misc(m) = &c.virtual_servers[0].real_servers[0].checkers[0].kind else {
+        panic!()
+    };
+    assert_eq!(m.script.args, ["/usr/local/bin/script.sh", "arg1", "arg2"]);
+}
+
+#[test]
+fn quorum() {
+    let c = ok("keepalived.conf.quorum");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        (vs.quorum, vs.hysteresis, vs.alpha, vs.omega),
+        (7, 2, true, true)
+    );
+    assert_eq!(
+        vs.quorum_up.as_ref().unwrap().args,
+        ["/usr/local/sbin/quorum-up.sh"]
+    );
+    assert_eq!(
+        vs.quorum_down.as_ref().unwrap().args,
+        ["/usr/local/sbin/quorum-down.sh"]
+    );
+    assert_eq!(vs.scheduler, "wrr");
+    assert_eq!(vs.real_servers.len(), 10);
+    for rs in &vs.real_servers {
+        assert_eq!(rs.port, 8080);
+        assert!(rs.alpha, "alpha is inherited from the virtual server");
+        let ch = &rs.checkers[0];
+        assert!(ch.alpha);
+        assert_eq!(ch.conn.as_ref().unwrap().connect_port, 80);
+    }
+    let svc = vs.to_service();
+    assert!(svc.is_persistent());
+    assert_eq!(svc.timeout, 900);
+}
+
+#[test]
+fn sample_with_sorry_server() {
+    let c = ok("keepalived.conf.sample");
+    let mut w = mail_warnings(4);
+    w.push("13: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)".into());
+    assert_eq!(warnings(&c), w);
+    let vs = &c.virtual_servers[0];
+    let s = vs.sorry_server.as_ref().unwrap();
+    assert_eq!(
+        (s.addr.to_string(), s.port, s.forwarding.method),
+        ("192.168.200.200".into(), 1358, FwdMethod::Masq)
+    );
+    assert!(!s.inhibit);
+    assert_eq!(s.to_dest().fwd, FwdMethod::Masq);
+}
+
+#[test]
+fn status_code_ranges() {
+    let c = ok("keepalived.conf.status_code");
+    assert_eq!(warnings(&c), mail_warnings(5));
+    let CheckerKind::Http(h) = &c.virtual_servers[0].real_servers[0].checkers[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        h.urls[0].status_codes,
+        [(200, 299), (400, 499), (503, 503), (505, 505)]
+    );
+    assert!(h.urls[0].accepts(404) && !h.urls[0].accepts(302) && h.urls[0].accepts(505));
+    assert_eq!(h.urls[1].status_codes, [(200, 200)]);
+    assert!(h.urls[1].digest.is_some());
+}
+
+#[test]
+fn virtual_server_group_with_fwmarks_is_refused() {
+    let e = err("keepalived.conf.virtual_server_group");
+    assert_eq!(
+        lines_of(&e),
+        [
+            "keepalived.conf.virtual_server_group:18: virtual_server_group VSG_1: fwmark entries are not supported by xvs",
+            "keepalived.conf.virtual_server_group:19: virtual_server_group VSG_1: fwmark entries are not supported by xvs",
+        ]
+    );
+    assert_eq!(
+        e.warnings.len(),
+        4,
+        "the mail keys are still reported: {:?}",
+        e.warnings
+    );
+}
+
+#[test]
+fn virtualhost_at_virtual_server_level() {
+    let c = ok("keepalived.conf.virtualhost");
+    assert_eq!(warnings(&c), mail_warnings(4));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.virtualhost.as_deref(), Some("www.firewall.loc"));
+    let CheckerKind::Http(h) = &vs.real_servers[0].checkers[0].kind else {
+        panic!()
+    };
+    for u in &h.urls {
+        assert_eq!(u.virtualhost.as_deref(), Some("www.firewall.loc"));
+    }
+}
+
+#[test]
+fn vrrp_lvs_syncd() {
+    let c = ok("keepalived.conf.vrrp.lvs_syncd");
+    assert_eq!(
+        warnings(&c),
+        [
+            "3: 'vrrp_sync_group' skipped: VRRP is left to keepalived (run it with --vrrp)",
+            "8: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
+            "26: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
+            "38: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
+        ]
+    );
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.delay_loop, Duration::from_secs(20));
+    let ch = &vs.real_servers[0].checkers[0];
+    assert_eq!(ch.kind, CheckerKind::Tcp);
+    assert_eq!(
+        (ch.retry, ch.delay_before_retry, ch.warmup),
+        (1, Duration::from_secs(1), Duration::from_secs(20))
+    );
+    assert_eq!(ch.conn.as_ref().unwrap().connect_port, 80);
+}
