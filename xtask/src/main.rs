@@ -30,6 +30,8 @@ const PACKAGES: &[&str] = &[
     "pkg-config",
     "iproute2",
     "ethtool",
+    // VRRP beside xvsd (tests run their own instances in namespaces).
+    "keepalived",
     "curl",
 ];
 

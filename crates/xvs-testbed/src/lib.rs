@@ -32,6 +32,11 @@
 //! receiving peer (GRO, enough for `XDP_REDIRECT`, is not): the switch port
 //! `dir` gets a trivial `XDP_PASS` program ([`Testbed::xdp_pass`]).
 //!
+//! [`Testbed::dr_pair`] is the same LAN with two directors for VRRP
+//! failover (module [`vrrp`]): `dir` (198.51.100.2) and `dir2`
+//! (198.51.100.3, switch port `dir2`), neither with the VIP: keepalived
+//! ([`Testbed::keepalived_vrrp`]) puts it on the master's eth0.
+//!
 //! Every name is unique per instance (`xvs<pid-hex>t<n>-<role>`), so tests can
 //! run in parallel. Veth pairs are created with both ends directly inside
 //! their namespaces; nothing is named in the root namespace. Dropping the
@@ -42,6 +47,9 @@
 //! Needs root. `ip`, `ethtool` and `sysctl` must be installed.
 
 pub mod testsrv;
+pub mod vrrp;
+
+pub use vrrp::{Keepalived, DR_DIRECTOR2_IP};
 
 use std::ffi::CString;
 use std::fmt;
@@ -317,18 +325,35 @@ fn mount_bpffs(path: &Path) -> io::Result<()> {
 /// Load the two-instruction program `return XDP_PASS;` and pin it at `path`
 /// (on a bpffs), with the bpf(2) system call itself: no compiler needed.
 fn pin_xdp_pass(path: &Path) -> io::Result<()> {
+    pin_xdp_action(path, XDP_PASS, b"xvs_tb_pass")
+}
+
+/// `XDP_DROP`: the verdict of [`Testbed::xdp_action`]'s drop program.
+pub const XDP_DROP: u32 = 1;
+/// `XDP_PASS`.
+pub const XDP_PASS: u32 = 2;
+/// `XDP_TX`: bounce the frame back out of the interface it came in on.
+pub const XDP_TX: u32 = 3;
+
+/// Load the two-instruction program `return <action>;` (named `name`, at
+/// most 15 bytes) and pin it at `path`.
+fn pin_xdp_action(path: &Path, action: u32, name: &[u8]) -> io::Result<()> {
     const BPF_PROG_LOAD: libc::c_long = 5;
     const BPF_OBJ_PIN: libc::c_long = 6;
     const BPF_PROG_TYPE_XDP: u32 = 6;
-    // r0 = XDP_PASS (2); exit.
-    let insns: [u8; 16] = [0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    // r0 = action; exit.
+    let a = action.to_le_bytes();
+    let insns: [u8; 16] = [
+        0xb7, 0, 0, 0, a[0], a[1], a[2], a[3], 0x95, 0, 0, 0, 0, 0, 0, 0,
+    ];
     let license = b"GPL\0";
     let mut attr = [0u8; 128];
     attr[0..4].copy_from_slice(&BPF_PROG_TYPE_XDP.to_ne_bytes());
     attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
     attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
     attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    attr[48..59].copy_from_slice(b"xvs_tb_pass");
+    let name = &name[..name.len().min(15)];
+    attr[48..48 + name.len()].copy_from_slice(name);
     // SAFETY: attr is a valid union bpf_attr prefix for BPF_PROG_LOAD whose
     // pointers (insns, license) outlive the call.
     let fd = unsafe {
@@ -494,18 +519,21 @@ pub enum Node {
     Switch,
     /// The router between the client and the server LAN ([`Testbed::dr`] only).
     Router,
+    /// The second director ([`Testbed::dr_pair`] only).
+    Director2,
     /// Real server, 1-based.
     Rs(u8),
 }
 
 impl Node {
-    /// The suffix of the namespace name: `cli`, `dir`, `sw`, `rtr`, `rsN`.
+    /// The suffix of the namespace name: `cli`, `dir`, `sw`, `rtr`, `dir2`, `rsN`.
     pub fn suffix(self) -> String {
         match self {
             Node::Client => "cli".into(),
             Node::Director => "dir".into(),
             Node::Switch => "sw".into(),
             Node::Router => "rtr".into(),
+            Node::Director2 => "dir2".into(),
             Node::Rs(n) => format!("rs{n}"),
         }
     }
@@ -1000,6 +1028,70 @@ impl Testbed {
             node,
             &["ip", "link", "set", "dev", dev, "xdpdrv", "pinned", &pin],
         )?;
+        Ok(())
+    }
+
+    /// Attach the two-instruction program `return <action>;` (native mode)
+    /// to `dev` in `node`, e.g. [`XDP_DROP`] or [`XDP_TX`]: the ceiling of
+    /// any XDP forwarder on these links (benchmarks). Replaces any XDP
+    /// program already there; [`Testbed::xdp_off`] removes it.
+    pub fn xdp_action(&self, node: Node, dev: &str, action: u32) -> Result<()> {
+        let pin = self.bpffs.join(format!("xdp_action_{action}"));
+        if !pin.exists() {
+            let name = format!("xvs_tb_act{action}");
+            pin_xdp_action(&pin, action, name.as_bytes()).map_err(io_err(format!(
+                "load and pin an XDP program returning {action} at {}",
+                pin.display()
+            )))?;
+        }
+        let pin = pin.to_string_lossy().into_owned();
+        self.exec_ok(
+            node,
+            &[
+                "ip", "-force", "link", "set", "dev", dev, "xdpdrv", "pinned", &pin,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Remove any (native or generic) XDP program from `dev` in `node`.
+    pub fn xdp_off(&self, node: Node, dev: &str) -> Result<()> {
+        self.exec_ok(node, &["ip", "link", "set", "dev", dev, "xdpdrv", "off"])?;
+        self.exec_ok(
+            node,
+            &["ip", "link", "set", "dev", dev, "xdpgeneric", "off"],
+        )?;
+        Ok(())
+    }
+
+    /// An extra veth link between two nodes of this testbed, outside the
+    /// topology (e.g. the benchmarks' client-to-real-server link of the
+    /// "no load balancer" baseline): `a_dev` with `a_cidr` in `a`, `b_dev`
+    /// with `b_cidr` in `b`, both up, tx checksum offload off on both ends
+    /// (as everywhere in the testbed). Removed with the namespaces.
+    pub fn add_link(
+        &self,
+        a: Node,
+        a_dev: &str,
+        a_cidr: &str,
+        b: Node,
+        b_dev: &str,
+        b_cidr: &str,
+    ) -> Result<()> {
+        let (na, nb) = (self.ns(a), self.ns(b));
+        for (ns, node) in [(&na, a), (&nb, b)] {
+            if !self.namespaces.contains(ns) {
+                return Err(Error::Other(format!("{node} is not part of this testbed")));
+            }
+        }
+        run(&[
+            "ip", "link", "add", a_dev, "netns", &na, "type", "veth", "peer", "name", b_dev,
+            "netns", &nb,
+        ])?;
+        self.addr(a, a_dev, a_cidr)?;
+        self.addr(b, b_dev, b_cidr)?;
+        self.exec_ok(a, &["ethtool", "-K", a_dev, "tx", "off"])?;
+        self.exec_ok(b, &["ethtool", "-K", b_dev, "tx", "off"])?;
         Ok(())
     }
 
