@@ -56,13 +56,17 @@ enum EstKey {
 
 /// The daemon's state.
 pub struct Daemon<P: Plane> {
-    model: Model,
+    pub(crate) model: Model,
     limits: Limits,
     plane: P,
     estimators: HashMap<EstKey, Estimator>,
     state_file: Option<PathBuf>,
     /// Seconds since start (the lblc/lblcr collector runs every 60).
     ticks: u64,
+    /// The keepalived half (`--config`).
+    pub(crate) lvs: Option<crate::lvs::Lvs>,
+    /// Where the `/metrics` text is published (`--metrics-listen`).
+    metrics: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 fn internal(e: String) -> ApiError {
@@ -90,6 +94,8 @@ impl<P: Plane> Daemon<P> {
             estimators: HashMap::new(),
             state_file,
             ticks: 0,
+            lvs: None,
+            metrics: None,
         };
         if let Some(path) = &d.state_file {
             if path.exists() {
@@ -137,8 +143,22 @@ impl<P: Plane> Daemon<P> {
     }
 
     fn change(&mut self, req: &Request) -> Result<(), ApiError> {
+        self.commit(req, None)
+    }
+
+    /// Applies `req` atomically (validated on a copy of the model, then
+    /// synced to the plane, rolled back if the plane refuses) and, when
+    /// `owned` is given, makes it the set of config-owned services.
+    pub(crate) fn commit(
+        &mut self,
+        req: &Request,
+        owned: Option<std::collections::BTreeSet<ServiceKey>>,
+    ) -> Result<(), ApiError> {
         let mut new = self.model.clone();
         new.apply(req, self.limits)?;
+        if let Some(o) = owned {
+            new.owned = o;
+        }
         if let Err(e) = table::sync(&self.model, &new, &mut self.plane) {
             log::error!("data plane refused {req:?}: {e}; restoring the previous table");
             // Undo by diffing back: removes what the change added, rewrites
@@ -157,8 +177,12 @@ impl<P: Plane> Daemon<P> {
                 (EstKey::Svc(s) | EstKey::Dest(s, _, _), Some(z)) => *s != z,
             });
         }
-        if !matches!(req, Request::Zero { .. }) {
+        if !matches!(req, Request::Zero { .. } | Request::Batch { .. }) {
             log::info!("applied {}", describe(req));
+        } else if let Request::Batch { requests } = req {
+            if !requests.is_empty() {
+                log::info!("applied {}", describe(req));
+            }
         }
         self.model = new;
         self.save_state();
@@ -177,7 +201,27 @@ impl<P: Plane> Daemon<P> {
         }
     }
 
-    fn table(&self) -> Result<Table, ApiError> {
+    /// Publishes the `/metrics` text to `sink`, refreshed every second.
+    pub fn set_metrics_sink(&mut self, sink: std::sync::Arc<std::sync::Mutex<String>>) {
+        self.metrics = Some(sink);
+        self.refresh_metrics();
+    }
+
+    fn refresh_metrics(&self) {
+        let Some(sink) = &self.metrics else { return };
+        let text = self.metrics_text();
+        *sink.lock().unwrap_or_else(|e| e.into_inner()) = text;
+    }
+
+    /// The Prometheus text exposition of the table, the data plane's
+    /// counters and the health of the real servers.
+    pub fn metrics_text(&self) -> String {
+        let table = self.table().unwrap_or_default();
+        let info = self.info().unwrap_or_default();
+        crate::metrics::render(&table, &info, &self.health_report())
+    }
+
+    pub(crate) fn table(&self) -> Result<Table, ApiError> {
         let mut services = Vec::new();
         for slot in self.model.services.values() {
             let key = slot.service.key;
@@ -214,7 +258,7 @@ impl<P: Plane> Daemon<P> {
         })
     }
 
-    fn info(&self) -> Result<Info, ApiError> {
+    pub(crate) fn info(&self) -> Result<Info, ApiError> {
         Ok(Info {
             version: env!("CARGO_PKG_VERSION").to_string(),
             conn_tab_size: self.plane.conn_capacity(),
@@ -252,6 +296,7 @@ impl<P: Plane> Daemon<P> {
         addrs.sort();
         addrs.dedup();
         self.plane.maintain_neighbours(&addrs);
+        self.refresh_metrics();
     }
 
     /// Feeds the rate estimators (called every 2 seconds, as IPVS does).
@@ -282,7 +327,7 @@ impl<P: Plane> Daemon<P> {
 }
 
 /// A one-line account of a change for the log.
-fn describe(req: &Request) -> String {
+pub(crate) fn describe(req: &Request) -> String {
     match req {
         Request::AddService { service } => {
             format!("add service {} ({})", service.key, service.scheduler)
@@ -311,7 +356,7 @@ fn describe(req: &Request) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::net::Ipv4Addr;
@@ -319,11 +364,11 @@ mod tests {
 
     /// An in-memory data plane: what was written, and counters to read.
     #[derive(Default)]
-    struct Mem {
-        svcs: BTreeMap<u32, (Service, Vec<u32>)>,
-        dests: BTreeMap<u32, Dest>,
-        stats: BTreeMap<u32, Stats>,
-        refuse_dest: bool,
+    pub(crate) struct Mem {
+        pub(crate) svcs: BTreeMap<u32, (Service, Vec<u32>)>,
+        pub(crate) dests: BTreeMap<u32, Dest>,
+        pub(crate) stats: BTreeMap<u32, Stats>,
+        pub(crate) refuse_dest: bool,
     }
 
     impl Backend for Mem {
@@ -391,7 +436,7 @@ mod tests {
         fn maintain_neighbours(&mut self, _: &[Ipv4Addr]) {}
     }
 
-    const LIMITS: Limits = Limits {
+    pub(crate) const LIMITS: Limits = Limits {
         max_services: 16,
         max_dests: 64,
     };
@@ -424,7 +469,7 @@ mod tests {
         }
     }
 
-    fn list(d: &mut Daemon<Mem>) -> Table {
+    pub(crate) fn list(d: &mut Daemon<Mem>) -> Table {
         match d.handle(Request::List) {
             Response::Table { table } => table,
             other => panic!("{other:?}"),

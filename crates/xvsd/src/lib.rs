@@ -1,6 +1,13 @@
 //! xvsd, the xvs daemon: owns the virtual server table, validates every
-//! change, drives the XDP data plane and serves the control API.
+//! change, drives the XDP data plane, serves the control API and, with
+//! `--config`, runs the LVS half of keepalived (configuration, health
+//! checks, quorum and sorry servers, reload).
 
+pub mod config;
 pub mod daemon;
+pub mod health;
+pub mod lvs;
+pub mod metrics;
+pub mod reconcile;
 pub mod server;
 pub mod table;

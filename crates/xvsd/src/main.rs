@@ -2,8 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
 use xvs_core::model::{ConnState, Dest, FwdMethod, Service, ServiceKey, Stats, Timeouts};
 use xvs_dataplane::{monotonic_ns, Dataplane, Options, SvcSched};
@@ -24,6 +25,17 @@ usage: xvsd [options]
   --max-dests N         real-server slots (default 16384)
   --state-file PATH     where the table is kept across restarts
                         (default: the socket path + .state)
+  -f, --config FILE     run the LVS half of keepalived from this
+                        keepalived.conf: virtual servers, health checks,
+                        quorum, sorry servers; SIGHUP reloads it
+  -i, --config-id ID    the config id for '@ID' lines (default: the host
+                        name up to its first dot, as keepalived)
+  -t, --test            check the configuration (--config, default
+                        /etc/keepalived/keepalived.conf) and exit: 0 when
+                        xvsd can run it, 1 with 'file:line: error' lines
+  --metrics-listen ADDR:PORT
+                        serve Prometheus metrics on http://ADDR:PORT/metrics
+                        (off by default)
   -h, --help            this text
   -V, --version         version
 ";
@@ -34,7 +46,13 @@ struct Args {
     interfaces: Option<Vec<String>>,
     state_file: Option<PathBuf>,
     opts: Options,
+    config: Option<PathBuf>,
+    config_id: Option<String>,
+    test: bool,
+    metrics: Option<std::net::SocketAddr>,
 }
+
+const DEFAULT_CONFIG: &str = "/etc/keepalived/keepalived.conf";
 
 fn parse_args() -> Result<Option<Args>> {
     let mut a = Args {
@@ -45,6 +63,10 @@ fn parse_args() -> Result<Option<Args>> {
         interfaces: None,
         state_file: None,
         opts: Options::default(),
+        config: None,
+        config_id: None,
+        test: false,
+        metrics: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -68,6 +90,16 @@ fn parse_args() -> Result<Option<Args>> {
             "--socket" => a.socket = value("a path")?.into(),
             "--pin-path" => a.pin_path = value("a path")?.into(),
             "--state-file" => a.state_file = Some(value("a path")?.into()),
+            "-f" | "--config" | "--use-file" => a.config = Some(value("a file")?.into()),
+            "-i" | "--config-id" => a.config_id = Some(value("an id")?),
+            "-t" | "--test" | "--config-test" => a.test = true,
+            "--metrics-listen" => {
+                let v = value("ADDR:PORT")?;
+                a.metrics =
+                    Some(v.parse().map_err(|_| {
+                        anyhow::anyhow!("--metrics-listen: '{v}' is not ADDR:PORT")
+                    })?);
+            }
             "--interfaces" => {
                 let v = value("a comma-separated list of interfaces")?;
                 let list: Vec<String> = v
@@ -99,13 +131,27 @@ fn parse_args() -> Result<Option<Args>> {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
+/// Write end of the loop's wake-up socket (-1 until the loop runs).
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        RELOAD.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the buffer is a valid byte.
+        unsafe {
+            libc::write(fd, [1u8].as_ptr().cast(), 1);
+        }
+    }
 }
 
 fn install_signal_handlers() {
-    for sig in [libc::SIGTERM, libc::SIGINT] {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is
         // async-signal-safe; sigaction is given a zeroed, then filled struct.
         unsafe {
@@ -349,7 +395,62 @@ impl Plane for Xdp {
     }
 }
 
+/// `xvsd --test`: every warning and error of the file, and whether xvsd
+/// can run it.
+fn test_config(args: &Args) -> i32 {
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let opts = xvsd::config::options(args.config_id.as_deref());
+    match xvsd::config::load(&path, &opts) {
+        Ok(l) => {
+            for w in &l.warnings {
+                eprintln!("{w}");
+            }
+            println!(
+                "{}: configuration OK: {} virtual server(s), {} real server(s)",
+                path.display(),
+                l.managed.services.len(),
+                l.managed.rs_count()
+            );
+            0
+        }
+        Err(errs) => {
+            for w in &errs.warnings {
+                eprintln!("{w}");
+            }
+            for e in &errs.errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: configuration refused: {} error(s)",
+                path.display(),
+                errs.errors.len()
+            );
+            1
+        }
+    }
+}
+
 fn run(args: Args) -> Result<()> {
+    // A configuration xvsd cannot run stops it before it touches anything.
+    let lvs_opts = xvsd::config::options(args.config_id.as_deref());
+    if let Some(cfg) = &args.config {
+        if let Err(errs) = xvsd::config::load(cfg, &lvs_opts) {
+            for w in &errs.warnings {
+                log::warn!("{w}");
+            }
+            for e in &errs.errors {
+                log::error!("{e}");
+            }
+            bail!(
+                "{}: configuration refused: {} error(s)",
+                cfg.display(),
+                errs.errors.len()
+            );
+        }
+    }
     let listener = xvsd::server::bind(&args.socket)?;
     let state_file = args
         .state_file
@@ -397,11 +498,53 @@ fn run(args: Args) -> Result<()> {
         max_dests: args.opts.max_dests,
     };
     let mut daemon = Daemon::new(plane, limits, Some(state_file))?;
-    log::info!("serving {}", args.socket.display());
-    let result = xvsd::server::run(&mut daemon, &listener, &STOP);
+    let result = serve(&mut daemon, &args, &listener, lvs_opts);
+    daemon.shutdown_lvs();
     log::info!("stopping: detaching from {}", ifaces.join(", "));
     daemon.plane_mut().dp.detach_all();
     let _ = std::fs::remove_file(&args.socket);
+    result
+}
+
+fn serve(
+    daemon: &mut Daemon<Xdp>,
+    args: &Args,
+    listener: &std::os::unix::net::UnixListener,
+    lvs_opts: xvs_keepalived::Options,
+) -> Result<()> {
+    if let Some(cfg) = &args.config {
+        let engine = xvsd::health::Engine::start().context("starting the health checkers")?;
+        let lvs = xvsd::lvs::Lvs::new(cfg.clone(), lvs_opts, Box::new(engine));
+        if let Err(errors) = daemon.use_config(lvs) {
+            bail!(
+                "{}: cannot apply the configuration: {}",
+                cfg.display(),
+                errors.join("; ")
+            );
+        }
+    }
+    if let Some(addr) = args.metrics {
+        let sink =
+            xvsd::metrics::serve(addr).with_context(|| format!("--metrics-listen {addr}"))?;
+        daemon.set_metrics_sink(sink);
+        log::info!("metrics on http://{addr}/metrics");
+    }
+    let (wake_r, wake_w) = std::os::unix::net::UnixStream::pair()?;
+    wake_r.set_nonblocking(true)?;
+    wake_w.set_nonblocking(true)?;
+    WAKE_FD.store(wake_w.as_raw_fd(), Ordering::SeqCst);
+    log::info!("serving {}", args.socket.display());
+    let result = xvsd::server::run_with(
+        daemon,
+        listener,
+        &xvsd::server::Signals {
+            stop: &STOP,
+            reload: &RELOAD,
+            wake: Some(&wake_r),
+        },
+    );
+    WAKE_FD.store(-1, Ordering::SeqCst);
+    drop(wake_w);
     result
 }
 
@@ -418,6 +561,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.test {
+        std::process::exit(test_config(&args));
+    }
     if let Err(e) = run(args) {
         eprintln!("xvsd: {e:#}");
         std::process::exit(1);

@@ -83,6 +83,55 @@ impl Client {
     }
 }
 
+/// Requests xvsd answers beyond the ipvsadm set (`docs/api.md`).
+#[derive(serde::Deserialize)]
+struct Op {
+    op: String,
+}
+
+/// Parses and answers one request line: the `xvs_core::api` requests, plus
+/// `reload` and `health`. Returns the JSON answer without its newline.
+pub fn answer_line<P: Plane>(daemon: &mut Daemon<P>, line: &[u8]) -> Vec<u8> {
+    if let Ok(Op { op }) = serde_json::from_slice::<Op>(line) {
+        let v = match op.as_str() {
+            "reload" => Some(match daemon.reload() {
+                Ok(report) => serde_json::json!({"result": "reload", "reload": report}),
+                Err(errors) => {
+                    let kind = if daemon.lvs().is_none() {
+                        "unsupported"
+                    } else {
+                        "invalid"
+                    };
+                    let message = match errors.len() {
+                        1 => format!("configuration refused: {}", errors[0]),
+                        n => format!(
+                            "configuration refused: {} (and {} more error(s))",
+                            errors.first().map(String::as_str).unwrap_or(""),
+                            n.saturating_sub(1)
+                        ),
+                    };
+                    serde_json::json!({"result": "error", "error": {
+                        "kind": kind, "message": message, "errors": errors}})
+                }
+            }),
+            "health" => {
+                Some(serde_json::json!({"result": "health", "health": daemon.health_report()}))
+            }
+            _ => None,
+        };
+        if let Some(v) = v {
+            return serde_json::to_vec(&v).unwrap_or_default();
+        }
+    }
+    match serde_json::to_vec(&answer(daemon, line)) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("cannot encode a response: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// Parses and answers one request line.
 pub fn answer<P: Plane>(daemon: &mut Daemon<P>, line: &[u8]) -> Response {
     match serde_json::from_slice::<Request>(line) {
@@ -93,12 +142,48 @@ pub fn answer<P: Plane>(daemon: &mut Daemon<P>, line: &[u8]) -> Response {
     }
 }
 
+/// What the loop watches besides the control socket.
+pub struct Signals<'a> {
+    /// Set by SIGTERM/SIGINT: leave the loop.
+    pub stop: &'a AtomicBool,
+    /// Set by SIGHUP: reload the configuration.
+    pub reload: &'a AtomicBool,
+    /// Becomes readable when a signal arrived (a self-pipe the handler
+    /// writes to), so the loop reacts at once.
+    pub wake: Option<&'a UnixStream>,
+}
+
 /// Serves until `stop` is set (by SIGTERM or SIGINT).
 pub fn run<P: Plane>(
     daemon: &mut Daemon<P>,
     listener: &UnixListener,
     stop: &AtomicBool,
 ) -> Result<()> {
+    static NEVER: AtomicBool = AtomicBool::new(false);
+    run_with(
+        daemon,
+        listener,
+        &Signals {
+            stop,
+            reload: &NEVER,
+            wake: None,
+        },
+    )
+}
+
+fn drain(s: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!((&*s).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Serves until `sig.stop` is set; reloads when `sig.reload` is set; applies
+/// health transitions as soon as the health engine reports them.
+pub fn run_with<P: Plane>(
+    daemon: &mut Daemon<P>,
+    listener: &UnixListener,
+    sig: &Signals<'_>,
+) -> Result<()> {
+    let stop = sig.stop;
     let mut clients: Vec<Client> = Vec::new();
     let mut next_expire = Instant::now() + EXPIRE_EVERY;
     let mut next_estimate = Instant::now() + ESTIMATE_EVERY;
@@ -108,6 +193,21 @@ pub fn run<P: Plane>(
             events: libc::POLLIN,
             revents: 0,
         }];
+        // Wake-ups (signals, health transitions) come before the clients.
+        let extra: Vec<i32> = sig
+            .wake
+            .map(|w| w.as_raw_fd())
+            .into_iter()
+            .chain(daemon.health_wake_fd())
+            .collect();
+        for fd in &extra {
+            fds.push(libc::pollfd {
+                fd: *fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let first_client = 1 + extra.len();
         for c in &clients {
             let mut events = libc::POLLIN;
             if !c.outbuf.is_empty() {
@@ -134,6 +234,19 @@ pub fn run<P: Plane>(
             }
             return Err(e).context("poll");
         }
+        if let Some(w) = sig.wake {
+            drain(w);
+        }
+        if sig.reload.swap(false, Ordering::SeqCst) {
+            log::info!("SIGHUP: reloading the configuration");
+            if let Err(errors) = daemon.reload() {
+                log::error!(
+                    "reload refused ({} error(s)); the running configuration is kept",
+                    errors.len()
+                );
+            }
+        }
+        daemon.health_events();
         if fds[0].revents & libc::POLLIN != 0 {
             loop {
                 match listener.accept() {
@@ -157,7 +270,7 @@ pub fn run<P: Plane>(
         }
         let mut alive = vec![true; clients.len()];
         for (i, c) in clients.iter_mut().enumerate() {
-            let rev = fds.get(i + 1).map_or(0, |p| p.revents);
+            let rev = fds.get(i + first_client).map_or(0, |p| p.revents);
             if rev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !c.read() {
                 alive[i] = false;
                 continue;
@@ -168,14 +281,9 @@ pub fn run<P: Plane>(
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let resp = answer(daemon, line);
-                match serde_json::to_vec(&resp) {
-                    Ok(mut bytes) => {
-                        bytes.push(b'\n');
-                        c.outbuf.extend_from_slice(&bytes);
-                    }
-                    Err(e) => log::error!("cannot encode a response: {e}"),
-                }
+                let mut bytes = answer_line(daemon, line);
+                bytes.push(b'\n');
+                c.outbuf.extend_from_slice(&bytes);
             }
             if !c.write() || (c.eof && c.outbuf.is_empty()) {
                 alive[i] = false;

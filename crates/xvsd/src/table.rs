@@ -7,7 +7,7 @@
 //! request, or a refused batch, changes nothing.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use xvs_core::api::{ApiError, ErrorKind, Request};
 use xvs_core::model::{Dest, FwdMethod, Service, ServiceKey, Timeouts, TunCsum, TunType};
 use xvs_core::sched;
@@ -121,6 +121,11 @@ pub struct Model {
     pub services: BTreeMap<ServiceKey, SvcSlot>,
     /// Connection timeouts (`--set`).
     pub timeouts: Timeouts,
+    /// Services that come from the keepalived.conf (`xvsd --config`): a
+    /// reload reconciles these and never touches the others. Deleting a
+    /// service (`-D`, `-C`) ends its ownership until the next reload.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub owned: BTreeSet<ServiceKey>,
     svc_ids: IdPool,
     dest_ids: IdPool,
 }
@@ -297,9 +302,11 @@ impl Model {
                     .services
                     .remove(key)
                     .ok_or_else(|| err(ErrorKind::NoSuchService))?;
+                self.owned.remove(key);
                 self.release(slot);
             }
             Request::Clear => {
+                self.owned.clear();
                 let all = std::mem::take(&mut self.services);
                 for slot in all.into_values() {
                     self.release(slot);

@@ -1,0 +1,616 @@
+//! keepalived.conf → what xvsd manages (`--config`).
+//!
+//! [`load`] reads the file with `xvs_keepalived`, then checks that xvsd can
+//! carry out every part of it: checker kinds the health engine runs, options
+//! it honours, and every service and real server through the same
+//! validation as an `xvsadm` change (on an empty table). Every problem is an
+//! [`Error`] at the `file:line` of the keyword concerned; nothing is
+//! silently dropped.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use xvs_core::api::Request;
+use xvs_core::model::{Dest, Service, ServiceKey};
+use xvs_health::config as hc;
+use xvs_health::{RsId, RsSpec};
+use xvs_keepalived::{
+    Checker, CheckerKind, Config, Error, Errors, FlushOnStop, Location, LvsTimeouts, Options,
+    Script, ScriptUser, Warning,
+};
+
+use crate::table::{Limits, Model};
+
+/// A real server as xvsd runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedRs {
+    /// Where its `real_server` line is.
+    pub location: Location,
+    /// The destination with the configured weight.
+    pub dest: Dest,
+    /// `inhibit_on_failure`: weight 0 instead of removal when down.
+    pub inhibit: bool,
+    /// `notify_up`.
+    pub notify_up: Option<Script>,
+    /// `notify_down`.
+    pub notify_down: Option<Script>,
+    /// Its checkers, for the health engine (none: always up).
+    pub checkers: Vec<hc::CheckerConfig>,
+}
+
+/// `sorry_server`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedSorry {
+    /// Where its line is.
+    pub location: Location,
+    /// The destination (weight 1, as keepalived).
+    pub dest: Dest,
+    /// `sorry_server_inhibit`: kept with weight 0 while not in use.
+    pub inhibit: bool,
+}
+
+/// A virtual server as xvsd runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedVs {
+    /// Where its `virtual_server` line is.
+    pub location: Location,
+    /// `virtual_server group NAME`.
+    pub group: Option<String>,
+    /// The IPVS service.
+    pub service: Service,
+    /// `quorum` (effective).
+    pub quorum: u32,
+    /// `hysteresis` (effective).
+    pub hysteresis: u32,
+    /// `quorum_up`.
+    pub quorum_up: Option<Script>,
+    /// `quorum_down`.
+    pub quorum_down: Option<Script>,
+    /// `omega`: down scripts at shutdown.
+    pub omega: bool,
+    /// `sorry_server`.
+    pub sorry: Option<ManagedSorry>,
+    /// The real servers, in file order.
+    pub rs: Vec<ManagedRs>,
+}
+
+impl ManagedVs {
+    /// The service key.
+    pub fn key(&self) -> ServiceKey {
+        self.service.key
+    }
+
+    /// The health-engine id of one of its real servers.
+    pub fn rs_id(&self, rs: &ManagedRs) -> RsId {
+        RsId {
+            service: self.service.key,
+            dest: SocketAddr::new(IpAddr::V4(rs.dest.addr), rs.dest.port),
+        }
+    }
+}
+
+/// Everything xvsd takes from a keepalived.conf.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Managed {
+    /// The virtual servers (groups expanded), in file order.
+    pub services: Vec<ManagedVs>,
+    /// `global_defs` `lvs_timeouts`.
+    pub timeouts: LvsTimeouts,
+    /// `global_defs` `script_user`: default user of notify scripts.
+    pub script_user: Option<ScriptUser>,
+    /// `lvs_flush`.
+    pub flush_at_start: bool,
+    /// `lvs_flush_on_stop`.
+    pub flush_on_stop: Option<FlushOnStop>,
+}
+
+impl Managed {
+    /// The virtual server with this key.
+    pub fn vs(&self, key: &ServiceKey) -> Option<&ManagedVs> {
+        self.services.iter().find(|v| v.service.key == *key)
+    }
+
+    /// The service keys.
+    pub fn keys(&self) -> BTreeSet<ServiceKey> {
+        self.services.iter().map(|v| v.service.key).collect()
+    }
+
+    /// What the health engine checks.
+    pub fn rs_specs(&self) -> Vec<RsSpec> {
+        self.services
+            .iter()
+            .flat_map(|vs| {
+                vs.rs.iter().map(move |rs| RsSpec {
+                    id: vs.rs_id(rs),
+                    checkers: rs.checkers.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Number of real servers.
+    pub fn rs_count(&self) -> usize {
+        self.services.iter().map(|v| v.rs.len()).sum()
+    }
+}
+
+/// The result of reading a file: what to run and the warnings, or every
+/// error (with the warnings seen).
+#[derive(Debug)]
+pub struct Loaded {
+    /// What xvsd runs.
+    pub managed: Managed,
+    /// Warnings of the parser and of xvsd.
+    pub warnings: Vec<Warning>,
+}
+
+/// Reads and checks `path`.
+pub fn load(path: &Path, opts: &Options) -> Result<Loaded, Errors> {
+    let cfg = xvs_keepalived::load_with(path, opts)?;
+    convert(&cfg)
+}
+
+/// Checks a parsed configuration and converts it.
+pub fn convert(cfg: &Config) -> Result<Loaded, Errors> {
+    let mut errors = Vec::new();
+    let mut warnings = cfg.warnings.clone();
+    let mut services = Vec::new();
+    if let Some(ssl) = &cfg.ssl {
+        if ssl.ca.is_some() || ssl.certificate.is_some() || ssl.key.is_some() {
+            warnings.push(Warning::new(
+                Location::file(
+                    cfg.virtual_servers
+                        .first()
+                        .map(|v| v.location.file.as_str())
+                        .unwrap_or(""),
+                ),
+                "SSL block: xvs's SSL_GET neither presents a client certificate nor verifies the server's - ca, certificate and key are not used",
+            ));
+        }
+    }
+    for vs in &cfg.virtual_servers {
+        if vs.ha_suspend {
+            warnings.push(Warning::new(
+                vs.location.clone(),
+                "ha_suspend is not supported by xvs - checkers always run",
+            ));
+        }
+        let mut rs_list = Vec::new();
+        for rs in &vs.real_servers {
+            let mut checkers = Vec::new();
+            for c in &rs.checkers {
+                match checker(c, &mut warnings) {
+                    Ok(h) => checkers.push(h),
+                    Err(msg) => errors.push(Error::new(c.location.clone(), msg)),
+                }
+            }
+            rs_list.push(ManagedRs {
+                location: rs.location.clone(),
+                dest: rs.to_dest(vs),
+                inhibit: rs.inhibit_on_failure,
+                notify_up: rs.notify_up.clone(),
+                notify_down: rs.notify_down.clone(),
+                checkers,
+            });
+        }
+        let sorry = vs.sorry_server.as_ref().map(|s| ManagedSorry {
+            location: s.location.clone(),
+            dest: s.to_dest(),
+            inhibit: s.inhibit,
+        });
+        services.push(ManagedVs {
+            location: vs.location.clone(),
+            group: vs.group.clone(),
+            service: vs.to_service(),
+            quorum: vs.quorum,
+            hysteresis: vs.hysteresis,
+            quorum_up: vs.quorum_up.clone(),
+            quorum_down: vs.quorum_down.clone(),
+            omega: vs.omega,
+            sorry,
+            rs: rs_list,
+        });
+    }
+    errors.extend(check_table(&services));
+    for s in cfg
+        .virtual_servers
+        .iter()
+        .flat_map(|v| {
+            v.quorum_up
+                .iter()
+                .chain(v.quorum_down.iter())
+                .map(move |s| (s, &v.location))
+        })
+        .chain(cfg.virtual_servers.iter().flat_map(|v| {
+            v.real_servers.iter().flat_map(|r| {
+                r.notify_up
+                    .iter()
+                    .chain(r.notify_down.iter())
+                    .map(move |s| (s, &r.location))
+            })
+        }))
+    {
+        if s.0.args.is_empty() {
+            errors.push(Error::new(s.1.clone(), "empty notify script"));
+        }
+    }
+    if !errors.is_empty() {
+        // Files in the order they appear in the configuration, lines in order.
+        let mut files: Vec<&str> = Vec::new();
+        for vs in &cfg.virtual_servers {
+            let locs = std::iter::once(&vs.location).chain(vs.real_servers.iter().flat_map(|r| {
+                std::iter::once(&r.location).chain(r.checkers.iter().map(|c| &c.location))
+            }));
+            for l in locs {
+                if !files.contains(&l.file.as_str()) {
+                    files.push(&l.file);
+                }
+            }
+        }
+        let rank = |f: &str| files.iter().position(|x| *x == f).unwrap_or(usize::MAX);
+        errors.sort_by_key(|e| (rank(&e.location.file), e.location.line));
+        return Err(Errors { errors, warnings });
+    }
+    Ok(Loaded {
+        managed: Managed {
+            services,
+            timeouts: cfg.global.lvs_timeouts,
+            script_user: cfg.global.script_user.clone(),
+            flush_at_start: cfg.global.lvs_flush,
+            flush_on_stop: cfg.global.lvs_flush_on_stop,
+        },
+        warnings,
+    })
+}
+
+/// Every service, real server and sorry server through the table's own
+/// validation, as if added to an empty table by `xvsadm`.
+fn check_table(services: &[ManagedVs]) -> Vec<Error> {
+    let mut errors = Vec::new();
+    let limits = Limits {
+        max_services: u32::MAX,
+        max_dests: u32::MAX,
+    };
+    let mut m = Model::default();
+    for vs in services {
+        let key = vs.service.key;
+        if let Err(e) = m.apply(
+            &Request::AddService {
+                service: vs.service.clone(),
+            },
+            limits,
+        ) {
+            errors.push(Error::new(
+                vs.location.clone(),
+                format!("virtual server {key}: {e}"),
+            ));
+            continue;
+        }
+        for rs in &vs.rs {
+            if let Err(e) = m.apply(
+                &Request::AddDest {
+                    key,
+                    dest: rs.dest.clone(),
+                },
+                limits,
+            ) {
+                errors.push(Error::new(
+                    rs.location.clone(),
+                    format!("real server {}:{}: {e}", rs.dest.addr, rs.dest.port),
+                ));
+            }
+        }
+        if let Some(s) = &vs.sorry {
+            let dup = vs
+                .rs
+                .iter()
+                .any(|r| r.dest.addr == s.dest.addr && r.dest.port == s.dest.port);
+            if !dup {
+                if let Err(e) = m.apply(
+                    &Request::AddDest {
+                        key,
+                        dest: s.dest.clone(),
+                    },
+                    limits,
+                ) {
+                    errors.push(Error::new(
+                        s.location.clone(),
+                        format!("sorry server {}:{}: {e}", s.dest.addr, s.dest.port),
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
+const SUPPORTED: &str =
+    "xvs runs TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, UDP_CHECK and DNS_CHECK";
+
+fn secs(d: std::time::Duration) -> Option<std::time::Duration> {
+    Some(d)
+}
+
+/// One checker for the health engine, or why xvsd cannot run it.
+fn checker(c: &Checker, warnings: &mut Vec<Warning>) -> Result<hc::CheckerConfig, String> {
+    let kind = match &c.kind {
+        CheckerKind::Tcp => hc::CheckKind::Tcp(hc::TcpCheck),
+        CheckerKind::Http(h) => {
+            let mut urls = Vec::new();
+            for u in &h.urls {
+                if u.regex.is_some() {
+                    return Err(format!(
+                        "{}: url {}: regex is not supported by xvs (use status_code or digest)",
+                        c.kind.keyword(),
+                        u.path
+                    ));
+                }
+                urls.push(hc::Url {
+                    path: u.path.clone(),
+                    digest: u.digest.clone(),
+                    status_codes: u.status_codes.iter().map(|&(a, b)| a..=b).collect(),
+                    virtualhost: u.virtualhost.clone(),
+                });
+            }
+            if h.fast_recovery {
+                warnings.push(Warning::new(
+                    c.location.clone(),
+                    "fast_recovery is not supported by xvs - ignored",
+                ));
+            }
+            let sni = if h.enable_sni {
+                h.sni_name
+                    .clone()
+                    .or_else(|| h.urls.iter().find_map(|u| u.virtualhost.clone()))
+            } else {
+                None
+            };
+            hc::CheckKind::Http(hc::HttpCheck {
+                tls: h.tls,
+                urls,
+                virtualhost: None,
+                protocol: match h.http_protocol {
+                    xvs_keepalived::HttpProtocol::Http10 => hc::HttpProtocol::Http10,
+                    xvs_keepalived::HttpProtocol::Http10Close => hc::HttpProtocol::Http10Close,
+                    xvs_keepalived::HttpProtocol::Http11 => hc::HttpProtocol::Http11,
+                },
+                sni,
+            })
+        }
+        CheckerKind::Misc(m) => hc::CheckKind::Misc(hc::MiscCheck {
+            path: join_command(&m.script.args)?,
+            timeout: secs(m.timeout),
+            dynamic: m.dynamic,
+            user: m.script.user.as_ref().map(|u| u.user.clone()),
+            group: m.script.user.as_ref().and_then(|u| u.group.clone()),
+        }),
+        CheckerKind::Udp(u) => hc::CheckKind::Udp(hc::UdpCheck {
+            payload: u.payload.clone(),
+            require_reply: u.require_reply,
+            reply: u.reply.as_ref().map(|data| hc::HexPattern {
+                data: data.clone(),
+                mask: u.reply_mask.clone().unwrap_or_else(|| vec![0; data.len()]),
+            }),
+            min_reply_len: u.min_reply_length,
+            max_reply_len: u.max_reply_length,
+        }),
+        CheckerKind::Dns(d) => hc::CheckKind::Dns(hc::DnsCheck {
+            qtype: hc::DnsType::from_name(&d.qtype)
+                .ok_or_else(|| format!("DNS_CHECK: unknown type '{}'", d.qtype))?,
+            name: d.name.clone(),
+        }),
+        CheckerKind::Smtp(_) | CheckerKind::Ping | CheckerKind::Unsupported { .. } => {
+            return Err(format!(
+                "{} is not supported by xvs ({SUPPORTED})",
+                c.kind.keyword()
+            ))
+        }
+    };
+    let mut out = hc::CheckerConfig::new(kind);
+    let co = &mut out.common;
+    if let Some(conn) = &c.conn {
+        if let Some(i) = &conn.bind_if {
+            return Err(format!(
+                "{}: bind_if {i} is not supported by xvs",
+                c.kind.keyword()
+            ));
+        }
+        if let Some(m) = conn.fwmark {
+            return Err(format!(
+                "{}: fwmark {m} on checker packets is not supported by xvs",
+                c.kind.keyword()
+            ));
+        }
+        co.connect_ip = Some(IpAddr::V4(conn.connect_ip));
+        co.connect_port = Some(conn.connect_port);
+        co.bindto = conn.bindto.map(IpAddr::V4);
+        co.bind_port = conn.bind_port;
+        co.connect_timeout = secs(conn.connect_timeout);
+    }
+    co.retry = Some(c.retry);
+    co.delay_before_retry = secs(c.delay_before_retry);
+    co.warmup = secs(c.warmup);
+    co.delay_loop = secs(c.delay_loop);
+    co.alpha = c.alpha;
+    out.validate()
+        .map_err(|e| format!("{}: {e}", c.kind.keyword()))?;
+    Ok(out)
+}
+
+/// A command line that `xvs_health::script::split_command` splits back into
+/// exactly `args`.
+fn join_command(args: &[String]) -> Result<String, String> {
+    let mut out = Vec::new();
+    for a in args {
+        let plain = !a.is_empty()
+            && !a
+                .chars()
+                .any(|c| c.is_ascii_whitespace() || c == '\'' || c == '"' || c == '\\');
+        if plain {
+            out.push(a.clone());
+        } else if a.ends_with('\\') {
+            return Err(format!(
+                "MISC_CHECK: argument {a:?} ends with a backslash, which xvs cannot pass on"
+            ));
+        } else if !a.contains('\'') {
+            out.push(format!("'{a}'"));
+        } else if !a.contains('"') {
+            out.push(format!("\"{a}\""));
+        } else {
+            return Err(format!(
+                "MISC_CHECK: argument {a:?} holds both quote characters, which xvs cannot pass on"
+            ));
+        }
+    }
+    Ok(out.join(" "))
+}
+
+/// keepalived's default config id (host name up to the first dot) unless
+/// one is given.
+pub fn options(config_id: Option<&str>) -> Options {
+    match config_id {
+        Some(id) => Options {
+            config_id: Some(id.to_string()),
+        },
+        None => Options::from_host(),
+    }
+}
+
+/// `Ipv4Addr:port` for logs.
+pub fn addr_port(a: Ipv4Addr, p: u16) -> String {
+    format!("{a}:{p}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Loaded, Errors> {
+        let cfg = xvs_keepalived::parse_str_with(text, "t.conf", &Options { config_id: None })?;
+        convert(&cfg)
+    }
+
+    #[test]
+    fn join_round_trips() {
+        for args in [
+            vec!["/bin/x", "a b", "it's", "say \"hi\"", "c\\d", ""],
+            vec!["/usr/bin/true"],
+        ] {
+            let args: Vec<String> = args.into_iter().map(String::from).collect();
+            let line = join_command(&args).unwrap();
+            assert_eq!(xvs_health::script::split_command(&line).unwrap(), args);
+        }
+        assert!(join_command(&["a\\".to_string()]).is_err());
+    }
+
+    #[test]
+    fn unsupported_checkers_and_options_are_errors_at_their_line() {
+        let e = parse(
+            "virtual_server 10.0.0.1 80 {\n\
+             protocol TCP\n\
+             real_server 10.0.1.1 80 {\n\
+               SMTP_CHECK {\n\
+               }\n\
+             }\n\
+             real_server 10.0.1.2 80 {\n\
+               HTTP_GET {\n\
+                 url {\n\
+                   path /\n\
+                   regex \"ok\"\n\
+                 }\n\
+               }\n\
+             }\n\
+             real_server 10.0.1.3 80 {\n\
+               PING_CHECK {\n\
+               }\n\
+               TCP_CHECK {\n\
+                 bind_if eth0\n\
+               }\n\
+             }\n\
+            }\n",
+        )
+        .unwrap_err();
+        let lines: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("t.conf:4: SMTP_CHECK is not supported by xvs ({SUPPORTED})"),
+                "t.conf:8: HTTP_GET: url /: regex is not supported by xvs (use status_code or digest)".to_string(),
+                format!("t.conf:16: PING_CHECK is not supported by xvs ({SUPPORTED})"),
+                "t.conf:18: TCP_CHECK: bind_if eth0 is not supported by xvs".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn table_validation_names_the_line() {
+        let e = parse(
+            "virtual_server 10.0.0.1 80 {\n\
+             protocol TCP\n\
+             persistence_engine sip\n\
+             real_server 10.0.1.1 80 {\n\
+             }\n\
+            }\n\
+            virtual_server 10.0.0.2 80 {\n\
+             protocol TCP\n\
+             lvs_method TUN type gre\n\
+             real_server 10.0.1.1 80 {\n\
+             }\n\
+            }\n",
+        )
+        .unwrap_err();
+        let lines: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("t.conf:1: virtual server TCP"),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("persistence engines"), "{lines:?}");
+        assert!(
+            lines[1].starts_with("t.conf:10: real server 10.0.1.1:80"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("gre"), "{lines:?}");
+    }
+
+    #[test]
+    fn checkers_get_their_effective_timing() {
+        let l = parse(
+            "virtual_server 10.0.0.1 80 {\n\
+             protocol TCP\n\
+             delay_loop 2\n\
+             real_server 10.0.1.1 8080 {\n\
+               weight 3\n\
+               inhibit_on_failure\n\
+               HTTP_GET {\n\
+                 url {\n\
+                   path /health\n\
+                   status_code 204\n\
+                 }\n\
+                 connect_timeout 1\n\
+                 retry 2\n\
+                 delay_before_retry 1\n\
+               }\n\
+             }\n\
+            }\n",
+        )
+        .unwrap();
+        let vs = &l.managed.services[0];
+        let rs = &vs.rs[0];
+        assert!(rs.inhibit);
+        assert_eq!(rs.dest.weight, 3);
+        let t = rs.checkers[0].timing();
+        assert_eq!(t.delay_loop, std::time::Duration::from_secs(2));
+        assert_eq!(t.retry, 2);
+        assert_eq!(t.connect_timeout, std::time::Duration::from_secs(1));
+        let hc::CheckKind::Http(h) = &rs.checkers[0].kind else {
+            panic!()
+        };
+        assert!(h.urls[0].status_ok(204) && !h.urls[0].status_ok(200));
+        assert_eq!(
+            l.managed.rs_specs()[0].id.dest,
+            "10.0.1.1:8080".parse::<SocketAddr>().unwrap()
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! Prometheus text exposition (`--metrics-listen ADDR:PORT`, `GET
+//! /metrics`): a std `TcpListener` thread serves the snapshot the daemon
+//! loop refreshes every second, so a scrape never touches the table.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use xvs_core::api::{Info, Table};
+use xvs_core::model::{Protocol, ServiceKey};
+
+use crate::lvs::HealthReport;
+
+fn proto(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+fn svc_labels(k: &ServiceKey) -> String {
+    format!(
+        "proto=\"{}\",vip=\"{}\",vport=\"{}\"",
+        proto(k.proto),
+        k.addr,
+        k.port
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out {
+    text: String,
+    declared: Vec<&'static str>,
+}
+
+impl Out {
+    fn metric(&mut self, name: &'static str, kind: &str, help: &str, labels: &str, v: u64) {
+        if !self.declared.contains(&name) {
+            self.declared.push(name);
+            let _ = writeln!(self.text, "# HELP {name} {help}");
+            let _ = writeln!(self.text, "# TYPE {name} {kind}");
+        }
+        if labels.is_empty() {
+            let _ = writeln!(self.text, "{name} {v}");
+        } else {
+            let _ = writeln!(self.text, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+/// The exposition text. Metrics of one name are grouped, as the format
+/// asks.
+pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
+    let mut o = Out {
+        text: String::new(),
+        declared: Vec::new(),
+    };
+    o.metric(
+        "xvs_conn_table_size",
+        "gauge",
+        "Connection table capacity (entries).",
+        "",
+        u64::from(info.conn_tab_size),
+    );
+    o.metric(
+        "xvs_conn_table_entries",
+        "gauge",
+        "Connection table entries in use (two per NAT connection).",
+        "",
+        info.conn_count,
+    );
+    for (name, v) in &info.counters {
+        o.metric(
+            "xvs_dataplane_packets_total",
+            "counter",
+            "Data-plane counters by name (drops, kernel fallbacks, ...).",
+            &format!("counter=\"{}\"", escape(name)),
+            *v,
+        );
+    }
+    type Pick = fn(&xvs_core::model::Stats) -> u64;
+    let stats: [(&'static str, &'static str, &str, Pick); 5] = [
+        (
+            "xvs_service_connections_total",
+            "xvs_dest_connections_total",
+            "Connections scheduled.",
+            |s| s.conns,
+        ),
+        (
+            "xvs_service_in_packets_total",
+            "xvs_dest_in_packets_total",
+            "Packets client to server.",
+            |s| s.inpkts,
+        ),
+        (
+            "xvs_service_out_packets_total",
+            "xvs_dest_out_packets_total",
+            "Packets server to client.",
+            |s| s.outpkts,
+        ),
+        (
+            "xvs_service_in_bytes_total",
+            "xvs_dest_in_bytes_total",
+            "Bytes client to server.",
+            |s| s.inbytes,
+        ),
+        (
+            "xvs_service_out_bytes_total",
+            "xvs_dest_out_bytes_total",
+            "Bytes server to client.",
+            |s| s.outbytes,
+        ),
+    ];
+    for (svc_name, _, help, pick) in &stats {
+        for s in &table.services {
+            o.metric(
+                svc_name,
+                "counter",
+                help,
+                &svc_labels(&s.service.key),
+                pick(&s.stats),
+            );
+        }
+    }
+    for (_, dest_name, help, pick) in &stats {
+        for s in &table.services {
+            for d in &s.dests {
+                let l = format!(
+                    "{},rip=\"{}\",rport=\"{}\"",
+                    svc_labels(&s.service.key),
+                    d.dest.addr,
+                    d.dest.port
+                );
+                o.metric(dest_name, "counter", help, &l, pick(&d.stats));
+            }
+        }
+    }
+    type DPick = fn(&xvs_core::api::DestEntry) -> u64;
+    let gauges: [(&'static str, &str, DPick); 4] = [
+        (
+            "xvs_dest_active_connections",
+            "Active (established) connections.",
+            |d| u64::from(d.active_conns),
+        ),
+        (
+            "xvs_dest_inactive_connections",
+            "Inactive connections.",
+            |d| u64::from(d.inact_conns),
+        ),
+        (
+            "xvs_dest_persistent_connections",
+            "Persistence templates pointing at the dest.",
+            |d| u64::from(d.persist_conns),
+        ),
+        ("xvs_dest_weight", "Weight in the table.", |d| {
+            u64::from(d.dest.weight)
+        }),
+    ];
+    for (name, help, pick) in &gauges {
+        for s in &table.services {
+            for d in &s.dests {
+                let l = format!(
+                    "{},rip=\"{}\",rport=\"{}\"",
+                    svc_labels(&s.service.key),
+                    d.dest.addr,
+                    d.dest.port
+                );
+                o.metric(name, "gauge", help, &l, pick(d));
+            }
+        }
+    }
+    let rs_rows: Vec<(String, &crate::lvs::RsReport)> = health
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.real_servers.iter().map(move |r| {
+                (
+                    format!(
+                        "{},rip=\"{}\",rport=\"{}\",config_owned=\"{}\"",
+                        svc_labels(&s.key),
+                        r.addr,
+                        r.port,
+                        r.config_owned
+                    ),
+                    r,
+                )
+            })
+        })
+        .collect();
+    for (l, r) in &rs_rows {
+        o.metric(
+            "xvs_real_server_up",
+            "gauge",
+            "1 when every health checker of the real server passes (always 1 when unchecked).",
+            l,
+            u64::from(r.up),
+        );
+    }
+    for (l, r) in &rs_rows {
+        o.metric(
+            "xvs_real_server_transitions_total",
+            "counter",
+            "Up/down changes of the real server.",
+            l,
+            r.transitions,
+        );
+    }
+    for (l, r) in &rs_rows {
+        if let Some(ms) = r.last_check_ms {
+            o.metric(
+                "xvs_real_server_last_check_timestamp_seconds",
+                "gauge",
+                "When the last health check of the real server ended.",
+                l,
+                ms / 1000,
+            );
+        }
+    }
+    for s in &health.services {
+        if let Some(q) = s.quorum_up {
+            o.metric(
+                "xvs_service_quorum_up",
+                "gauge",
+                "1 while the virtual server has quorum.",
+                &svc_labels(&s.key),
+                u64::from(q),
+            );
+        }
+    }
+    for s in &health.services {
+        if s.sorry_server.is_some() {
+            o.metric(
+                "xvs_service_sorry_server_active",
+                "gauge",
+                "1 while the sorry server takes the traffic.",
+                &svc_labels(&s.key),
+                u64::from(s.sorry_active),
+            );
+        }
+    }
+    if health.config.is_some() {
+        o.metric(
+            "xvs_config_reloads_total",
+            "counter",
+            "Configuration loads applied.",
+            "",
+            health.reloads,
+        );
+        o.metric(
+            "xvs_config_reload_failures_total",
+            "counter",
+            "Configuration loads refused.",
+            "",
+            health.reload_failures,
+        );
+    }
+    o.text
+}
+
+/// Serves `GET /metrics` on `addr` from a background thread; returns the
+/// snapshot to keep up to date.
+pub fn serve(addr: SocketAddr) -> std::io::Result<Arc<Mutex<String>>> {
+    let listener = TcpListener::bind(addr)?;
+    let snapshot = Arc::new(Mutex::new(String::new()));
+    let snap = snapshot.clone();
+    std::thread::Builder::new()
+        .name("xvsd-metrics".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                match conn {
+                    Ok(c) => {
+                        if let Err(e) = answer(c, &snap) {
+                            log::debug!("metrics client: {e}");
+                        }
+                    }
+                    Err(e) => log::warn!("metrics accept: {e}"),
+                }
+            }
+        })?;
+    Ok(snapshot)
+}
+
+/// One request per connection (`Connection: close`), bounded in time so a
+/// slow client cannot hold the thread for long.
+fn answer(c: TcpStream, snap: &Mutex<String>) -> std::io::Result<()> {
+    c.set_read_timeout(Some(Duration::from_secs(2)))?;
+    c.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut r = BufReader::new(c.try_clone()?);
+    let mut first = String::new();
+    r.read_line(&mut first)?;
+    let mut total = first.len();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l)? == 0 || l == "\r\n" || l == "\n" {
+            break;
+        }
+        total += l.len();
+        if total > 16 << 10 {
+            break;
+        }
+    }
+    let mut parts = first.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, ctype, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            snap.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".into(),
+        ),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+    };
+    let mut out = c;
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        out.write_all(body.as_bytes())?;
+    }
+    out.flush()
+}
