@@ -46,6 +46,7 @@
 //!
 //! Needs root. `ip`, `ethtool` and `sysctl` must be installed.
 
+pub mod harness;
 pub mod testsrv;
 pub mod vrrp;
 

@@ -6,14 +6,12 @@
 //! down on drop (also on failure).
 
 use std::collections::BTreeMap;
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use xvs_testbed::{bin, dr_rs_ip, Node, Proc, Testbed, DR_RS_COUNT, VIP};
-
-fn path(name: &str) -> String {
-    bin(name).unwrap().to_string_lossy().into_owned()
-}
+use xvs_testbed::harness::{
+    client_get, serve, server_names, setup_real_servers, stats_row, tally, testsrv, vip_url, Xvsd,
+};
+use xvs_testbed::{dr_rs_ip, Node, Testbed, DR_RS_COUNT, VIP};
 
 /// How the real servers are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,129 +57,43 @@ impl Fwd {
 /// A DR/TUN testbed with xvsd running in the director.
 struct Lb {
     // Field order is drop order: stop xvsd before the namespaces go.
-    xvsd: Proc,
-    sock: String,
+    xvsd: Xvsd,
     tb: Testbed,
 }
 
 impl Lb {
     fn start() -> Lb {
         let tb = Testbed::dr().expect("testbed");
-        let sock = tb
-            .run_dir()
-            .join("xvsd.sock")
-            .to_string_lossy()
-            .into_owned();
-        let xvsd = spawn_xvsd(&tb, &sock);
-        Lb { xvsd, sock, tb }
-    }
-
-    fn adm(&self, args: &[&str]) -> Output {
-        let mut argv = vec![path("xvsadm"), "--socket".into(), self.sock.clone()];
-        argv.extend(args.iter().map(|s| s.to_string()));
-        std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .expect("run xvsadm")
-    }
-
-    fn adm_ok(&self, args: &[&str]) -> String {
-        let out = self.adm(args);
-        assert!(
-            out.status.success(),
-            "xvsadm {args:?}: {}\n{}\nxvsd log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.xvsd.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let xvsd = Xvsd::start(&tb, Node::Director, &[]);
+        Lb { xvsd, tb }
     }
 
     /// `xvs-realserver setup --vip VIP ...` on every real server.
     fn prepare_real_servers(&self, fwd: Fwd) {
-        for n in 1..=DR_RS_COUNT {
-            let mut args = vec!["setup".to_string(), "--vip".into(), VIP.into()];
-            args.extend(fwd.realserver_args());
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = self
-                .tb
-                .realserver(Node::Rs(n), &args)
-                .unwrap_or_else(|e| panic!("rs{n}: xvs-realserver {args:?}: {e}"));
-            assert!(out.contains(&format!("{VIP}/32 to lo")), "rs{n}: {out}");
-        }
+        let args = fwd.realserver_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        setup_real_servers(&self.tb, &args);
     }
 
     /// `-A -t VIP:port -s rr` and one `-a` per real server.
     fn service(&self, proto: &str, port: u16, fwd: Fwd) {
         let svc = format!("{VIP}:{port}");
-        self.adm_ok(&["-A", proto, &svc, "-s", "rr"]);
+        self.xvsd.adm_ok(&["-A", proto, &svc, "-s", "rr"]);
         for n in 1..=DR_RS_COUNT {
             let rs = format!("{}:{port}", dr_rs_ip(n));
             let mut args = vec!["-a", proto, &svc, "-r", &rs];
             let fwd_args = fwd.adm_args();
             args.extend(fwd_args.iter().map(String::as_str));
-            self.adm_ok(&args);
+            self.xvsd.adm_ok(&args);
         }
     }
 
     /// `n` HTTP requests from the client, each on a new connection; the
     /// name of the server that answered each.
     fn get(&self, n: u32) -> Vec<String> {
-        let out = self
-            .tb
-            .exec(
-                Node::Client,
-                &[
-                    &path("xvs-testsrv"),
-                    "get",
-                    &format!("http://{VIP}/"),
-                    "--count",
-                    &n.to_string(),
-                    "--new-conn",
-                    "--timeout-ms",
-                    "3000",
-                ],
-            )
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "get: {}\n{stdout}{}\ncounters: {:?}\nxvsd log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.counters(),
-            self.xvsd.log()
-        );
-        stdout.lines().map(str::to_string).collect()
-    }
-
-    /// The data plane's counters, from xvsd's `info` request.
-    fn counters(&self) -> BTreeMap<String, u64> {
-        use std::io::{BufRead, BufReader, Write};
-        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.sock) else {
-            return BTreeMap::new();
-        };
-        if s.write_all(b"{\"op\":\"info\"}\n").is_err() {
-            return BTreeMap::new();
-        }
-        let mut line = String::new();
-        let _ = BufReader::new(s).read_line(&mut line);
-        // "counters":[["rx",12],["pass_not_ip",0],...]
-        let Some(list) = line.split("\"counters\":[").nth(1) else {
-            return BTreeMap::new();
-        };
-        let mut out = BTreeMap::new();
-        for item in list
-            .split("],")
-            .map(|i| i.trim_matches(|c| "[]}\n".contains(c)))
-        {
-            if let Some((k, v)) = item.split_once(',') {
-                if let Ok(v) = v.trim_matches(']').parse() {
-                    out.insert(k.trim_matches('"').to_string(), v);
-                }
-            }
-        }
-        out
+        client_get(&self.tb, Node::Client, &vip_url(), n, true, || {
+            self.xvsd.report()
+        })
     }
 
     /// Packet counters of the director's and the real servers' interfaces.
@@ -204,69 +116,8 @@ struct Wire {
     rs_tx: u64,
 }
 
-fn spawn_xvsd(tb: &Testbed, sock: &str) -> Proc {
-    let pin = tb.bpffs().join("xvs").to_string_lossy().into_owned();
-    let xvsd = tb
-        .spawn(
-            Node::Director,
-            &[
-                &path("xvsd"),
-                "--socket",
-                sock,
-                "--pin-path",
-                &pin,
-                "--conn-tab-size",
-                "65536",
-            ],
-        )
-        .expect("spawn xvsd");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::os::unix::net::UnixStream::connect(sock).is_err() {
-        if let Some(st) = xvsd.try_wait() {
-            panic!("xvsd exited ({st}):\n{}", xvsd.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "xvsd socket not up:\n{}",
-            xvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    xvsd
-}
-
-fn tally(names: &[String]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for n in names {
-        *m.entry(n.clone()).or_insert(0) += 1;
-    }
-    m
-}
-
 fn even_split() -> BTreeMap<String, usize> {
     (1..=DR_RS_COUNT).map(|n| (format!("rs{n}"), 10)).collect()
-}
-
-/// Parses `-Ln --stats` into (Conns, InPkts, OutPkts, InBytes, OutBytes)
-/// of the line that starts with the given text.
-fn stats_row(text: &str, start: &str) -> [u64; 5] {
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with(start))
-        .unwrap_or_else(|| panic!("no row {start} in\n{text}"));
-    let nums: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let n = nums.len();
-    assert!(n >= 5, "{line}");
-    [
-        nums[n - 5],
-        nums[n - 4],
-        nums[n - 3],
-        nums[n - 2],
-        nums[n - 1],
-    ]
 }
 
 /// Thirty requests split 10/10/10, and proof that the replies bypassed the
@@ -285,7 +136,7 @@ fn balance_thirty_and_bypass(lb: &Lb, fwd: Fwd) {
     std::thread::sleep(Duration::from_millis(300));
     let after = lb.wire();
 
-    let stats = lb.adm_ok(&["-Ln", "--stats", "--exact"]);
+    let stats = lb.xvsd.adm_ok(&["-Ln", "--stats", "--exact"]);
     let [conns, inpkts, outpkts, _, outbytes] = stats_row(&stats, &format!("TCP  {VIP}:80"));
     assert_eq!(conns, 30, "{fwd:?}\n{stats}");
     assert!(inpkts >= 30 * 3, "{fwd:?}: InPkts {inpkts}\n{stats}");
@@ -355,13 +206,13 @@ fn teardown_real_servers(lb: &Lb, fwd: Fwd) {
 fn dr_splits_thirty_requests_and_replies_bypass_the_director() {
     let lb = Lb::start();
     balance_thirty_and_bypass(&lb, Fwd::Dr);
-    let list = lb.adm_ok(&["-Ln"]);
+    let list = lb.xvsd.adm_ok(&["-Ln"]);
     for n in 1..=DR_RS_COUNT {
         let row = format!("  -> {}:80", dr_rs_ip(n));
         let line = list.lines().find(|l| l.starts_with(&row));
         assert!(line.is_some_and(|l| l.contains(" Route ")), "{list}");
     }
-    let saved = lb.adm_ok(&["-S", "-n"]);
+    let saved = lb.xvsd.adm_ok(&["-S", "-n"]);
     assert!(
         saved.contains(&format!("-a -t {VIP}:80 -r {}:80 -g -w 1", dr_rs_ip(1))),
         "{saved}"
@@ -374,14 +225,14 @@ fn dr_splits_thirty_requests_and_replies_bypass_the_director() {
 fn tun_ipip_splits_thirty_requests_and_replies_bypass_the_director() {
     let lb = Lb::start();
     balance_thirty_and_bypass(&lb, Fwd::Ipip);
-    let info = lb.adm_ok(&["-Ln", "--tun-info"]);
+    let info = lb.xvsd.adm_ok(&["-Ln", "--tun-info"]);
     assert!(info.contains("TunnelInfo"), "{info}");
     for n in 1..=DR_RS_COUNT {
         let row = format!("  -> {}:80", dr_rs_ip(n));
         let line = info.lines().find(|l| l.starts_with(&row));
         assert!(line.is_some_and(|l| l.contains(" Tunnel  ipip ")), "{info}");
     }
-    let saved = lb.adm_ok(&["-S", "-n"]);
+    let saved = lb.xvsd.adm_ok(&["-S", "-n"]);
     assert!(
         saved.contains(&format!(
             "-a -t {VIP}:80 -r {}:80 -i -w 1 --tun-type ipip",
@@ -397,7 +248,7 @@ fn tun_ipip_splits_thirty_requests_and_replies_bypass_the_director() {
 fn tun_gue_splits_thirty_requests_and_replies_bypass_the_director() {
     let lb = Lb::start();
     balance_thirty_and_bypass(&lb, Fwd::Gue(6080));
-    let info = lb.adm_ok(&["-Ln", "--tun-info"]);
+    let info = lb.xvsd.adm_ok(&["-Ln", "--tun-info"]);
     for n in 1..=DR_RS_COUNT {
         let row = format!("  -> {}:80", dr_rs_ip(n));
         let line = info.lines().find(|l| l.starts_with(&row));
@@ -406,7 +257,7 @@ fn tun_gue_splits_thirty_requests_and_replies_bypass_the_director() {
             "{info}"
         );
     }
-    let saved = lb.adm_ok(&["-S", "-n"]);
+    let saved = lb.xvsd.adm_ok(&["-S", "-n"]);
     assert!(
         saved.contains(&format!(
             "-a -t {VIP}:80 -r {}:80 -i -w 1 --tun-type gue --tun-port 6080",
@@ -428,42 +279,26 @@ fn tun_answers_too_big_with_frag_needed() {
     lb.prepare_real_servers(Fwd::Ipip);
     // UDP replies must come from the VIP: bind it explicitly.
     for n in 1..=DR_RS_COUNT {
-        let p = lb
-            .tb
-            .spawn(
-                Node::Rs(n),
-                &[
-                    &path("xvs-testsrv"),
-                    "udp-echo",
-                    "--listen",
-                    &format!("{VIP}:53"),
-                    "--name",
-                    &format!("rs{n}"),
-                ],
-            )
-            .unwrap();
-        p.wait_for_log("listening on", Duration::from_secs(5))
-            .unwrap();
+        let name = format!("rs{n}");
+        serve(&lb.tb, Node::Rs(n), "udp-echo", &format!("{VIP}:53"), &name);
     }
     lb.service("-u", 53, Fwd::Ipip);
     let udp = |payload: &str, count: &str| {
-        lb.tb
-            .exec(
-                Node::Client,
-                &[
-                    &path("xvs-testsrv"),
-                    "udp",
-                    &format!("{VIP}:53"),
-                    "--count",
-                    count,
-                    "--new-conn",
-                    "--timeout-ms",
-                    "1000",
-                    "--payload",
-                    payload,
-                ],
-            )
-            .unwrap()
+        testsrv(
+            &lb.tb,
+            Node::Client,
+            &[
+                "udp",
+                &format!("{VIP}:53"),
+                "--count",
+                count,
+                "--new-conn",
+                "--timeout-ms",
+                "1000",
+                "--payload",
+                payload,
+            ],
+        )
     };
     // Small datagrams go through the tunnel and come back from the VIP.
     let out = udp("hi", "3");
@@ -472,19 +307,16 @@ fn tun_answers_too_big_with_frag_needed() {
         out.status.success(),
         "{text}{}\ncounters {:?}",
         String::from_utf8_lossy(&out.stderr),
-        lb.counters()
+        lb.xvsd.counters_or_empty()
     );
-    let names: Vec<String> = text
-        .lines()
-        .map(|l| l.split(':').next().unwrap_or("").to_string())
-        .collect();
+    let names = server_names(&text);
     assert_eq!(
         tally(&names),
         (1..=DR_RS_COUNT).map(|n| (format!("rs{n}"), 1)).collect(),
         "{text}"
     );
 
-    let frag_before = lb.counters().get("icmp_frag_needed").copied();
+    let frag_before = lb.xvsd.counters_or_empty().get("icmp_frag_needed").copied();
     // 1470 + " 0" = 1472 bytes of UDP payload: a 1500-byte IP packet.
     let out = udp(&"x".repeat(1470), "1");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -492,7 +324,7 @@ fn tun_answers_too_big_with_frag_needed() {
         .tb
         .exec_ok(Node::Client, &["ip", "-4", "route", "get", VIP])
         .unwrap();
-    let counters = lb.counters();
+    let counters = lb.xvsd.counters_or_empty();
     assert!(
         route.contains("mtu 1480"),
         "no PMTU learnt: {route}\nclient: {text}\ncounters {counters:?}"
@@ -503,6 +335,10 @@ fn tun_answers_too_big_with_frag_needed() {
     // Sized for the learnt MTU: 1450 + " 0" = 1452 bytes, a 1480-byte packet.
     let out = udp(&"y".repeat(1450), "1");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}\ncounters {:?}", lb.counters());
+    assert!(
+        out.status.success(),
+        "{text}\ncounters {:?}",
+        lb.xvsd.counters_or_empty()
+    );
     assert!(text.starts_with("rs"), "{text}");
 }

@@ -8,34 +8,14 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use xvs_testbed::{bin, rs_ip, Node, Proc, Testbed, VIP};
-
-fn path(name: &str) -> String {
-    bin(name).unwrap().to_string_lossy().into_owned()
-}
+use xvs_testbed::harness::{client_get, counts, in_netns, serve, tally, vip_url, Xvsd};
+use xvs_testbed::{rs_ip, Node, Proc, Testbed, VIP};
 
 const METRICS: &str = "127.0.0.1:9100";
-
-/// Runs `f` on a thread inside the network namespace `ns`; sockets it
-/// creates stay in that namespace whatever thread uses them later.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let file = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = std::fs::File::open(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
-        // SAFETY: setns(2) on a valid namespace fd; affects this thread only.
-        let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {file}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread")
-}
 
 /// One HTTP request on `s` (keep-alive); the body (the server's name).
 fn request(s: &mut TcpStream, keepalive: bool) -> Result<String, String> {
@@ -99,7 +79,7 @@ impl Load {
         let (s, l) = (stop.clone(), log.clone());
         let ns = tb.ns(Node::Client);
         let thread = std::thread::spawn(move || {
-            in_ns(&ns, move || {
+            in_netns(&ns, move || {
                 for _ in 0..2000 {
                     if s.load(Ordering::SeqCst) {
                         break;
@@ -165,8 +145,7 @@ impl Drop for Load {
 /// A testbed with `xvsd --config` in the director.
 struct Lb {
     // Field order is drop order: stop xvsd before the namespaces go.
-    xvsd: Proc,
-    sock: String,
+    xvsd: Xvsd,
     conf: std::path::PathBuf,
     tb: Testbed,
 }
@@ -174,83 +153,28 @@ struct Lb {
 impl Lb {
     fn start(conf: &str) -> Lb {
         let tb = Testbed::nat().expect("testbed");
-        let run = tb.run_dir().to_path_buf();
-        let sock = run.join("xvsd.sock").to_string_lossy().into_owned();
-        let file = run.join("keepalived.conf");
+        let file = tb.run_dir().join("keepalived.conf");
         std::fs::write(&file, conf).unwrap();
-        let pin = tb.bpffs().join("xvs").to_string_lossy().into_owned();
-        let xvsd = tb
-            .spawn(
-                Node::Director,
-                &[
-                    &path("xvsd"),
-                    "--socket",
-                    &sock,
-                    "--pin-path",
-                    &pin,
-                    "--conn-tab-size",
-                    "65536",
-                    "--config",
-                    &file.to_string_lossy(),
-                    "--metrics-listen",
-                    METRICS,
-                ],
-            )
-            .expect("spawn xvsd");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            if let Some(st) = xvsd.try_wait() {
-                panic!("xvsd exited ({st}):\n{}", xvsd.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "xvsd socket not up:\n{}",
-                xvsd.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let xvsd = Xvsd::start(
+            &tb,
+            Node::Director,
+            &[
+                "--config",
+                &file.to_string_lossy(),
+                "--metrics-listen",
+                METRICS,
+            ],
+        );
         Lb {
             xvsd,
-            sock,
             conf: file,
             tb,
         }
     }
 
-    fn adm(&self, args: &[&str]) -> Output {
-        let mut argv = vec![path("xvsadm"), "--socket".into(), self.sock.clone()];
-        argv.extend(args.iter().map(|s| s.to_string()));
-        std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .expect("run xvsadm")
-    }
-
-    fn adm_ok(&self, args: &[&str]) -> String {
-        let out = self.adm(args);
-        assert!(
-            out.status.success(),
-            "xvsadm {args:?}: {}\n{}\nxvsd log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.xvsd.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// One raw API request line; the answer as JSON text.
-    fn api(&self, line: &str) -> String {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
-        s.write_all(line.as_bytes()).unwrap();
-        s.write_all(b"\n").unwrap();
-        let mut out = String::new();
-        BufReader::new(s).read_line(&mut out).unwrap();
-        out
-    }
-
     /// (real server address, weight) rows of `-Ln` for the VIP:80 service.
     fn table(&self) -> Vec<(String, u32)> {
-        let list = self.adm_ok(&["-Ln"]);
+        let list = self.xvsd.adm_ok(&["-Ln"]);
         let mut rows = Vec::new();
         let mut in_svc = false;
         for l in list.lines() {
@@ -277,7 +201,7 @@ impl Lb {
             assert!(
                 Instant::now() < end,
                 "table {got:?}, want {want:?} within {limit:?}\n{}\nxvsd log:\n{}",
-                self.adm_ok(&["-Ln"]),
+                self.xvsd.adm_ok(&["-Ln"]),
                 self.xvsd.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -285,50 +209,25 @@ impl Lb {
     }
 
     fn http_server(&self, n: u8, port: u16, name: &str) -> Proc {
-        let p = self
-            .tb
-            .spawn(
-                Node::Rs(n),
-                &[
-                    &path("xvs-testsrv"),
-                    "http",
-                    "--listen",
-                    &format!("0.0.0.0:{port}"),
-                    "--name",
-                    name,
-                ],
-            )
-            .unwrap();
-        p.wait_for_log("listening on", Duration::from_secs(5))
-            .unwrap();
-        p
+        serve(
+            &self.tb,
+            Node::Rs(n),
+            "http",
+            &format!("0.0.0.0:{port}"),
+            name,
+        )
     }
 
     /// `n` requests on new connections with xvs-testsrv; names by count.
     fn split(&self, n: u32) -> BTreeMap<String, usize> {
-        let out = self
-            .tb
-            .exec(
-                Node::Client,
-                &[
-                    &path("xvs-testsrv"),
-                    "get",
-                    &format!("http://{VIP}/"),
-                    "--count",
-                    &n.to_string(),
-                    "--new-conn",
-                    "--timeout-ms",
-                    "3000",
-                ],
-            )
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "get: {text}\n{}", self.xvsd.log());
-        let mut m = BTreeMap::new();
-        for l in text.lines() {
-            *m.entry(l.to_string()).or_insert(0) += 1;
-        }
-        m
+        tally(&client_get(
+            &self.tb,
+            Node::Client,
+            &vip_url(),
+            n,
+            true,
+            || self.xvsd.report(),
+        ))
     }
 
     /// The metrics text once it contains every one of `want` (the snapshot
@@ -346,7 +245,7 @@ impl Lb {
     }
 
     fn metrics(&self) -> String {
-        in_ns(&self.tb.ns(Node::Director), || {
+        in_netns(&self.tb.ns(Node::Director), || {
             let mut s = connect(METRICS).expect("metrics endpoint");
             s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
             let mut out = String::new();
@@ -360,16 +259,12 @@ impl Lb {
     }
 
     fn sighup(&self) {
-        self.xvsd.signal(libc::SIGHUP).unwrap();
+        self.xvsd.proc().signal(libc::SIGHUP).unwrap();
     }
 }
 
 fn rs(n: u8) -> String {
     format!("{}:80", rs_ip(n))
-}
-
-fn tally(v: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
 }
 
 /// keepalived.conf for VIP:80 with `body` inside the virtual server.
@@ -428,7 +323,7 @@ fn a_stopped_server_leaves_within_the_detection_time_and_comes_back() {
     assert!(
         back.is_some(),
         "rs2 gets no traffic after its restart:\n{}\n{}",
-        lb.adm_ok(&["-Ln"]),
+        lb.xvsd.adm_ok(&["-Ln"]),
         lb.xvsd.log()
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -475,7 +370,7 @@ fn a_stopped_server_leaves_within_the_detection_time_and_comes_back() {
         xlog.contains(&format!("[{}]:80 of TCP {VIP}:80: UP", rs_ip(2))),
         "{xlog}"
     );
-    let h = lb.api("{\"op\":\"health\"}");
+    let h = lb.xvsd.api("{\"op\":\"health\"}");
     assert!(h.contains("\"transitions\":2"), "{h}");
 }
 
@@ -495,7 +390,7 @@ fn wrong_status_code_marks_down_and_the_sorry_server_takes_over() {
     let mut servers = lb.tb.start_http_servers(80).unwrap();
     let _sorry = lb.http_server(3, 8081, "sorry");
     lb.wait_table(&[(&rs(1), 1), (&rs(2), 1)], DETECT);
-    let h = lb.api("{\"op\":\"health\"}");
+    let h = lb.xvsd.api("{\"op\":\"health\"}");
     assert!(h.contains("HTTP status code 200 not accepted"), "{h}");
     let up3 = format!(
         "xvs_real_server_up{{proto=\"tcp\",vip=\"{VIP}\",vport=\"80\",rip=\"{}\",rport=\"80\",config_owned=\"true\"}} 0",
@@ -507,19 +402,19 @@ fn wrong_status_code_marks_down_and_the_sorry_server_takes_over() {
         "xvs_dataplane_packets_total{counter=\"rx\"}",
     ]);
     assert!(m.starts_with("HTTP/1.1 200"), "{m}");
-    assert_eq!(lb.split(4), tally(&[("rs1", 2), ("rs2", 2)]));
+    assert_eq!(lb.split(4), counts(&[("rs1", 2), ("rs2", 2)]));
     // Every real server down: the sorry server answers.
     servers[0].stop(Duration::from_secs(2));
     servers[1].stop(Duration::from_secs(2));
     lb.wait_table(&[(&format!("{}:8081", rs_ip(3)), 1)], DETECT + DETECT);
-    assert_eq!(lb.split(3), tally(&[("sorry", 3)]));
+    assert_eq!(lb.split(3), counts(&[("sorry", 3)]));
     lb.metrics_with(&[&format!(
         "xvs_service_sorry_server_active{{proto=\"tcp\",vip=\"{VIP}\",vport=\"80\"}} 1"
     )]);
     // One back: quorum (1) is back, the sorry server leaves.
     servers[0] = lb.http_server(1, 80, "rs1");
     lb.wait_table(&[(&rs(1), 1)], DETECT + DETECT);
-    assert_eq!(lb.split(3), tally(&[("rs1", 3)]));
+    assert_eq!(lb.split(3), counts(&[("rs1", 3)]));
     let xlog = lb.xvsd.log();
     assert!(xlog.contains("Lost quorum"), "{xlog}");
     assert!(xlog.contains("Gained quorum"), "{xlog}");
@@ -543,9 +438,10 @@ fn sighup_changes_weights_keeps_connections_and_refuses_bad_configs() {
     let _servers = lb.tb.start_http_servers(80).unwrap();
     lb.wait_table(&[(&rs(1), 1), (&rs(2), 1), (&rs(3), 1)], DETECT);
     // A runtime service beside the configuration's.
-    lb.adm_ok(&["-A", "-t", &format!("{VIP}:8080"), "-s", "rr"]);
+    lb.xvsd
+        .adm_ok(&["-A", "-t", &format!("{VIP}:8080"), "-s", "rr"]);
     // An open keep-alive connection.
-    let ka = in_ns(&lb.tb.ns(Node::Client), || {
+    let ka = in_netns(&lb.tb.ns(Node::Client), || {
         let mut s = connect(&format!("{VIP}:80")).unwrap();
         let who = request(&mut s, true).unwrap();
         (s, who)
@@ -553,7 +449,7 @@ fn sighup_changes_weights_keeps_connections_and_refuses_bad_configs() {
     let (mut ka, who) = ka;
     assert_eq!(
         lb.split(30),
-        tally(&[("rs1", 10), ("rs2", 10), ("rs3", 10)])
+        counts(&[("rs1", 10), ("rs2", 10), ("rs3", 10)])
     );
     lb.rewrite(&sched(
         "wrr",
@@ -569,8 +465,11 @@ fn sighup_changes_weights_keeps_connections_and_refuses_bad_configs() {
         who,
         "the open connection still works"
     );
-    assert_eq!(lb.split(30), tally(&[("rs1", 15), ("rs2", 10), ("rs3", 5)]));
-    let list = lb.adm_ok(&["-Ln"]);
+    assert_eq!(
+        lb.split(30),
+        counts(&[("rs1", 15), ("rs2", 10), ("rs3", 5)])
+    );
+    let list = lb.xvsd.adm_ok(&["-Ln"]);
     assert!(list.contains(&format!("TCP  {VIP}:8080 rr")), "{list}");
     // A configuration with errors is refused; the table stays.
     lb.rewrite(&sched(
@@ -579,6 +478,7 @@ fn sighup_changes_weights_keeps_connections_and_refuses_bad_configs() {
     ));
     lb.sighup();
     lb.xvsd
+        .proc()
         .wait_for_log("configuration refused", Duration::from_secs(3))
         .unwrap();
     let file = lb.conf.display().to_string();
@@ -587,7 +487,7 @@ fn sighup_changes_weights_keeps_connections_and_refuses_bad_configs() {
         "{}",
         lb.xvsd.log()
     );
-    let r = lb.api("{\"op\":\"reload\"}");
+    let r = lb.xvsd.api("{\"op\":\"reload\"}");
     assert!(
         r.contains("\"result\":\"error\"") && r.contains(&format!("{file}:11: lvs_sched")),
         "{r}"
@@ -600,9 +500,9 @@ fn sighup_changes_weights_keeps_connections_and_refuses_bad_configs() {
     assert_eq!(request(&mut ka, true).unwrap(), who);
     // Drop rs3 and the runtime service survives a good reload too.
     lb.rewrite(&sched("wrr", format!("{}{}", tcp_rs(1, 1), tcp_rs(2, 1))));
-    let r = lb.api("{\"op\":\"reload\"}");
+    let r = lb.xvsd.api("{\"op\":\"reload\"}");
     assert!(r.contains("\"result\":\"reload\""), "{r}");
     lb.wait_table(&[(&rs(1), 1), (&rs(2), 1)], Duration::from_secs(2));
-    let list = lb.adm_ok(&["-Ln"]);
+    let list = lb.xvsd.adm_ok(&["-Ln"]);
     assert!(list.contains(&format!("TCP  {VIP}:8080 rr")), "{list}");
 }

@@ -5,83 +5,25 @@
 //! namespace). Every test builds its own testbed, torn down on drop.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::process::Output;
+use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
-use xvs_testbed::{bin, rs_ip, Node, Proc, Testbed, CLIENT_IP, VIP};
-
-fn path(name: &str) -> String {
-    bin(name).unwrap().to_string_lossy().into_owned()
-}
+use xvs_testbed::harness::{client_get, in_netns, server_names, tally, testsrv_ok, vip_url, Xvsd};
+use xvs_testbed::{rs_ip, Node, Testbed, CLIENT_IP, VIP};
 
 struct Lb {
     // Field order is drop order: stop xvsd before the namespaces go.
-    xvsd: Proc,
-    sock: String,
+    xvsd: Xvsd,
     tb: Testbed,
 }
 
 impl Lb {
     fn start() -> Lb {
         let tb = Testbed::nat().expect("testbed");
-        let sock = tb
-            .run_dir()
-            .join("xvsd.sock")
-            .to_string_lossy()
-            .into_owned();
-        let pin = tb.bpffs().join("xvs").to_string_lossy().into_owned();
-        let xvsd = tb
-            .spawn(
-                Node::Director,
-                &[
-                    &path("xvsd"),
-                    "--socket",
-                    &sock,
-                    "--pin-path",
-                    &pin,
-                    "--conn-tab-size",
-                    "65536",
-                ],
-            )
-            .expect("spawn xvsd");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            if let Some(st) = xvsd.try_wait() {
-                panic!("xvsd exited ({st}):\n{}", xvsd.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "xvsd socket not up:\n{}",
-                xvsd.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Lb { xvsd, sock, tb }
-    }
-
-    fn adm(&self, args: &[&str]) -> Output {
-        let mut argv = vec![path("xvsadm"), "--socket".into(), self.sock.clone()];
-        argv.extend(args.iter().map(|s| s.to_string()));
-        std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .expect("run xvsadm")
-    }
-
-    fn adm_ok(&self, args: &[&str]) -> String {
-        let out = self.adm(args);
-        assert!(
-            out.status.success(),
-            "xvsadm {args:?}: {}\n{}\nxvsd log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.xvsd.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let xvsd = Xvsd::start(&tb, Node::Director, &[]);
+        Lb { xvsd, tb }
     }
 
     /// A service on VIP:`port` (`proto` "-t"/"-u") with `extra` options and
@@ -90,83 +32,44 @@ impl Lb {
         let vs = format!("{VIP}:{port}");
         let mut a = vec!["-A", proto, &vs];
         a.extend_from_slice(extra);
-        self.adm_ok(&a);
+        self.xvsd.adm_ok(&a);
         for (i, w) in weights.iter().enumerate() {
             let rs = format!("{}:{port}", rs_ip(i as u8 + 1));
-            self.adm_ok(&["-a", proto, &vs, "-r", &rs, "-m", "-w", &w.to_string()]);
+            self.xvsd
+                .adm_ok(&["-a", proto, &vs, "-r", &rs, "-m", "-w", &w.to_string()]);
         }
     }
 
     /// `n` HTTP requests, each on a new connection: who answered each.
     fn get(&self, n: u32) -> Vec<String> {
-        let out = self
-            .tb
-            .exec(
-                Node::Client,
-                &[
-                    &path("xvs-testsrv"),
-                    "get",
-                    &format!("http://{VIP}/"),
-                    "--count",
-                    &n.to_string(),
-                    "--new-conn",
-                    "--timeout-ms",
-                    "3000",
-                ],
-            )
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "get: {stdout}\nxvsd:\n{}",
-            self.xvsd.log()
-        );
-        stdout.lines().map(str::to_string).collect()
+        client_get(&self.tb, Node::Client, &vip_url(), n, true, || {
+            self.xvsd.report()
+        })
     }
 
     /// `n` UDP datagrams to VIP:53, each from a new socket.
     fn udp(&self, n: u32) -> Vec<String> {
-        let out = self
-            .tb
-            .exec(
-                Node::Client,
-                &[
-                    &path("xvs-testsrv"),
-                    "udp",
-                    &format!("{VIP}:53"),
-                    "--count",
-                    &n.to_string(),
-                    "--new-conn",
-                    "--timeout-ms",
-                    "2000",
-                ],
-            )
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "udp: {stdout}\nxvsd:\n{}",
-            self.xvsd.log()
+        let stdout = testsrv_ok(
+            &self.tb,
+            Node::Client,
+            &[
+                "udp",
+                &format!("{VIP}:53"),
+                "--count",
+                &n.to_string(),
+                "--new-conn",
+                "--timeout-ms",
+                "2000",
+            ],
+            || self.xvsd.report(),
         );
         // "rs3: ping 0": the server's name
-        stdout
-            .lines()
-            .map(|l| l.split(':').next().unwrap_or("").to_string())
-            .collect()
+        server_names(&stdout)
     }
 
     /// Runs `f` on a thread inside the client's network namespace.
     fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let ns = format!("/run/netns/{}", self.tb.ns(Node::Client));
-        std::thread::spawn(move || {
-            let fd = File::open(&ns).expect("client netns");
-            // SAFETY: setns on this (short-lived) thread only.
-            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("client thread")
+        in_netns(&self.tb.ns(Node::Client), f)
     }
 
     /// `n` keep-alive connections, opened one after the other, each after
@@ -177,7 +80,7 @@ impl Lb {
 
     /// `(ActiveConn, InActConn)` per real server, from `-Ln`.
     fn conns_by_rs(&self) -> BTreeMap<String, (u32, u32)> {
-        let list = self.adm_ok(&["-Ln"]);
+        let list = self.xvsd.adm_ok(&["-Ln"]);
         let mut out = BTreeMap::new();
         for l in list.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -304,14 +207,6 @@ fn connect_from(port: u16) -> TcpStream {
     }
 }
 
-fn tally(names: &[String]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for n in names {
-        *m.entry(n.clone()).or_insert(0) += 1;
-    }
-    m
-}
-
 fn rs(n: u8) -> String {
     format!("{}:80", rs_ip(n))
 }
@@ -332,7 +227,7 @@ fn wlc_splits_held_connections_two_to_one() {
     assert_eq!(c[&rs(1)], (20, 0), "{c:?}");
     assert_eq!(c[&rs(2)], (10, 0), "{c:?}");
     // -Lnc lists every one as ESTABLISHED, client -> VIP -> its server.
-    let lc = lb.adm_ok(&["-Lnc"]);
+    let lc = lb.xvsd.adm_ok(&["-Lnc"]);
     let est: Vec<&str> = lc.lines().filter(|l| l.contains("ESTABLISHED")).collect();
     assert_eq!(est.len(), 30, "{lc}");
     assert!(est.iter().all(|l| l.starts_with("TCP")
@@ -345,7 +240,7 @@ fn wlc_splits_held_connections_two_to_one() {
     let c = lb.conns_by_rs();
     assert_eq!(c[&rs(1)].0 + c[&rs(2)].0, 0, "{c:?}");
     assert_eq!(c[&rs(1)].1 + c[&rs(2)].1, 30, "{c:?}");
-    let lc = lb.adm_ok(&["-Lnc"]);
+    let lc = lb.xvsd.adm_ok(&["-Lnc"]);
     assert!(!lc.contains("ESTABLISHED"), "{lc}");
 }
 
@@ -358,7 +253,7 @@ fn weight_zero_drains_without_breaking_open_connections() {
     let mut held = lb.hold(1);
     let drained = held[0].name.clone();
     let n: u8 = drained.trim_start_matches("rs").parse().unwrap();
-    lb.adm_ok(&[
+    lb.xvsd.adm_ok(&[
         "-e",
         "-t",
         &format!("{VIP}:80"),
@@ -374,7 +269,7 @@ fn weight_zero_drains_without_breaking_open_connections() {
     assert_eq!(held[0].ask(true), drained);
     let c = lb.conns_by_rs();
     assert_eq!(c[&rs(n)].0, 1, "{c:?}");
-    let list = lb.adm_ok(&["-Ln"]);
+    let list = lb.xvsd.adm_ok(&["-Ln"]);
     assert!(
         list.contains(&format!("  -> {}              Masq    0      1", rs(n))),
         "{list}"
@@ -391,12 +286,12 @@ fn persistence_keeps_a_client_then_lets_it_go() {
     lb.service("-t", 80, &["-s", "rr", "-p", "2"], &[1, 1, 1]);
     let got = lb.get(9);
     assert_eq!(tally(&got).len(), 1, "{got:?}");
-    let list = lb.adm_ok(&["-Ln"]);
+    let list = lb.xvsd.adm_ok(&["-Ln"]);
     assert!(
         list.contains(&format!("TCP  {VIP}:80 rr persistent 2")),
         "{list}"
     );
-    let lc = lb.adm_ok(&["-Lnc"]);
+    let lc = lb.xvsd.adm_ok(&["-Lnc"]);
     let n: u8 = got[0].trim_start_matches("rs").parse().unwrap();
     let tmpl = format!("NONE        {CLIENT_IP}:0");
     assert!(
@@ -406,7 +301,7 @@ fn persistence_keeps_a_client_then_lets_it_go() {
             && l.contains(&rs(n))),
         "{lc}"
     );
-    let pc = lb.adm_ok(&["-Ln", "--persistent-conn"]);
+    let pc = lb.xvsd.adm_ok(&["-Ln", "--persistent-conn"]);
     assert!(
         pc.lines()
             .any(|l| l.contains(&rs(n)) && l.split_whitespace().nth(3) == Some("1")),
@@ -415,7 +310,7 @@ fn persistence_keeps_a_client_then_lets_it_go() {
 
     // UDP (its connections expire quickly): the template outlives them by
     // the persistence timeout, then the client is scheduled afresh.
-    lb.adm_ok(&["--set", "0", "0", "1"]);
+    lb.xvsd.adm_ok(&["--set", "0", "0", "1"]);
     lb.service("-u", 53, &["-s", "rr", "-p", "2"], &[1, 1, 1]);
     let first = lb.udp(4);
     assert_eq!(tally(&first).len(), 1, "{first:?}");
@@ -426,7 +321,7 @@ fn persistence_keeps_a_client_then_lets_it_go() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        let lc = lb.adm_ok(&["-Lnc"]);
+        let lc = lb.xvsd.adm_ok(&["-Lnc"]);
         if !lc.lines().any(|l| l.starts_with("UDP")) {
             break;
         }
@@ -457,7 +352,7 @@ fn reused_client_port_is_scheduled_at_once() {
         name
     });
     std::thread::sleep(Duration::from_millis(200));
-    let lc = lb.adm_ok(&["-Lnc"]);
+    let lc = lb.xvsd.adm_ok(&["-Lnc"]);
     assert!(
         lc.lines()
             .any(|l| l.contains(&format!("{CLIENT_IP}:{port}")) && l.contains("TIME_WAIT")),
@@ -473,7 +368,7 @@ fn reused_client_port_is_scheduled_at_once() {
     assert_ne!(second, first, "scheduled afresh (rr: the other server)");
     // One entry for the port: the new connection, on the other server
     // (closed by now, in whatever state the closing packets left it).
-    let lc = lb.adm_ok(&["-Lnc"]);
+    let lc = lb.xvsd.adm_ok(&["-Lnc"]);
     let n: u8 = second.trim_start_matches("rs").parse().unwrap();
     let mine: Vec<&str> = lc
         .lines()
@@ -491,14 +386,14 @@ fn sh_keeps_a_client_on_one_server() {
     lb.service("-t", 80, &["-s", "sh", "-b", "sh-fallback"], &[1, 1, 1]);
     let got = lb.get(12);
     assert_eq!(tally(&got).len(), 1, "{got:?}");
-    let list = lb.adm_ok(&["-Ln"]);
+    let list = lb.xvsd.adm_ok(&["-Ln"]);
     assert!(
         list.contains(&format!("TCP  {VIP}:80 sh (sh-fallback)")),
         "{list}"
     );
     // Quiesce that server: sh-fallback moves the client to another one.
     let n: u8 = got[0].trim_start_matches("rs").parse().unwrap();
-    lb.adm_ok(&[
+    lb.xvsd.adm_ok(&[
         "-e",
         "-t",
         &format!("{VIP}:80"),

@@ -16,8 +16,12 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use xvs_testbed::harness::{
+    bin_path, client_get, client_get_output, serve, setup_real_servers, stats_row, testsrv_ok,
+    vip_url, Xvsd,
+};
 use xvs_testbed::{
-    bin, dr_rs_ip, Keepalived, Node, Proc, Testbed, DR_CLIENT_IP, DR_DIRECTOR2_IP, DR_DIRECTOR_IP,
+    dr_rs_ip, Keepalived, Node, Testbed, DR_CLIENT_IP, DR_DIRECTOR2_IP, DR_DIRECTOR_IP,
     DR_ROUTER_IP, DR_RS_COUNT, VIP,
 };
 
@@ -29,10 +33,6 @@ const FAILOVER_DEADLINE: Duration = Duration::from_secs(10);
 
 const DIRECTORS: [Node; 2] = [Node::Director, Node::Director2];
 
-fn path(name: &str) -> String {
-    bin(name).unwrap().to_string_lossy().into_owned()
-}
-
 /// keepalived.conf of director `i` (0: MASTER 150, 1: BACKUP 100), whose
 /// xvsd listens on `sock`. The `virtual_server` block is what xvsd would
 /// read with `--config`; `keepalived --vrrp` never looks at it (here
@@ -40,7 +40,7 @@ fn path(name: &str) -> String {
 /// (VIP released) while the local xvsd does not answer, as docs/vrrp.md
 /// recommends.
 fn keepalived_conf(i: usize, sock: &str) -> String {
-    let xvsadm = path("xvsadm");
+    let xvsadm = bin_path("xvsadm");
     let (state, priority) = if i == 0 {
         ("MASTER", 150)
     } else {
@@ -98,8 +98,7 @@ virtual_server {VIP} 80 {{
 
 /// The two-director testbed with xvsd and the DR service on both.
 struct Pair {
-    xvsd: [Proc; 2],
-    socks: [String; 2],
+    xvsd: [Xvsd; 2],
     tb: Testbed,
 }
 
@@ -136,20 +135,9 @@ impl Pair {
             );
         }
         tb.start_http_servers(80).expect("http servers");
-        for n in 1..=DR_RS_COUNT {
-            let out = tb
-                .realserver(Node::Rs(n), &["setup", "--vip", VIP, "--mode", "dr"])
-                .unwrap_or_else(|e| panic!("rs{n}: xvs-realserver setup: {e}"));
-            assert!(out.contains(&format!("{VIP}/32 to lo")), "rs{n}: {out}");
-        }
-        let socks = DIRECTORS.map(|node| {
-            tb.run_dir()
-                .join(format!("xvsd-{node}.sock"))
-                .to_string_lossy()
-                .into_owned()
-        });
-        let xvsd = [0, 1].map(|i| spawn_xvsd(&tb, DIRECTORS[i], &socks[i]));
-        let pair = Pair { xvsd, socks, tb };
+        setup_real_servers(&tb, &["--mode", "dr"]);
+        let xvsd = DIRECTORS.map(|node| Xvsd::start(&tb, node, &["--interfaces", "eth0"]));
+        let pair = Pair { xvsd, tb };
         let svc = format!("{VIP}:80");
         for i in 0..2 {
             pair.adm_ok(i, &["-A", "-t", &svc, "-s", "rr"]);
@@ -161,44 +149,16 @@ impl Pair {
         pair
     }
 
-    fn adm(&self, i: usize, args: &[&str]) -> Output {
-        std::process::Command::new(path("xvsadm"))
-            .arg("--socket")
-            .arg(&self.socks[i])
-            .args(args)
-            .output()
-            .expect("run xvsadm")
-    }
-
     fn adm_ok(&self, i: usize, args: &[&str]) -> String {
-        let out = self.adm(i, args);
-        assert!(
-            out.status.success(),
-            "{} xvsadm {args:?}: {}\n{}\nxvsd log:\n{}",
-            DIRECTORS[i],
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.xvsd[i].log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.xvsd[i].adm_ok(args)
     }
 
     /// (Conns, InPkts) of the service on director `i`, from
     /// `xvsadm -Ln --stats --exact`.
     fn stats(&self, i: usize) -> (u64, u64) {
         let text = self.adm_ok(i, &["-Ln", "--stats", "--exact"]);
-        let start = format!("TCP  {VIP}:80");
-        let line = text
-            .lines()
-            .find(|l| l.trim_start().starts_with(&start))
-            .unwrap_or_else(|| panic!("no row {start} in\n{text}"));
-        let nums: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        assert!(nums.len() >= 5, "{line}");
-        let n = nums.len();
-        (nums[n - 5], nums[n - 4])
+        let row = stats_row(&text, &format!("TCP  {VIP}:80"));
+        (row[0], row[1])
     }
 
     /// Connection counts of both directors (None while its xvsd is
@@ -209,43 +169,20 @@ impl Pair {
 
     /// `n` HTTP requests from the client, each on a new connection.
     fn get(&self, n: u32, timeout_ms: u32) -> Output {
-        self.tb
-            .exec(
-                Node::Client,
-                &[
-                    &path("xvs-testsrv"),
-                    "get",
-                    &format!("http://{VIP}/"),
-                    "--count",
-                    &n.to_string(),
-                    "--new-conn",
-                    "--timeout-ms",
-                    &timeout_ms.to_string(),
-                ],
-            )
-            .unwrap()
+        client_get_output(&self.tb, Node::Client, &vip_url(), n, true, timeout_ms)
     }
 
     /// `n` requests that must all succeed; the names of the servers that
     /// answered.
     fn get_ok(&self, n: u32) -> Vec<String> {
-        let out = self.get(n, 3000);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "get: {}\n{stdout}{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.state()
-        );
-        let names: Vec<String> = stdout.lines().map(str::to_string).collect();
-        assert_eq!(names.len(), n as usize, "{stdout}");
+        let names = client_get(&self.tb, Node::Client, &vip_url(), n, true, || self.state());
+        assert_eq!(names.len(), n as usize, "{names:?}");
         names
     }
 
     fn keepalived(&self, i: usize) -> Keepalived {
         self.tb
-            .keepalived_vrrp(DIRECTORS[i], &keepalived_conf(i, &self.socks[i]))
+            .keepalived_vrrp(DIRECTORS[i], &keepalived_conf(i, self.xvsd[i].sock()))
             .unwrap_or_else(|e| panic!("keepalived in {}: {e}", DIRECTORS[i]))
     }
 
@@ -325,7 +262,7 @@ impl Pair {
                 .tb
                 .exec_ok(node, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
                 .unwrap_or_default();
-            let stats = self.adm(i, &["-Ln", "--stats", "--exact"]);
+            let stats = self.xvsd[i].adm(&["-Ln", "--stats", "--exact"]);
             s.push_str(&format!(
                 "--- {node}:\n{addr}{}",
                 String::from_utf8_lossy(&stats.stdout)
@@ -349,43 +286,6 @@ impl Pair {
         }
         s
     }
-}
-
-fn spawn_xvsd(tb: &Testbed, node: Node, sock: &str) -> Proc {
-    let pin = tb
-        .bpffs()
-        .join(format!("xvs-{node}"))
-        .to_string_lossy()
-        .into_owned();
-    let xvsd = tb
-        .spawn(
-            node,
-            &[
-                &path("xvsd"),
-                "--socket",
-                sock,
-                "--pin-path",
-                &pin,
-                "--interfaces",
-                "eth0",
-                "--conn-tab-size",
-                "65536",
-            ],
-        )
-        .expect("spawn xvsd");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::os::unix::net::UnixStream::connect(sock).is_err() {
-        if let Some(st) = xvsd.try_wait() {
-            panic!("xvsd in {node} exited ({st}):\n{}", xvsd.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "xvsd socket in {node} not up:\n{}",
-            xvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    xvsd
 }
 
 /// Both keepalived instances up; dir (MASTER, priority 150) takes the VIP
@@ -481,10 +381,7 @@ fn vrrp_backup_takes_over_when_master_xvsd_stops() {
     // twice, keepalived puts dir's instance in FAULT and releases the VIP,
     // dir2 takes over.
     let t0 = Instant::now();
-    let st = pair.xvsd[0]
-        .stop(Duration::from_secs(5))
-        .expect("xvsd stops");
-    assert!(st.success(), "xvsd exit {st}\n{}", pair.xvsd[0].log());
+    pair.xvsd[0].stop();
     let took = failover_to(&pair, 1, false, t0);
     println!("xvsd stopped: {took}");
     pair.all_served_by(1, 12);
@@ -492,7 +389,7 @@ fn vrrp_backup_takes_over_when_master_xvsd_stops() {
     // xvsd is back (its table restored from its state file): the script
     // passes again and dir, priority 150, takes the VIP back.
     let t0 = Instant::now();
-    pair.xvsd[0] = spawn_xvsd(&pair.tb, Node::Director, &pair.socks[0]);
+    pair.xvsd[0].respawn(&pair.tb);
     let took = failover_to(&pair, 0, false, t0);
     println!("xvsd restarted: {took}");
     pair.all_served_by(0, 12);
@@ -531,34 +428,15 @@ fn dr_pair_topology() {
         assert!(route.contains(&format!("via {DR_ROUTER_IP}")), "{route}");
     }
     // The client reaches the second director through the router.
-    let echo = tb
-        .spawn(
-            Node::Director2,
-            &[
-                &path("xvs-testsrv"),
-                "udp-echo",
-                "--listen",
-                &format!("{DR_DIRECTOR2_IP}:7"),
-                "--name",
-                "dir2",
-            ],
-        )
-        .unwrap();
-    echo.wait_for_log("listening on", Duration::from_secs(5))
-        .unwrap();
+    let listen = format!("{DR_DIRECTOR2_IP}:7");
+    let echo = serve(&tb, Node::Director2, "udp-echo", &listen, "dir2");
     assert_eq!(tb.netns_pids(Node::Director2).unwrap(), vec![echo.pid()]);
-    let out = tb
-        .exec_ok(
-            Node::Client,
-            &[
-                &path("xvs-testsrv"),
-                "udp",
-                &format!("{DR_DIRECTOR2_IP}:7"),
-                "--count",
-                "1",
-            ],
-        )
-        .unwrap();
+    let out = testsrv_ok(
+        &tb,
+        Node::Client,
+        &["udp", &format!("{DR_DIRECTOR2_IP}:7"), "--count", "1"],
+        String::new,
+    );
     assert_eq!(out.trim(), "dir2: ping 0");
 
     let names = tb.namespaces().to_vec();
