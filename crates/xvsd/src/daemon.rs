@@ -301,29 +301,35 @@ impl<P: Plane> Daemon<P> {
 
     /// Feeds the rate estimators (called every 2 seconds, as IPVS does).
     pub fn estimate(&mut self) {
-        let mut seen = Vec::new();
+        // Rebuilt rather than pruned: estimators of services and dests that
+        // are gone simply are not carried over, in one linear pass.
+        let mut old = std::mem::take(&mut self.estimators);
+        let mut tick = |k: EstKey, s: Stats| {
+            let mut e = old.remove(&k).unwrap_or_else(|| Estimator::new(s));
+            e.tick(s);
+            (k, e)
+        };
+        let mut next = HashMap::with_capacity(old_len_hint(&self.model));
         for slot in self.model.services.values() {
             let key = slot.service.key;
             if let Ok(s) = self.plane.svc_stats(slot.id) {
-                self.estimators
-                    .entry(EstKey::Svc(key))
-                    .or_insert_with(|| Estimator::new(s))
-                    .tick(s);
-                seen.push(EstKey::Svc(key));
+                let (k, e) = tick(EstKey::Svc(key), s);
+                next.insert(k, e);
             }
             for d in &slot.dests {
-                let k = EstKey::Dest(key, d.dest.addr, d.dest.port);
                 if let Ok(s) = self.plane.dest_stats(d.id) {
-                    self.estimators
-                        .entry(k)
-                        .or_insert_with(|| Estimator::new(s))
-                        .tick(s);
-                    seen.push(k);
+                    let (k, e) = tick(EstKey::Dest(key, d.dest.addr, d.dest.port), s);
+                    next.insert(k, e);
                 }
             }
         }
-        self.estimators.retain(|k, _| seen.contains(k));
+        self.estimators = next;
     }
+}
+
+/// How many estimators a model needs: one per service and one per dest.
+fn old_len_hint(model: &Model) -> usize {
+    model.services.values().map(|s| 1 + s.dests.len()).sum()
 }
 
 /// A one-line account of a change for the log.
