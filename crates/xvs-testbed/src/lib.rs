@@ -424,17 +424,21 @@ pub fn owner_pid(name: &str) -> Option<i32> {
 }
 
 /// Remove leftovers of crashed runs: network namespaces and `/run/xvs-test`
-/// directories whose name starts with `prefix` (normally `"xvs"`). Names made
-/// by a [`Testbed`] of a process that is still alive are left alone; other
-/// matching names are removed. Processes still inside a removed namespace are
+/// directories whose name starts with `prefix` (normally `"xvs"`) and has the
+/// shape a [`Testbed`] gives its names, when the process that made them is
+/// gone. Names of live testbeds, and names a Testbed did not make, are left
+/// alone. Processes still inside a removed namespace are
 /// killed by PID. Returns the names removed.
 pub fn cleanup_stale(prefix: &str) -> Result<Vec<String>> {
     if !is_root() {
         return Err(Error::NotRoot);
     }
+    // Only names a Testbed made (`xvs<pid-hex>t<n>...`) are ever touched:
+    // an operator's own namespace that merely starts with "xvs" (say
+    // "xvsprod") must survive a test run on the same machine.
     let stale = |name: &str| match owner_pid(name) {
         Some(pid) => !pid_alive(pid),
-        None => true,
+        None => false,
     };
     let mut removed = Vec::new();
     let mut errors = Vec::new();

@@ -353,12 +353,28 @@ fn cleanup_stale_removes_only_dead_owners() {
         .success());
     std::fs::create_dir_all(stale_dir.join("logs")).unwrap();
 
+    // A namespace that merely starts with "xvs" is not ours to remove.
+    let foreign = format!("xvsforeign{dead}");
+    assert!(Command::new("ip")
+        .args(["netns", "add", &foreign])
+        .status()
+        .unwrap()
+        .success());
+
     let live = Testbed::nat().unwrap();
     let own = format!("xvs{:x}t", std::process::id());
     let removed = cleanup_stale(&stale_prefix).unwrap();
     assert!(removed.contains(&stale_ns), "{removed:?}");
     assert!(namespaces_with_prefix(&stale_ns).is_empty());
     assert!(!stale_dir.exists());
+    let kept = cleanup_stale("xvs").unwrap();
+    assert!(!kept.contains(&foreign), "{kept:?}");
+    assert_eq!(namespaces_with_prefix(&foreign), vec![foreign.clone()]);
+    assert!(Command::new("ip")
+        .args(["netns", "delete", &foreign])
+        .status()
+        .unwrap()
+        .success());
 
     // Our own (live) testbed survives a sweep of our own prefix.
     cleanup_stale(&own).unwrap();
