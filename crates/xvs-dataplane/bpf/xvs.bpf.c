@@ -159,6 +159,22 @@ struct {
 	__type(value, __u64);
 } XVS_RAND SEC(".maps");
 
+/* Next-hop cache (see xvs.h): per CPU, so a slot has one writer. Not
+ * pinned: it is only a cache. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XVS_NH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xvs_nh);
+} XVS_NH SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_nh_cfg);
+} XVS_NH_CFG SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XVS_CNT_SLOTS);
@@ -413,6 +429,80 @@ static __always_inline __u16 ip_csum20(struct iphdr *ip)
 	return (__u16)~csum_fold(s);
 }
 
+/* ---- next hop: bpf_fib_lookup behind a per-CPU cache ---- */
+
+/* The clock of last_seen_ns and of the next-hop cache: CLOCK_MONOTONIC at
+ * the last tick (user space compares it with CLOCK_MONOTONIC; it is never
+ * ahead of it), far cheaper than reading the clocksource per packet. */
+static __always_inline __u64 xvs_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	__u8 d = 0;
+
+#pragma unroll
+	for (int i = 0; i < ETH_ALEN; i++)
+		d |= a[i] ^ b[i];
+	return !d;
+}
+
+static __always_inline struct xvs_nh *nh_slot(__u32 iif, __be32 daddr)
+{
+	__u32 k = ((daddr ^ (iif * 0x85ebca6bu)) * 0x9e3779b1u) >> (32 - XVS_NH_BITS);
+
+	return bpf_map_lookup_elem(&XVS_NH, &k);
+}
+
+/* bpf_fib_lookup(ctx, fib, 0) for a filled-in `fib` (ifindex = ingress,
+ * ipv4_dst, tot_len, ...), answered from the next-hop cache when its slot
+ * is valid (see xvs.h): then only ifindex, dmac and smac are set, which is
+ * all the callers read on success. Successful lookups fill the slot. */
+static __always_inline long fib_lookup_cached(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
+{
+	__u32 zero = 0, iif = fib->ifindex, len = fib->tot_len;
+	__be32 dst = fib->ipv4_dst;
+	struct xvs_nh_cfg *cfg = bpf_map_lookup_elem(&XVS_NH_CFG, &zero);
+	struct xvs_nh *e = NULL;
+	__u64 now = 0;
+	long rc;
+
+	if (cfg && cfg->ttl_ns) {
+		e = nh_slot(iif, dst);
+		now = xvs_now();
+	}
+	if (e && e->daddr == dst && e->iif == iif && e->gen == cfg->gen && len <= e->ok_len &&
+	    now - e->stamp_ns < cfg->ttl_ns) {
+		fib->ifindex = e->oif;
+		__builtin_memcpy(fib->dmac, e->dmac, ETH_ALEN);
+		__builtin_memcpy(fib->smac, e->smac, ETH_ALEN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !e || !cfg)
+		return rc;
+	if (e->daddr == dst && e->iif == iif && e->gen == cfg->gen && e->oif == fib->ifindex &&
+	    now - e->stamp_ns < cfg->ttl_ns && mac_eq(e->dmac, fib->dmac) &&
+	    mac_eq(e->smac, fib->smac)) {
+		/* same next hop, only a longer packet: widen ok_len */
+		if (len > e->ok_len)
+			e->ok_len = len;
+		return rc;
+	}
+	e->stamp_ns = now;
+	e->daddr = dst;
+	e->iif = iif;
+	e->oif = fib->ifindex;
+	e->gen = cfg->gen;
+	e->ok_len = len;
+	__builtin_memcpy(e->dmac, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(e->smac, fib->smac, ETH_ALEN);
+	cnt(XVS_CNT_NH_FILL);
+	return rc;
+}
+
 /* Sets the MACs the fib lookup found and sends the frame out. */
 static __always_inline int fib_out(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
 {
@@ -448,7 +538,7 @@ static __noinline int xmit(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr 
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = fib_lookup_cached(ctx, &fib);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		ip_decrease_ttl(ip);
 		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
@@ -676,7 +766,7 @@ static __always_inline int dr_xmit(struct xdp_md *ctx, __be32 rs, int can_icmp)
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = rs;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = fib_lookup_cached(ctx, &fib);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		ip_decrease_ttl(ip);
 		cnt(XVS_CNT_DR_IN);
@@ -735,7 +825,7 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.ipv4_src = src;
 	fib.ipv4_dst = rs;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = fib_lookup_cached(ctx, &fib);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && df) {
 		/* As ensure_mtu_is_adequate: the sender learns the route MTU
 		 * less the encapsulation overhead. */
@@ -2000,8 +2090,9 @@ int xvs_xdp(struct xdp_md *ctx)
 		fc = bpf_map_lookup_elem(&CONN_MAP, &c->peer);
 		if (!fc)
 			return verdict(XVS_CNT_PASS_STALE, XDP_PASS);
-		now = bpf_ktime_get_ns();
-		fc->last_seen_ns = now;
+		now = xvs_now();
+		if (fc->last_seen_ns != now)
+			fc->last_seen_ns = now;
 		if (!is_udp)
 			tcp_transition(fc, TCP_DIR_OUTPUT, tcpflags);
 		stats_add(c->svc_id, c->dest_id, 0, tot_len);
@@ -2040,14 +2131,15 @@ int xvs_xdp(struct xdp_md *ctx)
 	}
 	if (ip->ttl <= 1)
 		return verdict(XVS_CNT_PASS_TTL, XDP_PASS);
-	now = bpf_ktime_get_ns();
+	now = xvs_now();
 	if (!c) {
 		/* new_conn applies the first event (NONE -> SYN_RECV). */
 		v = xvs_new_conn(&key, tcpflags, now, &cv);
 		if (v >= 0)
 			return v;
 	} else {
-		c->last_seen_ns = now;
+		if (c->last_seen_ns != now)
+			c->last_seen_ns = now;
 		if (!is_udp)
 			tcp_transition(c, c->fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY,
 				       tcpflags);

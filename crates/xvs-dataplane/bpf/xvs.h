@@ -285,7 +285,40 @@ enum xvs_counter {
 	XVS_CNT_PERSIST_NEW,      /* persistence templates created */
 	XVS_CNT_DROP_TMPL_FULL,   /* PERSIST_MAP full: new flow refused */
 	XVS_CNT_OPS,              /* one-packet datagrams scheduled */
+	XVS_CNT_NH_FILL,          /* next-hop cache slot (re)filled by a fib lookup */
 	XVS_CNT_MAX,
+};
+
+/* ---- next-hop cache (XVS_NH, XVS_NH_CFG) ----
+ *
+ * A successful bpf_fib_lookup is remembered per CPU in a direct-mapped
+ * slot chosen by (ingress ifindex, destination), so established packets
+ * skip the fib (route + neighbour) lookup. A slot is used while it is
+ * younger than XVS_NH_CFG.ttl_ns (so a changed route or neighbour MAC is
+ * followed within the TTL), its generation equals XVS_NH_CFG.gen (user
+ * space bumps it to drop every slot at once) and the packet is no longer
+ * than the longest one the fib accepted for it (`ok_len`: a packet above
+ * it takes the fib, which checks the MTU). Failures are never cached. */
+#define XVS_NH_BITS 12
+#define XVS_NH_SLOTS (1u << XVS_NH_BITS)
+
+struct xvs_nh {
+	__u64 stamp_ns; /* bpf_ktime_get_coarse_ns() of the fill, 0 = empty */
+	__be32 daddr;   /* tag: the fib lookup's destination */
+	__u32 iif;      /* tag: ingress ifindex */
+	__u32 oif;      /* egress ifindex */
+	__u32 gen;      /* XVS_NH_CFG.gen when filled */
+	__u16 ok_len;   /* longest IP tot_len the fib accepted */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u16 pad;
+};
+
+/* XVS_NH_CFG value (array, one slot), written by user space. */
+struct xvs_nh_cfg {
+	__u64 ttl_ns; /* 0: no caching, every packet takes the fib */
+	__u32 gen;
+	__u32 pad;
 };
 
 /* XVS_CNT has room for more counters than exist, so adding one does not

@@ -18,6 +18,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
 use xvs_core::model::{
     ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Stats, Timeouts, TunCsum, TunType,
 };
@@ -78,7 +79,7 @@ const _: () = assert!(xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32);
 static BPF_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
 
 /// Names of the `XVS_CNT` counters, in `enum xvs_counter` order.
-pub const COUNTER_NAMES: [&str; 37] = [
+pub const COUNTER_NAMES: [&str; 38] = [
     "rx",
     "pass_not_ip",
     "pass_truncated",
@@ -116,6 +117,7 @@ pub const COUNTER_NAMES: [&str; 37] = [
     "persist_new",
     "drop_tmpl_full",
     "ops",
+    "nh_fill",
 ];
 
 /// Size of the `XVS_CNT` map (`XVS_CNT_SLOTS` in `xvs.h`): room for new
@@ -605,6 +607,7 @@ struct Maps {
     persist: MapHandle,
     lblc: MapHandle,
     rand: MapHandle,
+    nh_cfg: MapHandle,
 }
 
 #[derive(Debug, Clone)]
@@ -738,6 +741,7 @@ impl Dataplane {
             )?,
             lblc: handle("LBLC_MAP", size_of::<xvs_lblc_key>(), size_of::<xvs_lblc>())?,
             rand: handle("XVS_RAND", 4, 8)?,
+            nh_cfg: handle("XVS_NH_CFG", 4, 16)?,
         };
         let dc = handle("DEST_CONNS", 4, size_of::<xvs_dest_conns>())?;
         let entries = dc.max_entries();
@@ -762,6 +766,7 @@ impl Dataplane {
             });
         }
         let dest_conns = DestConns { ptr, len, entries };
+        write_nh_cfg(&maps.nh_cfg, NEXTHOP_TTL_DEFAULT, 0)?;
         let max_services = maps.svc_stats.max_entries();
         let max_dests = maps.dest.max_entries();
         let ring_capacity = maps.ring.max_entries();
@@ -1271,6 +1276,48 @@ impl Dataplane {
             .map_err(bpf_err("XVS_RAND update"))
     }
 
+    /// How long the program may reuse a next hop (egress interface and
+    /// MACs) that `bpf_fib_lookup` found, before it asks the fib again:
+    /// the bound within which a changed route or neighbour MAC is
+    /// followed ([`NEXTHOP_TTL_DEFAULT`] after [`Dataplane::open`]). Zero
+    /// turns the cache off: every packet takes the fib lookup. Also drops
+    /// every cached next hop.
+    pub fn set_nexthop_ttl(&self, ttl: Duration) -> Result<(), Error> {
+        let gen = self.nh_gen()?.wrapping_add(1);
+        write_nh_cfg(&self.maps.nh_cfg, ttl, gen)
+    }
+
+    /// The next-hop cache's TTL ([`Dataplane::set_nexthop_ttl`]).
+    pub fn nexthop_ttl(&self) -> Result<Duration, Error> {
+        Ok(Duration::from_nanos(u64::from_ne_bytes(
+            self.nh_cfg_bytes()?[..8].try_into().expect("8 bytes"),
+        )))
+    }
+
+    /// Drops every cached next hop at once (the next packet to each
+    /// destination takes the fib lookup): call it when routes or
+    /// neighbours are known to have changed, to follow them before the
+    /// TTL runs out.
+    pub fn flush_nexthops(&self) -> Result<(), Error> {
+        let gen = self.nh_gen()?.wrapping_add(1);
+        write_nh_cfg(&self.maps.nh_cfg, self.nexthop_ttl()?, gen)
+    }
+
+    fn nh_cfg_bytes(&self) -> Result<Vec<u8>, Error> {
+        self.maps
+            .nh_cfg
+            .lookup(bytes(&0u32), MapFlags::ANY)
+            .map_err(bpf_err("XVS_NH_CFG lookup"))?
+            .filter(|v| v.len() == 16)
+            .ok_or_else(|| Error::Abi("XVS_NH_CFG slot 0 missing".into()))
+    }
+
+    fn nh_gen(&self) -> Result<u32, Error> {
+        Ok(u32::from_ne_bytes(
+            self.nh_cfg_bytes()?[8..12].try_into().expect("4 bytes"),
+        ))
+    }
+
     /// Zeroes a service's counters (`-Z`).
     pub fn zero_svc_stats(&self, svc_id: u32) -> Result<(), Error> {
         self.check_svc_id(svc_id)?;
@@ -1678,6 +1725,17 @@ impl Dataplane {
         frame: &[u8],
         ingress_ifindex: Option<u32>,
     ) -> Result<(u32, Vec<u8>), Error> {
+        self.test_run_timed(frame, ingress_ifindex)
+            .map(|(v, out, _)| (v, out))
+    }
+
+    /// [`Dataplane::test_run`], also returning the kernel-measured
+    /// duration of the program run (`repeat` 1: one run on this frame).
+    pub fn test_run_timed(
+        &self,
+        frame: &[u8],
+        ingress_ifindex: Option<u32>,
+    ) -> Result<(u32, Vec<u8>, Duration), Error> {
         let prog = self
             .obj
             .progs_mut()
@@ -1699,10 +1757,26 @@ impl Dataplane {
         };
         let r = prog.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
         let ret = r.return_value;
+        let duration = r.duration;
         let n = r.data.map_or(0, |d| d.len());
         out.truncate(n);
-        Ok((ret, out))
+        Ok((ret, out, duration))
     }
+}
+
+/// The next-hop cache TTL [`Dataplane::open`] sets: a changed route or
+/// neighbour MAC is followed within 100 ms (see
+/// [`Dataplane::set_nexthop_ttl`]).
+pub const NEXTHOP_TTL_DEFAULT: Duration = Duration::from_millis(100);
+
+/// `struct xvs_nh_cfg` { ttl_ns, gen, pad } into `XVS_NH_CFG[0]`.
+fn write_nh_cfg(map: &MapHandle, ttl: Duration, gen: u32) -> Result<(), Error> {
+    let mut v = [0u8; 16];
+    let ns = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+    v[..8].copy_from_slice(&ns.to_ne_bytes());
+    v[8..12].copy_from_slice(&gen.to_ne_bytes());
+    map.update(bytes(&0u32), &v, MapFlags::ANY)
+        .map_err(bpf_err("XVS_NH_CFG update"))
 }
 
 /// The test random source of the program ([`Dataplane::set_test_rand`]):

@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::time::Duration;
 use xvs_core::model::{
     ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
 };
@@ -395,6 +396,117 @@ fn tcp_states_follow_ipvs_table_and_dest_conns() {
     run(&dp, &r2c(FIN | ACK));
     assert_eq!(state_of(&dp, 40002), ConnState::TimeWait);
     assert_eq!(dp.dest_conns(1).unwrap(), (0, 2));
+}
+
+/// One `wrk -H 'Connection: close'` exchange on client port `cport`, as
+/// the benchmark makes them (the real server closes first): SYN, SYN-ACK,
+/// ACK, request, response, RS FIN, client ACK, client FIN, RS ACK. Every
+/// packet must be translated; returns the real server the SYN went to.
+fn close_exchange(dp: &Dataplane, cport: u16) -> Ipv4Addr {
+    let c2v = |f| tcp_frame(CLIENT, VIP, cport, VPORT, f);
+    let (v, out) = run(dp, &c2v(SYN));
+    assert_eq!(v, XDP_PASS, "port {cport}: the SYN is forwarded");
+    let p = Pkt(&out);
+    let rs = p.daddr();
+    assert_eq!((p.dport(), p.saddr(), p.sport()), (RPORT, CLIENT, cport));
+    let r2c = |f| tcp_frame(rs, CLIENT, RPORT, cport, f);
+    let check_out = |f: Vec<u8>| {
+        let (v, out) = run(dp, &f);
+        assert_eq!(v, XDP_PASS);
+        let p = Pkt(&out);
+        assert_eq!(
+            (p.saddr(), p.sport(), p.daddr(), p.dport()),
+            (VIP, VPORT, CLIENT, cport),
+            "port {cport}: reply from {rs} translated"
+        );
+    };
+    let check_in = |f: Vec<u8>| {
+        let (v, out) = run(dp, &f);
+        assert_eq!(v, XDP_PASS);
+        let p = Pkt(&out);
+        assert_eq!(
+            (p.daddr(), p.dport()),
+            (rs, RPORT),
+            "port {cport}: client packet to {rs}"
+        );
+    };
+    check_out(r2c(SYN | ACK));
+    check_in(c2v(ACK));
+    check_in(c2v(ACK | 0x08)); // request (PSH)
+    assert_eq!(state_of(dp, cport), ConnState::Established);
+    check_out(r2c(ACK | 0x08)); // response
+    check_out(r2c(FIN | ACK));
+    assert_eq!(state_of(dp, cport), ConnState::FinWait);
+    check_in(c2v(ACK));
+    check_in(c2v(FIN | ACK));
+    assert_eq!(state_of(dp, cport), ConnState::TimeWait);
+    check_out(r2c(ACK));
+    assert_eq!(state_of(dp, cport), ConnState::TimeWait);
+    rs
+}
+
+/// The benchmark's `Connection: close` workload once the client's
+/// ephemeral ports wrap: a SYN on a port whose previous connection the
+/// director holds in TIME_WAIT (the real server closed first) must start a
+/// new connection at once, scheduled afresh, and its reply entry must not
+/// clash with the old one's: not when the new connection goes to another
+/// real server (the old reply key must go), not when it goes to the same
+/// one (the reply key is identical). Nothing dropped, nothing passed
+/// untranslated, no entry left behind.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn time_wait_port_reuse_reschedules_at_once_without_reply_clash() {
+    let dp = setup(opts(), Protocol::Tcp, &[0, 1]);
+    let cport = 40100;
+    // rr over both dests: each reuse moves the port to the other RS.
+    let mut last = None;
+    for i in 0..6 {
+        let rs = close_exchange(&dp, cport);
+        assert_eq!(rs, if i % 2 == 0 { RS0 } else { RS1 }, "round {i}");
+        if let Some(old) = last {
+            // The previous connection's reply entry went with it: a late
+            // packet from the old RS is not translated into the new one.
+            let late = tcp_frame(old, CLIENT, RPORT, cport, FIN | ACK);
+            let (v, out) = run(&dp, &late);
+            assert_eq!((v, &out), (XDP_PASS, &late), "round {i}: late from {old}");
+        }
+        last = Some(rs);
+        assert_eq!(dp.conn_count().unwrap(), 1, "round {i}: one connection");
+        let (this, other) = if rs == RS0 { (0, 1) } else { (1, 0) };
+        assert_eq!(dp.dest_conns(this).unwrap(), (0, 1), "round {i}");
+        assert_eq!(dp.dest_conns(other).unwrap(), (0, 0), "round {i}");
+    }
+    // One dest only: the reused port goes back to the same RS, with the
+    // very reply key the TIME_WAIT connection had.
+    dp.upsert_service(
+        0,
+        &Service::new(key(Protocol::Tcp), "rr"),
+        &SvcSched::from_ring(&[1]),
+    )
+    .unwrap();
+    for i in 0..3 {
+        assert_eq!(close_exchange(&dp, cport), RS1, "same-RS round {i}");
+        assert_eq!(dp.conn_count().unwrap(), 1);
+        assert_eq!(dp.dest_conns(1).unwrap(), (0, 1));
+        assert_eq!(dp.dest_conns(0).unwrap(), (0, 0));
+    }
+    // A SYN retransmitted on the fresh connection (SYN_RECV) is no reuse.
+    run(&dp, &tcp_frame(CLIENT, VIP, cport, VPORT, SYN));
+    let (v, out) = run(&dp, &tcp_frame(CLIENT, VIP, cport, VPORT, SYN));
+    assert_eq!((v, Pkt(&out).daddr()), (XDP_PASS, RS1));
+    assert_eq!(dp.counter("conn_new").unwrap(), 10);
+    assert_eq!(dp.counter("conn_reuse").unwrap(), 9);
+    for bad in [
+        "drop_conn_clash",
+        "drop_conn_full",
+        "pass_stale",
+        "pass_tcp_no_conn",
+        "pass_no_dest",
+    ] {
+        assert_eq!(dp.counter(bad).unwrap(), 0, "{bad}");
+    }
+    let s = dp.svc_stats(0).unwrap();
+    assert_eq!(s.conns, 10);
 }
 
 #[test]
@@ -898,6 +1010,115 @@ fn fib_hit_transmits_or_redirects() {
     assert_eq!(dp.counter("fib_no_neigh").unwrap(), 1);
 }
 
+/// More than the coarse clock's tick (at most 10 ms at HZ=100): sleeping
+/// `ttl + NH_TICK_MARGIN` guarantees a cached next hop has expired.
+const NH_TICK_MARGIN: Duration = Duration::from_millis(30);
+
+/// The veth world of `fib_hit_transmits_or_redirects` in this thread's
+/// namespace: client side on c0, real servers on r0; (c0, r0) ifindexes.
+fn nat_links() -> (u32, u32) {
+    sh(
+        "ip link add c0 type veth peer name c1 && ip link add r0 type veth peer name r1 \
+        && ip link set c0 address 02:00:00:00:0c:00 && ip link set r0 address 02:00:00:00:0a:00 \
+        && ip link set c0 up && ip link set c1 up && ip link set r0 up && ip link set r1 up \
+        && ip addr add 172.16.0.254/24 dev c0 && ip addr add 192.168.1.1/24 dev r0 \
+        && ip addr add 10.0.0.100/32 dev c0 \
+        && ip neigh add 192.168.1.10 lladdr 02:00:00:00:0a:10 dev r0 nud permanent \
+        && ip neigh add 172.16.0.1 lladdr 02:00:00:00:0c:01 dev c0 nud permanent \
+        && sysctl -qw net.ipv4.ip_forward=1",
+    );
+    (ifindex("c0"), ifindex("r0"))
+}
+
+/// The next-hop cache: a successful fib lookup is reused (counter
+/// `nh_fill` counts the lookups that filled a slot) until the TTL runs
+/// out, the cache is flushed, or a packet is longer than any the fib
+/// accepted for it; a changed neighbour MAC is followed within the TTL,
+/// at once after a flush, and on every packet with the cache off.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn nexthop_cache_follows_mac_and_mtu_changes_within_its_bounds() {
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    assert_eq!(
+        dp.nexthop_ttl().unwrap(),
+        xvs_dataplane::NEXTHOP_TTL_DEFAULT
+    );
+    let (c0, r0) = nat_links();
+    let fills = || dp.counter("nh_fill").unwrap();
+    let to_rs = |flags: u8, payload: &[u8]| {
+        let f = eth(&ipv4(
+            CLIENT,
+            VIP,
+            TCP,
+            64,
+            &[],
+            0,
+            &tcp_seg(CLIENT, VIP, 47000, VPORT, flags, payload),
+        ));
+        let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
+        (v, out[0..6].to_vec())
+    };
+    let from_rs = || {
+        let (v, out) = dp
+            .test_run(&tcp_frame(RS0, CLIENT, RPORT, 47000, ACK), Some(r0))
+            .unwrap();
+        (v, out[0..6].to_vec())
+    };
+    let rs_mac = |last: u8| (XDP_REDIRECT, vec![2, 0, 0, 0, 0x0a, last]);
+    let cl_mac = |last: u8| (XDP_REDIRECT, vec![2, 0, 0, 0, 0x0c, last]);
+
+    // A long TTL: one fib lookup per direction, then the cache answers.
+    dp.set_nexthop_ttl(Duration::from_secs(60)).unwrap();
+    assert_eq!(to_rs(SYN, b""), rs_mac(0x10));
+    assert_eq!(fills(), 1);
+    assert_eq!(from_rs(), cl_mac(0x01));
+    assert_eq!(fills(), 2);
+    for _ in 0..5 {
+        assert_eq!(to_rs(ACK, b"x"), rs_mac(0x10));
+        assert_eq!(from_rs(), cl_mac(0x01));
+    }
+    assert_eq!(fills(), 2, "established packets hit the cache");
+
+    // The RS MAC changes: within the TTL the cached one is still used,
+    // after a flush the new one at once.
+    sh("ip neigh replace 192.168.1.10 lladdr 02:00:00:00:0a:11 dev r0 nud permanent");
+    assert_eq!(to_rs(ACK, b""), rs_mac(0x10), "cached within the TTL");
+    dp.flush_nexthops().unwrap();
+    assert_eq!(to_rs(ACK, b""), rs_mac(0x11), "flushed");
+    assert_eq!(fills(), 3);
+
+    // Longer than anything the fib accepted: asks the fib, which checks
+    // the MTU; fits: the slot's length bound widens (no new fill).
+    let big = vec![0u8; 1000];
+    assert_eq!(to_rs(ACK, &big), rs_mac(0x11));
+    assert_eq!(fills(), 3);
+    sh("ip link set r0 mtu 600");
+    dp.flush_nexthops().unwrap();
+    assert_eq!(to_rs(ACK, b""), rs_mac(0x11));
+    let (v, _) = to_rs(ACK, &big);
+    assert_eq!(v, XDP_PASS, "too big for the new MTU: the kernel's job");
+    assert_eq!(dp.counter("fib_frag_needed").unwrap(), 1);
+    assert_eq!(to_rs(ACK, b"small"), rs_mac(0x11), "small ones still hit");
+    sh("ip link set r0 mtu 1500");
+
+    // A short TTL: the client's changed MAC is followed once it ran out.
+    let ttl = Duration::from_millis(50);
+    dp.set_nexthop_ttl(ttl).unwrap();
+    assert_eq!(from_rs(), cl_mac(0x01));
+    sh("ip neigh replace 172.16.0.1 lladdr 02:00:00:00:0c:02 dev c0 nud permanent");
+    std::thread::sleep(ttl + NH_TICK_MARGIN);
+    assert_eq!(from_rs(), cl_mac(0x02), "followed within the TTL");
+
+    // TTL 0: no cache, every packet takes the fib and sees changes at once.
+    dp.set_nexthop_ttl(Duration::ZERO).unwrap();
+    let before = fills();
+    sh("ip neigh replace 172.16.0.1 lladdr 02:00:00:00:0c:03 dev c0 nud permanent");
+    assert_eq!(from_rs(), cl_mac(0x03));
+    sh("ip neigh replace 192.168.1.10 lladdr 02:00:00:00:0a:12 dev r0 nud permanent");
+    assert_eq!(to_rs(ACK, b""), rs_mac(0x12));
+    assert_eq!(fills(), before, "nothing cached");
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pinned_maps_survive_a_reopen() {
@@ -1157,8 +1378,12 @@ fn dr_rewrites_macs_only_and_tracks_input_only_state() {
         "in-direction only"
     );
 
-    // The fib lookup is per packet: a changed RS MAC is followed.
+    // The next hop is cached for at most the TTL: a changed RS MAC is
+    // followed once it has run out.
+    let ttl = Duration::from_millis(50);
+    dp.set_nexthop_ttl(ttl).unwrap();
     sh("ip neigh replace 192.168.1.10 lladdr 02:00:00:00:0a:11 dev r0 nud permanent");
+    std::thread::sleep(ttl + NH_TICK_MARGIN);
     let (_, out) = dp
         .test_run(&tcp_frame(CLIENT, VIP, 46000, VPORT, ACK), Some(c0))
         .unwrap();
