@@ -840,6 +840,12 @@ impl Harness {
             argv.extend(["-H", "Connection: close"]);
         }
         argv.push(&t.url);
+        // Contenders that close at the client first (the proxies) leave
+        // thousands of TIME_WAIT sockets there, and every later connect()
+        // walks them: the next contender's conn/s collapsed whatever it was
+        // (docs/benchmarks.md). Each run starts from a clean client.
+        tb.exec_ok(Node::Client, &["ss", "-K", "-tn", "state", "time-wait"])
+            .map_err(|e| anyhow!("clearing the client's TIME_WAIT sockets: {e}"))?;
         let cpu0 = sys::cpu_ticks();
         let out = tb.exec(Node::Client, &argv).map_err(|e| anyhow!("{e}"))?;
         let cpu1 = sys::cpu_ticks();
