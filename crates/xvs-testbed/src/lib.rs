@@ -785,16 +785,7 @@ impl Testbed {
 
         // Client.
         tb.addr(Node::Client, "eth0", &format!("{CLIENT_IP}/24"))?;
-        run(&[
-            "ip",
-            "-n",
-            &cli,
-            "route",
-            "add",
-            "default",
-            "via",
-            DIRECTOR_EXT_IP,
-        ])?;
+        tb.default_route(Node::Client, DIRECTOR_EXT_IP)?;
 
         // Director.
         tb.addr(Node::Director, "eth0", &format!("{DIRECTOR_EXT_IP}/24"))?;
@@ -809,34 +800,12 @@ impl Testbed {
             "eth0",
         ])?;
         tb.addr(Node::Director, "eth1", &format!("{DIRECTOR_INT_IP}/24"))?;
-        tb.exec_ok(
-            Node::Director,
-            &[
-                "sysctl",
-                "-q",
-                "-w",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.default.send_redirects=0",
-                "net.ipv4.conf.eth0.send_redirects=0",
-                "net.ipv4.conf.eth1.send_redirects=0",
-            ],
-        )?;
+        tb.forward(Node::Director, &["eth0", "eth1"])?;
 
         // Real servers.
         for n in 1..=NAT_RS_COUNT {
-            let rs = tb.ns(Node::Rs(n));
             tb.addr(Node::Rs(n), "eth0", &format!("{}/24", rs_ip(n)))?;
-            run(&[
-                "ip",
-                "-n",
-                &rs,
-                "route",
-                "add",
-                "default",
-                "via",
-                DIRECTOR_INT_IP,
-            ])?;
+            tb.default_route(Node::Rs(n), DIRECTOR_INT_IP)?;
         }
 
         // Veth realities (see docs/design.md): XDP_TX/XDP_REDIRECT into a
@@ -914,33 +883,12 @@ impl Testbed {
 
         // Client.
         tb.addr(Node::Client, "eth0", &format!("{DR_CLIENT_IP}/24"))?;
-        run(&[
-            "ip",
-            "-n",
-            &cli,
-            "route",
-            "add",
-            "default",
-            "via",
-            DR_ROUTER_CLIENT_IP,
-        ])?;
+        tb.default_route(Node::Client, DR_ROUTER_CLIENT_IP)?;
 
         // Router.
         tb.addr(Node::Router, "eth0", &format!("{DR_ROUTER_CLIENT_IP}/24"))?;
         tb.addr(Node::Router, "eth1", &format!("{DR_ROUTER_IP}/24"))?;
-        tb.exec_ok(
-            Node::Router,
-            &[
-                "sysctl",
-                "-q",
-                "-w",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.default.send_redirects=0",
-                "net.ipv4.conf.eth0.send_redirects=0",
-                "net.ipv4.conf.eth1.send_redirects=0",
-            ],
-        )?;
+        tb.forward(Node::Router, &["eth0", "eth1"])?;
 
         // Director: its own address and the VIP on the LAN interface.
         let dir = tb.ns(Node::Director);
@@ -955,43 +903,13 @@ impl Testbed {
             "dev",
             "eth0",
         ])?;
-        run(&[
-            "ip",
-            "-n",
-            &dir,
-            "route",
-            "add",
-            "default",
-            "via",
-            DR_ROUTER_IP,
-        ])?;
-        tb.exec_ok(
-            Node::Director,
-            &[
-                "sysctl",
-                "-q",
-                "-w",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.default.send_redirects=0",
-                "net.ipv4.conf.eth0.send_redirects=0",
-            ],
-        )?;
+        tb.default_route(Node::Director, DR_ROUTER_IP)?;
+        tb.forward(Node::Director, &["eth0"])?;
 
         // Real servers (no VIP: `xvs-realserver setup` adds it).
         for n in 1..=DR_RS_COUNT {
-            let rs = tb.ns(Node::Rs(n));
             tb.addr(Node::Rs(n), "eth0", &format!("{}/24", dr_rs_ip(n)))?;
-            run(&[
-                "ip",
-                "-n",
-                &rs,
-                "route",
-                "add",
-                "default",
-                "via",
-                DR_ROUTER_IP,
-            ])?;
+            tb.default_route(Node::Rs(n), DR_ROUTER_IP)?;
         }
 
         // Veth realities (see docs/design.md): XDP_TX out of the director
@@ -1162,6 +1080,27 @@ impl Testbed {
         let ns = self.ns(node);
         run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", dev])?;
         run(&["ip", "-n", &ns, "link", "set", dev, "up"])?;
+        Ok(())
+    }
+
+    /// Sends everything `node` has no route for to `gw`.
+    fn default_route(&self, node: Node, gw: &str) -> Result<()> {
+        let ns = self.ns(node);
+        run(&["ip", "-n", &ns, "route", "add", "default", "via", gw])?;
+        Ok(())
+    }
+
+    /// Makes `node` forward IPv4, with ICMP redirects off everywhere and on
+    /// `devs`: a redirect would teach hosts a path around the director.
+    fn forward(&self, node: Node, devs: &[&str]) -> Result<()> {
+        let mut args: Vec<String> = ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]
+            .map(String::from)
+            .to_vec();
+        for d in ["all", "default"].iter().chain(devs) {
+            args.push(format!("net.ipv4.conf.{d}.send_redirects=0"));
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.exec_ok(node, &argv)?;
         Ok(())
     }
 

@@ -67,28 +67,8 @@ impl Testbed {
         tb.exec_ok(Node::Switch, &["ethtool", "-K", "dir2", "tx", "off"])?;
 
         tb.addr(Node::Director2, "eth0", &format!("{DR_DIRECTOR2_IP}/24"))?;
-        run(&[
-            "ip",
-            "-n",
-            &dir2,
-            "route",
-            "add",
-            "default",
-            "via",
-            DR_ROUTER_IP,
-        ])?;
-        tb.exec_ok(
-            Node::Director2,
-            &[
-                "sysctl",
-                "-q",
-                "-w",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.default.send_redirects=0",
-                "net.ipv4.conf.eth0.send_redirects=0",
-            ],
-        )?;
+        tb.default_route(Node::Director2, DR_ROUTER_IP)?;
+        tb.forward(Node::Director2, &["eth0"])?;
         // The veth realities of Testbed::dr for the second director's
         // switch port: GRO, and an XDP program so that XDP_TX delivers.
         tb.exec_ok(Node::Switch, &["ethtool", "-K", "dir2", "gro", "on"])?;
