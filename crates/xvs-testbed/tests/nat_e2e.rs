@@ -367,3 +367,28 @@ fn a_restarted_daemon_keeps_its_table() {
         "{got:?}"
     );
 }
+
+/// `--nexthop-ttl-ms` reaches the data plane: with the cache off every
+/// packet takes the kernel's route lookup and no cache slot is filled; with
+/// the default the cache serves nearly every packet.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn nexthop_cache_lifetime_is_an_xvsd_option() {
+    for (ttl, cached) in [(Some("0"), false), (None, true)] {
+        let tb = Testbed::nat().expect("testbed");
+        let extra: Vec<&str> = ttl.map(|t| vec!["--nexthop-ttl-ms", t]).unwrap_or_default();
+        let xvsd = Xvsd::start(&tb, Node::Director, &extra);
+        let lb = Lb { xvsd, tb };
+        lb.tb.start_http_servers(80).unwrap();
+        lb.nat_service("rr", &[1, 1, 1]);
+        lb.get(&format!("http://{VIP}/"), 12);
+        let c = lb.xvsd.counters();
+        let sent = c["tx"] + c["redirect"];
+        assert!(sent >= 12 * 4, "{c:?}");
+        if cached {
+            assert!(c["nh_fill"] > 0 && c["nh_fill"] * 4 < sent, "{c:?}");
+        } else {
+            assert_eq!(c["nh_fill"], 0, "{c:?}");
+        }
+    }
+}

@@ -37,6 +37,9 @@ usage: xvsd [options]
                         serve Prometheus metrics on http://ADDR:PORT/metrics
                         (off by default)
   -h, --help            this text
+  --nexthop-ttl-ms N    how long the data plane reuses a route/neighbour
+                        lookup (default 100; 0: look up every packet); a
+                        changed route or real-server MAC is followed within it
   -V, --version         version
 ";
 
@@ -50,6 +53,8 @@ struct Args {
     config_id: Option<String>,
     test: bool,
     metrics: Option<std::net::SocketAddr>,
+    /// Next-hop cache lifetime; `None` keeps the data plane's default.
+    nexthop_ttl: Option<std::time::Duration>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/keepalived/keepalived.conf";
@@ -67,6 +72,7 @@ fn parse_args() -> Result<Option<Args>> {
         config_id: None,
         test: false,
         metrics: None,
+        nexthop_ttl: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -115,6 +121,13 @@ fn parse_args() -> Result<Option<Args>> {
             "--conn-tab-size" => a.opts.conn_capacity = number(value("a number")?, &name)?,
             "--max-services" => a.opts.max_services = number(value("a number")?, &name)?,
             "--max-dests" => a.opts.max_dests = number(value("a number")?, &name)?,
+            "--nexthop-ttl-ms" => {
+                let v = value("milliseconds")?;
+                let ms: u64 = v.parse().map_err(|_| {
+                    anyhow::anyhow!("--nexthop-ttl-ms: '{v}' is not a number of milliseconds")
+                })?;
+                a.nexthop_ttl = Some(std::time::Duration::from_millis(ms));
+            }
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(None);
@@ -469,6 +482,11 @@ fn run(args: Args) -> Result<()> {
             .with_context(|| format!("removing {}", args.pin_path.display()))?;
     }
     let mut dp = Dataplane::open(&args.opts).context("loading the XDP data plane")?;
+    if let Some(ttl) = args.nexthop_ttl {
+        dp.set_nexthop_ttl(ttl)
+            .context("setting the next-hop cache lifetime")?;
+        log::info!("next-hop cache lifetime {} ms", ttl.as_millis());
+    }
     let ifaces = match &args.interfaces {
         Some(l) => l.clone(),
         None => all_interfaces()?,
