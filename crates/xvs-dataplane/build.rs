@@ -1,12 +1,18 @@
 //! Compiles the BPF programs with clang and generates their libbpf-rs
-//! skeletons: `bpf/xvs.bpf.c` (the director's `xvs_xdp`) and
-//! `bpf/decap.bpf.c` (the real server's `xvs_decap`).
+//! skeletons: `bpf/xvs.bpf.c` twice, as the director's `xvs_xdp` and, with
+//! `-DXVS_TC`, as its tc twin `xvs_tc`; and `bpf/decap.bpf.c` (the real
+//! server's `xvs_decap`).
 
 use libbpf_cargo::SkeletonBuilder;
 use std::env;
 use std::path::PathBuf;
 
-const SRCS: [(&str, &str); 2] = [("bpf/xvs.bpf.c", "xvs"), ("bpf/decap.bpf.c", "decap")];
+/// Source, object name, extra clang arguments.
+const SRCS: [(&str, &str, &[&str]); 3] = [
+    ("bpf/xvs.bpf.c", "xvs", &[]),
+    ("bpf/xvs.bpf.c", "xvs_tc", &["-DXVS_TC"]),
+    ("bpf/decap.bpf.c", "decap", &[]),
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR must be set by cargo"));
@@ -21,11 +27,13 @@ fn main() {
     if std::path::Path::new(&multiarch).is_dir() {
         args.push(format!("-I{multiarch}"));
     }
-    for (src, name) in SRCS {
+    for (src, name, extra) in SRCS {
+        let mut a = args.clone();
+        a.extend(extra.iter().map(|s| s.to_string()));
         SkeletonBuilder::new()
             .source(src)
             .obj(out.join(format!("{name}.bpf.o")))
-            .clang_args(args.clone())
+            .clang_args(a)
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building {src}: {e:#}"));
         println!("cargo:rerun-if-changed={src}");

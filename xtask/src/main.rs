@@ -112,9 +112,16 @@ fn header(title: &str) {
 
 /// Run `cargo <args>` in the workspace root with inherited stdio.
 fn run_cargo(args: &[&str]) -> Result<()> {
-    println!("$ cargo {}", args.join(" "));
+    run_cargo_env(args, &[])
+}
+
+/// [`run_cargo`] with extra environment variables.
+fn run_cargo_env(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    println!("$ {}cargo {}", shown.concat(), args.join(" "));
     let status = Command::new(cargo())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(workspace_root())
         .stdin(Stdio::null())
         .status()
@@ -258,8 +265,9 @@ fn test() -> Result<()> {
     header("cleanup of stale xvs namespaces (before)");
     cleanup_stale()?;
 
-    let steps: &[(&str, &[&str])] = &[
-        ("format", &["fmt", "--all", "--", "--check"]),
+    type Step<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+    let steps: &[Step] = &[
+        ("format", &["fmt", "--all", "--", "--check"], &[]),
         (
             "lint",
             &[
@@ -270,19 +278,60 @@ fn test() -> Result<()> {
                 "-D",
                 "warnings",
             ],
+            &[],
         ),
-        ("build", &["build", "--workspace", "--bins"]),
-        ("tier 1: unit tests (no root)", &["test", "--workspace"]),
+        ("build", &["build", "--workspace", "--bins"], &[]),
+        (
+            "tier 1: unit tests (no root)",
+            &["test", "--workspace"],
+            &[],
+        ),
         (
             "tiers 2+3: root tests (BPF fixtures, netns end-to-end)",
             &["test", "--workspace", "--", "--ignored", "--test-threads=1"],
+            &[],
+        ),
+        // Both programs are tested end to end: the fixtures hold for the
+        // tc build too, and the veth testbeds (where xvsd's auto mode picks
+        // tc) run NAT, DR, TUN and the schedulers again with XDP.
+        (
+            "tier 2, other attach mode: BPF fixtures against xvs_tc",
+            &[
+                "test",
+                "-p",
+                "xvs-dataplane",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+            ],
+            &[("XVS_TEST_ATTACH", "tc")],
+        ),
+        (
+            "tier 3, other attach mode: netns end-to-end with xvsd --attach xdp",
+            &[
+                "test",
+                "-p",
+                "xvs-testbed",
+                "--test",
+                "nat_e2e",
+                "--test",
+                "dr_tun_e2e",
+                "--test",
+                "sched_e2e",
+                "--test",
+                "conn_reuse_e2e",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+            ],
+            &[("XVS_TEST_ATTACH", "xdp")],
         ),
     ];
     let total = steps.len() + 1;
     let mut result = Ok(());
-    for (i, (title, args)) in steps.iter().enumerate() {
+    for (i, (title, args, env)) in steps.iter().enumerate() {
         header(&format!("[{}/{total}] {title}", i + 1));
-        if let Err(e) = run_cargo(args) {
+        if let Err(e) = run_cargo_env(args, env) {
             result = Err(e);
             break;
         }

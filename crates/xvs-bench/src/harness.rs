@@ -61,23 +61,29 @@ pub enum Contender {
     Haproxy,
     Nginx,
     XvsNat,
+    XvsNatXdp,
     DirectDr,
     XvsDr,
+    XvsDrXdp,
     XvsTun,
+    XvsTunXdp,
     XdpDrop,
     XdpTx,
 }
 
-pub const ALL: [Contender; 11] = [
+pub const ALL: [Contender; 14] = [
     Contender::Direct,
     Contender::Fwd,
     Contender::Nft,
     Contender::Haproxy,
     Contender::Nginx,
     Contender::XvsNat,
+    Contender::XvsNatXdp,
     Contender::DirectDr,
     Contender::XvsDr,
+    Contender::XvsDrXdp,
     Contender::XvsTun,
+    Contender::XvsTunXdp,
     Contender::XdpDrop,
     Contender::XdpTx,
 ];
@@ -98,9 +104,12 @@ impl Contender {
             Contender::Haproxy => "haproxy",
             Contender::Nginx => "nginx-stream",
             Contender::XvsNat => "xvs-nat",
+            Contender::XvsNatXdp => "xvs-nat-xdp",
             Contender::DirectDr => "direct-dr",
             Contender::XvsDr => "xvs-dr",
+            Contender::XvsDrXdp => "xvs-dr-xdp",
             Contender::XvsTun => "xvs-tun",
+            Contender::XvsTunXdp => "xvs-tun-xdp",
             Contender::XdpDrop => "xdp-drop",
             Contender::XdpTx => "xdp-tx",
         }
@@ -118,10 +127,13 @@ impl Contender {
             Contender::Nft => "director: nftables `dnat to numgen inc mod 3 map {…}` (kube-proxy nftables style), conntrack",
             Contender::Haproxy => "director: HAProxy TCP mode, roundrobin, 2 threads (TCP only)",
             Contender::Nginx => "director: nginx `stream` proxy, 2 workers (TCP; UDP with proxy_responses 0)",
-            Contender::XvsNat => "director: xvsd + xvs_xdp, `-s rr`, `-m` (NAT)",
+            Contender::XvsNat => "director: xvsd (`--attach tc`, what auto picks on veth), `-s rr`, `-m` (NAT)",
+            Contender::XvsNatXdp => "the same with `--attach xdp` (native XDP on veth)",
             Contender::DirectDr => "client → router → rs1, no load balancer (DR testbed baseline)",
-            Contender::XvsDr => "director: xvsd + xvs_xdp, `-s rr`, `-g` (DR testbed)",
-            Contender::XvsTun => "director: xvsd + xvs_xdp, `-s rr`, `-i` IPIP (DR testbed, RS decap by xvs-realserver)",
+            Contender::XvsDr => "director: xvsd `--attach tc`, `-s rr`, `-g` (DR testbed)",
+            Contender::XvsDrXdp => "the same with `--attach xdp`",
+            Contender::XvsTun => "director: xvsd `--attach tc`, `-s rr`, `-i` IPIP (DR testbed, RS decap by xvs-realserver)",
+            Contender::XvsTunXdp => "the same with `--attach xdp`",
             Contender::XdpDrop => "director eth0: `return XDP_DROP;` (counted at director eth0)",
             Contender::XdpTx => "director eth0: `return XDP_TX;` (bounced frames counted back at the client)",
         }
@@ -129,8 +141,8 @@ impl Contender {
 
     fn bed(self) -> BedId {
         match self {
-            Contender::DirectDr | Contender::XvsDr => BedId::Dr,
-            Contender::XvsTun => BedId::Tun,
+            Contender::DirectDr | Contender::XvsDr | Contender::XvsDrXdp => BedId::Dr,
+            Contender::XvsTun | Contender::XvsTunXdp => BedId::Tun,
             _ => BedId::Nat,
         }
     }
@@ -525,7 +537,9 @@ impl Harness {
                 format!("http://{}/", dr_rs_ip(1)),
                 dr_rs_ip(1).parse().expect("ip"),
             ),
-            Contender::XvsDr | Contender::XvsTun => dr(format!("http://{VIP}/"), vip),
+            Contender::XvsDr | Contender::XvsDrXdp | Contender::XvsTun | Contender::XvsTunXdp => {
+                dr(format!("http://{VIP}/"), vip)
+            }
             _ => nat(format!("http://{VIP}/"), vip),
         }
     }
@@ -668,13 +682,23 @@ impl Harness {
                 wait_listen(tb, Node::Director, "t", 80)?;
                 wait_listen(tb, Node::Director, "u", UDP_PORT)?;
             }
-            Contender::XvsNat | Contender::XvsDr | Contender::XvsTun => {
+            Contender::XvsNat
+            | Contender::XvsNatXdp
+            | Contender::XvsDr
+            | Contender::XvsDrXdp
+            | Contender::XvsTun
+            | Contender::XvsTunXdp => {
                 let (ifs, fwd) = match c {
-                    Contender::XvsNat => ("eth0,eth1", "-m"),
-                    Contender::XvsDr => ("eth0", "-g"),
+                    Contender::XvsNat | Contender::XvsNatXdp => ("eth0,eth1", "-m"),
+                    Contender::XvsDr | Contender::XvsDrXdp => ("eth0", "-g"),
                     _ => ("eth0", "-i"),
                 };
-                let x = self.start_xvsd(bed, ifs, &["--conn-tab-size", "1048576"])?;
+                let mode = match c {
+                    Contender::XvsNatXdp | Contender::XvsDrXdp | Contender::XvsTunXdp => "xdp",
+                    _ => "tc",
+                };
+                let x =
+                    self.start_xvsd(bed, ifs, &["--conn-tab-size", "1048576", "--attach", mode])?;
                 let tb = self.bed(bed);
                 let setup = (|| -> Result<()> {
                     for (proto, port) in [("-t", 80u16), ("-u", UDP_PORT)] {
@@ -1017,7 +1041,11 @@ impl Harness {
             (&[0, 1_000_000, 10_000_000], 20_000, 10_500_000)
         };
         let cap_s = cap.to_string();
-        let x = self.start_xvsd(BedId::Nat, "eth0,eth1", &["--conn-tab-size", &cap_s])?;
+        let x = self.start_xvsd(
+            BedId::Nat,
+            "eth0,eth1",
+            &["--conn-tab-size", &cap_s, "--attach", "xdp"],
+        )?;
         let r = self.dp_cost_with(&x, fills, calls);
         let tb = self.bed(BedId::Nat);
         stop_xvsd(tb, x);

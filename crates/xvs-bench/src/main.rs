@@ -32,7 +32,8 @@ usage: xvs-bench [--smoke] [--rounds N] [--duration S] [--conns C]
   --conns C      wrk connections (default 32; 2 threads)
   --rs-server    HTTP server on the real servers (default nginx)
   --only         contenders to run (default all): direct kernel-fwd nft-nat haproxy
-                 nginx-stream xvs-nat direct-dr xvs-dr xvs-tun xdp-drop xdp-tx
+                 nginx-stream xvs-nat xvs-nat-xdp direct-dr xvs-dr xvs-dr-xdp xvs-tun
+                 xvs-tun-xdp xdp-drop xdp-tx
   --out FILE     write the markdown report there (between the result markers if present)";
 
 fn main() {

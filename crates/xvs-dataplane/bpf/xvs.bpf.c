@@ -15,6 +15,28 @@
 
 #include "xvs.h"
 
+/* One source, two attachments (docs/design.md, "Attach modes"): built
+ * as-is it is `xvs_xdp` for XDP; built with -DXVS_TC it is `xvs_tc` for
+ * tc's clsact ingress hook, where packets stay skbs (no conversion on
+ * veth, GRO/GSO packets forwarded whole). Differences are confined to the
+ * verdicts, header room and checksum helpers below. */
+#ifdef XVS_TC
+#include <linux/pkt_cls.h>
+typedef struct __sk_buff xvs_ctx;
+#define ACT_PASS TC_ACT_OK
+#define ACT_DROP TC_ACT_SHOT
+/* A GRO/GSO packet: its segments, not its length, must fit the MTU. */
+#define CTX_GSO(ctx) ((ctx)->gso_size != 0)
+/* What must be linear for direct access: Ethernet, IPv4 with options,
+ * 8 bytes of L4 and, for ICMP errors, the quoted IPv4 header + 8. */
+#define XVS_PULL_LEN 160
+#else
+typedef struct xdp_md xvs_ctx;
+#define ACT_PASS XDP_PASS
+#define ACT_DROP XDP_DROP
+#define CTX_GSO(ctx) 0
+#endif
+
 #ifndef AF_INET
 #define AF_INET 2
 #endif
@@ -176,6 +198,13 @@ struct {
 } XVS_NH_CFG SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);   /* ifindex */
+	__type(value, enum xvs_iface_flags);
+} XVS_IFACE SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XVS_CNT_SLOTS);
 	__type(key, __u32);
@@ -237,6 +266,33 @@ static __always_inline int verdict(__u32 idx, int action)
 {
 	cnt(idx);
 	return action;
+}
+
+/* Sends the frame to `ifindex`. tc notes the egress device in cb[0] so
+ * that BPF_PROG_TEST_RUN (which does not perform redirects) can tell
+ * "back out where it came in" from "to another interface". */
+static __always_inline int act_redirect(xvs_ctx *ctx, __u32 ifindex)
+{
+#ifdef XVS_TC
+	__u32 *f = bpf_map_lookup_elem(&XVS_IFACE, &ifindex);
+
+	ctx->cb[0] = ifindex;
+	if (f && (*f & XVS_IF_F_PEER)) {
+		cnt(XVS_CNT_PEER);
+		return bpf_redirect_peer(ifindex, 0);
+	}
+#endif
+	return bpf_redirect(ifindex, 0);
+}
+
+/* Sends the frame back out of the interface it came in on. */
+static __always_inline int act_tx(xvs_ctx *ctx)
+{
+#ifdef XVS_TC
+	return act_redirect(ctx, ctx->ifindex);
+#else
+	return XDP_TX;
+#endif
 }
 
 /* ---- checksums (RFC 1624: HC' = ~(~HC + ~m + m')) ---- */
@@ -460,7 +516,7 @@ static __always_inline struct xvs_nh *nh_slot(__u32 iif, __be32 daddr)
  * ipv4_dst, tot_len, ...), answered from the next-hop cache when its slot
  * is valid (see xvs.h): then only ifindex, dmac and smac are set, which is
  * all the callers read on success. Successful lookups fill the slot. */
-static __always_inline long fib_lookup_cached(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
+static __always_inline long fib_lookup_cached(xvs_ctx *ctx, struct bpf_fib_lookup *fib)
 {
 	__u32 zero = 0, iif = fib->ifindex, len = fib->tot_len;
 	__be32 dst = fib->ipv4_dst;
@@ -504,36 +560,44 @@ static __always_inline long fib_lookup_cached(struct xdp_md *ctx, struct bpf_fib
 }
 
 /* Sets the MACs the fib lookup found and sends the frame out. */
-static __always_inline int fib_out(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
+static __always_inline int fib_out(xvs_ctx *ctx, struct bpf_fib_lookup *fib)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > data_end)
-		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
-	if (fib->ifindex == ctx->ingress_ifindex)
-		return verdict(XVS_CNT_TX, XDP_TX);
+	if (fib->ifindex == ctx->ingress_ifindex) {
+		cnt(XVS_CNT_TX);
+		return act_tx(ctx);
+	}
 	cnt(XVS_CNT_REDIRECT);
-	return bpf_redirect(fib->ifindex, 0);
+	return act_redirect(ctx, fib->ifindex);
 }
 
 /* Next hop for a rewritten packet. On any fib failure the rewritten packet
  * goes to the kernel, which forwards it (and decrements TTL) itself. */
-static __noinline int xmit(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
-				__be16 sport, __be16 dport)
+static __noinline int xmit(xvs_ctx *ctx, __be16 sport, __be16 dport)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
 	long rc;
 
+	if ((void *)(ip + 1) > data_end)
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	fib.family = AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
 	fib.sport = sport;
 	fib.dport = dport;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
+	/* 0 = let the kernel judge a GSO packet by its segments */
+	fib.tot_len = CTX_GSO(ctx) ? 0 : bpf_ntohs(ip->tot_len);
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
@@ -541,22 +605,18 @@ static __noinline int xmit(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr 
 	rc = fib_lookup_cached(ctx, &fib);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		ip_decrease_ttl(ip);
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		if (fib.ifindex == ctx->ingress_ifindex)
-			return verdict(XVS_CNT_TX, XDP_TX);
-		cnt(XVS_CNT_REDIRECT);
-		return bpf_redirect(fib.ifindex, 0);
+		return fib_out(ctx, &fib);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(XVS_CNT_FIB_NO_NEIGH, XDP_PASS);
+		return verdict(XVS_CNT_FIB_NO_NEIGH, ACT_PASS);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		return verdict(XVS_CNT_FIB_FRAG_NEEDED, XDP_PASS);
-	return verdict(XVS_CNT_FIB_OTHER, XDP_PASS);
+		return verdict(XVS_CNT_FIB_FRAG_NEEDED, ACT_PASS);
+	return verdict(XVS_CNT_FIB_OTHER, ACT_PASS);
 }
 
 /* ---- NAT rewrite of the L4 packet itself ---- */
 
+#ifndef XVS_TC
 /* Rewrite destination (dst=1) or source (dst=0) address and port. `csum`
  * points at the L4 checksum; udp says a zero checksum means "none". */
 static __always_inline void nat_l4(struct iphdr *ip, __be16 *ports, __u16 *csum, int udp, int dst,
@@ -580,13 +640,48 @@ static __always_inline void nat_l4(struct iphdr *ip, __be16 *ports, __u16 *csum,
 		ports[0] = port;
 	}
 }
+#endif
+
+/* nat_l4 for either attachment. `l4off` is the L4 header's offset in the
+ * frame. tc finishes the L4 checksum with the kernel's helpers, which
+ * also get CHECKSUM_PARTIAL packets right (their L4 field holds only the
+ * pseudo-header sum, so a port must not be folded in) and keep a
+ * CHECKSUM_COMPLETE skb->csum valid; they invalidate packet pointers.
+ * Returns 0, or -1 when a helper failed. */
+static __always_inline int nat_rewrite(xvs_ctx *ctx, struct iphdr *ip, __be16 *ports, __u16 *csum,
+				       __u32 l4off, int udp, int dst, __be32 addr, __be16 port)
+{
+#ifdef XVS_TC
+	__be32 old_addr = dst ? ip->daddr : ip->saddr;
+	__be16 old_port = dst ? ports[1] : ports[0];
+	__u32 coff = l4off + (udp ? __builtin_offsetof(struct udphdr, check)
+				  : __builtin_offsetof(struct tcphdr, check));
+	__u64 mm = udp ? BPF_F_MARK_MANGLED_0 : 0;
+
+	csum_replace4(&ip->check, old_addr, addr);
+	if (dst) {
+		ip->daddr = addr;
+		ports[1] = port;
+	} else {
+		ip->saddr = addr;
+		ports[0] = port;
+	}
+	if (bpf_l4_csum_replace(ctx, coff, old_addr, addr, BPF_F_PSEUDO_HDR | mm | sizeof(addr)) ||
+	    bpf_l4_csum_replace(ctx, coff, old_port, port, mm | sizeof(port)))
+		return -1;
+	return 0;
+#else
+	nat_l4(ip, ports, csum, udp, dst, addr, port);
+	return 0;
+#endif
+}
 
 /* ---- DR and TUN ---- */
 
 /* Ones' complement sum of `len` bytes of the frame from offset `off`, plus
  * `seed`, folded to 16 bits (not inverted); -1 when the frame is shorter.
  * A global function, so the verifier checks its loops once. */
-__noinline int xvs_csum_frame(struct xdp_md *ctx, __u32 off, __u32 len, __u32 seed)
+__noinline int xvs_csum_frame(xvs_ctx *ctx, __u32 off, __u32 len, __u32 seed)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -663,7 +758,7 @@ static __always_inline __be16 gue_sport(const struct xvs_conn_key *k)
  * place: source = the packet's destination (the VIP), MACs swapped,
  * payload = its IP header (with options) + the first 8 bytes after it,
  * sent back out of the ingress interface. */
-static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u32 mtu)
+static __always_inline int icmp_frag_needed(xvs_ctx *ctx, __u32 mtu)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -676,33 +771,43 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u32 mtu)
 	int delta;
 
 	if ((void *)(eth + 1) > data_end)
-		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
 	ihl = (ip->ihl * 4) & 0x3c;
 	if (ihl < sizeof(*ip) || (void *)ip + ihl + 8 > data_end)
-		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
 	__builtin_memcpy(&e, eth, sizeof(e));
 	saddr = ip->saddr;
 	daddr = ip->daddr;
+#ifdef XVS_TC
+	old_len = ctx->len;
+#else
 	old_len = data_end - data;
+#endif
 	len = sizeof(*nip) + sizeof(*ic) + ihl + 8; /* new IP total length */
 	delta = (int)(sizeof(*eth) + len) - (int)(old_len + 28);
 	if (delta > 0)
-		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
 
-	/* 28 new bytes in front: the old IP header then sits exactly where
-	 * the ICMP payload starts (eth 14 + IP 20 + ICMP 8). */
+	/* 28 new bytes before the IP header: it then sits exactly where the
+	 * ICMP payload starts (eth 14 + IP 20 + ICMP 8). XDP grows the head
+	 * (the old Ethernet header, saved in `e`, is overwritten below). */
+#ifdef XVS_TC
+	if (bpf_skb_adjust_room(ctx, 28, BPF_ADJ_ROOM_MAC, 0))
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+#else
 	if (bpf_xdp_adjust_head(ctx, -28))
-		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+#endif
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;
 	nip = (void *)(eth + 1);
 	ic = (void *)(nip + 1);
 	if ((void *)(ic + 1) > data_end)
-		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	__builtin_memcpy(eth->h_dest, e.h_source, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, e.h_dest, ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IP);
@@ -730,13 +835,19 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u32 mtu)
 		if (i >= nwords)
 			break;
 		if ((void *)(w + 1) > data_end)
-			return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+			return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 		s += *w;
 	}
 	ic->checksum = (__u16)~csum_fold(s);
+#ifdef XVS_TC
+	if (delta && bpf_skb_change_tail(ctx, sizeof(*eth) + len, 0))
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+#else
 	if (delta && bpf_xdp_adjust_tail(ctx, delta))
-		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
-	return verdict(XVS_CNT_ICMP_FRAG_NEEDED, XDP_TX);
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+#endif
+	cnt(XVS_CNT_ICMP_FRAG_NEEDED);
+	return act_tx(ctx);
 }
 
 /* DR (ip_vs_dr_xmit): the IP packet keeps its addresses; only the
@@ -744,7 +855,7 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, __u32 mtu)
  * decremented because the director routes the packet (IPVS does the same
  * in __ip_vs_get_out_rt). The packet cannot go to the kernel (its
  * destination is a local VIP): every failure drops, counted. */
-static __always_inline int dr_xmit(struct xdp_md *ctx, __be32 rs, int can_icmp)
+static __always_inline int dr_xmit(xvs_ctx *ctx, __be32 rs, int can_icmp)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -754,15 +865,15 @@ static __always_inline int dr_xmit(struct xdp_md *ctx, __be32 rs, int can_icmp)
 	long rc;
 
 	if ((void *)(eth + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 
 	fib.family = AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.tot_len = CTX_GSO(ctx) ? 0 : bpf_ntohs(ip->tot_len);
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = rs;
@@ -773,13 +884,13 @@ static __always_inline int dr_xmit(struct xdp_md *ctx, __be32 rs, int can_icmp)
 		return fib_out(ctx, &fib);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(XVS_CNT_DROP_NO_NEIGH, XDP_DROP);
+		return verdict(XVS_CNT_DROP_NO_NEIGH, ACT_DROP);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		if (can_icmp && (ip->frag_off & bpf_htons(IP_DF)) && fib.mtu_result >= IP_MIN_MTU)
 			return icmp_frag_needed(ctx, fib.mtu_result);
-		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
 	}
-	return verdict(XVS_CNT_DROP_FIB, XDP_DROP);
+	return verdict(XVS_CNT_DROP_FIB, ACT_DROP);
 }
 
 /* TUN (ip_vs_tunnel_xmit): prepend an outer IPv4 header (IPIP) or IPv4 +
@@ -790,7 +901,7 @@ static __always_inline int dr_xmit(struct xdp_md *ctx, __be32 rs, int can_icmp)
  * On a neighbour miss the encapsulated packet goes to the kernel, which
  * forwards it (its source is local: xvsd sets accept_local) and resolves
  * the neighbour. */
-static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *dest, __be16 sport,
+static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, __be16 sport,
 				    int can_icmp)
 {
 	void *data = (void *)(long)ctx->data;
@@ -809,10 +920,10 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 	long rc;
 
 	if ((void *)(eth + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	inner_len = bpf_ntohs(ip->tot_len);
 	df = ip->frag_off & bpf_htons(IP_DF);
 
@@ -821,7 +932,9 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 	fib.l4_protocol = gue ? IPPROTO_UDP : IPPROTO_IPIP;
 	fib.sport = gue ? sport : 0;
 	fib.dport = gue ? dport : 0;
-	fib.tot_len = inner_len + hlen;
+	/* GSO: the kernel judges the segments, which adjust_room shrinks by
+	 * the encapsulation below. */
+	fib.tot_len = CTX_GSO(ctx) ? 0 : inner_len + hlen;
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.ipv4_src = src;
 	fib.ipv4_dst = rs;
@@ -833,7 +946,7 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 
 		if (can_icmp && mtu >= hlen + IP_MIN_MTU)
 			return icmp_frag_needed(ctx, mtu - hlen);
-		return verdict(XVS_CNT_DROP_TOO_BIG, XDP_DROP);
+		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
 	}
 
 	ip_decrease_ttl(ip);
@@ -843,14 +956,27 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 		tos = (tos & ~INET_ECN_MASK) | INET_ECN_ECT_0;
 	__builtin_memcpy(&e, eth, sizeof(e));
 
+#ifdef XVS_TC
+	/* The outer checksum covers the whole datagram: only a packet that
+	 * is one datagram can have it, and it must be linear to be summed. */
+	if (csum_on && (CTX_GSO(ctx) || bpf_skb_pull_data(ctx, ctx->len)))
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+	/* Room after the Ethernet header; the flags make GSO segment the
+	 * inner packet and repeat the outer headers. */
+	if (bpf_skb_adjust_room(ctx, hlen, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
+					(gue ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : 0)))
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+#else
 	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
-		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+#endif
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;
 	oip = (void *)(eth + 1);
 	if ((void *)oip + XVS_GUE_HLEN > data_end)
-		return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	__builtin_memcpy(eth, &e, sizeof(e));
 
 	oip->version = 4;
@@ -885,13 +1011,13 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 			__u16 check;
 
 			if (sum < 0)
-				return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+				return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 			check = (__u16)~sum;
 			data = (void *)(long)ctx->data;
 			data_end = (void *)(long)ctx->data_end;
 			uh = data + sizeof(*eth) + sizeof(*oip);
 			if ((void *)(uh + 1) > data_end)
-				return verdict(XVS_CNT_DROP_ENCAP, XDP_DROP);
+				return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 			uh->check = check ? check : 0xffff;
 		}
 	}
@@ -900,32 +1026,32 @@ static __always_inline int tun_xmit(struct xdp_md *ctx, const struct xvs_dest *d
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_out(ctx, &fib);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(XVS_CNT_FIB_NO_NEIGH, XDP_PASS);
+		return verdict(XVS_CNT_FIB_NO_NEIGH, ACT_PASS);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) /* no DF: the kernel fragments */
-		return verdict(XVS_CNT_FIB_FRAG_NEEDED, XDP_PASS);
-	return verdict(XVS_CNT_FIB_OTHER, XDP_PASS);
+		return verdict(XVS_CNT_FIB_FRAG_NEEDED, ACT_PASS);
+	return verdict(XVS_CNT_FIB_OTHER, ACT_PASS);
 }
 
 /* Sends a client packet of a DR/TUN connection on to its dest, by the
  * dest's current forwarding method. `fkey` is the connection's forward
  * tuple. ICMP errors never cause ICMP errors (can_icmp = 0). */
-static __noinline int fwd_dest(struct xdp_md *ctx, __u32 dest_id,
+static __noinline int fwd_dest(xvs_ctx *ctx, __u32 dest_id,
 				    const struct xvs_conn_key *fkey, int can_icmp)
 {
 	struct xvs_dest *d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
 
 	if (!d || !(d->flags & XVS_DEST_F_AVAILABLE) || d->fwd == XVS_FWD_MASQ)
-		return verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+		return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 	if (d->fwd == XVS_FWD_ROUTE)
 		return dr_xmit(ctx, d->addr, can_icmp);
 	if (d->fwd != XVS_FWD_TUNNEL || d->tun_type > XVS_TUN_GUE)
-		return verdict(XVS_CNT_PASS_FWD_UNSUPP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_FWD_UNSUPP, ACT_PASS);
 	return tun_xmit(ctx, d, gue_sport(fkey), can_icmp);
 }
 
 /* ---- ICMP errors for NAT, DR and TUN connections ---- */
 
-static __noinline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+static __noinline int handle_icmp(xvs_ctx *ctx, struct ethhdr *eth, struct iphdr *ip,
 				       void *l4, void *data_end)
 {
 	struct icmphdr *ic = l4;
@@ -939,24 +1065,24 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct
 	__u16 old_check;
 
 	if ((void *)(ic + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	if (ic->type != ICMP_DEST_UNREACH && ic->type != ICMP_TIME_EXCEEDED &&
 	    ic->type != ICMP_SOURCE_QUENCH && ic->type != ICMP_PARAMETERPROB)
-		return verdict(XVS_CNT_PASS_ICMP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
 
 	in = (void *)(ic + 1);
 	if ((void *)(in + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	inihl = in->ihl * 4;
 	if (in->version != 4 || inihl < sizeof(*in))
-		return verdict(XVS_CNT_PASS_ICMP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
 	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
-		return verdict(XVS_CNT_PASS_ICMP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
 	if (in->frag_off & bpf_htons(0x1fff))
-		return verdict(XVS_CNT_PASS_ICMP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
 	ports = (void *)in + inihl;
 	if ((void *)(ports + 2) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 
 	/* The embedded packet travelled the other way: look its reverse up. */
 	key.saddr = in->daddr;
@@ -966,14 +1092,14 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct
 	key.proto = in->protocol;
 	c = bpf_map_lookup_elem(&CONN_MAP, &key);
 	if (!c)
-		return verdict(XVS_CNT_PASS_ICMP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
 	if (ip->ttl <= 1)
-		return verdict(XVS_CNT_PASS_TTL, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TTL, ACT_PASS);
 	if (c->fwd != XVS_FWD_MASQ) {
 		/* DR/TUN: as ip_vs_icmp_xmit, the error goes to the real
 		 * server unchanged (it answered with the VIP as source). */
 		if (c->flags & XVS_CONN_F_REPLY)
-			return verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+			return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 		cnt(XVS_CNT_ICMP_IN);
 		stats_add(c->svc_id, c->dest_id, 1, bpf_ntohs(ip->tot_len));
 		return fwd_dest(ctx, c->dest_id, &key, 0);
@@ -1011,7 +1137,7 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct
 	csum_replace4(&ic->checksum, old_addr, new_addr);
 	csum_replace2(&ic->checksum, old_check, in->check);
 	csum_replace2(&ic->checksum, old_port, new_port);
-	return xmit(ctx, eth, ip, 0, 0);
+	return xmit(ctx, 0, 0);
 }
 
 /* ---- scheduling ---- */
@@ -1821,7 +1947,7 @@ __noinline int persist_create(const struct sched_in *in, const struct xvs_conn_k
 	tmpl_key(in, fkey, &tk);
 	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
 	if (!d) {
-		*v = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
+		*v = verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
 		return -1;
 	}
 	nt.last_seen_ns = in->now;
@@ -1834,13 +1960,13 @@ __noinline int persist_create(const struct sched_in *in, const struct xvs_conn_k
 	if (err == -EEXIST_) {
 		t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
 		if (!t) {
-			*v = verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+			*v = verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 			return -1;
 		}
 		return t->dest_id;
 	}
 	if (err) {
-		*v = verdict(XVS_CNT_DROP_TMPL_FULL, XDP_DROP);
+		*v = verdict(XVS_CNT_DROP_TMPL_FULL, ACT_DROP);
 		return -1;
 	}
 	cnt(XVS_CNT_PERSIST_NEW);
@@ -1856,7 +1982,7 @@ __noinline int persist_create(const struct sched_in *in, const struct xvs_conn_k
 __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now,
 			    struct xvs_conn *out)
 {
-	int vv = XDP_PASS, *verdict_out = &vv;
+	int vv = ACT_PASS, *verdict_out = &vv;
 	struct xvs_svc *svc;
 	struct sched_in in = {};
 	struct xvs_dest *dest;
@@ -1868,14 +1994,14 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 	long err;
 
 	if (!fkey || !out)
-		return XDP_PASS;
+		return ACT_PASS;
 	svc = svc_lookup(fkey, &svc_port);
 	if (!svc) {
-		*verdict_out = verdict(XVS_CNT_PASS_NO_SVC, XDP_PASS);
+		*verdict_out = verdict(XVS_CNT_PASS_NO_SVC, ACT_PASS);
 		return *verdict_out;
 	}
 	if (fkey->proto == IPPROTO_TCP && (!(tcpflags & TCPF_SYN) || (tcpflags & TCPF_RST))) {
-		*verdict_out = verdict(XVS_CNT_PASS_TCP_NO_CONN, XDP_PASS);
+		*verdict_out = verdict(XVS_CNT_PASS_TCP_NO_CONN, ACT_PASS);
 		return *verdict_out;
 	}
 	svc_id = svc->id;
@@ -1900,7 +2026,7 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 	if (dest_id == XVS_NO_DEST) {
 		dest_id = (__u32)xvs_schedule(&in);
 		if (dest_id == XVS_NO_DEST) {
-			*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
+			*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
 			return *verdict_out;
 		}
 		if (persistent) {
@@ -1912,11 +2038,11 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 	fval.dest_id = dest_id;
 	dest = bpf_map_lookup_elem(&DEST_MAP, &fval.dest_id);
 	if (!dest || !(dest->flags & XVS_DEST_F_AVAILABLE)) {
-		*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, XDP_PASS);
+		*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
 		return *verdict_out;
 	}
 	if (dest->fwd > XVS_FWD_TUNNEL) {
-		*verdict_out = verdict(XVS_CNT_PASS_FWD_UNSUPP, XDP_PASS);
+		*verdict_out = verdict(XVS_CNT_PASS_FWD_UNSUPP, ACT_PASS);
 		return *verdict_out;
 	}
 	/* The dest's port for the service port; a port-0 service (or a dest
@@ -1957,7 +2083,7 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 			if (err == -EEXIST_) {
 				old = bpf_map_lookup_elem(&CONN_MAP, &rk);
 				if (!old || !(old->flags & XVS_CONN_F_OPS)) {
-					*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, XDP_DROP);
+					*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
 					return *verdict_out;
 				}
 				old->last_seen_ns = now;
@@ -1965,7 +2091,7 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 				old->svc_id = svc_id;
 				old->dest_id = dest_id;
 			} else if (err) {
-				*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, XDP_DROP);
+				*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
 				return *verdict_out;
 			}
 		}
@@ -1979,14 +2105,14 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 		struct xvs_conn *c = bpf_map_lookup_elem(&CONN_MAP, fkey);
 
 		if (!c) {
-			*verdict_out = verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+			*verdict_out = verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 			return *verdict_out;
 		}
 		*out = *c;
 		return -1;
 	}
 	if (err) {
-		*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, XDP_DROP);
+		*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
 		return *verdict_out;
 	}
 	/* DR/TUN: replies bypass the director, no reply entry. */
@@ -1997,9 +2123,9 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 	if (err) {
 		bpf_map_delete_elem(&CONN_MAP, fkey);
 		if (err == -EEXIST_)
-			*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, XDP_DROP);
+			*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
 		else
-			*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, XDP_DROP);
+			*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
 		return *verdict_out;
 	}
 	cnt(XVS_CNT_CONN_NEW);
@@ -2010,12 +2136,16 @@ __noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now
 
 /* ---- main ---- */
 
+#ifdef XVS_TC
+SEC("tc")
+int xvs_tc(xvs_ctx *ctx)
+#else
 SEC("xdp")
-int xvs_xdp(struct xdp_md *ctx)
+int xvs_xdp(xvs_ctx *ctx)
+#endif
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
+	void *data, *data_end;
+	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct xvs_conn_key key = {};
 	struct xvs_conn *c, *fc, cv = {};
@@ -2025,33 +2155,48 @@ int xvs_xdp(struct xdp_md *ctx)
 	__u32 ihl, tot_len;
 	__u8 tcpflags = 0;
 	__u64 now;
-	int is_udp, v = XDP_PASS;
+	int is_udp, v = ACT_PASS;
+	__u32 l4off;
 
 	cnt(XVS_CNT_RX);
+#ifdef XVS_TC
+	if (ctx->data + XVS_PULL_LEN > ctx->data_end && ctx->data_end - ctx->data < ctx->len)
+		bpf_skb_pull_data(ctx, ctx->len < XVS_PULL_LEN ? ctx->len : XVS_PULL_LEN);
+#endif
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return verdict(XVS_CNT_PASS_NOT_IP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_NOT_IP, ACT_PASS);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	ihl = ip->ihl * 4;
 	if (ip->version != 4 || ihl < sizeof(*ip))
-		return verdict(XVS_CNT_PASS_BAD_IP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_BAD_IP, ACT_PASS);
 	tot_len = bpf_ntohs(ip->tot_len);
 	if (tot_len < ihl)
-		return verdict(XVS_CNT_PASS_BAD_IP, XDP_PASS);
+		return verdict(XVS_CNT_PASS_BAD_IP, ACT_PASS);
+#ifdef XVS_TC
+	/* the payload may sit in pages: check against the skb length */
+	if (sizeof(*eth) + tot_len > ctx->len)
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
+#else
 	if ((void *)ip + tot_len > data_end)
-		return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
+#endif
 	if (ip->frag_off & bpf_htons(IP_MF_OFFSET))
-		return verdict(XVS_CNT_PASS_FRAGMENT, XDP_PASS);
+		return verdict(XVS_CNT_PASS_FRAGMENT, ACT_PASS);
 	l4 = (void *)ip + ihl;
+	l4off = sizeof(*eth) + ihl;
 
 	if (ip->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 
 		if ((void *)(th + 1) > data_end)
-			return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+			return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 		tcpflags = ((__u8 *)th)[13];
 		csum = &th->check;
 		is_udp = 0;
@@ -2059,13 +2204,13 @@ int xvs_xdp(struct xdp_md *ctx)
 		struct udphdr *uh = l4;
 
 		if ((void *)(uh + 1) > data_end)
-			return verdict(XVS_CNT_PASS_TRUNCATED, XDP_PASS);
+			return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 		csum = &uh->check;
 		is_udp = 1;
 	} else if (ip->protocol == IPPROTO_ICMP) {
 		return handle_icmp(ctx, eth, ip, l4, data_end);
 	} else {
-		return verdict(XVS_CNT_PASS_PROTO, XDP_PASS);
+		return verdict(XVS_CNT_PASS_PROTO, ACT_PASS);
 	}
 	ports = l4;
 
@@ -2079,26 +2224,30 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (c && (c->flags & XVS_CONN_F_REPLY)) {
 		/* Real server -> client. */
 		if (ip->ttl <= 1)
-			return verdict(XVS_CNT_PASS_TTL, XDP_PASS);
+			return verdict(XVS_CNT_PASS_TTL, ACT_PASS);
 		if (c->flags & XVS_CONN_F_OPS) {
 			/* one-packet NAT reply: no connection state */
 			stats_add(c->svc_id, c->dest_id, 0, tot_len);
-			nat_l4(ip, ports, csum, is_udp, 0, c->peer.daddr, c->peer.dport);
+			if (nat_rewrite(ctx, ip, ports, csum, l4off, is_udp, 0, c->peer.daddr,
+					c->peer.dport))
+				return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 			cnt(XVS_CNT_NAT_OUT);
-			return xmit(ctx, eth, ip, ports[0], ports[1]);
+			return xmit(ctx, c->peer.dport, key.dport);
 		}
 		fc = bpf_map_lookup_elem(&CONN_MAP, &c->peer);
 		if (!fc)
-			return verdict(XVS_CNT_PASS_STALE, XDP_PASS);
+			return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 		now = xvs_now();
 		if (fc->last_seen_ns != now)
 			fc->last_seen_ns = now;
 		if (!is_udp)
 			tcp_transition(fc, TCP_DIR_OUTPUT, tcpflags);
 		stats_add(c->svc_id, c->dest_id, 0, tot_len);
-		nat_l4(ip, ports, csum, is_udp, 0, c->peer.daddr, c->peer.dport);
+		if (nat_rewrite(ctx, ip, ports, csum, l4off, is_udp, 0, c->peer.daddr,
+				c->peer.dport))
+			return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 		cnt(XVS_CNT_NAT_OUT);
-		return xmit(ctx, eth, ip, ports[0], ports[1]);
+		return xmit(ctx, c->peer.dport, key.dport);
 	}
 
 	/* Client -> VIP. */
@@ -2127,10 +2276,10 @@ int xvs_xdp(struct xdp_md *ctx)
 		__be16 sp;
 
 		if (!svc_lookup(&key, &sp))
-			return verdict(XVS_CNT_PASS_NO_SVC, XDP_PASS);
+			return verdict(XVS_CNT_PASS_NO_SVC, ACT_PASS);
 	}
 	if (ip->ttl <= 1)
-		return verdict(XVS_CNT_PASS_TTL, XDP_PASS);
+		return verdict(XVS_CNT_PASS_TTL, ACT_PASS);
 	now = xvs_now();
 	if (!c) {
 		/* new_conn applies the first event (NONE -> SYN_RECV). */
@@ -2151,14 +2300,17 @@ int xvs_xdp(struct xdp_md *ctx)
 	stats_add(cv.svc_id, cv.dest_id, 1, tot_len);
 	if (cv.fwd != XVS_FWD_MASQ)
 		return fwd_dest(ctx, cv.dest_id, &key, 1);
-	nat_l4(ip, ports, csum, is_udp, 1, cv.peer.saddr, cv.peer.sport);
+	if (nat_rewrite(ctx, ip, ports, csum, l4off, is_udp, 1, cv.peer.saddr, cv.peer.sport))
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	cnt(XVS_CNT_NAT_IN);
-	return xmit(ctx, eth, ip, ports[0], ports[1]);
+	return xmit(ctx, key.sport, cv.peer.sport);
 }
 
+#ifndef XVS_TC
 /* For testbeds: lets a veth peer receive XDP_REDIRECTed frames. */
 SEC("xdp")
 int xdp_pass(struct xdp_md *ctx)
 {
 	return XDP_PASS;
 }
+#endif

@@ -286,6 +286,7 @@ enum xvs_counter {
 	XVS_CNT_DROP_TMPL_FULL,   /* PERSIST_MAP full: new flow refused */
 	XVS_CNT_OPS,              /* one-packet datagrams scheduled */
 	XVS_CNT_NH_FILL,          /* next-hop cache slot (re)filled by a fib lookup */
+	XVS_CNT_PEER,             /* tc: handed to a veth's peer's ingress (redirect/tx) */
 	XVS_CNT_MAX,
 };
 
@@ -312,6 +313,15 @@ struct xvs_nh {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u16 pad;
+};
+
+/* XVS_IFACE value bits (key: ifindex), written by user space per
+ * attached interface. */
+enum xvs_iface_flags {
+	/* A veth whose peer is in another network namespace: tc hands
+	 * frames for it straight to the peer's ingress (bpf_redirect_peer),
+	 * skipping this side's transmit and the peer's backlog/NAPI. */
+	XVS_IF_F_PEER = 1,
 };
 
 /* XVS_NH_CFG value (array, one slot), written by user space. */

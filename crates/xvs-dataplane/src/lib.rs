@@ -9,7 +9,10 @@
 //!
 //! The real-server side of tunnelling (`bpf/decap.bpf.c`) is [`decap`].
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
+use libbpf_rs::{
+    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, TcHook, TcHookBuilder, Xdp, XdpFlags,
+    TC_INGRESS,
+};
 use log::{info, warn};
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
@@ -46,9 +49,9 @@ mod skel {
 pub mod abi {
     pub use crate::skel::types::{
         xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
-        xvs_dest_flags, xvs_dest_rt_flags, xvs_fwd, xvs_lblc, xvs_lblc_key, xvs_ring_key,
-        xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl,
-        xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+        xvs_dest_flags, xvs_dest_rt_flags, xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key,
+        xvs_ring_key, xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key,
+        xvs_tmpl, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
     };
 }
 
@@ -77,9 +80,61 @@ const _: () = assert!(xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32);
 
 /// The compiled BPF object (the same bytes the skeleton embeds).
 static BPF_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
+/// The same program built for tc (`-DXVS_TC`): `xvs_tc`.
+static BPF_OBJ_TC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_tc.bpf.o"));
+
+/// Where the data plane hooks into the receive path of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttachMode {
+    /// XDP (`xvs_xdp`): native, falling back to generic. The fastest
+    /// path on NICs whose driver runs XDP before any skb exists.
+    #[default]
+    Xdp,
+    /// tc clsact ingress (`xvs_tc`): the packet stays an skb. Faster on
+    /// veth and other virtual devices, where native XDP has to convert
+    /// (and usually copy) every skb, and it forwards GRO/GSO packets
+    /// whole.
+    Tc,
+}
+
+impl AttachMode {
+    /// `xdp` or `tc`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Xdp => "xdp",
+            AttachMode::Tc => "tc",
+        }
+    }
+
+    /// The program's name in its object.
+    fn prog_name(self) -> &'static str {
+        match self {
+            AttachMode::Xdp => "xvs_xdp",
+            AttachMode::Tc => "xvs_tc",
+        }
+    }
+}
+
+impl std::str::FromStr for AttachMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "xdp" => Ok(AttachMode::Xdp),
+            "tc" => Ok(AttachMode::Tc),
+            _ => Err(Error::Invalid(format!(
+                "attach mode `{s}`: expected `xdp` or `tc`"
+            ))),
+        }
+    }
+}
+
+/// tc filter handle and priority of `xvs_tc` on clsact ingress: fixed, so
+/// that a restarted daemon replaces its predecessor's filter.
+const TC_HANDLE: u32 = 0x7876;
+const TC_PRIORITY: u32 = 1;
 
 /// Names of the `XVS_CNT` counters, in `enum xvs_counter` order.
-pub const COUNTER_NAMES: [&str; 38] = [
+pub const COUNTER_NAMES: [&str; 39] = [
     "rx",
     "pass_not_ip",
     "pass_truncated",
@@ -118,6 +173,7 @@ pub const COUNTER_NAMES: [&str; 38] = [
     "drop_tmpl_full",
     "ops",
     "nh_fill",
+    "peer",
 ];
 
 /// Size of the `XVS_CNT` map (`XVS_CNT_SLOTS` in `xvs.h`): room for new
@@ -179,6 +235,9 @@ pub struct Options {
     /// `LBLC_MAP` capacity: lblc/lblcr cache entries over all services.
     /// Default 16384 (the kernel's per-service `max_size`).
     pub locality_capacity: u32,
+    /// Which program to load and how [`Dataplane::attach`] hooks it in.
+    /// Default [`AttachMode::Xdp`].
+    pub attach_mode: AttachMode,
 }
 
 impl Default for Options {
@@ -191,6 +250,7 @@ impl Default for Options {
             ring_capacity: 1 << 18,
             persist_capacity: 1 << 16,
             locality_capacity: 16384,
+            attach_mode: AttachMode::Xdp,
         }
     }
 }
@@ -608,14 +668,17 @@ struct Maps {
     lblc: MapHandle,
     rand: MapHandle,
     nh_cfg: MapHandle,
+    iface: MapHandle,
 }
 
 #[derive(Debug, Clone)]
 struct Attachment {
     ifname: String,
     ifindex: i32,
-    /// `XdpFlags` bits of the mode it was attached in.
+    /// `XdpFlags` bits of the mode it was attached in (XDP).
     flags: u32,
+    /// The clsact hook (tc), and whether this instance created the qdisc.
+    tc: Option<(TcHook, bool)>,
 }
 
 /// The loaded data plane: program, maps, attachments.
@@ -626,6 +689,7 @@ pub struct Dataplane {
     max_services: u32,
     max_dests: u32,
     ring_capacity: u32,
+    mode: AttachMode,
     attached: Vec<Attachment>,
 }
 
@@ -635,6 +699,7 @@ impl std::fmt::Debug for Dataplane {
             .field("max_services", &self.max_services)
             .field("max_dests", &self.max_dests)
             .field("ring_capacity", &self.ring_capacity)
+            .field("mode", &self.mode)
             .field("attached", &self.attached())
             .finish()
     }
@@ -682,7 +747,10 @@ impl Dataplane {
             }
         }
         let mut open = ObjectBuilder::default()
-            .open_memory(BPF_OBJ)
+            .open_memory(match opts.attach_mode {
+                AttachMode::Xdp => BPF_OBJ,
+                AttachMode::Tc => BPF_OBJ_TC,
+            })
             .map_err(bpf_err("opening the BPF object"))?;
         for mut m in open.maps_mut() {
             let name = m.name().to_string_lossy().into_owned();
@@ -742,6 +810,7 @@ impl Dataplane {
             lblc: handle("LBLC_MAP", size_of::<xvs_lblc_key>(), size_of::<xvs_lblc>())?,
             rand: handle("XVS_RAND", 4, 8)?,
             nh_cfg: handle("XVS_NH_CFG", 4, 16)?,
+            iface: handle("XVS_IFACE", 4, 4)?,
         };
         let dc = handle("DEST_CONNS", 4, size_of::<xvs_dest_conns>())?;
         let entries = dc.max_entries();
@@ -777,6 +846,7 @@ impl Dataplane {
             max_services,
             max_dests,
             ring_capacity,
+            mode: opts.attach_mode,
             attached: Vec::new(),
         })
     }
@@ -788,9 +858,17 @@ impl Dataplane {
             .ok_or_else(|| Error::Abi(format!("program {name} missing")))
     }
 
-    /// Attaches `xvs_xdp` to `ifname`: native XDP, falling back to generic
-    /// (skb) mode with a warning. Replaces any XDP program already there in
-    /// that mode (e.g. the one a previous daemon left).
+    /// The attach mode this instance was opened with.
+    pub fn mode(&self) -> AttachMode {
+        self.mode
+    }
+
+    /// Attaches the program to `ifname`. XDP: native, falling back to
+    /// generic (skb) mode with a warning; replaces any XDP program already
+    /// there in that mode (e.g. the one a previous daemon left). tc: a
+    /// clsact qdisc (created if missing) with `xvs_tc` as a direct-action
+    /// ingress filter at a fixed handle and priority, replacing a previous
+    /// daemon's filter.
     pub fn attach(&mut self, ifname: &str) -> Result<(), Error> {
         if self.attached.iter().any(|a| a.ifname == ifname) {
             return Ok(());
@@ -801,7 +879,54 @@ impl Dataplane {
         if ifindex == 0 {
             return Err(Error::NoSuchInterface(ifname.into()));
         }
-        let prog = self.prog("xvs_xdp")?;
+        let prog = self.prog(self.mode.prog_name())?;
+        if self.mode == AttachMode::Tc {
+            let mut hook = TcHookBuilder::new(prog.as_fd())
+                .ifindex(ifindex)
+                .replace(true)
+                .handle(TC_HANDLE)
+                .priority(TC_PRIORITY)
+                .hook(TC_INGRESS);
+            let created = match hook.create() {
+                Ok(_) => true,
+                Err(e) if e.kind() == libbpf_rs::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(bpf_err(format!("creating the clsact qdisc on {ifname}"))(e)),
+            };
+            if let Err(e) = hook.attach() {
+                if created {
+                    let _ = hook.destroy();
+                }
+                return Err(bpf_err(format!("attaching the tc filter to {ifname}"))(e));
+            }
+            // A veth with its peer in another namespace: frames out of
+            // it go straight to the peer's ingress.
+            let peer = neigh::veth_peer_elsewhere(ifindex).unwrap_or_else(|e| {
+                warn!("{ifname}: cannot tell whether it is a veth ({e}); using plain redirects");
+                false
+            });
+            if peer {
+                let flags: u32 = xvs_iface_flags::XVS_IF_F_PEER.0;
+                self.maps
+                    .iface
+                    .update(bytes(&(ifindex as u32)), bytes(&flags), MapFlags::ANY)
+                    .map_err(bpf_err("XVS_IFACE update"))?;
+            }
+            info!(
+                "xvs_tc attached to {ifname} (tc clsact ingress{})",
+                if peer {
+                    "; veth: frames for it go to its peer directly"
+                } else {
+                    ""
+                }
+            );
+            self.attached.push(Attachment {
+                ifname: ifname.to_string(),
+                ifindex,
+                flags: 0,
+                tc: Some((hook, created)),
+            });
+            return Ok(());
+        }
         let xdp = Xdp::new(prog.as_fd());
         let (flags, mode) = match xdp.attach(ifindex, XdpFlags::DRV_MODE) {
             Ok(()) => (XdpFlags::DRV_MODE, "native"),
@@ -817,6 +942,7 @@ impl Dataplane {
             ifname: ifname.to_string(),
             ifindex,
             flags: flags.bits(),
+            tc: None,
         });
         Ok(())
     }
@@ -827,13 +953,28 @@ impl Dataplane {
     }
 
     /// Detaches from every interface this instance attached to.
+    /// A clsact qdisc this instance created goes with its filter.
     pub fn detach_all(&mut self) {
         let attached = std::mem::take(&mut self.attached);
-        let Ok(prog) = self.prog("xvs_xdp") else {
+        let Ok(prog) = self.prog(self.mode.prog_name()) else {
             return;
         };
         let xdp = Xdp::new(prog.as_fd());
         for a in attached {
+            let _ = self.maps.iface.delete(bytes(&(a.ifindex as u32)));
+            if let Some((mut hook, created)) = a.tc {
+                let r = if created {
+                    // both hooks: the whole qdisc goes
+                    hook.attach_point(TC_INGRESS | libbpf_rs::TC_EGRESS);
+                    hook.destroy()
+                } else {
+                    hook.detach()
+                };
+                if let Err(e) = r {
+                    warn!("detaching the tc filter from {}: {e}", a.ifname);
+                }
+                continue;
+            }
             if let Err(e) = xdp.detach(a.ifindex, XdpFlags::from_bits_truncate(a.flags)) {
                 warn!("detaching XDP from {}: {e}", a.ifname);
             }
@@ -1716,10 +1857,12 @@ impl Dataplane {
             .map_or(0, |(_, v)| v))
     }
 
-    /// Runs `xvs_xdp` once on `frame` with `BPF_PROG_TEST_RUN` (root).
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN` (root).
     /// `ingress_ifindex` selects the receiving device (in the calling
-    /// thread's network namespace; default loopback). Returns the XDP
-    /// action and the frame as the program left it.
+    /// thread's network namespace; default loopback). Returns the verdict
+    /// as an XDP action code, in either mode (see
+    /// [`Dataplane::test_run_timed`]), and the frame as the program left
+    /// it.
     pub fn test_run(
         &self,
         frame: &[u8],
@@ -1731,37 +1874,87 @@ impl Dataplane {
 
     /// [`Dataplane::test_run`], also returning the kernel-measured
     /// duration of the program run (`repeat` 1: one run on this frame).
+    /// A tc verdict is reported as the XDP action it corresponds to:
+    /// `TC_ACT_OK` as `XDP_PASS`, `TC_ACT_SHOT` as `XDP_DROP`, and
+    /// `TC_ACT_REDIRECT` as `XDP_TX` when the program sent the frame back
+    /// out of the ingress device (it notes the device in `cb[0]`), else
+    /// `XDP_REDIRECT`; so fixtures hold for both programs.
     pub fn test_run_timed(
         &self,
         frame: &[u8],
         ingress_ifindex: Option<u32>,
     ) -> Result<(u32, Vec<u8>, Duration), Error> {
+        let name = self.mode.prog_name();
         let prog = self
             .obj
             .progs_mut()
-            .find(|p| p.name() == "xvs_xdp")
-            .ok_or_else(|| Error::Abi("program xvs_xdp missing".into()))?;
+            .find(|p| p.name() == name)
+            .ok_or_else(|| Error::Abi(format!("program {name} missing")))?;
         let mut out = vec![0u8; frame.len() + 256];
-        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
-        // rx_queue_index, egress_ifindex.
-        let mut ctx = [0u32; 6];
-        ctx[1] = frame.len() as u32;
-        ctx[3] = ingress_ifindex.unwrap_or(0);
-        // SAFETY: [u32; 6] viewed as 24 bytes.
-        let ctx_bytes = unsafe { std::slice::from_raw_parts_mut(ctx.as_mut_ptr() as *mut u8, 24) };
-        let input = libbpf_rs::ProgramInput {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            context_in: ingress_ifindex.map(|_| ctx_bytes),
-            ..Default::default()
+        let (ret, n, duration) = match self.mode {
+            AttachMode::Xdp => {
+                // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+                // rx_queue_index, egress_ifindex.
+                let mut ctx = [0u32; 6];
+                ctx[1] = frame.len() as u32;
+                ctx[3] = ingress_ifindex.unwrap_or(0);
+                let ctx_bytes = u32s_as_bytes(&mut ctx);
+                let input = libbpf_rs::ProgramInput {
+                    data_in: Some(frame),
+                    data_out: Some(&mut out),
+                    context_in: ingress_ifindex.map(|_| ctx_bytes),
+                    ..Default::default()
+                };
+                let r = prog.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
+                (r.return_value, r.data.map_or(0, |d| d.len()), r.duration)
+            }
+            AttachMode::Tc => {
+                // struct __sk_buff up to the end of cb[5]: ingress_ifindex
+                // (word 9), ifindex (10), cb (12..17). Loopback (1) is
+                // what the kernel uses without a device, as for XDP.
+                let iif = ingress_ifindex.unwrap_or(1);
+                let mut ctx = [0u32; 17];
+                ctx[9] = iif;
+                ctx[10] = iif;
+                // The kernel copies all of its __sk_buff back (ENOSPC if smaller).
+                let mut ctx_out = [0u32; 64];
+                let input = libbpf_rs::ProgramInput {
+                    data_in: Some(frame),
+                    data_out: Some(&mut out),
+                    context_in: Some(u32s_as_bytes(&mut ctx)),
+                    context_out: Some(u32s_as_bytes(&mut ctx_out)),
+                    ..Default::default()
+                };
+                let (rv, n, duration) = {
+                    let r = prog.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
+                    (r.return_value, r.data.map_or(0, |d| d.len()), r.duration)
+                };
+                let v = match rv {
+                    TC_ACT_OK => XDP_PASS,
+                    TC_ACT_SHOT => XDP_DROP,
+                    TC_ACT_REDIRECT if ctx_out[12] == iif => XDP_TX,
+                    TC_ACT_REDIRECT => XDP_REDIRECT,
+                    other => other,
+                };
+                (v, n, duration)
+            }
         };
-        let r = prog.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
-        let ret = r.return_value;
-        let duration = r.duration;
-        let n = r.data.map_or(0, |d| d.len());
         out.truncate(n);
         Ok((ret, out, duration))
     }
+}
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+fn u32s_as_bytes(w: &mut [u32]) -> &mut [u8] {
+    // SAFETY: u32 has no padding and a stricter alignment than u8.
+    unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr() as *mut u8, w.len() * 4) }
 }
 
 /// The next-hop cache TTL [`Dataplane::open`] sets: a changed route or

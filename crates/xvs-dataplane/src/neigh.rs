@@ -47,6 +47,11 @@ const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_LINK_NETNSID: u16 = 37;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -282,6 +287,44 @@ impl Netlink {
         )
         .map(|_| ())
     }
+}
+
+/// Whether `ifindex` is a veth whose peer lives in another network
+/// namespace (`RTM_GETLINK`: link kind `veth` and an `IFLA_LINK_NETNSID`,
+/// which the kernel only reports for a peer elsewhere). Only then can tc
+/// hand frames straight to the peer (`bpf_redirect_peer`).
+pub(crate) fn veth_peer_elsewhere(ifindex: i32) -> Result<bool, Error> {
+    let mut nl = Netlink::open()?;
+    // struct ifinfomsg: family, pad, type(u16), index(i32), flags, change.
+    let mut body = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
+    body.extend_from_slice(&ifindex.to_ne_bytes());
+    body.extend_from_slice(&[0; 8]);
+    let replies = nl
+        .request(RTM_GETLINK, NLM_F_REQUEST, &body)
+        .map_err(|source| Error::Io {
+            context: format!("RTM_GETLINK for ifindex {ifindex}"),
+            source,
+        })?;
+    let Some((_, b)) = replies
+        .iter()
+        .find(|(t, b)| *t == RTM_NEWLINK && b.len() >= 16)
+    else {
+        return Ok(false);
+    };
+    let mut veth = false;
+    let mut elsewhere = false;
+    for (t, v) in attrs(b, 16) {
+        match t {
+            IFLA_LINKINFO => {
+                veth = attrs(v, 0).iter().any(|(k, d)| {
+                    *k == IFLA_INFO_KIND && d.split(|&c| c == 0).next() == Some(b"veth")
+                });
+            }
+            IFLA_LINK_NETNSID => elsewhere = true,
+            _ => {}
+        }
+    }
+    Ok(veth && elsewhere)
 }
 
 /// See the module documentation.

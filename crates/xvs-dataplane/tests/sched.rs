@@ -16,7 +16,7 @@ use xvs_core::model::{
 };
 use xvs_core::sched::persist::{overload_after, ConnEvent};
 use xvs_core::sched::{self, DestView, FlowKey};
-use xvs_dataplane::{xorshift_next, Dataplane, Options, SchedDest, SvcSched};
+use xvs_dataplane::{xorshift_next, AttachMode, Dataplane, Options, SchedDest, SvcSched};
 
 const XDP_PASS: u32 = 2;
 const TCP: u8 = 6;
@@ -91,7 +91,16 @@ fn opts() -> Options {
         ring_capacity: 1 << 14,
         persist_capacity: 1024,
         locality_capacity: 256,
+        attach_mode: attach_mode(),
     }
+}
+
+/// The program under test: `XVS_TEST_ATTACH=tc` runs these fixtures
+/// against `xvs_tc` (`cargo xtask test` runs both), default `xvs_xdp`.
+fn attach_mode() -> AttachMode {
+    std::env::var("XVS_TEST_ATTACH")
+        .map(|v| v.parse().expect("XVS_TEST_ATTACH: `xdp` or `tc`"))
+        .unwrap_or_default()
 }
 
 fn rs(i: usize) -> Ipv4Addr {

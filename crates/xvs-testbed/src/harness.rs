@@ -84,6 +84,14 @@ impl Xvsd {
             "65536".into(),
         ];
         argv.extend(extra.iter().map(|a| a.to_string()));
+        // `XVS_TEST_ATTACH=xdp|tc` runs a suite against that program
+        // (`cargo xtask test` runs the veth suites in both; xvsd's auto
+        // mode picks tc there).
+        if let Ok(mode) = std::env::var("XVS_TEST_ATTACH") {
+            if !extra.contains(&"--attach") {
+                argv.extend(["--attach".to_string(), mode]);
+            }
+        }
         let proc = spawn_and_wait(tb, node, &sock, &argv);
         Xvsd {
             proc,

@@ -420,9 +420,19 @@ pub fn parse_response_head(head: &str) -> Result<ResponseHead, String> {
     })
 }
 
+/// Longest padding `GET /pad/N` adds (the client reads at most
+/// [`MAX_BODY`]).
+pub const MAX_PAD: usize = MAX_BODY - 1024;
+
 /// The server's response to `req`, and whether to keep the connection.
+/// The body is the server's name and a newline; `GET /pad/N` adds N dots
+/// after it (at most [`MAX_PAD`]), for transfers of many segments.
 pub fn build_response(name: &str, req: &Request) -> (Vec<u8>, bool) {
-    let body = format!("{name}\n");
+    let mut body = format!("{name}\n");
+    if let Some(n) = req.path.strip_prefix("/pad/") {
+        let n = n.parse::<usize>().unwrap_or(0).min(MAX_PAD);
+        body.push_str(&".".repeat(n));
+    }
     let (status, keep) = match req.method.as_str() {
         "GET" | "HEAD" => ("200 OK", req.keep_alive()),
         _ => ("405 Method Not Allowed", false),
@@ -438,6 +448,20 @@ pub fn build_response(name: &str, req: &Request) -> (Vec<u8>, bool) {
         out.extend_from_slice(body.as_bytes());
     }
     (out, keep)
+}
+
+/// What a client prints of a body: the body trimmed; one longer than 256
+/// bytes (`/pad/N`) as its first line and its length, `rs1 (4100 bytes)`.
+pub fn summary(body: &[u8]) -> String {
+    if body.len() <= 256 {
+        return String::from_utf8_lossy(body).trim().to_string();
+    }
+    let first = body.split(|&b| b == b'\n').next().unwrap_or_default();
+    format!(
+        "{} ({} bytes)",
+        String::from_utf8_lossy(first).trim(),
+        body.len()
+    )
 }
 
 /// Read one response (head and body) from `r`.
@@ -668,7 +692,7 @@ impl HttpClient {
                 if head.status != 200 {
                     return Err(format!("HTTP {} {}", head.status, head.reason));
                 }
-                Ok(String::from_utf8_lossy(&body).trim().to_string())
+                Ok(summary(&body))
             }
             Err(e) => {
                 self.conn = None;
@@ -946,6 +970,16 @@ mod tests {
     #[test]
     fn responses_round_trip() {
         let req = parse_request_head("GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let pad = parse_request_head("GET /pad/5000 HTTP/1.1\r\n\r\n").unwrap();
+        let (bytes, _) = build_response("rs9", &pad);
+        let (_, body) = read_response(&mut Cursor::new(bytes.as_slice())).unwrap();
+        assert_eq!(body.len(), 4 + 5000);
+        assert_eq!(summary(&body), "rs9 (5004 bytes)");
+        assert_eq!(summary(b"rs1\n"), "rs1");
+        let huge = parse_request_head("GET /pad/99999999 HTTP/1.1\r\n\r\n").unwrap();
+        let (bytes, _) = build_response("rs9", &huge);
+        let (_, body) = read_response(&mut Cursor::new(bytes.as_slice())).unwrap();
+        assert_eq!(body.len(), 4 + MAX_PAD, "padding is capped");
         let (bytes, keep) = build_response("rs1", &req);
         assert!(keep);
         let mut r = Cursor::new(bytes);

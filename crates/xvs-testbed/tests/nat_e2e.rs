@@ -392,3 +392,53 @@ fn nexthop_cache_lifetime_is_an_xvsd_option() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn offloaded_checksums_and_gso_packets_cross_the_tc_data_plane() {
+    // What the tc program takes that XDP on veth cannot: senders that
+    // leave TCP checksums partial (tx offload) and send 64 KiB TSO/GSO
+    // packets, a switch that keeps them whole, and GRO on the director.
+    let tb = Testbed::nat().expect("testbed");
+    let on = |node: Node, dev: &str| {
+        tb.exec_ok(
+            node,
+            &["ethtool", "-K", dev, "tx", "on", "tso", "on", "gso", "on"],
+        )
+        .unwrap();
+    };
+    on(Node::Client, "eth0");
+    on(Node::Switch, "dir");
+    for n in 1..=3u8 {
+        on(Node::Rs(n), "eth0");
+        on(Node::Switch, &format!("rs{n}"));
+    }
+    for dev in ["eth0", "eth1"] {
+        tb.exec_ok(Node::Director, &["ethtool", "-K", dev, "gro", "on"])
+            .unwrap();
+    }
+    let xvsd = Xvsd::start(&tb, Node::Director, &["--attach", "tc"]);
+    let lb = Lb { xvsd, tb };
+    lb.tb.start_http_servers(80).unwrap();
+    lb.nat_service("rr", &[1, 1, 1]);
+    let got = lb.get(&format!("http://{VIP}/pad/262144"), 30);
+    let each = |rs: &str| (format!("{rs} (262148 bytes)"), 10);
+    assert_eq!(
+        tally(&got),
+        [each("rs1"), each("rs2"), each("rs3")]
+            .into_iter()
+            .collect(),
+        "every 256 KiB response arrives whole and checksum-clean"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = lb.xvsd.adm_ok(&["-Ln", "--stats", "--exact"]);
+    let [conns, _, outpkts, _, outbytes] = stats_row(&stats, &format!("TCP  {VIP}:80"));
+    assert_eq!(conns, 30, "{stats}");
+    // 30 × 256 KiB in packets averaging more than an MTU: GSO packets were
+    // rewritten and forwarded whole, not segmented on the way.
+    assert!(outbytes >= 30 * 262_148, "{stats}");
+    assert!(outbytes / outpkts > 1500, "{stats}");
+    let c = lb.xvsd.counters();
+    assert!(c["nat_out"] >= outpkts, "{c:?}");
+    assert_eq!(c["drop_encap"], 0, "{c:?}");
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
 use xvs_core::model::{ConnState, Dest, FwdMethod, Service, ServiceKey, Stats, Timeouts};
-use xvs_dataplane::{monotonic_ns, Dataplane, Options, SvcSched};
+use xvs_dataplane::{monotonic_ns, AttachMode, Dataplane, Options, SvcSched};
 use xvsd::daemon::{Daemon, Plane};
 use xvsd::table::{Backend, Limits};
 
@@ -37,6 +37,11 @@ usage: xvsd [options]
                         serve Prometheus metrics on http://ADDR:PORT/metrics
                         (off by default)
   -h, --help            this text
+  --attach xdp|tc|auto  how the data plane hooks in: XDP (fastest on NICs
+                        with driver XDP), tc clsact ingress (packets stay
+                        skbs: faster on veth and other virtual devices), or
+                        auto (default): xdp when every interface is a
+                        device with a driver, else tc
   --nexthop-ttl-ms N    how long the data plane reuses a route/neighbour
                         lookup (default 100; 0: look up every packet); a
                         changed route or real-server MAC is followed within it
@@ -55,6 +60,8 @@ struct Args {
     metrics: Option<std::net::SocketAddr>,
     /// Next-hop cache lifetime; `None` keeps the data plane's default.
     nexthop_ttl: Option<std::time::Duration>,
+    /// `--attach`; `None` = auto.
+    attach: Option<AttachMode>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/keepalived/keepalived.conf";
@@ -73,6 +80,7 @@ fn parse_args() -> Result<Option<Args>> {
         test: false,
         metrics: None,
         nexthop_ttl: None,
+        attach: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -121,6 +129,16 @@ fn parse_args() -> Result<Option<Args>> {
             "--conn-tab-size" => a.opts.conn_capacity = number(value("a number")?, &name)?,
             "--max-services" => a.opts.max_services = number(value("a number")?, &name)?,
             "--max-dests" => a.opts.max_dests = number(value("a number")?, &name)?,
+            "--attach" => {
+                let v = value("xdp, tc or auto")?;
+                a.attach =
+                    match v.as_str() {
+                        "auto" => None,
+                        m => Some(m.parse().map_err(|_| {
+                            anyhow::anyhow!("--attach: '{v}' is not xdp, tc or auto")
+                        })?),
+                    };
+            }
             "--nexthop-ttl-ms" => {
                 let v = value("milliseconds")?;
                 let ms: u64 = v.parse().map_err(|_| {
@@ -232,6 +250,19 @@ fn all_interfaces() -> Result<Vec<String>> {
         bail!("no interface to attach to in this network namespace");
     }
     Ok(names)
+}
+
+/// `--attach auto`: XDP when every interface is backed by a device with a
+/// driver (`/sys/class/net/X/device`), where native XDP runs before any
+/// skb exists; tc otherwise: on veth, bridges, bonds and the like XDP has
+/// to convert each skb (veth) or runs in generic mode, and tc is faster.
+fn auto_attach_mode(ifaces: &[String]) -> AttachMode {
+    let physical = |i: &String| Path::new("/sys/class/net").join(i).join("device").exists();
+    if !ifaces.is_empty() && ifaces.iter().all(physical) {
+        AttachMode::Xdp
+    } else {
+        AttachMode::Tc
+    }
 }
 
 fn sysctl(path: &str, value: &str) -> Result<()> {
@@ -481,22 +512,36 @@ fn run(args: Args) -> Result<()> {
         std::fs::remove_dir_all(&args.pin_path)
             .with_context(|| format!("removing {}", args.pin_path.display()))?;
     }
-    let mut dp = Dataplane::open(&args.opts).context("loading the XDP data plane")?;
+    let ifaces = match &args.interfaces {
+        Some(l) => l.clone(),
+        None => all_interfaces()?,
+    };
+    let mut opts = args.opts.clone();
+    opts.attach_mode = match args.attach {
+        Some(m) => m,
+        None => auto_attach_mode(&ifaces),
+    };
+    let mut dp = Dataplane::open(&opts).context("loading the data plane")?;
+    log::info!(
+        "data plane: {} ({})",
+        opts.attach_mode.name(),
+        if args.attach.is_some() {
+            "--attach"
+        } else {
+            "auto"
+        }
+    );
     if let Some(ttl) = args.nexthop_ttl {
         dp.set_nexthop_ttl(ttl)
             .context("setting the next-hop cache lifetime")?;
         log::info!("next-hop cache lifetime {} ms", ttl.as_millis());
     }
-    let ifaces = match &args.interfaces {
-        Some(l) => l.clone(),
-        None => all_interfaces()?,
-    };
     if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
         log::warn!("net.ipv4.ip_forward is 0: packets the data plane hands to the kernel (unresolved neighbours) will not be forwarded");
     }
     for ifname in &ifaces {
         dp.attach(ifname)
-            .with_context(|| format!("attaching XDP to {ifname}"))?;
+            .with_context(|| format!("attaching the data plane to {ifname}"))?;
         // Rewritten replies handed to the kernel carry the VIP, a local
         // address, as source; without accept_local the kernel drops them.
         sysctl(
