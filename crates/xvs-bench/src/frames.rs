@@ -91,6 +91,17 @@ pub fn tcp(
     f
 }
 
+/// Set the IPv4 TTL of an Ethernet + IPv4 `frame` (as [`tcp`] builds it)
+/// and recompute the header checksum (the TCP/UDP checksum does not cover
+/// the TTL).
+pub fn set_ttl(frame: &mut [u8], ttl: u8) {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame[22] = ttl;
+    frame[24..26].fill(0);
+    let c = csum(&frame[14..14 + ihl]);
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Size of the UDP benchmark frames (Ethernet header included, FCS not).
 pub const UDP_FRAME: usize = 64;
 
@@ -148,6 +159,11 @@ mod tests {
         pseudo.extend_from_slice(&[0, 6, 0, 20]);
         pseudo.extend_from_slice(&f[34..]);
         assert_eq!(csum(&pseudo), 0);
+        let mut g = f.clone();
+        set_ttl(&mut g, 255);
+        assert_eq!(g[22], 255);
+        assert_eq!(csum(&g[14..34]), 0);
+        assert_eq!(g[34..], f[34..]);
     }
 
     #[test]

@@ -16,6 +16,7 @@ const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 
 type Attr = [u8; 128];
@@ -156,15 +157,25 @@ pub fn find_prog(name: &str, map_id: u32) -> io::Result<OwnedFd> {
 }
 
 /// Load `r0 = action; exit` as an XDP program (the baseline of the cost
-/// measurement).
+/// measurement of `xvs_xdp`).
 pub fn load_xdp_action(action: u32) -> io::Result<OwnedFd> {
+    load_action(BPF_PROG_TYPE_XDP, action)
+}
+
+/// Load `r0 = action; exit` as a tc (`SCHED_CLS`) program (the baseline of
+/// the cost measurement of `xvs_tc`; 0 = `TC_ACT_OK`).
+pub fn load_tc_action(action: u32) -> io::Result<OwnedFd> {
+    load_action(BPF_PROG_TYPE_SCHED_CLS, action)
+}
+
+fn load_action(prog_type: u32, action: u32) -> io::Result<OwnedFd> {
     let a4 = action.to_le_bytes();
     let insns: [u8; 16] = [
         0xb7, 0, 0, 0, a4[0], a4[1], a4[2], a4[3], 0x95, 0, 0, 0, 0, 0, 0, 0,
     ];
     let license = b"GPL\0";
     let mut a: Attr = [0; 128];
-    put32(&mut a, 0, BPF_PROG_TYPE_XDP);
+    put32(&mut a, 0, prog_type);
     put32(&mut a, 4, 2);
     put64(&mut a, 8, insns.as_ptr() as u64);
     put64(&mut a, 16, license.as_ptr() as u64);
@@ -172,13 +183,16 @@ pub fn load_xdp_action(action: u32) -> io::Result<OwnedFd> {
     bpf(BPF_PROG_LOAD, &mut a).map(fd_of)
 }
 
-/// One `BPF_PROG_TEST_RUN`: (return value, kernel-measured ns per run,
-/// output length).
+/// One `BPF_PROG_TEST_RUN`: (return value, kernel-measured ns per run —
+/// the mean over the `repeat` runs —, output length). `ctx_out`, when
+/// given, receives the context as the program left it (for tc it must be
+/// the kernel's full `struct __sk_buff`, else `ENOSPC`).
 pub fn test_run(
     prog: &OwnedFd,
     data: &[u8],
     out: &mut [u8],
     ctx: Option<&[u8]>,
+    ctx_out: Option<&mut [u8]>,
     repeat: u32,
 ) -> io::Result<(u32, u32, usize)> {
     let mut a: Attr = [0; 128];
@@ -191,6 +205,10 @@ pub fn test_run(
     if let Some(c) = ctx {
         put32(&mut a, 40, c.len() as u32);
         put64(&mut a, 48, c.as_ptr() as u64);
+    }
+    if let Some(c) = ctx_out {
+        put32(&mut a, 44, c.len() as u32);
+        put64(&mut a, 56, c.as_mut_ptr() as u64);
     }
     bpf(BPF_PROG_TEST_RUN, &mut a)?;
     Ok((get32(&a, 4), get32(&a, 36), get32(&a, 12) as usize))

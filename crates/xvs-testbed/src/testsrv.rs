@@ -7,6 +7,7 @@
 //! ```text
 //! xvs-testsrv http     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
 //! xvs-testsrv udp-echo --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
+//! xvs-testsrv udp-sink --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
 //! xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
 //! xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]
 //! ```
@@ -41,6 +42,7 @@ pub const USAGE: &str = "\
 usage:
   xvs-testsrv http     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv udp-echo --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
+  xvs-testsrv udp-sink --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
   xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]";
 
@@ -52,6 +54,13 @@ pub enum Cmd {
         name: String,
     },
     UdpEcho {
+        listen: Vec<String>,
+        name: String,
+    },
+    /// Binds and never reads: datagrams fill the socket's buffer and are
+    /// then dropped there (an overloaded UDP service), without the ICMP
+    /// port-unreachable a closed port costs the host per datagram.
+    UdpSink {
         listen: Vec<String>,
         name: String,
     },
@@ -199,7 +208,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
         [_, x, ..] => Err(format!("{sub}: unexpected argument {x:?}")),
     };
     match *sub {
-        "http" | "udp-echo" => {
+        "http" | "udp-echo" | "udp-sink" => {
             no_positional(&positional)?;
             if listen.is_empty() {
                 return Err(format!("{sub}: --listen is required"));
@@ -209,10 +218,10 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
                     .map_err(|_| format!("--listen: expected ADDR:PORT, got {l:?}"))?;
             }
             let name = need(name, "--name")?;
-            Ok(if *sub == "http" {
-                Cmd::Http { listen, name }
-            } else {
-                Cmd::UdpEcho { listen, name }
+            Ok(match *sub {
+                "http" => Cmd::Http { listen, name },
+                "udp-echo" => Cmd::UdpEcho { listen, name },
+                _ => Cmd::UdpSink { listen, name },
             })
         }
         "get" => {
@@ -545,6 +554,22 @@ fn http_servers(listen: &[String], name: &str) -> io::Result<()> {
     )
 }
 
+fn udp_sinks(listen: &[String]) -> io::Result<()> {
+    serve_all(
+        listen,
+        |l| {
+            let s = UdpSocket::bind(l)?;
+            let url = format!("udp://{}", s.local_addr()?);
+            Ok((s, url))
+        },
+        |s| loop {
+            // Holds the socket open, never reads it.
+            thread::sleep(Duration::from_secs(3600));
+            let _ = &s;
+        },
+    )
+}
+
 fn udp_echo_servers(listen: &[String], name: &str) -> io::Result<()> {
     let name: Arc<str> = Arc::from(name);
     serve_all(
@@ -797,6 +822,7 @@ pub fn main_with_args<S: AsRef<str>>(args: &[S]) -> i32 {
     let served = match cmd {
         Cmd::Http { listen, name } => http_servers(&listen, &name),
         Cmd::UdpEcho { listen, name } => udp_echo_servers(&listen, &name),
+        Cmd::UdpSink { listen, name: _ } => udp_sinks(&listen),
         Cmd::Get {
             url,
             count,
@@ -848,6 +874,13 @@ mod tests {
             Cmd::UdpEcho {
                 listen: vec!["127.0.0.1:7".into(), "127.0.0.2:7".into()],
                 name: "x".into()
+            }
+        );
+        assert_eq!(
+            parse_args(&["udp-sink", "--listen", "0.0.0.0:9", "--name", "rs1"]).unwrap(),
+            Cmd::UdpSink {
+                listen: vec!["0.0.0.0:9".into()],
+                name: "rs1".into()
             }
         );
         assert!(parse_args(&["http", "--listen", "nope", "--name", "a"]).is_err());
