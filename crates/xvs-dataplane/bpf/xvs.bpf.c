@@ -268,16 +268,27 @@ static __always_inline int verdict(__u32 idx, int action)
 	return action;
 }
 
-/* Sends the frame to `ifindex`. tc notes the egress device in cb[0] so
- * that BPF_PROG_TEST_RUN (which does not perform redirects) can tell
- * "back out where it came in" from "to another interface". */
-static __always_inline int act_redirect(xvs_ctx *ctx, __u32 ifindex)
+/* XVS_IFACE flags of `ifindex` (0 when none, and always in XDP). */
+static __always_inline __u32 iface_flags(__u32 ifindex)
 {
 #ifdef XVS_TC
 	__u32 *f = bpf_map_lookup_elem(&XVS_IFACE, &ifindex);
 
+	return f ? *f : 0;
+#else
+	return 0;
+#endif
+}
+
+/* Sends the frame to `ifindex`, whose XVS_IFACE flags are `oflags`. tc
+ * notes the egress device in cb[0] so that BPF_PROG_TEST_RUN (which does
+ * not perform redirects) can tell "back out where it came in" from "to
+ * another interface". */
+static __always_inline int act_redirect(xvs_ctx *ctx, __u32 ifindex, __u32 oflags)
+{
+#ifdef XVS_TC
 	ctx->cb[0] = ifindex;
-	if (f && (*f & XVS_IF_F_PEER)) {
+	if (oflags & XVS_IF_F_PEER) {
 		cnt(XVS_CNT_PEER);
 		return bpf_redirect_peer(ifindex, 0);
 	}
@@ -286,10 +297,10 @@ static __always_inline int act_redirect(xvs_ctx *ctx, __u32 ifindex)
 }
 
 /* Sends the frame back out of the interface it came in on. */
-static __always_inline int act_tx(xvs_ctx *ctx)
+static __always_inline int act_tx(xvs_ctx *ctx, __u32 oflags)
 {
 #ifdef XVS_TC
-	return act_redirect(ctx, ctx->ifindex);
+	return act_redirect(ctx, ctx->ifindex, oflags);
 #else
 	return XDP_TX;
 #endif
@@ -512,6 +523,12 @@ static __always_inline struct xvs_nh *nh_slot(__u32 iif, __be32 daddr)
 	return bpf_map_lookup_elem(&XVS_NH, &k);
 }
 
+/* The egress interface's XVS_IFACE flags travel with a successful lookup
+ * in a field the kernel fills with the egress VLAN, which xvs never uses
+ * (no VLAN devices in its path): no extra stack in call chains that are
+ * at the verifier's 512-byte limit. */
+#define FIB_OFLAGS(fib) ((fib)->h_vlan_TCI)
+
 /* bpf_fib_lookup(ctx, fib, 0) for a filled-in `fib` (ifindex = ingress,
  * ipv4_dst, tot_len, ...), answered from the next-hop cache when its slot
  * is valid (see xvs.h): then only ifindex, dmac and smac are set, which is
@@ -534,10 +551,14 @@ static __always_inline long fib_lookup_cached(xvs_ctx *ctx, struct bpf_fib_looku
 		fib->ifindex = e->oif;
 		__builtin_memcpy(fib->dmac, e->dmac, ETH_ALEN);
 		__builtin_memcpy(fib->smac, e->smac, ETH_ALEN);
+		FIB_OFLAGS(fib) = e->oflags;
 		return BPF_FIB_LKUP_RET_SUCCESS;
 	}
 	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !e || !cfg)
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	FIB_OFLAGS(fib) = iface_flags(fib->ifindex);
+	if (!e || !cfg)
 		return rc;
 	if (e->daddr == dst && e->iif == iif && e->gen == cfg->gen && e->oif == fib->ifindex &&
 	    now - e->stamp_ns < cfg->ttl_ns && mac_eq(e->dmac, fib->dmac) &&
@@ -553,6 +574,7 @@ static __always_inline long fib_lookup_cached(xvs_ctx *ctx, struct bpf_fib_looku
 	e->oif = fib->ifindex;
 	e->gen = cfg->gen;
 	e->ok_len = len;
+	e->oflags = FIB_OFLAGS(fib);
 	__builtin_memcpy(e->dmac, fib->dmac, ETH_ALEN);
 	__builtin_memcpy(e->smac, fib->smac, ETH_ALEN);
 	cnt(XVS_CNT_NH_FILL);
@@ -562,6 +584,8 @@ static __always_inline long fib_lookup_cached(xvs_ctx *ctx, struct bpf_fib_looku
 /* Sets the MACs the fib lookup found and sends the frame out. */
 static __always_inline int fib_out(xvs_ctx *ctx, struct bpf_fib_lookup *fib)
 {
+	__u32 oflags = FIB_OFLAGS(fib);
+
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -572,10 +596,10 @@ static __always_inline int fib_out(xvs_ctx *ctx, struct bpf_fib_lookup *fib)
 	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
 	if (fib->ifindex == ctx->ingress_ifindex) {
 		cnt(XVS_CNT_TX);
-		return act_tx(ctx);
+		return act_tx(ctx, oflags);
 	}
 	cnt(XVS_CNT_REDIRECT);
-	return act_redirect(ctx, fib->ifindex);
+	return act_redirect(ctx, fib->ifindex, oflags);
 }
 
 /* Next hop for a rewritten packet. On any fib failure the rewritten packet
@@ -616,16 +640,16 @@ static __noinline int xmit(xvs_ctx *ctx, __be16 sport, __be16 dport)
 
 /* ---- NAT rewrite of the L4 packet itself ---- */
 
-#ifndef XVS_TC
 /* Rewrite destination (dst=1) or source (dst=0) address and port. `csum`
- * points at the L4 checksum; udp says a zero checksum means "none". */
+ * points at the L4 checksum (NULL: left to the caller); udp says a zero
+ * checksum means "none". */
 static __always_inline void nat_l4(struct iphdr *ip, __be16 *ports, __u16 *csum, int udp, int dst,
 				   __be32 addr, __be16 port)
 {
 	__be32 old_addr = dst ? ip->daddr : ip->saddr;
 	__be16 old_port = dst ? ports[1] : ports[0];
 
-	if (!udp || *csum) {
+	if (csum && (!udp || *csum)) {
 		csum_replace4(csum, old_addr, addr);
 		csum_replace2(csum, old_port, port);
 		if (udp && *csum == 0)
@@ -640,36 +664,62 @@ static __always_inline void nat_l4(struct iphdr *ip, __be16 *ports, __u16 *csum,
 		ports[0] = port;
 	}
 }
+
+#ifdef XVS_TC
+/* tc's nat_l4 (see nat_rewrite), a function of its own so that its
+ * spills across helper calls stay out of the caller's frame (the call
+ * chains are at the verifier's 512-byte stack limit). `how`: bit 0 UDP,
+ * bit 1 destination. */
+static __noinline int nat_l4_tc(xvs_ctx *ctx, __u32 l4off, __u32 how, __be32 addr, __be16 port)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	int udp = how & 1, dst = how & 2;
+	__u32 coff = udp ? __builtin_offsetof(struct udphdr, check)
+			 : __builtin_offsetof(struct tcphdr, check);
+	__be16 *ports, old_port;
+	__u16 *csum;
+	__be32 old_addr;
+	__u64 mm = udp ? BPF_F_MARK_MANGLED_0 : 0;
+
+	l4off &= 0x7f; /* Ethernet + IPv4 with options */
+	ports = data + l4off;
+	csum = data + l4off + coff;
+	if ((void *)(ip + 1) > data_end || (void *)(ports + 2) > data_end ||
+	    (void *)(csum + 1) > data_end)
+		return -1;
+	old_addr = dst ? ip->daddr : ip->saddr;
+	old_port = dst ? ports[1] : ports[0];
+	/* CHECKSUM_UNNECESSARY (verified on receipt, the usual case off a
+	 * NIC or a veth whose sender finished the sum): the field is a full
+	 * checksum, and the incremental update in place is right and cheaper
+	 * than the helpers. */
+	if (bpf_csum_level(ctx, BPF_CSUM_LEVEL_QUERY) >= 0) {
+		nat_l4(ip, ports, csum, udp, dst, addr, port);
+		return 0;
+	}
+	nat_l4(ip, ports, NULL, udp, dst, addr, port);
+	if (bpf_l4_csum_replace(ctx, l4off + coff, old_addr, addr,
+				BPF_F_PSEUDO_HDR | mm | sizeof(addr)) ||
+	    bpf_l4_csum_replace(ctx, l4off + coff, old_port, port, mm | sizeof(port)))
+		return -1;
+	return 0;
+}
 #endif
 
 /* nat_l4 for either attachment. `l4off` is the L4 header's offset in the
- * frame. tc finishes the L4 checksum with the kernel's helpers, which
- * also get CHECKSUM_PARTIAL packets right (their L4 field holds only the
- * pseudo-header sum, so a port must not be folded in) and keep a
- * CHECKSUM_COMPLETE skb->csum valid; they invalidate packet pointers.
- * Returns 0, or -1 when a helper failed. */
+ * frame. tc finishes the L4 checksum with the kernel's helpers unless the
+ * skb's checksum was verified on receipt: they also get CHECKSUM_PARTIAL
+ * packets right (their L4 field holds only the pseudo-header sum, so a
+ * port must not be folded in) and keep a CHECKSUM_COMPLETE skb->csum
+ * valid; they invalidate packet pointers. Returns 0, or -1 when a helper
+ * failed. */
 static __always_inline int nat_rewrite(xvs_ctx *ctx, struct iphdr *ip, __be16 *ports, __u16 *csum,
 				       __u32 l4off, int udp, int dst, __be32 addr, __be16 port)
 {
 #ifdef XVS_TC
-	__be32 old_addr = dst ? ip->daddr : ip->saddr;
-	__be16 old_port = dst ? ports[1] : ports[0];
-	__u32 coff = l4off + (udp ? __builtin_offsetof(struct udphdr, check)
-				  : __builtin_offsetof(struct tcphdr, check));
-	__u64 mm = udp ? BPF_F_MARK_MANGLED_0 : 0;
-
-	csum_replace4(&ip->check, old_addr, addr);
-	if (dst) {
-		ip->daddr = addr;
-		ports[1] = port;
-	} else {
-		ip->saddr = addr;
-		ports[0] = port;
-	}
-	if (bpf_l4_csum_replace(ctx, coff, old_addr, addr, BPF_F_PSEUDO_HDR | mm | sizeof(addr)) ||
-	    bpf_l4_csum_replace(ctx, coff, old_port, port, mm | sizeof(port)))
-		return -1;
-	return 0;
+	return nat_l4_tc(ctx, l4off, (udp ? 1 : 0) | (dst ? 2 : 0), addr, port);
 #else
 	nat_l4(ip, ports, csum, udp, dst, addr, port);
 	return 0;
@@ -847,7 +897,7 @@ static __always_inline int icmp_frag_needed(xvs_ctx *ctx, __u32 mtu)
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 #endif
 	cnt(XVS_CNT_ICMP_FRAG_NEEDED);
-	return act_tx(ctx);
+	return act_tx(ctx, iface_flags(ctx->ingress_ifindex));
 }
 
 /* DR (ip_vs_dr_xmit): the IP packet keeps its addresses; only the
@@ -906,7 +956,10 @@ static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, _
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data, e;
+	struct ethhdr *eth = data;
+#ifndef XVS_TC
+	struct ethhdr e; /* XDP grows the head: the header moves */
+#endif
 	struct bpf_fib_lookup fib = {};
 	struct iphdr *ip, *oip;
 	__be32 rs = dest->addr, src = dest->tun_src;
@@ -954,8 +1007,6 @@ static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, _
 	tos = ip->tos;
 	if ((tos & INET_ECN_MASK) == INET_ECN_MASK) /* CE is not copied out */
 		tos = (tos & ~INET_ECN_MASK) | INET_ECN_ECT_0;
-	__builtin_memcpy(&e, eth, sizeof(e));
-
 #ifdef XVS_TC
 	/* The outer checksum covers the whole datagram: only a packet that
 	 * is one datagram can have it, and it must be linear to be summed. */
@@ -968,6 +1019,7 @@ static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, _
 					(gue ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : 0)))
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 #else
+	__builtin_memcpy(&e, eth, sizeof(e));
 	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 #endif
@@ -977,7 +1029,9 @@ static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, _
 	oip = (void *)(eth + 1);
 	if ((void *)oip + XVS_GUE_HLEN > data_end)
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+#ifndef XVS_TC
 	__builtin_memcpy(eth, &e, sizeof(e));
+#endif
 
 	oip->version = 4;
 	oip->ihl = 5;

@@ -312,7 +312,7 @@ struct xvs_nh {
 	__u16 ok_len;   /* longest IP tot_len the fib accepted */
 	__u8 dmac[6];
 	__u8 smac[6];
-	__u16 pad;
+	__u16 oflags;   /* XVS_IFACE flags of oif when filled */
 };
 
 /* XVS_IFACE value bits (key: ifindex), written by user space per

@@ -910,6 +910,8 @@ impl Dataplane {
                     .iface
                     .update(bytes(&(ifindex as u32)), bytes(&flags), MapFlags::ANY)
                     .map_err(bpf_err("XVS_IFACE update"))?;
+                // cached next hops carry the flags of their egress
+                self.flush_nexthops()?;
             }
             info!(
                 "xvs_tc attached to {ifname} (tc clsact ingress{})",
