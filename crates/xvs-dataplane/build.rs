@@ -1,17 +1,18 @@
 //! Compiles the BPF programs with clang and generates their libbpf-rs
 //! skeletons: `bpf/xvs.bpf.c` twice, as the director's `xvs_xdp` and, with
 //! `-DXVS_TC`, as its tc twin `xvs_tc`; and `bpf/decap.bpf.c` (the real
-//! server's `xvs_decap`).
+//! server's `xvs_decap`), likewise twice.
 
 use libbpf_cargo::SkeletonBuilder;
 use std::env;
 use std::path::PathBuf;
 
 /// Source, object name, extra clang arguments.
-const SRCS: [(&str, &str, &[&str]); 3] = [
+const SRCS: [(&str, &str, &[&str]); 4] = [
     ("bpf/xvs.bpf.c", "xvs", &[]),
     ("bpf/xvs.bpf.c", "xvs_tc", &["-DXVS_TC"]),
     ("bpf/decap.bpf.c", "decap", &[]),
+    ("bpf/decap.bpf.c", "decap_tc", &["-DXVS_TC"]),
 ];
 
 fn main() {

@@ -7,6 +7,9 @@
  * the inner packet to the VIP (configured on lo). Everything else passes
  * untouched. Configuration is .rodata, set by user space before load
  * (xvs_dataplane::decap). See docs/design.md.
+ *
+ * Built as-is for XDP; with -DXVS_TC for tc's clsact ingress (veth and
+ * other virtual devices, where XDP would convert every skb).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -19,6 +22,19 @@
 #include "xvs.h"
 
 #define IP_MF_OFFSET 0x3fff
+
+#ifdef XVS_TC
+#include <linux/pkt_cls.h>
+typedef struct __sk_buff xvs_ctx;
+#define ACT_PASS TC_ACT_OK
+#define ACT_DROP TC_ACT_SHOT
+/* outer IPv4 with options + UDP + GUE with options + inner IPv4 */
+#define XVS_PULL_LEN 192
+#else
+typedef struct xdp_md xvs_ctx;
+#define ACT_PASS XDP_PASS
+#define ACT_DROP XDP_DROP
+#endif
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -67,24 +83,37 @@ static __always_inline int is_gue_port(__be16 p)
 	return 0;
 }
 
+#ifdef XVS_TC
+SEC("tc")
+#else
 SEC("xdp")
-int xvs_decap(struct xdp_md *ctx)
+#endif
+int xvs_decap(xvs_ctx *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data, e;
+	void *data, *data_end;
+	struct ethhdr *eth;
+#ifndef XVS_TC
+	struct ethhdr e;
+#endif
 	struct iphdr *ip, *in;
 	__u32 ihl, strip, kind;
 
 	verdict(XVS_DECAP_RX, 0);
+#ifdef XVS_TC
+	if (ctx->data + XVS_PULL_LEN > ctx->data_end && ctx->data_end - ctx->data < ctx->len)
+		bpf_skb_pull_data(ctx, ctx->len < XVS_PULL_LEN ? ctx->len : XVS_PULL_LEN);
+#endif
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return verdict(XVS_DECAP_PASS, XDP_PASS);
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return verdict(XVS_DECAP_PASS, XDP_PASS);
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
 	ihl = ip->ihl * 4;
 	if (ip->version != 4 || ihl < sizeof(*ip) || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
-		return verdict(XVS_DECAP_PASS, XDP_PASS);
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
 	ihl &= 0x3c;
 
 	if (ip->protocol == IPPROTO_IPIP) {
@@ -95,28 +124,34 @@ int xvs_decap(struct xdp_md *ctx)
 		struct xvs_guehdr *gh = (void *)(uh + 1);
 
 		if ((void *)(gh + 1) > data_end || !is_gue_port(uh->dest))
-			return verdict(XVS_DECAP_PASS, XDP_PASS);
+			return verdict(XVS_DECAP_PASS, ACT_PASS);
 		/* Version 0, data message (C = 0), inner IPv4. */
 		if ((gh->ver_c_hlen & 0xe0) || gh->proto_ctype != IPPROTO_IPIP)
-			return verdict(XVS_DECAP_PASS, XDP_PASS);
+			return verdict(XVS_DECAP_PASS, ACT_PASS);
 		strip = ihl + sizeof(*uh) + sizeof(*gh) + (gh->ver_c_hlen & 0x1f) * 4;
 		kind = XVS_DECAP_GUE;
 	} else {
-		return verdict(XVS_DECAP_PASS, XDP_PASS);
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
 	}
 
 	in = (void *)ip + (strip & 0xff);
 	if ((void *)(in + 1) > data_end || in->version != 4 || !is_vip(in->daddr))
-		return verdict(XVS_DECAP_PASS, XDP_PASS);
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
 
+#ifdef XVS_TC
+	/* The outer headers sit right after Ethernet: remove them there. */
+	if (bpf_skb_adjust_room(ctx, -(int)(strip & 0xff), BPF_ADJ_ROOM_MAC, 0))
+		return verdict(XVS_DECAP_ERR, ACT_PASS);
+#else
 	__builtin_memcpy(&e, eth, sizeof(e));
 	if (bpf_xdp_adjust_head(ctx, (int)(strip & 0xff)))
-		return verdict(XVS_DECAP_ERR, XDP_PASS);
+		return verdict(XVS_DECAP_ERR, ACT_PASS);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return verdict(XVS_DECAP_ERR, XDP_DROP);
+		return verdict(XVS_DECAP_ERR, ACT_DROP);
 	__builtin_memcpy(eth, &e, sizeof(e));
-	return verdict(kind, XDP_PASS);
+#endif
+	return verdict(kind, ACT_PASS);
 }

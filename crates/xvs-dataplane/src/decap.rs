@@ -1,12 +1,15 @@
-//! The real-server side of tunnelling (`-i`): the `xvs_decap` XDP program
+//! The real-server side of tunnelling (`-i`): the `xvs_decap` program
 //! (`bpf/decap.bpf.c`) strips IPIP and GUE outer headers from packets to
 //! configured VIPs, so a real server needs neither the `ipip` nor the `fou`
 //! module. It is attached through netlink (not a `bpf_link`), so it stays
-//! attached after the process that attached it exits.
+//! attached after the process that attached it exits: as XDP on a device
+//! with a driver, as a tc clsact ingress filter on a virtual one (veth,
+//! ...), where native XDP would convert and copy every skb (the same
+//! reason as the director's `--attach auto`, docs/design.md).
 
 use crate::Error;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, Xdp, XdpFlags};
+use libbpf_rs::{MapCore, MapFlags, TcHook, TcHookBuilder, Xdp, XdpFlags, TC_EGRESS, TC_INGRESS};
 use log::{info, warn};
 use std::ffi::CString;
 use std::mem::{size_of, MaybeUninit};
@@ -26,7 +29,26 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/decap.skel.rs"));
 }
 
+/// The same program built for tc (`-DXVS_TC`).
+#[allow(
+    clippy::all,
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_upper_case_globals,
+    unused_imports,
+    unsafe_op_in_unsafe_fn
+)]
+mod skel_tc {
+    include!(concat!(env!("OUT_DIR"), "/decap_tc.skel.rs"));
+}
+
 use skel::types::{xvs_decap_cfg, xvs_decap_counter};
+
+/// tc filter handle and priority of `xvs_decap` on clsact ingress (fixed:
+/// a later attach replaces it, detach finds it).
+const TC_HANDLE: u32 = 0x7864;
+const TC_PRIORITY: u32 = 1;
 
 /// Name of the program (as `bpftool prog` and `ip link` show it).
 pub const PROG_NAME: &str = "xvs_decap";
@@ -105,6 +127,89 @@ fn with_loaded<T>(
     f(&skel)
 }
 
+/// [`with_loaded`] for the tc build.
+fn with_loaded_tc<T>(
+    cfg: &DecapConfig,
+    f: impl FnOnce(&skel_tc::DecapTcSkel<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let c = cfg_of(cfg)?;
+    let mut storage = MaybeUninit::uninit();
+    let mut open = skel_tc::DecapTcSkelBuilder::default()
+        .open(&mut storage)
+        .map_err(bpf_err("opening the decap BPF object (tc)"))?;
+    let ro = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .ok_or_else(|| Error::Abi("decap .rodata not mapped".into()))?;
+    // SAFETY: both builds share xvs.h's struct xvs_decap_cfg (80 bytes,
+    // asserted above); the skeletons only name it in different modules.
+    ro.decap_cfg =
+        unsafe { std::mem::transmute::<xvs_decap_cfg, skel_tc::types::xvs_decap_cfg>(c) };
+    let skel = open
+        .load()
+        .map_err(bpf_err("loading the decap BPF program (tc)"))?;
+    f(&skel)
+}
+
+/// Whether `ifname` gets the tc build: a virtual device (no
+/// `/sys/class/net/IF/device`), where XDP would run on converted skbs.
+fn wants_tc(ifname: &str) -> bool {
+    !std::path::Path::new("/sys/class/net")
+        .join(ifname)
+        .join("device")
+        .exists()
+}
+
+fn tc_hook(fd: std::os::fd::BorrowedFd<'_>, ifindex: i32) -> TcHook {
+    TcHookBuilder::new(fd)
+        .ifindex(ifindex)
+        .replace(true)
+        .handle(TC_HANDLE)
+        .priority(TC_PRIORITY)
+        .hook(TC_INGRESS)
+}
+
+/// Whether `dev` has a clsact qdisc (asked before libbpf's tc calls,
+/// which log a kernel error for a missing one).
+fn has_clsact(dev: &str) -> bool {
+    std::process::Command::new("tc")
+        .args(["qdisc", "show", "dev", dev])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("clsact"))
+        .unwrap_or(false)
+}
+
+/// Id of the program in xvs_decap's tc slot on `ifname` (0: none).
+fn tc_prog_id(ifname: &str, ifindex: i32) -> u32 {
+    if !has_clsact(ifname) {
+        return 0;
+    }
+    // A query does not use the builder's program fd (libbpf requires it
+    // zeroed); the hook is identified by ifindex, parent, handle and
+    // priority. Any open fd satisfies the builder.
+    let Ok(any) = std::fs::File::open("/dev/null") else {
+        return 0;
+    };
+    tc_hook(any.as_fd(), ifindex).query().unwrap_or(0)
+}
+
+/// Whether `dev` has tc filters other than xvs_decap's (by `tc`'s own
+/// listing: libbpf only queries a known handle and priority).
+fn tc_others(dev: &str) -> bool {
+    ["ingress", "egress"].iter().any(|dir| {
+        std::process::Command::new("tc")
+            .args(["filter", "show", "dev", dev, dir])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.starts_with("filter") && !l.contains(PROG_NAME))
+            })
+            .unwrap_or(true)
+    })
+}
+
 fn ifindex(ifname: &str) -> Result<i32, Error> {
     let c = CString::new(ifname).map_err(|_| Error::NoSuchInterface(ifname.into()))?;
     // SAFETY: valid NUL-terminated string.
@@ -170,13 +275,40 @@ fn is_decap(id: u32) -> bool {
     })
 }
 
-/// Loads `xvs_decap` for `cfg` and attaches it to `ifname` (native XDP,
-/// generic as a fallback), replacing a previous `xvs_decap` (or any other
-/// XDP program, with a warning) there. It stays attached after this
-/// process exits; [`detach`] removes it.
+/// Loads `xvs_decap` for `cfg` and attaches it to `ifname`: on a device
+/// with a driver as XDP (native, generic as a fallback), replacing a
+/// previous `xvs_decap` (or any other XDP program, with a warning) there;
+/// on a virtual device as a tc clsact ingress filter (the qdisc is created
+/// when missing). An `xvs_decap` attached the other way is removed. It
+/// stays attached after this process exits; [`detach`] removes it.
 pub fn attach(ifname: &str, cfg: &DecapConfig) -> Result<(), Error> {
+    attach_as(ifname, cfg, wants_tc(ifname))
+}
+
+/// [`attach`] with the choice made by the caller: `tc` or XDP.
+pub fn attach_as(ifname: &str, cfg: &DecapConfig, tc: bool) -> Result<(), Error> {
     let ifindex = ifindex(ifname)?;
     let before = prog_ids(ifindex)?;
+    if tc {
+        return with_loaded_tc(cfg, |skel| {
+            let prog = &skel.progs.xvs_decap;
+            let mut hook = tc_hook(prog.as_fd(), ifindex);
+            if !has_clsact(ifname) {
+                hook.create()
+                    .map_err(bpf_err("creating the clsact qdisc"))?;
+            }
+            hook.attach().map_err(bpf_err("attaching xvs_decap (tc)"))?;
+            for (id, m) in before {
+                if is_decap(id) {
+                    if let Some(fd) = prog_fd(id) {
+                        let _ = Xdp::new(fd.as_fd()).detach(ifindex, m);
+                    }
+                }
+            }
+            info!("{PROG_NAME} attached to {ifname} (tc clsact ingress)");
+            Ok(())
+        });
+    }
     for (id, _) in &before {
         if *id != 0 && !is_decap(*id) {
             warn!("{ifname}: replacing XDP program id {id} with {PROG_NAME}");
@@ -201,6 +333,7 @@ pub fn attach(ifname: &str, cfg: &DecapConfig) -> Result<(), Error> {
                 let _ = xdp.detach(ifindex, m);
             }
         }
+        detach_tc(ifname, ifindex)?;
         let name = if mode.bits() == XdpFlags::DRV_MODE.bits() {
             "native"
         } else {
@@ -211,8 +344,29 @@ pub fn attach(ifname: &str, cfg: &DecapConfig) -> Result<(), Error> {
     })
 }
 
-/// Detaches `xvs_decap` from `ifname` (both modes). Other programs and an
-/// interface without XDP are left alone.
+/// Removes xvs_decap's tc filter from `ifindex`, and the clsact qdisc when
+/// nothing else uses it (it was made for the filter: teardown restores the
+/// interface as it was). Nothing there: a no-op.
+fn detach_tc(ifname: &str, ifindex: i32) -> Result<(), Error> {
+    let id = tc_prog_id(ifname, ifindex);
+    if !is_decap(id) {
+        return Ok(());
+    }
+    let fd = prog_fd(id).ok_or_else(|| Error::Io {
+        context: format!("opening tc program {id}"),
+        source: std::io::Error::last_os_error(),
+    })?;
+    let mut hook = tc_hook(fd.as_fd(), ifindex);
+    hook.detach().map_err(bpf_err("detaching xvs_decap (tc)"))?;
+    if !tc_others(ifname) {
+        hook.attach_point(TC_INGRESS | TC_EGRESS);
+        let _ = hook.destroy();
+    }
+    Ok(())
+}
+
+/// Detaches `xvs_decap` from `ifname` (XDP, both modes, and tc). Other
+/// programs and an interface without any are left alone.
 pub fn detach(ifname: &str) -> Result<(), Error> {
     let ifindex = ifindex(ifname)?;
     for (id, mode) in prog_ids(ifindex)? {
@@ -227,13 +381,15 @@ pub fn detach(ifname: &str) -> Result<(), Error> {
             .detach(ifindex, mode)
             .map_err(bpf_err("detaching xvs_decap"))?;
     }
-    Ok(())
+    detach_tc(ifname, ifindex)
 }
 
-/// True when an XDP program named `xvs_decap` is attached to `ifname`.
+/// True when a program named `xvs_decap` is attached to `ifname` (XDP or
+/// tc).
 pub fn attached(ifname: &str) -> Result<bool, Error> {
     let ifindex = ifindex(ifname)?;
-    Ok(prog_ids(ifindex)?.iter().any(|(id, _)| is_decap(*id)))
+    Ok(prog_ids(ifindex)?.iter().any(|(id, _)| is_decap(*id))
+        || is_decap(tc_prog_id(ifname, ifindex)))
 }
 
 fn sum_counters(map: &impl MapCore) -> Result<Vec<(&'static str, u64)>, Error> {
@@ -256,7 +412,12 @@ fn sum_counters(map: &impl MapCore) -> Result<Vec<(&'static str, u64)>, Error> {
 /// (empty when none is attached).
 pub fn counters(ifname: &str) -> Result<Vec<(&'static str, u64)>, Error> {
     let ifindex = ifindex(ifname)?;
-    let Some((id, _)) = prog_ids(ifindex)?.into_iter().find(|(id, _)| is_decap(*id)) else {
+    let xdp = prog_ids(ifindex)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| is_decap(*id));
+    let Some(id) = xdp.or_else(|| Some(tc_prog_id(ifname, ifindex)).filter(|id| is_decap(*id)))
+    else {
         return Ok(Vec::new());
     };
     let fd = prog_fd(id).ok_or_else(|| Error::Io {
@@ -297,6 +458,43 @@ pub fn test_run(
     cfg: &DecapConfig,
     frame: &[u8],
 ) -> Result<(u32, Vec<u8>, Vec<(&'static str, u64)>), Error> {
+    test_run_as(cfg, frame, false)
+}
+
+/// [`test_run`] of the XDP (`tc` false) or the tc build; a tc verdict is
+/// reported as the XDP action it stands for (`TC_ACT_OK`: `XDP_PASS`,
+/// `TC_ACT_SHOT`: `XDP_DROP`).
+#[allow(clippy::type_complexity)]
+pub fn test_run_as(
+    cfg: &DecapConfig,
+    frame: &[u8],
+    tc: bool,
+) -> Result<(u32, Vec<u8>, Vec<(&'static str, u64)>), Error> {
+    if tc {
+        return with_loaded_tc(cfg, |skel| {
+            let mut out = vec![0u8; frame.len() + 256];
+            let input = libbpf_rs::ProgramInput {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            };
+            let (ret, n) = {
+                let r = skel
+                    .progs
+                    .xvs_decap
+                    .test_run(input)
+                    .map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
+                (r.return_value, r.data.map_or(0, |d| d.len()))
+            };
+            out.truncate(n);
+            let v = match ret {
+                0 => 2, // TC_ACT_OK: XDP_PASS
+                2 => 1, // TC_ACT_SHOT: XDP_DROP
+                other => other,
+            };
+            Ok((v, out, sum_counters(&skel.maps.DECAP_CNT)?))
+        });
+    }
     with_loaded(cfg, |skel| {
         let mut out = vec![0u8; frame.len() + 256];
         let input = libbpf_rs::ProgramInput {

@@ -1179,6 +1179,36 @@ fn pinned_maps_survive_a_reopen() {
     assert!(Dataplane::open(&bad).is_err());
 }
 
+fn tc() -> bool {
+    attach_mode() == AttachMode::Tc
+}
+
+/// `decap::test_run` of the build under test.
+#[allow(clippy::type_complexity)]
+fn decap_run(
+    cfg: &DecapConfig,
+    f: &[u8],
+) -> Result<(u32, Vec<u8>, Vec<(&'static str, u64)>), Error> {
+    decap::test_run_as(cfg, f, tc())
+}
+
+/// The `xvs_decap` attached to `dev` in the mode under test (XDP: its
+/// program id; tc: its filter line).
+fn decap_prog(dev: &str) -> Option<String> {
+    if tc() {
+        let out = Command::new("tc")
+            .args(["filter", "show", "dev", dev, "ingress"])
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        return s
+            .lines()
+            .find(|l| l.contains("xvs_decap"))
+            .map(str::to_string);
+    }
+    xdp_prog_id(dev)
+}
+
 /// The data plane attached to `dev` in the mode under test (XDP: its
 /// program id; tc: the ingress filter line naming `xvs_tc`).
 fn dp_prog(dev: &str) -> Option<String> {
@@ -1805,7 +1835,7 @@ fn decap_strips_what_the_director_encapsulated() {
         for f in &frames {
             let (v, enc) = dp.test_run(f, Some(c0)).unwrap();
             assert_eq!(v, XDP_REDIRECT);
-            let (v, out, cnt) = decap::test_run(&cfg, &enc).unwrap();
+            let (v, out, cnt) = decap_run(&cfg, &enc).unwrap();
             assert_eq!(v, XDP_PASS);
             let hl = if ty == TunType::Gue { 32 } else { 20 };
             let mut want = enc[..14].to_vec();
@@ -1843,36 +1873,37 @@ fn decap_strips_what_the_director_encapsulated() {
         (&cfg, &tcp_frame(CLIENT, VIP, 50003, VPORT, SYN)),
         (&cfg, &udp_frame(CLIENT, RS0, 1234, GUE_PORT, true)),
     ] {
-        let (v, out, cnt) = decap::test_run(c, f).unwrap();
+        let (v, out, cnt) = decap_run(c, f).unwrap();
         assert_eq!((v, &out), (XDP_PASS, f));
         assert!(cnt.contains(&("pass", 1)), "{cnt:?}");
     }
     // IPIP to a VIP not configured, and a truncated IPIP header.
     let ipip = eth(&ipv4(DIR_R, RS0, 4, 64, &[], 0, &[0x45, 0, 0, 20]));
-    let (v, out, _) = decap::test_run(&cfg, &ipip).unwrap();
+    let (v, out, _) = decap_run(&cfg, &ipip).unwrap();
     assert_eq!((v, &out), (XDP_PASS, &ipip));
     // Bad configurations are refused.
-    assert!(decap::test_run(&DecapConfig::default(), &ipip).is_err());
+    assert!(decap_run(&DecapConfig::default(), &ipip).is_err());
     let many = DecapConfig {
         vips: vec![VIP; 17],
         gue_ports: vec![],
     };
-    assert!(decap::test_run(&many, &ipip).is_err());
+    assert!(decap_run(&many, &ipip).is_err());
 }
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn decap_attach_replace_detach() {
+    // (with XVS_TEST_ATTACH=tc: the tc build, as a clsact filter)
     own_netns();
     sh("ip link add d0 type veth peer name d1 && ip link set d0 up && ip link set d1 up");
     assert!(!decap::attached("d0").unwrap());
     decap::detach("d0").unwrap(); // nothing attached: no-op
-    decap::attach("d0", &decap_cfg()).unwrap();
+    decap::attach_as("d0", &decap_cfg(), tc()).unwrap();
     // Nothing of ours holds it: it stays attached (netlink, not a link).
     assert!(decap::attached("d0").unwrap());
-    let id1 = xdp_prog_id("d0").expect("attached");
-    decap::attach("d0", &decap_cfg()).unwrap();
-    let id2 = xdp_prog_id("d0").expect("attached");
+    let id1 = decap_prog("d0").expect("attached");
+    decap::attach_as("d0", &decap_cfg(), tc()).unwrap();
+    let id2 = decap_prog("d0").expect("attached");
     assert_ne!(id1, id2, "replaced by a fresh load");
     assert!(decap::counters("d0")
         .unwrap()
@@ -1880,9 +1911,23 @@ fn decap_attach_replace_detach() {
         .any(|(n, _)| *n == "decap_ipip"));
     decap::detach("d0").unwrap();
     assert!(!decap::attached("d0").unwrap());
-    assert!(xdp_prog_id("d0").is_none());
+    assert!(decap_prog("d0").is_none());
     assert!(matches!(
         decap::attach("nope0", &decap_cfg()),
         Err(Error::NoSuchInterface(_))
     ));
+    // Auto on a veth picks the tc build and replaces an XDP one; detach
+    // leaves no clsact qdisc behind (teardown restores the interface).
+    let show = |what: &[&str]| {
+        let o = Command::new("tc").args(what).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    decap::attach_as("d0", &decap_cfg(), false).unwrap();
+    assert!(xdp_prog_id("d0").is_some());
+    decap::attach("d0", &decap_cfg()).unwrap();
+    assert!(xdp_prog_id("d0").is_none(), "the XDP one was replaced");
+    assert!(show(&["filter", "show", "dev", "d0", "ingress"]).contains("xvs_decap"));
+    decap::detach("d0").unwrap();
+    assert!(!decap::attached("d0").unwrap());
+    assert!(!show(&["qdisc", "show", "dev", "d0"]).contains("clsact"));
 }

@@ -26,8 +26,10 @@ mode, and undoes exactly that again:
     server neither answers ARP for the VIP nor announces it;
   * tun: net.ipv4.conf.{all,IFACE}.rp_filter=0, and decapsulation: the
     kernel's tunl0 (plus `ip fou add port N gue` for GUE) when the ipip
-    module is available (--decap kernel), else xvs's XDP decap program on
-    IFACE (--decap xdp). --decap auto (default) picks the kernel when it can.
+    module is available (--decap kernel), else xvs's BPF decap program on
+    IFACE (--decap xdp: XDP on a NIC, a tc ingress filter on a veth or
+    other virtual device). --decap auto (default) picks the kernel when it
+    can.
 
 IFACE defaults to the interface of the default route (or the only non-lo
 interface). The original values are recorded at the first setup in
@@ -76,12 +78,12 @@ impl TunType {
 /// How tunnelled packets are decapsulated (`--decap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DecapChoice {
-    /// The kernel when it has the ipip module (and fou for GUE), else XDP.
+    /// The kernel when it has the ipip module (and fou for GUE), else xvs's BPF decap.
     #[default]
     Auto,
     /// The kernel's tunl0 (and fou for GUE).
     Kernel,
-    /// xvs's XDP decap program.
+    /// xvs's BPF decap program.
     Xdp,
 }
 

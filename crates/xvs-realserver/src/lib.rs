@@ -8,7 +8,7 @@
 //! * [`plan`]: what a set of VIPs needs and the reconciliation that gets the
 //!   host there, over the [`plan::System`] trait — pure and unit tested with
 //!   an in-memory host.
-//! * [`sys`]: the real host (`ip`, `/proc/sys`, `modprobe`, xvs's XDP decap
+//! * [`sys`]: the real host (`ip`, `/proc/sys`, `modprobe`, xvs's BPF decap
 //!   program from `xvs_dataplane::decap`).
 //!
 //! The binary only parses, calls [`run`] and prints.
@@ -34,7 +34,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// Changing the host needs root.
-    #[error("xvs-realserver {0} needs root (it changes addresses, sysctls and XDP programs)")]
+    #[error("xvs-realserver {0} needs root (it changes addresses, sysctls and BPF programs)")]
     NotRoot(&'static str),
     /// A file or system call failed.
     #[error("{context}: {source}")]
@@ -50,7 +50,7 @@ pub enum Error {
         status: Option<i32>,
         stderr: String,
     },
-    /// xvs's XDP decap program could not be loaded, attached or detached.
+    /// xvs's BPF decap program could not be loaded, attached or detached.
     #[error("{context}: {source}")]
     Dataplane {
         context: String,

@@ -64,7 +64,7 @@ pub struct Desired {
     /// VIPs to have on `lo`.
     pub vips: BTreeSet<Ipv4Addr>,
     pub sysctls: BTreeMap<SysctlKey, &'static str>,
-    /// XDP decap configuration per interface.
+    /// BPF decap configuration per interface.
     pub decap: BTreeMap<String, DecapSpec>,
     /// Kernel decapsulation: ipip module and tunl0 up.
     pub tunl0: bool,
@@ -334,7 +334,7 @@ pub fn apply(
         } else {
             sys.decap_attach(dev, spec)?;
             state.decap.insert(dev.clone(), spec.clone());
-            out(format!("attached xvs decap (XDP) to {dev} ({spec})"));
+            out(format!("attached xvs decap to {dev} ({spec})"));
         }
     }
 
@@ -781,9 +781,9 @@ mod tests {
         let before = sys.clone();
         let mut st = State::default();
         let lines = setup(&mut sys, &mut st, VIP, ipip());
-        assert_eq!(lines[0], "decapsulation: xvs XDP decap");
+        assert_eq!(lines[0], "decapsulation: xvs BPF decap");
         assert!(
-            lines.contains(&format!("attached xvs decap (XDP) to eth0 (vips {VIP})")),
+            lines.contains(&format!("attached xvs decap to eth0 (vips {VIP})")),
             "{lines:?}"
         );
         assert_eq!(sys.sysctls["net.ipv4.conf.all.rp_filter"], "0");
@@ -796,13 +796,13 @@ mod tests {
         let lines = setup(&mut sys, &mut st, VIP2, gue(6080));
         assert!(
             lines.contains(&format!(
-                "attached xvs decap (XDP) to eth0 (vips {VIP},{VIP2}; gue ports 6080)"
+                "attached xvs decap to eth0 (vips {VIP},{VIP2}; gue ports 6080)"
             )),
             "{lines:?}"
         );
         let lines = teardown(&mut sys, &mut st, VIP2);
         assert!(
-            lines.contains(&format!("attached xvs decap (XDP) to eth0 (vips {VIP})")),
+            lines.contains(&format!("attached xvs decap to eth0 (vips {VIP})")),
             "{lines:?}"
         );
         assert!(lines.contains(&format!("removed {VIP2}/32 from lo")));
@@ -898,10 +898,10 @@ mod tests {
 
         let mut sys = Fake::new().with_kernel_tunnels();
         let lines = run(&mut sys, &mut st, target.clone(), DecapChoice::Xdp).unwrap();
-        assert_eq!(lines[0], "decapsulation: xvs XDP decap");
+        assert_eq!(lines[0], "decapsulation: xvs BPF decap");
         target.insert(ip(VIP2), ipip());
         let e = run(&mut sys, &mut st, target, DecapChoice::Kernel).unwrap_err();
-        assert!(e.to_string().contains("already use xvs XDP decap"), "{e}");
+        assert!(e.to_string().contains("already use xvs BPF decap"), "{e}");
     }
 
     #[test]
@@ -955,7 +955,7 @@ mod tests {
             lines.contains(&"detached xvs decap from eth0".to_string()),
             "{lines:?}"
         );
-        assert!(lines.contains(&format!("attached xvs decap (XDP) to eth1 (vips {VIP})")));
+        assert!(lines.contains(&format!("attached xvs decap to eth1 (vips {VIP})")));
         assert!(lines.contains(&"restored net.ipv4.conf.eth0.rp_filter = 2 (was 0)".to_string()));
         assert_eq!(sys.sysctls["net.ipv4.conf.eth1.rp_filter"], "0");
         teardown(&mut sys, &mut st, VIP);

@@ -28,7 +28,7 @@ pub struct VipEntry {
     pub tun_type: Option<TunType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tun_port: Option<u16>,
-    /// The real server's interface (sysctls, XDP decap).
+    /// The real server's interface (sysctls, BPF decap).
     pub dev: String,
     /// The VIP was already on `lo` before the first setup: teardown keeps it.
     #[serde(default)]
@@ -41,7 +41,7 @@ pub struct VipEntry {
 pub enum Mechanism {
     /// The kernel: `tunl0` (ipip module), `ip fou` for GUE.
     Kernel,
-    /// xvs's XDP decap program on the real server's interface.
+    /// xvs's BPF decap program on the real server's interface.
     Xdp,
 }
 
@@ -49,7 +49,7 @@ impl Mechanism {
     pub fn describe(self) -> &'static str {
         match self {
             Mechanism::Kernel => "kernel (tunl0, fou)",
-            Mechanism::Xdp => "xvs XDP decap",
+            Mechanism::Xdp => "xvs BPF decap",
         }
     }
 }
@@ -68,7 +68,7 @@ pub struct KernelTunnel {
     pub fou_ports_added: BTreeSet<u16>,
 }
 
-/// The configuration xvs's XDP decap program got on one interface.
+/// The configuration xvs's BPF decap program got on one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecapSpec {
     pub vips: Vec<Ipv4Addr>,
@@ -103,7 +103,7 @@ pub struct State {
     pub tunnel: Option<Mechanism>,
     #[serde(default)]
     pub kernel: KernelTunnel,
-    /// XDP decap attachments made, keyed by interface.
+    /// BPF decap attachments made, keyed by interface.
     #[serde(default)]
     pub decap: BTreeMap<String, DecapSpec>,
 }

@@ -1,4 +1,4 @@
-//! The real host: `ip`, `/proc/sys`, `/sys`, `modprobe` and xvs's XDP decap.
+//! The real host: `ip`, `/proc/sys`, `/sys`, `modprobe` and xvs's BPF decap.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -221,7 +221,7 @@ impl System for RealSystem {
     }
 
     fn decap_attached(&mut self, dev: &str) -> Result<bool, Error> {
-        decap::attached(dev).map_err(dp(format!("querying XDP on {dev}")))
+        decap::attached(dev).map_err(dp(format!("querying the decap program on {dev}")))
     }
 
     fn decap_attach(&mut self, dev: &str, spec: &DecapSpec) -> Result<(), Error> {
