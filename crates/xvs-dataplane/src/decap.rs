@@ -73,7 +73,7 @@ pub struct DecapConfig {
     pub gue_ports: Vec<u16>,
 }
 
-fn cfg_of(cfg: &DecapConfig) -> Result<xvs_decap_cfg, Error> {
+fn check_cfg(cfg: &DecapConfig) -> Result<(), Error> {
     if cfg.vips.is_empty() || cfg.vips.len() > MAX_VIPS {
         return Err(Error::Invalid(format!(
             "decap needs 1 to {MAX_VIPS} VIPs, got {}",
@@ -86,16 +86,7 @@ fn cfg_of(cfg: &DecapConfig) -> Result<xvs_decap_cfg, Error> {
             cfg.gue_ports
         )));
     }
-    let mut c = xvs_decap_cfg::default();
-    for (i, v) in cfg.vips.iter().enumerate() {
-        c.vips[i] = crate::be32(*v);
-    }
-    for (i, p) in cfg.gue_ports.iter().enumerate() {
-        c.gue_ports[i] = crate::be16(*p);
-    }
-    c.nvips = cfg.vips.len() as u32;
-    c.nports = cfg.gue_ports.len() as u32;
-    Ok(c)
+    Ok(())
 }
 
 fn bpf_err(context: &str) -> impl FnOnce(libbpf_rs::Error) -> Error + '_ {
@@ -105,52 +96,50 @@ fn bpf_err(context: &str) -> impl FnOnce(libbpf_rs::Error) -> Error + '_ {
     }
 }
 
-/// Opens, configures and loads the program; `f` gets the loaded skeleton.
-fn with_loaded<T>(
-    cfg: &DecapConfig,
-    f: impl FnOnce(&skel::DecapSkel<'_>) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let c = cfg_of(cfg)?;
-    let mut storage = MaybeUninit::uninit();
-    let mut open = skel::DecapSkelBuilder::default()
-        .open(&mut storage)
-        .map_err(bpf_err("opening the decap BPF object"))?;
-    let ro = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .ok_or_else(|| Error::Abi("decap .rodata not mapped".into()))?;
-    ro.decap_cfg = c;
-    let skel = open
-        .load()
-        .map_err(bpf_err("loading the decap BPF program"))?;
-    f(&skel)
+/// `fn $name(cfg, f)`: opens the `$m` skeleton, writes `cfg` into its
+/// `.rodata` (`struct xvs_decap_cfg`, the same in both builds), loads it
+/// and hands it to `f`.
+macro_rules! decap_loader {
+    ($name:ident, $m:ident, $skel:ident, $builder:ident, $what:literal) => {
+        fn $name<T>(
+            cfg: &DecapConfig,
+            f: impl FnOnce(&$m::$skel<'_>) -> Result<T, Error>,
+        ) -> Result<T, Error> {
+            check_cfg(cfg)?;
+            let mut storage = MaybeUninit::uninit();
+            let mut open = $m::$builder::default()
+                .open(&mut storage)
+                .map_err(bpf_err(concat!("opening the decap BPF object", $what)))?;
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .ok_or_else(|| Error::Abi("decap .rodata not mapped".into()))?;
+            let c = &mut ro.decap_cfg;
+            for (i, v) in cfg.vips.iter().enumerate() {
+                c.vips[i] = crate::be32(*v);
+            }
+            for (i, p) in cfg.gue_ports.iter().enumerate() {
+                c.gue_ports[i] = crate::be16(*p);
+            }
+            c.nvips = cfg.vips.len() as u32;
+            c.nports = cfg.gue_ports.len() as u32;
+            let skel = open
+                .load()
+                .map_err(bpf_err(concat!("loading the decap BPF program", $what)))?;
+            f(&skel)
+        }
+    };
 }
 
-/// [`with_loaded`] for the tc build.
-fn with_loaded_tc<T>(
-    cfg: &DecapConfig,
-    f: impl FnOnce(&skel_tc::DecapTcSkel<'_>) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let c = cfg_of(cfg)?;
-    let mut storage = MaybeUninit::uninit();
-    let mut open = skel_tc::DecapTcSkelBuilder::default()
-        .open(&mut storage)
-        .map_err(bpf_err("opening the decap BPF object (tc)"))?;
-    let ro = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .ok_or_else(|| Error::Abi("decap .rodata not mapped".into()))?;
-    // SAFETY: both builds share xvs.h's struct xvs_decap_cfg (80 bytes,
-    // asserted above); the skeletons only name it in different modules.
-    ro.decap_cfg =
-        unsafe { std::mem::transmute::<xvs_decap_cfg, skel_tc::types::xvs_decap_cfg>(c) };
-    let skel = open
-        .load()
-        .map_err(bpf_err("loading the decap BPF program (tc)"))?;
-    f(&skel)
-}
+decap_loader!(with_loaded, skel, DecapSkel, DecapSkelBuilder, "");
+decap_loader!(
+    with_loaded_tc,
+    skel_tc,
+    DecapTcSkel,
+    DecapTcSkelBuilder,
+    " (tc)"
+);
 
 /// Whether `ifname` gets the tc build: a virtual device (no
 /// `/sys/class/net/IF/device`), where XDP would run on converted skbs.

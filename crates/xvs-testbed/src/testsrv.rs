@@ -554,33 +554,23 @@ fn http_servers(listen: &[String], name: &str) -> io::Result<()> {
     )
 }
 
+fn bind_udp(l: &str) -> io::Result<(UdpSocket, String)> {
+    let s = UdpSocket::bind(l)?;
+    let url = format!("udp://{}", s.local_addr()?);
+    Ok((s, url))
+}
+
 fn udp_sinks(listen: &[String]) -> io::Result<()> {
-    serve_all(
-        listen,
-        |l| {
-            let s = UdpSocket::bind(l)?;
-            let url = format!("udp://{}", s.local_addr()?);
-            Ok((s, url))
-        },
-        |s| loop {
-            // Holds the socket open, never reads it.
-            thread::sleep(Duration::from_secs(3600));
-            let _ = &s;
-        },
-    )
+    serve_all(listen, bind_udp, |s| loop {
+        // Holds the socket open, never reads it.
+        thread::sleep(Duration::from_secs(3600));
+        let _ = &s;
+    })
 }
 
 fn udp_echo_servers(listen: &[String], name: &str) -> io::Result<()> {
     let name: Arc<str> = Arc::from(name);
-    serve_all(
-        listen,
-        |l| {
-            let s = UdpSocket::bind(l)?;
-            let url = format!("udp://{}", s.local_addr()?);
-            Ok((s, url))
-        },
-        move |s| udp_echo_serve(s, &name),
-    )
+    serve_all(listen, bind_udp, move |s| udp_echo_serve(s, &name))
 }
 
 fn http_serve(listener: TcpListener, name: &str) -> io::Result<()> {
