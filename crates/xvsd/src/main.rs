@@ -41,7 +41,8 @@ usage: xvsd [options]
                         with driver XDP), tc clsact ingress (packets stay
                         skbs: faster on veth and other virtual devices), or
                         auto (default): xdp when every interface is a
-                        device with a driver, else tc
+                        device with a driver, else tc (kernel 6.3+;
+                        auto falls back to xdp where tc cannot load)
   --nexthop-ttl-ms N    how long the data plane reuses a route/neighbour
                         lookup (default 100; 0: look up every packet); a
                         changed route or real-server MAC is followed within it
@@ -521,7 +522,16 @@ fn run(args: Args) -> Result<()> {
         Some(m) => m,
         None => auto_attach_mode(&ifaces),
     };
-    let mut dp = Dataplane::open(&opts).context("loading the data plane")?;
+    let mut dp = match Dataplane::open(&opts) {
+        // auto: a kernel that cannot load the tc build (it needs 6.3+)
+        // still gets the XDP one.
+        Err(e) if args.attach.is_none() && opts.attach_mode == AttachMode::Tc => {
+            log::warn!("the tc data plane did not load ({e}); using XDP");
+            opts.attach_mode = AttachMode::Xdp;
+            Dataplane::open(&opts).context("loading the data plane")?
+        }
+        r => r.context("loading the data plane")?,
+    };
     log::info!(
         "data plane: {} ({})",
         opts.attach_mode.name(),
