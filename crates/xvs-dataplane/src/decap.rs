@@ -161,7 +161,7 @@ fn tc_hook(fd: std::os::fd::BorrowedFd<'_>, ifindex: i32) -> TcHook {
 
 /// Whether `dev` has a clsact qdisc (asked before libbpf's tc calls,
 /// which log a kernel error for a missing one).
-fn has_clsact(dev: &str) -> bool {
+pub(crate) fn has_clsact(dev: &str) -> bool {
     std::process::Command::new("tc")
         .args(["qdisc", "show", "dev", dev])
         .output()
@@ -210,7 +210,7 @@ fn ifindex(ifname: &str) -> Result<i32, Error> {
 }
 
 /// XDP program ids on an interface: (native or hw, generic).
-fn prog_ids(ifindex: i32) -> Result<[(u32, XdpFlags); 2], Error> {
+pub(crate) fn prog_ids(ifindex: i32) -> Result<[(u32, XdpFlags); 2], Error> {
     // SAFETY: zeroed opts with sz set is the documented init.
     let mut opts: libbpf_rs::libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
     opts.sz = size_of::<libbpf_rs::libbpf_sys::bpf_xdp_query_opts>() as _;
@@ -228,7 +228,7 @@ fn prog_ids(ifindex: i32) -> Result<[(u32, XdpFlags); 2], Error> {
     ])
 }
 
-fn prog_fd(id: u32) -> Option<OwnedFd> {
+pub(crate) fn prog_fd(id: u32) -> Option<OwnedFd> {
     // SAFETY: plain syscall wrapper.
     let fd = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_fd_by_id(id) };
     // SAFETY: a fresh fd we own.
@@ -247,6 +247,11 @@ fn prog_info(fd: &OwnedFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
 }
 
 fn is_decap(id: u32) -> bool {
+    is_named(id, PROG_NAME)
+}
+
+/// Whether program `id` exists and is called `name`.
+pub(crate) fn is_named(id: u32, name: &str) -> bool {
     if id == 0 {
         return false;
     }
@@ -254,13 +259,13 @@ fn is_decap(id: u32) -> bool {
         return false;
     };
     prog_info(&fd).is_some_and(|i| {
-        let name: Vec<u8> = i
+        let n: Vec<u8> = i
             .name
             .iter()
             .take_while(|c| **c != 0)
             .map(|c| *c as u8)
             .collect();
-        name == PROG_NAME.as_bytes()
+        n == name.as_bytes()
     })
 }
 

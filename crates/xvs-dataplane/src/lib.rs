@@ -879,6 +879,7 @@ impl Dataplane {
         if ifindex == 0 {
             return Err(Error::NoSuchInterface(ifname.into()));
         }
+        self.remove_other_mode(ifname, ifindex);
         let prog = self.prog(self.mode.prog_name())?;
         if self.mode == AttachMode::Tc {
             let mut hook = TcHookBuilder::new(prog.as_fd())
@@ -947,6 +948,46 @@ impl Dataplane {
             tc: None,
         });
         Ok(())
+    }
+
+    /// Removes the other build of the data plane from `ifindex`, left by a
+    /// daemon of the other mode that did not detach (killed): it would
+    /// see the packets before (XDP) or after (tc) this one.
+    fn remove_other_mode(&self, ifname: &str, ifindex: i32) {
+        match self.mode {
+            AttachMode::Tc => {
+                let Ok(ids) = decap::prog_ids(ifindex) else {
+                    return;
+                };
+                for (id, flags) in ids {
+                    if !decap::is_named(id, AttachMode::Xdp.prog_name()) {
+                        continue;
+                    }
+                    if let Some(fd) = decap::prog_fd(id) {
+                        warn!("{ifname}: removing a leftover xvs_xdp (program {id})");
+                        let _ = Xdp::new(fd.as_fd()).detach(ifindex, flags);
+                    }
+                }
+            }
+            AttachMode::Xdp => {
+                if !decap::has_clsact(ifname) {
+                    return;
+                }
+                let Ok(any) = std::fs::File::open("/dev/null") else {
+                    return;
+                };
+                let mut hook = TcHookBuilder::new(any.as_fd())
+                    .ifindex(ifindex)
+                    .handle(TC_HANDLE)
+                    .priority(TC_PRIORITY)
+                    .hook(TC_INGRESS);
+                let id = hook.query().unwrap_or(0);
+                if decap::is_named(id, AttachMode::Tc.prog_name()) {
+                    warn!("{ifname}: removing a leftover xvs_tc filter (program {id})");
+                    let _ = hook.detach();
+                }
+            }
+        }
     }
 
     /// Interfaces the program is attached to (by this instance).

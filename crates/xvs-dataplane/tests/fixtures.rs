@@ -1265,6 +1265,40 @@ fn attach_and_detach_native_xdp_on_veth() {
     assert!(dp_prog("a1").is_none(), "Drop detaches");
 }
 
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_leftover_program_of_the_other_mode_is_removed_on_attach() {
+    own_netns();
+    sh("ip link add a0 type veth peer name a1 && ip link set a0 up && ip link set a1 up");
+    let tc_filter = || {
+        let o = Command::new("tc")
+            .args(["filter", "show", "dev", "a0", "ingress"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).contains("xvs_tc")
+    };
+    let with = |m: AttachMode| Options {
+        attach_mode: m,
+        ..opts()
+    };
+    // A daemon killed in XDP mode leaves its program (nothing detaches).
+    let mut x = Dataplane::open(&with(AttachMode::Xdp)).unwrap();
+    x.attach("a0").unwrap();
+    std::mem::forget(x);
+    assert!(xdp_prog_id("a0").is_some());
+    // The next one, in tc mode, must not run behind it.
+    let mut t = Dataplane::open(&with(AttachMode::Tc)).unwrap();
+    t.attach("a0").unwrap();
+    assert!(xdp_prog_id("a0").is_none(), "the leftover xvs_xdp is gone");
+    assert!(tc_filter());
+    std::mem::forget(t);
+    // And the other way round.
+    let mut x = Dataplane::open(&with(AttachMode::Xdp)).unwrap();
+    x.attach("a0").unwrap();
+    assert!(!tc_filter(), "the leftover xvs_tc filter is gone");
+    assert!(xdp_prog_id("a0").is_some());
+}
+
 // ------------------------------------------------------- DR and TUN
 
 const C0_MAC: [u8; 6] = [2, 0, 0, 0, 0x0c, 0];
