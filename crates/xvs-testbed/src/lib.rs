@@ -760,29 +760,9 @@ impl Testbed {
             ])?;
         }
 
-        // Switch: a plain bridge, no STP, forwarding at once.
-        run(&[
-            "ip",
-            "-n",
-            &sw,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
         let mut ports = vec!["dir".to_string()];
         ports.extend((1..=NAT_RS_COUNT).map(|n| format!("rs{n}")));
-        for p in &ports {
-            run(&["ip", "-n", &sw, "link", "set", p, "master", "br0", "up"])?;
-            tb.exec_ok(Node::Switch, &["ethtool", "-K", p, "tx", "off"])?;
-        }
-        run(&["ip", "-n", &sw, "link", "set", "br0", "up"])?;
-        tb.l2_only(Node::Switch)?;
+        tb.switch(&ports)?;
 
         // Client.
         tb.addr(Node::Client, "eth0", &format!("{CLIENT_IP}/24"))?;
@@ -859,29 +839,9 @@ impl Testbed {
             ])?;
         }
 
-        // Switch: a plain bridge, no STP, forwarding at once.
-        run(&[
-            "ip",
-            "-n",
-            &sw,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
         let mut ports = vec!["rtr".to_string()];
         ports.extend(lan.iter().map(|n| n.suffix()));
-        for p in &ports {
-            run(&["ip", "-n", &sw, "link", "set", p, "master", "br0", "up"])?;
-            tb.exec_ok(Node::Switch, &["ethtool", "-K", p, "tx", "off"])?;
-        }
-        run(&["ip", "-n", &sw, "link", "set", "br0", "up"])?;
-        tb.l2_only(Node::Switch)?;
+        tb.switch(&ports)?;
 
         // Client.
         tb.addr(Node::Client, "eth0", &format!("{DR_CLIENT_IP}/24"))?;
@@ -1090,6 +1050,33 @@ impl Testbed {
         let ns = self.ns(node);
         run(&["ip", "-n", &ns, "route", "add", "default", "via", gw])?;
         Ok(())
+    }
+
+    /// The switch: bridge `br0` in the switch namespace with `ports` (already
+    /// there) enslaved, no STP, forwarding at once, tx checksum offload off
+    /// on the ports, kept at layer 2.
+    fn switch(&self, ports: &[String]) -> Result<()> {
+        let sw = self.ns(Node::Switch);
+        run(&[
+            "ip",
+            "-n",
+            &sw,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ])?;
+        for p in ports {
+            run(&["ip", "-n", &sw, "link", "set", p, "master", "br0", "up"])?;
+            self.exec_ok(Node::Switch, &["ethtool", "-K", p, "tx", "off"])?;
+        }
+        run(&["ip", "-n", &sw, "link", "set", "br0", "up"])?;
+        self.l2_only(Node::Switch)
     }
 
     /// Keeps `node`'s bridges at layer 2. Where `br_netfilter` is loaded

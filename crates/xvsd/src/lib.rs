@@ -1,5 +1,5 @@
 //! xvsd, the xvs daemon: owns the virtual server table, validates every
-//! change, drives the XDP data plane, serves the control API and, with
+//! change, drives the BPF data plane, serves the control API and, with
 //! `--config`, runs the LVS half of keepalived (configuration, health
 //! checks, quorum and sorry servers, reload).
 

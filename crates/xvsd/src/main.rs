@@ -271,7 +271,7 @@ fn sysctl(path: &str, value: &str) -> Result<()> {
 }
 
 /// The data plane behind the daemon's traits.
-struct Xdp {
+struct Loaded {
     dp: Dataplane,
     conn_capacity: u32,
     /// `drop_no_neigh` when neighbours were last resolved, and for which
@@ -280,7 +280,7 @@ struct Xdp {
     resolved: Vec<Ipv4Addr>,
 }
 
-impl Backend for Xdp {
+impl Backend for Loaded {
     fn upsert_service(
         &mut self,
         svc_id: u32,
@@ -323,7 +323,7 @@ impl Backend for Xdp {
     }
 }
 
-impl Plane for Xdp {
+impl Plane for Loaded {
     fn svc_stats(&self, svc_id: u32) -> Result<Stats, String> {
         self.dp.svc_stats(svc_id).map_err(|e| e.to_string())
     }
@@ -560,7 +560,7 @@ fn run(args: Args) -> Result<()> {
         )?;
         log::info!("attached to {ifname}");
     }
-    let plane = Xdp {
+    let plane = Loaded {
         dp,
         conn_capacity: args.opts.conn_capacity,
         no_neigh_seen: 0,
@@ -580,7 +580,7 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn serve(
-    daemon: &mut Daemon<Xdp>,
+    daemon: &mut Daemon<Loaded>,
     args: &Args,
     listener: &std::os::unix::net::UnixListener,
     lvs_opts: xvs_keepalived::Options,
