@@ -5,6 +5,7 @@
 //! so the program's fib lookup sees a deterministic world (no routes,
 //! forwarding off: the rewritten packet is passed to the kernel).
 
+use libbpf_rs::MapCore as _;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
@@ -355,6 +356,13 @@ fn tcp_syn_is_dnated_and_reply_snated() {
     );
     assert_eq!(dp.dest_stats(0).unwrap(), s);
     assert_eq!(dp.dest_stats(1).unwrap().conns, 0);
+    // The bulk reads (rate estimators, listings) agree with the per-id ones.
+    let all = dp.all_svc_stats().unwrap();
+    assert_eq!((all.len(), all[0]), (opts().max_services as usize, s));
+    assert!(all[1..].iter().all(|x| *x == Default::default()));
+    let all = dp.all_dest_stats().unwrap();
+    assert_eq!((all.len(), all[0]), (opts().max_dests as usize, s));
+    assert!(all[1..].iter().all(|x| *x == Default::default()));
     assert_eq!(dp.counter("conn_new").unwrap(), 1);
     assert_eq!(dp.counter("nat_in").unwrap(), 1);
     assert_eq!(dp.counter("nat_out").unwrap(), 1);
@@ -1138,17 +1146,8 @@ fn nexthop_cache_follows_mac_and_mtu_changes_within_its_bounds() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn pinned_maps_survive_a_reopen() {
     own_netns();
-    let dir = std::env::temp_dir().join(format!("xvs-pin-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    sh(&format!("mount -t bpf bpf {}", dir.display()));
-    struct Umount(std::path::PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    let _guard = Umount(dir.clone());
+    let pins = PinDir::new("reopen");
+    let dir = pins.0.clone();
     let mut o = opts();
     o.pin_path = Some(dir.join("xvs"));
     {
@@ -1177,6 +1176,74 @@ fn pinned_maps_survive_a_reopen() {
     let mut bad = o.clone();
     bad.conn_capacity = 2048;
     assert!(Dataplane::open(&bad).is_err());
+}
+
+/// A bpffs of the test's own for pinned maps, unmounted on drop.
+struct PinDir(std::path::PathBuf);
+
+impl PinDir {
+    fn new(tag: &str) -> PinDir {
+        let dir = std::env::temp_dir().join(format!("xvs-pin-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        sh(&format!("mount -t bpf bpf {}", dir.display()));
+        PinDir(dir)
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn expiry_removes_orphaned_reply_entries_and_keeps_paired_ones() {
+    own_netns();
+    let pins = PinDir::new("orphan");
+    let mut o = opts();
+    o.pin_path = Some(pins.0.join("xvs"));
+    let dp = Dataplane::open(&o).unwrap();
+    dp.upsert_dest(0, 0, &masq(RS0, RPORT)).unwrap();
+    dp.upsert_service(
+        0,
+        &Service::new(key(Protocol::Tcp), "rr"),
+        &SvcSched::from_ring(&[0]),
+    )
+    .unwrap();
+    for port in [46000, 46001] {
+        dp.test_run(&tcp_frame(CLIENT, VIP, port, VPORT, SYN), None)
+            .unwrap();
+    }
+    let conn_map = libbpf_rs::MapHandle::from_pinned_path(pins.0.join("xvs/CONN_MAP")).unwrap();
+    let entries = || conn_map.keys().count();
+    assert_eq!(entries(), 4, "two NAT connections, two entries each");
+    // A half-finished delete: the forward entry of 46000 is gone, its
+    // reply entry (RS -> client) is left.
+    let mut k = Vec::new();
+    k.extend_from_slice(&CLIENT.octets());
+    k.extend_from_slice(&VIP.octets());
+    k.extend_from_slice(&46000u16.to_be_bytes());
+    k.extend_from_slice(&VPORT.to_be_bytes());
+    k.extend_from_slice(&[6, 0, 0, 0]);
+    conn_map.delete(&k).unwrap();
+    let t = Timeouts::default();
+    assert_eq!(dp.expire_conns(&t).unwrap(), 0);
+    assert_eq!(entries(), 3, "a fresh orphan may be a delete in progress");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(dp.expire_conns(&t).unwrap(), 0);
+    assert_eq!(entries(), 2, "the orphan went, the live pair stayed");
+    assert_eq!(dp.conn_count().unwrap(), 1);
+    let (_, out) = dp
+        .test_run(&tcp_frame(RS0, CLIENT, RPORT, 46001, SYN | ACK), None)
+        .unwrap();
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.sport(), p.dport()), (VIP, VPORT, 46001));
+    let (_, out) = dp
+        .test_run(&tcp_frame(RS0, CLIENT, RPORT, 46000, SYN | ACK), None)
+        .unwrap();
+    assert_eq!(Pkt(&out).saddr(), RS0, "no translation left for 46000");
 }
 
 fn tc() -> bool {

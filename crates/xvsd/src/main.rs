@@ -6,9 +6,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
-use xvs_core::model::{ConnState, Dest, FwdMethod, Service, ServiceKey, Stats, Timeouts};
+use xvs_core::model::{ConnState, Dest, FwdMethod, Service, ServiceKey, Timeouts};
 use xvs_dataplane::{monotonic_ns, AttachMode, Dataplane, Options, SvcSched};
-use xvsd::daemon::{Daemon, Plane};
+use xvsd::daemon::{AllStats, Daemon, Plane};
 use xvsd::table::{Backend, Limits};
 
 const USAGE: &str = "\
@@ -324,11 +324,11 @@ impl Backend for Loaded {
 }
 
 impl Plane for Loaded {
-    fn svc_stats(&self, svc_id: u32) -> Result<Stats, String> {
-        self.dp.svc_stats(svc_id).map_err(|e| e.to_string())
-    }
-    fn dest_stats(&self, dest_id: u32) -> Result<Stats, String> {
-        self.dp.dest_stats(dest_id).map_err(|e| e.to_string())
+    fn all_stats(&self) -> Result<AllStats, String> {
+        Ok(AllStats {
+            svc: self.dp.all_svc_stats().map_err(|e| e.to_string())?,
+            dest: self.dp.all_dest_stats().map_err(|e| e.to_string())?,
+        })
     }
     fn dest_conns(&self, dest_id: u32) -> Result<(u32, u32), String> {
         self.dp.dest_conns(dest_id).map_err(|e| e.to_string())
