@@ -65,7 +65,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use xvs_testbed::{CLIENT_IP, VIP};
+use xvs_testbed::{rs_ip, CLIENT_IP, VIP};
 
 use crate::frames::{self, TCP_ACK, TCP_SYN};
 use crate::sys;
@@ -567,4 +567,73 @@ fn fill(conn: &OwnedFd, mi: &sys::MapInfo, from: u64, to: u64) -> Result<()> {
         i += n;
     }
     Ok(())
+}
+
+/// Writes `n` live NAT connections into xvsd's `CONN_MAP`, both entries
+/// each, as the program makes them: clients `10.x.y.z:1024+` to `VIP:80`,
+/// spread over rs1..rs3 (dest ids 0..2 of the only service, id 0),
+/// ESTABLISHED and seen just now, so an expiry walk reads every one and
+/// deletes none.
+pub fn fill_nat_conns(conn: &OwnedFd, n: u32) -> Result<()> {
+    use xvs_dataplane::abi::{xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_fwd, xvs_state};
+    const CHUNK: u32 = 32768;
+    let vip: Ipv4Addr = VIP.parse()?;
+    let rs: Vec<Ipv4Addr> = (1..=3u8)
+        .map(|i| rs_ip(i).parse())
+        .collect::<Result<_, _>>()?;
+    let now = xvs_dataplane::monotonic_ns();
+    let key = |saddr: Ipv4Addr, sport: u16, daddr: Ipv4Addr, dport: u16| xvs_conn_key {
+        saddr: u32::from_ne_bytes(saddr.octets()),
+        daddr: u32::from_ne_bytes(daddr.octets()),
+        sport: sport.to_be(),
+        dport: dport.to_be(),
+        proto: 6,
+        ..Default::default()
+    };
+    let mut i = 0;
+    while i < n {
+        let m = (n - i).min(CHUNK);
+        let mut keys = Vec::with_capacity(2 * m as usize * size_of::<xvs_conn_key>());
+        let mut vals = Vec::with_capacity(2 * m as usize * size_of::<xvs_conn>());
+        for id in i..i + m {
+            let client = Ipv4Addr::from(0x0a00_0000 | (id & 0x00ff_ffff));
+            let cport = 1024 + (id >> 24) as u16;
+            let dest = id % 3;
+            let fwd = key(client, cport, vip, 80);
+            let rep = key(rs[dest as usize], 80, client, cport);
+            let entry = |peer: xvs_conn_key, flags: u8| xvs_conn {
+                last_seen_ns: now,
+                peer,
+                svc_id: 0,
+                dest_id: dest,
+                state: xvs_state::XVS_S_ESTABLISHED.0,
+                fwd: xvs_fwd::XVS_FWD_MASQ.0 as u8,
+                flags,
+                ..Default::default()
+            };
+            keys.extend_from_slice(pod_bytes(&fwd));
+            vals.extend_from_slice(pod_bytes(&entry(rep, 0)));
+            keys.extend_from_slice(pod_bytes(&rep));
+            let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
+            vals.extend_from_slice(pod_bytes(&entry(fwd, reply)));
+        }
+        let done = sys::map_update_batch(conn, &keys, &vals, 2 * m)
+            .with_context(|| format!("writing connection {i} into CONN_MAP"))?;
+        if done != 2 * m {
+            bail!(
+                "writing CONN_MAP: {done} of {} entries at connection {i}",
+                2 * m
+            );
+        }
+        i += m;
+    }
+    Ok(())
+}
+
+/// The bytes of a generated kernel/user type.
+fn pod_bytes<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: the skeleton's types are repr(C) with explicit padding
+    // fields (xvs-dataplane asserts their sizes), so every byte of a value
+    // built from `Default` is initialised.
+    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
 }

@@ -19,7 +19,7 @@ use xvs_testbed::{
     XDP_TX,
 };
 
-use crate::dpcost::{Prog, DR_PORT, NAT_PORT, TUN_PORT};
+use crate::dpcost::{self, Prog, DR_PORT, NAT_PORT, TUN_PORT};
 use crate::frames;
 use crate::report::{self, Report};
 use crate::sys;
@@ -62,6 +62,7 @@ pub enum Contender {
     Nginx,
     XvsNat,
     XvsNatXdp,
+    XvsNat1,
     DirectDr,
     XvsDr,
     XvsDrXdp,
@@ -71,7 +72,7 @@ pub enum Contender {
     XdpTx,
 }
 
-pub const ALL: [Contender; 14] = [
+pub const ALL: [Contender; 15] = [
     Contender::Direct,
     Contender::Fwd,
     Contender::Nft,
@@ -79,6 +80,7 @@ pub const ALL: [Contender; 14] = [
     Contender::Nginx,
     Contender::XvsNat,
     Contender::XvsNatXdp,
+    Contender::XvsNat1,
     Contender::DirectDr,
     Contender::XvsDr,
     Contender::XvsDrXdp,
@@ -105,6 +107,7 @@ impl Contender {
             Contender::Nginx => "nginx-stream",
             Contender::XvsNat => "xvs-nat",
             Contender::XvsNatXdp => "xvs-nat-xdp",
+            Contender::XvsNat1 => "xvs-nat-1rs",
             Contender::DirectDr => "direct-dr",
             Contender::XvsDr => "xvs-dr",
             Contender::XvsDrXdp => "xvs-dr-xdp",
@@ -129,6 +132,7 @@ impl Contender {
             Contender::Nginx => "director: nginx `stream` proxy, 2 workers (TCP; UDP with proxy_responses 0)",
             Contender::XvsNat => "director: xvsd (`--attach tc`, what auto picks on veth), `-s rr`, `-m` (NAT)",
             Contender::XvsNatXdp => "the same with `--attach xdp` (native XDP on veth)",
+            Contender::XvsNat1 => "`xvs-nat` with rs1 as the only real server: the same work on the same one server as `kernel-fwd`, which cannot spread it",
             Contender::DirectDr => "client → router → rs1, no load balancer (DR testbed baseline)",
             Contender::XvsDr => "director: xvsd `--attach tc`, `-s rr`, `-g` (DR testbed)",
             Contender::XvsDrXdp => "the same with `--attach xdp`",
@@ -390,6 +394,12 @@ impl Harness {
             hdr("scale of state");
             if let Err(e) = self.restore_bench() {
                 self.rep.failures.push(format!("xvsadm -R / -e: {e:#}"));
+            }
+            check_interrupt()?;
+            if let Err(e) = self.expiry_bench() {
+                self.rep
+                    .failures
+                    .push(format!("xvsd with many connections: {e:#}"));
             }
             check_interrupt()?;
             if self.cfg.smoke {
@@ -703,12 +713,15 @@ impl Harness {
             }
             Contender::XvsNat
             | Contender::XvsNatXdp
+            | Contender::XvsNat1
             | Contender::XvsDr
             | Contender::XvsDrXdp
             | Contender::XvsTun
             | Contender::XvsTunXdp => {
                 let (ifs, fwd) = match c {
-                    Contender::XvsNat | Contender::XvsNatXdp => ("eth0,eth1", "-m"),
+                    Contender::XvsNat | Contender::XvsNatXdp | Contender::XvsNat1 => {
+                        ("eth0,eth1", "-m")
+                    }
                     Contender::XvsDr | Contender::XvsDrXdp => ("eth0", "-g"),
                     _ => ("eth0", "-i"),
                 };
@@ -719,11 +732,16 @@ impl Harness {
                 let x =
                     self.start_xvsd(bed, ifs, &["--conn-tab-size", "1048576", "--attach", mode])?;
                 let tb = self.bed(bed);
+                let dests = if c == Contender::XvsNat1 {
+                    &rs[..1]
+                } else {
+                    &rs[..]
+                };
                 let setup = (|| -> Result<()> {
                     for (proto, port) in [("-t", 80u16), ("-u", UDP_PORT)] {
                         let svc = format!("{VIP}:{port}");
                         self.adm(&x.sock, &["-A", proto, &svc, "-s", "rr"])?;
-                        for r in &rs {
+                        for r in dests {
                             self.adm(
                                 &x.sock,
                                 &["-a", proto, &svc, "-r", &format!("{r}:{port}"), fwd],
@@ -1243,6 +1261,59 @@ impl Harness {
                 edits[1]
             );
             self.rep.restore = Some((services, dests, lines, restore, edits[1]));
+            let pct = self.xvsd_cpu(&x)?;
+            println!(
+                "  xvsd CPU, idle with {services} services × {dests} dests: {pct:.1} % of one CPU"
+            );
+            self.rep
+                .housekeeping
+                .push((format!("{services} services × {dests} dests"), pct));
+            Ok(())
+        })();
+        let tb = self.bed(BedId::Nat);
+        stop_xvsd(tb, x);
+        r
+    }
+
+    /// xvsd's CPU (user + system, % of one CPU) over a quiet window:
+    /// what its timers cost for the state it holds.
+    fn xvsd_cpu(&self, x: &Xvsd) -> Result<f64> {
+        let secs = if self.cfg.smoke { 2 } else { 10 };
+        let pid = x.proc_.pid();
+        let t0 = sys::proc_cpu_ticks(pid)?;
+        let w0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        let t1 = sys::proc_cpu_ticks(pid)?;
+        let wall = w0.elapsed().as_secs_f64();
+        Ok((t1 - t0) as f64 / sys::clk_tck() / wall * 100.0)
+    }
+
+    /// xvsd holding many NAT connections, no traffic: its once-a-second
+    /// expiry walk reads the whole table. The connections are synthetic
+    /// (written into the pinned `CONN_MAP`), established and fresh, so the
+    /// walk reads them all and expires none.
+    fn expiry_bench(&mut self) -> Result<()> {
+        let conns: u32 = if self.cfg.smoke { 20_000 } else { 500_000 };
+        let cap = (2 * conns).next_power_of_two().max(1 << 20).to_string();
+        let x = self.start_xvsd(BedId::Nat, "eth0,eth1", &["--conn-tab-size", &cap])?;
+        let r = (|| -> Result<()> {
+            let svc = format!("{VIP}:80");
+            self.adm(&x.sock, &["-A", "-t", &svc, "-s", "rr"])?;
+            for r in (1..=3u8).map(rs_ip) {
+                self.adm(&x.sock, &["-a", "-t", &svc, "-r", &format!("{r}:80"), "-m"])?;
+            }
+            let map = sys::obj_get(&x.pin.join("CONN_MAP")).context("opening CONN_MAP")?;
+            dpcost::fill_nat_conns(&map, conns)?;
+            let listed = self.adm(&x.sock, &["-L", "-n", "-c"])?.lines().count();
+            if listed < conns as usize {
+                bail!("-Lnc lists {listed} lines after writing {conns} connections");
+            }
+            let pct = self.xvsd_cpu(&x)?;
+            println!("  xvsd CPU, idle with {conns} NAT connections: {pct:.1} % of one CPU");
+            self.rep.housekeeping.push((
+                format!("{conns} NAT connections ({} entries)", 2 * conns),
+                pct,
+            ));
             Ok(())
         })();
         let tb = self.bed(BedId::Nat);

@@ -44,6 +44,8 @@ pub struct Report {
     dp_base: BTreeMap<(String, String), f64>,
     dp_fill_secs: Vec<(String, u64, f64)>,
     pub restore: Option<(u32, u32, usize, f64, f64)>,
+    /// xvsd's own CPU while idle: (what it held, % of one CPU).
+    pub housekeeping: Vec<(String, f64)>,
     pub largest_conn_tab: Option<String>,
 }
 
@@ -312,6 +314,7 @@ impl Report {
             dp_base: BTreeMap::new(),
             dp_fill_secs: Vec::new(),
             restore: None,
+            housekeeping: Vec::new(),
             largest_conn_tab: None,
         }
     }
@@ -665,6 +668,12 @@ impl Report {
             None => {
                 let _ = writeln!(o, "* `xvsadm -R` / `-e`: not measured in this run");
             }
+        }
+        for (what, pct) in &self.housekeeping {
+            let _ = writeln!(
+                o,
+                "* xvsd's own CPU, no traffic, holding {what}: **{pct:.1} %** of one CPU (expiry walk every second, rate estimators every 2 s)"
+            );
         }
         if !self.failures.is_empty() {
             let _ = writeln!(o, "\n#### Failures\n");

@@ -255,6 +255,31 @@ pub fn cpu_ticks() -> (u64, u64) {
     (total - idle, total)
 }
 
+/// CPU time of one process (user + system) in clock ticks, from
+/// `/proc/PID/stat` (fields 14 and 15; the command name before them may
+/// hold spaces, so count from its closing parenthesis).
+pub fn proc_cpu_ticks(pid: u32) -> io::Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = s
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no command name")))?;
+    // After ")": state is field 3, so utime (14) and stime (15) are the
+    // 12th and 13th words.
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match f[..] {
+        [u, s] => Ok(u + s),
+        _ => Err(io::Error::other(format!(
+            "/proc/{pid}/stat: no utime/stime"
+        ))),
+    }
+}
+
 /// Clock ticks per second (`USER_HZ`).
 pub fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
