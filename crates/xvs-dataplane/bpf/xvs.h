@@ -188,6 +188,38 @@ struct xvs_conn {
 	__u16 pad;
 };
 
+/* XVS_EXPIRY_CFG value (array, one slot): the limits the expiry scan
+ * (`xvs_expiry_scan`, run by xvsd) compares idle times with, written by
+ * xvsd before each run; the scan counts the entries it saw into
+ * `visited`. */
+struct xvs_expiry_cfg {
+	__u64 timeout_ns[XVS_S_LAST]; /* forward entries, by state */
+	__u64 ops_timeout_ns;         /* one-packet reply entries (udp timeout) */
+	__u64 orphan_grace_ns;        /* reply entry without its forward entry
+	                               * (~0: no orphan check this run) */
+	__u64 now_ns;                 /* CLOCK_MONOTONIC, as last_seen_ns */
+	__u64 visited;                /* out: entries scanned */
+};
+
+/* What the expiry scan reports of a CONN_MAP entry (xvs_expiry_rec.kind). */
+enum xvs_expiry_kind {
+	XVS_EXP_IDLE = 1,    /* forward entry idle past its state's timeout */
+	XVS_EXP_OPS = 2,     /* one-packet reply entry idle past the udp timeout */
+	XVS_EXP_ORPHAN = 3,  /* reply entry whose forward entry is gone or another's */
+	XVS_EXP_PERSIST = 4, /* live forward entry under a persistence template */
+};
+
+/* One record of the expiry scan's output (read from the iterator's fd):
+ * the entries that need user space, so a table of millions of live
+ * connections is walked in the kernel and only these cross over. */
+struct xvs_expiry_rec {
+	struct xvs_conn_key key;
+	__u32 svc_id;
+	__u8 kind;  /* enum xvs_expiry_kind */
+	__u8 flags; /* the entry's enum xvs_conn_flags */
+	__u16 pad;
+};
+
 /* SVC_STATS / DEST_STATS value (per CPU). Bytes are IP total length. */
 struct xvs_stats {
 	__u64 conns;
@@ -381,6 +413,8 @@ struct xvs_abi {
 	enum xvs_tun_type tun_type;
 	enum xvs_tun_flags tun_flags;
 	enum xvs_decap_counter decap_counter;
+	enum xvs_expiry_kind expiry_kind;
+	struct xvs_expiry_rec expiry_rec;
 	__u32 pad;
 };
 

@@ -10,8 +10,8 @@
 //! The real-server side of tunnelling (`bpf/decap.bpf.c`) is [`decap`].
 
 use libbpf_rs::{
-    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, TcHook, TcHookBuilder, Xdp, XdpFlags,
-    TC_INGRESS,
+    Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, TcHook, TcHookBuilder, Xdp,
+    XdpFlags, TC_INGRESS,
 };
 use log::{info, warn};
 use std::collections::{HashMap, HashSet};
@@ -20,7 +20,7 @@ use std::mem::size_of;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 use xvs_core::model::{
     ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Stats, Timeouts, TunCsum, TunType,
@@ -49,9 +49,10 @@ mod skel {
 pub mod abi {
     pub use crate::skel::types::{
         xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
-        xvs_dest_flags, xvs_dest_rt_flags, xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key,
-        xvs_ring_key, xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key,
-        xvs_tmpl, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+        xvs_dest_flags, xvs_dest_rt_flags, xvs_expiry_cfg, xvs_expiry_kind, xvs_expiry_rec,
+        xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_ring_key, xvs_sched, xvs_state,
+        xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_key, xvs_tun_flags,
+        xvs_tun_type,
     };
 }
 
@@ -72,6 +73,8 @@ const _: () = assert!(size_of::<xvs_conn_key>() == 16);
 const _: () = assert!(size_of::<xvs_conn>() == 40);
 const _: () = assert!(size_of::<xvs_stats>() == 40);
 const _: () = assert!(size_of::<xvs_dest_conns>() == 16);
+const _: () = assert!(size_of::<xvs_expiry_rec>() == 24);
+const _: () = assert!(size_of::<xvs_expiry_cfg>() == 8 * xvs_state::XVS_S_LAST.0 as usize + 32);
 const _: () = assert!(xvs_sched::XVS_SCHED_MAX.0 as usize == sched::SCHEDULERS.len());
 const _: () = assert!(xvs_sched::XVS_SCHED_TWOS.0 == 13 && xvs_sched::XVS_SCHED_MH.0 == 12);
 const _: () = assert!(COUNTER_NAMES.len() == xvs_counter::XVS_CNT_MAX.0 as usize);
@@ -539,6 +542,8 @@ impl Pod for xvs_ring_key {}
 impl Pod for xvs_dest {}
 impl Pod for xvs_conn_key {}
 impl Pod for xvs_conn {}
+impl Pod for xvs_expiry_cfg {}
+impl Pod for xvs_expiry_rec {}
 impl Pod for xvs_stats {}
 impl Pod for xvs_tmpl_key {}
 impl Pod for xvs_tmpl {}
@@ -551,6 +556,88 @@ fn bytes<T: Pod>(v: &T) -> &[u8] {
     // SAFETY: Pod types are repr(C) with explicit padding: every byte is
     // initialised.
     unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
+}
+
+const REPLY: u8 = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
+const PERSIST: u8 = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
+const OPS: u8 = xvs_conn_flags::XVS_CONN_F_OPS.0 as u8;
+/// A table of up to this many entries is scanned for expiry every second;
+/// a bigger one every ⌈entries / this⌉ seconds, at most every
+/// [`SCAN_MAX_INTERVAL_S`]: each scan touches every entry (≈ 0.3–0.5 µs
+/// each, mostly cache misses), so a 1 M-entry table scanned every second
+/// kept half a CPU busy. Connections then outlive their timeout by up to
+/// the interval, a few seconds on timeouts of minutes.
+const SCAN_ENTRIES_PER_SEC: u64 = 262_144;
+const SCAN_MAX_INTERVAL_S: u64 = 8;
+/// Orphaned reply entries (left by a half-finished delete: rare) cost one
+/// more lookup per reply entry to find; a big table looks for them in
+/// every 16th scan only.
+const ORPHAN_CHECK_EVERY: u64 = 16;
+
+/// When the next expiry scan is due, and what the last one saw.
+#[derive(Debug, Default)]
+struct ScanClock {
+    next_due_ns: AtomicU64,
+    entries: AtomicU64,
+    passes: AtomicU64,
+}
+
+impl ScanClock {
+    /// Whether a scan is due at `now` and, if so, whether it looks for
+    /// orphans.
+    fn start(&self, now: u64) -> Option<bool> {
+        if now < self.next_due_ns.load(Ordering::Relaxed) {
+            return None;
+        }
+        let big = self.entries.load(Ordering::Relaxed) > SCAN_ENTRIES_PER_SEC;
+        // (a plain remainder: `is_multiple_of` is newer than the MSRV)
+        let rem = self.passes.fetch_add(1, Ordering::Relaxed) % ORPHAN_CHECK_EVERY;
+        Some(!big || rem == 0)
+    }
+
+    /// Records a scan that started at `now` and saw `visited` entries.
+    fn done(&self, now: u64, visited: u64) {
+        self.entries.store(visited, Ordering::Relaxed);
+        let every = visited
+            .div_ceil(SCAN_ENTRIES_PER_SEC)
+            .clamp(1, SCAN_MAX_INTERVAL_S);
+        // Half a second early, so the once-a-second caller's tick that is
+        // due runs it; a small table is scanned at every call.
+        let next = (every > 1).then(|| now + every * 1_000_000_000 - 500_000_000);
+        self.next_due_ns.store(next.unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
+/// The index of a state's limit in `xvs_expiry_cfg.timeout_ns`: a state
+/// number past the known ones times out as NONE, as in the kernel's scan.
+fn state_index(state: u32) -> usize {
+    if state < xvs_state::XVS_S_LAST.0 {
+        state as usize
+    } else {
+        xvs_state::XVS_S_NONE.0 as usize
+    }
+}
+
+fn key16(k: &xvs_conn_key) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(bytes(k));
+    b
+}
+
+/// The expiry scan's limits for these timeouts (`ipvsadm --set`; the
+/// other states have IPVS's fixed timeouts), as of now.
+pub fn expiry_cfg(t: &Timeouts) -> xvs_expiry_cfg {
+    let mut cfg = xvs_expiry_cfg {
+        ops_timeout_ns: u64::from(t.udp) * 1_000_000_000,
+        orphan_grace_ns: 1_000_000_000,
+        now_ns: monotonic_ns(),
+        ..Default::default()
+    };
+    for (st, limit) in cfg.timeout_ns.iter_mut().enumerate() {
+        let state = ConnState::from_u8(st as u8).unwrap_or(ConnState::None);
+        *limit = u64::from(state.timeout_secs(t)) * 1_000_000_000;
+    }
+    cfg
 }
 
 fn from_bytes<T: Pod>(b: &[u8]) -> T {
@@ -751,6 +838,10 @@ struct Attachment {
 pub struct Dataplane {
     obj: Object,
     maps: Maps,
+    /// `xvs_expiry_scan` attached to `CONN_MAP` (None: the kernel could
+    /// not load or attach it; expiry then reads the table itself).
+    expiry: Option<(Link, MapHandle)>,
+    scan_clock: ScanClock,
     dest_conns: DestConns,
     max_services: u32,
     max_dests: u32,
@@ -839,6 +930,17 @@ impl Dataplane {
                     .map_err(bpf_err(format!("pin path of {name}")))?;
             }
         }
+        // The expiry scan needs the kernel's BTF (map-element iterator,
+        // 5.9+); without it the rest still loads and expiry walks the
+        // table from user space.
+        let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+        if !btf {
+            for mut p in open.progs_mut() {
+                if p.name() == "xvs_expiry_scan" {
+                    p.set_autoload(false);
+                }
+            }
+        }
         let obj = open.load().map_err(bpf_err(
             "loading the BPF object (if reusing pinned maps: sizes must match the pinned ones)",
         ))?;
@@ -901,6 +1003,26 @@ impl Dataplane {
             });
         }
         let dest_conns = DestConns { ptr, len, entries };
+        let expiry = btf
+            .then(|| {
+                let cfg = handle("XVS_EXPIRY_CFG", 4, size_of::<xvs_expiry_cfg>())?;
+                let prog = obj
+                    .progs_mut()
+                    .find(|p| p.name() == "xvs_expiry_scan")
+                    .ok_or_else(|| Error::Abi("program xvs_expiry_scan missing".into()))?;
+                let link = prog
+                    .attach_iter(maps.conn.as_fd())
+                    .map_err(bpf_err("attaching the expiry scan to CONN_MAP"))?;
+                Ok::<_, Error>((link, cfg))
+            })
+            .transpose()
+            .unwrap_or_else(|e| {
+                warn!("{e}: connection expiry reads the whole table from user space instead");
+                None
+            });
+        if !btf {
+            info!("no kernel BTF: connection expiry reads the whole table from user space");
+        }
         write_nh_cfg(&maps.nh_cfg, NEXTHOP_TTL_DEFAULT, 0)?;
         let max_services = maps.svc_stats.max_entries();
         let max_dests = maps.dest.max_entries();
@@ -908,6 +1030,8 @@ impl Dataplane {
         Ok(Dataplane {
             obj,
             maps,
+            expiry,
+            scan_clock: ScanClock::default(),
             dest_conns,
             max_services,
             max_dests,
@@ -1659,6 +1783,12 @@ impl Dataplane {
             .collect())
     }
 
+    /// `CONN_MAP` entries (two per NAT connection) as the last expiry
+    /// scan counted them (0 before the first): no table read.
+    pub fn conn_entries(&self) -> u64 {
+        self.scan_clock.entries.load(Ordering::Relaxed)
+    }
+
     /// Number of connections (forward entries) in `CONN_MAP`.
     pub fn conn_count(&self) -> Result<u64, Error> {
         Ok(self
@@ -1726,109 +1856,189 @@ impl Dataplane {
     /// entries idle longer than the udp timeout, and persistence templates
     /// that control no connection and were last used longer than their
     /// timeout ago. Returns the number of connections expired.
+    ///
+    /// The table is scanned in the kernel (`xvs_expiry_scan`), which
+    /// reports only the entries to act on; each is re-checked here before
+    /// it is deleted.
     pub fn expire_conns(&self, timeouts: &Timeouts) -> Result<u64, Error> {
-        let now = monotonic_ns();
-        let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
-        let ops = xvs_conn_flags::XVS_CONN_F_OPS.0 as u8;
+        let mut cfg = expiry_cfg(timeouts);
+        let now = cfg.now_ns;
+        let Some(orphans) = self.scan_clock.start(now) else {
+            return Ok(0);
+        };
+        if !orphans {
+            cfg.orphan_grace_ns = u64::MAX;
+        }
+        let (recs, visited) = self.expiry_scan(&cfg, self.expiry.is_some())?;
+        self.scan_clock.done(now, visited);
         let mut thresholds: HashMap<u32, (u32, u32)> = HashMap::new();
         let mut n = 0;
-        let conns = self.raw_conns()?;
-        // Forward key -> its reply key, from the snapshot: a reply entry
-        // whose forward entry points back at it is no orphan, and needs no
-        // syscall to say so (one lookup per NAT connection every second
-        // was most of xvsd's CPU under load).
-        let key16 = |k: &xvs_conn_key| -> [u8; 16] {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(bytes(k));
-            b
-        };
-        let fwd_peer: HashMap<[u8; 16], [u8; 16]> = conns
-            .iter()
-            .filter(|(_, c)| c.flags & reply == 0)
-            .map(|(k, c)| (key16(k), key16(&c.peer)))
-            .collect();
-        let mut expired: HashSet<[u8; 16]> = HashSet::new();
-        for (k, c) in &conns {
-            if c.flags & reply != 0 {
-                if c.flags & ops != 0 {
-                    let limit = timeouts.udp as u64 * 1_000_000_000;
-                    if now.saturating_sub(c.last_seen_ns) > limit {
-                        // Re-check: a datagram may have refreshed it.
-                        if let Ok(Some(v)) = self.maps.conn.lookup(bytes(k), MapFlags::ANY) {
-                            let cur: xvs_conn = from_bytes(&v);
-                            if now.saturating_sub(cur.last_seen_ns) > limit {
-                                let _ = self.maps.conn.delete(bytes(k));
-                            }
-                        }
-                    }
-                    continue;
-                }
-                // Orphan: its forward entry is gone or belongs to another
-                // connection (half-finished delete). Re-checked live only
-                // when the snapshot says so and it has been idle a while.
-                if fwd_peer.get(&key16(&c.peer)) == Some(&key16(k))
-                    || now.saturating_sub(c.last_seen_ns) <= 1_000_000_000
-                {
-                    continue;
-                }
-                let fwd = self
+        // Live connections under a persistence template: (key, service).
+        let mut persistent: Vec<(xvs_conn_key, u32)> = Vec::new();
+        let idle_past = |c: &xvs_conn, limit: u64| now.saturating_sub(c.last_seen_ns) > limit;
+        let state_limit = |c: &xvs_conn| cfg.timeout_ns[state_index(c.state)];
+        for r in &recs {
+            let k = &r.key;
+            let live = |k: &xvs_conn_key| -> Result<Option<xvs_conn>, Error> {
+                Ok(self
                     .maps
                     .conn
-                    .lookup(bytes(&c.peer), MapFlags::ANY)
+                    .lookup(bytes(k), MapFlags::ANY)
                     .map_err(bpf_err("CONN_MAP lookup"))?
-                    .map(|v| from_bytes::<xvs_conn>(&v));
-                if fwd.is_none_or(|f| bytes(&f.peer) != bytes(k)) {
+                    .map(|v| from_bytes::<xvs_conn>(&v)))
+            };
+            match xvs_expiry_kind(r.kind as u32) {
+                xvs_expiry_kind::XVS_EXP_PERSIST => persistent.push((*k, r.svc_id)),
+                // Re-checked: a datagram may have refreshed it.
+                xvs_expiry_kind::XVS_EXP_OPS
+                    if live(k)?.is_some_and(|c| idle_past(&c, cfg.ops_timeout_ns)) =>
+                {
                     let _ = self.maps.conn.delete(bytes(k));
                 }
-                continue;
+                xvs_expiry_kind::XVS_EXP_ORPHAN => {
+                    // Orphan: its forward entry is gone or belongs to another
+                    // connection (half-finished delete).
+                    let Some(c) = live(k)? else { continue };
+                    let mine = live(&c.peer)?.is_some_and(|f| bytes(&f.peer) == bytes(k));
+                    if !mine && idle_past(&c, cfg.orphan_grace_ns) {
+                        let _ = self.maps.conn.delete(bytes(k));
+                    }
+                }
+                xvs_expiry_kind::XVS_EXP_IDLE => {
+                    // The scan ran a moment ago: re-check the live entry,
+                    // then delete it and account for the state it had.
+                    match live(k)? {
+                        Some(c) if idle_past(&c, state_limit(&c)) => {}
+                        Some(c) => {
+                            if c.flags & PERSIST != 0 {
+                                persistent.push((*k, c.svc_id));
+                            }
+                            continue;
+                        }
+                        None => continue,
+                    }
+                    let Some(v) = self
+                        .maps
+                        .conn
+                        .lookup_and_delete(bytes(k))
+                        .map_err(bpf_err("CONN_MAP lookup_and_delete"))?
+                    else {
+                        continue;
+                    };
+                    let cur: xvs_conn = from_bytes(&v);
+                    // DR/TUN connections have no reply entry; their `peer`
+                    // key may be a NAT connection's reply entry, which must
+                    // stay.
+                    if cur.fwd == xvs_fwd::XVS_FWD_MASQ.0 as u8 {
+                        let _ = self.maps.conn.delete(bytes(&cur.peer));
+                    }
+                    let th = *thresholds
+                        .entry(cur.dest_id)
+                        .or_insert_with(|| self.thresholds(cur.dest_id));
+                    self.dest_conns.unbind(cur.dest_id, cur.state, th);
+                    n += 1;
+                }
+                _ => {}
             }
-            let state = ConnState::from_u8(c.state as u8).unwrap_or(ConnState::None);
-            let timeout = state.timeout_secs(timeouts) as u64 * 1_000_000_000;
-            if now.saturating_sub(c.last_seen_ns) <= timeout {
-                continue;
-            }
-            // The snapshot may be stale for a big table: re-check the live
-            // entry, then delete it and account for the state it had.
-            let idle = |v: &[u8]| {
-                let c: xvs_conn = from_bytes(v);
-                let st = ConnState::from_u8(c.state as u8).unwrap_or(ConnState::None);
-                now.saturating_sub(c.last_seen_ns)
-                    > st.timeout_secs(timeouts) as u64 * 1_000_000_000
-            };
-            match self.maps.conn.lookup(bytes(k), MapFlags::ANY) {
-                Ok(Some(v)) if idle(&v) => {}
-                Ok(_) => continue,
-                Err(e) => return Err(bpf_err("CONN_MAP lookup")(e)),
-            }
-            let Some(v) = self
-                .maps
-                .conn
-                .lookup_and_delete(bytes(k))
-                .map_err(bpf_err("CONN_MAP lookup_and_delete"))?
-            else {
-                continue;
-            };
-            let cur: xvs_conn = from_bytes(&v);
-            // DR/TUN connections have no reply entry; their `peer` key may
-            // be a NAT connection's reply entry, which must stay.
-            if cur.fwd == xvs_fwd::XVS_FWD_MASQ.0 as u8 {
-                let _ = self.maps.conn.delete(bytes(&cur.peer));
-            }
-            let th = *thresholds
-                .entry(cur.dest_id)
-                .or_insert_with(|| self.thresholds(cur.dest_id));
-            self.dest_conns.unbind(cur.dest_id, cur.state, th);
-            expired.insert(key16(k));
-            n += 1;
         }
-        // Templates: kept while a live connection uses them.
-        let live: Vec<RawConn> = conns
-            .into_iter()
-            .filter(|(k, _)| !expired.contains(bytes(k)))
+        self.expire_templates(&persistent, now)?;
+        Ok(n)
+    }
+
+    /// The entries [`Dataplane::expire_conns`] acts on, and how many
+    /// entries were looked at: from the kernel's scan (`in_kernel`), or by
+    /// reading the whole table (kernels without BTF). Both give the same
+    /// records; tests compare them.
+    #[doc(hidden)]
+    pub fn expiry_scan(
+        &self,
+        cfg: &xvs_expiry_cfg,
+        in_kernel: bool,
+    ) -> Result<(Vec<xvs_expiry_rec>, u64), Error> {
+        if in_kernel {
+            let Some((link, cfg_map)) = &self.expiry else {
+                return Err(Error::Abi("the expiry scan is not loaded".into()));
+            };
+            cfg_map
+                .update(bytes(&0u32), bytes(cfg), MapFlags::ANY)
+                .map_err(bpf_err("XVS_EXPIRY_CFG update"))?;
+            let mut it = libbpf_rs::Iter::new(link).map_err(bpf_err("expiry scan"))?;
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut it, &mut out).map_err(|source| Error::Io {
+                context: "reading the expiry scan".into(),
+                source,
+            })?;
+            let visited = cfg_map
+                .lookup(bytes(&0u32), MapFlags::ANY)
+                .map_err(bpf_err("XVS_EXPIRY_CFG lookup"))?
+                .map_or(0, |v| from_bytes::<xvs_expiry_cfg>(&v).visited);
+            let rs = size_of::<xvs_expiry_rec>();
+            return Ok((out.chunks_exact(rs).map(from_bytes).collect(), visited));
+        }
+        let now = cfg.now_ns;
+        let conns = self.raw_conns()?;
+        // Forward key -> its reply key: a reply entry whose forward entry
+        // points back at it is no orphan.
+        let fwd_peer: HashMap<[u8; 16], [u8; 16]> = conns
+            .iter()
+            .filter(|(_, c)| c.flags & REPLY == 0)
+            .map(|(k, c)| (key16(k), key16(&c.peer)))
             .collect();
-        let users = Self::tmpl_users(&live, &self.svc_index()?);
+        let mut out = Vec::new();
+        for (k, c) in &conns {
+            let idle = now.saturating_sub(c.last_seen_ns);
+            let kind = if c.flags & REPLY != 0 {
+                if c.flags & OPS != 0 {
+                    if idle <= cfg.ops_timeout_ns {
+                        continue;
+                    }
+                    xvs_expiry_kind::XVS_EXP_OPS
+                } else {
+                    if idle <= cfg.orphan_grace_ns
+                        || fwd_peer.get(&key16(&c.peer)) == Some(&key16(k))
+                    {
+                        continue;
+                    }
+                    xvs_expiry_kind::XVS_EXP_ORPHAN
+                }
+            } else if idle > cfg.timeout_ns[state_index(c.state)] {
+                xvs_expiry_kind::XVS_EXP_IDLE
+            } else if c.flags & PERSIST != 0 {
+                xvs_expiry_kind::XVS_EXP_PERSIST
+            } else {
+                continue;
+            };
+            out.push(xvs_expiry_rec {
+                key: *k,
+                svc_id: c.svc_id,
+                kind: kind.0 as u8,
+                flags: c.flags,
+                ..Default::default()
+            });
+        }
+        Ok((out, conns.len() as u64))
+    }
+
+    /// Deletes the persistence templates that no live connection uses
+    /// (`persistent`: the live connections under one) and that were last
+    /// used longer than their timeout ago.
+    fn expire_templates(&self, persistent: &[(xvs_conn_key, u32)], now: u64) -> Result<(), Error> {
+        let svcs = if persistent.is_empty() {
+            HashMap::new()
+        } else {
+            self.svc_index()?
+        };
+        let users: HashSet<[u8; 12]> = persistent
+            .iter()
+            .filter_map(|(k, svc)| Self::tmpl_key_of(k, svcs.get(svc)))
+            .map(|tk| {
+                let mut b = [0u8; 12];
+                b.copy_from_slice(bytes(&tk));
+                b
+            })
+            .collect();
         for (tk, t) in self.read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)? {
-            if users.contains_key(bytes(&tk)) {
+            if users.contains(bytes(&tk)) {
                 continue;
             }
             let limit = t.timeout as u64 * 1_000_000_000;
@@ -1847,7 +2057,7 @@ impl Dataplane {
                 }
             }
         }
-        Ok(n)
+        Ok(())
     }
 
     /// Persistence templates, with the number of live connections each
@@ -2100,6 +2310,30 @@ impl Drop for Dataplane {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_small_table_is_scanned_at_every_call_a_big_one_spread_out() {
+        let s = 1_000_000_000;
+        let c = ScanClock::default();
+        assert_eq!(c.start(10 * s), Some(true));
+        c.done(10 * s, 1000);
+        assert_eq!(
+            c.start(10 * s + 1),
+            Some(true),
+            "small: every call, orphans too"
+        );
+        c.done(10 * s, 1_000_000);
+        // 1 M entries: every 4 s (due half a second early).
+        assert_eq!(c.start(11 * s), None);
+        assert_eq!(c.start(13 * s), None);
+        assert!(c.start(13 * s + s / 2).is_some());
+        c.done(14 * s, 100_000_000);
+        assert_eq!(c.start(21 * s), None, "at most every 8 s");
+        assert!(c.start(22 * s).is_some());
+        // Orphans in one big scan of 16.
+        let looks = (0..32).filter(|_| c.start(100 * s) == Some(true)).count();
+        assert_eq!(looks, 2);
+    }
+
     use super::*;
 
     #[test]

@@ -6,6 +6,7 @@
 //! forwarding off: the rewritten packet is passed to the kernel).
 
 use libbpf_rs::MapCore as _;
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
@@ -1244,6 +1245,136 @@ fn expiry_removes_orphaned_reply_entries_and_keeps_paired_ones() {
         .test_run(&tcp_frame(RS0, CLIENT, RPORT, 46000, SYN | ACK), None)
         .unwrap();
     assert_eq!(Pkt(&out).saddr(), RS0, "no translation left for 46000");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn the_kernel_expiry_scan_reports_what_a_table_walk_does() {
+    use xvs_dataplane::abi::{xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_expiry_kind, xvs_state};
+    own_netns();
+    let pins = PinDir::new("scan");
+    let mut o = opts();
+    o.pin_path = Some(pins.0.join("xvs"));
+    let dp = Dataplane::open(&o).unwrap();
+    let conn_map = libbpf_rs::MapHandle::from_pinned_path(pins.0.join("xvs/CONN_MAP")).unwrap();
+    fn raw<T: Copy>(v: &T) -> &[u8] {
+        // SAFETY: generated repr(C) types with explicit padding.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
+    }
+    let key = |port: u16| xvs_conn_key {
+        saddr: u32::from_ne_bytes(CLIENT.octets()),
+        daddr: u32::from_ne_bytes(VIP.octets()),
+        sport: port.to_be(),
+        dport: VPORT.to_be(),
+        proto: 6,
+        ..Default::default()
+    };
+    let reply = |port: u16| xvs_conn_key {
+        saddr: u32::from_ne_bytes(RS0.octets()),
+        daddr: u32::from_ne_bytes(CLIENT.octets()),
+        sport: RPORT.to_be(),
+        dport: port.to_be(),
+        proto: 6,
+        ..Default::default()
+    };
+    let now = xvs_dataplane::monotonic_ns();
+    let ago = |s: u64| now - s * 1_000_000_000;
+    let put = |k: xvs_conn_key, peer: xvs_conn_key, state: xvs_state, flags: u32, seen: u64| {
+        let v = xvs_conn {
+            last_seen_ns: seen,
+            peer,
+            svc_id: 3,
+            state: state.0,
+            flags: flags as u8,
+            ..Default::default()
+        };
+        conn_map
+            .update(raw(&k), raw(&v), libbpf_rs::MapFlags::ANY)
+            .unwrap();
+    };
+    let (est, close, udp) = (
+        xvs_state::XVS_S_ESTABLISHED,
+        xvs_state::XVS_S_CLOSE,
+        xvs_state::XVS_S_UDP,
+    );
+    let (rep, persist, ops) = (
+        xvs_conn_flags::XVS_CONN_F_REPLY.0,
+        xvs_conn_flags::XVS_CONN_F_PERSIST.0,
+        xvs_conn_flags::XVS_CONN_F_OPS.0,
+    );
+    // 1: a live pair; 2: a forward entry in CLOSE (10 s) idle 20 s, with
+    // its reply; 3: a reply entry whose forward entry is gone, idle 5 s;
+    // 4: the same but fresh (a delete may be in progress); 5: a live
+    // persistent pair; 6: a one-packet reply entry idle past the udp
+    // timeout, 7: one within it; 8: a reply whose forward entry points at
+    // another reply; 9: an entry with an unknown state (times out as NONE,
+    // 2 s), idle 3 s.
+    put(key(1), reply(1), est, 0, ago(1));
+    put(reply(1), key(1), est, rep, ago(100));
+    put(key(2), reply(2), close, 0, ago(20));
+    put(reply(2), key(2), est, rep, ago(20));
+    put(reply(3), key(3), est, rep, ago(5));
+    put(reply(4), key(4), est, rep, now);
+    put(key(5), reply(5), est, persist, ago(1));
+    put(reply(5), key(5), est, rep, ago(1));
+    put(reply(6), key(6), udp, rep | ops, ago(400));
+    put(reply(7), key(7), udp, rep | ops, ago(100));
+    put(key(8), reply(1), est, 0, ago(1));
+    put(reply(8), key(8), est, rep, ago(3));
+    put(key(9), reply(9), xvs_state(77), 0, ago(3));
+    let cfg = xvs_dataplane::expiry_cfg(&Timeouts::default());
+    let sorted = |mut v: Vec<xvs_dataplane::abi::xvs_expiry_rec>| {
+        v.sort_by_key(|r| raw(&r.key).to_vec());
+        v.into_iter()
+            .map(|r| (raw(&r.key).to_vec(), r.kind, r.flags, r.svc_id))
+            .collect::<Vec<_>>()
+    };
+    let (kernel, seen) = dp
+        .expiry_scan(&cfg, true)
+        .expect("the kernel scan is loaded");
+    let (walk, walked) = dp.expiry_scan(&cfg, false).unwrap();
+    assert_eq!((seen, walked), (13, 13));
+    let (kernel, walk) = (sorted(kernel), sorted(walk));
+    assert_eq!(kernel, walk);
+    let kind = |k: xvs_conn_key| {
+        kernel
+            .iter()
+            .find(|r| r.0 == raw(&k))
+            .map(|r| xvs_expiry_kind(r.1 as u32))
+    };
+    let (idle, orphan, persistent, one_packet) = (
+        Some(xvs_expiry_kind::XVS_EXP_IDLE),
+        Some(xvs_expiry_kind::XVS_EXP_ORPHAN),
+        Some(xvs_expiry_kind::XVS_EXP_PERSIST),
+        Some(xvs_expiry_kind::XVS_EXP_OPS),
+    );
+    let want = [
+        (key(1), None),
+        (reply(1), None),
+        (key(2), idle),
+        (reply(2), None),
+        (reply(3), orphan),
+        (reply(4), None),
+        (key(5), persistent),
+        (reply(5), None),
+        (reply(6), one_packet),
+        (reply(7), None),
+        (reply(8), orphan),
+        (key(9), idle),
+    ];
+    for (i, (k, w)) in want.iter().enumerate() {
+        assert_eq!(kind(*k), *w, "entry {i}");
+    }
+    assert_eq!(kernel.len(), 6);
+    // And expiry acts on them: 2 and 9 go (2 with its reply), both
+    // orphans and the stale one-packet entry go; everything else stays.
+    dp.expire_conns(&Timeouts::default()).unwrap();
+    let left: HashSet<Vec<u8>> = conn_map.keys().collect();
+    let gone = [key(2), reply(2), reply(3), reply(6), reply(8), key(9)];
+    for k in gone {
+        assert!(!left.contains(raw(&k)), "{k:?} left");
+    }
+    assert_eq!(left.len(), 13 - gone.len());
 }
 
 fn tc() -> bool {

@@ -403,6 +403,22 @@ fn wrong_status_code_marks_down_and_the_sorry_server_takes_over() {
     ]);
     assert!(m.starts_with("HTTP/1.1 200"), "{m}");
     assert_eq!(lb.split(4), counts(&[("rs1", 2), ("rs2", 2)]));
+    // The table's use, as the expiry scan (every second) counts it: at
+    // least these four NAT connections, two entries each.
+    let entries = |m: &str| -> Option<u64> {
+        m.lines()
+            .find_map(|l| l.strip_prefix("xvs_conn_table_entries "))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let end = Instant::now() + Duration::from_secs(3);
+    loop {
+        let m = lb.metrics();
+        match entries(&m) {
+            Some(n) if n >= 8 && n % 2 == 0 => break,
+            n => assert!(Instant::now() < end, "xvs_conn_table_entries {n:?}:\n{m}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Every real server down: the sorry server answers.
     servers[0].stop(Duration::from_secs(2));
     servers[1].stop(Duration::from_secs(2));

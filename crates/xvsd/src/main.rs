@@ -400,6 +400,9 @@ impl Plane for Loaded {
     fn conn_count(&self) -> Result<u64, String> {
         self.dp.conn_count().map_err(|e| e.to_string())
     }
+    fn conn_entries(&self) -> u64 {
+        self.dp.conn_entries()
+    }
     fn expire(&mut self, t: &Timeouts) -> Result<u64, String> {
         self.dp.expire_conns(t).map_err(|e| e.to_string())
     }
