@@ -903,47 +903,57 @@ impl Dataplane {
                 }
             }
         }
-        let mut open = ObjectBuilder::default()
-            .open_memory(match opts.attach_mode {
-                AttachMode::Xdp => BPF_OBJ,
-                AttachMode::Tc => BPF_OBJ_TC,
-            })
-            .map_err(bpf_err("opening the BPF object"))?;
-        for mut m in open.maps_mut() {
-            let name = m.name().to_string_lossy().into_owned();
-            let entries = match name.as_str() {
-                "SVC_MAP" | "SCHED_POS" | "SVC_STATS" => Some(opts.max_services),
-                "DEST_MAP" | "DEST_STATS" | "DEST_CONNS" => Some(opts.max_dests),
-                "RING_MAP" => Some(opts.ring_capacity),
-                "CONN_MAP" => Some(opts.conn_capacity),
-                "SVC_DESTS" => Some(opts.max_services.saturating_mul(2)),
-                "PERSIST_MAP" => Some(opts.persist_capacity),
-                "LBLC_MAP" => Some(opts.locality_capacity),
-                _ => None,
-            };
-            if let Some(n) = entries {
-                m.set_max_entries(n)
-                    .map_err(bpf_err(format!("sizing {name}")))?;
-            }
-            if let (Some(dir), true) = (&opts.pin_path, PINNED_MAPS.contains(&name.as_str())) {
-                m.set_pin_path(dir.join(&name))
-                    .map_err(bpf_err(format!("pin path of {name}")))?;
-            }
-        }
-        // The expiry scan needs the kernel's BTF (map-element iterator,
-        // 5.9+); without it the rest still loads and expiry walks the
-        // table from user space.
-        let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
-        if !btf {
-            for mut p in open.progs_mut() {
-                if p.name() == "xvs_expiry_scan" {
-                    p.set_autoload(false);
+        let load = |with_scan: bool| -> Result<Object, Error> {
+            let mut open = ObjectBuilder::default()
+                .open_memory(match opts.attach_mode {
+                    AttachMode::Xdp => BPF_OBJ,
+                    AttachMode::Tc => BPF_OBJ_TC,
+                })
+                .map_err(bpf_err("opening the BPF object"))?;
+            for mut m in open.maps_mut() {
+                let name = m.name().to_string_lossy().into_owned();
+                let entries = match name.as_str() {
+                    "SVC_MAP" | "SCHED_POS" | "SVC_STATS" => Some(opts.max_services),
+                    "DEST_MAP" | "DEST_STATS" | "DEST_CONNS" => Some(opts.max_dests),
+                    "RING_MAP" => Some(opts.ring_capacity),
+                    "CONN_MAP" => Some(opts.conn_capacity),
+                    "SVC_DESTS" => Some(opts.max_services.saturating_mul(2)),
+                    "PERSIST_MAP" => Some(opts.persist_capacity),
+                    "LBLC_MAP" => Some(opts.locality_capacity),
+                    _ => None,
+                };
+                if let Some(n) = entries {
+                    m.set_max_entries(n)
+                        .map_err(bpf_err(format!("sizing {name}")))?;
+                }
+                if let (Some(dir), true) = (&opts.pin_path, PINNED_MAPS.contains(&name.as_str())) {
+                    m.set_pin_path(dir.join(&name))
+                        .map_err(bpf_err(format!("pin path of {name}")))?;
                 }
             }
-        }
-        let obj = open.load().map_err(bpf_err(
-            "loading the BPF object (if reusing pinned maps: sizes must match the pinned ones)",
-        ))?;
+            if !with_scan {
+                for mut p in open.progs_mut() {
+                    if p.name() == "xvs_expiry_scan" {
+                        p.set_autoload(false);
+                    }
+                }
+            }
+            open.load().map_err(bpf_err(
+                "loading the BPF object (if reusing pinned maps: sizes must match the pinned ones)",
+            ))
+        };
+        // The expiry scan needs the kernel's BTF and map-element iterators
+        // (5.9+); without them the rest loads alone and expiry reads the
+        // table from user space.
+        let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+        let (obj, btf) = match load(btf) {
+            Ok(obj) => (obj, btf),
+            Err(e) if btf => {
+                warn!("{e}: trying again without the expiry scan");
+                (load(false)?, false)
+            }
+            Err(e) => return Err(e),
+        };
 
         let handle = |name: &str, key: usize, value: usize| -> Result<MapHandle, Error> {
             let map = obj
@@ -1021,7 +1031,7 @@ impl Dataplane {
                 None
             });
         if !btf {
-            info!("no kernel BTF: connection expiry reads the whole table from user space");
+            info!("no expiry scan in this kernel: connection expiry reads the whole table from user space");
         }
         write_nh_cfg(&maps.nh_cfg, NEXTHOP_TTL_DEFAULT, 0)?;
         let max_services = maps.svc_stats.max_entries();
