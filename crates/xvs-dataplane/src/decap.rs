@@ -7,7 +7,7 @@
 //! ...), where native XDP would convert and copy every skb (the same
 //! reason as the director's `--attach auto`, docs/design.md).
 
-use crate::Error;
+use crate::{tc, Error};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, TcHook, TcHookBuilder, Xdp, XdpFlags, TC_EGRESS, TC_INGRESS};
 use log::{info, warn};
@@ -159,19 +159,11 @@ fn tc_hook(fd: std::os::fd::BorrowedFd<'_>, ifindex: i32) -> TcHook {
         .hook(TC_INGRESS)
 }
 
-/// Whether `dev` has a clsact qdisc (asked before libbpf's tc calls,
-/// which log a kernel error for a missing one).
-pub(crate) fn has_clsact(dev: &str) -> bool {
-    std::process::Command::new("tc")
-        .args(["qdisc", "show", "dev", dev])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("clsact"))
-        .unwrap_or(false)
-}
-
 /// Id of the program in xvs_decap's tc slot on `ifname` (0: none).
-fn tc_prog_id(ifname: &str, ifindex: i32) -> u32 {
-    if !has_clsact(ifname) {
+fn tc_prog_id(ifindex: i32) -> u32 {
+    // Asked first: libbpf's query logs a kernel error for a missing qdisc
+    // or filter chain.
+    if !tc::filters(ifindex, tc::TC_PARENT_INGRESS).is_ok_and(|f| !f.is_empty()) {
         return 0;
     }
     // A query does not use the builder's program fd (libbpf requires it
@@ -183,20 +175,17 @@ fn tc_prog_id(ifname: &str, ifindex: i32) -> u32 {
     tc_hook(any.as_fd(), ifindex).query().unwrap_or(0)
 }
 
-/// Whether `dev` has tc filters other than xvs_decap's (by `tc`'s own
-/// listing: libbpf only queries a known handle and priority).
-fn tc_others(dev: &str) -> bool {
-    ["ingress", "egress"].iter().any(|dir| {
-        std::process::Command::new("tc")
-            .args(["filter", "show", "dev", dev, dir])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .any(|l| l.starts_with("filter") && !l.contains(PROG_NAME))
-            })
-            .unwrap_or(true)
-    })
+/// Whether `ifindex` has tc filters other than xvs_decap's. When that
+/// cannot be told, it has (the qdisc stays).
+fn tc_others(ifindex: i32) -> bool {
+    [tc::TC_PARENT_INGRESS, tc::TC_PARENT_EGRESS]
+        .iter()
+        .any(|&parent| match tc::filters(ifindex, parent) {
+            Ok(fs) => fs
+                .iter()
+                .any(|f| !(f.kind == "bpf" && f.prog.is_some_and(is_decap))),
+            Err(_) => true,
+        })
 }
 
 fn ifindex(ifname: &str) -> Result<i32, Error> {
@@ -287,7 +276,7 @@ pub fn attach_as(ifname: &str, cfg: &DecapConfig, tc: bool) -> Result<(), Error>
         return with_loaded_tc(cfg, |skel| {
             let prog = &skel.progs.xvs_decap;
             let mut hook = tc_hook(prog.as_fd(), ifindex);
-            if !has_clsact(ifname) {
+            if !tc::has_clsact(ifindex)? {
                 hook.create()
                     .map_err(bpf_err("creating the clsact qdisc"))?;
             }
@@ -327,7 +316,7 @@ pub fn attach_as(ifname: &str, cfg: &DecapConfig, tc: bool) -> Result<(), Error>
                 let _ = xdp.detach(ifindex, m);
             }
         }
-        detach_tc(ifname, ifindex)?;
+        detach_tc(ifindex)?;
         let name = if mode.bits() == XdpFlags::DRV_MODE.bits() {
             "native"
         } else {
@@ -341,8 +330,8 @@ pub fn attach_as(ifname: &str, cfg: &DecapConfig, tc: bool) -> Result<(), Error>
 /// Removes xvs_decap's tc filter from `ifindex`, and the clsact qdisc when
 /// nothing else uses it (it was made for the filter: teardown restores the
 /// interface as it was). Nothing there: a no-op.
-fn detach_tc(ifname: &str, ifindex: i32) -> Result<(), Error> {
-    let id = tc_prog_id(ifname, ifindex);
+fn detach_tc(ifindex: i32) -> Result<(), Error> {
+    let id = tc_prog_id(ifindex);
     if !is_decap(id) {
         return Ok(());
     }
@@ -352,7 +341,7 @@ fn detach_tc(ifname: &str, ifindex: i32) -> Result<(), Error> {
     })?;
     let mut hook = tc_hook(fd.as_fd(), ifindex);
     hook.detach().map_err(bpf_err("detaching xvs_decap (tc)"))?;
-    if !tc_others(ifname) {
+    if !tc_others(ifindex) {
         hook.attach_point(TC_INGRESS | TC_EGRESS);
         let _ = hook.destroy();
     }
@@ -375,15 +364,14 @@ pub fn detach(ifname: &str) -> Result<(), Error> {
             .detach(ifindex, mode)
             .map_err(bpf_err("detaching xvs_decap"))?;
     }
-    detach_tc(ifname, ifindex)
+    detach_tc(ifindex)
 }
 
 /// True when a program named `xvs_decap` is attached to `ifname` (XDP or
 /// tc).
 pub fn attached(ifname: &str) -> Result<bool, Error> {
     let ifindex = ifindex(ifname)?;
-    Ok(prog_ids(ifindex)?.iter().any(|(id, _)| is_decap(*id))
-        || is_decap(tc_prog_id(ifname, ifindex)))
+    Ok(prog_ids(ifindex)?.iter().any(|(id, _)| is_decap(*id)) || is_decap(tc_prog_id(ifindex)))
 }
 
 fn sum_counters(map: &impl MapCore) -> Result<Vec<(&'static str, u64)>, Error> {
@@ -410,8 +398,7 @@ pub fn counters(ifname: &str) -> Result<Vec<(&'static str, u64)>, Error> {
         .into_iter()
         .map(|(id, _)| id)
         .find(|id| is_decap(*id));
-    let Some(id) = xdp.or_else(|| Some(tc_prog_id(ifname, ifindex)).filter(|id| is_decap(*id)))
-    else {
+    let Some(id) = xdp.or_else(|| Some(tc_prog_id(ifindex)).filter(|id| is_decap(*id))) else {
         return Ok(Vec::new());
     };
     let fd = prog_fd(id).ok_or_else(|| Error::Io {

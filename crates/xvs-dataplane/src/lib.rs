@@ -29,6 +29,8 @@ use xvs_core::sched::{self, persist, SchedKind};
 
 pub mod decap;
 mod neigh;
+mod netlink;
+mod tc;
 
 #[allow(
     clippy::all,
@@ -608,6 +610,31 @@ impl ScanClock {
     }
 }
 
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    // SAFETY: uname fills the zeroed struct.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to our struct.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return false;
+    }
+    let release: String = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8 as char)
+        .collect();
+    release_at_least(&release, major, minor)
+}
+
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}
+
 /// The index of a state's limit in `xvs_expiry_cfg.timeout_ns`: a state
 /// number past the known ones times out as NONE, as in the kernel's scan.
 fn state_index(state: u32) -> usize {
@@ -943,17 +970,11 @@ impl Dataplane {
             ))
         };
         // The expiry scan needs the kernel's BTF and map-element iterators
-        // (5.9+); without them the rest loads alone and expiry reads the
-        // table from user space.
-        let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
-        let (obj, btf) = match load(btf) {
-            Ok(obj) => (obj, btf),
-            Err(e) if btf => {
-                warn!("{e}: trying again without the expiry scan");
-                (load(false)?, false)
-            }
-            Err(e) => return Err(e),
-        };
+        // (5.9); without them the rest loads alone and expiry reads the
+        // table from user space. Asked beforehand: a failed load cannot
+        // tell which part failed (a pinned map of another size fails too).
+        let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists() && kernel_at_least(5, 9);
+        let obj = load(btf)?;
 
         let handle = |name: &str, key: usize, value: usize| -> Result<MapHandle, Error> {
             let map = obj
@@ -1170,7 +1191,9 @@ impl Dataplane {
                 }
             }
             AttachMode::Xdp => {
-                if !decap::has_clsact(ifname) {
+                // (libbpf's query logs a kernel error for a missing qdisc
+                // or filter chain)
+                if !tc::filters(ifindex, tc::TC_PARENT_INGRESS).is_ok_and(|f| !f.is_empty()) {
                     return;
                 }
                 let Ok(any) = std::fs::File::open("/dev/null") else {
@@ -2320,6 +2343,16 @@ impl Drop for Dataplane {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(release_at_least("6.18.44-fc-v470", 5, 9));
+        assert!(release_at_least("5.9.0", 5, 9));
+        assert!(release_at_least("5.10.0-28-amd64", 5, 9));
+        assert!(!release_at_least("5.8.18", 5, 9));
+        assert!(!release_at_least("4.19.0-26-amd64", 5, 9));
+        assert!(!release_at_least("garbage", 5, 9));
+    }
+
     #[test]
     fn a_small_table_is_scanned_at_every_call_a_big_one_spread_out() {
         let s = 1_000_000_000;

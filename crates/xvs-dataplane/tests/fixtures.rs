@@ -2162,4 +2162,13 @@ fn decap_attach_replace_detach() {
     decap::detach("d0").unwrap();
     assert!(!decap::attached("d0").unwrap());
     assert!(!show(&["qdisc", "show", "dev", "d0"]).contains("clsact"));
+    // Someone else's filter on the hook: detach takes only its own and
+    // leaves the qdisc to the other.
+    decap::attach("d0", &decap_cfg()).unwrap();
+    sh("tc filter add dev d0 egress pref 7 bpf bytecode '1,6 0 0 4294967295,'");
+    decap::detach("d0").unwrap();
+    assert!(!decap::attached("d0").unwrap());
+    assert!(show(&["qdisc", "show", "dev", "d0"]).contains("clsact"));
+    assert!(show(&["filter", "show", "dev", "d0", "egress"]).contains("bytecode"));
+    assert!(!show(&["filter", "show", "dev", "d0", "ingress"]).contains("xvs_decap"));
 }
