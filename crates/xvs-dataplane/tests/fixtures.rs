@@ -1198,14 +1198,23 @@ impl Drop for PinDir {
     }
 }
 
+/// A data plane with its maps pinned in a bpffs of the test's own, and
+/// its `CONN_MAP` opened from the pin, to write or delete entries behind
+/// the program's back.
+fn pinned_dp(tag: &str) -> (PinDir, Dataplane, libbpf_rs::MapHandle) {
+    let pins = PinDir::new(tag);
+    let mut o = opts();
+    o.pin_path = Some(pins.0.join("xvs"));
+    let dp = Dataplane::open(&o).unwrap();
+    let conn = libbpf_rs::MapHandle::from_pinned_path(pins.0.join("xvs/CONN_MAP")).unwrap();
+    (pins, dp, conn)
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn expiry_removes_orphaned_reply_entries_and_keeps_paired_ones() {
     own_netns();
-    let pins = PinDir::new("orphan");
-    let mut o = opts();
-    o.pin_path = Some(pins.0.join("xvs"));
-    let dp = Dataplane::open(&o).unwrap();
+    let (_pins, dp, conn_map) = pinned_dp("orphan");
     dp.upsert_dest(0, 0, &masq(RS0, RPORT)).unwrap();
     dp.upsert_service(
         0,
@@ -1217,7 +1226,6 @@ fn expiry_removes_orphaned_reply_entries_and_keeps_paired_ones() {
         dp.test_run(&tcp_frame(CLIENT, VIP, port, VPORT, SYN), None)
             .unwrap();
     }
-    let conn_map = libbpf_rs::MapHandle::from_pinned_path(pins.0.join("xvs/CONN_MAP")).unwrap();
     let entries = || conn_map.keys().count();
     assert_eq!(entries(), 4, "two NAT connections, two entries each");
     // A half-finished delete: the forward entry of 46000 is gone, its
@@ -1252,11 +1260,7 @@ fn expiry_removes_orphaned_reply_entries_and_keeps_paired_ones() {
 fn the_kernel_expiry_scan_reports_what_a_table_walk_does() {
     use xvs_dataplane::abi::{xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_expiry_kind, xvs_state};
     own_netns();
-    let pins = PinDir::new("scan");
-    let mut o = opts();
-    o.pin_path = Some(pins.0.join("xvs"));
-    let dp = Dataplane::open(&o).unwrap();
-    let conn_map = libbpf_rs::MapHandle::from_pinned_path(pins.0.join("xvs/CONN_MAP")).unwrap();
+    let (_pins, dp, conn_map) = pinned_dp("scan");
     fn raw<T: Copy>(v: &T) -> &[u8] {
         // SAFETY: generated repr(C) types with explicit padding.
         unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
