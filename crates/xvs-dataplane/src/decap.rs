@@ -159,20 +159,9 @@ fn tc_hook(fd: std::os::fd::BorrowedFd<'_>, ifindex: i32) -> TcHook {
         .hook(TC_INGRESS)
 }
 
-/// Id of the program in xvs_decap's tc slot on `ifname` (0: none).
+/// Id of the program in xvs_decap's tc slot on `ifindex` (0: none).
 fn tc_prog_id(ifindex: i32) -> u32 {
-    // Asked first: libbpf's query logs a kernel error for a missing qdisc
-    // or filter chain.
-    if !tc::filters(ifindex, tc::TC_PARENT_INGRESS).is_ok_and(|f| !f.is_empty()) {
-        return 0;
-    }
-    // A query does not use the builder's program fd (libbpf requires it
-    // zeroed); the hook is identified by ifindex, parent, handle and
-    // priority. Any open fd satisfies the builder.
-    let Ok(any) = std::fs::File::open("/dev/null") else {
-        return 0;
-    };
-    tc_hook(any.as_fd(), ifindex).query().unwrap_or(0)
+    tc::ingress_prog_at(ifindex, TC_HANDLE, TC_PRIORITY as u16)
 }
 
 /// Whether `ifindex` has tc filters other than xvs_decap's. When that

@@ -1191,23 +1191,18 @@ impl Dataplane {
                 }
             }
             AttachMode::Xdp => {
-                // (libbpf's query logs a kernel error for a missing qdisc
-                // or filter chain)
-                if !tc::filters(ifindex, tc::TC_PARENT_INGRESS).is_ok_and(|f| !f.is_empty()) {
+                let id = tc::ingress_prog_at(ifindex, TC_HANDLE, TC_PRIORITY as u16);
+                if !decap::is_named(id, AttachMode::Tc.prog_name()) {
                     return;
                 }
-                let Ok(any) = std::fs::File::open("/dev/null") else {
-                    return;
-                };
-                let mut hook = TcHookBuilder::new(any.as_fd())
-                    .ifindex(ifindex)
-                    .handle(TC_HANDLE)
-                    .priority(TC_PRIORITY)
-                    .hook(TC_INGRESS);
-                let id = hook.query().unwrap_or(0);
-                if decap::is_named(id, AttachMode::Tc.prog_name()) {
+                if let Some(fd) = decap::prog_fd(id) {
                     warn!("{ifname}: removing a leftover xvs_tc filter (program {id})");
-                    let _ = hook.detach();
+                    let _ = TcHookBuilder::new(fd.as_fd())
+                        .ifindex(ifindex)
+                        .handle(TC_HANDLE)
+                        .priority(TC_PRIORITY)
+                        .hook(TC_INGRESS)
+                        .detach();
                 }
             }
         }

@@ -70,6 +70,19 @@ pub(crate) struct Filter {
     pub kind: String,
     /// For `bpf` filters, the program's id.
     pub prog: Option<u32>,
+    pub handle: u32,
+    pub priority: u16,
+}
+
+/// The program of the `bpf` filter at `handle`/`priority` on the clsact
+/// ingress hook of `ifindex` (0: none there, or it cannot be told).
+pub(crate) fn ingress_prog_at(ifindex: i32, handle: u32, priority: u16) -> u32 {
+    filters(ifindex, TC_PARENT_INGRESS)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|f| f.handle == handle && f.priority == priority)
+        .and_then(|f| f.prog)
+        .unwrap_or(0)
 }
 
 /// The filters on one clsact hook of `ifindex` (`parent`: one of
@@ -101,7 +114,13 @@ pub(crate) fn filters(ifindex: i32, parent: u32) -> Result<Vec<Filter>, Error> {
                         .find(|(t, v)| *t == TCA_BPF_ID && v.len() >= 4)
                         .map(|(_, v)| u32_at(v, 0))
                 });
-            Filter { kind, prog }
+            Filter {
+                kind,
+                prog,
+                handle: u32_at(b, 8),
+                // tcm_info: priority in the upper 16 bits, protocol below.
+                priority: (u32_at(b, 16) >> 16) as u16,
+            }
         })
         .collect())
 }
