@@ -100,8 +100,7 @@ int xvs_decap(xvs_ctx *ctx)
 
 	verdict(XVS_DECAP_RX, 0);
 #ifdef XVS_TC
-	if (ctx->data + XVS_PULL_LEN > ctx->data_end && ctx->data_end - ctx->data < ctx->len)
-		bpf_skb_pull_data(ctx, ctx->len < XVS_PULL_LEN ? ctx->len : XVS_PULL_LEN);
+	xvs_pull_headers(ctx, XVS_PULL_LEN);
 #endif
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;

@@ -420,4 +420,15 @@ struct xvs_abi {
 
 #define XVS_ABI_VERSION 3
 
+#ifdef XVS_TC
+/* tc builds: make the first `want` bytes (or the whole packet, if
+ * shorter) directly readable; an skb's linear part may end before the
+ * headers do (GRO, a NIC's header split). */
+static __always_inline void xvs_pull_headers(struct __sk_buff *ctx, __u32 want)
+{
+	if (ctx->data + want > ctx->data_end && ctx->data_end - ctx->data < ctx->len)
+		bpf_skb_pull_data(ctx, ctx->len < want ? ctx->len : want);
+}
+#endif
+
 #endif /* XVS_H */

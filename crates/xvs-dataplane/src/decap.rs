@@ -16,32 +16,13 @@ use std::mem::{size_of, MaybeUninit};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-#[allow(
-    clippy::all,
-    dead_code,
-    missing_docs,
-    non_camel_case_types,
-    non_upper_case_globals,
-    unused_imports,
-    unsafe_op_in_unsafe_fn
-)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/decap.skel.rs"));
-}
+bpf_skeleton!(skel, "/decap.skel.rs");
 
-/// The same program built for tc (`-DXVS_TC`).
-#[allow(
-    clippy::all,
-    dead_code,
-    missing_docs,
-    non_camel_case_types,
-    non_upper_case_globals,
-    unused_imports,
-    unsafe_op_in_unsafe_fn
-)]
-mod skel_tc {
-    include!(concat!(env!("OUT_DIR"), "/decap_tc.skel.rs"));
-}
+bpf_skeleton!(
+    /// The same program built for tc (`-DXVS_TC`).
+    skel_tc,
+    "/decap_tc.skel.rs"
+);
 
 use skel::types::{xvs_decap_cfg, xvs_decap_counter};
 
