@@ -575,7 +575,9 @@ fn fill(conn: &OwnedFd, mi: &sys::MapInfo, from: u64, to: u64) -> Result<()> {
 /// ESTABLISHED and seen just now, so an expiry walk reads every one and
 /// deletes none.
 pub fn fill_nat_conns(conn: &OwnedFd, n: u32) -> Result<()> {
-    use xvs_dataplane::abi::{xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_fwd, xvs_state};
+    use xvs_dataplane::abi::{
+        as_bytes, xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_fwd, xvs_state,
+    };
     const CHUNK: u32 = 32768;
     let vip: Ipv4Addr = VIP.parse()?;
     let rs: Vec<Ipv4Addr> = (1..=3u8)
@@ -611,11 +613,11 @@ pub fn fill_nat_conns(conn: &OwnedFd, n: u32) -> Result<()> {
                 flags,
                 ..Default::default()
             };
-            keys.extend_from_slice(pod_bytes(&fwd));
-            vals.extend_from_slice(pod_bytes(&entry(rep, 0)));
-            keys.extend_from_slice(pod_bytes(&rep));
+            keys.extend_from_slice(as_bytes(&fwd));
+            vals.extend_from_slice(as_bytes(&entry(rep, 0)));
+            keys.extend_from_slice(as_bytes(&rep));
             let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
-            vals.extend_from_slice(pod_bytes(&entry(fwd, reply)));
+            vals.extend_from_slice(as_bytes(&entry(fwd, reply)));
         }
         let done = sys::map_update_batch(conn, &keys, &vals, 2 * m)
             .with_context(|| format!("writing connection {i} into CONN_MAP"))?;
@@ -628,12 +630,4 @@ pub fn fill_nat_conns(conn: &OwnedFd, n: u32) -> Result<()> {
         i += m;
     }
     Ok(())
-}
-
-/// The bytes of a generated kernel/user type.
-fn pod_bytes<T: Copy>(v: &T) -> &[u8] {
-    // SAFETY: the skeleton's types are repr(C) with explicit padding
-    // fields (xvs-dataplane asserts their sizes), so every byte of a value
-    // built from `Default` is initialised.
-    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
 }

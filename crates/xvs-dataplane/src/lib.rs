@@ -65,8 +65,40 @@ pub mod abi {
         xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_key, xvs_tun_flags,
         xvs_tun_type,
     };
+
+    /// Plain old data shared with the kernel: the generated types (repr(C)
+    /// with explicit padding) and the integer keys. Unsafe to implement:
+    /// [`as_bytes`] reads every byte of a value, and values are also made
+    /// from bytes the kernel hands back.
+    ///
+    /// # Safety
+    /// Every byte of every value must be initialised (no padding holes),
+    /// and every bit pattern must be a valid value.
+    pub unsafe trait Pod: Copy + Default {}
+    unsafe impl Pod for xvs_svc_key {}
+    unsafe impl Pod for xvs_svc {}
+    unsafe impl Pod for xvs_ring_key {}
+    unsafe impl Pod for xvs_dest {}
+    unsafe impl Pod for xvs_conn_key {}
+    unsafe impl Pod for xvs_conn {}
+    unsafe impl Pod for xvs_expiry_cfg {}
+    unsafe impl Pod for xvs_expiry_rec {}
+    unsafe impl Pod for xvs_stats {}
+    unsafe impl Pod for xvs_tmpl_key {}
+    unsafe impl Pod for xvs_tmpl {}
+    unsafe impl Pod for xvs_lblc_key {}
+    unsafe impl Pod for xvs_lblc {}
+    unsafe impl Pod for u32 {}
+    unsafe impl Pod for u64 {}
+
+    /// The bytes of a shared value, as map keys and values carry them.
+    pub fn as_bytes<T: Pod>(v: &T) -> &[u8] {
+        // SAFETY: Pod says every byte is initialised.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
+    }
 }
 
+use abi::as_bytes as bytes;
 use abi::*;
 
 // C and Rust cannot drift: the types above come from the object's BTF, and
@@ -544,31 +576,6 @@ fn fwd_of(n: u8) -> FwdMethod {
     }
 }
 
-/// Marker for the plain-old-data ABI types (no padding holes, any bit
-/// pattern valid).
-trait Pod: Copy + Default {}
-impl Pod for xvs_svc_key {}
-impl Pod for xvs_svc {}
-impl Pod for xvs_ring_key {}
-impl Pod for xvs_dest {}
-impl Pod for xvs_conn_key {}
-impl Pod for xvs_conn {}
-impl Pod for xvs_expiry_cfg {}
-impl Pod for xvs_expiry_rec {}
-impl Pod for xvs_stats {}
-impl Pod for xvs_tmpl_key {}
-impl Pod for xvs_tmpl {}
-impl Pod for xvs_lblc_key {}
-impl Pod for xvs_lblc {}
-impl Pod for u32 {}
-impl Pod for u64 {}
-
-fn bytes<T: Pod>(v: &T) -> &[u8] {
-    // SAFETY: Pod types are repr(C) with explicit padding: every byte is
-    // initialised.
-    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
-}
-
 const REPLY: u8 = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
 const PERSIST: u8 = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
 const OPS: u8 = xvs_conn_flags::XVS_CONN_F_OPS.0 as u8;
@@ -674,6 +681,16 @@ pub fn expiry_cfg(t: &Timeouts) -> xvs_expiry_cfg {
         *limit = u64::from(state.timeout_secs(t)) * 1_000_000_000;
     }
     cfg
+}
+
+/// Adds one CPU's `xvs_stats` (as the kernel hands it out) to `s`.
+fn add_cpu(s: &mut Stats, cpu: &[u8]) {
+    let x: xvs_stats = from_bytes(cpu);
+    s.conns += x.conns;
+    s.inpkts += x.inpkts;
+    s.outpkts += x.outpkts;
+    s.inbytes += x.inbytes;
+    s.outbytes += x.outbytes;
 }
 
 fn from_bytes<T: Pod>(b: &[u8]) -> T {
@@ -1610,12 +1627,7 @@ impl Dataplane {
             .unwrap_or_default();
         let mut s = Stats::default();
         for v in vals {
-            let x: xvs_stats = from_bytes(&v);
-            s.conns += x.conns;
-            s.inpkts += x.inpkts;
-            s.outpkts += x.outpkts;
-            s.inbytes += x.inbytes;
-            s.outbytes += x.outbytes;
+            add_cpu(&mut s, &v);
         }
         Ok(s)
     }
@@ -1776,12 +1788,7 @@ impl Dataplane {
             let id = u32::from_ne_bytes(k.try_into().expect("4-byte key")) as usize;
             let Some(s) = out.get_mut(id) else { return };
             for cpu in v.chunks_exact(stride) {
-                let x: xvs_stats = from_bytes(cpu);
-                s.conns += x.conns;
-                s.inpkts += x.inpkts;
-                s.outpkts += x.outpkts;
-                s.inbytes += x.inbytes;
-                s.outbytes += x.outbytes;
+                add_cpu(s, cpu);
             }
         })?;
         Ok(out)

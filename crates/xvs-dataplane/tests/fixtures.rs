@@ -1280,10 +1280,7 @@ fn the_kernel_expiry_scan_reports_what_a_table_walk_does() {
     use xvs_dataplane::abi::{xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_expiry_kind, xvs_state};
     own_netns();
     let (_pins, dp, conn_map) = pinned_dp("scan");
-    fn raw<T: Copy>(v: &T) -> &[u8] {
-        // SAFETY: generated repr(C) types with explicit padding.
-        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
-    }
+    use xvs_dataplane::abi::as_bytes as raw;
     let key = |port: u16| xvs_conn_key {
         saddr: u32::from_ne_bytes(CLIENT.octets()),
         daddr: u32::from_ne_bytes(VIP.octets()),
