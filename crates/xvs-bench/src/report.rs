@@ -669,10 +669,14 @@ impl Report {
                 let _ = writeln!(o, "* `xvsadm -R` / `-e`: not measured in this run");
             }
         }
+        let (per_sec, max_s) = (
+            xvs_dataplane::SCAN_ENTRIES_PER_SEC,
+            xvs_dataplane::SCAN_MAX_INTERVAL_S,
+        );
         for (what, pct) in &self.housekeeping {
             let _ = writeln!(
                 o,
-                "* xvsd's own CPU, no traffic, holding {what}: **{pct:.1} %** of one CPU (its timers: the expiry scan, in the kernel, every second up to 262 144 entries and every ⌈entries ÷ 262 144⌉ s, at most 8, beyond; the rate estimators every 2 s)"
+                "* xvsd's own CPU, no traffic, holding {what}: **{pct:.1} %** of one CPU (its timers: the expiry scan, in the kernel, every second up to {per_sec} entries and every ⌈entries ÷ {per_sec}⌉ s, at most {max_s}, beyond; the rate estimators every 2 s)"
             );
         }
         if !self.failures.is_empty() {

@@ -585,8 +585,9 @@ const OPS: u8 = xvs_conn_flags::XVS_CONN_F_OPS.0 as u8;
 /// each, mostly cache misses), so a 1 M-entry table scanned every second
 /// kept half a CPU busy. Connections then outlive their timeout by up to
 /// the interval, a few seconds on timeouts of minutes.
-const SCAN_ENTRIES_PER_SEC: u64 = 262_144;
-const SCAN_MAX_INTERVAL_S: u64 = 8;
+pub const SCAN_ENTRIES_PER_SEC: u64 = 262_144;
+/// The longest interval between two expiry scans of a big table.
+pub const SCAN_MAX_INTERVAL_S: u64 = 8;
 /// Orphaned reply entries (left by a half-finished delete: rare) cost one
 /// more lookup per reply entry to find; a big table looks for them in
 /// every 16th scan only.
