@@ -584,14 +584,7 @@ pub fn fill_nat_conns(conn: &OwnedFd, n: u32) -> Result<()> {
         .map(|i| rs_ip(i).parse())
         .collect::<Result<_, _>>()?;
     let now = xvs_dataplane::monotonic_ns();
-    let key = |saddr: Ipv4Addr, sport: u16, daddr: Ipv4Addr, dport: u16| xvs_conn_key {
-        saddr: u32::from_ne_bytes(saddr.octets()),
-        daddr: u32::from_ne_bytes(daddr.octets()),
-        sport: sport.to_be(),
-        dport: dport.to_be(),
-        proto: 6,
-        ..Default::default()
-    };
+    let key = |saddr, sport, daddr, dport| xvs_conn_key::new(6, saddr, sport, daddr, dport);
     let mut i = 0;
     while i < n {
         let m = (n - i).min(CHUNK);

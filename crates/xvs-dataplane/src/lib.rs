@@ -91,6 +91,27 @@ pub mod abi {
     unsafe impl Pod for u32 {}
     unsafe impl Pod for u64 {}
 
+    impl xvs_conn_key {
+        /// The `CONN_MAP` key of a packet `saddr:sport -> daddr:dport`
+        /// (`proto`: 6 or 17), fields in network order.
+        pub fn new(
+            proto: u8,
+            saddr: std::net::Ipv4Addr,
+            sport: u16,
+            daddr: std::net::Ipv4Addr,
+            dport: u16,
+        ) -> Self {
+            xvs_conn_key {
+                saddr: u32::from_ne_bytes(saddr.octets()),
+                daddr: u32::from_ne_bytes(daddr.octets()),
+                sport: sport.to_be(),
+                dport: dport.to_be(),
+                proto,
+                ..Default::default()
+            }
+        }
+    }
+
     /// The bytes of a shared value, as map keys and values carry them.
     pub fn as_bytes<T: Pod>(v: &T) -> &[u8] {
         // SAFETY: Pod says every byte is initialised.

@@ -1249,13 +1249,8 @@ fn expiry_removes_orphaned_reply_entries_and_keeps_paired_ones() {
     assert_eq!(entries(), 4, "two NAT connections, two entries each");
     // A half-finished delete: the forward entry of 46000 is gone, its
     // reply entry (RS -> client) is left.
-    let mut k = Vec::new();
-    k.extend_from_slice(&CLIENT.octets());
-    k.extend_from_slice(&VIP.octets());
-    k.extend_from_slice(&46000u16.to_be_bytes());
-    k.extend_from_slice(&VPORT.to_be_bytes());
-    k.extend_from_slice(&[6, 0, 0, 0]);
-    conn_map.delete(&k).unwrap();
+    let k = xvs_dataplane::abi::xvs_conn_key::new(6, CLIENT, 46000, VIP, VPORT);
+    conn_map.delete(xvs_dataplane::abi::as_bytes(&k)).unwrap();
     let t = Timeouts::default();
     assert_eq!(dp.expire_conns(&t).unwrap(), 0);
     assert_eq!(entries(), 3, "a fresh orphan may be a delete in progress");
@@ -1281,22 +1276,8 @@ fn the_kernel_expiry_scan_reports_what_a_table_walk_does() {
     own_netns();
     let (_pins, dp, conn_map) = pinned_dp("scan");
     use xvs_dataplane::abi::as_bytes as raw;
-    let key = |port: u16| xvs_conn_key {
-        saddr: u32::from_ne_bytes(CLIENT.octets()),
-        daddr: u32::from_ne_bytes(VIP.octets()),
-        sport: port.to_be(),
-        dport: VPORT.to_be(),
-        proto: 6,
-        ..Default::default()
-    };
-    let reply = |port: u16| xvs_conn_key {
-        saddr: u32::from_ne_bytes(RS0.octets()),
-        daddr: u32::from_ne_bytes(CLIENT.octets()),
-        sport: RPORT.to_be(),
-        dport: port.to_be(),
-        proto: 6,
-        ..Default::default()
-    };
+    let key = |port| xvs_conn_key::new(6, CLIENT, port, VIP, VPORT);
+    let reply = |port| xvs_conn_key::new(6, RS0, RPORT, CLIENT, port);
     let now = xvs_dataplane::monotonic_ns();
     let ago = |s: u64| now - s * 1_000_000_000;
     let put = |k: xvs_conn_key, peer: xvs_conn_key, state: xvs_state, flags: u32, seen: u64| {
