@@ -1,6 +1,7 @@
 //! Compiles the BPF programs with clang and generates their libbpf-rs
 //! skeletons: `bpf/xvs.bpf.c` twice, as the director's `xvs_xdp` and, with
-//! `-DXVS_TC`, as its tc twin `xvs_tc`; and `bpf/decap.bpf.c` (the real
+//! `-DXVS_TC`, as its tc twin `xvs_tc`; `bpf/expiry.bpf.c` (the
+//! director's optional expiry scan); and `bpf/decap.bpf.c` (the real
 //! server's `xvs_decap`), likewise twice.
 
 use libbpf_cargo::SkeletonBuilder;
@@ -8,9 +9,10 @@ use std::env;
 use std::path::PathBuf;
 
 /// Source, object name, extra clang arguments.
-const SRCS: [(&str, &str, &[&str]); 4] = [
+const SRCS: [(&str, &str, &[&str]); 5] = [
     ("bpf/xvs.bpf.c", "xvs", &[]),
     ("bpf/xvs.bpf.c", "xvs_tc", &["-DXVS_TC"]),
+    ("bpf/expiry.bpf.c", "expiry", &[]),
     ("bpf/decap.bpf.c", "decap", &[]),
     ("bpf/decap.bpf.c", "decap_tc", &["-DXVS_TC"]),
 ];
@@ -40,4 +42,5 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
     }
     println!("cargo:rerun-if-changed=bpf/xvs.h");
+    println!("cargo:rerun-if-changed=bpf/conn_map.h");
 }

@@ -266,6 +266,14 @@ pub struct Info {
     pub interfaces: Vec<String>,
     /// Data-plane counters by name (drops and fallbacks included).
     pub counters: Vec<(String, u64)>,
+    /// The data plane's optional kernel features and whether this kernel
+    /// has each (docs/design.md, "Kernel features"); absent from older
+    /// daemons.
+    #[serde(default)]
+    pub features: Vec<(String, bool)>,
+    /// The attach mode in use (`xdp` or `tc`); absent from older daemons.
+    #[serde(default)]
+    pub attach_mode: String,
 }
 
 #[cfg(test)]

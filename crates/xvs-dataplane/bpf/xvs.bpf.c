@@ -27,8 +27,9 @@ typedef struct __sk_buff xvs_ctx;
 
 /* The kernel's skb behind the context (kfunc, 6.3+), for the one field
  * the context does not show: the checksum state. CO-RE finds the
- * bitfield in this kernel's sk_buff. */
-extern void *bpf_cast_to_kern_ctx(void *) __ksym;
+ * bitfield in this kernel's sk_buff. Weak: where the kernel lacks it,
+ * libbpf leaves it unresolved and the program takes the helpers. */
+extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
 struct sk_buff___xvs {
 	__u8 ip_summed : 2;
 } __attribute__((preserve_access_index));
@@ -120,12 +121,7 @@ struct {
 	__type(value, __u64);
 } SCHED_POS SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
-	__type(key, struct xvs_conn_key);
-	__type(value, struct xvs_conn);
-} CONN_MAP SEC(".maps");
+#include "conn_map.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -173,14 +169,6 @@ struct {
 	__type(value, struct xvs_lblc);
 } LBLC_MAP SEC(".maps");
 
-/* Per-CPU scratch space for values too big for the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct xvs_lblc);
-} XVS_SCRATCH SEC(".maps");
-
 /* Test hook: when slot 0 is non-zero it is the state of an xorshift64
  * generator that replaces bpf_get_prandom_u32 (twos), so a test can feed
  * the program and the reference model the same random numbers. */
@@ -223,17 +211,68 @@ struct {
 
 _Static_assert(XVS_CNT_MAX <= XVS_CNT_SLOTS, "XVS_CNT_SLOTS too small");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct xvs_expiry_cfg);
-} XVS_EXPIRY_CFG SEC(".maps");
-
 const volatile struct xvs_abi xvs_abi = {
 	.version = XVS_ABI_VERSION,
 	.cnt_max = XVS_CNT_MAX,
 };
+
+/* Optional kernel features (enum xvs_feat), probed by the loader on the
+ * running kernel and set before load: the code of a missing one is dead
+ * and the verifier never sees it. */
+const volatile __u32 xvs_feat = 0;
+#define HAVE(f) (xvs_feat & (f))
+
+/* Atomics. Every kernel has the plain atomic add; the fetching forms,
+ * compare-and-swap, and/or came in 5.12 (XVS_FEAT_ATOMICS). Without them
+ * the value is read after the add, and cmpxchg/or/and become plain
+ * read-modify-writes: two CPUs handling one connection at the same
+ * instant may then count a state change twice or lose an OVERLOAD
+ * change (counts only; forwarding is unaffected). */
+static __always_inline __s32 xvs_add_return32(__s32 *p, __s32 d)
+{
+	if (HAVE(XVS_FEAT_ATOMICS))
+		return __sync_add_and_fetch(p, d);
+	__sync_fetch_and_add(p, d);
+	return *(volatile __s32 *)p;
+}
+
+static __always_inline __u64 xvs_fetch_add64(__u64 *p, __u64 d)
+{
+	__u64 old;
+
+	if (HAVE(XVS_FEAT_ATOMICS))
+		return __sync_fetch_and_add(p, d);
+	old = *(volatile __u64 *)p;
+	__sync_fetch_and_add(p, d);
+	return old;
+}
+
+static __always_inline void xvs_or32(__u32 *p, __u32 m)
+{
+	if (HAVE(XVS_FEAT_ATOMICS))
+		__sync_fetch_and_or(p, m);
+	else
+		*(volatile __u32 *)p |= m;
+}
+
+static __always_inline void xvs_and32(__u32 *p, __u32 m)
+{
+	if (HAVE(XVS_FEAT_ATOMICS))
+		__sync_fetch_and_and(p, m);
+	else
+		*(volatile __u32 *)p &= m;
+}
+
+/* 1 when *p was `old` and is now `new`. */
+static __always_inline int xvs_cmpxchg32(__u32 *p, __u32 old, __u32 new)
+{
+	if (HAVE(XVS_FEAT_ATOMICS))
+		return __sync_val_compare_and_swap(p, old, new) == old;
+	if (*(volatile __u32 *)p != old)
+		return 0;
+	*(volatile __u32 *)p = new;
+	return 1;
+}
 
 /* IPVS tcp_states (ip_vs_proto_tcp.c), one row per (direction, event),
  * one column per current state; the UDP column is never used for TCP. */
@@ -305,7 +344,7 @@ static __always_inline int act_redirect(xvs_ctx *ctx, __u32 ifindex, __u32 oflag
 {
 #ifdef XVS_TC
 	ctx->cb[0] = ifindex;
-	if (oflags & XVS_IF_F_PEER) {
+	if (HAVE(XVS_FEAT_REDIRECT_PEER) && (oflags & XVS_IF_F_PEER)) {
 		cnt(XVS_CNT_PEER);
 		return bpf_redirect_peer(ifindex, 0);
 	}
@@ -414,12 +453,12 @@ static __always_inline void dest_bind(__u32 dest_id, __u32 state)
 	if (!dc)
 		return;
 	if (state == XVS_S_ESTABLISHED)
-		total = (__s64)__sync_add_and_fetch(&dc->active, 1) + dc->inactive;
+		total = (__s64)xvs_add_return32(&dc->active, 1) + dc->inactive;
 	else
-		total = (__s64)__sync_add_and_fetch(&dc->inactive, 1) + dc->active;
+		total = (__s64)xvs_add_return32(&dc->inactive, 1) + dc->active;
 	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
 	if (d && d->u_threshold && total >= (__s64)d->u_threshold)
-		__sync_fetch_and_or(&dc->flags, XVS_DEST_F_OVERLOAD);
+		xvs_or32(&dc->flags, XVS_DEST_F_OVERLOAD);
 }
 
 /* ip_vs_unbind_dest: one connection fewer; OVERLOAD is cleared below the
@@ -434,9 +473,9 @@ static __always_inline void dest_unbind(__u32 dest_id, __u32 state)
 	if (!dc)
 		return;
 	if (state == XVS_S_ESTABLISHED)
-		total = (__s64)__sync_sub_and_fetch(&dc->active, 1) + dc->inactive;
+		total = (__s64)xvs_add_return32(&dc->active, -1) + dc->inactive;
 	else
-		total = (__s64)__sync_sub_and_fetch(&dc->inactive, 1) + dc->active;
+		total = (__s64)xvs_add_return32(&dc->inactive, -1) + dc->active;
 	if (!(dc->flags & XVS_DEST_F_OVERLOAD))
 		return;
 	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
@@ -449,7 +488,7 @@ static __always_inline void dest_unbind(__u32 dest_id, __u32 state)
 	else
 		clear = 1;
 	if (clear)
-		__sync_fetch_and_and(&dc->flags, ~(__u32)XVS_DEST_F_OVERLOAD);
+		xvs_and32(&dc->flags, ~(__u32)XVS_DEST_F_OVERLOAD);
 }
 
 static __always_inline __u32 tcp_next_state(__u32 dir_off, __u8 flags, __u32 old)
@@ -481,7 +520,7 @@ static __always_inline void tcp_transition(struct xvs_conn *fc, __u32 dir_off, _
 
 	if (new == old)
 		return;
-	if (__sync_val_compare_and_swap(&fc->state, old, new) != old)
+	if (!xvs_cmpxchg32(&fc->state, old, new))
 		return;
 	if ((old == XVS_S_ESTABLISHED) != (new == XVS_S_ESTABLISHED)) {
 		dest_conns_add(fc->dest_id, old, -1);
@@ -515,12 +554,15 @@ static __always_inline __u16 ip_csum20(struct iphdr *ip)
 
 /* ---- next hop: bpf_fib_lookup behind a per-CPU cache ---- */
 
-/* The clock of last_seen_ns and of the next-hop cache: CLOCK_MONOTONIC at
- * the last tick (user space compares it with CLOCK_MONOTONIC; it is never
- * ahead of it), far cheaper than reading the clocksource per packet. */
+/* The clock of last_seen_ns and of the next-hop cache: CLOCK_MONOTONIC.
+ * Where the kernel has it (5.11), its value at the last tick, which is
+ * far cheaper than reading the clocksource per packet (and never ahead
+ * of user space's reading). */
 static __always_inline __u64 xvs_now(void)
 {
-	return bpf_ktime_get_coarse_ns();
+	if (HAVE(XVS_FEAT_COARSE_CLOCK))
+		return bpf_ktime_get_coarse_ns();
+	return bpf_ktime_get_ns();
 }
 
 static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
@@ -713,11 +755,13 @@ static __noinline int nat_l4_tc(xvs_ctx *ctx, __u32 l4off, __u32 how, __be32 add
 	 * full checksum, and the incremental update in place is right and
 	 * cheaper than the helpers, which PARTIAL (the field holds only the
 	 * pseudo-header sum) and COMPLETE (skb->csum must follow) need. */
-	struct sk_buff___xvs *kskb = bpf_cast_to_kern_ctx(ctx);
+	if (HAVE(XVS_FEAT_CSUM_STATE) && bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
+		struct sk_buff___xvs *kskb = bpf_cast_to_kern_ctx(ctx);
 
-	if (BPF_CORE_READ_BITFIELD(kskb, ip_summed) <= CHECKSUM_UNNECESSARY) {
-		nat_l4(ip, ports, csum, udp, dst, addr, port);
-		return 0;
+		if (BPF_CORE_READ_BITFIELD(kskb, ip_summed) <= CHECKSUM_UNNECESSARY) {
+			nat_l4(ip, ports, csum, udp, dst, addr, port);
+			return 0;
+		}
 	}
 	nat_l4(ip, ports, NULL, udp, dst, addr, port);
 	if (bpf_l4_csum_replace(ctx, l4off + coff, old_addr, addr,
@@ -1389,6 +1433,7 @@ static __always_inline __u32 ring_get(__u32 svc_id, __u32 gen, __u32 idx)
 #define SCAN_TWOS_TOTAL 100
 #define SCAN_LOC_UNDER 101
 
+/* The least-connection family's pass over the dest list. */
 struct scan {
 	__u32 key; /* SVC_DESTS index */
 	__u32 mode;
@@ -1402,6 +1447,72 @@ struct scan {
 	__u64 c1_oh, c2_oh;
 };
 
+/* A walk over a ring from the schedule position (rr, wrr) or a fallback
+ * probe over a bucket table (sh-fallback, mh-fallback): one slot a step,
+ * at most `len` steps. */
+struct walk {
+	__u32 svc_id;
+	__u32 gen;
+	__u32 len;
+	__u32 found;
+	__u64 p;       /* ring: the schedule position it starts from */
+	__u64 skipped; /* steps before the pick */
+	__u32 probe;   /* WALK_RING, WALK_SH or WALK_MH */
+	__u32 saddr;   /* probe: host order */
+	__u32 port;    /* probe: host order, 0 without sh-port/mh-port */
+	__u32 ihash;   /* probe: the first slot's offset */
+};
+
+#define WALK_RING 0
+#define WALK_SH 1
+#define WALK_MH 2
+
+/* ip_vs_dest_set_min / ip_vs_dest_set_max over an lblcr set. */
+struct setscan {
+	struct xvs_lblc_key key;
+	__u32 svc_id;
+	__u32 max;  /* 0: set_min, 1: set_max */
+	__u32 best; /* set_min: dest id; set_max: member index */
+	__u32 bw;
+	__u64 boh;
+};
+
+/* Per-CPU scratch space shared by the global functions below. They take
+ * scalars only, because 5.10's verifier accepts no pointer arguments to
+ * a global function but the context, and a map value is a valid map key
+ * on every kernel (a pointer argument is not, before 6.2). One program
+ * runs on a CPU at a time, and each member has one user at a time. */
+struct xvs_scratch {
+	struct sched_in in;
+	struct scan scan;
+	struct walk walk;
+	struct setscan set;
+	struct xvs_conn_key fkey; /* xvs_new_conn: the packet's tuple */
+	struct xvs_conn out;      /* xvs_new_conn: the forward entry */
+	struct xvs_conn fval;
+	struct xvs_conn_key rk;
+	struct xvs_tmpl_key tk;
+	struct xvs_tmpl nt;
+	struct xvs_lblc_key lk;
+	struct xvs_lblc lblc; /* a new lblc/lblcr entry */
+	__s32 verdict;        /* persist_create's, when it returns -1 */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_scratch);
+} XVS_SCRATCH SEC(".maps");
+
+static __always_inline struct xvs_scratch *scratch(void)
+{
+	__u32 z = 0;
+
+	return bpf_map_lookup_elem(&XVS_SCRATCH, &z);
+}
+
 static __always_inline void scan_set(struct scan *s, __u32 id, __u32 w, __u64 oh)
 {
 	s->best = id;
@@ -1409,38 +1520,48 @@ static __always_inline void scan_set(struct scan *s, __u32 id, __u32 w, __u64 oh
 	s->best_oh = oh;
 }
 
+/* Loops are bounded `for` loops whose body is one call of a global
+ * function (a "step"), verified once: the verifier walks the loop itself
+ * in a few instructions per iteration, on every kernel (bpf_loop, 5.17,
+ * is not needed). A step returns non-zero to stop. */
+#define STEP_NEXT 0
+#define STEP_STOP 1
+
 /* One dest of the service's list, in list order, for the least-connection
  * family (ip_vs_{lc,wlc,sed,nq,fo,ovf,twos}_schedule). */
-static long scan_cb(__u64 i, void *arg)
+__noinline int scan_step(__u32 i)
 {
-	struct scan *s = arg;
+	struct xvs_scratch *sc = scratch();
 	struct xvs_svc_dests *sd;
+	struct scan *s;
 	struct dview v;
-	__u32 k = s->key, id;
+	__u32 k, id;
 	__u64 oh;
 
-	if (i >= XVS_SVC_DESTS_MAX)
-		return 1;
+	if (!sc || i >= XVS_SVC_DESTS_MAX)
+		return STEP_STOP;
+	s = &sc->scan;
+	k = s->key;
 	sd = bpf_map_lookup_elem(&SVC_DESTS, &k);
-	if (!sd)
-		return 1;
+	if (!sd || i >= sd->n)
+		return STEP_STOP;
 	id = sd->ids[i];
 	if (!dest_get(id, XVS_NO_DEST, &v))
-		return 0;
+		return STEP_NEXT;
 	switch (s->mode) {
 	case XVS_SCHED_LC:
 		if (v.overloaded || !v.weight)
-			return 0;
+			return STEP_NEXT;
 		oh = overhead(&v);
 		if (s->best == XVS_NO_DEST || oh < s->best_oh)
 			scan_set(s, id, v.weight, oh);
-		return 0;
+		return STEP_NEXT;
 	case XVS_SCHED_WLC:
 	case XVS_SCHED_SED:
 		/* weighted_least: the first non-OVERLOAD dest with weight > 0
 		 * starts, later ones win when strictly less loaded per weight. */
 		if (v.overloaded)
-			return 0;
+			return STEP_NEXT;
 		oh = s->mode == XVS_SCHED_WLC ? overhead(&v) : (__u64)v.active + 1;
 		if (s->best == XVS_NO_DEST) {
 			if (v.weight)
@@ -1448,48 +1569,39 @@ static long scan_cb(__u64 i, void *arg)
 		} else if (s->best_oh * v.weight > oh * s->best_w) {
 			scan_set(s, id, v.weight, oh);
 		}
-		return 0;
+		return STEP_NEXT;
 	case XVS_SCHED_NQ:
 		if (v.overloaded || !v.weight)
-			return 0;
+			return STEP_NEXT;
 		oh = (__u64)v.active + 1;
 		if (!v.active) {
 			scan_set(s, id, v.weight, oh);
-			return 1;
+			return STEP_STOP;
 		}
 		if (s->best == XVS_NO_DEST || s->best_oh * v.weight > oh * s->best_w)
 			scan_set(s, id, v.weight, oh);
-		return 0;
+		return STEP_NEXT;
 	case XVS_SCHED_FO:
 		if (!v.overloaded && v.weight > s->best_w)
 			scan_set(s, id, v.weight, 0);
-		return 0;
+		return STEP_NEXT;
 	case XVS_SCHED_OVF:
 		if (v.overloaded || !v.weight || v.active > v.weight)
-			return 0;
+			return STEP_NEXT;
 		if (s->best == XVS_NO_DEST || v.weight > s->best_w)
 			scan_set(s, id, v.weight, 0);
-		return 0;
+		return STEP_NEXT;
 	case SCAN_TWOS_TOTAL:
 		if (v.weight && !v.overloaded) {
 			s->total += v.weight;
-			/* bounded (256 * 65535 fits): lets the verifier see the
-			 * loop state converge */
-			if (s->total > (1ULL << 32))
-				s->total = 1ULL << 32;
 			s->best = id;
 		}
-		return 0;
+		return STEP_NEXT;
 	case XVS_SCHED_TWOS:
 		if (!v.weight || v.overloaded)
-			return 0;
+			return STEP_NEXT;
 		s->r1 -= v.weight;
 		s->r2 -= v.weight;
-		/* only the sign matters from here on; clamped for the verifier */
-		if (s->r1 < -1)
-			s->r1 = -1;
-		if (s->r2 < -1)
-			s->r2 = -1;
 		if (s->r1 <= 0 && s->c1 == XVS_NO_DEST) {
 			s->c1 = id;
 			s->c1_w = v.weight;
@@ -1506,11 +1618,11 @@ static long scan_cb(__u64 i, void *arg)
 		 * activeconns * 2 < weight */
 		if ((__u64)v.active * 2 < v.weight) {
 			s->best = id;
-			return 1;
+			return STEP_STOP;
 		}
-		return 0;
+		return STEP_NEXT;
 	}
-	return 1;
+	return STEP_STOP;
 }
 
 static __always_inline void scan_init(struct scan *s, const struct sched_in *in, __u32 mode)
@@ -1523,266 +1635,261 @@ static __always_inline void scan_init(struct scan *s, const struct sched_in *in,
 	s->c2 = XVS_NO_DEST;
 }
 
-static __always_inline __u32 scan_run(struct scan *s)
+/* Runs scan_step over the dest list (at most XVS_SVC_DESTS_MAX). */
+static __always_inline void scan_run(void)
 {
-	__u32 k = s->key;
-	struct xvs_svc_dests *sd = bpf_map_lookup_elem(&SVC_DESTS, &k);
-	__u32 n;
-
-	if (!sd)
-		return 0;
-	n = sd->n;
-	if (n > XVS_SVC_DESTS_MAX)
-		n = XVS_SVC_DESTS_MAX;
-	if (n)
-		bpf_loop(n, scan_cb, s, 0);
-	return n;
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < XVS_SVC_DESTS_MAX; i++)
+		if (scan_step(i))
+			break;
 }
 
-__noinline int scan_pick(const struct sched_in *in, __u32 mode)
+/* The dest the scan of `mode` picks over the service of the scratch's
+ * `in`, or XVS_NO_DEST. */
+__noinline int scan_pick(__u32 mode)
 {
-	struct scan s;
+	struct xvs_scratch *sc = scratch();
 
-	if (!in)
-		return -1;
-
-	scan_init(&s, in, mode);
-	scan_run(&s);
-	return s.best;
+	if (!sc)
+		return XVS_NO_DEST;
+	scan_init(&sc->scan, &sc->in, mode);
+	scan_run();
+	return sc->scan.best;
 }
 
 /* ip_vs_twos_schedule */
-__noinline int twos_pick(const struct sched_in *in)
+__noinline int twos_pick(void)
 {
-	struct scan s;
+	struct xvs_scratch *sc = scratch();
+	struct scan *s;
 	__u32 ceil;
 
-	if (!in)
-		return -1;
-
-	scan_init(&s, in, SCAN_TWOS_TOTAL);
-	scan_run(&s);
-	if (s.best == XVS_NO_DEST)
+	if (!sc)
 		return XVS_NO_DEST;
-	ceil = s.total + 1 > 0xffffffffULL ? 0xffffffffu : (__u32)(s.total + 1);
-	s.r1 = random_below(ceil);
-	s.r2 = random_below(ceil);
-	s.mode = XVS_SCHED_TWOS;
-	scan_run(&s);
-	if (s.c1 == XVS_NO_DEST)
-		return s.best; /* cannot happen: r1 <= total */
-	if (s.c2 != XVS_NO_DEST && (__u64)s.c2_w * s.c1_oh > (__u64)s.c1_w * s.c2_oh)
-		return s.c2;
-	return s.c1;
+	s = &sc->scan;
+	scan_init(s, &sc->in, SCAN_TWOS_TOTAL);
+	scan_run();
+	if (s->best == XVS_NO_DEST)
+		return XVS_NO_DEST;
+	ceil = s->total + 1 > 0xffffffffULL ? 0xffffffffu : (__u32)(s->total + 1);
+	s->r1 = random_below(ceil);
+	s->r2 = random_below(ceil);
+	s->mode = XVS_SCHED_TWOS;
+	scan_run();
+	if (s->c1 == XVS_NO_DEST)
+		return s->best; /* cannot happen: r1 <= total */
+	if (s->c2 != XVS_NO_DEST && (__u64)s->c2_w * s->c1_oh > (__u64)s->c1_w * s->c2_oh)
+		return s->c2;
+	return s->c1;
 }
 
 /* lblc/lblcr's is_overloaded(dest, svc) */
-static __always_inline int loc_overloaded(const struct sched_in *in, const struct dview *v)
+static __always_inline int loc_overloaded(const struct dview *v)
 {
 	if (v->active <= v->weight)
 		return 0;
-	return scan_pick(in, SCAN_LOC_UNDER) != -1;
+	return scan_pick(SCAN_LOC_UNDER) != XVS_NO_DEST;
+}
+
+/* Step `k` of the scratch's walk: the ring slot k after the schedule
+ * position (rr/wrr: empty slots are skipped), or probe offset k
+ * (ip_vs_{sh,mh}_get_fallback: an empty slot ends the probe). Stops at
+ * the first schedulable dest (weight > 0, not OVERLOAD). */
+__noinline int walk_step(__u32 k)
+{
+	struct xvs_scratch *sc = scratch();
+	struct walk *w;
+	__u32 slot, id, roffset;
+
+	if (!sc)
+		return STEP_STOP;
+	w = &sc->walk;
+	if (!w->len || k >= w->len)
+		return STEP_STOP;
+	if (w->probe == WALK_RING) {
+		slot = (__u32)((w->p + k) % w->len);
+		id = ring_get(w->svc_id, w->gen, slot);
+		if (id == XVS_NO_DEST)
+			return STEP_NEXT;
+	} else {
+		roffset = (k + w->ihash) % w->len;
+		if (w->probe == WALK_MH)
+			slot = mh_hashkey(w->saddr, w->port, roffset) % w->len;
+		else
+			slot = sh_hashkey(w->saddr, w->port, roffset);
+		id = ring_get(w->svc_id, w->gen, slot);
+		if (id == XVS_NO_DEST)
+			return STEP_STOP;
+	}
+	if (schedulable(id, XVS_NO_DEST)) {
+		w->found = id;
+		w->skipped = k;
+		return STEP_STOP;
+	}
+	return STEP_NEXT;
+}
+
+/* Walks are as long as a ring or an mh table (XVS_MH_TAB_MAX): run in
+ * chunks, so no one loop pushes more branch states than the verifier
+ * allows (8192). */
+#define WALK_CHUNK 2048
+#define WALK_CHUNKS 64
+_Static_assert(WALK_CHUNK * WALK_CHUNKS > XVS_MH_TAB_MAX, "walks must cover every table");
+
+__noinline int walk_chunk(__u32 start)
+{
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < WALK_CHUNK; i++)
+		if (walk_step(start + i))
+			return STEP_STOP;
+	return STEP_NEXT;
+}
+
+static __always_inline void walk_run(void)
+{
+#pragma clang loop unroll(disable)
+	for (__u32 c = 0; c < WALK_CHUNKS; c++)
+		if (walk_chunk(c * WALK_CHUNK))
+			break;
 }
 
 /* rr/wrr: the ring from the shared position on, skipping dests that are
  * OVERLOAD (or weight 0), at most one full ring. */
-struct walk {
-	__u32 svc_id;
-	__u32 gen;
-	__u32 len;
-	__u32 found;
-	__u64 p;
-	__u64 skipped;
-};
-
-static long walk_cb(__u64 i, void *arg)
+__noinline int ring_pick(void)
 {
-	struct walk *w = arg;
-	__u32 id;
-
-	if (!w->len)
-		return 1;
-	id = ring_get(w->svc_id, w->gen, (__u32)((w->p + i) % w->len));
-	if (id != XVS_NO_DEST && schedulable(id, XVS_NO_DEST)) {
-		w->found = id;
-		w->skipped = i;
-		return 1;
-	}
-	return 0;
-}
-
-__noinline int ring_pick(const struct sched_in *in)
-{
-	struct walk w = {
-		.found = XVS_NO_DEST,
-	};
+	struct xvs_scratch *sc = scratch();
+	struct walk *w;
 	__u64 *pos;
 	__u32 k;
 
-	if (!in)
-		return -1;
-	k = in->svc_id;
-	w.svc_id = in->svc_id;
-	w.gen = in->gen;
-	w.len = in->ring_len;
-	pos = bpf_map_lookup_elem(&SCHED_POS, &k);
-	if (!pos || !w.len)
+	if (!sc)
 		return XVS_NO_DEST;
-	w.p = __sync_fetch_and_add(pos, 1);
-	bpf_loop(w.len, walk_cb, &w, 0);
+	w = &sc->walk;
+	__builtin_memset(w, 0, sizeof(*w));
+	k = sc->in.svc_id;
+	w->svc_id = k;
+	w->gen = sc->in.gen;
+	w->len = sc->in.ring_len;
+	w->found = XVS_NO_DEST;
+	w->probe = WALK_RING;
+	pos = bpf_map_lookup_elem(&SCHED_POS, &k);
+	if (!pos || !w->len)
+		return XVS_NO_DEST;
+	/* Two CPUs may read one position without atomics (kernels before
+	 * 5.12): both then pick the same slot, as a race in rr may. */
+	w->p = xvs_fetch_add64(pos, 1);
+	walk_run();
 	/* Like the kernel's cursor, the next pick starts after this one; no
 	 * pick leaves the cursor where it was. */
-	if (w.found == XVS_NO_DEST)
+	if (w->found == XVS_NO_DEST)
 		__sync_fetch_and_add(pos, (__u64)-1);
-	else if (w.skipped)
-		__sync_fetch_and_add(pos, w.skipped);
-	return w.found;
-}
-
-/* sh-fallback / mh-fallback probe (ip_vs_{sh,mh}_get_fallback) */
-struct probe {
-	__u32 svc_id;
-	__u32 gen;
-	__u32 size;
-	__u32 saddr;
-	__u32 port;
-	__u32 ihash;
-	__u32 mh;
-	__u32 found;
-};
-
-static long probe_cb(__u64 off, void *arg)
-{
-	struct probe *p = arg;
-	__u32 roffset, slot, id;
-
-	if (!p->size)
-		return 1;
-	roffset = (__u32)((off + p->ihash) % p->size);
-	if (p->mh)
-		slot = mh_hashkey(p->saddr, p->port, roffset) % p->size;
-	else
-		slot = sh_hashkey(p->saddr, p->port, roffset);
-	id = ring_get(p->svc_id, p->gen, slot);
-	if (id == XVS_NO_DEST)
-		return 1;
-	if (schedulable(id, XVS_NO_DEST)) {
-		p->found = id;
-		return 1;
-	}
-	return 0;
+	else if (w->skipped)
+		__sync_fetch_and_add(pos, w->skipped);
+	return w->found;
 }
 
 /* dh, sh, mh: the bucket table (built by user space) */
-__noinline int hash_pick(const struct sched_in *in)
+__noinline int hash_pick(void)
 {
-	struct probe p = {
-		.found = XVS_NO_DEST,
-	};
+	struct xvs_scratch *sc = scratch();
+	struct sched_in *in;
+	struct walk *w;
 	__u32 id;
 
-	if (!in)
-		return -1;
-	p.svc_id = in->svc_id;
-	p.gen = in->gen;
-	p.size = in->ring_len;
-	p.saddr = in->saddr;
-
-	if (!p.size)
+	if (!sc)
+		return XVS_NO_DEST;
+	in = &sc->in;
+	w = &sc->walk;
+	if (!in->ring_len)
 		return XVS_NO_DEST;
 	if (in->sched == XVS_SCHED_DH) {
 		id = ring_get(in->svc_id, in->gen, dh_hashkey(in->daddr));
 		return id != XVS_NO_DEST && schedulable(id, XVS_NO_DEST) ? id : XVS_NO_DEST;
 	}
+	__builtin_memset(w, 0, sizeof(*w));
+	w->svc_id = in->svc_id;
+	w->gen = in->gen;
+	w->len = in->ring_len;
+	w->saddr = in->saddr;
+	w->found = XVS_NO_DEST;
 	if (in->flags & XVS_SVC_F_SCHED2)
-		p.port = in->sport;
-	p.mh = in->sched == XVS_SCHED_MH;
-	p.ihash = p.mh ? mh_hashkey(p.saddr, p.port, 0) % p.size : sh_hashkey(p.saddr, p.port, 0);
-	id = ring_get(in->svc_id, in->gen, p.ihash);
+		w->port = in->sport;
+	w->probe = in->sched == XVS_SCHED_MH ? WALK_MH : WALK_SH;
+	w->ihash = w->probe == WALK_MH ? mh_hashkey(w->saddr, w->port, 0) % w->len
+				       : sh_hashkey(w->saddr, w->port, 0);
+	id = ring_get(in->svc_id, in->gen, w->ihash);
 	if (id == XVS_NO_DEST)
 		return XVS_NO_DEST;
 	if (schedulable(id, XVS_NO_DEST))
 		return id;
 	if (!(in->flags & XVS_SVC_F_SCHED1))
 		return XVS_NO_DEST;
-	bpf_loop(p.size, probe_cb, &p, 0);
-	return p.found;
+	walk_run();
+	return w->found;
 }
 
-/* A new cache entry naming one dest (built in per-CPU scratch space). */
-static __always_inline void lblc_insert(const struct xvs_lblc_key *k, __u32 id, __u64 now)
+/* A new cache entry for the scratch's `lk` naming one dest. */
+static __always_inline void lblc_insert(struct xvs_scratch *sc, __u32 id, __u64 now)
 {
-	__u32 z = 0;
-	struct xvs_lblc *ne = bpf_map_lookup_elem(&XVS_SCRATCH, &z);
+	struct xvs_lblc *ne = &sc->lblc;
 
-	if (!ne)
-		return;
 	__builtin_memset(ne, 0, sizeof(*ne));
 	ne->lastuse_ns = now;
 	ne->lastmod_ns = now;
 	ne->n = 1;
 	ne->dests[0] = id;
-	bpf_map_update_elem(&LBLC_MAP, k, ne, BPF_ANY);
+	bpf_map_update_elem(&LBLC_MAP, &sc->lk, ne, BPF_ANY);
 }
 
 /* ip_vs_lblc_schedule */
-__noinline int lblc_pick(const struct sched_in *in)
+__noinline int lblc_pick(void)
 {
-	struct xvs_lblc_key k = {};
+	struct xvs_scratch *sc = scratch();
 	struct xvs_lblc *e;
 	struct dview v;
 	__u32 id;
 
-	if (!in)
-		return -1;
-	k.svc_id = in->svc_id;
-	k.daddr = in->daddr_be;
-	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
-
+	if (!sc)
+		return XVS_NO_DEST;
+	sc->lk.svc_id = sc->in.svc_id;
+	sc->lk.daddr = sc->in.daddr_be;
+	e = bpf_map_lookup_elem(&LBLC_MAP, &sc->lk);
 	if (e) {
-		e->lastuse_ns = in->now;
+		e->lastuse_ns = sc->in.now;
 		id = e->dests[0];
-		if (dest_get(id, in->svc_id, &v) && v.weight && !loc_overloaded(in, &v))
+		if (dest_get(id, sc->in.svc_id, &v) && v.weight && !loc_overloaded(&v))
 			return id;
 	}
-	id = (__u32)scan_pick(in, XVS_SCHED_WLC);
+	id = (__u32)scan_pick(XVS_SCHED_WLC);
 	if (id == XVS_NO_DEST)
 		return id;
-	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+	e = bpf_map_lookup_elem(&LBLC_MAP, &sc->lk);
 	if (e && e->dests[0] == id)
 		return id;
-	lblc_insert(&k, id, in->now);
+	lblc_insert(sc, id, sc->in.now);
 	return id;
 }
 
-/* ip_vs_dest_set_min / ip_vs_dest_set_max over an lblcr set, one member
- * per bpf_loop step (the set is re-read from LBLC_MAP by key). */
-struct setscan {
-	struct xvs_lblc_key key;
-	__u32 svc_id;
-	__u32 max;  /* 0: set_min, 1: set_max */
-	__u32 best; /* set_min: dest id; set_max: member index */
-	__u32 bw;
-	__u64 boh;
-};
-
-static long set_cb(__u64 i, void *arg)
+/* One member of the scratch's lblcr set (re-read from LBLC_MAP by key). */
+__noinline int set_step(__u32 i)
 {
-	struct setscan *s = arg;
+	struct xvs_scratch *sc = scratch();
+	struct setscan *s;
 	struct xvs_lblc *e;
 	struct dview v;
 	__u32 w, id;
 	__u64 oh;
 
-	if (i >= XVS_LBLCR_SET_MAX)
-		return 1;
+	if (!sc || i >= XVS_LBLCR_SET_MAX)
+		return STEP_STOP;
+	s = &sc->set;
 	e = bpf_map_lookup_elem(&LBLC_MAP, &s->key);
 	if (!e || i >= e->n)
-		return 1;
+		return STEP_STOP;
 	id = e->dests[i];
 	if (!s->max) {
 		if (!dest_get(id, s->svc_id, &v) || v.overloaded)
-			return 0;
+			return STEP_NEXT;
 		oh = overhead(&v);
 		if (s->best == XVS_NO_DEST) {
 			if (v.weight) {
@@ -1795,7 +1902,7 @@ static long set_cb(__u64 i, void *arg)
 			s->bw = v.weight;
 			s->boh = oh;
 		}
-		return 0;
+		return STEP_NEXT;
 	}
 	if (dest_get(id, s->svc_id, &v)) {
 		w = v.weight;
@@ -1815,59 +1922,66 @@ static long set_cb(__u64 i, void *arg)
 		s->bw = w;
 		s->boh = oh;
 	}
-	return 0;
+	return STEP_NEXT;
 }
 
-/* max = 0: the least loaded member (dest id); 1: the index of the most
- * loaded one (removed dests count as weight 0); XVS_NO_DEST when none. */
-__noinline int set_scan(const struct xvs_lblc_key *key, __u32 svc_id, __u32 max)
+/* Over the set of the scratch's `lk`: max = 0, the least loaded member
+ * (dest id); 1, the index of the most loaded one (removed dests count as
+ * weight 0); XVS_NO_DEST when none. */
+__noinline int set_scan(__u32 max)
 {
-	struct setscan s = {};
+	struct xvs_scratch *sc = scratch();
 
-	if (!key)
-		return -1;
-	s.key = *key;
-	s.svc_id = svc_id;
-	s.max = max;
-	s.best = XVS_NO_DEST;
-	bpf_loop(XVS_LBLCR_SET_MAX, set_cb, &s, 0);
-	return s.best;
+	if (!sc)
+		return XVS_NO_DEST;
+	__builtin_memset(&sc->set, 0, sizeof(sc->set));
+	sc->set.key = sc->lk;
+	sc->set.svc_id = sc->in.svc_id;
+	sc->set.max = max;
+	sc->set.best = XVS_NO_DEST;
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < XVS_LBLCR_SET_MAX; i++)
+		if (set_step(i))
+			break;
+	return sc->set.best;
 }
 
 /* ip_vs_lblcr_schedule. Set updates are not atomic across CPUs: a race
  * can lose an insert, never name a dest of another service. */
-__noinline int lblcr_pick(const struct sched_in *in)
+__noinline int lblcr_pick(void)
 {
-	struct xvs_lblc_key k = {};
+	struct xvs_scratch *sc = scratch();
 	struct xvs_lblc *e;
 	struct dview v;
-	__u32 least, id, n;
+	__u32 least, id, n, svc_id;
+	__u64 now;
 	int m, found = 0;
 
-	if (!in)
-		return -1;
-	k.svc_id = in->svc_id;
-	k.daddr = in->daddr_be;
-	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
-
+	if (!sc)
+		return XVS_NO_DEST;
+	svc_id = sc->in.svc_id;
+	now = sc->in.now;
+	sc->lk.svc_id = svc_id;
+	sc->lk.daddr = sc->in.daddr_be;
+	e = bpf_map_lookup_elem(&LBLC_MAP, &sc->lk);
 	if (!e) {
-		id = (__u32)scan_pick(in, XVS_SCHED_WLC);
+		id = (__u32)scan_pick(XVS_SCHED_WLC);
 		if (id == XVS_NO_DEST)
 			return id;
-		lblc_insert(&k, id, in->now);
+		lblc_insert(sc, id, now);
 		return id;
 	}
-	e->lastuse_ns = in->now;
-	least = (__u32)set_scan(&k, in->svc_id, 0);
-	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+	e->lastuse_ns = now;
+	least = (__u32)set_scan(0);
+	e = bpf_map_lookup_elem(&LBLC_MAP, &sc->lk);
 	if (!e)
 		return least;
 	n = e->n;
 	if (n > XVS_LBLCR_SET_MAX)
 		n = XVS_LBLCR_SET_MAX;
-	if (n > 1 && in->now > e->lastmod_ns + XVS_LBLC_EXPIRATION_NS) {
-		m = set_scan(&k, in->svc_id, 1);
-		e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+	if (n > 1 && now > e->lastmod_ns + XVS_LBLC_EXPIRATION_NS) {
+		m = set_scan(1);
+		e = bpf_map_lookup_elem(&LBLC_MAP, &sc->lk);
 		if (!e)
 			return least;
 		if (m >= 0) {
@@ -1876,15 +1990,15 @@ __noinline int lblcr_pick(const struct sched_in *in)
 					e->dests[i] = e->dests[i + 1];
 			n--;
 			e->n = n;
-			e->lastmod_ns = in->now;
+			e->lastmod_ns = now;
 		}
 	}
-	if (least != XVS_NO_DEST && dest_get(least, in->svc_id, &v) && !loc_overloaded(in, &v))
+	if (least != XVS_NO_DEST && dest_get(least, svc_id, &v) && !loc_overloaded(&v))
 		return least;
-	id = (__u32)scan_pick(in, XVS_SCHED_WLC);
+	id = (__u32)scan_pick(XVS_SCHED_WLC);
 	if (id == XVS_NO_DEST)
 		return id;
-	e = bpf_map_lookup_elem(&LBLC_MAP, &k);
+	e = bpf_map_lookup_elem(&LBLC_MAP, &sc->lk);
 	if (!e)
 		return id;
 	for (int i = 0; i < XVS_LBLCR_SET_MAX; i++)
@@ -1898,38 +2012,39 @@ __noinline int lblcr_pick(const struct sched_in *in)
 				e->dests[i] = e->dests[i - 1];
 		e->dests[0] = id;
 		e->n = n + 1;
-		e->lastmod_ns = in->now;
+		e->lastmod_ns = now;
 	}
 	return id;
 }
 
-/* A dest for a new connection, or -1. A global function: the verifier
- * checks it once, not once per path of the main program. */
-__noinline int xvs_schedule(struct sched_in *in)
+/* A dest for the new connection of the scratch's `in`, or XVS_NO_DEST. */
+__noinline int xvs_schedule(void)
 {
-	if (!in)
-		return -1;
-	switch (in->sched) {
+	struct xvs_scratch *sc = scratch();
+
+	if (!sc)
+		return XVS_NO_DEST;
+	switch (sc->in.sched) {
 	case XVS_SCHED_RR:
 	case XVS_SCHED_WRR:
-		return ring_pick(in);
+		return ring_pick();
 	case XVS_SCHED_DH:
 	case XVS_SCHED_SH:
 	case XVS_SCHED_MH:
-		return hash_pick(in);
+		return hash_pick();
 	case XVS_SCHED_LBLC:
-		return lblc_pick(in);
+		return lblc_pick();
 	case XVS_SCHED_LBLCR:
-		return lblcr_pick(in);
+		return lblcr_pick();
 	case XVS_SCHED_TWOS:
-		return twos_pick(in);
+		return twos_pick();
 	case XVS_SCHED_LC:
 	case XVS_SCHED_WLC:
 	case XVS_SCHED_SED:
 	case XVS_SCHED_NQ:
 	case XVS_SCHED_FO:
 	case XVS_SCHED_OVF:
-		return scan_pick(in, in->sched);
+		return scan_pick(sc->in.sched);
 	}
 	return XVS_NO_DEST;
 }
@@ -1978,234 +2093,234 @@ static __always_inline void tmpl_key(const struct sched_in *in, const struct xvs
 }
 
 /* ip_vs_sched_persist, first half: the dest of the client's template, or
- * -1 when there is none usable (then schedule and persist_create). */
-__noinline int persist_pick(const struct sched_in *in, const struct xvs_conn_key *fkey)
+ * XVS_NO_DEST when there is none usable (then schedule and
+ * persist_create). */
+__noinline int persist_pick(void)
 {
-	struct xvs_tmpl_key tk = {};
+	struct xvs_scratch *sc = scratch();
 	struct xvs_tmpl *t;
 	struct dview dv;
 	__u32 dest_id;
 
-	if (!in || !fkey)
-		return -1;
-	tmpl_key(in, fkey, &tk);
-	t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
+	if (!sc)
+		return XVS_NO_DEST;
+	tmpl_key(&sc->in, &sc->fkey, &sc->tk);
+	t = bpf_map_lookup_elem(&PERSIST_MAP, &sc->tk);
 	if (!t)
-		return -1;
+		return XVS_NO_DEST;
 	/* ip_vs_check_template: used while its dest is in the service
 	 * (weight 0 and OVERLOAD do not matter). */
 	dest_id = t->dest_id;
-	if (t->svc_id == in->svc_id && dest_get(dest_id, in->svc_id, &dv)) {
-		t->last_seen_ns = in->now;
+	if (t->svc_id == sc->in.svc_id && dest_get(dest_id, sc->in.svc_id, &dv)) {
+		t->last_seen_ns = sc->in.now;
 		cnt(XVS_CNT_PERSIST_HIT);
 		return dest_id;
 	}
-	if (bpf_map_delete_elem(&PERSIST_MAP, &tk) == 0)
+	if (bpf_map_delete_elem(&PERSIST_MAP, &sc->tk) == 0)
 		persist_add(dest_id, -1);
-	return -1;
+	return XVS_NO_DEST;
 }
 
 /* ip_vs_sched_persist, second half: a template for the freshly scheduled
  * `dest_id`. Returns the dest to use (another CPU's template wins a race),
- * or -1 with *v set. */
-__noinline int persist_create(const struct sched_in *in, const struct xvs_conn_key *fkey,
-			      __u32 dest_id, int *v)
+ * or XVS_NO_DEST with the scratch's `verdict` set. */
+__noinline int persist_create(__u32 dest_id)
 {
-	struct xvs_tmpl_key tk = {};
-	struct xvs_tmpl nt = {}, *t;
+	struct xvs_scratch *sc = scratch();
+	struct xvs_tmpl *t, *nt;
 	struct xvs_dest *d;
 	long err;
 
-	if (!in || !fkey || !v)
-		return -1;
-	tmpl_key(in, fkey, &tk);
+	if (!sc)
+		return XVS_NO_DEST;
+	tmpl_key(&sc->in, &sc->fkey, &sc->tk);
 	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
 	if (!d) {
-		*v = verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
-		return -1;
+		sc->verdict = verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
+		return XVS_NO_DEST;
 	}
-	nt.last_seen_ns = in->now;
-	nt.svc_id = in->svc_id;
-	nt.dest_id = dest_id;
-	nt.daddr = d->addr;
-	nt.dport = tk.vport ? d->port : 0;
-	nt.timeout = in->timeout;
-	err = bpf_map_update_elem(&PERSIST_MAP, &tk, &nt, BPF_NOEXIST);
+	nt = &sc->nt;
+	__builtin_memset(nt, 0, sizeof(*nt));
+	nt->last_seen_ns = sc->in.now;
+	nt->svc_id = sc->in.svc_id;
+	nt->dest_id = dest_id;
+	nt->daddr = d->addr;
+	nt->dport = sc->tk.vport ? d->port : 0;
+	nt->timeout = sc->in.timeout;
+	err = bpf_map_update_elem(&PERSIST_MAP, &sc->tk, nt, BPF_NOEXIST);
 	if (err == -EEXIST_) {
-		t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
+		t = bpf_map_lookup_elem(&PERSIST_MAP, &sc->tk);
 		if (!t) {
-			*v = verdict(XVS_CNT_PASS_STALE, ACT_PASS);
-			return -1;
+			sc->verdict = verdict(XVS_CNT_PASS_STALE, ACT_PASS);
+			return XVS_NO_DEST;
 		}
 		return t->dest_id;
 	}
 	if (err) {
-		*v = verdict(XVS_CNT_DROP_TMPL_FULL, ACT_DROP);
-		return -1;
+		sc->verdict = verdict(XVS_CNT_DROP_TMPL_FULL, ACT_DROP);
+		return XVS_NO_DEST;
 	}
 	cnt(XVS_CNT_PERSIST_NEW);
 	persist_add(dest_id, 1);
 	return dest_id;
 }
 
-/* Schedules a new flow and creates its connection entries; `out` gets a
- * copy of the forward entry. Returns -1, or an XDP verdict when the packet
- * cannot be forwarded. One-packet (-o) UDP services get no forward entry
- * (NAT: a reply entry only, see docs/design.md). A global function,
- * verified once. */
-__noinline int xvs_new_conn(struct xvs_conn_key *fkey, __u32 tcpflags, __u64 now,
-			    struct xvs_conn *out)
+/* One-packet scheduling (-o): no connection. A NAT reply needs its
+ * translation, so a reply-only entry (expired by xvsd after the udp
+ * timeout) remembers VIP:vport for it. Returns -1 or a verdict. */
+static __always_inline int new_ops(struct xvs_scratch *sc, __u64 now)
 {
-	int vv = ACT_PASS, *verdict_out = &vv;
-	struct xvs_svc *svc;
-	struct sched_in in = {};
-	struct xvs_dest *dest;
-	struct xvs_conn_key rk = {};
-	struct xvs_conn fval = {};
-	__be16 svc_port, rport;
-	__u32 svc_id, dest_id, svc_flags;
-	int ops, persistent;
+	struct xvs_conn *fval = &sc->fval, *old;
 	long err;
 
-	if (!fkey || !out)
+	fval->flags |= XVS_CONN_F_OPS;
+	sc->out = *fval;
+	cnt(XVS_CNT_OPS);
+	if (fval->fwd == XVS_FWD_MASQ) {
+		fval->peer = sc->fkey;
+		fval->flags = XVS_CONN_F_REPLY | XVS_CONN_F_OPS;
+		err = bpf_map_update_elem(&CONN_MAP, &sc->rk, fval, BPF_NOEXIST);
+		if (err == -EEXIST_) {
+			old = bpf_map_lookup_elem(&CONN_MAP, &sc->rk);
+			if (!old || !(old->flags & XVS_CONN_F_OPS))
+				return verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
+			old->last_seen_ns = now;
+			old->peer = sc->fkey;
+			old->svc_id = fval->svc_id;
+			old->dest_id = fval->dest_id;
+		} else if (err) {
+			return verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
+		}
+	}
+	stats_conn(fval->svc_id, fval->dest_id);
+	return -1;
+}
+
+/* Inserts the scratch's forward entry `fval` (and, for NAT, its reply
+ * entry under `rk`). Returns -1 or a verdict. */
+static __always_inline int new_entries(struct xvs_scratch *sc)
+{
+	struct xvs_conn *fval = &sc->fval, *c;
+	long err;
+
+	err = bpf_map_update_elem(&CONN_MAP, &sc->fkey, fval, BPF_NOEXIST);
+	if (err == -EEXIST_) {
+		/* Another CPU created it first: use theirs. */
+		c = bpf_map_lookup_elem(&CONN_MAP, &sc->fkey);
+		if (!c)
+			return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
+		sc->out = *c;
+		return -1;
+	}
+	if (err)
+		return verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
+	/* DR/TUN: replies bypass the director, no reply entry. */
+	sc->out = *fval;
+	if (fval->fwd == XVS_FWD_MASQ) {
+		fval->peer = sc->fkey;
+		fval->flags = XVS_CONN_F_REPLY;
+		err = bpf_map_update_elem(&CONN_MAP, &sc->rk, fval, BPF_NOEXIST);
+		if (err) {
+			bpf_map_delete_elem(&CONN_MAP, &sc->fkey);
+			if (err == -EEXIST_)
+				return verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
+			return verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
+		}
+	}
+	cnt(XVS_CNT_CONN_NEW);
+	dest_bind(sc->out.dest_id, sc->out.state);
+	stats_conn(sc->out.svc_id, sc->out.dest_id);
+	return -1;
+}
+
+/* Schedules the new flow of the scratch's `fkey` and creates its
+ * connection entries; the scratch's `out` gets a copy of the forward
+ * entry. Returns -1, or a verdict when the packet cannot be forwarded.
+ * One-packet (-o) UDP services get no forward entry (NAT: a reply entry
+ * only, see docs/design.md). */
+__noinline int xvs_new_conn(__u32 tcpflags, __u64 now)
+{
+	struct xvs_scratch *sc = scratch();
+	struct xvs_conn_key *fkey;
+	struct sched_in *in;
+	struct xvs_conn *fval;
+	struct xvs_svc *svc;
+	struct xvs_dest *dest;
+	__be16 svc_port, rport;
+	__u32 dest_id, svc_flags;
+	int persistent;
+
+	if (!sc)
 		return ACT_PASS;
+	fkey = &sc->fkey;
 	svc = svc_lookup(fkey, &svc_port);
-	if (!svc) {
-		*verdict_out = verdict(XVS_CNT_PASS_NO_SVC, ACT_PASS);
-		return *verdict_out;
-	}
-	if (fkey->proto == IPPROTO_TCP && (!(tcpflags & TCPF_SYN) || (tcpflags & TCPF_RST))) {
-		*verdict_out = verdict(XVS_CNT_PASS_TCP_NO_CONN, ACT_PASS);
-		return *verdict_out;
-	}
-	svc_id = svc->id;
+	if (!svc)
+		return verdict(XVS_CNT_PASS_NO_SVC, ACT_PASS);
+	if (fkey->proto == IPPROTO_TCP && (!(tcpflags & TCPF_SYN) || (tcpflags & TCPF_RST)))
+		return verdict(XVS_CNT_PASS_TCP_NO_CONN, ACT_PASS);
 	svc_flags = svc->flags;
-	in.svc_id = svc_id;
-	in.gen = svc->gen & 1;
-	in.sched = svc->sched;
-	in.flags = svc_flags;
-	in.ring_len = svc->ring_len;
-	in.saddr = bpf_ntohl(fkey->saddr);
-	in.daddr = bpf_ntohl(fkey->daddr);
-	in.daddr_be = fkey->daddr;
-	in.sport = bpf_ntohs(fkey->sport);
-	in.netmask = svc->netmask;
-	in.timeout = svc->timeout;
-	in.svc_port = svc_port;
-	in.now = now;
-	ops = fkey->proto == IPPROTO_UDP && (svc_flags & XVS_SVC_F_ONEPACKET);
+	in = &sc->in;
+	__builtin_memset(in, 0, sizeof(*in));
+	in->svc_id = svc->id;
+	in->gen = svc->gen & 1;
+	in->sched = svc->sched;
+	in->flags = svc_flags;
+	in->ring_len = svc->ring_len;
+	in->saddr = bpf_ntohl(fkey->saddr);
+	in->daddr = bpf_ntohl(fkey->daddr);
+	in->daddr_be = fkey->daddr;
+	in->sport = bpf_ntohs(fkey->sport);
+	in->netmask = svc->netmask;
+	in->timeout = svc->timeout;
+	in->svc_port = svc_port;
+	in->now = now;
 	persistent = svc_flags & XVS_SVC_F_PERSISTENT;
 
-	dest_id = persistent ? (__u32)persist_pick(&in, fkey) : XVS_NO_DEST;
+	dest_id = persistent ? (__u32)persist_pick() : XVS_NO_DEST;
 	if (dest_id == XVS_NO_DEST) {
-		dest_id = (__u32)xvs_schedule(&in);
-		if (dest_id == XVS_NO_DEST) {
-			*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
-			return *verdict_out;
-		}
+		dest_id = (__u32)xvs_schedule();
+		if (dest_id == XVS_NO_DEST)
+			return verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
 		if (persistent) {
-			dest_id = (__u32)persist_create(&in, fkey, dest_id, verdict_out);
+			dest_id = (__u32)persist_create(dest_id);
 			if (dest_id == XVS_NO_DEST)
-				return *verdict_out;
+				return sc->verdict;
 		}
 	}
-	fval.dest_id = dest_id;
-	dest = bpf_map_lookup_elem(&DEST_MAP, &fval.dest_id);
-	if (!dest || !(dest->flags & XVS_DEST_F_AVAILABLE)) {
-		*verdict_out = verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
-		return *verdict_out;
-	}
-	if (dest->fwd > XVS_FWD_TUNNEL) {
-		*verdict_out = verdict(XVS_CNT_PASS_FWD_UNSUPP, ACT_PASS);
-		return *verdict_out;
-	}
+	fval = &sc->fval;
+	__builtin_memset(fval, 0, sizeof(*fval));
+	fval->dest_id = dest_id;
+	dest = bpf_map_lookup_elem(&DEST_MAP, &fval->dest_id);
+	if (!dest || !(dest->flags & XVS_DEST_F_AVAILABLE))
+		return verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
+	if (dest->fwd > XVS_FWD_TUNNEL)
+		return verdict(XVS_CNT_PASS_FWD_UNSUPP, ACT_PASS);
 	/* The dest's port for the service port; a port-0 service (or a dest
 	 * without port) keeps the port the client asked for. */
 	rport = (fkey->dport == svc_port && dest->port) ? dest->port : fkey->dport;
 
-	rk.saddr = dest->addr;
-	rk.daddr = fkey->saddr;
-	rk.sport = rport;
-	rk.dport = fkey->sport;
-	rk.proto = fkey->proto;
+	__builtin_memset(&sc->rk, 0, sizeof(sc->rk));
+	sc->rk.saddr = dest->addr;
+	sc->rk.daddr = fkey->saddr;
+	sc->rk.sport = rport;
+	sc->rk.dport = fkey->sport;
+	sc->rk.proto = fkey->proto;
 
-	fval.last_seen_ns = now;
-	fval.peer = rk;
-	fval.svc_id = svc_id;
-	fval.state = fkey->proto == IPPROTO_TCP
-			     ? tcp_next_state(dest->fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT
-									 : TCP_DIR_INPUT_ONLY,
-					      tcpflags, XVS_S_NONE)
-			     : XVS_S_UDP;
-	fval.fwd = dest->fwd;
+	fval->last_seen_ns = now;
+	fval->peer = sc->rk;
+	fval->svc_id = in->svc_id;
+	fval->state = fkey->proto == IPPROTO_TCP
+			      ? tcp_next_state(dest->fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT
+									  : TCP_DIR_INPUT_ONLY,
+					       tcpflags, XVS_S_NONE)
+			      : XVS_S_UDP;
+	fval->fwd = dest->fwd;
 	if (persistent)
-		fval.flags |= XVS_CONN_F_PERSIST;
+		fval->flags |= XVS_CONN_F_PERSIST;
 
-	if (ops) {
-		/* One-packet scheduling: no connection. A NAT reply needs its
-		 * translation, so a reply-only entry (expired by xvsd after
-		 * the udp timeout) remembers VIP:vport for it. */
-		fval.flags |= XVS_CONN_F_OPS;
-		*out = fval;
-		cnt(XVS_CNT_OPS);
-		if (fval.fwd == XVS_FWD_MASQ) {
-			struct xvs_conn *old;
-
-			fval.peer = *fkey;
-			fval.flags = XVS_CONN_F_REPLY | XVS_CONN_F_OPS;
-			err = bpf_map_update_elem(&CONN_MAP, &rk, &fval, BPF_NOEXIST);
-			if (err == -EEXIST_) {
-				old = bpf_map_lookup_elem(&CONN_MAP, &rk);
-				if (!old || !(old->flags & XVS_CONN_F_OPS)) {
-					*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
-					return *verdict_out;
-				}
-				old->last_seen_ns = now;
-				old->peer = *fkey;
-				old->svc_id = svc_id;
-				old->dest_id = dest_id;
-			} else if (err) {
-				*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
-				return *verdict_out;
-			}
-		}
-		stats_conn(svc_id, dest_id);
-		return -1;
-	}
-
-	err = bpf_map_update_elem(&CONN_MAP, fkey, &fval, BPF_NOEXIST);
-	if (err == -EEXIST_) {
-		/* Another CPU created it first: use theirs. */
-		struct xvs_conn *c = bpf_map_lookup_elem(&CONN_MAP, fkey);
-
-		if (!c) {
-			*verdict_out = verdict(XVS_CNT_PASS_STALE, ACT_PASS);
-			return *verdict_out;
-		}
-		*out = *c;
-		return -1;
-	}
-	if (err) {
-		*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
-		return *verdict_out;
-	}
-	/* DR/TUN: replies bypass the director, no reply entry. */
-	*out = fval;
-	fval.peer = *fkey;
-	fval.flags = XVS_CONN_F_REPLY;
-	err = fval.fwd == XVS_FWD_MASQ ? bpf_map_update_elem(&CONN_MAP, &rk, &fval, BPF_NOEXIST) : 0;
-	if (err) {
-		bpf_map_delete_elem(&CONN_MAP, fkey);
-		if (err == -EEXIST_)
-			*verdict_out = verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
-		else
-			*verdict_out = verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
-		return *verdict_out;
-	}
-	cnt(XVS_CNT_CONN_NEW);
-	dest_bind(dest_id, fval.state);
-	stats_conn(svc_id, dest_id);
-	return -1;
+	if (fkey->proto == IPPROTO_UDP && (svc_flags & XVS_SVC_F_ONEPACKET))
+		return new_ops(sc, now);
+	return new_entries(sc);
 }
 
 /* ---- main ---- */
@@ -2356,9 +2471,18 @@ int xvs_xdp(xvs_ctx *ctx)
 	now = xvs_now();
 	if (!c) {
 		/* new_conn applies the first event (NONE -> SYN_RECV). */
-		v = xvs_new_conn(&key, tcpflags, now, &cv);
+		struct xvs_scratch *sc = scratch();
+
+		if (!sc)
+			return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
+		sc->fkey = key;
+		v = xvs_new_conn(tcpflags, now);
 		if (v >= 0)
 			return v;
+		cv.svc_id = sc->out.svc_id;
+		cv.dest_id = sc->out.dest_id;
+		cv.fwd = sc->out.fwd;
+		cv.peer = sc->out.peer;
 	} else {
 		if (c->last_seen_ns != now)
 			c->last_seen_ns = now;
@@ -2377,87 +2501,6 @@ int xvs_xdp(xvs_ctx *ctx)
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	cnt(XVS_CNT_NAT_IN);
 	return xmit(ctx, key.sport, cv.peer.sport);
-}
-
-/* ---- expiry scan ---- */
-
-/* The context of a map-element iterator, as the kernel defines it
- * (struct bpf_iter__bpf_map_elem, four pointer-sized fields); only `seq`
- * of its meta is read. */
-struct seq_file;
-struct bpf_iter_meta {
-	struct seq_file *seq;
-} __attribute__((preserve_access_index));
-struct xvs_iter_map_elem {
-	struct bpf_iter_meta *meta;
-	void *map;
-	void *key;
-	void *value;
-};
-
-/* Why: IPVS expires each connection with a timer of its own; here xvsd
- * looks at the whole table once a second. Reading millions of entries
- * into user space for that cost a CPU (≈ 40 % at 1 M entries); this
- * iterator, attached to CONN_MAP, walks it in the kernel and writes out
- * only the entries xvsd has to act on (struct xvs_expiry_rec). xvsd
- * re-checks each before deleting, so a packet that refreshes an entry in
- * between wins. */
-SEC("iter/bpf_map_elem")
-int xvs_expiry_scan(struct xvs_iter_map_elem *ctx)
-{
-	struct seq_file *seq = ctx->meta->seq;
-	struct xvs_conn_key *key = ctx->key;
-	struct xvs_conn *c = ctx->value;
-	struct xvs_expiry_cfg *cfg;
-	struct xvs_expiry_rec rec = {};
-	__u32 zero = 0, st;
-	__u64 idle;
-
-	if (!key || !c)
-		return 0;
-	cfg = bpf_map_lookup_elem(&XVS_EXPIRY_CFG, &zero);
-	if (!cfg)
-		return 0;
-	/* One scan at a time (xvsd's), so a plain increment. */
-	cfg->visited++;
-	idle = cfg->now_ns > c->last_seen_ns ? cfg->now_ns - c->last_seen_ns : 0;
-	__builtin_memcpy(&rec.key, key, sizeof(rec.key));
-	rec.svc_id = c->svc_id;
-	rec.flags = c->flags;
-	if (c->flags & XVS_CONN_F_REPLY) {
-		struct xvs_conn_key peer;
-		struct xvs_conn *fwd;
-
-		if (c->flags & XVS_CONN_F_OPS) {
-			if (idle <= cfg->ops_timeout_ns)
-				return 0;
-			rec.kind = XVS_EXP_OPS;
-		} else {
-			if (idle <= cfg->orphan_grace_ns)
-				return 0;
-			__builtin_memcpy(&peer, &c->peer, sizeof(peer));
-			fwd = bpf_map_lookup_elem(&CONN_MAP, &peer);
-			if (fwd && fwd->peer.saddr == rec.key.saddr &&
-			    fwd->peer.daddr == rec.key.daddr &&
-			    fwd->peer.sport == rec.key.sport &&
-			    fwd->peer.dport == rec.key.dport &&
-			    fwd->peer.proto == rec.key.proto)
-				return 0;
-			rec.kind = XVS_EXP_ORPHAN;
-		}
-	} else {
-		st = c->state;
-		if (st >= XVS_S_LAST)
-			st = XVS_S_NONE;
-		if (idle > cfg->timeout_ns[st])
-			rec.kind = XVS_EXP_IDLE;
-		else if (c->flags & XVS_CONN_F_PERSIST)
-			rec.kind = XVS_EXP_PERSIST;
-		else
-			return 0;
-	}
-	bpf_seq_write(seq, &rec, sizeof(rec));
-	return 0;
 }
 
 #ifndef XVS_TC

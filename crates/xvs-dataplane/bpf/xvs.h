@@ -398,6 +398,16 @@ struct xvs_guehdr {
 	__be16 flags;
 };
 
+/* Optional kernel features the director's program uses where the running
+ * kernel has them (`xvs_feat` in its .rodata, set by the loader from
+ * probes; never from the kernel version). */
+enum xvs_feat {
+	XVS_FEAT_COARSE_CLOCK = 1,  /* bpf_ktime_get_coarse_ns (5.11) */
+	XVS_FEAT_ATOMICS = 2,       /* BPF_ATOMIC fetch, cmpxchg, and, or (5.12) */
+	XVS_FEAT_REDIRECT_PEER = 4, /* bpf_redirect_peer (5.10; tc) */
+	XVS_FEAT_CSUM_STATE = 8,    /* kfunc bpf_cast_to_kern_ctx (6.3; tc) */
+};
+
 /* Object-wide constants. A read-only global of this type puts every enum
  * above into BTF, so the skeleton exports them to Rust. */
 struct xvs_abi {
@@ -414,6 +424,7 @@ struct xvs_abi {
 	enum xvs_tun_flags tun_flags;
 	enum xvs_decap_counter decap_counter;
 	enum xvs_expiry_kind expiry_kind;
+	enum xvs_feat feat;
 	struct xvs_expiry_rec expiry_rec;
 	__u32 pad;
 };

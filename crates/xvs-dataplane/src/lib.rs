@@ -48,11 +48,14 @@ macro_rules! bpf_skeleton {
 }
 
 pub mod decap;
+pub mod features;
 mod neigh;
 mod netlink;
 mod tc;
 
 bpf_skeleton!(skel, "/xvs.skel.rs");
+bpf_skeleton!(skel_tc, "/xvs_tc.skel.rs");
+bpf_skeleton!(skel_expiry, "/expiry.skel.rs");
 
 /// The shared kernel/user-space types, exactly as generated from
 /// `bpf/xvs.h`. Fields typed `__be32`/`__be16` in C hold network-order
@@ -60,11 +63,11 @@ bpf_skeleton!(skel, "/xvs.skel.rs");
 pub mod abi {
     pub use crate::skel::types::{
         xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
-        xvs_dest_flags, xvs_dest_rt_flags, xvs_expiry_cfg, xvs_expiry_kind, xvs_expiry_rec,
-        xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_ring_key, xvs_sched, xvs_state,
-        xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_key, xvs_tun_flags,
-        xvs_tun_type,
+        xvs_dest_flags, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat, xvs_fwd,
+        xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_ring_key, xvs_sched, xvs_state, xvs_stats,
+        xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
     };
+    pub use crate::skel_expiry::types::xvs_expiry_cfg;
 
     /// Plain old data shared with the kernel: the generated types (repr(C)
     /// with explicit padding) and the integer keys. Unsafe to implement:
@@ -149,6 +152,86 @@ const _: () = assert!(xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32);
 static BPF_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
 /// The same program built for tc (`-DXVS_TC`): `xvs_tc`.
 static BPF_OBJ_TC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_tc.bpf.o"));
+/// The expiry scan (`bpf/expiry.bpf.c`), loaded after the program.
+static BPF_OBJ_EXPIRY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/expiry.bpf.o"));
+
+/// Writes the probed feature bits into `xvs_feat` of the program's
+/// `.rodata` (before load: the verifier then knows which code is dead).
+fn set_feat_bits(
+    m: &mut libbpf_rs::OpenMapMut<'_>,
+    mode: AttachMode,
+    bits: u32,
+) -> Result<(), Error> {
+    let off = match mode {
+        AttachMode::Xdp => std::mem::offset_of!(skel::types::rodata, xvs_feat),
+        AttachMode::Tc => std::mem::offset_of!(skel_tc::types::rodata, xvs_feat),
+    };
+    let data = m
+        .initial_value_mut()
+        .ok_or_else(|| Error::Abi("the program's .rodata has no initial value".into()))?;
+    let slot = data
+        .get_mut(off..off + 4)
+        .ok_or_else(|| Error::Abi("xvs_feat lies outside .rodata".into()))?;
+    slot.copy_from_slice(&bits.to_ne_bytes());
+    Ok(())
+}
+
+/// The loaded expiry scan: its object, the iterator link on `CONN_MAP`
+/// and its configuration map.
+struct Expiry {
+    _obj: Object,
+    link: Link,
+    cfg: MapHandle,
+}
+
+impl Expiry {
+    /// Loads `xvs_expiry_scan` on the program's `conn` map and attaches
+    /// it. Fails (with the reason) where the kernel has no map-element
+    /// iterators or its policy refuses tracing programs; the data plane is
+    /// already loaded by then and stays.
+    fn load(conn: &MapHandle) -> Result<Expiry, String> {
+        let why = |what: &str, e: libbpf_rs::Error| format!("{what}: {e}");
+        let mut open = ObjectBuilder::default()
+            .open_memory(BPF_OBJ_EXPIRY)
+            .map_err(|e| why("opening its object", e))?;
+        for mut m in open.maps_mut() {
+            if m.name() == "CONN_MAP" {
+                m.set_max_entries(conn.max_entries())
+                    .and_then(|()| m.reuse_fd(conn.as_fd()))
+                    .map_err(|e| why("sharing CONN_MAP", e))?;
+            }
+        }
+        let obj = quiet_libbpf(|| open.load()).map_err(|e| why("loading", e))?;
+        let cfg = obj
+            .maps()
+            .find(|m| m.name() == "XVS_EXPIRY_CFG")
+            .map(|m| MapHandle::try_from(&m))
+            .ok_or("the expiry object has no XVS_EXPIRY_CFG")?
+            .map_err(|e| why("XVS_EXPIRY_CFG", e))?;
+        let link = obj
+            .progs_mut()
+            .find(|p| p.name() == "xvs_expiry_scan")
+            .ok_or("the expiry object has no xvs_expiry_scan")?
+            .attach_iter(conn.as_fd())
+            .map_err(|e| why("attaching it to CONN_MAP", e))?;
+        Ok(Expiry {
+            _obj: obj,
+            link,
+            cfg,
+        })
+    }
+}
+
+/// Runs `f` with libbpf's own messages off: an optional program that the
+/// kernel refuses is reported in one line by the caller, not with the
+/// verifier's log.
+fn quiet_libbpf<T>(f: impl FnOnce() -> T) -> T {
+    let prev = libbpf_rs::get_print();
+    libbpf_rs::set_print(None);
+    let r = f();
+    libbpf_rs::set_print(prev);
+    r
+}
 
 /// Where the data plane hooks into the receive path of an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,6 +254,11 @@ impl AttachMode {
             AttachMode::Xdp => "xdp",
             AttachMode::Tc => "tc",
         }
+    }
+
+    /// Whether the program of this mode can use `f` at all.
+    pub fn uses(self, f: features::Feature) -> bool {
+        self == AttachMode::Tc || (f != features::REDIRECT_PEER && f != features::CSUM_STATE)
     }
 
     /// The program's name in its object.
@@ -648,31 +736,6 @@ impl ScanClock {
     }
 }
 
-/// Whether the running kernel's release is at least `major.minor`.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    // SAFETY: uname fills the zeroed struct.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to our struct.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return false;
-    }
-    let release: String = u
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8 as char)
-        .collect();
-    release_at_least(&release, major, minor)
-}
-
-fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (ma, mi) >= (major, minor)
-}
-
 /// The index of a state's limit in `xvs_expiry_cfg.timeout_ns`: a state
 /// number past the known ones times out as NONE, as in the kernel's scan.
 fn state_index(state: u32) -> usize {
@@ -915,7 +978,9 @@ pub struct Dataplane {
     maps: Maps,
     /// `xvs_expiry_scan` attached to `CONN_MAP` (None: the kernel could
     /// not load or attach it; expiry then reads the table itself).
-    expiry: Option<(Link, MapHandle)>,
+    expiry: Option<Expiry>,
+    /// The optional kernel features in use.
+    features: features::Features,
     scan_clock: ScanClock,
     dest_conns: DestConns,
     max_services: u32,
@@ -978,7 +1043,9 @@ impl Dataplane {
                 }
             }
         }
-        let load = |with_scan: bool| -> Result<Object, Error> {
+        let off = features::forced_off().map_err(Error::Invalid)?;
+        let mut feats = features::probe(&off);
+        let load = |bits: u32| -> Result<Object, Error> {
             let mut open = ObjectBuilder::default()
                 .open_memory(match opts.attach_mode {
                     AttachMode::Xdp => BPF_OBJ,
@@ -987,6 +1054,10 @@ impl Dataplane {
                 .map_err(bpf_err("opening the BPF object"))?;
             for mut m in open.maps_mut() {
                 let name = m.name().to_string_lossy().into_owned();
+                if name.ends_with(".rodata") {
+                    set_feat_bits(&mut m, opts.attach_mode, bits)?;
+                    continue;
+                }
                 let entries = match name.as_str() {
                     "SVC_MAP" | "SCHED_POS" | "SVC_STATS" => Some(opts.max_services),
                     "DEST_MAP" | "DEST_STATS" | "DEST_CONNS" => Some(opts.max_dests),
@@ -1006,23 +1077,36 @@ impl Dataplane {
                         .map_err(bpf_err(format!("pin path of {name}")))?;
                 }
             }
-            if !with_scan {
-                for mut p in open.progs_mut() {
-                    if p.name() == "xvs_expiry_scan" {
-                        p.set_autoload(false);
-                    }
-                }
-            }
             open.load().map_err(bpf_err(
                 "loading the BPF object (if reusing pinned maps: sizes must match the pinned ones)",
             ))
         };
-        // The expiry scan needs the kernel's BTF and map-element iterators
-        // (5.9); without them the rest loads alone and expiry reads the
-        // table from user space. Asked beforehand: a failed load cannot
-        // tell which part failed (a pinned map of another size fails too).
-        let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists() && kernel_at_least(5, 9);
-        let obj = load(btf)?;
+        // A probe that says yes for a feature the verifier then refuses
+        // (another program type, a policy) must not cost the data plane:
+        // the program is loaded again without the optional features.
+        let obj = match load(feats.bits()) {
+            Ok(obj) => obj,
+            Err(e) if feats.bits() != 0 => {
+                let lost: Vec<&str> = features::ALL
+                    .iter()
+                    .filter(|f| feats.has(**f) && f.name != features::EXPIRY_SCAN.name)
+                    .map(|f| f.name)
+                    .collect();
+                let obj = load(0).map_err(|_| e)?;
+                warn!(
+                    "the data plane did not load with the optional features {} and was loaded \
+                     without them",
+                    lost.join(", ")
+                );
+                for f in features::ALL {
+                    if f.name != features::EXPIRY_SCAN.name {
+                        feats.set(f, false);
+                    }
+                }
+                obj
+            }
+            Err(e) => return Err(e),
+        };
 
         let handle = |name: &str, key: usize, value: usize| -> Result<MapHandle, Error> {
             let map = obj
@@ -1082,25 +1166,26 @@ impl Dataplane {
             });
         }
         let dest_conns = DestConns { ptr, len, entries };
-        let expiry = btf
-            .then(|| {
-                let cfg = handle("XVS_EXPIRY_CFG", 4, size_of::<xvs_expiry_cfg>())?;
-                let prog = obj
-                    .progs_mut()
-                    .find(|p| p.name() == "xvs_expiry_scan")
-                    .ok_or_else(|| Error::Abi("program xvs_expiry_scan missing".into()))?;
-                let link = prog
-                    .attach_iter(maps.conn.as_fd())
-                    .map_err(bpf_err("attaching the expiry scan to CONN_MAP"))?;
-                Ok::<_, Error>((link, cfg))
-            })
-            .transpose()
-            .unwrap_or_else(|e| {
-                warn!("{e}: connection expiry reads the whole table from user space instead");
-                None
-            });
-        if !btf {
-            info!("no expiry scan in this kernel: connection expiry reads the whole table from user space");
+        let expiry = if off.contains(features::EXPIRY_SCAN.name) {
+            None
+        } else {
+            match Expiry::load(&maps.conn) {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    feats.set_why(features::EXPIRY_SCAN, e);
+                    None
+                }
+            }
+        };
+        feats.set(features::EXPIRY_SCAN, expiry.is_some());
+        for (f, on) in feats.report() {
+            if !on && opts.attach_mode.uses(f) {
+                let why = feats.why(f).map(|w| format!(": {w}")).unwrap_or_default();
+                info!(
+                    "kernel feature {} unavailable (needs {}{why}); {}",
+                    f.name, f.needs, f.without
+                );
+            }
         }
         write_nh_cfg(&maps.nh_cfg, NEXTHOP_TTL_DEFAULT, 0)?;
         let max_services = maps.svc_stats.max_entries();
@@ -1110,6 +1195,7 @@ impl Dataplane {
             obj,
             maps,
             expiry,
+            features: feats,
             scan_clock: ScanClock::default(),
             dest_conns,
             max_services,
@@ -1125,6 +1211,12 @@ impl Dataplane {
             .progs()
             .find(|p| p.name() == name)
             .ok_or_else(|| Error::Abi(format!("program {name} missing")))
+    }
+
+    /// The optional kernel features this instance uses (probed at
+    /// [`Dataplane::open`]; see [`features`]).
+    pub fn features(&self) -> &features::Features {
+        &self.features
     }
 
     /// The attach mode this instance was opened with.
@@ -2022,7 +2114,10 @@ impl Dataplane {
         in_kernel: bool,
     ) -> Result<(Vec<xvs_expiry_rec>, u64), Error> {
         if in_kernel {
-            let Some((link, cfg_map)) = &self.expiry else {
+            let Some(Expiry {
+                link, cfg: cfg_map, ..
+            }) = &self.expiry
+            else {
                 return Err(Error::Abi("the expiry scan is not loaded".into()));
             };
             cfg_map
@@ -2376,16 +2471,6 @@ impl Drop for Dataplane {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn kernel_releases_compare_by_major_and_minor() {
-        assert!(release_at_least("6.18.44-fc-v470", 5, 9));
-        assert!(release_at_least("5.9.0", 5, 9));
-        assert!(release_at_least("5.10.0-28-amd64", 5, 9));
-        assert!(!release_at_least("5.8.18", 5, 9));
-        assert!(!release_at_least("4.19.0-26-amd64", 5, 9));
-        assert!(!release_at_least("garbage", 5, 9));
-    }
-
     #[test]
     fn a_small_table_is_scanned_at_every_call_a_big_one_spread_out() {
         let s = 1_000_000_000;

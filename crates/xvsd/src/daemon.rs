@@ -44,6 +44,10 @@ pub trait Plane: Backend {
     fn interfaces(&self) -> Vec<String>;
     /// Connection table capacity.
     fn conn_capacity(&self) -> u32;
+    /// The optional kernel features and whether the data plane has each.
+    fn features(&self) -> Vec<(String, bool)>;
+    /// The attach mode (`xdp` or `tc`).
+    fn attach_mode(&self) -> String;
     /// Keeps the neighbour entries of DR and TUN real servers resolved
     /// (called every second with all their addresses): without one the data
     /// plane cannot put a MAC on the frame.
@@ -305,6 +309,8 @@ impl<P: Plane> Daemon<P> {
             conn_count: self.plane.conn_entries(),
             interfaces: self.plane.interfaces(),
             counters: self.plane.counters().unwrap_or_default(),
+            features: self.plane.features(),
+            attach_mode: self.plane.attach_mode(),
         };
         crate::metrics::render(&table, &info, &self.health_report())
     }
@@ -350,6 +356,8 @@ impl<P: Plane> Daemon<P> {
             conn_count: self.plane.conn_count().map_err(internal)?,
             interfaces: self.plane.interfaces(),
             counters: self.plane.counters().map_err(internal)?,
+            features: self.plane.features(),
+            attach_mode: self.plane.attach_mode(),
         })
     }
 
@@ -524,6 +532,12 @@ pub(crate) mod tests {
         }
         fn conn_capacity(&self) -> u32 {
             4096
+        }
+        fn features(&self) -> Vec<(String, bool)> {
+            vec![]
+        }
+        fn attach_mode(&self) -> String {
+            "xdp".into()
         }
         fn maintain_neighbours(&mut self, _: &[Ipv4Addr]) {}
     }

@@ -41,11 +41,15 @@ usage: xvsd [options]
                         with driver XDP), tc clsact ingress (packets stay
                         skbs: faster on veth and other virtual devices), or
                         auto (default): xdp when every interface is a
-                        device with a driver, else tc (kernel 6.3+;
-                        auto falls back to xdp where tc cannot load)
+                        device with a driver, else tc (auto falls back
+                        to xdp where tc cannot load)
   --nexthop-ttl-ms N    how long the data plane reuses a route/neighbour
                         lookup (default 100; 0: look up every packet); a
                         changed route or real-server MAC is followed within it
+  --features            load the data plane without attaching it and print
+                        which optional kernel features it finds (each one
+                        is probed on the running kernel; what is missing
+                        has a slower fallback), then exit
   -V, --version         version
 ";
 
@@ -58,6 +62,7 @@ struct Args {
     config: Option<PathBuf>,
     config_id: Option<String>,
     test: bool,
+    features: bool,
     metrics: Option<std::net::SocketAddr>,
     /// Next-hop cache lifetime; `None` keeps the data plane's default.
     nexthop_ttl: Option<std::time::Duration>,
@@ -79,6 +84,7 @@ fn parse_args() -> Result<Option<Args>> {
         config: None,
         config_id: None,
         test: false,
+        features: false,
         metrics: None,
         nexthop_ttl: None,
         attach: None,
@@ -108,6 +114,7 @@ fn parse_args() -> Result<Option<Args>> {
             "-f" | "--config" | "--use-file" => a.config = Some(value("a file")?.into()),
             "-i" | "--config-id" => a.config_id = Some(value("an id")?),
             "-t" | "--test" | "--config-test" => a.test = true,
+            "--features" => a.features = true,
             "--metrics-listen" => {
                 let v = value("ADDR:PORT")?;
                 a.metrics =
@@ -421,6 +428,17 @@ impl Plane for Loaded {
     fn conn_capacity(&self) -> u32 {
         self.conn_capacity
     }
+    fn features(&self) -> Vec<(String, bool)> {
+        self.dp
+            .features()
+            .report()
+            .into_iter()
+            .map(|(f, on)| (f.name.to_string(), on))
+            .collect()
+    }
+    fn attach_mode(&self) -> String {
+        self.dp.mode().name().to_string()
+    }
     fn maintain_neighbours(&mut self, addrs: &[Ipv4Addr]) {
         let misses = self.dp.counter("drop_no_neigh").unwrap_or(0);
         if misses == self.no_neigh_seen && addrs == self.resolved.as_slice() {
@@ -526,8 +544,8 @@ fn run(args: Args) -> Result<()> {
         None => auto_attach_mode(&ifaces),
     };
     let mut dp = match Dataplane::open(&opts) {
-        // auto: a kernel that cannot load the tc build (it needs 6.3+)
-        // still gets the XDP one.
+        // auto: a kernel that cannot load the tc build still gets the
+        // XDP one.
         Err(e) if args.attach.is_none() && opts.attach_mode == AttachMode::Tc => {
             log::warn!("the tc data plane did not load ({e}); using XDP");
             opts.attach_mode = AttachMode::Xdp;
@@ -624,6 +642,52 @@ fn serve(
     result
 }
 
+/// `xvsd --features`: loads each build of the data plane (small tables,
+/// nothing pinned or attached) and prints what it found; 0 when at least
+/// one build loads.
+fn print_features() -> i32 {
+    let mut any = false;
+    for mode in [AttachMode::Xdp, AttachMode::Tc] {
+        let opts = Options {
+            conn_capacity: 1024,
+            max_services: 16,
+            max_dests: 16,
+            ring_capacity: 1024,
+            persist_capacity: 16,
+            locality_capacity: 16,
+            attach_mode: mode,
+            pin_path: None,
+        };
+        match Dataplane::open(&opts) {
+            Ok(dp) => {
+                any = true;
+                println!("{}: loads", mode.name());
+                for (f, on) in dp.features().report() {
+                    if !mode.uses(f) {
+                        continue;
+                    }
+                    let why = dp
+                        .features()
+                        .why(f)
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default();
+                    if on {
+                        println!("  {:<14} yes  {}", f.name, f.needs);
+                    } else {
+                        println!("  {:<14} no   {}{why}; {}", f.name, f.needs, f.without);
+                    }
+                }
+            }
+            Err(e) => println!("{}: does not load: {e}", mode.name()),
+        }
+    }
+    if any {
+        0
+    } else {
+        1
+    }
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
@@ -639,6 +703,9 @@ fn main() {
     };
     if args.test {
         std::process::exit(test_config(&args));
+    }
+    if args.features {
+        std::process::exit(print_features());
     }
     if let Err(e) = run(args) {
         eprintln!("xvsd: {e:#}");
