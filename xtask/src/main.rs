@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xvs_testbed::{interrupted, Node, Proc, Testbed, Topology, VIP};
 
+mod vm;
+
 /// Debian packages the benchmarks need on top of [`PACKAGES`]: the load
 /// generators (wrk; trafgen from netsniff-ng), the contenders (HAProxy;
 /// nginx-light with libnginx-mod-stream, which has `ngx_stream_module`;
@@ -70,7 +72,15 @@ usage: cargo xtask <command>
                       stream and the XDP limit on the netns testbed; data-plane cost;
                       scale of state. Writes docs/benchmarks.md (--smoke: 1 s per
                       workload, one round, report in <target>/xvs-bench-smoke.md).
-                      Release build (--smoke: debug). See docs/benchmarks.md.";
+                      Release build (--smoke: debug). See docs/benchmarks.md.
+  vm [--kernel 5.10|6.1|6.12] [--mem MiB] [--smp N] [--timeout SECS] [--accel auto|kvm|tcg]
+     [-v] -- COMMAND [ARGS...]
+                      boot Debian's stock kernel of that release (default 6.12) under qemu
+                      and run COMMAND as root inside, with the host's root filesystem
+                      (read-only, tmpfs overlay); exits with COMMAND's status
+  vm --fetch [--kernel K ...]
+                      only download and unpack the kernels (all three without --kernel)
+                      into /var/cache/xvs-vm (`cargo xtask vm --help` for more)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,6 +88,7 @@ fn main() {
         Some("demo") => demo(&args[1..]),
         Some("test") if args.len() == 1 => test(),
         Some("bench") => bench(&args[1..]),
+        Some("vm") => vm::cmd(&args[1..]).map(|code| std::process::exit(code)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -142,7 +153,7 @@ fn require_root(what: &str) -> Result<()> {
     Ok(())
 }
 
-fn installed(pkg: &str) -> bool {
+pub(crate) fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", pkg])
         .stderr(Stdio::null())
@@ -160,7 +171,7 @@ fn ensure_deps() -> Result<()> {
 
 /// Install whichever of `packages` is missing (apt-get update first, only
 /// when something is missing).
-fn install_missing(packages: &[&str]) -> Result<()> {
+pub(crate) fn install_missing(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         println!("system packages: all present ({})", packages.join(" "));
@@ -320,6 +331,8 @@ fn test() -> Result<()> {
                 "sched_e2e",
                 "--test",
                 "conn_reuse_e2e",
+                "--test",
+                "selftest_e2e",
                 "--",
                 "--ignored",
                 "--test-threads=1",
@@ -660,6 +673,7 @@ fn demo_xvsd(tb: &Testbed, bins: &Bins, mode: Mode) -> Result<()> {
     let interfaces = match tb.topology() {
         Topology::Nat => "eth0,eth1",
         Topology::Dr => "eth0",
+        Topology::Selftest => "veth10,veth12",
     };
     let argv = [
         xvsd_s.as_str(),

@@ -145,6 +145,14 @@ struct {
 	__type(value, struct xvs_dest_conns);
 } DEST_CONNS SEC(".maps");
 
+/* Next hops of DR/TUN dests (xvs.h), written by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct xvs_dest_nh);
+} DEST_NH SEC(".maps");
+
 /* A service's dests in kernel list order, per generation: svc_id * 2 + gen. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -964,59 +972,85 @@ static __always_inline int icmp_frag_needed(xvs_ctx *ctx, __u32 mtu)
 	return act_tx(ctx, iface_flags(ctx->ingress_ifindex));
 }
 
+/* The next hop of DR/TUN dest `dest_id`, or NULL with the packet
+ * dropped and counted (*v: the verdict): DR's packets are addressed to a
+ * local VIP and TUN's carry a local source, so neither can be handed to
+ * the kernel, whose forwarding may be off besides. xvsd resolves what is
+ * missing (it watches drop_no_neigh). */
+static __always_inline struct xvs_dest_nh *dest_nh(__u32 dest_id, int *v)
+{
+	struct xvs_dest_nh *nh = bpf_map_lookup_elem(&DEST_NH, &dest_id);
+
+	if (nh && nh->state == XVS_NH_OK && nh->ifindex)
+		return nh;
+	if (nh && nh->state == XVS_NH_NO_ROUTE)
+		*v = verdict(XVS_CNT_DROP_FIB, ACT_DROP);
+	else
+		*v = verdict(XVS_CNT_DROP_NO_NEIGH, ACT_DROP);
+	return NULL;
+}
+
+/* Sets the next hop's MACs and sends the frame out of its interface. */
+static __always_inline int nh_out(xvs_ctx *ctx, const struct xvs_dest_nh *nh)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 oif = nh->ifindex, oflags = iface_flags(oif);
+
+	if ((void *)(eth + 1) > data_end)
+		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
+	if (oif == ctx->ingress_ifindex) {
+		cnt(XVS_CNT_TX);
+		return act_tx(ctx, oflags);
+	}
+	cnt(XVS_CNT_REDIRECT);
+	return act_redirect(ctx, oif, oflags);
+}
+
 /* DR (ip_vs_dr_xmit): the IP packet keeps its addresses; only the
  * Ethernet header changes, towards the real server's MAC. The TTL is
  * decremented because the director routes the packet (IPVS does the same
  * in __ip_vs_get_out_rt). The packet cannot go to the kernel (its
  * destination is a local VIP): every failure drops, counted. */
-static __always_inline int dr_xmit(xvs_ctx *ctx, __be32 rs, int can_icmp)
+static __always_inline int dr_xmit(xvs_ctx *ctx, __u32 dest_id, int can_icmp)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct bpf_fib_lookup fib = {};
+	struct xvs_dest_nh *nh;
 	struct iphdr *ip;
-	long rc;
+	int v = ACT_DROP;
 
 	if ((void *)(eth + 1) > data_end)
 		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
-
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = ip->protocol;
-	fib.tot_len = CTX_GSO(ctx) ? 0 : bpf_ntohs(ip->tot_len);
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = rs;
-	rc = fib_lookup_cached(ctx, &fib);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		ip_decrease_ttl(ip);
-		cnt(XVS_CNT_DR_IN);
-		return fib_out(ctx, &fib);
-	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(XVS_CNT_DROP_NO_NEIGH, ACT_DROP);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-		if (can_icmp && (ip->frag_off & bpf_htons(IP_DF)) && fib.mtu_result >= IP_MIN_MTU)
-			return icmp_frag_needed(ctx, fib.mtu_result);
+	nh = dest_nh(dest_id, &v);
+	if (!nh)
+		return v;
+	/* A GSO packet is judged by its segments, on the way out. */
+	if (!CTX_GSO(ctx) && bpf_ntohs(ip->tot_len) > nh->mtu) {
+		if (can_icmp && (ip->frag_off & bpf_htons(IP_DF)) && nh->mtu >= IP_MIN_MTU)
+			return icmp_frag_needed(ctx, nh->mtu);
 		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
 	}
-	return verdict(XVS_CNT_DROP_FIB, ACT_DROP);
+	ip_decrease_ttl(ip);
+	cnt(XVS_CNT_DR_IN);
+	return nh_out(ctx, nh);
 }
 
 /* TUN (ip_vs_tunnel_xmit): prepend an outer IPv4 header (IPIP) or IPv4 +
- * UDP + GUE (ipvs_gue_encap). Outer source = dest->tun_src, destination =
- * the RS; TOS = inner TOS with ECN encapsulated (INET_ECN_encapsulate),
- * DF = inner DF, TTL = inner TTL after the decrement, id 0 with DF (as
- * ip_select_ident) else random. The inner packet is not otherwise touched.
- * On a neighbour miss the encapsulated packet goes to the kernel, which
- * forwards it (its source is local: xvsd sets accept_local) and resolves
- * the neighbour. */
-static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, __be16 sport,
-				    int can_icmp)
+ * UDP + GUE (ipvs_gue_encap). Outer source = the next hop's `src` (the
+ * director's address towards the RS), destination = the RS; TOS = inner
+ * TOS with ECN encapsulated (INET_ECN_encapsulate), DF = inner DF, TTL =
+ * inner TTL after the decrement, id 0 with DF (as ip_select_ident) else
+ * random. The inner packet is not otherwise touched. */
+static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, __u32 dest_id,
+				    __be16 sport, int can_icmp)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -1024,43 +1058,36 @@ static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, _
 #ifndef XVS_TC
 	struct ethhdr e; /* XDP grows the head: the header moves */
 #endif
-	struct bpf_fib_lookup fib = {};
+	struct xvs_dest_nh *nh;
 	struct iphdr *ip, *oip;
-	__be32 rs = dest->addr, src = dest->tun_src;
+	__be32 rs = dest->addr, src;
 	__be16 dport = dest->tun_port;
 	int gue = dest->tun_type == XVS_TUN_GUE;
 	int csum_on = gue && (dest->tun_flags & XVS_TUN_F_CSUM);
 	__u32 hlen = gue ? XVS_GUE_HLEN : XVS_IPIP_HLEN;
-	__u32 inner_len;
+	__u32 inner_len, mtu;
+	int too_big, v = ACT_DROP;
 	__be16 df;
 	__u8 tos, ttl;
-	long rc;
 
 	if ((void *)(eth + 1) > data_end)
 		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
+	nh = dest_nh(dest_id, &v);
+	if (!nh)
+		return v;
+	src = nh->src;
+	mtu = nh->mtu;
 	inner_len = bpf_ntohs(ip->tot_len);
 	df = ip->frag_off & bpf_htons(IP_DF);
-
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = gue ? IPPROTO_UDP : IPPROTO_IPIP;
-	fib.sport = gue ? sport : 0;
-	fib.dport = gue ? dport : 0;
-	/* GSO: the kernel judges the segments, which adjust_room shrinks by
-	 * the encapsulation below. */
-	fib.tot_len = CTX_GSO(ctx) ? 0 : inner_len + hlen;
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.ipv4_src = src;
-	fib.ipv4_dst = rs;
-	rc = fib_lookup_cached(ctx, &fib);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && df) {
+	/* GSO: the segments are judged on the way out; adjust_room below
+	 * shrinks them by the encapsulation. */
+	too_big = !CTX_GSO(ctx) && inner_len + hlen > mtu;
+	if (too_big && df) {
 		/* As ensure_mtu_is_adequate: the sender learns the route MTU
 		 * less the encapsulation overhead. */
-		__u32 mtu = fib.mtu_result;
-
 		if (can_icmp && mtu >= hlen + IP_MIN_MTU)
 			return icmp_frag_needed(ctx, mtu - hlen);
 		return verdict(XVS_CNT_DROP_TOO_BIG, ACT_DROP);
@@ -1141,13 +1168,11 @@ static __always_inline int tun_xmit(xvs_ctx *ctx, const struct xvs_dest *dest, _
 	}
 
 	cnt(XVS_CNT_TUN_IN);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_out(ctx, &fib);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(XVS_CNT_FIB_NO_NEIGH, ACT_PASS);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) /* no DF: the kernel fragments */
+	/* No DF: IPVS fragments the outer packet; XDP cannot, so the kernel
+	 * gets it (its forwarding fragments, where it is on). */
+	if (too_big)
 		return verdict(XVS_CNT_FIB_FRAG_NEEDED, ACT_PASS);
-	return verdict(XVS_CNT_FIB_OTHER, ACT_PASS);
+	return nh_out(ctx, nh);
 }
 
 /* Sends a client packet of a DR/TUN connection on to its dest, by the
@@ -1161,10 +1186,10 @@ static __noinline int fwd_dest(xvs_ctx *ctx, __u32 dest_id,
 	if (!d || !(d->flags & XVS_DEST_F_AVAILABLE) || d->fwd == XVS_FWD_MASQ)
 		return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 	if (d->fwd == XVS_FWD_ROUTE)
-		return dr_xmit(ctx, d->addr, can_icmp);
+		return dr_xmit(ctx, dest_id, can_icmp);
 	if (d->fwd != XVS_FWD_TUNNEL || d->tun_type > XVS_TUN_GUE)
 		return verdict(XVS_CNT_PASS_FWD_UNSUPP, ACT_PASS);
-	return tun_xmit(ctx, d, gue_sport(fkey), can_icmp);
+	return tun_xmit(ctx, d, dest_id, gue_sport(fkey), can_icmp);
 }
 
 /* ---- ICMP errors for NAT, DR and TUN connections ---- */
@@ -2129,7 +2154,7 @@ __noinline int persist_create(__u32 dest_id)
 	struct xvs_scratch *sc = scratch();
 	struct xvs_tmpl *t, *nt;
 	struct xvs_dest *d;
-	long err;
+	int err; /* int: 6.1 leaves a map op's error zero-extended */
 
 	if (!sc)
 		return XVS_NO_DEST;
@@ -2171,7 +2196,7 @@ __noinline int persist_create(__u32 dest_id)
 static __always_inline int new_ops(struct xvs_scratch *sc, __u64 now)
 {
 	struct xvs_conn *fval = &sc->fval, *old;
-	long err;
+	int err; /* int: 6.1 leaves a map op's error zero-extended */
 
 	fval->flags |= XVS_CONN_F_OPS;
 	sc->out = *fval;
@@ -2201,7 +2226,7 @@ static __always_inline int new_ops(struct xvs_scratch *sc, __u64 now)
 static __always_inline int new_entries(struct xvs_scratch *sc)
 {
 	struct xvs_conn *fval = &sc->fval, *c;
-	long err;
+	int err; /* int: 6.1 leaves a map op's error zero-extended */
 
 	err = bpf_map_update_elem(&CONN_MAP, &sc->fkey, fval, BPF_NOEXIST);
 	if (err == -EEXIST_) {

@@ -151,12 +151,34 @@ struct xvs_dest {
 	__u32 u_threshold; /* -x, 0 = none */
 	__u32 l_threshold; /* -y, 0 = none */
 	/* TUN only: GUE destination port, enum xvs_tun_type, enum
-	 * xvs_tun_flags, and the outer source address (the director's address
-	 * towards the real server, computed by user space). */
+	 * xvs_tun_flags. */
 	__be16 tun_port;
 	__u8 tun_type;
 	__u8 tun_flags;
-	__be32 tun_src;
+	__u32 pad; /* ABI 3's tun_src, now in xvs_dest_nh.src */
+};
+
+/* xvs_dest_nh.state */
+enum xvs_nh_state {
+	XVS_NH_NONE = 0,     /* not resolved yet */
+	XVS_NH_OK = 1,       /* ifindex, MACs, MTU and source are valid */
+	XVS_NH_NO_ROUTE = 2, /* no unicast route to the dest */
+	XVS_NH_NO_NEIGH = 3, /* route, but the next hop's MAC is unknown */
+};
+
+/* DEST_NH value (array indexed by dest id): where a DR or TUN dest's
+ * packets leave the director, resolved by user space from the kernel's
+ * routes, links and neighbours (as IPVS's output route, so the director's
+ * own forwarding may be off) and refreshed when they change. DR's next
+ * hop is the real server itself (IPVS's KNOWN_NH), TUN's the route's. */
+struct xvs_dest_nh {
+	__u32 ifindex; /* egress */
+	__u32 mtu;     /* route MTU towards the dest */
+	__be32 src;    /* the director's address towards it (TUN outer source) */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 state;    /* enum xvs_nh_state */
+	__u8 pad[3];
 };
 
 /* CONN_MAP key: a packet's own 5-tuple as it arrives. */
@@ -307,8 +329,8 @@ enum xvs_counter {
 	XVS_CNT_REDIRECT,         /* bpf_redirect to another interface */
 	XVS_CNT_DR_IN,            /* DR: packets sent on to the RS (MACs rewritten) */
 	XVS_CNT_TUN_IN,           /* TUN: packets encapsulated (sent or passed) */
-	XVS_CNT_DROP_NO_NEIGH,    /* DR: RS neighbour unresolved, dropped */
-	XVS_CNT_DROP_FIB,         /* DR: other fib failure (no route, ...), dropped */
+	XVS_CNT_DROP_NO_NEIGH,    /* DR/TUN: next hop's MAC not (yet) known, dropped */
+	XVS_CNT_DROP_FIB,         /* DR/TUN: no route to the RS, dropped */
 	XVS_CNT_ICMP_FRAG_NEEDED, /* DR/TUN: DF packet too big, ICMP answered */
 	XVS_CNT_DROP_TOO_BIG,     /* DR/TUN: too big, cannot be answered or fragmented */
 	XVS_CNT_DROP_ENCAP,       /* bpf_xdp_adjust_head/tail failed */
@@ -425,6 +447,7 @@ struct xvs_abi {
 	enum xvs_decap_counter decap_counter;
 	enum xvs_expiry_kind expiry_kind;
 	enum xvs_feat feat;
+	enum xvs_nh_state nh_state;
 	struct xvs_expiry_rec expiry_rec;
 	__u32 pad;
 };

@@ -51,6 +51,7 @@ pub mod decap;
 pub mod features;
 mod neigh;
 mod netlink;
+pub mod nexthop;
 mod tc;
 
 bpf_skeleton!(skel, "/xvs.skel.rs");
@@ -63,9 +64,10 @@ bpf_skeleton!(skel_expiry, "/expiry.skel.rs");
 pub mod abi {
     pub use crate::skel::types::{
         xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
-        xvs_dest_flags, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat, xvs_fwd,
-        xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_ring_key, xvs_sched, xvs_state, xvs_stats,
-        xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+        xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat,
+        xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_nh_state, xvs_ring_key, xvs_sched,
+        xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_key,
+        xvs_tun_flags, xvs_tun_type,
     };
     pub use crate::skel_expiry::types::xvs_expiry_cfg;
 
@@ -82,6 +84,7 @@ pub mod abi {
     unsafe impl Pod for xvs_svc {}
     unsafe impl Pod for xvs_ring_key {}
     unsafe impl Pod for xvs_dest {}
+    unsafe impl Pod for xvs_dest_nh {}
     unsafe impl Pod for xvs_conn_key {}
     unsafe impl Pod for xvs_conn {}
     unsafe impl Pod for xvs_expiry_cfg {}
@@ -131,6 +134,7 @@ const _: () = assert!(size_of::<xvs_svc_key>() == 8);
 const _: () = assert!(size_of::<xvs_svc>() == 32);
 const _: () = assert!(size_of::<xvs_ring_key>() == 8);
 const _: () = assert!(size_of::<xvs_dest>() == 32);
+const _: () = assert!(size_of::<xvs_dest_nh>() == 28);
 const _: () = assert!(size_of::<xvs_svc_dests>() == 4 + 4 * SVC_DESTS_MAX);
 const _: () = assert!(size_of::<xvs_tmpl_key>() == 12);
 const _: () = assert!(size_of::<xvs_tmpl>() == 32);
@@ -337,9 +341,10 @@ const CNT_SLOTS: u32 = 64;
 const _: () = assert!(COUNTER_NAMES.len() <= CNT_SLOTS as usize);
 
 /// Maps pinned under [`Options::pin_path`] (all state; `.rodata` is not).
-const PINNED_MAPS: [&str; 12] = [
+const PINNED_MAPS: [&str; 13] = [
     "SVC_MAP",
     "DEST_MAP",
+    "DEST_NH",
     "RING_MAP",
     "SCHED_POS",
     "CONN_MAP",
@@ -948,6 +953,7 @@ impl Drop for DestConns {
 struct Maps {
     svc: MapHandle,
     dest: MapHandle,
+    dest_nh: MapHandle,
     ring: MapHandle,
     sched_pos: MapHandle,
     conn: MapHandle,
@@ -981,6 +987,9 @@ pub struct Dataplane {
     expiry: Option<Expiry>,
     /// The optional kernel features in use.
     features: features::Features,
+    /// DR/TUN dests whose neighbour was being asked for when they were
+    /// written (see [`Dataplane::await_nexthops`]).
+    nh_pending: std::sync::Mutex<Vec<(u32, Ipv4Addr, bool)>>,
     scan_clock: ScanClock,
     dest_conns: DestConns,
     max_services: u32,
@@ -1060,7 +1069,7 @@ impl Dataplane {
                 }
                 let entries = match name.as_str() {
                     "SVC_MAP" | "SCHED_POS" | "SVC_STATS" => Some(opts.max_services),
-                    "DEST_MAP" | "DEST_STATS" | "DEST_CONNS" => Some(opts.max_dests),
+                    "DEST_MAP" | "DEST_STATS" | "DEST_CONNS" | "DEST_NH" => Some(opts.max_dests),
                     "RING_MAP" => Some(opts.ring_capacity),
                     "CONN_MAP" => Some(opts.conn_capacity),
                     "SVC_DESTS" => Some(opts.max_services.saturating_mul(2)),
@@ -1126,6 +1135,7 @@ impl Dataplane {
         let maps = Maps {
             svc: handle("SVC_MAP", size_of::<xvs_svc_key>(), size_of::<xvs_svc>())?,
             dest: handle("DEST_MAP", 4, size_of::<xvs_dest>())?,
+            dest_nh: handle("DEST_NH", 4, size_of::<xvs_dest_nh>())?,
             ring: handle("RING_MAP", size_of::<xvs_ring_key>(), 4)?,
             sched_pos: handle("SCHED_POS", 4, 8)?,
             conn: handle("CONN_MAP", size_of::<xvs_conn_key>(), size_of::<xvs_conn>())?,
@@ -1196,6 +1206,7 @@ impl Dataplane {
             maps,
             expiry,
             features: feats,
+            nh_pending: Default::default(),
             scan_clock: ScanClock::default(),
             dest_conns,
             max_services,
@@ -1570,17 +1581,17 @@ impl Dataplane {
     /// Creates or updates a dest slot, for every forwarding method:
     ///
     /// * `Masq`: NAT.
-    /// * `Route`: direct routing; the real server must be reachable on a
-    ///   link of the director (its MAC comes from the neighbour table, see
-    ///   [`Dataplane::resolve_neighbours`]).
+    /// * `Route`: direct routing; the real server must be on a link of the
+    ///   director.
     /// * `Tunnel`: IPIP, or GUE to `tun_port` (`tun_csum`: `NoCsum` or
-    ///   `Csum`). The outer source address is the director's address
-    ///   towards the real server, looked up here (a UDP socket connected to
-    ///   it; nothing is sent) and stored in the slot; call `upsert_dest`
-    ///   again when addressing changes.
+    ///   `Csum`).
     ///
-    /// Errors: no route to a `Route`/`Tunnel` real server
-    /// ([`Error::Io`]); `--tun-type gre` and `--tun-remcsum`
+    /// `Route` and `Tunnel` dests get their next hop (`DEST_NH`) resolved
+    /// here when the route and neighbour are known; otherwise, as with
+    /// IPVS, the dest is accepted anyway and its packets are dropped
+    /// (counted) until [`Dataplane::refresh_nexthops`] finds it.
+    ///
+    /// Errors: `--tun-type gre` and `--tun-remcsum`
     /// ([`Error::Unsupported`]); GUE without a port ([`Error::Invalid`]).
     pub fn upsert_dest(&self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), Error> {
         self.check_dest_id(dest_id)?;
@@ -1597,14 +1608,11 @@ impl Dataplane {
             tun_port: 0,
             tun_type: 0,
             tun_flags: 0,
-            tun_src: 0,
+            pad: 0,
         };
         match dest.fwd {
             FwdMethod::Masq => {}
-            FwdMethod::Route => {
-                neigh::route_src(dest.addr, dest.port)?;
-                val.fwd = xvs_fwd::XVS_FWD_ROUTE.0 as u8;
-            }
+            FwdMethod::Route => val.fwd = xvs_fwd::XVS_FWD_ROUTE.0 as u8,
             FwdMethod::Tunnel => {
                 val.fwd = xvs_fwd::XVS_FWD_TUNNEL.0 as u8;
                 val.tun_type = match dest.tun_type {
@@ -1634,7 +1642,6 @@ impl Dataplane {
                 if dest.tun_type == TunType::Gue {
                     val.tun_port = be16(dest.tun_port);
                 }
-                val.tun_src = be32(neigh::route_src(dest.addr, dest.tun_port)?);
             }
         }
         // __ip_vs_update_dest: a new upper threshold of 0, or one above
@@ -1646,10 +1653,129 @@ impl Dataplane {
                 rt.flags.fetch_and(!OVERLOAD, Ordering::SeqCst);
             }
         }
+        // The next hop first: a DR/TUN dest must not be scheduled with
+        // the next hop of the slot's previous dest.
+        if dest.fwd != FwdMethod::Masq {
+            if let Err(e) = self.refresh_nexthop(dest_id, dest.addr, dest.fwd == FwdMethod::Route) {
+                warn!("next hop of real server {}: {e}", dest.addr);
+            }
+        }
         self.maps
             .dest
             .update(bytes(&dest_id), bytes(&val), MapFlags::ANY)
             .map_err(bpf_err("DEST_MAP update"))
+    }
+
+    /// Resolves one DR/TUN dest's next hop now (asking for its neighbour
+    /// when unknown; [`Dataplane::await_nexthops`] then waits for it) and
+    /// writes it.
+    fn refresh_nexthop(&self, dest_id: u32, addr: Ipv4Addr, dr: bool) -> Result<(), Error> {
+        let (nh, ask) = nexthop::Resolver::new()?.resolve(addr, dr)?;
+        self.maps
+            .dest_nh
+            .update(bytes(&dest_id), bytes(&nh), MapFlags::ANY)
+            .map_err(bpf_err("DEST_NH update"))?;
+        if ask.is_some() {
+            if let Ok(mut p) = self.nh_pending.lock() {
+                p.push((dest_id, addr, dr));
+            }
+        }
+        neigh::ask(ask.as_slice())
+    }
+
+    /// Waits, at most `timeout`, for the neighbours of the dests added or
+    /// changed since the last call whose MAC was unknown, writing each next
+    /// hop as it resolves: the program cannot queue packets while ARP runs
+    /// (the kernel does, for IPVS), so a freshly added real server would
+    /// lose its first packets. Neighbours the kernel gave up on are not
+    /// waited for. Returns how many are still unresolved.
+    pub fn await_nexthops(&self, timeout: Duration) -> u32 {
+        let mut pending = match self.nh_pending.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return 0,
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        while !pending.is_empty() {
+            let Ok(mut r) = nexthop::Resolver::new() else {
+                break;
+            };
+            pending.retain(|&(id, addr, dr)| {
+                let Ok((nh, ask)) = r.resolve(addr, dr) else {
+                    return false;
+                };
+                if ask.is_none() {
+                    let _ = self
+                        .maps
+                        .dest_nh
+                        .update(bytes(&id), bytes(&nh), MapFlags::ANY);
+                }
+                ask.is_some_and(|hop| r.resolving(hop))
+            });
+            if pending.is_empty() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pending.len() as u32
+    }
+
+    /// Resolves the next hop of every DR and TUN dest again from the
+    /// kernel's routes, links and neighbours, writes those that changed
+    /// and asks for the neighbours still unknown. Call it when they change
+    /// ([`nexthop::Monitor`]), when `drop_no_neigh` grows, and now and
+    /// then. Returns `(resolved, unresolved)` dests.
+    pub fn refresh_nexthops(&self) -> Result<(u32, u32), Error> {
+        let mut dests = Vec::new();
+        batch_read(&self.maps.dest, 4, size_of::<xvs_dest>(), |k, v| {
+            let Ok(k) = <[u8; 4]>::try_from(k) else {
+                return;
+            };
+            let d = from_bytes::<xvs_dest>(v);
+            let avail = d.flags & xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8 != 0;
+            if avail && d.fwd != xvs_fwd::XVS_FWD_MASQ.0 as u8 {
+                dests.push((u32::from_ne_bytes(k), d));
+            }
+        })?;
+        if dests.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut r = nexthop::Resolver::new()?;
+        let (mut ok, mut ask) = (0, Vec::new());
+        for (id, d) in dests {
+            let (nh, want) = r.resolve(ip_of(d.addr), d.fwd == xvs_fwd::XVS_FWD_ROUTE.0 as u8)?;
+            if nh.state == xvs_nh_state::XVS_NH_OK.0 as u8 {
+                ok += 1;
+            }
+            ask.extend(want);
+            let cur = self
+                .maps
+                .dest_nh
+                .lookup(bytes(&id), MapFlags::ANY)
+                .map_err(bpf_err("DEST_NH lookup"))?;
+            if cur.as_deref() != Some(bytes(&nh)) {
+                self.maps
+                    .dest_nh
+                    .update(bytes(&id), bytes(&nh), MapFlags::ANY)
+                    .map_err(bpf_err("DEST_NH update"))?;
+            }
+        }
+        ask.sort();
+        ask.dedup();
+        let unresolved = ask.len() as u32;
+        neigh::ask(&ask)?;
+        Ok((ok, unresolved))
+    }
+
+    /// The next hop of a dest slot as the program sees it.
+    pub fn dest_nexthop(&self, dest_id: u32) -> Result<xvs_dest_nh, Error> {
+        self.check_dest_id(dest_id)?;
+        Ok(self
+            .maps
+            .dest_nh
+            .lookup(bytes(&dest_id), MapFlags::ANY)
+            .map_err(bpf_err("DEST_NH lookup"))?
+            .map(|v| from_bytes::<xvs_dest_nh>(&v))
+            .unwrap_or_default())
     }
 
     /// The `DEST_MAP` slot, when it holds a dest.
@@ -1692,6 +1818,14 @@ impl Dataplane {
             .dest
             .update(bytes(&dest_id), bytes(&xvs_dest::default()), MapFlags::ANY)
             .map_err(bpf_err("DEST_MAP clear"))?;
+        self.maps
+            .dest_nh
+            .update(
+                bytes(&dest_id),
+                bytes(&xvs_dest_nh::default()),
+                MapFlags::ANY,
+            )
+            .map_err(bpf_err("DEST_NH clear"))?;
         let mut n = 0;
         for (k, c) in self.raw_conns()? {
             if c.dest_id != dest_id {
@@ -2019,8 +2153,14 @@ impl Dataplane {
     /// reports only the entries to act on; each is re-checked here before
     /// it is deleted.
     pub fn expire_conns(&self, timeouts: &Timeouts) -> Result<u64, Error> {
+        self.expire_conns_at(timeouts, monotonic_ns())
+    }
+
+    /// [`Dataplane::expire_conns`] as if [`monotonic_ns`] read `now`:
+    /// tests of idle times longer than a fresh machine's uptime.
+    pub fn expire_conns_at(&self, timeouts: &Timeouts, now: u64) -> Result<u64, Error> {
         let mut cfg = expiry_cfg(timeouts);
-        let now = cfg.now_ns;
+        cfg.now_ns = now;
         let Some(orphans) = self.scan_clock.start(now) else {
             return Ok(0);
         };

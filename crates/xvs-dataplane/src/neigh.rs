@@ -1,9 +1,6 @@
-//! Neighbour resolution and route source selection for DR/TUN dests, with
-//! raw rtnetlink and plain sockets (no shelling out, no extra crates).
+//! Neighbour resolution for DR/TUN dests, with raw rtnetlink (no shelling
+//! out, no extra crates).
 //!
-//! * [`route_src`]: the director's source address towards a real server
-//!   (the outer source of tunnelled packets): a UDP socket `connect()`ed to
-//!   it and `getsockname()`. Nothing is sent.
 //! * [`resolve`]: for each address, `RTM_GETROUTE` finds the egress
 //!   interface and next hop (the gateway when the route has one), then
 //!   `RTM_NEWNEIGH` with `NTF_USE` starts ARP for it. The entry is created
@@ -15,26 +12,7 @@
 use crate::netlink::{attrs, push_attr, Netlink, NLM_F_ACK, NLM_F_REQUEST};
 use crate::Error;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-
-/// The local address the kernel picks as source towards `addr`.
-pub(crate) fn route_src(addr: Ipv4Addr, port: u16) -> Result<Ipv4Addr, Error> {
-    let io_err = |source| Error::Io {
-        context: format!("no route to real server {addr}"),
-        source,
-    };
-    let sock = UdpSocket::bind("0.0.0.0:0").map_err(io_err)?;
-    let port = if port == 0 { 9 } else { port };
-    sock.connect(SocketAddrV4::new(addr, port))
-        .map_err(io_err)?;
-    match sock.local_addr().map_err(io_err)? {
-        std::net::SocketAddr::V4(a) if !a.ip().is_unspecified() => Ok(*a.ip()),
-        _ => Err(io_err(io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            "no IPv4 source address",
-        ))),
-    }
-}
+use std::net::Ipv4Addr;
 
 const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_CREATE: u16 = 0x400;
@@ -166,6 +144,37 @@ pub(crate) fn veth_peer_elsewhere(ifindex: i32) -> Result<bool, Error> {
     Ok(veth && elsewhere)
 }
 
+/// Starts ARP for each `(ifindex, address)` (managed where the kernel
+/// has it), leaving permanent and no-ARP entries alone.
+pub(crate) fn ask(hops: &[(u32, Ipv4Addr)]) -> Result<(), Error> {
+    if hops.is_empty() {
+        return Ok(());
+    }
+    let mut nl = Netlink::open()?;
+    for &(ifindex, via) in hops {
+        nl.ask(ifindex as i32, via).map_err(|source| Error::Io {
+            context: format!("triggering ARP for {via}"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+impl Netlink {
+    fn ask(&mut self, ifindex: i32, via: Ipv4Addr) -> Result<(), io::Error> {
+        let state = self.neigh_state(ifindex, via)?;
+        if state.is_some_and(|s| s & (NUD_PERMANENT | NUD_NOARP) != 0) {
+            return Ok(());
+        }
+        match self.neigh_use(ifindex, via, true) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                self.neigh_use(ifindex, via, false)
+            }
+            r => r,
+        }
+    }
+}
+
 /// See the module documentation.
 pub(crate) fn resolve(addrs: &[Ipv4Addr]) -> Result<(), Error> {
     let mut nl = Netlink::open()?;
@@ -181,20 +190,7 @@ pub(crate) fn resolve(addrs: &[Ipv4Addr]) -> Result<(), Error> {
                 source: io::Error::new(io::ErrorKind::NotFound, "no unicast route"),
             });
         };
-        let state = nl.neigh_state(ifindex, via).map_err(|source| Error::Io {
-            context: ctx("neighbour lookup"),
-            source,
-        })?;
-        if state.is_some_and(|s| s & (NUD_PERMANENT | NUD_NOARP) != 0) {
-            continue;
-        }
-        let r = match nl.neigh_use(ifindex, via, true) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
-                nl.neigh_use(ifindex, via, false)
-            }
-            r => r,
-        };
-        r.map_err(|source| Error::Io {
+        nl.ask(ifindex, via).map_err(|source| Error::Io {
             context: ctx(&format!("triggering ARP for {via}")),
             source,
         })?;

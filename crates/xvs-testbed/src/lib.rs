@@ -47,6 +47,7 @@
 //! Needs root. `ip`, `ethtool` and `sysctl` must be installed.
 
 pub mod harness;
+pub mod selftest;
 pub mod testsrv;
 pub mod vrrp;
 
@@ -105,6 +106,8 @@ pub enum Topology {
     Nat,
     /// [`Testbed::dr`] (direct routing and tunnelling).
     Dr,
+    /// [`Testbed::selftest`]: the kernel's IPVS selftest topology.
+    Selftest,
 }
 
 // -------------------------------------------------------------------- errors
@@ -991,6 +994,7 @@ impl Testbed {
         match self.topology {
             Topology::Nat => rs_ip(n),
             Topology::Dr => dr_rs_ip(n),
+            Topology::Selftest => selftest::ST_RS_IP.to_string(),
         }
     }
 

@@ -48,10 +48,17 @@ pub trait Plane: Backend {
     fn features(&self) -> Vec<(String, bool)>;
     /// The attach mode (`xdp` or `tc`).
     fn attach_mode(&self) -> String;
-    /// Keeps the neighbour entries of DR and TUN real servers resolved
-    /// (called every second with all their addresses): without one the data
-    /// plane cannot put a MAC on the frame.
-    fn maintain_neighbours(&mut self, addrs: &[std::net::Ipv4Addr]);
+    /// A descriptor that becomes readable when the kernel's routes, links
+    /// or neighbours change (DR/TUN next hops follow them).
+    fn network_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    /// Keeps the next hops of DR and TUN real servers current: called
+    /// every second and when [`Plane::network_fd`] is readable.
+    fn maintain_nexthops(&mut self);
+    /// After a change: waits (briefly) for the neighbours of the DR/TUN
+    /// real servers it added, so their first packets are not dropped.
+    fn settle_nexthops(&mut self) {}
 }
 
 /// Counters of every slot, indexed by service id and dest id.
@@ -270,6 +277,7 @@ impl<P: Plane> Daemon<P> {
         }
         self.model = new;
         self.save_state();
+        self.plane.settle_nexthops();
         Ok(())
     }
 
@@ -378,18 +386,18 @@ impl<P: Plane> Daemon<P> {
             let full = (self.ticks / interval) % every;
             self.plane.expire_locality(full == 0);
         }
-        let mut addrs: Vec<std::net::Ipv4Addr> = self
-            .model
-            .services
-            .values()
-            .flat_map(|s| s.dests.iter())
-            .filter(|d| d.dest.fwd != xvs_core::model::FwdMethod::Masq)
-            .map(|d| d.dest.addr)
-            .collect();
-        addrs.sort();
-        addrs.dedup();
-        self.plane.maintain_neighbours(&addrs);
+        self.plane.maintain_nexthops();
         self.refresh_metrics();
+    }
+
+    /// The plane's network-change descriptor, for the server's poll.
+    pub fn network_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.plane.network_fd()
+    }
+
+    /// Routes, links or neighbours changed: next hops follow.
+    pub fn network_changed(&mut self) {
+        self.plane.maintain_nexthops();
     }
 
     /// Feeds the rate estimators (called every 2 seconds, as IPVS does).
@@ -539,7 +547,7 @@ pub(crate) mod tests {
         fn attach_mode(&self) -> String {
             "xdp".into()
         }
-        fn maintain_neighbours(&mut self, _: &[Ipv4Addr]) {}
+        fn maintain_nexthops(&mut self) {}
     }
 
     pub(crate) const LIMITS: Limits = Limits {

@@ -1,12 +1,11 @@
 //! xvsd: the xvs daemon. See `xvsd --help` and docs/api.md.
 
 use anyhow::{bail, Context, Result};
-use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
-use xvs_core::model::{ConnState, Dest, FwdMethod, Service, ServiceKey, Timeouts};
+use xvs_core::model::{ConnState, Dest, Service, ServiceKey, Timeouts};
 use xvs_dataplane::{monotonic_ns, AttachMode, Dataplane, Options, SvcSched};
 use xvsd::daemon::{AllStats, Daemon, Plane};
 use xvsd::table::{Backend, Limits};
@@ -281,11 +280,27 @@ fn sysctl(path: &str, value: &str) -> Result<()> {
 struct Loaded {
     dp: Dataplane,
     conn_capacity: u32,
-    /// `drop_no_neigh` when neighbours were last resolved, and for which
-    /// addresses: resolution is asked again only when either changes.
-    no_neigh_seen: u64,
-    resolved: Vec<Ipv4Addr>,
+    /// Route, link and neighbour changes: DR/TUN next hops follow them.
+    monitor: Option<xvs_dataplane::nexthop::Monitor>,
+    /// `drop_no_neigh + drop_fib` at the last next-hop refresh, when it
+    /// ran, and how many dests it left unresolved.
+    misses_seen: u64,
+    refreshed: Option<std::time::Instant>,
+    unresolved: u32,
+    /// A change arrived too soon after the last refresh (our own ARP
+    /// requests make neighbour events too): the next tick refreshes.
+    pending: bool,
 }
+
+/// How long a change waits for the neighbours of the DR/TUN real servers
+/// it added.
+const NEXTHOP_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Two refreshes on network changes are at least this far apart.
+const NEXTHOP_MIN_GAP: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Next hops are refreshed at least this often, whatever the kernel says.
+const NEXTHOP_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Backend for Loaded {
     fn upsert_service(
@@ -304,16 +319,10 @@ impl Backend for Loaded {
             .map_err(|e| e.to_string())
     }
     fn upsert_dest(&mut self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), String> {
+        // DR/TUN: the next hop is resolved (or asked for) right here.
         self.dp
             .upsert_dest(dest_id, svc_id, dest)
-            .map_err(|e| e.to_string())?;
-        if dest.fwd != FwdMethod::Masq {
-            // Resolve before the first packet needs the MAC.
-            if let Err(e) = self.dp.resolve_neighbours(&[dest.addr]) {
-                log::warn!("resolving the neighbour {}: {e}", dest.addr);
-            }
-        }
-        Ok(())
+            .map_err(|e| e.to_string())
     }
     fn remove_dest(&mut self, dest_id: u32) -> Result<(), String> {
         let ended = self.dp.remove_dest(dest_id).map_err(|e| e.to_string())?;
@@ -439,24 +448,51 @@ impl Plane for Loaded {
     fn attach_mode(&self) -> String {
         self.dp.mode().name().to_string()
     }
-    fn maintain_neighbours(&mut self, addrs: &[Ipv4Addr]) {
-        let misses = self.dp.counter("drop_no_neigh").unwrap_or(0);
-        if misses == self.no_neigh_seen && addrs == self.resolved.as_slice() {
-            return;
-        }
-        if misses != self.no_neigh_seen {
+    fn settle_nexthops(&mut self) {
+        let left = self.dp.await_nexthops(NEXTHOP_SETTLE);
+        if left > 0 {
             log::info!(
-                "{} packet(s) found no neighbour entry for their real server; resolving {} address(es)",
-                misses.saturating_sub(self.no_neigh_seen),
-                addrs.len()
+                "{left} new real server(s) not resolved within {NEXTHOP_SETTLE:?}; their packets \
+                 are dropped until they answer ARP"
             );
         }
-        match self.dp.resolve_neighbours(addrs) {
-            Ok(()) => {
-                self.no_neigh_seen = misses;
-                self.resolved = addrs.to_vec();
+    }
+    fn network_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.monitor.as_ref().map(|m| m.fd())
+    }
+    fn maintain_nexthops(&mut self) {
+        self.pending |= self.monitor.as_ref().is_some_and(|m| m.drain());
+        let misses = ["drop_no_neigh", "drop_fib"]
+            .iter()
+            .map(|c| self.dp.counter(c).unwrap_or(0))
+            .sum::<u64>();
+        let since = self.refreshed.map(|t| t.elapsed());
+        let due = since.is_none_or(|d| d >= NEXTHOP_REFRESH);
+        let wanted = self.pending || misses != self.misses_seen || self.unresolved != 0;
+        if !(due || wanted && since.is_none_or(|d| d >= NEXTHOP_MIN_GAP)) {
+            return;
+        }
+        self.pending = false;
+        match self.dp.refresh_nexthops() {
+            Ok((_, unresolved)) => {
+                if unresolved != self.unresolved || misses != self.misses_seen {
+                    log::info!(
+                        "real-server next hops: {unresolved} unresolved{}",
+                        if misses > self.misses_seen {
+                            format!(
+                                " ({} packet(s) dropped for want of one)",
+                                misses - self.misses_seen
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                self.unresolved = unresolved;
+                self.misses_seen = misses;
+                self.refreshed = Some(std::time::Instant::now());
             }
-            Err(e) => log::warn!("resolving real-server neighbours: {e}"),
+            Err(e) => log::warn!("refreshing real-server next hops: {e}"),
         }
     }
 }
@@ -568,7 +604,11 @@ fn run(args: Args) -> Result<()> {
         log::info!("next-hop cache lifetime {} ms", ttl.as_millis());
     }
     if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
-        log::warn!("net.ipv4.ip_forward is 0: packets the data plane hands to the kernel (unresolved neighbours) will not be forwarded");
+        log::warn!(
+            "net.ipv4.ip_forward is 0: NAT (-m) services need it, as with LVS-NAT (the kernel \
+             forwards what the data plane hands it, and bpf_fib_lookup refuses to route); \
+             DR (-g) and TUN (-i) do not"
+        );
     }
     for ifname in &ifaces {
         dp.attach(ifname)
@@ -584,8 +624,13 @@ fn run(args: Args) -> Result<()> {
     let plane = Loaded {
         dp,
         conn_capacity: args.opts.conn_capacity,
-        no_neigh_seen: 0,
-        resolved: Vec::new(),
+        monitor: xvs_dataplane::nexthop::Monitor::open()
+            .map_err(|e| log::warn!("{e}: next hops are refreshed every {NEXTHOP_REFRESH:?} only"))
+            .ok(),
+        misses_seen: 0,
+        refreshed: None,
+        unresolved: 0,
+        pending: false,
     };
     let limits = Limits {
         max_services: args.opts.max_services,

@@ -199,6 +199,7 @@ pub fn run_with<P: Plane>(
             .map(|w| w.as_raw_fd())
             .into_iter()
             .chain(daemon.health_wake_fd())
+            .chain(daemon.network_fd())
             .collect();
         for fd in &extra {
             fds.push(libc::pollfd {
@@ -247,6 +248,13 @@ pub fn run_with<P: Plane>(
             }
         }
         daemon.health_events();
+        let net = daemon.network_fd();
+        if fds[1..first_client]
+            .iter()
+            .any(|p| Some(p.fd) == net && p.revents & libc::POLLIN != 0)
+        {
+            daemon.network_changed();
+        }
         if fds[0].revents & libc::POLLIN != 0 {
             loop {
                 match listener.accept() {
