@@ -1,6 +1,7 @@
 //! Compiles the BPF programs with clang and generates their libbpf-rs
-//! skeletons: `bpf/xvs.bpf.c` twice, as the director's `xvs_xdp` and, with
-//! `-DXVS_TC`, as its tc twin `xvs_tc`; `bpf/expiry.bpf.c` (the
+//! skeletons: `bpf/xvs.bpf.c` as the director's `xvs_xdp` and, with
+//! `-DXVS_TC`, as its tc twin `xvs_tc`, each also without 5.12's atomics
+//! (`-DXVS_NO_ATOMICS`, for older kernels); `bpf/expiry.bpf.c` (the
 //! director's optional expiry scan); and `bpf/decap.bpf.c` (the real
 //! server's `xvs_decap`), likewise twice.
 
@@ -9,9 +10,16 @@ use std::env;
 use std::path::PathBuf;
 
 /// Source, object name, extra clang arguments.
-const SRCS: [(&str, &str, &[&str]); 5] = [
+const SRCS: [(&str, &str, &[&str]); 7] = [
     ("bpf/xvs.bpf.c", "xvs", &[]),
     ("bpf/xvs.bpf.c", "xvs_tc", &["-DXVS_TC"]),
+    // For kernels without 5.12's atomic instructions.
+    ("bpf/xvs.bpf.c", "xvs_compat", &["-DXVS_NO_ATOMICS"]),
+    (
+        "bpf/xvs.bpf.c",
+        "xvs_tc_compat",
+        &["-DXVS_TC", "-DXVS_NO_ATOMICS"],
+    ),
     ("bpf/expiry.bpf.c", "expiry", &[]),
     ("bpf/decap.bpf.c", "decap", &[]),
     ("bpf/decap.bpf.c", "decap_tc", &["-DXVS_TC"]),

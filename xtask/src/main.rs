@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xvs_testbed::{interrupted, Node, Proc, Testbed, Topology, VIP};
 
+mod matrix;
 mod vm;
 
 /// Debian packages the benchmarks need on top of [`PACKAGES`]: the load
@@ -66,13 +67,26 @@ usage: cargo xtask <command>
                       the real servers with xvs-realserver; --no-build: use the binaries
                       already built; XVS_BIN_DIR overrides where)
   test                fmt, clippy, build, unit tests, root tests (BPF fixtures, netns e2e),
-                      then the benchmark harness in --smoke mode
+                      the benchmark harness in --smoke mode, then the kernel matrix
+  matrix [--kernel 5.10|6.1|6.12]...
+                      the kernel-dependent tests (fixtures in both attach modes, scheduler
+                      differential, IPVS selftest cases, NAT/DR/TUN e2e subset, demo) on
+                      Debian's stock kernels in a VM (all three without --kernel)
   bench [--smoke] [--rounds N] [--duration S] [--no-build] [xvs-bench options]
-                      xvs against direct, kernel forwarding, nftables NAT, HAProxy, nginx
-                      stream and the XDP limit on the netns testbed; data-plane cost;
+                      xvs against direct, kernel forwarding, nftables NAT, the kernel's
+                      IPVS (NAT, DR, TUN; skipped where the kernel has no ip_vs), HAProxy,
+                      nginx stream and the XDP limit on the netns testbed; data-plane cost;
                       scale of state. Writes docs/benchmarks.md (--smoke: 1 s per
                       workload, one round, report in <target>/xvs-bench-smoke.md).
                       Release build (--smoke: debug). See docs/benchmarks.md.
+  bench --vm [--kernel 5.10|6.1|6.12] [--vm-timeout SECS] [xvs-bench options]
+                      the same inside Debian's stock kernel (default 6.12) under qemu
+                      (cargo xtask vm; TCG here, so only ratios within the run count):
+                      by default ipvs-nat xvs-nat nft-nat ipvs-dr xvs-dr ipvs-tun xvs-tun
+                      direct, 3 interleaved rounds of 3 s, no data-plane cost or scale
+                      (--only, --rounds, --duration override); binaries built on the host;
+                      report in <target>/xvs-bench-vm.md (--out: a host path), never
+                      docs/benchmarks.md. --vm-timeout: the whole VM run (default 3600)
   vm [--kernel 5.10|6.1|6.12] [--mem MiB] [--smp N] [--timeout SECS] [--accel auto|kvm|tcg]
      [-v] -- COMMAND [ARGS...]
                       boot Debian's stock kernel of that release (default 6.12) under qemu
@@ -89,6 +103,7 @@ fn main() {
         Some("test") if args.len() == 1 => test(),
         Some("bench") => bench(&args[1..]),
         Some("vm") => vm::cmd(&args[1..]).map(|code| std::process::exit(code)),
+        Some("matrix") => matrix::cmd(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -340,7 +355,7 @@ fn test() -> Result<()> {
             &[("XVS_TEST_ATTACH", "xdp")],
         ),
     ];
-    let total = steps.len() + 1;
+    let total = steps.len() + 2;
     let mut result = Ok(());
     for (i, (title, args, env)) in steps.iter().enumerate() {
         header(&format!("[{}/{total}] {title}", i + 1));
@@ -353,9 +368,16 @@ fn test() -> Result<()> {
         // No timing assertions: only that the harness runs every contender
         // and metric and produces numbers.
         header(&format!(
-            "[{total}/{total}] tier 4: benchmark harness, smoke mode (cargo xtask bench --smoke)"
+            "[{}/{total}] tier 5: benchmark harness, smoke mode (cargo xtask bench --smoke)",
+            total - 1
         ));
         result = run_bench(&["--smoke".to_string()], false);
+    }
+    if result.is_ok() {
+        header(&format!(
+            "[{total}/{total}] tier 4: the kernel matrix (Debian 5.10, 6.1, 6.12 in a VM)"
+        ));
+        result = matrix::run(&vm::Kernel::ALL);
     }
     header("cleanup of stale xvs namespaces (after)");
     let cleaned = cleanup_stale();
@@ -384,6 +406,8 @@ fn bench(args: &[String]) -> Result<()> {
     header("dependencies");
     ensure_deps()?;
     ensure_bench_deps()?;
+    // The IPVS contenders' command line (on the host; a VM runs the host's).
+    install_missing(&["ipvsadm"])?;
     run_bench(&pass, build)
 }
 
@@ -391,8 +415,58 @@ fn bench(args: &[String]) -> Result<()> {
 /// binaries for a full run, debug ones for `--smoke`. Without `--out`, a
 /// full run writes docs/benchmarks.md and a smoke run
 /// `<target>/xvs-bench-smoke.md`.
+///
+/// With `--vm [--kernel K] [--vm-timeout S]` in `args`, `xvs-bench` runs
+/// inside Debian's kernel K (default 6.12) under `cargo xtask vm`, on the
+/// binaries built here, by default with the IPVS, xvs and nftables
+/// contenders only (`--only`, `--rounds`, `--duration` override), and the
+/// report goes to `<target>/xvs-bench-vm.md` (or `--out FILE`, a host
+/// path), never to docs/benchmarks.md. The guest's writes vanish with it
+/// (its root is the host's, read-only under a tmpfs overlay), so the guest
+/// prints the report between two marker lines and this side, which runs
+/// the VM as a child `xtask vm` with its stdout piped, writes it.
 fn run_bench(args: &[String], build: bool) -> Result<()> {
-    let smoke = args.iter().any(|a| a == "--smoke");
+    /// The VM run's defaults: ≤ 15 min under TCG (IPVS, xvs and nftables
+    /// on the three testbeds, one baseline; 3 interleaved rounds of 3 s).
+    const VM_ONLY: &str = "ipvs-nat,xvs-nat,nft-nat,ipvs-dr,xvs-dr,ipvs-tun,xvs-tun,direct";
+    const VM_BEGIN: &str = "@@ xvs-bench-vm report begin @@";
+    const VM_END: &str = "@@ xvs-bench-vm report end @@";
+
+    // Split off the VM's options; everything else is xvs-bench's.
+    let mut vm_kernel: Option<vm::Kernel> = None;
+    let mut in_vm = false;
+    let mut vm_timeout: u64 = 3600;
+    let mut user_out: Option<String> = None;
+    let mut rest: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (k, inline) = match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || -> Result<String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("{k} needs a value")),
+            }
+        };
+        match k {
+            "--vm" => in_vm = true,
+            "--kernel" => vm_kernel = Some(vm::Kernel::parse(&value()?)?),
+            "--vm-timeout" => {
+                vm_timeout = value()?.parse().context("--vm-timeout: seconds")?;
+            }
+            "--out" => user_out = Some(value()?),
+            _ => rest.push(a.clone()),
+        }
+    }
+    if !in_vm && (vm_kernel.is_some() || args.iter().any(|a| a.starts_with("--vm-timeout"))) {
+        bail!("--kernel and --vm-timeout go with --vm\n{USAGE}");
+    }
+    let smoke = rest.iter().any(|a| a == "--smoke");
     let exe = std::env::current_exe().context("locating xtask")?;
     let debug_dir = exe.parent().context("xtask's directory")?.to_path_buf();
     let target = debug_dir
@@ -421,16 +495,6 @@ fn run_bench(args: &[String], build: bool) -> Result<()> {
         }
         run_cargo(&cargo_args)?;
     }
-    let mut argv: Vec<String> = args.to_vec();
-    if !args.iter().any(|a| a == "--out" || a.starts_with("--out=")) {
-        let out = if smoke {
-            target.join("xvs-bench-smoke.md")
-        } else {
-            workspace_root().join("docs").join("benchmarks.md")
-        };
-        argv.push("--out".into());
-        argv.push(out.to_string_lossy().into_owned());
-    }
     let me = bin_dir.join("xvs-bench");
     if !me.is_file() {
         bail!(
@@ -439,21 +503,136 @@ fn run_bench(args: &[String], build: bool) -> Result<()> {
             if smoke { "" } else { " --release" }
         );
     }
-    header(&format!("xvs-bench {}", argv.join(" ")));
-    println!(
-        "load average now: {}",
+    let load_now = || {
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
+            .to_string()
+    };
+
+    if !in_vm {
+        let mut argv = rest;
+        let out = match user_out {
+            Some(o) => PathBuf::from(o),
+            None if smoke => target.join("xvs-bench-smoke.md"),
+            None => workspace_root().join("docs").join("benchmarks.md"),
+        };
+        argv.push("--out".into());
+        argv.push(out.to_string_lossy().into_owned());
+        header(&format!("xvs-bench {}", argv.join(" ")));
+        println!("load average now: {}", load_now());
+        let status = Command::new(&me)
+            .args(&argv)
+            .env("XVS_BIN_DIR", &bin_dir)
+            .stdin(Stdio::null())
+            .status()
+            .with_context(|| format!("running {}", me.display()))?;
+        if !status.success() {
+            bail!("xvs-bench failed ({status})");
+        }
+        return Ok(());
+    }
+
+    // ---- in a VM
+    let kernel = vm_kernel.unwrap_or(vm::Kernel::V6_12);
+    let has = |opt: &str| {
+        rest.iter()
+            .any(|a| a == opt || a.starts_with(&format!("{opt}=")))
+    };
+    let mut argv = rest.clone();
+    if !has("--only") {
+        argv.extend(["--only".into(), VM_ONLY.into()]);
+    }
+    if !smoke && !has("--rounds") {
+        argv.extend(["--rounds".into(), "3".into()]);
+    }
+    if !smoke && !has("--duration") {
+        argv.extend(["--duration".into(), "3".into()]);
+    }
+    for o in ["--no-dp-cost", "--no-scale", "--in-vm"] {
+        if !has(o) {
+            argv.push(o.into());
+        }
+    }
+    // The guest's /tmp is its own tmpfs: the report is written there and
+    // printed between the markers.
+    let guest_out = "/tmp/xvs-bench-vm.md";
+    argv.extend(["--out".into(), guest_out.into()]);
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let script = format!(
+        "XVS_BIN_DIR={bin} {me} {args}\nrc=$?\n\
+         if [ -f {out} ]; then echo {b}; cat {out}; echo {e}; fi\nexit $rc\n",
+        bin = quote(&bin_dir.to_string_lossy()),
+        me = quote(&me.to_string_lossy()),
+        args = argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
+        out = guest_out,
+        b = quote(VM_BEGIN),
+        e = quote(VM_END),
     );
-    let status = Command::new(&me)
-        .args(&argv)
-        .env("XVS_BIN_DIR", &bin_dir)
+    let host_out = user_out
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join("xvs-bench-vm.md"));
+    header(&format!(
+        "xvs-bench {} — in a VM, Debian's {kernel} kernel (cargo xtask vm)",
+        argv.join(" ")
+    ));
+    println!("load average now (host): {}", load_now());
+    let t0 = Instant::now();
+    let mut child = Command::new(&exe)
+        .args(["vm", "--kernel", kernel.version()])
+        .args(["--timeout", &vm_timeout.to_string()])
+        .args(["--", "sh", "-c", &script])
         .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("running {}", me.display()))?;
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting `xtask vm`")?;
+    let mut report = String::new();
+    let (mut inside, mut complete) = (false, false);
+    let stdout = child.stdout.take().context("xtask vm's stdout")?;
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+            .context("reading xtask vm's output")?;
+        if n == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches('\n');
+        if line == VM_BEGIN {
+            inside = true;
+        } else if line == VM_END {
+            inside = false;
+            complete = true;
+        } else if inside {
+            // xvs-bench's own result markers: for docs/benchmarks.md only.
+            if !line.starts_with("<!-- xvs-bench results") {
+                report.push_str(line);
+                report.push('\n');
+            }
+        } else {
+            println!("{line}");
+        }
+    }
+    let status = child.wait().context("waiting for xtask vm")?;
+    println!(
+        "VM run: {:.0} s (boot included); load average now (host): {}",
+        t0.elapsed().as_secs_f64(),
+        load_now()
+    );
+    if complete {
+        std::fs::write(&host_out, report.trim_start())
+            .with_context(|| format!("writing {}", host_out.display()))?;
+        println!("report written to {}", host_out.display());
+    } else {
+        println!(
+            "no report came back from the VM; {} unchanged",
+            host_out.display()
+        );
+    }
     if !status.success() {
-        bail!("xvs-bench failed ({status})");
+        bail!("xvs-bench in the VM failed ({status})");
     }
     Ok(())
 }

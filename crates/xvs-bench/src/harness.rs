@@ -50,6 +50,8 @@ pub struct Config {
     pub scale: bool,
     pub out: Option<PathBuf>,
     pub command_line: String,
+    /// Run inside `cargo xtask vm` (`--in-vm`): the report says so first.
+    pub in_vm: bool,
 }
 
 /// Who is measured.
@@ -60,30 +62,36 @@ pub enum Contender {
     Nft,
     Haproxy,
     Nginx,
+    IpvsNat,
     XvsNat,
     XvsNatXdp,
     XvsNat1,
     DirectDr,
+    IpvsDr,
     XvsDr,
     XvsDrXdp,
+    IpvsTun,
     XvsTun,
     XvsTunXdp,
     XdpDrop,
     XdpTx,
 }
 
-pub const ALL: [Contender; 15] = [
+pub const ALL: [Contender; 18] = [
     Contender::Direct,
     Contender::Fwd,
     Contender::Nft,
     Contender::Haproxy,
     Contender::Nginx,
+    Contender::IpvsNat,
     Contender::XvsNat,
     Contender::XvsNatXdp,
     Contender::XvsNat1,
     Contender::DirectDr,
+    Contender::IpvsDr,
     Contender::XvsDr,
     Contender::XvsDrXdp,
+    Contender::IpvsTun,
     Contender::XvsTun,
     Contender::XvsTunXdp,
     Contender::XdpDrop,
@@ -105,12 +113,15 @@ impl Contender {
             Contender::Nft => "nft-nat",
             Contender::Haproxy => "haproxy",
             Contender::Nginx => "nginx-stream",
+            Contender::IpvsNat => "ipvs-nat",
             Contender::XvsNat => "xvs-nat",
             Contender::XvsNatXdp => "xvs-nat-xdp",
             Contender::XvsNat1 => "xvs-nat-1rs",
             Contender::DirectDr => "direct-dr",
+            Contender::IpvsDr => "ipvs-dr",
             Contender::XvsDr => "xvs-dr",
             Contender::XvsDrXdp => "xvs-dr-xdp",
+            Contender::IpvsTun => "ipvs-tun",
             Contender::XvsTun => "xvs-tun",
             Contender::XvsTunXdp => "xvs-tun-xdp",
             Contender::XdpDrop => "xdp-drop",
@@ -130,12 +141,15 @@ impl Contender {
             Contender::Nft => "director: nftables `dnat to numgen inc mod 3 map {…}` (kube-proxy nftables style), conntrack",
             Contender::Haproxy => "director: HAProxy TCP mode, roundrobin, 2 threads (TCP only)",
             Contender::Nginx => "director: nginx `stream` proxy, 2 workers (TCP; UDP with proxy_responses 0)",
+            Contender::IpvsNat => "director: the kernel's IPVS, `ipvsadm -A -t VIP:80 -s rr`, `-a … -m` ×3 (NAT, `ip_forward=1`), and `-u VIP:9` likewise",
             Contender::XvsNat => "director: xvsd (`--attach tc`, what auto picks on veth), `-s rr`, `-m` (NAT)",
             Contender::XvsNatXdp => "the same with `--attach xdp` (native XDP on veth)",
             Contender::XvsNat1 => "`xvs-nat` with rs1 as the only real server: the same work on the same one server as `kernel-fwd`, which cannot spread it",
             Contender::DirectDr => "client → router → rs1, no load balancer (DR testbed baseline)",
+            Contender::IpvsDr => "director: the kernel's IPVS, `ipvsadm … -s rr`, `-g` (DR testbed, the real servers of `xvs-dr`)",
             Contender::XvsDr => "director: xvsd `--attach tc`, `-s rr`, `-g` (DR testbed)",
             Contender::XvsDrXdp => "the same with `--attach xdp`",
+            Contender::IpvsTun => "director: the kernel's IPVS, `ipvsadm … -s rr`, `-i` IPIP (DR testbed, the real servers of `xvs-tun`)",
             Contender::XvsTun => "director: xvsd `--attach tc`, `-s rr`, `-i` IPIP (DR testbed, RS decap by xvs-realserver)",
             Contender::XvsTunXdp => "the same with `--attach xdp`",
             Contender::XdpDrop => "director eth0: `return XDP_DROP;` (counted at director eth0)",
@@ -145,8 +159,10 @@ impl Contender {
 
     fn bed(self) -> BedId {
         match self {
-            Contender::DirectDr | Contender::XvsDr | Contender::XvsDrXdp => BedId::Dr,
-            Contender::XvsTun | Contender::XvsTunXdp => BedId::Tun,
+            Contender::DirectDr | Contender::IpvsDr | Contender::XvsDr | Contender::XvsDrXdp => {
+                BedId::Dr
+            }
+            Contender::IpvsTun | Contender::XvsTun | Contender::XvsTunXdp => BedId::Tun,
             _ => BedId::Nat,
         }
     }
@@ -157,6 +173,14 @@ impl Contender {
 
     pub fn udp(self) -> bool {
         self != Contender::Haproxy
+    }
+
+    /// The kernel's IPVS: needs `ip_vs` and `ipvsadm`, skipped without.
+    pub fn ipvs(self) -> bool {
+        matches!(
+            self,
+            Contender::IpvsNat | Contender::IpvsDr | Contender::IpvsTun
+        )
     }
 }
 
@@ -210,6 +234,8 @@ struct Active {
     procs: Vec<Proc>,
     xvsd: Option<Xvsd>,
     nft: bool,
+    /// IPVS configured in the director: `ipvsadm -C` at teardown.
+    ipvs: bool,
     xdp: Vec<(Node, &'static str)>,
 }
 
@@ -244,6 +270,8 @@ pub struct Harness {
     tun: Option<Bed>,
     pub rep: Report,
     k: u32,
+    /// This run loaded `ip_vs`: it reloads it between IPVS runs.
+    ipvs_ours: bool,
 }
 
 fn path_str(p: PathBuf) -> String {
@@ -306,6 +334,7 @@ pub fn run(cfg: Config) -> Result<()> {
         dr: None,
         tun: None,
         k: 0,
+        ipvs_ours: false,
     };
     let r = h.run_all();
     if let Err(e) = &r {
@@ -362,7 +391,25 @@ impl Harness {
     }
 
     fn run_all(&mut self) -> Result<()> {
-        let contenders = self.contenders();
+        let mut contenders = self.contenders();
+        let ipvs: Vec<Contender> = contenders.iter().copied().filter(|c| c.ipvs()).collect();
+        if !ipvs.is_empty() {
+            match ipvs_probe() {
+                Ok((what, ours)) => {
+                    println!("IPVS: {what}");
+                    self.rep.ipvs = Some(what);
+                    self.ipvs_ours = ours;
+                }
+                Err(why) => {
+                    let names: Vec<String> =
+                        ipvs.iter().map(|c| format!("`{}`", c.name())).collect();
+                    let line = format!("{}: not run: {why}", names.join(", "));
+                    println!("{line}");
+                    self.rep.not_run.push(line);
+                    contenders.retain(|c| !c.ipvs());
+                }
+            }
+        }
         let need = |id: BedId| contenders.iter().any(|c| c.bed() == id);
         hdr("testbeds");
         if need(BedId::Nat) || self.cfg.dp_cost || self.cfg.scale {
@@ -566,9 +613,12 @@ impl Harness {
                 format!("http://{}/", dr_rs_ip(1)),
                 dr_rs_ip(1).parse().expect("ip"),
             ),
-            Contender::XvsDr | Contender::XvsDrXdp | Contender::XvsTun | Contender::XvsTunXdp => {
-                dr(format!("http://{VIP}/"), vip)
-            }
+            Contender::IpvsDr
+            | Contender::IpvsTun
+            | Contender::XvsDr
+            | Contender::XvsDrXdp
+            | Contender::XvsTun
+            | Contender::XvsTunXdp => dr(format!("http://{VIP}/"), vip),
             _ => nat(format!("http://{VIP}/"), vip),
         }
     }
@@ -602,6 +652,17 @@ impl Harness {
                 let msg = format!("{}: {w}: {e:#}", c.name());
                 eprintln!("  FAILED {msg}");
                 self.rep.failures.push(msg);
+            }
+        }
+        if active.ipvs {
+            let tb = self.bed(c.bed());
+            if let Ok(out) = tb.exec_ok(
+                Node::Director,
+                &["ipvsadm", "-L", "-n", "--stats", "--exact"],
+            ) {
+                self.rep
+                    .ipvs_stats
+                    .insert(c.name().to_string(), ipvs_stats_line(&out));
             }
         }
         if let Some(x) = &active.xvsd {
@@ -758,6 +819,61 @@ impl Harness {
                 a.xvsd = Some(x);
                 setup?;
             }
+            Contender::IpvsNat | Contender::IpvsDr | Contender::IpvsTun => {
+                let fwd = match c {
+                    Contender::IpvsNat => "-m",
+                    Contender::IpvsDr => "-g",
+                    _ => "-i",
+                };
+                // Loaded again when the last IPVS run unloaded it.
+                ipvs_load().map_err(|e| anyhow!("{e}"))?;
+                // The kernel's IPVS alone: nothing of xvs on the director.
+                director_without_xvs(tb)?;
+                // `-A -t VIP:80 -s rr`, `-a -t VIP:80 -r RS:80 -m|-g|-i` ×3,
+                // and UDP likewise, restored by one ipvsadm: under
+                // emulation every process start counts.
+                let mut rules = String::new();
+                for (proto, port) in [("-t", 80u16), ("-u", UDP_PORT)] {
+                    let _ = writeln!(rules, "-A {proto} {VIP}:{port} -s rr");
+                    for r in &rs {
+                        let _ = writeln!(rules, "-a {proto} {VIP}:{port} -r {r}:{port} {fwd} -w 1");
+                    }
+                }
+                let file = tb.run_dir().join(format!("{}.rules", c.name()));
+                fs::write(&file, &rules)?;
+                // LVS-NAT forwards the real servers' replies.
+                let check_fwd = if c == Contender::IpvsNat {
+                    "[ \"$(sysctl -n net.ipv4.ip_forward)\" = 1 ] || \
+                     { echo 'net.ipv4.ip_forward is off in the director' >&2; exit 1; }\n"
+                } else {
+                    ""
+                };
+                let script = format!(
+                    "{check_fwd}ipvsadm -C && ipvsadm -R < '{}' && ipvsadm -S -n",
+                    file.display()
+                );
+                let r = tb
+                    .exec_ok(Node::Director, &["sh", "-c", &script])
+                    .map_err(|e| anyhow!("{e}"))
+                    .and_then(|saved| {
+                        let got = saved.lines().filter(|l| !l.trim().is_empty()).count();
+                        if got != rules.lines().count() {
+                            bail!("ipvsadm -S -n after -R:\n{saved}");
+                        }
+                        Ok(())
+                    });
+                if let Err(e) = r {
+                    let _ = tb.exec(Node::Director, &["ipvsadm", "-C"]);
+                    return Err(e);
+                }
+                a.ipvs = true;
+                // Neighbours resolved before measuring, as for xvs.
+                let pings = format!(
+                    "for r in {}; do ping -c 1 -W 1 $r; done >/dev/null 2>&1; true",
+                    rs.join(" ")
+                );
+                let _ = tb.exec(Node::Director, &["sh", "-c", &pings]);
+            }
             Contender::XdpDrop => {
                 tb.xdp_action(Node::Director, "eth0", XDP_DROP)
                     .map_err(|e| anyhow!("{e}"))?;
@@ -781,6 +897,7 @@ impl Harness {
     fn teardown(&mut self, c: Contender, a: Active) -> Result<()> {
         let tb = self.bed(c.bed());
         let mut errors = Vec::new();
+        let mut unload_failed = None;
         for p in &a.procs {
             p.stop(Duration::from_secs(3));
         }
@@ -797,6 +914,19 @@ impl Harness {
                 errors.push(e.to_string());
             }
         }
+        if a.ipvs {
+            // Cleared, and checked: the next contender runs without IPVS
+            // services; then unloaded (when this run loaded it), which
+            // drops its connection entries too.
+            match tb.exec_ok(Node::Director, &["sh", "-c", "ipvsadm -C && ipvsadm -S -n"]) {
+                Ok(left) if left.trim().is_empty() => {}
+                Ok(left) => errors.push(format!("ipvsadm -C left: {}", left.trim())),
+                Err(e) => errors.push(e.to_string()),
+            }
+            if self.ipvs_ours {
+                unload_failed = ipvs_unload().err();
+            }
+        }
         if let Some(x) = a.xvsd {
             stop_xvsd(tb, x);
         }
@@ -804,6 +934,15 @@ impl Harness {
             if let Err(e) = tb.xdp_off(node, dev) {
                 errors.push(e.to_string());
             }
+        }
+        if let Some(e) = unload_failed {
+            self.ipvs_ours = false;
+            let note = format!(
+                "`modprobe -r ip_vs` failed after a `{}` run ({e}): later IPVS runs can meet connection entries of earlier ones",
+                c.name()
+            );
+            println!("  {note}");
+            self.rep.notes.push(note);
         }
         if errors.is_empty() {
             Ok(())
@@ -1435,9 +1574,145 @@ fn stop_xvsd(tb: &Testbed, x: Xvsd) {
     let _ = fs::remove_file(format!("{}.state", x.sock));
 }
 
+/// `sh -c cmd` in the root namespace: success, and the last line it said.
+fn run_sh(cmd: &str) -> (bool, String) {
+    match Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) => {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            (o.status.success(), first_line(&text))
+        }
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// Load the kernel's IPVS: `ip_vs` with a 2^20-bucket connection table
+/// (the size of xvs's `--conn-tab-size 1048576`; the module's default is
+/// 2^12) and `ip_vs_rr`. A no-op when they are loaded.
+fn ipvs_load() -> std::result::Result<(), String> {
+    let (ok, msg) = run_sh("modprobe ip_vs conn_tab_bits=20");
+    if !ok || !std::path::Path::new("/proc/net/ip_vs").exists() {
+        return Err(format!(
+            "no IPVS in this kernel (`modprobe ip_vs`: {})",
+            if msg.is_empty() {
+                "no /proc/net/ip_vs"
+            } else {
+                &msg
+            }
+        ));
+    }
+    let (ok, msg) = run_sh("modprobe ip_vs_rr");
+    if !ok {
+        return Err(format!(
+            "no IPVS round-robin scheduler in this kernel (`modprobe ip_vs_rr`: {msg})"
+        ));
+    }
+    Ok(())
+}
+
+/// Unload IPVS, which drops its connection entries in every namespace:
+/// `ipvsadm -C` keeps them (and gives them back their real servers when
+/// the same ones are added again), and nothing else removes them.
+fn ipvs_unload() -> std::result::Result<(), String> {
+    match run_sh("modprobe -r ip_vs_rr ip_vs") {
+        (true, _) => Ok(()),
+        (false, msg) => Err(msg),
+    }
+}
+
+/// Whether the kernel's IPVS can run here, loading it: what it is and
+/// whether this run loaded it (and so may reload it), or why not.
+fn ipvs_probe() -> std::result::Result<(String, bool), String> {
+    if !run_sh("command -v ipvsadm").0 {
+        return Err("`ipvsadm` is missing (Debian package `ipvsadm`)".into());
+    }
+    // Loaded before us (or built in): someone else's, never unloaded.
+    let ours = !std::path::Path::new("/sys/module/ip_vs").exists();
+    ipvs_load()?;
+    let bits = fs::read_to_string("/sys/module/ip_vs/parameters/conn_tab_bits")
+        .map(|b| b.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let (_, version) = run_sh("ipvsadm --version");
+    let fresh = if ours {
+        "; `ip_vs` unloaded after every IPVS run and loaded again before the next, so each \
+         starts with an empty connection table, as each xvs run starts a fresh xvsd"
+    } else {
+        "; `ip_vs` was loaded before this run, so it is not reloaded between runs: later \
+         rounds can meet connection entries of earlier ones"
+    };
+    Ok((
+        format!(
+            "kernel {}, `{}`, connection table 2^{bits} buckets (`ip_vs conn_tab_bits`), \
+             defaults otherwise (`conntrack=0`, `conn_reuse_mode=1`){fresh}",
+            run_sh("uname -r").1,
+            version.trim()
+        ),
+        ours,
+    ))
+}
+
+/// Make sure nothing of xvs handles the director's packets: no xvsd in
+/// its namespace, no XDP program and no tc ingress filter on its devices.
+fn director_without_xvs(tb: &Testbed) -> Result<()> {
+    let ns = tb.ns(Node::Director);
+    let pids = Command::new("ip")
+        .args(["netns", "pids", &ns])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for pid in pids.split_whitespace() {
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "xvsd" {
+            bail!("xvsd (PID {pid}) still runs in the director");
+        }
+    }
+    // One process in the director (the DR director has only eth0).
+    let script = "for d in eth0 eth1; do\n\
+         \x20 [ -e /sys/class/net/$d ] || continue\n\
+         \x20 ip link show dev $d | grep -q prog/xdp && echo \"an XDP program on $d\"\n\
+         \x20 f=$(tc filter show dev $d ingress 2>/dev/null | head -n 1)\n\
+         \x20 [ -z \"$f\" ] || echo \"a tc ingress filter on $d: $f\"\n\
+         done; true";
+    let found = tb
+        .exec_ok(Node::Director, &["sh", "-c", script])
+        .map_err(|e| anyhow!("{e}"))?;
+    if !found.trim().is_empty() {
+        bail!(
+            "the director still has xvs attached: {}",
+            found.trim().replace('\n', "; ")
+        );
+    }
+    Ok(())
+}
+
+/// `ipvsadm -L -n --stats --exact` as one line per service: what went
+/// through IPVS (Conns, InPkts, OutPkts; OutPkts stays 0 with DR and TUN).
+fn ipvs_stats_line(out: &str) -> String {
+    out.lines()
+        .filter(|l| l.starts_with("TCP") || l.starts_with("UDP"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 5).then(|| {
+                format!(
+                    "{} {}: conns={} inpkts={} outpkts={}",
+                    f[0], f[1], f[2], f[3], f[4]
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Wait until something listens on `port` (`proto` "t" or "u") in `node`.
 fn wait_listen(tb: &Testbed, node: Node, proto: &str, port: u16) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: under emulation (`cargo xtask bench --vm`) a server can
+    // take well over 10 s to come up.
+    let wait = Duration::from_secs(60);
+    let deadline = Instant::now() + wait;
     let flags = format!("-Hln{proto}");
     let filter = format!("sport = :{port}");
     loop {
@@ -1454,7 +1729,10 @@ fn wait_listen(tb: &Testbed, node: Node, proto: &str, port: u16) -> Result<()> {
                 .filter(|p| p.label().starts_with(&node.suffix()))
                 .map(|p| format!("--- {}:\n{}", p.label(), tail(&p.log(), 800)))
                 .collect();
-            bail!("nothing listens on {proto} port {port} in {node} after 10 s\n{logs}");
+            bail!(
+                "nothing listens on {proto} port {port} in {node} after {} s\n{logs}",
+                wait.as_secs()
+            );
         }
         check_interrupt()?;
         std::thread::sleep(Duration::from_millis(50));
@@ -1485,4 +1763,44 @@ fn xvsd_counters(sock: &str) -> Result<BTreeMap<String, u64>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipvs_contenders() {
+        for (n, bed) in [
+            ("ipvs-nat", BedId::Nat),
+            ("ipvs-dr", BedId::Dr),
+            ("ipvs-tun", BedId::Tun),
+        ] {
+            let c = Contender::by_name(n).unwrap();
+            assert!(c.ipvs() && c.http() && c.udp(), "{n}");
+            assert_eq!(c.bed(), bed, "{n}");
+        }
+        assert_eq!(ALL.iter().filter(|c| c.ipvs()).count(), 3);
+        let mut names: Vec<&str> = ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
+
+    #[test]
+    fn ipvs_stats() {
+        let out = "IP Virtual Server version 1.2.1 (size=1048576)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  198.51.100.10:80                  912     5472        0   331416        0
+  -> 198.51.100.11:80                  304     1824        0   110472        0
+UDP  198.51.100.10:9                     2    41000        0  1148000        0
+  -> 198.51.100.11:9                     1    20500        0   574000        0
+";
+        assert_eq!(
+            ipvs_stats_line(out),
+            "TCP 198.51.100.10:80: conns=912 inpkts=5472 outpkts=0; \
+             UDP 198.51.100.10:9: conns=2 inpkts=41000 outpkts=0"
+        );
+    }
 }

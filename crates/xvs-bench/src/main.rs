@@ -3,7 +3,7 @@
 //! ```text
 //! xvs-bench [--smoke] [--rounds N] [--duration S] [--conns C]
 //!           [--rs-server nginx|testsrv] [--only a,b,...] [--no-dp-cost] [--no-scale]
-//!           [--out FILE]
+//!           [--out FILE] [--in-vm]
 //! xvs-bench dp-cost ...   (internal: run inside the director by the harness)
 //! ```
 //!
@@ -11,7 +11,8 @@
 //! it is measured. Needs root, the workspace binaries (`xvsd`, `xvsadm`,
 //! `xvs-realserver`, `xvs-testsrv`, found next to this one or in
 //! `$XVS_BIN_DIR`) and `wrk`, `trafgen`, `haproxy`, `nginx` (+ stream
-//! module), `nft`.
+//! module), `nft`; for the IPVS contenders `ipvsadm` and the kernel's
+//! `ip_vs` (skipped, with a line in the report, where either is missing).
 
 mod dpcost;
 mod frames;
@@ -25,16 +26,20 @@ use std::path::PathBuf;
 const USAGE: &str = "\
 usage: xvs-bench [--smoke] [--rounds N] [--duration S] [--conns C]
                  [--rs-server nginx|testsrv] [--only NAME,...] [--no-dp-cost] [--no-scale]
-                 [--out FILE]
+                 [--out FILE] [--in-vm]
   --smoke        every contender and metric once for 1 s, small scale tests (harness check)
   --rounds N     rounds of A B C ... (default 3; the report shows median [min-max])
   --duration S   seconds per workload (default 5)
   --conns C      wrk connections (default 32; 2 threads)
   --rs-server    HTTP server on the real servers (default nginx)
   --only         contenders to run (default all): direct kernel-fwd nft-nat haproxy
-                 nginx-stream xvs-nat xvs-nat-xdp direct-dr xvs-dr xvs-dr-xdp xvs-tun
-                 xvs-tun-xdp xdp-drop xdp-tx
-  --out FILE     write the markdown report there (between the result markers if present)";
+                 nginx-stream ipvs-nat xvs-nat xvs-nat-xdp xvs-nat-1rs direct-dr ipvs-dr
+                 xvs-dr xvs-dr-xdp ipvs-tun xvs-tun xvs-tun-xdp xdp-drop xdp-tx
+                 (ipvs-*: the kernel's IPVS via ipvsadm; not run where the kernel has none)
+  --out FILE     write the markdown report there (between the result markers if present)
+  --in-vm        running inside `cargo xtask vm` (set by `cargo xtask bench --vm`): the
+                 report states first that it was measured in a VM (TCG or KVM) and that
+                 only ratios within the run are meaningful";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -67,6 +72,7 @@ fn parse(args: &[String]) -> Result<Option<harness::Config>> {
             .chain(args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
+        in_vm: false,
     };
     let mut rounds = None;
     let mut duration = None;
@@ -109,6 +115,7 @@ fn parse(args: &[String]) -> Result<Option<harness::Config>> {
             }
             "--no-dp-cost" => c.dp_cost = false,
             "--no-scale" => c.scale = false,
+            "--in-vm" => c.in_vm = true,
             "--out" => c.out = Some(PathBuf::from(val()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");

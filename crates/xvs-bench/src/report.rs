@@ -47,7 +47,61 @@ pub struct Report {
     /// xvsd's own CPU while idle: (what it held, % of one CPU).
     pub housekeeping: Vec<(String, f64)>,
     pub largest_conn_tab: Option<String>,
+    /// Inside `cargo xtask vm`: how the VM runs ("TCG", "KVM").
+    vm: Option<&'static str>,
+    /// What the IPVS contenders ran on, when they ran.
+    pub ipvs: Option<String>,
+    /// Contenders that could not run here, one line each, with why.
+    pub not_run: Vec<String>,
+    /// Anything else the reader must know about this run.
+    pub notes: Vec<String>,
+    /// `ipvsadm -Ln --stats` after the last round, per IPVS contender.
+    pub ipvs_stats: BTreeMap<String, String>,
 }
+
+/// How the VM that runs us executes its CPUs: qemu's `-cpu max` under TCG
+/// calls itself "QEMU TCG CPU"; anything else is taken as hardware
+/// virtualisation.
+pub fn vm_accel(cpuinfo: &str) -> &'static str {
+    let tcg = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("model name"))
+        .any(|l| l.contains("QEMU TCG"));
+    if tcg {
+        "TCG"
+    } else {
+        "KVM"
+    }
+}
+
+/// Pairs compared head to head in the ratio table: A ÷ B.
+const PAIRS: [(Contender, Contender); 9] = [
+    (Contender::XvsNat, Contender::IpvsNat),
+    (Contender::XvsNatXdp, Contender::IpvsNat),
+    (Contender::XvsDr, Contender::IpvsDr),
+    (Contender::XvsDrXdp, Contender::IpvsDr),
+    (Contender::XvsTun, Contender::IpvsTun),
+    (Contender::XvsTunXdp, Contender::IpvsTun),
+    (Contender::XvsNat, Contender::Nft),
+    (Contender::IpvsNat, Contender::Nft),
+    (Contender::XvsNat, Contender::Fwd),
+];
+
+/// The throughput metrics of the traffic table: (metric, column title).
+const THROUGHPUT: [(&str, &str); 4] = [
+    ("ka_rps", "keep-alive req/s"),
+    ("close_cps", "new conn/s"),
+    ("udp1_pps", "UDP pkt/s, 1 flow"),
+    ("udpm_pps", "UDP pkt/s, many flows"),
+];
+
+/// The CPU metrics: (metric, column title).
+const CPU: [(&str, &str); 4] = [
+    ("ka_cpu_us", "CPU per keep-alive req"),
+    ("close_cpu_us", "CPU per new conn"),
+    ("udp1_cpu_us", "CPU per UDP pkt, 1 flow"),
+    ("udpm_cpu_us", "CPU per UDP pkt, many flows"),
+];
 
 fn sh(cmd: &str) -> String {
     Command::new("sh")
@@ -316,6 +370,13 @@ impl Report {
             restore: None,
             housekeeping: Vec::new(),
             largest_conn_tab: None,
+            vm: cfg
+                .in_vm
+                .then(|| vm_accel(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())),
+            ipvs: None,
+            not_run: Vec::new(),
+            notes: Vec::new(),
+            ipvs_stats: BTreeMap::new(),
         }
     }
 
@@ -330,6 +391,94 @@ impl Report {
         self.samples
             .get(&(c, metric.to_string()))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// median(a) ÷ median(b) of `metric`, as `1.23×`, or `–`.
+    fn ratio(&self, a: Contender, b: Contender, metric: &str) -> String {
+        match (median(self.get(a, metric)), median(self.get(b, metric))) {
+            (Some(x), Some(y)) if y > 0.0 && x.is_finite() && y.is_finite() => {
+                format!("{:.2}×", x / y)
+            }
+            _ => "–".into(),
+        }
+    }
+
+    fn has(&self, c: Contender) -> bool {
+        self.samples.keys().any(|(cc, _)| *cc == c)
+    }
+
+    /// The ratio tables: pairs head to head, and every contender against
+    /// the no-load-balancer baseline of its testbed.
+    fn ratios_markdown(&self, o: &mut String, rows: &[Contender]) {
+        let pairs: Vec<(Contender, Contender)> = PAIRS
+            .into_iter()
+            .filter(|(a, b)| self.has(*a) && self.has(*b))
+            .collect();
+        let baseline = |c: Contender| -> Option<Contender> {
+            let dr = matches!(
+                c,
+                Contender::IpvsDr
+                    | Contender::XvsDr
+                    | Contender::XvsDrXdp
+                    | Contender::IpvsTun
+                    | Contender::XvsTun
+                    | Contender::XvsTunXdp
+            );
+            [dr.then_some(Contender::DirectDr), Some(Contender::Direct)]
+                .into_iter()
+                .flatten()
+                .find(|b| *b != c && self.has(*b))
+        };
+        let based: Vec<(Contender, Contender)> = rows
+            .iter()
+            .filter(|c| !matches!(c, Contender::Direct | Contender::DirectDr))
+            .filter(|c| c.http())
+            .filter_map(|&c| baseline(c).map(|b| (c, b)))
+            .collect();
+        if pairs.is_empty() && based.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "\n#### Ratios of medians (within this run)\n");
+        let _ = writeln!(
+            o,
+            "Each cell: the median of A over the rounds ÷ the median of B. Throughput: above 1 means A delivered more; CPU (machine-wide µs per unit, as above): below 1 means A cost less.\n"
+        );
+        if !pairs.is_empty() {
+            let mut hdr = "| A ÷ B |".to_string();
+            let mut sep = "|---|".to_string();
+            for (_, t) in THROUGHPUT.iter().chain(&CPU) {
+                let _ = write!(hdr, " {t} |");
+                sep.push_str("---:|");
+            }
+            let _ = writeln!(o, "{hdr}\n{sep}");
+            for (a, b) in &pairs {
+                let mut row = format!("| `{}` ÷ `{}` |", a.name(), b.name());
+                for (m, _) in THROUGHPUT.iter().chain(&CPU) {
+                    let _ = write!(row, " {} |", self.ratio(*a, *b, m));
+                }
+                let _ = writeln!(o, "{row}");
+            }
+        }
+        if !based.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nAgainst no load balancer (`direct`; `direct-dr` for the DR testbed when it ran):\n"
+            );
+            let mut hdr = "| A | ÷ B |".to_string();
+            let mut sep = "|---|---|".to_string();
+            for (_, t) in THROUGHPUT {
+                let _ = write!(hdr, " {t} |");
+                sep.push_str("---:|");
+            }
+            let _ = writeln!(o, "{hdr}\n{sep}");
+            for (c, b) in &based {
+                let mut row = format!("| `{}` | `{}` |", c.name(), b.name());
+                for (m, _) in THROUGHPUT {
+                    let _ = write!(row, " {} |", self.ratio(*c, *b, m));
+                }
+                let _ = writeln!(o, "{row}");
+            }
+        }
     }
 
     pub fn finish(&mut self) {
@@ -517,14 +666,35 @@ impl Report {
         } else {
             "full run"
         };
-        let _ = writeln!(o, "### Run of {} — {mode}\n", self.date);
+        let kernel = sh("uname -r");
+        match self.vm {
+            Some(accel) => {
+                let _ = writeln!(
+                    o,
+                    "### Run of {} — {mode}, in a VM ({accel}, kernel {kernel})\n",
+                    self.date
+                );
+                let how = if accel == "TCG" {
+                    "under emulation (qemu TCG: every guest instruction is translated in software)"
+                } else {
+                    "in a qemu VM (KVM)"
+                };
+                let _ = writeln!(
+                    o,
+                    "**Measured {how} on kernel {kernel}: the absolute figures say nothing about real hardware; only ratios between contenders within this run are meaningful.**\n"
+                );
+            }
+            None => {
+                let _ = writeln!(o, "### Run of {} — {mode}\n", self.date);
+            }
+        }
         let cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
         let _ = writeln!(
             o,
             "* Machine: {cpu}, {} CPUs, {:.1} GiB RAM; kernel {}; Debian {}",
             sh("nproc"),
             meminfo("MemTotal:") as f64 / f64::from(1u32 << 30),
-            sh("uname -r"),
+            kernel,
             sh("cat /etc/debian_version")
         );
         let _ = writeln!(
@@ -567,6 +737,12 @@ impl Report {
                 RsServer::Testsrv => "xvs-testsrv http",
             }
         );
+        if let Some(ipvs) = &self.ipvs {
+            let _ = writeln!(o, "* IPVS: {ipvs}");
+        }
+        for line in self.not_run.iter().chain(&self.notes) {
+            let _ = writeln!(o, "* {line}");
+        }
         let _ = writeln!(
             o,
             "* Cells: median [min–max] over the rounds; `–` not applicable or not measured\n"
@@ -617,6 +793,7 @@ impl Report {
                 err("close_err"),
             );
         }
+        self.ratios_markdown(&mut o, &rows);
         let _ = writeln!(o, "\nContenders:\n");
         for &c in &rows {
             let _ = writeln!(o, "* `{}`: {}", c.name(), c.what());
@@ -627,6 +804,16 @@ impl Report {
                 "\nxvs data-plane counters after the last round (non-zero only; shows which path the packets took):\n"
             );
             for (c, v) in &self.xvs_counters {
+                let _ = writeln!(o, "* `{c}`: {v}");
+            }
+        }
+
+        if !self.ipvs_stats.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nIPVS counters after the last round (`ipvsadm -Ln --stats --exact`, per service; OutPkts stays 0 when the replies bypass the director):\n"
+            );
+            for (c, v) in &self.ipvs_stats {
                 let _ = writeln!(o, "* `{c}`: {v}");
             }
         }
@@ -754,6 +941,7 @@ Transfer/sec:      4.00MB
             scale: false,
             out: None,
             command_line: "xvs-bench --smoke".into(),
+            in_vm: false,
         };
         let mut r = Report::new(&cfg);
         r.parse_dp_cost(
@@ -786,6 +974,83 @@ COST prog=xvs_tc fill=0 kind=nat_est base=r1 calls=2000 ns=260.0 mean=270.0 verd
         assert!(!md[tc..].contains("repeat 200"));
         assert_eq!(fmt_int(20_000), "20 000");
         assert_eq!(fmt_int(100), "100");
+    }
+
+    fn cfg(in_vm: bool) -> Config {
+        Config {
+            smoke: false,
+            rounds: 3,
+            duration: 3,
+            conns: 32,
+            rs_server: RsServer::Nginx,
+            only: None,
+            dp_cost: false,
+            scale: false,
+            out: None,
+            command_line: "xvs-bench --in-vm".into(),
+            in_vm,
+        }
+    }
+
+    #[test]
+    fn vm_accel_from_cpuinfo() {
+        assert_eq!(
+            vm_accel("processor\t: 0\nmodel name\t: QEMU TCG CPU version 2.5+\n"),
+            "TCG"
+        );
+        assert_eq!(
+            vm_accel("model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\n"),
+            "KVM"
+        );
+    }
+
+    #[test]
+    fn ratios_of_medians() {
+        let mut r = Report::new(&cfg(false));
+        for (c, v) in [
+            (Contender::Direct, [100.0, 90.0, 110.0]),
+            (Contender::IpvsNat, [50.0, 40.0, 60.0]),
+            (Contender::XvsNat, [60.0, 80.0, 70.0]),
+            (Contender::Nft, [35.0, 30.0, 40.0]),
+            (Contender::IpvsDr, [20.0, 20.0, 20.0]),
+            (Contender::XvsDr, [30.0, 30.0, 30.0]),
+        ] {
+            for x in v {
+                r.add(c, "ka_rps", x);
+                r.add(c, "ka_cpu_us", 1000.0 / x);
+            }
+        }
+        r.not_run
+            .push("`ipvs-tun`: not run: no IPVS in this kernel (test)".into());
+        let md = r.markdown();
+        assert!(
+            md.contains("#### Ratios of medians (within this run)"),
+            "{md}"
+        );
+        // 70 / 50, 1000/70 ÷ 1000/50 = 50/70.
+        assert!(
+            md.contains("| `xvs-nat` ÷ `ipvs-nat` | 1.40× | – | – | – | 0.71× | – | – | – |"),
+            "{md}"
+        );
+        assert!(md.contains("| `xvs-dr` ÷ `ipvs-dr` | 1.50× |"), "{md}");
+        assert!(md.contains("| `ipvs-nat` ÷ `nft-nat` | 1.43× |"), "{md}");
+        assert!(!md.contains("`xvs-tun` ÷"), "{md}");
+        // No direct-dr in this run: the DR contenders against direct.
+        assert!(
+            md.contains("| `ipvs-dr` | `direct` | 0.20× | – | – | – |"),
+            "{md}"
+        );
+        assert!(md.contains("| `xvs-nat` | `direct` | 0.70× |"), "{md}");
+        assert!(md.contains("* `ipvs-tun`: not run: no IPVS in this kernel (test)\n"));
+        assert!(!md.contains("in a VM"));
+        let mut v = Report::new(&cfg(true));
+        v.vm = Some("TCG");
+        let md = v.markdown();
+        assert!(md.starts_with("### Run of "), "{md}");
+        let first = md.lines().next().unwrap();
+        assert!(first.contains("in a VM (TCG, kernel "), "{first}");
+        assert!(md.contains("**Measured under emulation (qemu TCG"), "{md}");
+        assert!(md.contains("only ratios between contenders within this run are meaningful"));
     }
 
     #[test]

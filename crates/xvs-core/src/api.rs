@@ -76,8 +76,15 @@ pub enum Request {
     List,
     /// `-L -c`: the connection table.
     ListConns,
-    /// Apply several changes as one: all or nothing (used by `-R`).
+    /// Apply several changes as one: all or nothing.
     Batch {
+        /// Changes, applied in order.
+        requests: Vec<Request>,
+    },
+    /// Apply changes one after the other, each on its own: a refused one
+    /// changes nothing and the next ones still apply, as `ipvsadm -R`'s
+    /// lines do. Answered by [`Response::Sequence`].
+    Sequence {
         /// Changes, applied in order.
         requests: Vec<Request>,
     },
@@ -115,6 +122,12 @@ pub enum Response {
     Info {
         /// Daemon facts.
         info: Info,
+    },
+    /// Answer to `Sequence`: per request, `None` when applied, else why
+    /// not.
+    Sequence {
+        /// One result per request, in order.
+        results: Vec<Option<ApiError>>,
     },
 }
 
@@ -166,6 +179,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A malformed or inconsistent request (EINVAL).
     Invalid,
+    /// A value out of its range, e.g. a lower threshold above the upper
+    /// one (ERANGE, which ipvsadm prints with `strerror`).
+    OutOfRange,
     /// The daemon could not apply a valid request (map full, kernel error).
     Internal,
 }
@@ -184,6 +200,7 @@ impl ErrorKind {
             ErrorKind::Invalid => {
                 "Invalid operation.  Possibly wrong module version, address not unicast, ..."
             }
+            ErrorKind::OutOfRange => "Numerical result out of range",
             ErrorKind::Internal => "Memory allocation problem",
         }
     }

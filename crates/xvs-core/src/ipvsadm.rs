@@ -310,16 +310,6 @@ impl ParseError {
     }
 }
 
-/// A bad line in `-R` input: nothing is applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {error}")]
-pub struct RestoreError {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong with it.
-    pub error: ParseError,
-}
-
 // ---------------------------------------------------------------------------
 // Tables transcribed from ipvsadm.c.
 
@@ -1250,7 +1240,9 @@ fn parse_inner(
             }
             Tag::Weight => {
                 set_option(&mut options, OPTC_WEIGHT)?;
-                ce.weight = string_to_number(&oa, 0, 65535)
+                // Debian's ipvsadm 1.31 takes any non-negative int (upstream
+                // stops at 65535); the kernel's field is an int.
+                ce.weight = string_to_number(&oa, 0, i32::MAX as i64)
                     .ok_or_else(|| ParseError::fail("illegal weight specified"))?
                     as u32;
             }
@@ -1576,51 +1568,35 @@ fn build(cmd: Cmd, ce: &Entry, options: u64, mut list: ListOptions) -> Result<Co
     })
 }
 
-/// Splits one line of `-R` input into words like ipvsadm's
-/// `config_stream_read`: blanks are space, tab and CR, and a word that is
-/// exactly `ipvsadm` is dropped (so `ipvsadm -A ...` lines work).
-fn restore_words(line: &str) -> Vec<String> {
-    line.split([' ', '\t', '\r'])
-        .filter(|w| !w.is_empty() && *w != "ipvsadm")
-        .map(str::to_string)
-        .collect()
-}
-
-/// Parses `-R` input (ipvsadm-save format). Blank lines are skipped and so
-/// are comment lines whose first non-blank character is `#`
-/// (ipvsadm-restore drops `^#` lines before feeding `ipvsadm -R`). Only
-/// table changes are accepted; anything else is an error naming its line.
-pub fn parse_restore(text: &str) -> Result<Vec<Command>, RestoreError> {
-    parse_restore_with(text, "ipvsadm", &FileNames::system())
-}
-
-/// [`parse_restore`] with an explicit program name and name resolver.
-pub fn parse_restore_with(
-    text: &str,
-    program: &str,
-    names: &dyn Resolver,
-) -> Result<Vec<Command>, RestoreError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        let words = restore_words(line);
+/// The argument vectors `ipvsadm -R` makes of its input, as its
+/// `config_stream_read` does: each line split at spaces, tabs and
+/// carriage returns, every word `ipvsadm` dropped, `program` put first;
+/// a line without words is skipped. Nothing else is special: `#` and
+/// quotes are plain characters (the `ipvsadm-restore` script drops
+/// comment lines before ipvsadm sees them). Returns (line number, argv).
+pub fn restore_lines<'a>(
+    text: &'a str,
+    program: &'a str,
+) -> impl Iterator<Item = (usize, Vec<String>)> + 'a {
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let words: Vec<String> = line
+            .split([' ', '\t', '\r'])
+            .filter(|w| !w.is_empty() && *w != "ipvsadm")
+            .map(str::to_string)
+            .collect();
         if words.is_empty() {
-            continue;
+            return None;
         }
         let mut argv = vec![program.to_string()];
         argv.extend(words);
-        let err = |error| RestoreError { line: i + 1, error };
-        let cmd = parse_inner(&argv, names, true).map_err(err)?;
-        if cmd.request().is_none() {
-            return Err(err(ParseError::Unsupported(
-                "only table changes are allowed in restore input".to_string(),
-            )));
-        }
-        out.push(cmd);
-    }
-    Ok(out)
+        Some((i + 1, argv))
+    })
+}
+
+/// Parses one line of `-R` input ([`restore_lines`]) as ipvsadm's
+/// `process_options` does while reading stdin (a nested `-R` is refused).
+pub fn parse_restore_line(argv: &[String], names: &dyn Resolver) -> Result<Command, ParseError> {
+    parse_inner(argv, names, true)
 }
 
 #[cfg(test)]

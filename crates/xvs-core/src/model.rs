@@ -171,7 +171,8 @@ pub struct Dest {
     pub port: u16,
     /// Forwarding method.
     pub fwd: FwdMethod,
-    /// Weight (`-w`, 0..=65535); 0 takes the server out of new scheduling.
+    /// Weight (`-w`, 0..=2147483647); 0 takes the server out of new
+    /// scheduling.
     pub weight: u32,
     /// Upper connection threshold (`-x`), 0 = none.
     pub u_threshold: u32,
@@ -281,6 +282,10 @@ pub enum ConnState {
     SynAck = 10,
     /// UDP connections have this single pseudo-state.
     Udp = 11,
+    /// A persistence template one of whose connections got established
+    /// or answered (IPVS's `IP_VS_CTPL_S_ASSURED`); a template otherwise
+    /// shows [`ConnState::None`]. Never stored by the data plane.
+    Assured = 12,
 }
 
 impl ConnState {
@@ -320,6 +325,7 @@ impl ConnState {
             Listen => "LISTEN",
             SynAck => "SYNACK",
             Udp => "UDP",
+            Assured => "ASSURED",
         }
     }
 
@@ -339,6 +345,7 @@ impl ConnState {
             Listen => 120,
             SynAck => 120,
             Udp => t.udp,
+            Assured => 2,
         }
     }
 }

@@ -15,7 +15,9 @@
 //! * [`hash`]: the exact hash functions, documented for the C side.
 //! * [`locality`]: the lblc/lblcr caches with explicit time.
 //! * [`persist`]: persistence template keys and the OVERLOAD thresholds.
+//! * [`cursor`]: where rr and wrr continue after their dest list changes.
 
+pub mod cursor;
 pub mod hash;
 pub mod locality;
 pub mod persist;
@@ -118,6 +120,49 @@ pub fn wrr_ring(weights: &[u32]) -> Vec<usize> {
     ring
 }
 
+/// The length of [`wrr_ring`] for `weights`, without building it: each
+/// dest appears `weight / gcd` times in one period.
+pub fn wrr_period(weights: &[u32]) -> u64 {
+    let g = weights.iter().filter(|&&w| w > 0).fold(0u64, |g, &w| {
+        if g == 0 {
+            w as u64
+        } else {
+            gcd(w as u64, g)
+        }
+    });
+    if g == 0 {
+        return 0;
+    }
+    weights.iter().map(|&w| w as u64 / g).sum()
+}
+
+/// Weights for a wrr ring of at most `max_period` entries: `weights`
+/// itself when its period ([`wrr_period`]) fits, else the weights scaled
+/// down in proportion (every positive weight stays at least 1). The
+/// data plane holds one period, so a huge weight spread (say 65536 and 1)
+/// is scheduled by the scaled weights: the shares stay within
+/// `1/max_period` of the kernel's, the pick order differs.
+pub fn wrr_fit(weights: &[u32], max_period: u64) -> Vec<u32> {
+    if wrr_period(weights) <= max_period {
+        return weights.to_vec();
+    }
+    let positive = weights.iter().filter(|&&w| w > 0).count() as u64;
+    let budget = max_period.saturating_sub(positive) as u128;
+    let sum: u128 = weights.iter().map(|&w| w as u128).sum();
+    weights
+        .iter()
+        .map(|&w| {
+            if w == 0 {
+                0
+            } else {
+                // floor(w * budget / sum) <= budget fits u32 for any sane max_period.
+                let s = (w as u128 * budget / sum).max(1);
+                u32::try_from(s).unwrap_or(u32::MAX)
+            }
+        })
+        .collect()
+}
+
 /// The ring for a cyclic scheduler (`rr` or `wrr`) given the dest weights in
 /// list order.
 pub fn ring_for(scheduler: &str, weights: &[u32]) -> Result<Vec<usize>, SchedError> {
@@ -139,6 +184,34 @@ mod tests {
             c[ring[pos % ring.len()]] += 1;
         }
         c
+    }
+
+    #[test]
+    fn wrr_fit_keeps_short_periods_and_scales_long_ones() {
+        assert_eq!(wrr_fit(&[3, 2, 0], 100), vec![3, 2, 0]);
+        let fit = wrr_fit(&[65536, 1, 0, 2147483647], 131071);
+        assert!(wrr_period(&fit) <= 131071, "{fit:?}");
+        assert_eq!(fit[1], 1);
+        assert_eq!(fit[2], 0);
+        // Shares within 1/131071 (+ the minimum of 1) of the asked ones.
+        let want = 65536.0 / (65536.0 + 1.0 + 2147483647.0);
+        let got = fit[0] as f64 / fit.iter().map(|&w| w as f64).sum::<f64>();
+        assert!((want - got).abs() < 2.0 / 131071.0, "{want} {got}");
+    }
+
+    #[test]
+    fn wrr_period_is_the_ring_length() {
+        for w in [
+            &[3, 2, 1][..],
+            &[4, 2],
+            &[0, 9, 6, 3],
+            &[100, 50, 25],
+            &[0, 0],
+            &[],
+        ] {
+            assert_eq!(wrr_period(w), wrr_ring(w).len() as u64, "{w:?}");
+        }
+        assert_eq!(wrr_period(&[65536, 1]), 65537);
     }
 
     #[test]

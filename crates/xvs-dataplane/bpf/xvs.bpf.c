@@ -231,55 +231,66 @@ const volatile __u32 xvs_feat = 0;
 #define HAVE(f) (xvs_feat & (f))
 
 /* Atomics. Every kernel has the plain atomic add; the fetching forms,
- * compare-and-swap, and/or came in 5.12 (XVS_FEAT_ATOMICS). Without them
- * the value is read after the add, and cmpxchg/or/and become plain
- * read-modify-writes: two CPUs handling one connection at the same
- * instant may then count a state change twice or lose an OVERLOAD
- * change (counts only; forwarding is unaffected). */
+ * compare-and-swap, and/or came in 5.12, and an older verifier refuses
+ * the whole program when they appear anywhere in it (dead code
+ * included). So the program is also built with -DXVS_NO_ATOMICS, which
+ * the loader takes where the kernel lacks them (feature `atomics`): the
+ * value is then read after a plain atomic add, and cmpxchg/and/or become
+ * plain read-modify-writes. Two CPUs handling one connection at the same
+ * instant may then count a state change twice (counts only; forwarding
+ * is unaffected). OVERLOAD is the flag word's only bit, so a plain store
+ * of it orders like the atomic and/or would. */
 static __always_inline __s32 xvs_add_return32(__s32 *p, __s32 d)
 {
-	if (HAVE(XVS_FEAT_ATOMICS))
-		return __sync_add_and_fetch(p, d);
+#ifndef XVS_NO_ATOMICS
+	return __sync_add_and_fetch(p, d);
+#else
 	__sync_fetch_and_add(p, d);
 	return *(volatile __s32 *)p;
+#endif
 }
 
 static __always_inline __u64 xvs_fetch_add64(__u64 *p, __u64 d)
 {
-	__u64 old;
+#ifndef XVS_NO_ATOMICS
+	return __sync_fetch_and_add(p, d);
+#else
+	__u64 old = *(volatile __u64 *)p;
 
-	if (HAVE(XVS_FEAT_ATOMICS))
-		return __sync_fetch_and_add(p, d);
-	old = *(volatile __u64 *)p;
 	__sync_fetch_and_add(p, d);
 	return old;
+#endif
 }
 
 static __always_inline void xvs_or32(__u32 *p, __u32 m)
 {
-	if (HAVE(XVS_FEAT_ATOMICS))
-		__sync_fetch_and_or(p, m);
-	else
-		*(volatile __u32 *)p |= m;
+#ifndef XVS_NO_ATOMICS
+	__sync_fetch_and_or(p, m);
+#else
+	*(volatile __u32 *)p |= m;
+#endif
 }
 
 static __always_inline void xvs_and32(__u32 *p, __u32 m)
 {
-	if (HAVE(XVS_FEAT_ATOMICS))
-		__sync_fetch_and_and(p, m);
-	else
-		*(volatile __u32 *)p &= m;
+#ifndef XVS_NO_ATOMICS
+	__sync_fetch_and_and(p, m);
+#else
+	*(volatile __u32 *)p &= m;
+#endif
 }
 
 /* 1 when *p was `old` and is now `new`. */
 static __always_inline int xvs_cmpxchg32(__u32 *p, __u32 old, __u32 new)
 {
-	if (HAVE(XVS_FEAT_ATOMICS))
-		return __sync_val_compare_and_swap(p, old, new) == old;
+#ifndef XVS_NO_ATOMICS
+	return __sync_val_compare_and_swap(p, old, new) == old;
+#else
 	if (*(volatile __u32 *)p != old)
 		return 0;
 	*(volatile __u32 *)p = new;
 	return 1;
+#endif
 }
 
 /* IPVS tcp_states (ip_vs_proto_tcp.c), one row per (direction, event),
@@ -2117,6 +2128,45 @@ static __always_inline void tmpl_key(const struct sched_in *in, const struct xvs
 	tk->pad = 0;
 }
 
+/* ip_vs_control_assure_ct: marks the template of the persistent
+ * connection client saddr -> daddr:dport (`port_proto` = dport << 8 |
+ * proto, network order port) assured. A global function of scalars: its
+ * keys live on its own stack. */
+__noinline int tmpl_assure(__u32 saddr, __u32 daddr, __u32 port_proto)
+{
+	struct xvs_conn_key k = {};
+	struct xvs_tmpl_key tk = {};
+	struct xvs_svc *svc;
+	struct xvs_tmpl *t;
+	__be16 sp;
+
+	k.saddr = saddr;
+	k.daddr = daddr;
+	k.dport = (__be16)(port_proto >> 8);
+	k.proto = (__u8)port_proto;
+	svc = svc_lookup(&k, &sp);
+	if (!svc)
+		return 0;
+	tk.caddr = saddr & svc->netmask;
+	tk.vaddr = daddr;
+	tk.vport = (k.dport == sp && sp != bpf_htons(FTPPORT)) ? k.dport : 0;
+	tk.proto = k.proto;
+	t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
+	if (t && !(t->flags & XVS_TMPL_F_ASSURED))
+		t->flags |= XVS_TMPL_F_ASSURED;
+	return 0;
+}
+
+/* Once per persistent connection (`fc`, forward key `fkey`): when it got
+ * ESTABLISHED or answered. */
+static __always_inline void assure_once(struct xvs_conn *fc, const struct xvs_conn_key *fkey)
+{
+	if ((fc->flags & (XVS_CONN_F_PERSIST | XVS_CONN_F_ASSURED)) != XVS_CONN_F_PERSIST)
+		return;
+	fc->flags |= XVS_CONN_F_ASSURED;
+	tmpl_assure(fkey->saddr, fkey->daddr, (__u32)fkey->dport << 8 | fkey->proto);
+}
+
 /* ip_vs_sched_persist, first half: the dest of the client's template, or
  * XVS_NO_DEST when there is none usable (then schedule and
  * persist_create). */
@@ -2190,6 +2240,32 @@ __noinline int persist_create(__u32 dest_id)
 	return dest_id;
 }
 
+/* The reply tuple `rk` of a new NAT connection is another connection's:
+ * the same client address and port reached the same real server through
+ * another virtual service (or the old connection lingers). Replies cannot
+ * tell them apart; as in IPVS, whose output lookup finds the newest entry
+ * of a hash chain first, the new connection gets them. The old forward
+ * entry stays until it expires; its expiry leaves this reply entry alone
+ * (its `peer` no longer names it). Returns 0 or the map error. */
+static __always_inline int reply_takeover(struct xvs_scratch *sc)
+{
+	cnt(XVS_CNT_REPLY_TAKEOVER);
+	return bpf_map_update_elem(&CONN_MAP, &sc->rk, &sc->fval, BPF_ANY);
+}
+
+/* Deletes the reply entry `rk` of the forward entry `fkey` (already
+ * deleted), unless a newer connection took it over. */
+static __always_inline void reply_delete(const struct xvs_conn_key *rk,
+					 const struct xvs_conn_key *fkey)
+{
+	struct xvs_conn *r = bpf_map_lookup_elem(&CONN_MAP, rk);
+
+	if (r && r->peer.saddr == fkey->saddr && r->peer.daddr == fkey->daddr &&
+	    r->peer.sport == fkey->sport && r->peer.dport == fkey->dport &&
+	    r->peer.proto == fkey->proto)
+		bpf_map_delete_elem(&CONN_MAP, rk);
+}
+
 /* One-packet scheduling (-o): no connection. A NAT reply needs its
  * translation, so a reply-only entry (expired by xvsd after the udp
  * timeout) remembers VIP:vport for it. Returns -1 or a verdict. */
@@ -2207,12 +2283,14 @@ static __always_inline int new_ops(struct xvs_scratch *sc, __u64 now)
 		err = bpf_map_update_elem(&CONN_MAP, &sc->rk, fval, BPF_NOEXIST);
 		if (err == -EEXIST_) {
 			old = bpf_map_lookup_elem(&CONN_MAP, &sc->rk);
-			if (!old || !(old->flags & XVS_CONN_F_OPS))
-				return verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
-			old->last_seen_ns = now;
-			old->peer = sc->fkey;
-			old->svc_id = fval->svc_id;
-			old->dest_id = fval->dest_id;
+			if (old && (old->flags & XVS_CONN_F_OPS)) {
+				old->last_seen_ns = now;
+				old->peer = sc->fkey;
+				old->svc_id = fval->svc_id;
+				old->dest_id = fval->dest_id;
+			} else if (reply_takeover(sc)) {
+				return verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
+			}
 		} else if (err) {
 			return verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
 		}
@@ -2245,10 +2323,10 @@ static __always_inline int new_entries(struct xvs_scratch *sc)
 		fval->peer = sc->fkey;
 		fval->flags = XVS_CONN_F_REPLY;
 		err = bpf_map_update_elem(&CONN_MAP, &sc->rk, fval, BPF_NOEXIST);
+		if (err == -EEXIST_)
+			err = reply_takeover(sc);
 		if (err) {
 			bpf_map_delete_elem(&CONN_MAP, &sc->fkey);
-			if (err == -EEXIST_)
-				return verdict(XVS_CNT_DROP_CONN_CLASH, ACT_DROP);
 			return verdict(XVS_CNT_DROP_CONN_FULL, ACT_DROP);
 		}
 	}
@@ -2455,6 +2533,8 @@ int xvs_xdp(xvs_ctx *ctx)
 			fc->last_seen_ns = now;
 		if (!is_udp)
 			tcp_transition(fc, TCP_DIR_OUTPUT, tcpflags);
+		if (is_udp || fc->state == XVS_S_ESTABLISHED)
+			assure_once(fc, &c->peer);
 		stats_add(c->svc_id, c->dest_id, 0, tot_len);
 		if (nat_rewrite(ctx, ip, ports, csum, l4off, is_udp, 0, c->peer.daddr,
 				c->peer.dport))
@@ -2477,7 +2557,7 @@ int xvs_xdp(xvs_ctx *ctx)
 
 			if (bpf_map_delete_elem(&CONN_MAP, &key) == 0) {
 				if (old.fwd == XVS_FWD_MASQ)
-					bpf_map_delete_elem(&CONN_MAP, &old.peer);
+					reply_delete(&old.peer, &key);
 				dest_unbind(old.dest_id, st);
 			}
 			cnt(XVS_CNT_CONN_REUSE);
@@ -2509,11 +2589,21 @@ int xvs_xdp(xvs_ctx *ctx)
 		cv.fwd = sc->out.fwd;
 		cv.peer = sc->out.peer;
 	} else {
+		/* A deleted dest's connections stay (IPVS's dest trash); their
+		 * packets are dropped, the connection not refreshed (IPVS with
+		 * expire_nodest_conn 0, its default). */
+		struct xvs_dest *d = bpf_map_lookup_elem(&DEST_MAP, &c->dest_id);
+
+		if (!d || !(d->flags & XVS_DEST_F_AVAILABLE))
+			return verdict(XVS_CNT_DROP_DEST_GONE, ACT_DROP);
 		if (c->last_seen_ns != now)
 			c->last_seen_ns = now;
-		if (!is_udp)
+		if (!is_udp) {
 			tcp_transition(c, c->fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY,
 				       tcpflags);
+			if (c->state == XVS_S_ESTABLISHED)
+				assure_once(c, &key);
+		}
 		cv.svc_id = c->svc_id;
 		cv.dest_id = c->dest_id;
 		cv.fwd = c->fwd;

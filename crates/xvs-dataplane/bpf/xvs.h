@@ -45,6 +45,14 @@ enum xvs_conn_flags {
 	XVS_CONN_F_REPLY = 1,   /* reply entry (keyed by the real server tuple) */
 	XVS_CONN_F_PERSIST = 2, /* controlled by a persistence template */
 	XVS_CONN_F_OPS = 4,     /* one-packet (-o) NAT reply entry: no forward entry */
+	XVS_CONN_F_ASSURED = 8, /* forward entry: has marked its template assured */
+};
+
+/* xvs_tmpl.flags. */
+enum xvs_tmpl_flags {
+	/* A connection it controls got ESTABLISHED (TCP) or an answer (UDP):
+	 * IPVS's IP_VS_CTPL_S_ASSURED, "ASSURED" in -Lnc. */
+	XVS_TMPL_F_ASSURED = 1,
 };
 
 /* Schedulers (xvs_svc.sched), in the order of xvs_core::sched::SCHEDULERS. */
@@ -279,7 +287,7 @@ struct xvs_tmpl {
 	__u32 dest_id;
 	__be32 daddr;
 	__be16 dport; /* dest port, 0 for port-0 and FTP templates */
-	__u16 pad;
+	__u16 flags;  /* enum xvs_tmpl_flags */
 	__u32 timeout; /* seconds (the service's -p when created) */
 	__u32 pad2;
 };
@@ -316,7 +324,7 @@ enum xvs_counter {
 	XVS_CNT_PASS_STALE,       /* reply entry without forward entry */
 	XVS_CNT_PASS_ICMP,        /* ICMP not for a NAT connection */
 	XVS_CNT_DROP_CONN_FULL,   /* CONN_MAP full: new flow refused */
-	XVS_CNT_DROP_CONN_CLASH,  /* reply tuple already used by another conn */
+	XVS_CNT_REPLY_TAKEOVER,   /* new NAT conn took an older one's reply tuple */
 	XVS_CNT_CONN_NEW,         /* connections created */
 	XVS_CNT_NAT_IN,           /* client->RS packets rewritten */
 	XVS_CNT_NAT_OUT,          /* RS->client packets rewritten */
@@ -341,6 +349,7 @@ enum xvs_counter {
 	XVS_CNT_OPS,              /* one-packet datagrams scheduled */
 	XVS_CNT_NH_FILL,          /* next-hop cache slot (re)filled by a fib lookup */
 	XVS_CNT_PEER,             /* tc: handed to a veth's peer's ingress (redirect/tx) */
+	XVS_CNT_DROP_DEST_GONE,   /* packet of a connection whose dest was deleted (trash) */
 	XVS_CNT_MAX,
 };
 
@@ -425,7 +434,7 @@ struct xvs_guehdr {
  * probes; never from the kernel version). */
 enum xvs_feat {
 	XVS_FEAT_COARSE_CLOCK = 1,  /* bpf_ktime_get_coarse_ns (5.11) */
-	XVS_FEAT_ATOMICS = 2,       /* BPF_ATOMIC fetch, cmpxchg, and, or (5.12) */
+	/* 2: free (5.12's atomics choose a build, -DXVS_NO_ATOMICS) */
 	XVS_FEAT_REDIRECT_PEER = 4, /* bpf_redirect_peer (5.10; tc) */
 	XVS_FEAT_CSUM_STATE = 8,    /* kfunc bpf_cast_to_kern_ctx (6.3; tc) */
 };
@@ -440,6 +449,7 @@ struct xvs_abi {
 	enum xvs_fwd fwd;
 	enum xvs_dest_flags dest_flags;
 	enum xvs_conn_flags conn_flags;
+	enum xvs_tmpl_flags tmpl_flags;
 	enum xvs_dest_rt_flags dest_rt_flags;
 	enum xvs_sched sched;
 	enum xvs_tun_type tun_type;

@@ -49,6 +49,7 @@ macro_rules! bpf_skeleton {
 
 pub mod decap;
 pub mod features;
+mod mapio;
 mod neigh;
 mod netlink;
 pub mod nexthop;
@@ -56,6 +57,8 @@ mod tc;
 
 bpf_skeleton!(skel, "/xvs.skel.rs");
 bpf_skeleton!(skel_tc, "/xvs_tc.skel.rs");
+bpf_skeleton!(skel_compat, "/xvs_compat.skel.rs");
+bpf_skeleton!(skel_tc_compat, "/xvs_tc_compat.skel.rs");
 bpf_skeleton!(skel_expiry, "/expiry.skel.rs");
 
 /// The shared kernel/user-space types, exactly as generated from
@@ -66,8 +69,8 @@ pub mod abi {
         xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
         xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat,
         xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_nh_state, xvs_ring_key, xvs_sched,
-        xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_key,
-        xvs_tun_flags, xvs_tun_type,
+        xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_flags,
+        xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
     };
     pub use crate::skel_expiry::types::xvs_expiry_cfg;
 
@@ -156,6 +159,27 @@ const _: () = assert!(xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32);
 static BPF_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
 /// The same program built for tc (`-DXVS_TC`): `xvs_tc`.
 static BPF_OBJ_TC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_tc.bpf.o"));
+/// Both again without 5.12's atomic instructions, for older kernels.
+static BPF_OBJ_COMPAT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_compat.bpf.o"));
+static BPF_OBJ_TC_COMPAT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_tc_compat.bpf.o"));
+
+/// The object of `mode`, with or without 5.12's atomics.
+fn director_obj(mode: AttachMode, atomics: bool) -> &'static [u8] {
+    match (mode, atomics) {
+        (AttachMode::Xdp, true) => BPF_OBJ,
+        (AttachMode::Tc, true) => BPF_OBJ_TC,
+        (AttachMode::Xdp, false) => BPF_OBJ_COMPAT,
+        (AttachMode::Tc, false) => BPF_OBJ_TC_COMPAT,
+    }
+}
+
+// Every build keeps `xvs_feat` where `set_feat_bits` writes it.
+const _: () = assert!(
+    std::mem::offset_of!(skel::types::rodata, xvs_feat)
+        == std::mem::offset_of!(skel_compat::types::rodata, xvs_feat)
+        && std::mem::offset_of!(skel_tc::types::rodata, xvs_feat)
+            == std::mem::offset_of!(skel_tc_compat::types::rodata, xvs_feat)
+);
 /// The expiry scan (`bpf/expiry.bpf.c`), loaded after the program.
 static BPF_OBJ_EXPIRY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/expiry.bpf.o"));
 
@@ -293,7 +317,7 @@ const TC_HANDLE: u32 = 0x7876;
 const TC_PRIORITY: u32 = 1;
 
 /// Names of the `XVS_CNT` counters, in `enum xvs_counter` order.
-pub const COUNTER_NAMES: [&str; 39] = [
+pub const COUNTER_NAMES: [&str; 40] = [
     "rx",
     "pass_not_ip",
     "pass_truncated",
@@ -308,7 +332,7 @@ pub const COUNTER_NAMES: [&str; 39] = [
     "pass_stale",
     "pass_icmp",
     "drop_conn_full",
-    "drop_conn_clash",
+    "reply_takeover",
     "conn_new",
     "nat_in",
     "nat_out",
@@ -333,6 +357,7 @@ pub const COUNTER_NAMES: [&str; 39] = [
     "ops",
     "nh_fill",
     "peer",
+    "drop_dest_gone",
 ];
 
 /// Size of the `XVS_CNT` map (`XVS_CNT_SLOTS` in `xvs.h`): room for new
@@ -367,7 +392,8 @@ pub const SVC_DESTS_MAX: usize = 256;
 pub const LBLCR_SET_MAX: usize = 16;
 /// The largest mh table the program accepts (`XVS_MH_TAB_MAX`).
 const MH_TAB_MAX: usize = 131_071;
-const BATCH: u32 = 4096;
+/// The longest ring (rr/wrr) or table (dh/sh/mh) of one service.
+pub const RING_LEN_MAX: usize = MH_TAB_MAX;
 
 /// Sizes and pinning of the data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -528,6 +554,8 @@ pub struct Template {
     pub conns: u32,
     /// Forwarding method of its dest.
     pub fwd: FwdMethod,
+    /// A connection it controls got established (TCP) or answered (UDP).
+    pub assured: bool,
 }
 
 /// One lblc/lblcr cache entry (`LBLC_MAP`).
@@ -571,6 +599,11 @@ pub struct SvcSched {
     /// rr/wrr: one period of the selection sequence; dh/sh/mh: the bucket
     /// table (slot → dest id, [`NO_DEST`] when empty); others: empty.
     pub table: Vec<u32>,
+    /// The weights of `dests`, in the same order ([`SvcSched::build`]):
+    /// with them, an rr/wrr service continues after a change of its dest
+    /// list where the kernel's cursor would ([`sched::cursor`]). Empty
+    /// (a ring given by hand): the position is kept.
+    pub weights: Vec<u32>,
 }
 
 impl SvcSched {
@@ -586,6 +619,7 @@ impl SvcSched {
         SvcSched {
             dests,
             table: ring.to_vec(),
+            weights: Vec::new(),
         }
     }
 
@@ -603,7 +637,10 @@ impl SvcSched {
                 "scheduler {scheduler} with more than {SVC_DESTS_MAX} real servers"
             )));
         }
-        let weights: Vec<u32> = dests.iter().map(|d| d.weight).collect();
+        let mut weights: Vec<u32> = dests.iter().map(|d| d.weight).collect();
+        if kind == SchedKind::Wrr {
+            weights = sched::wrr_fit(&weights, RING_LEN_MAX as u64);
+        }
         let ids = |t: sched::table::Table| -> Vec<u32> {
             t.into_iter()
                 .map(|s| s.map_or(NO_DEST, |i| dests[i].id))
@@ -632,6 +669,7 @@ impl SvcSched {
         Ok(SvcSched {
             dests: dests.iter().take(SVC_DESTS_MAX).map(|d| d.id).collect(),
             table,
+            weights: weights.into_iter().take(SVC_DESTS_MAX).collect(),
         })
     }
 }
@@ -791,72 +829,6 @@ fn from_bytes<T: Pod>(b: &[u8]) -> T {
     v
 }
 
-/// Reads every entry of `map` with `BPF_MAP_LOOKUP_BATCH`, handing each
-/// key and value (`vsize` bytes as the kernel returns them: per-CPU maps
-/// give one 8-byte-aligned value per possible CPU) to `each`.
-fn batch_read(
-    map: &MapHandle,
-    ksize: usize,
-    vsize: usize,
-    mut each: impl FnMut(&[u8], &[u8]),
-) -> Result<(), Error> {
-    let mut keys = vec![0u8; ksize * BATCH as usize];
-    let mut vals = vec![0u8; vsize * BATCH as usize];
-    let mut in_batch = 0u64;
-    let mut out_batch = 0u64;
-    let mut first = true;
-    loop {
-        let mut count = BATCH;
-        // SAFETY: plain libbpf_sys struct, zero is its default.
-        let mut opts: libbpf_rs::libbpf_sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
-        opts.sz = size_of::<libbpf_rs::libbpf_sys::bpf_map_batch_opts>() as _;
-        // SAFETY: buffers hold BATCH keys/values of the map's sizes; batch
-        // tokens are u64 (>= a hash map's 4-byte bucket token and an
-        // array's 4-byte key).
-        let rc = unsafe {
-            libbpf_rs::libbpf_sys::bpf_map_lookup_batch(
-                map.as_fd().as_raw_fd(),
-                if first {
-                    std::ptr::null_mut()
-                } else {
-                    &mut in_batch as *mut u64 as *mut _
-                },
-                &mut out_batch as *mut u64 as *mut _,
-                keys.as_mut_ptr() as *mut _,
-                vals.as_mut_ptr() as *mut _,
-                &mut count,
-                &opts,
-            )
-        };
-        let err = if rc < 0 {
-            std::io::Error::last_os_error()
-        } else {
-            std::io::Error::from_raw_os_error(0)
-        };
-        let errno = err.raw_os_error().unwrap_or(0);
-        if rc < 0 && errno != libc::ENOENT {
-            if errno == libc::EINTR || errno == libc::EAGAIN {
-                continue;
-            }
-            return Err(Error::Io {
-                context: "BPF map batch lookup".into(),
-                source: err,
-            });
-        }
-        for i in 0..count as usize {
-            each(
-                &keys[i * ksize..(i + 1) * ksize],
-                &vals[i * vsize..(i + 1) * vsize],
-            );
-        }
-        if rc < 0 {
-            return Ok(()); // ENOENT: that was the last batch
-        }
-        in_batch = out_batch;
-        first = false;
-    }
-}
-
 /// The service key as `SVC_MAP` stores it.
 pub fn svc_key(k: &ServiceKey) -> xvs_svc_key {
     xvs_svc_key {
@@ -990,6 +962,9 @@ pub struct Dataplane {
     /// DR/TUN dests whose neighbour was being asked for when they were
     /// written (see [`Dataplane::await_nexthops`]).
     nh_pending: std::sync::Mutex<Vec<(u32, Ipv4Addr, bool)>>,
+    /// rr/wrr services: the dest list of the last change and the kernel
+    /// cursor's memo then ([`Dataplane::move_cursor`]).
+    cursors: std::sync::Mutex<HashMap<u32, CursorState>>,
     scan_clock: ScanClock,
     dest_conns: DestConns,
     max_services: u32,
@@ -1013,6 +988,9 @@ impl std::fmt::Debug for Dataplane {
 
 /// A conn entry read from the table.
 type RawConn = (xvs_conn_key, xvs_conn);
+
+/// An rr/wrr service's dest list at its last change and the cursor memo.
+type CursorState = (Vec<sched::cursor::CursorDest>, sched::cursor::Memo);
 
 impl Dataplane {
     /// Loads the program and creates (or reuses pinned) maps.
@@ -1054,12 +1032,9 @@ impl Dataplane {
         }
         let off = features::forced_off().map_err(Error::Invalid)?;
         let mut feats = features::probe(&off);
-        let load = |bits: u32| -> Result<Object, Error> {
+        let load = |atomics: bool, bits: u32| -> Result<Object, Error> {
             let mut open = ObjectBuilder::default()
-                .open_memory(match opts.attach_mode {
-                    AttachMode::Xdp => BPF_OBJ,
-                    AttachMode::Tc => BPF_OBJ_TC,
-                })
+                .open_memory(director_obj(opts.attach_mode, atomics))
                 .map_err(bpf_err("opening the BPF object"))?;
             for mut m in open.maps_mut() {
                 let name = m.name().to_string_lossy().into_owned();
@@ -1093,15 +1068,16 @@ impl Dataplane {
         // A probe that says yes for a feature the verifier then refuses
         // (another program type, a policy) must not cost the data plane:
         // the program is loaded again without the optional features.
-        let obj = match load(feats.bits()) {
+        let atomics = feats.has(features::ATOMICS);
+        let obj = match load(atomics, feats.bits()) {
             Ok(obj) => obj,
-            Err(e) if feats.bits() != 0 => {
+            Err(e) if atomics || feats.bits() != 0 => {
                 let lost: Vec<&str> = features::ALL
                     .iter()
                     .filter(|f| feats.has(**f) && f.name != features::EXPIRY_SCAN.name)
                     .map(|f| f.name)
                     .collect();
-                let obj = load(0).map_err(|_| e)?;
+                let obj = load(false, 0).map_err(|_| e)?;
                 warn!(
                     "the data plane did not load with the optional features {} and was loaded \
                      without them",
@@ -1188,6 +1164,13 @@ impl Dataplane {
             }
         };
         feats.set(features::EXPIRY_SCAN, expiry.is_some());
+        mapio::force_fallbacks(
+            off.contains(features::BATCH_OPS.name),
+            off.contains(features::LOOKUP_AND_DELETE.name),
+        );
+        let (batch, take) = mapio::probe(&[&maps.svc_stats, &maps.dest, &maps.conn], &maps.conn);
+        feats.set(features::BATCH_OPS, batch);
+        feats.set(features::LOOKUP_AND_DELETE, take);
         for (f, on) in feats.report() {
             if !on && opts.attach_mode.uses(f) {
                 let why = feats.why(f).map(|w| format!(": {w}")).unwrap_or_default();
@@ -1207,6 +1190,7 @@ impl Dataplane {
             expiry,
             features: feats,
             nh_pending: Default::default(),
+            cursors: Default::default(),
             scan_clock: ScanClock::default(),
             dest_conns,
             max_services,
@@ -1516,13 +1500,15 @@ impl Dataplane {
         if cur.is_none() {
             self.trim_ring(svc_id, gen ^ 1, 0)?;
         }
-        if cur.is_none_or(|c| c.sched != sched_no) {
+        let fresh = cur.is_none_or(|c| c.sched != sched_no);
+        if fresh {
             self.maps
                 .sched_pos
                 .update(bytes(&svc_id), bytes(&0u64), MapFlags::ANY)
                 .map_err(bpf_err("SCHED_POS reset"))?;
             self.flush_locality(svc_id)?;
         }
+        self.move_cursor(svc_id, &svc.scheduler, sched, fresh)?;
         let val = xvs_svc {
             id: svc_id,
             flags: svc.flags,
@@ -1537,6 +1523,65 @@ impl Dataplane {
             .svc
             .update(bytes(&key), bytes(&val), MapFlags::ANY)
             .map_err(bpf_err("SVC_MAP update"))
+    }
+
+    /// rr/wrr: sets the schedule position where the kernel's cursor would
+    /// continue after this change of the dest list (from the list, the
+    /// position and the cursor memo of the previous change). Without a
+    /// previous list (a restarted daemon) the position is kept.
+    fn move_cursor(
+        &self,
+        svc_id: u32,
+        scheduler: &str,
+        sched: &SvcSched,
+        fresh: bool,
+    ) -> Result<(), Error> {
+        use sched::cursor::{rr_after_change, wrr_after_change, CursorDest, Memo};
+        let Ok(mut cursors) = self.cursors.lock() else {
+            return Ok(());
+        };
+        let rr = scheduler == "rr";
+        if (!rr && scheduler != "wrr") || sched.weights.len() != sched.dests.len() {
+            cursors.remove(&svc_id);
+            return Ok(());
+        }
+        let new: Vec<CursorDest> = sched
+            .dests
+            .iter()
+            .zip(&sched.weights)
+            .map(|(&id, &weight)| CursorDest { id, weight })
+            .collect();
+        let (old, memo) = match cursors.get(&svc_id) {
+            _ if fresh => (Vec::new(), None),
+            Some((old, _)) if *old == new => return Ok(()),
+            Some((old, memo)) => (old.clone(), Some(*memo)),
+            None => {
+                // Nothing known of the cursor: keep the position.
+                let at = Memo {
+                    pos: u64::MAX,
+                    ..Memo::default()
+                };
+                cursors.insert(svc_id, (new, at));
+                return Ok(());
+            }
+        };
+        let pos = self
+            .maps
+            .sched_pos
+            .lookup(bytes(&svc_id), MapFlags::ANY)
+            .map_err(bpf_err("SCHED_POS lookup"))?
+            .map_or(0, |v| from_bytes::<u64>(&v));
+        let (start, memo) = if rr {
+            rr_after_change(&old, &new, pos, memo)
+        } else {
+            wrr_after_change(&old, &new, pos, memo)
+        };
+        self.maps
+            .sched_pos
+            .update(bytes(&svc_id), bytes(&start), MapFlags::ANY)
+            .map_err(bpf_err("SCHED_POS update"))?;
+        cursors.insert(svc_id, (new, memo));
+        Ok(())
     }
 
     /// Deletes the lblc/lblcr cache entries of a service.
@@ -1564,6 +1609,9 @@ impl Dataplane {
         self.trim_ring(svc_id, 0, 0)?;
         self.trim_ring(svc_id, 1, 0)?;
         self.flush_locality(svc_id)?;
+        if let Ok(mut c) = self.cursors.lock() {
+            c.remove(&svc_id);
+        }
         for (tk, t) in self.read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)? {
             if t.svc_id == svc_id && self.maps.persist.delete(bytes(&tk)).is_ok() {
                 if let Some(rt) = self.dest_conns.slot(t.dest_id) {
@@ -1726,7 +1774,7 @@ impl Dataplane {
     /// then. Returns `(resolved, unresolved)` dests.
     pub fn refresh_nexthops(&self) -> Result<(u32, u32), Error> {
         let mut dests = Vec::new();
-        batch_read(&self.maps.dest, 4, size_of::<xvs_dest>(), |k, v| {
+        mapio::read_each(&self.maps.dest, 4, size_of::<xvs_dest>(), |k, v| {
             let Ok(k) = <[u8; 4]>::try_from(k) else {
                 return;
             };
@@ -1806,6 +1854,25 @@ impl Dataplane {
     /// Returns once the requests are made, not when ARP has answered.
     pub fn resolve_neighbours(&self, addrs: &[Ipv4Addr]) -> Result<(), Error> {
         neigh::resolve(addrs)
+    }
+
+    /// Takes a dest out of service as IPVS's dest trash does: its slot is
+    /// marked unavailable (no new connection; packets of its connections
+    /// are dropped, counter `drop_dest_gone`, as with IPVS's default
+    /// `expire_nodest_conn` 0), and its connections, templates, counts,
+    /// counters and next hop stay, so that [`Dataplane::upsert_dest`] can
+    /// bring it back as it was. Take it out of its service's schedule
+    /// first. A free slot: `Ok`.
+    pub fn trash_dest(&self, dest_id: u32) -> Result<(), Error> {
+        self.check_dest_id(dest_id)?;
+        let Some(mut d) = self.dest_slot(dest_id)? else {
+            return Ok(());
+        };
+        d.flags &= !(xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8);
+        self.maps
+            .dest
+            .update(bytes(&dest_id), bytes(&d), MapFlags::ANY)
+            .map_err(bpf_err("DEST_MAP update"))
     }
 
     /// Removes a dest: marks its slot unavailable, deletes its connections
@@ -2017,7 +2084,7 @@ impl Dataplane {
     /// view of a table the program keeps changing).
     fn read_all<K: Pod, V: Pod>(&self, map: &MapHandle) -> Result<Vec<(K, V)>, Error> {
         let mut out = Vec::new();
-        batch_read(map, size_of::<K>(), size_of::<V>(), |k, v| {
+        mapio::read_each(map, size_of::<K>(), size_of::<V>(), |k, v| {
             out.push((from_bytes(k), from_bytes(v)))
         })?;
         Ok(out)
@@ -2032,7 +2099,7 @@ impl Dataplane {
         // The kernel hands out one 8-byte-aligned value per possible CPU.
         let stride = size_of::<xvs_stats>().div_ceil(8) * 8;
         let mut out = vec![Stats::default(); slots as usize];
-        batch_read(map, size_of::<u32>(), stride * ncpu, |k, v| {
+        mapio::read_each(map, size_of::<u32>(), stride * ncpu, |k, v| {
             let id = u32::from_ne_bytes(k.try_into().expect("4-byte key")) as usize;
             let Some(s) = out.get_mut(id) else { return };
             for cpu in v.chunks_exact(stride) {
@@ -2215,19 +2282,16 @@ impl Dataplane {
                         }
                         None => continue,
                     }
-                    let Some(v) = self
-                        .maps
-                        .conn
-                        .lookup_and_delete(bytes(k))
-                        .map_err(bpf_err("CONN_MAP lookup_and_delete"))?
-                    else {
+                    let Some(v) = mapio::take(&self.maps.conn, bytes(k))? else {
                         continue;
                     };
                     let cur: xvs_conn = from_bytes(&v);
                     // DR/TUN connections have no reply entry; their `peer`
                     // key may be a NAT connection's reply entry, which must
-                    // stay.
-                    if cur.fwd == xvs_fwd::XVS_FWD_MASQ.0 as u8 {
+                    // stay. So must one a newer connection took over.
+                    if cur.fwd == xvs_fwd::XVS_FWD_MASQ.0 as u8
+                        && live(&cur.peer)?.is_some_and(|r| bytes(&r.peer) == bytes(k))
+                    {
                         let _ = self.maps.conn.delete(bytes(&cur.peer));
                     }
                     let th = *thresholds
@@ -2351,7 +2415,7 @@ impl Dataplane {
                     if now.saturating_sub(from_bytes::<xvs_tmpl>(&v).last_seen_ns) > limit => {}
                 _ => continue,
             }
-            if let Ok(Some(v)) = self.maps.persist.lookup_and_delete(bytes(&tk)) {
+            if let Ok(Some(v)) = mapio::take(&self.maps.persist, bytes(&tk)) {
                 let cur: xvs_tmpl = from_bytes(&v);
                 if let Some(rt) = self.dest_conns.slot(cur.dest_id) {
                     rt.persist.fetch_sub(1, Ordering::SeqCst);
@@ -2386,6 +2450,7 @@ impl Dataplane {
                         .ok()
                         .flatten()
                         .map_or(FwdMethod::Masq, |d| fwd_of(d.fwd)),
+                    assured: t.flags & xvs_tmpl_flags::XVS_TMPL_F_ASSURED.0 as u16 != 0,
                 })
             })
             .collect())
@@ -2511,6 +2576,17 @@ impl Dataplane {
             .find(|p| p.name() == name)
             .ok_or_else(|| Error::Abi(format!("program {name} missing")))?;
         let mut out = vec![0u8; frame.len() + 256];
+        // Kernels before 5.15 take no xdp_md, before 5.11(?) no
+        // ingress_ifindex in an __sk_buff: the run is retried without,
+        // and a run that needed it is refused (`Error::Unsupported`).
+        let refused = |e: &libbpf_rs::Error| e.kind() == libbpf_rs::ErrorKind::InvalidInput;
+        let no_ctx = || {
+            Error::Unsupported(
+                "BPF_PROG_TEST_RUN with an ingress interface: this kernel takes no such \
+                 context (xdp_md 5.15+, __sk_buff ingress_ifindex)"
+                    .into(),
+            )
+        };
         let (ret, n, duration) = match self.mode {
             AttachMode::Xdp => {
                 // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
@@ -2525,7 +2601,21 @@ impl Dataplane {
                     context_in: ingress_ifindex.map(|_| ctx_bytes),
                     ..Default::default()
                 };
-                let r = prog.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
+                let r = match prog.test_run(input) {
+                    Err(e) if ingress_ifindex.is_some() && refused(&e) => {
+                        let mut probe = vec![0u8; frame.len() + 256];
+                        let plain = libbpf_rs::ProgramInput {
+                            data_in: Some(frame),
+                            data_out: Some(&mut probe),
+                            ..Default::default()
+                        };
+                        return Err(match prog.test_run(plain) {
+                            Ok(_) => no_ctx(),
+                            Err(_) => bpf_err("BPF_PROG_TEST_RUN")(e),
+                        });
+                    }
+                    r => r.map_err(bpf_err("BPF_PROG_TEST_RUN"))?,
+                };
                 (r.return_value, r.data.map_or(0, |d| d.len()), r.duration)
             }
             AttachMode::Tc => {
@@ -2538,16 +2628,28 @@ impl Dataplane {
                 ctx[10] = iif;
                 // The kernel copies all of its __sk_buff back (ENOSPC if smaller).
                 let mut ctx_out = [0u32; 64];
-                let input = libbpf_rs::ProgramInput {
-                    data_in: Some(frame),
-                    data_out: Some(&mut out),
-                    context_in: Some(u32s_as_bytes(&mut ctx)),
-                    context_out: Some(u32s_as_bytes(&mut ctx_out)),
-                    ..Default::default()
+                let run = |ctx: &mut [u32; 17], ctx_out: &mut [u32; 64], out: &mut Vec<u8>| {
+                    let input = libbpf_rs::ProgramInput {
+                        data_in: Some(frame),
+                        data_out: Some(out),
+                        context_in: Some(u32s_as_bytes(ctx)),
+                        context_out: Some(u32s_as_bytes(ctx_out)),
+                        ..Default::default()
+                    };
+                    prog.test_run(input)
+                        .map(|r| (r.return_value, r.data.map_or(0, |d| d.len()), r.duration))
                 };
-                let (rv, n, duration) = {
-                    let r = prog.test_run(input).map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
-                    (r.return_value, r.data.map_or(0, |d| d.len()), r.duration)
+                let (rv, n, duration) = match run(&mut ctx, &mut ctx_out, &mut out) {
+                    Err(e) if refused(&e) => {
+                        ctx[9] = 0;
+                        let r = run(&mut ctx, &mut ctx_out, &mut out);
+                        match r {
+                            Ok(_) if ingress_ifindex.is_some() => return Err(no_ctx()),
+                            Ok(r) => r,
+                            Err(_) => return Err(bpf_err("BPF_PROG_TEST_RUN")(e)),
+                        }
+                    }
+                    r => r.map_err(bpf_err("BPF_PROG_TEST_RUN"))?,
                 };
                 let v = match rv {
                     TC_ACT_OK => XDP_PASS,

@@ -306,6 +306,23 @@ fn setup(o: Options, proto: Protocol, ring: &[u32]) -> Dataplane {
     dp
 }
 
+/// Whether this kernel's BPF_PROG_TEST_RUN can say which interface a
+/// frame came in on (an xdp_md context needs 5.15, an __sk_buff
+/// ingress_ifindex a later kernel than 5.10): the tests of forwarding
+/// decisions need it and are skipped, with the reason, where it cannot.
+/// The e2e tests cover those paths with real traffic on every kernel.
+fn ingress_runs(dp: &Dataplane) -> bool {
+    let mut arp = vec![0u8; 60];
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    match dp.test_run(&arp, Some(1)) {
+        Err(Error::Unsupported(why)) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+        _ => true,
+    }
+}
+
 fn run(dp: &Dataplane, f: &[u8]) -> (u32, Vec<u8>) {
     dp.test_run(f, None).expect("test_run")
 }
@@ -533,7 +550,7 @@ fn time_wait_port_reuse_reschedules_at_once_without_reply_clash() {
     assert_eq!(dp.counter("conn_new").unwrap(), 10);
     assert_eq!(dp.counter("conn_reuse").unwrap(), 9);
     for bad in [
-        "drop_conn_clash",
+        "reply_takeover",
         "drop_conn_full",
         "pass_stale",
         "pass_tcp_no_conn",
@@ -660,8 +677,16 @@ fn truncated_frames_never_crash_and_are_counted() {
     assert_eq!(get("rx"), runs);
     assert_eq!(get("pass_truncated") + get("pass_bad_ip"), runs);
     assert!(get("pass_truncated") > 0);
-    // A frame shorter than Ethernet is refused by the kernel, not us.
-    assert!(dp.test_run(&frames[0][..10], None).is_err());
+    // A frame shorter than Ethernet: refused by the kernel, or (older
+    // kernels) handed to us, and then passed untouched and counted.
+    let short = &frames[0][..10];
+    if let Ok((v, out)) = dp.test_run(short, None) {
+        assert_eq!((v, out.as_slice()), (XDP_PASS, short));
+        assert_eq!(
+            dp.counter("pass_truncated").unwrap(),
+            get("pass_truncated") + 1
+        );
+    }
 }
 
 #[test]
@@ -803,6 +828,47 @@ fn full_conn_table_fails_closed() {
     assert_eq!(Pkt(&out).daddr(), RS1);
     assert_eq!(dp.dest_conns(0).unwrap(), (0, 1));
     assert_eq!(dp.dest_conns(1).unwrap(), (1, 0), "the ACK established it");
+}
+
+/// One client port reaching the same real server through two services
+/// shares the reply tuple (RS:rport -> client:cport). IPVS's newest
+/// connection gets the replies; the older one's expiry must not take the
+/// newer one's reply entry with it. (The traffic oracle found xvs dropping
+/// the second connection's packets as a "clash" instead.)
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_reply_tuple_shared_by_two_services_goes_to_the_newest_connection() {
+    let dp = setup(opts(), Protocol::Udp, &[0]);
+    let other = ServiceKey {
+        port: VPORT + 1,
+        ..key(Protocol::Udp)
+    };
+    dp.upsert_service(1, &Service::new(other, "rr"), &SvcSched::from_ring(&[0]))
+        .unwrap();
+    let t0 = xvs_dataplane::monotonic_ns();
+    let (v, out) = run(&dp, &udp_frame(CLIENT, VIP, 7000, VPORT, true));
+    assert_eq!((v, Pkt(&out).daddr()), (XDP_PASS, RS0));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (v, out) = run(&dp, &udp_frame(CLIENT, VIP, 7000, VPORT + 1, true));
+    assert_eq!((v, Pkt(&out).daddr()), (XDP_PASS, RS0), "second service");
+    assert_eq!(dp.counter("reply_takeover").unwrap(), 1);
+    assert_eq!(dp.counter("drop_conn_full").unwrap(), 0);
+    let reply = udp_frame(RS0, CLIENT, RPORT, 7000, true);
+    let (_, out) = run(&dp, &reply);
+    assert_eq!(Pkt(&out).sport(), VPORT + 1, "replies go to the newest");
+
+    // The first connection expires (1 s UDP timeout), the second not yet.
+    let t = Timeouts {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 1,
+    };
+    assert_eq!(dp.expire_conns_at(&t, t0 + 1_050_000_000).unwrap(), 1);
+    let left = dp.conns().unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].vport, VPORT + 1);
+    let (_, out) = run(&dp, &reply);
+    assert_eq!(Pkt(&out).sport(), VPORT + 1, "its reply entry stayed");
 }
 
 #[test]
@@ -996,6 +1062,9 @@ fn ifindex(name: &str) -> u32 {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn fib_hit_transmits_or_redirects() {
     let dp = setup(opts(), Protocol::Tcp, &[0]);
+    if !ingress_runs(&dp) {
+        return;
+    }
     // In this thread's namespace: client side on c0, real servers on r0.
     sh(
         "ip link add c0 type veth peer name c1 && ip link add r0 type veth peer name r1 \
@@ -1083,6 +1152,9 @@ fn nat_links() -> (u32, u32) {
 fn nexthop_cache_follows_mac_and_mtu_changes_within_its_bounds() {
     stay_on_one_cpu();
     let dp = setup(opts(), Protocol::Tcp, &[0]);
+    if !ingress_runs(&dp) {
+        return;
+    }
     assert_eq!(
         dp.nexthop_ttl().unwrap(),
         xvs_dataplane::NEXTHOP_TTL_DEFAULT
@@ -1644,6 +1716,9 @@ fn neigh_show(addr: &str) -> String {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn dr_rewrites_macs_only_and_tracks_input_only_state() {
     let (dp, c0, r0) = setup_fwd(Protocol::Tcp, &route_dest(RS0), 1500);
+    if !ingress_runs(&dp) {
+        return;
+    }
     let syn = tcp_frame(CLIENT, VIP, 46000, VPORT, SYN);
     let (v, out) = dp.test_run(&syn, Some(c0)).unwrap();
     assert_eq!(v, XDP_REDIRECT);
@@ -1848,6 +1923,9 @@ fn expected_tun(inner_in: &[u8], gue: Option<(u16, bool)>, id: u16) -> Vec<u8> {
 fn tun_ipip_encapsulation_is_byte_exact() {
     let d = tun_dest(RS0, TunType::Ipip, TunCsum::NoCsum);
     let (dp, c0, _r0) = setup_fwd(Protocol::Tcp, &d, 1500);
+    if !ingress_runs(&dp) {
+        return;
+    }
     // DF, TOS with ECN CE: outer gets DF, id 0, TOS with ECT(0).
     let mut syn = tcp_frame(CLIENT, VIP, 47000, VPORT, SYN);
     set_tos_frag(&mut syn, 0x2b, 0x4000);
@@ -1909,6 +1987,9 @@ fn tun_ipip_encapsulation_is_byte_exact() {
 fn tun_gue_encapsulation_with_and_without_udp_checksum() {
     let d = tun_dest(RS0, TunType::Gue, TunCsum::NoCsum);
     let (dp, c0, _r0) = setup_fwd(Protocol::Udp, &d, 1500);
+    if !ingress_runs(&dp) {
+        return;
+    }
     let sport = gue_sport(CLIENT, 48000, UDP);
     let mut f = udp_frame(CLIENT, VIP, 48000, VPORT, true);
     set_tos_frag(&mut f, 0, 0x4000);
@@ -1984,6 +2065,9 @@ fn oversize_df_packets_get_icmp_frag_needed() {
     // RS link MTU 1400; the client link 1500.
     let d = tun_dest(RS0, TunType::Ipip, TunCsum::NoCsum);
     let (dp, c0, _r0) = setup_fwd(Protocol::Udp, &d, 1400);
+    if !ingress_runs(&dp) {
+        return;
+    }
     let big = |cport: u16, inner_len: usize, frag: u16, opts: &[u8]| {
         let n = inner_len - 20 - opts.len() - 8;
         let u = udp_dgram(CLIENT, VIP, cport, VPORT, &vec![0x5a; n], true);
@@ -2053,6 +2137,9 @@ fn decap_cfg() -> DecapConfig {
 fn decap_strips_what_the_director_encapsulated() {
     let d = tun_dest(RS0, TunType::Ipip, TunCsum::NoCsum);
     let (dp, c0, _r0) = setup_fwd(Protocol::Tcp, &d, 1500);
+    if !ingress_runs(&dp) {
+        return;
+    }
     let cfg = decap_cfg();
     let frames = [
         tcp_frame(CLIENT, VIP, 50000, VPORT, SYN),

@@ -518,6 +518,22 @@ fn persistence_templates() {
         .unwrap();
     assert_eq!((ta.vaddr, ta.vport, ta.dport), (VIP, VPORT, RPORT));
     assert_eq!(ta.conns, 11);
+    assert!(
+        t.iter().all(|t| !t.assured),
+        "no connection established yet"
+    );
+    // The client's ACK establishes one connection: its template is
+    // ASSURED (ip_vs_control_assure_ct), the other client's not.
+    assert_eq!(bed.send(TCP, a, 1000, ACK), Some(first));
+    let assured: Vec<Ipv4Addr> = bed
+        .dp
+        .templates()
+        .unwrap()
+        .iter()
+        .filter(|t| t.assured)
+        .map(|t| t.caddr)
+        .collect();
+    assert_eq!(assured, [Ipv4Addr::new(172, 16, 0, 0)]);
     assert_eq!(bed.dp.persist_conns(first).unwrap(), 1);
     assert_eq!(bed.dp.counter("persist_hit").unwrap(), 10);
     // Weight 0 does not stop a template (ip_vs_check_template).

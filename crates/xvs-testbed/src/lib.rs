@@ -47,6 +47,7 @@
 //! Needs root. `ip`, `ethtool` and `sysctl` must be installed.
 
 pub mod harness;
+pub mod oracle;
 pub mod selftest;
 pub mod testsrv;
 pub mod vrrp;

@@ -21,7 +21,7 @@
 //! answer, 1 otherwise, 2 on a usage error.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -44,7 +44,11 @@ usage:
   xvs-testsrv udp-echo --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv udp-sink --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
-  xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]";
+                       [--source ADDR[:PORT],...]
+  xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]
+                       [--source ADDR[:PORT],...]
+--source: the local addresses (and ports) to send from, one connection after
+the other in turn.";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +73,9 @@ pub enum Cmd {
         count: u64,
         timeout_ms: u64,
         keepalive: bool,
+        /// Local addresses (port 0: any) to send from, one connection
+        /// after the other in turn (empty: the kernel's choice).
+        sources: Vec<SocketAddr>,
     },
     Udp {
         addr: String,
@@ -76,6 +83,8 @@ pub enum Cmd {
         timeout_ms: u64,
         payload: String,
         new_conn: bool,
+        /// As for `Get`.
+        sources: Vec<SocketAddr>,
     },
 }
 
@@ -163,6 +172,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
     let mut timeout_ms = 2000u64;
     let mut keepalive: Option<bool> = None;
     let mut payload = "ping".to_string();
+    let mut sources: Vec<SocketAddr> = Vec::new();
     let mut positional: Vec<&str> = Vec::new();
     let mut it = rest.iter();
     while let Some(&a) = it.next() {
@@ -177,6 +187,11 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
             "--count" | "-n" => count = parse_num(a, value(a)?, MAX_COUNT)?,
             "--timeout-ms" => timeout_ms = parse_num(a, value(a)?, 600_000)?,
             "--payload" => payload = value(a)?.to_string(),
+            "--source" => {
+                for addr in value(a)?.split(',') {
+                    sources.push(parse_source(addr)?);
+                }
+            }
             "--new-conn" => {
                 if keepalive == Some(true) {
                     return Err("--new-conn and --keepalive exclude each other".into());
@@ -231,6 +246,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
                 count,
                 timeout_ms,
                 keepalive: keepalive.unwrap_or(false),
+                sources,
             })
         }
         "udp" => {
@@ -241,6 +257,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
                 timeout_ms,
                 payload,
                 new_conn: keepalive == Some(false),
+                sources,
             })
         }
         other => Err(format!("unknown subcommand {other:?}")),
@@ -672,12 +689,44 @@ struct HttpClient {
     timeout: Duration,
     keepalive: bool,
     conn: Option<BufReader<TcpStream>>,
+    /// Where the next connection is sent from (None: any).
+    source: Option<SocketAddr>,
+}
+
+/// A TCP connection to `to` from `from` (any port), within `timeout`.
+/// A `--source` entry: `ADDR` (any port) or `ADDR:PORT`, `[V6]:PORT`.
+fn parse_source(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 0));
+    }
+    s.parse()
+        .map_err(|_| format!("--source: {s:?} is not an address or address:port"))
+}
+
+fn connect_from(
+    from: Option<SocketAddr>,
+    to: &SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect_timeout(to, timeout);
+    };
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(*to),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // A fixed source port is reused by later runs (other destinations).
+    s.set_reuse_address(true)?;
+    s.bind(&from.into())?;
+    s.connect_timeout(&(*to).into(), timeout)?;
+    Ok(s.into())
 }
 
 impl HttpClient {
     fn request(&mut self) -> Result<String, String> {
         if self.conn.is_none() {
-            let s = TcpStream::connect_timeout(&self.addr, self.timeout).map_err(io_reason)?;
+            let s = connect_from(self.source, &self.addr, self.timeout).map_err(io_reason)?;
             s.set_read_timeout(Some(self.timeout)).map_err(io_reason)?;
             s.set_write_timeout(Some(self.timeout)).map_err(io_reason)?;
             let _ = s.set_nodelay(true);
@@ -717,7 +766,7 @@ impl HttpClient {
     }
 }
 
-fn http_get(url: Url, count: u64, timeout_ms: u64, keepalive: bool) -> i32 {
+fn http_get(url: Url, count: u64, timeout_ms: u64, keepalive: bool, sources: &[SocketAddr]) -> i32 {
     let timeout = Duration::from_millis(timeout_ms);
     let addr = match resolve(&url.authority()) {
         Ok(a) => a,
@@ -734,10 +783,16 @@ fn http_get(url: Url, count: u64, timeout_ms: u64, keepalive: bool) -> i32 {
         timeout,
         keepalive,
         conn: None,
+        source: None,
     };
     let mut failed = false;
     let stdout = io::stdout();
+    let mut next = 0usize;
     for _ in 0..count {
+        if client.conn.is_none() && !sources.is_empty() {
+            client.source = Some(sources[next % sources.len()]);
+            next += 1;
+        }
         let line = match client.request() {
             Ok(body) => body,
             Err(e) => {
@@ -752,7 +807,14 @@ fn http_get(url: Url, count: u64, timeout_ms: u64, keepalive: bool) -> i32 {
     i32::from(failed)
 }
 
-fn udp_client(addr: &str, count: u64, timeout_ms: u64, payload: &str, new_conn: bool) -> i32 {
+fn udp_client(
+    addr: &str,
+    count: u64,
+    timeout_ms: u64,
+    payload: &str,
+    new_conn: bool,
+    sources: &[SocketAddr],
+) -> i32 {
     let timeout = Duration::from_millis(timeout_ms);
     let target = match resolve(addr) {
         Ok(a) => a,
@@ -766,8 +828,13 @@ fn udp_client(addr: &str, count: u64, timeout_ms: u64, payload: &str, new_conn: 
     } else {
         "[::]:0"
     };
-    let open = || -> io::Result<UdpSocket> {
-        let s = UdpSocket::bind(bind)?;
+    let mut next = 0usize;
+    let mut open = || -> io::Result<UdpSocket> {
+        let s = match sources.get(next % sources.len().max(1)) {
+            Some(from) => UdpSocket::bind(from)?,
+            None => UdpSocket::bind(bind)?,
+        };
+        next += 1;
         s.set_read_timeout(Some(timeout))?;
         s.connect(target)?;
         Ok(s)
@@ -818,14 +885,16 @@ pub fn main_with_args<S: AsRef<str>>(args: &[S]) -> i32 {
             count,
             timeout_ms,
             keepalive,
-        } => return http_get(url, count, timeout_ms, keepalive),
+            sources,
+        } => return http_get(url, count, timeout_ms, keepalive, &sources),
         Cmd::Udp {
             addr,
             count,
             timeout_ms,
             payload,
             new_conn,
-        } => return udp_client(&addr, count, timeout_ms, &payload, new_conn),
+            sources,
+        } => return udp_client(&addr, count, timeout_ms, &payload, new_conn, &sources),
     };
     match served {
         Ok(()) => 0,
@@ -899,7 +968,8 @@ mod tests {
                 },
                 count: 30,
                 timeout_ms: 2000,
-                keepalive: false
+                keepalive: false,
+                sources: vec![]
             }
         );
         match parse_args(&[
@@ -916,6 +986,7 @@ mod tests {
                 keepalive,
                 timeout_ms,
                 count,
+                ..
             } => {
                 assert_eq!(
                     (url.host.as_str(), url.port, url.path.as_str()),
@@ -938,9 +1009,23 @@ mod tests {
                 count: 3,
                 timeout_ms: 2000,
                 payload: "ping".into(),
-                new_conn: true
+                new_conn: true,
+                sources: vec![]
             }
         );
+        match parse_args(&["get", "http://h/", "--source", "192.0.2.7,192.0.2.8:4000"]).unwrap() {
+            Cmd::Get { sources, .. } => assert_eq!(
+                sources,
+                [
+                    "192.0.2.7:0".parse::<SocketAddr>().unwrap(),
+                    "192.0.2.8:4000".parse().unwrap()
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(&["get", "http://h/", "--source", "x"])
+            .unwrap_err()
+            .contains("not an address"));
     }
 
     #[test]
@@ -1057,6 +1142,7 @@ mod tests {
                 timeout: Duration::from_secs(2),
                 keepalive,
                 conn: None,
+                source: None,
             };
             for _ in 0..2 {
                 assert_eq!(client.request().unwrap(), "lo1");
@@ -1067,6 +1153,6 @@ mod tests {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let uaddr = sock.local_addr().unwrap();
         thread::spawn(move || udp_echo_serve(sock, "u1"));
-        assert_eq!(udp_client(&uaddr.to_string(), 2, 1000, "hi", true), 0);
+        assert_eq!(udp_client(&uaddr.to_string(), 2, 1000, "hi", true, &[]), 0);
     }
 }

@@ -141,7 +141,7 @@ fn reused_client_ports_in_time_wait_connect_at_once() {
     assert_eq!(c["conn_new"], CONNS as u64, "{c:?}");
     assert_eq!(c["conn_reuse"], reuses, "{c:?}");
     for bad in [
-        "drop_conn_clash",
+        "reply_takeover",
         "drop_conn_full",
         "pass_tcp_no_conn",
         "pass_stale",

@@ -15,6 +15,7 @@
 //!   "No such service" for `-L -t`), or xvsd answered nonsense.
 
 pub mod client;
+mod restore;
 
 use client::Client;
 use std::io::{Read, Write};
@@ -86,16 +87,16 @@ pub fn error_text(cmd: &Command, e: &ApiError) -> String {
     }
 }
 
-struct Io<'a> {
+pub(crate) struct Io<'a> {
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
 }
 
 impl Io<'_> {
-    fn print(&mut self, s: &str) {
+    pub(crate) fn print(&mut self, s: &str) {
         let _ = self.out.write_all(s.as_bytes());
     }
-    fn eprint(&mut self, s: &str) {
+    pub(crate) fn eprint(&mut self, s: &str) {
         let _ = self.err.write_all(s.as_bytes());
     }
 }
@@ -148,26 +149,7 @@ pub fn run(
         _ => {}
     }
 
-    // Parse -R input completely before touching the daemon: a bad line
-    // changes nothing.
-    let restore = if cmd == Command::Restore {
-        let mut text = String::new();
-        if let Err(e) = stdin.read_to_string(&mut text) {
-            io.eprint(&format!("{prog}: reading stdin: {}\n", io_text(&e)));
-            return ipvsadm::EXIT_FAIL;
-        }
-        match ipvsadm::parse_restore_with(&text, &prog, &FileNames::system()) {
-            Ok(cmds) => Some(cmds),
-            Err(e) => {
-                io.eprint(&format!("{e}\n"));
-                return e.error.exit_code();
-            }
-        }
-    } else {
-        None
-    };
-
-    let mut client = match Client::connect(Path::new(&socket)) {
+    let client = match Client::connect(Path::new(&socket)) {
         Ok(c) => c,
         Err(e) => {
             io.eprint(&format!(
@@ -177,72 +159,114 @@ pub fn run(
             return EXIT_NO_DAEMON;
         }
     };
-    let mut call = |req: &Request, io: &mut Io| -> Option<Response> {
-        match client.call(req) {
+    let mut session = Session { client, io, prog };
+    if cmd == Command::Restore {
+        let mut text = String::new();
+        if let Err(e) = stdin.read_to_string(&mut text) {
+            let m = format!("{}: reading stdin: {}\n", session.prog, io_text(&e));
+            session.io.eprint(&m);
+            return ipvsadm::EXIT_FAIL;
+        }
+        return restore::restore(&text, &mut session);
+    }
+    session.execute(&cmd)
+}
+
+/// A connected xvsadm: where it prints, and the daemon it asks.
+pub(crate) struct Session<'a> {
+    client: Client,
+    io: Io<'a>,
+    prog: String,
+}
+
+impl Session<'_> {
+    /// One request; `None` (reported) when xvsd could not be asked.
+    fn call(&mut self, req: &Request) -> Option<Response> {
+        match self.client.call(req) {
             Ok(r) => Some(r),
             Err(e) => {
-                io.eprint(&format!("{prog}: {e:#}\n"));
+                self.io.eprint(&format!("{}: {e:#}\n", self.prog));
                 None
             }
         }
-    };
-    let unexpected = |io: &mut Io| {
-        io.eprint(&format!("{prog}: unexpected response from xvsd\n"));
-        EXIT_LIST
-    };
-
-    if let Some(cmds) = restore {
-        let requests = cmds.iter().filter_map(Command::request).collect();
-        return match call(&Request::Batch { requests }, &mut io) {
-            Some(Response::Ok) => 0,
-            Some(Response::Error { error }) => {
-                io.eprint(&format!("{}\n", error.message));
-                EXIT_ERROR
-            }
-            Some(_) => unexpected(&mut io),
-            None => EXIT_LIST,
-        };
     }
 
-    let names: Box<dyn Resolver> = match &cmd {
-        Command::List(o) if o.numeric => Box::new(NoNames),
-        Command::Save { numeric: true } => Box::new(NoNames),
-        _ => Box::new(FileNames::system()),
-    };
-
-    let list_error = |io: &mut Io, e: &ApiError| {
-        io.eprint(&format!("{}\n", e.message));
+    fn unexpected(&mut self) -> i32 {
+        let m = format!("{}: unexpected response from xvsd\n", self.prog);
+        self.io.eprint(&m);
         EXIT_LIST
-    };
+    }
 
-    match &cmd {
-        Command::List(opts) => match opts.target() {
+    fn list_error(&mut self, e: &ApiError) -> i32 {
+        self.io.eprint(&format!("{}\n", e.message));
+        EXIT_LIST
+    }
+
+    /// Carries out one parsed command (not `-R`, `-h`, `-v`): listings
+    /// print, changes go to xvsd. Returns ipvsadm's exit status for it.
+    pub(crate) fn execute(&mut self, cmd: &Command) -> i32 {
+        let names: Box<dyn Resolver> = match cmd {
+            Command::List(o) if o.numeric => Box::new(NoNames),
+            Command::Save { numeric: true } => Box::new(NoNames),
+            _ => Box::new(FileNames::system()),
+        };
+        match cmd {
+            Command::List(opts) => self.list(opts, names.as_ref()),
+            Command::Save { numeric } => match self.call(&Request::List) {
+                Some(Response::Table { table }) => {
+                    self.io
+                        .print(&format::save(&table, *numeric, names.as_ref()));
+                    0
+                }
+                Some(Response::Error { error }) => self.list_error(&error),
+                Some(_) => self.unexpected(),
+                None => EXIT_LIST,
+            },
+            other => {
+                let Some(req) = other.request() else {
+                    return self.unexpected();
+                };
+                match self.call(&req) {
+                    Some(Response::Ok) => 0,
+                    Some(Response::Error { error }) => {
+                        self.io.eprint(&format!("{}\n", error_text(other, &error)));
+                        EXIT_ERROR
+                    }
+                    Some(_) => self.unexpected(),
+                    None => EXIT_ERROR,
+                }
+            }
+        }
+    }
+
+    fn list(&mut self, opts: &ListOptions, names: &dyn Resolver) -> i32 {
+        match opts.target() {
             ListTarget::Daemon => 0, // no sync daemon ever runs: nothing to show
-            ListTarget::Connections => match call(&Request::ListConns, &mut io) {
+            ListTarget::Connections => match self.call(&Request::ListConns) {
                 Some(Response::Conns { conns }) => {
-                    io.print(&format::conns(&conns, opts, names.as_ref()));
+                    self.io.print(&format::conns(&conns, opts, names));
                     0
                 }
-                Some(Response::Error { error }) => list_error(&mut io, &error),
-                Some(_) => unexpected(&mut io),
+                Some(Response::Error { error }) => self.list_error(&error),
+                Some(_) => self.unexpected(),
                 None => EXIT_LIST,
             },
-            ListTarget::Timeouts => match call(&Request::GetTimeouts, &mut io) {
+            ListTarget::Timeouts => match self.call(&Request::GetTimeouts) {
                 Some(Response::Timeouts { timeouts }) => {
-                    io.print(&format::timeouts(&timeouts));
+                    self.io.print(&format::timeouts(&timeouts));
                     0
                 }
-                Some(Response::Error { error }) => list_error(&mut io, &error),
-                Some(_) => unexpected(&mut io),
+                Some(Response::Error { error }) => self.list_error(&error),
+                Some(_) => self.unexpected(),
                 None => EXIT_LIST,
             },
-            target => match call(&Request::List, &mut io) {
+            target => match self.call(&Request::List) {
                 Some(Response::Table { table }) => {
                     if let ListTarget::Service(key) = target {
                         match format::find_service(&table, &key) {
-                            Some(se) => io.print(&format::list_service(se, opts, names.as_ref())),
+                            Some(se) => self.io.print(&format::list_service(se, opts, names)),
                             None => {
-                                io.eprint(&format!(
+                                self.io.eprint(&format!(
                                     "{}\n",
                                     ErrorKind::NoSuchService.ipvsadm_message()
                                 ));
@@ -250,37 +274,14 @@ pub fn run(
                             }
                         }
                     } else {
-                        io.print(&format::list_all(&table, opts, names.as_ref()));
+                        self.io.print(&format::list_all(&table, opts, names));
                     }
                     0
                 }
-                Some(Response::Error { error }) => list_error(&mut io, &error),
-                Some(_) => unexpected(&mut io),
+                Some(Response::Error { error }) => self.list_error(&error),
+                Some(_) => self.unexpected(),
                 None => EXIT_LIST,
             },
-        },
-        Command::Save { numeric } => match call(&Request::List, &mut io) {
-            Some(Response::Table { table }) => {
-                io.print(&format::save(&table, *numeric, names.as_ref()));
-                0
-            }
-            Some(Response::Error { error }) => list_error(&mut io, &error),
-            Some(_) => unexpected(&mut io),
-            None => EXIT_LIST,
-        },
-        other => {
-            let Some(req) = other.request() else {
-                return unexpected(&mut io);
-            };
-            match call(&req, &mut io) {
-                Some(Response::Ok) => 0,
-                Some(Response::Error { error }) => {
-                    io.eprint(&format!("{}\n", error_text(other, &error)));
-                    EXIT_ERROR
-                }
-                Some(_) => unexpected(&mut io),
-                None => EXIT_ERROR,
-            }
         }
     }
 }
@@ -349,6 +350,77 @@ mod tests {
         )
     }
 
+    /// A daemon that answers each request line with the next of `answers`
+    /// and records what it was asked.
+    fn fake_xvsd(answers: Vec<Response>) -> (String, std::thread::JoinHandle<Vec<Request>>) {
+        use std::io::{BufRead, BufReader};
+        let dir = std::env::temp_dir().join(format!("xvsadm-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("s{}", answers.len()));
+        let _ = std::fs::remove_file(&path);
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut w = s;
+            let mut asked = Vec::new();
+            for a in answers {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                asked.push(serde_json::from_str(line.trim_end()).unwrap());
+                w.write_all(format!("{}\n", serde_json::to_string(&a).unwrap()).as_bytes())
+                    .unwrap();
+            }
+            asked
+        });
+        (path.to_string_lossy().into_owned(), h)
+    }
+
+    #[test]
+    fn restore_goes_line_by_line_as_ipvsadm_does() {
+        let exists = ApiError::new(ErrorKind::ServiceExists);
+        let (sock, h) = fake_xvsd(vec![
+            Response::Sequence {
+                results: vec![None, Some(exists)],
+            },
+            Response::Timeouts {
+                timeouts: xvs_core::model::Timeouts::default(),
+            },
+            Response::Sequence {
+                results: vec![None],
+            },
+        ]);
+        let input =
+            "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n-A -t 10.0.0.5:80 --bogus\n-L --timeout\n\
+                     -a -t 10.0.0.1:80 -r 10.0.0.2\n-a -t 10.0.0.1:80 -r 10.0.0.3 -w 2147483648\n\
+                     -A -t 10.0.0.9:80\n";
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(
+            &v(&["ipvsadm", "-R"]),
+            Some(&sock),
+            &mut input.as_bytes(),
+            &mut out,
+            &mut err,
+        );
+        let asked = h.join().unwrap();
+        // The refused change and the popt error print where they stand, the
+        // listing prints between them, the bad weight stops the restore
+        // with the lines before it applied and the line after it unsent.
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "Service already exists\n--bogus: unknown option\nillegal weight specified\n"
+        );
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("Timeout (tcp tcpfin udp):"));
+        assert_eq!(code, 2);
+        assert_eq!(asked.len(), 3);
+        assert!(matches!(&asked[0], Request::Sequence { requests } if requests.len() == 2));
+        assert!(matches!(&asked[2], Request::Sequence { requests } if requests.len() == 1));
+    }
+
     #[test]
     fn offline_paths() {
         let (c, o, _) = run_args(&["xvsadm", "-v"], "");
@@ -378,14 +450,11 @@ mod tests {
                 "Try `xvsadm -h' or 'xvsadm --help' for more information.\n"
             )
         );
-        let (c, _, e) = run_args(
-            &["xvsadm", "-R"],
-            "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r x:y\n",
-        );
-        assert_eq!(
-            (c, e.as_str()),
-            (2, "line 2: illegal real server address[:port] specified\n")
-        );
+        // -R needs the daemon before it reads a line, as ipvsadm needs
+        // the kernel's IPVS.
+        let (c, _, e) = run_args(&["xvsadm", "-R"], "-A -t 10.0.0.1:80\n");
+        assert_eq!(c, EXIT_NO_DAEMON);
+        assert!(e.contains("cannot connect to xvsd"), "{e}");
         let (c, _, e) = run_args(&["xvsadm", "-Ln"], "");
         assert_eq!(c, EXIT_NO_DAEMON);
         assert_eq!(

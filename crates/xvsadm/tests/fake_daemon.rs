@@ -91,6 +91,15 @@ fn answer(req: &Request) -> Response {
         Request::AddDest { .. } => Response::Error {
             error: ApiError::new(ErrorKind::NoSuchService),
         },
+        Request::Sequence { requests } => Response::Sequence {
+            results: requests
+                .iter()
+                .map(|r| match answer(r) {
+                    Response::Error { error } => Some(error),
+                    _ => None,
+                })
+                .collect(),
+        },
         _ => Response::Ok,
     }
 }
@@ -163,32 +172,36 @@ fn lists_and_changes() {
 }
 
 #[test]
-fn restore_sends_one_batch() {
+fn restore_sends_runs_of_changes_as_one_sequence() {
     let f = fake("restore", answer);
-    let input = "# saved by ipvsadm-save\n-A -t 198.51.100.10:80 -s rr\n-a -t 198.51.100.10:80 -r 203.0.113.11:8080 -m -w 1\n\n";
+    let input =
+        "-A -t 198.51.100.10:80 -s rr\n-a -t 198.51.100.10:80 -r 203.0.113.11:8080 -m -w 1\n\n";
     let (c, _, e) = run(&f, &["-R"], input);
-    assert_eq!((c, e.as_str()), (0, ""));
+    // The dest's service is unknown to this fake: its error, in its place.
+    assert_eq!((c, e.as_str()), (255, "Service not defined\n"));
     let seen = f.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
-    let Request::Batch { requests } = &seen[0] else {
+    let Request::Sequence { requests } = &seen[0] else {
         panic!("{seen:?}")
     };
     assert_eq!(requests.len(), 2);
     assert!(matches!(requests[0], Request::AddService { .. }));
     assert!(matches!(requests[1], Request::AddDest { .. }));
 
-    // A bad line: nothing is sent.
+    // A bad line stops the restore; the lines before it are sent.
     let (c, _, e) = run(
         &f,
         &["-R"],
-        "-A -t 198.51.100.10:80\n-a -t 198.51.100.10:80 -w 1\n",
+        "-A -t 198.51.100.10:80\n-a -t 198.51.100.10:80 -w 1\n-A -t 198.51.100.11:80\n",
     );
     assert_eq!(
         (c, e.as_str()),
         (
             2,
-            "line 2: You need to supply the 'real-server' option for the 'add-server' command\n"
+            "You need to supply the 'real-server' option for the 'add-server' command\n"
         )
     );
-    assert_eq!(f.seen.lock().unwrap().len(), 1);
+    let seen = f.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(matches!(&seen[1], Request::Sequence { requests } if requests.len() == 1));
 }

@@ -231,6 +231,9 @@ impl<P: Plane> Daemon<P> {
                 timeouts: self.model.timeouts,
             }),
             Request::Info => self.info().map(|info| Response::Info { info }),
+            Request::Sequence { requests } => self
+                .sequence(requests)
+                .map(|results| Response::Sequence { results }),
             _ => self.change(&req).map(|()| Response::Ok),
         };
         result.unwrap_or_else(|error| Response::Error { error })
@@ -253,6 +256,41 @@ impl<P: Plane> Daemon<P> {
         if let Some(o) = owned {
             new.owned = o;
         }
+        self.install(new, req)
+    }
+
+    /// `ipvsadm -R`'s way: each change on its own, a refused one skipped
+    /// (its error reported in its place), the rest applied; then one sync
+    /// of everything that was applied.
+    fn sequence(&mut self, requests: &[Request]) -> Result<Vec<Option<ApiError>>, ApiError> {
+        let mut new = self.model.clone();
+        let mut applied = Vec::new();
+        let mut results = Vec::with_capacity(requests.len());
+        for r in requests {
+            // A single change validates before it touches the model; a
+            // nested batch may not, so it goes through a copy.
+            let res = match r {
+                Request::Batch { .. } | Request::Sequence { .. } => {
+                    let mut c = new.clone();
+                    c.apply(r, self.limits).map(|()| new = c)
+                }
+                _ => new.apply(r, self.limits),
+            };
+            match res {
+                Ok(()) => {
+                    applied.push(r.clone());
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(e)),
+            }
+        }
+        self.install(new, &Request::Batch { requests: applied })?;
+        Ok(results)
+    }
+
+    /// Makes `new` (the model after `req`) the table: synced to the plane,
+    /// rolled back if the plane refuses; `-Z` carried out; saved.
+    fn install(&mut self, new: Model, req: &Request) -> Result<(), ApiError> {
         if let Err(e) = table::sync(&self.model, &new, &mut self.plane) {
             log::error!("data plane refused {req:?}: {e}; restoring the previous table");
             // Undo by diffing back: removes what the change added, rewrites
@@ -387,7 +425,32 @@ impl<P: Plane> Daemon<P> {
             self.plane.expire_locality(full == 0);
         }
         self.plane.maintain_nexthops();
+        self.collect_trash();
         self.refresh_metrics();
+    }
+
+    /// Frees the trash's dests that have been unused long enough (IPVS's
+    /// `ip_vs_dest_trash_expire`): their slots are cleared and their ids
+    /// can be handed out again.
+    fn collect_trash(&mut self) {
+        if self.model.trash.is_empty() {
+            return;
+        }
+        let now = xvs_dataplane::monotonic_ns() / 1_000_000_000;
+        let before = self.model.trash.clone();
+        let plane = &self.plane;
+        let gone = self.model.collect_trash(now, |id| {
+            plane.dest_conns(id).map_or(true, |(a, i)| a + i > 0)
+                || plane.persist_conns(id).map_or(true, |p| p > 0)
+        });
+        for id in &gone {
+            if let Err(e) = self.plane.remove_dest(*id) {
+                log::warn!("clearing dest slot {id} after the trash: {e}");
+            }
+        }
+        if self.model.trash != before {
+            self.save_state();
+        }
     }
 
     /// The plane's network-change descriptor, for the server's poll.
@@ -494,6 +557,10 @@ pub(crate) mod tests {
             Ok(())
         }
         fn remove_dest(&mut self, id: u32) -> Result<(), String> {
+            self.dests.remove(&id);
+            Ok(())
+        }
+        fn trash_dest(&mut self, id: u32) -> Result<(), String> {
             self.dests.remove(&id);
             Ok(())
         }
@@ -642,6 +709,10 @@ pub(crate) mod tests {
             port: 80,
         });
         assert_eq!(r, Response::Ok);
+        // The deleted dest leaves the trash (unused for 120 s): its slot
+        // is free again.
+        assert!(d.model.collect_trash(0, |_| false).is_empty());
+        assert_eq!(d.model.collect_trash(120, |_| false), vec![0]);
         let r = d.handle(Request::AddDest {
             key: key(),
             dest: dest(13),

@@ -324,6 +324,9 @@ impl Backend for Loaded {
             .upsert_dest(dest_id, svc_id, dest)
             .map_err(|e| e.to_string())
     }
+    fn trash_dest(&mut self, dest_id: u32) -> Result<(), String> {
+        self.dp.trash_dest(dest_id).map_err(|e| e.to_string())
+    }
     fn remove_dest(&mut self, dest_id: u32) -> Result<(), String> {
         let ended = self.dp.remove_dest(dest_id).map_err(|e| e.to_string())?;
         if ended > 0 {
@@ -364,7 +367,8 @@ impl Plane for Loaded {
         let now = monotonic_ns();
         let conns = self.dp.conns().map_err(|e| e.to_string())?;
         let templates = self.dp.templates().map_err(|e| e.to_string())?;
-        // Templates as IPVS lists them: client port 0, state NONE, the time
+        // Templates as IPVS lists them: client port 0, state NONE or
+        // ASSURED, the time
         // left of the persistence timeout (while connections still use an
         // idle template, the kernel keeps re-arming that timer).
         let tmpl: Vec<ConnEntry> = templates
@@ -387,7 +391,11 @@ impl Plane for Loaded {
                     vport: t.vport,
                     daddr: t.daddr,
                     dport: t.dport,
-                    state: ConnState::None,
+                    state: if t.assured {
+                        ConnState::Assured
+                    } else {
+                        ConnState::None
+                    },
                     fwd: t.fwd,
                     expires_ms: left,
                 }
@@ -717,9 +725,9 @@ fn print_features() -> i32 {
                         .map(|w| format!(" ({w})"))
                         .unwrap_or_default();
                     if on {
-                        println!("  {:<14} yes  {}", f.name, f.needs);
+                        println!("  {:<17} yes  {}", f.name, f.needs);
                     } else {
-                        println!("  {:<14} no   {}{why}; {}", f.name, f.needs, f.without);
+                        println!("  {:<17} no   {}{why}; {}", f.name, f.needs, f.without);
                     }
                 }
             }

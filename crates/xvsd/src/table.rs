@@ -12,7 +12,7 @@ use xvs_core::api::{ApiError, ErrorKind, Request};
 use xvs_core::model::{Dest, FwdMethod, Service, ServiceKey, Timeouts, TunCsum, TunType};
 use xvs_core::sched;
 use xvs_core::sched::reference::next_last_weight;
-use xvs_dataplane::{SchedDest, SvcSched, SVC_DESTS_MAX};
+use xvs_dataplane::{SchedDest, SvcSched, RING_LEN_MAX, SVC_DESTS_MAX};
 
 /// What the table needs from the data plane. Implemented by
 /// `xvs_dataplane::Dataplane`, and by a recording fake in tests.
@@ -31,6 +31,10 @@ pub trait Backend {
     fn upsert_dest(&mut self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), String>;
     /// Removes a destination and ends its connections.
     fn remove_dest(&mut self, dest_id: u32) -> Result<(), String>;
+    /// Takes a destination out of service into the trash: no new
+    /// connection, packets of its connections dropped, connections,
+    /// counts and counters kept (it may come back, see [`Trashed`]).
+    fn trash_dest(&mut self, dest_id: u32) -> Result<(), String>;
     /// Zeroes the counters of a service.
     fn zero_svc(&mut self, svc_id: u32) -> Result<(), String>;
     /// Zeroes the counters of a destination.
@@ -51,11 +55,38 @@ pub struct DestSlot {
     pub last_weight: Option<u32>,
 }
 
+/// A dest deleted from its service (`-d`, or with its service by `-D`,
+/// `-C`) and kept as IPVS keeps it in its dest trash: while connections
+/// still use it, and 120 s after the last one ended. Adding the same real
+/// server to a service of the same protocol, address and port brings it
+/// back with its connections and counts (and its counters, when it is the
+/// same service object): `ip_vs_trash_get_dest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trashed {
+    /// The dest as it was, with its slot.
+    pub slot: DestSlot,
+    /// The service it belonged to.
+    pub svc: ServiceKey,
+    /// That service object's [`SvcSlot::obj`].
+    pub svc_obj: u64,
+    /// Seconds (monotonic) since when it has had no connections; `None`
+    /// while it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<u64>,
+}
+
+/// How long an unused dest stays in the trash (`IP_VS_DEST_TRASH_PERIOD`).
+pub const TRASH_PERIOD_SECS: u64 = 120;
+
 /// A service together with its data-plane slot and dests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SvcSlot {
     /// Data-plane service id.
     pub id: u32,
+    /// Which service object this is (ids are reused; this is not): a dest
+    /// back from the trash keeps its counters only in the same object.
+    #[serde(default)]
+    pub obj: u64,
     /// Configuration.
     pub service: Service,
     /// Dests in the kernel's list order: a new dest goes to the front
@@ -113,6 +144,20 @@ fn dest_limit(s: &Service, n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// wrr runs one precomputed period of the kernel's sequence (docs/design.md):
+/// weights whose period is longer than the data plane holds are scheduled
+/// by weights scaled to fit ([`sched::wrr_fit`]); say so once per change.
+fn wrr_warn(s: &Service, weights: &[u32]) {
+    let period = sched::wrr_period(weights);
+    if s.scheduler == "wrr" && period > RING_LEN_MAX as u64 {
+        log::warn!(
+            "wrr {}: these weights repeat every {period} picks, xvs holds {RING_LEN_MAX}; \
+             scheduling by weights scaled to fit (same shares, a different order than IPVS)",
+            s.key
+        );
+    }
+}
+
 /// The whole model: what `-S` would save, plus slot ids.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Model {
@@ -126,8 +171,13 @@ pub struct Model {
     /// service (`-D`, `-C`) ends its ownership until the next reload.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub owned: BTreeSet<ServiceKey>,
+    /// Deleted dests kept for their connections ([`Trashed`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trash: Vec<Trashed>,
     svc_ids: IdPool,
     dest_ids: IdPool,
+    #[serde(default)]
+    next_obj: u64,
 }
 
 mod services_as_list {
@@ -204,28 +254,20 @@ fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
             ));
         }
     }
-    if d.weight > 65535 {
-        return Err(ApiError::with(
-            ErrorKind::Invalid,
-            "illegal weight specified",
-        ));
+    if d.weight > i32::MAX as u32 {
+        // the kernel's weight is an int (__ip_vs_update_dest: < 0 -> ERANGE)
+        return Err(err(ErrorKind::OutOfRange));
     }
     if d.l_threshold > d.u_threshold {
         // ip_vs_add_dest / ip_vs_edit_dest: ERANGE
-        return Err(ApiError::with(
-            ErrorKind::Invalid,
-            "lower threshold is higher than upper threshold",
-        ));
+        return Err(err(ErrorKind::OutOfRange));
     }
     if d.addr.is_unspecified() || d.addr.is_broadcast() || d.addr.is_multicast() {
         return Err(err(ErrorKind::Invalid));
     }
-    if d.port == 0 && svc.key.port != 0 {
-        return Err(ApiError::with(
-            ErrorKind::Invalid,
-            "Zero port specified for real server",
-        ));
-    }
+    // A dest without port (`-r RS:0`) gets the service's port, as IPVS's
+    // connections do (`dest->port ? dest->port : vport`).
+    let _ = svc;
     Ok(())
 }
 
@@ -279,10 +321,12 @@ impl Model {
                     .svc_ids
                     .alloc(limits.max_services)
                     .ok_or_else(|| ApiError::with(ErrorKind::Internal, "service table is full"))?;
+                self.next_obj += 1;
                 self.services.insert(
                     service.key,
                     SvcSlot {
                         id,
+                        obj: self.next_obj,
                         service: service.clone(),
                         dests: Vec::new(),
                     },
@@ -295,6 +339,8 @@ impl Model {
                     .ok_or_else(|| err(ErrorKind::NoSuchService))?;
                 validate_service(service)?;
                 dest_limit(service, slot.dests.len())?;
+                let w: Vec<u32> = slot.dests.iter().map(|d| d.dest.weight).collect();
+                wrr_warn(service, &w);
                 slot.service = service.clone();
             }
             Request::DelService { key } => {
@@ -327,9 +373,18 @@ impl Model {
                 }
                 validate_dest(&slot.service, dest)?;
                 dest_limit(&slot.service, slot.dests.len() + 1)?;
-                let id = self.dest_ids.alloc(limits.max_dests).ok_or_else(|| {
-                    ApiError::with(ErrorKind::Internal, "destination table is full")
-                })?;
+                let mut w: Vec<u32> = slot.dests.iter().map(|d| d.dest.weight).collect();
+                w.push(dest.weight);
+                wrr_warn(&slot.service, &w);
+                let back = self.trash.iter().position(|t| {
+                    t.svc == *key && t.slot.dest.addr == dest.addr && t.slot.dest.port == dest.port
+                });
+                let id = match back {
+                    Some(i) => self.trash.remove(i).slot.id,
+                    None => self.dest_ids.alloc(limits.max_dests).ok_or_else(|| {
+                        ApiError::with(ErrorKind::Internal, "destination table is full")
+                    })?,
+                };
                 slot.dests.insert(
                     0,
                     DestSlot {
@@ -346,11 +401,23 @@ impl Model {
                     .ok_or_else(|| err(ErrorKind::ServiceNotDefined))?;
                 let dest = &forced_port(&slot.service, dest);
                 validate_dest(&slot.service, dest)?;
+                let w: Vec<u32> = slot
+                    .dests
+                    .iter()
+                    .map(|d| {
+                        if d.dest.addr == dest.addr && d.dest.port == dest.port {
+                            dest.weight
+                        } else {
+                            d.dest.weight
+                        }
+                    })
+                    .collect();
                 let d = slot
                     .dests
                     .iter_mut()
                     .find(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
                     .ok_or_else(|| err(ErrorKind::NoSuchDest))?;
+                wrr_warn(&slot.service, &w);
                 let old = d.last_weight.unwrap_or(d.dest.weight);
                 d.last_weight = Some(next_last_weight(false, old, dest.weight));
                 d.dest = dest.clone();
@@ -366,7 +433,13 @@ impl Model {
                     .position(|d| d.dest.addr == *addr && d.dest.port == *port)
                     .ok_or_else(|| err(ErrorKind::NoSuchDest))?;
                 let d = slot.dests.remove(pos);
-                self.dest_ids.release(d.id);
+                let (svc, svc_obj) = (slot.service.key, slot.obj);
+                self.trash.push(Trashed {
+                    slot: d,
+                    svc,
+                    svc_obj,
+                    idle_since: None,
+                });
             }
             Request::SetTimeouts { timeouts } => {
                 if timeouts.tcp != 0 {
@@ -391,23 +464,67 @@ impl Model {
                     self.apply(r, limits)?;
                 }
             }
+            Request::Sequence { requests } => {
+                for r in requests {
+                    let mut c = self.clone();
+                    if c.apply(r, limits).is_ok() {
+                        *self = c;
+                    }
+                }
+            }
             Request::GetTimeouts | Request::List | Request::ListConns | Request::Info => {}
         }
         Ok(())
     }
 
+    /// A deleted service: its id goes back to the pool, its dests to
+    /// the trash (their connections stay, as IPVS's do).
     fn release(&mut self, slot: SvcSlot) {
         for d in slot.dests {
-            self.dest_ids.release(d.id);
+            self.trash.push(Trashed {
+                slot: d,
+                svc: slot.service.key,
+                svc_obj: slot.obj,
+                idle_since: None,
+            });
         }
         self.svc_ids.release(slot.id);
     }
 
+    /// The trash's dests that have been unused for [`TRASH_PERIOD_SECS`]
+    /// at `now` (seconds) leave it, their ids free again; `in_use(id)`
+    /// says whether a dest still has connections or templates. Returns
+    /// the ids that left (their data-plane slots are to be cleared).
+    pub fn collect_trash(&mut self, now: u64, in_use: impl Fn(u32) -> bool) -> Vec<u32> {
+        let mut gone = Vec::new();
+        self.trash.retain_mut(|t| {
+            if in_use(t.slot.id) {
+                t.idle_since = None;
+                return true;
+            }
+            match t.idle_since {
+                None => {
+                    t.idle_since = Some(now);
+                    true
+                }
+                Some(since) if now.saturating_sub(since) < TRASH_PERIOD_SECS => true,
+                Some(_) => {
+                    gone.push(t.slot.id);
+                    false
+                }
+            }
+        });
+        for id in &gone {
+            self.dest_ids.release(*id);
+        }
+        gone
+    }
+
     /// Every dest id in use, with the id of its service.
-    fn dest_index(&self) -> BTreeMap<u32, (u32, &Dest)> {
+    fn dest_index(&self) -> BTreeMap<u32, (u32, &Dest, u64)> {
         self.services
             .values()
-            .flat_map(|s| s.dests.iter().map(move |d| (d.id, (s.id, &d.dest))))
+            .flat_map(|s| s.dests.iter().map(move |d| (d.id, (s.id, &d.dest, s.obj))))
             .collect()
     }
 
@@ -424,24 +541,38 @@ impl Model {
 pub fn sync(old: &Model, new: &Model, be: &mut dyn Backend) -> Result<(), String> {
     let old_dests = old.dest_index();
     let new_dests = new.dest_index();
-    // An id freed and handed out again within one batch names another dest:
-    // the old one's connections must end before the slot is rewritten.
-    let same = |a: &(u32, &Dest), b: &(u32, &Dest)| {
-        a.0 == b.0 && a.1.addr == b.1.addr && a.1.port == b.1.port
-    };
+    // The same real server (it may have been to the trash and back within
+    // the batch) or, should an id have been freed and handed out again,
+    // another one, whose predecessor's connections must end first.
+    let same_rs = |a: &Dest, b: &Dest| a.addr == b.addr && a.port == b.port;
     for (id, n) in &new_dests {
+        let (svc_id, dest, obj) = *n;
+        // The object its counters belong to, if it keeps them.
+        let kept_obj = match old_dests.get(id) {
+            Some(o) if same_rs(o.1, dest) => Some(o.2),
+            Some(_) => {
+                be.remove_dest(*id)?;
+                None
+            }
+            None => old
+                .trash
+                .iter()
+                .find(|t| t.slot.id == *id)
+                .map(|t| t.svc_obj),
+        };
         match old_dests.get(id) {
-            Some(o) if same(o, n) => {
-                if o.1 != n.1 {
-                    be.upsert_dest(*id, n.0, n.1)?;
+            Some(o) if same_rs(o.1, dest) && o.0 == svc_id && o.2 == obj => {
+                if o.1 != dest {
+                    be.upsert_dest(*id, svc_id, dest)?;
                 }
             }
-            other => {
-                if other.is_some() {
-                    be.remove_dest(*id)?;
+            _ => {
+                // New, or back from the trash: connections and counts
+                // stay; counters too when it is the same service object.
+                if kept_obj != Some(obj) {
+                    be.zero_dest(*id)?;
                 }
-                be.zero_dest(*id)?;
-                be.upsert_dest(*id, n.0, n.1)?;
+                be.upsert_dest(*id, svc_id, dest)?;
             }
         }
     }
@@ -467,7 +598,11 @@ pub fn sync(old: &Model, new: &Model, be: &mut dyn Backend) -> Result<(), String
     }
     for id in old_dests.keys() {
         if !new_dests.contains_key(id) {
-            be.remove_dest(*id)?;
+            if new.trash.iter().any(|t| t.slot.id == *id) {
+                be.trash_dest(*id)?;
+            } else {
+                be.remove_dest(*id)?;
+            }
         }
     }
     Ok(())
@@ -482,6 +617,9 @@ pub fn restore(model: &Model, be: &mut dyn Backend) -> Result<(), String> {
             be.upsert_dest(d.id, slot.id, &d.dest)?;
         }
         be.upsert_service(slot.id, &slot.service, &sched_of(slot))?;
+    }
+    for t in &model.trash {
+        be.trash_dest(t.slot.id)?;
     }
     Ok(())
 }
@@ -549,6 +687,9 @@ mod tests {
         }
         fn remove_dest(&mut self, id: u32) -> Result<(), String> {
             self.rec(format!("rmdest {id}"))
+        }
+        fn trash_dest(&mut self, id: u32) -> Result<(), String> {
+            self.rec(format!("trash {id}"))
         }
         fn zero_svc(&mut self, id: u32) -> Result<(), String> {
             self.rec(format!("zsvc {id}"))
@@ -658,7 +799,11 @@ mod tests {
                 BIG,
             )
             .unwrap_err();
-        assert!(e.message.contains("lower threshold"), "{}", e.message);
+        // the kernel's ERANGE, as ipvsadm prints it
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::OutOfRange, "Numerical result out of range")
+        );
         t.l_threshold = 2;
         m.apply(
             &Request::AddDest {
@@ -767,7 +912,8 @@ mod tests {
         )
         .unwrap();
         sync(&old, &new, &mut be).unwrap();
-        assert_eq!(be.log, vec!["svc 0 wrr [1]", "rmdest 0"]);
+        // IPVS keeps a deleted dest in its trash with its connections.
+        assert_eq!(be.log, vec!["svc 0 wrr [1]", "trash 0"]);
     }
 
     #[test]
@@ -803,7 +949,8 @@ mod tests {
         let slot = m.service(&key(80)).unwrap();
         assert_eq!(slot.dests[1].last_weight, Some(1));
         // weight 0 with last_weight 1: same table, the dest merely unavailable
-        assert_eq!(sched_of(slot), before);
+        let after = sched_of(slot);
+        assert_eq!((&after.dests, &after.table), (&before.dests, &before.table));
         // -E -s sh: a 256-bucket table; -s wlc: no table, the dest list
         let mut s = Service::new(key(80), "sh");
         m.apply(&Request::EditService { service: s.clone() }, LIMITS)
@@ -818,33 +965,65 @@ mod tests {
     }
 
     #[test]
-    fn an_id_reused_within_a_batch_ends_the_old_dest_first() {
+    fn a_deleted_dest_waits_in_the_trash_and_comes_back_with_its_slot() {
         let mut be = Fake::default();
         let mut old = Model::default();
         old.apply(&add_svc(80, "rr"), LIMITS).unwrap();
         old.apply(&add_dest(80, 11, 1), LIMITS).unwrap();
         let mut new = old.clone();
+        let del = Request::DelDest {
+            key: key(80),
+            addr: Ipv4Addr::new(203, 0, 113, 11),
+            port: 80,
+        };
         let batch = Request::Batch {
-            requests: vec![
-                Request::DelDest {
-                    key: key(80),
-                    addr: Ipv4Addr::new(203, 0, 113, 11),
-                    port: 80,
-                },
-                add_dest(80, 12, 1),
-            ],
+            requests: vec![del.clone(), add_dest(80, 12, 1)],
         };
         new.apply(&batch, LIMITS).unwrap();
         sync(&old, &new, &mut be).unwrap();
+        // .11 keeps slot 0 in the trash; .12 gets a slot of its own.
         assert_eq!(
             be.log,
             vec![
-                "rmdest 0",
-                "zdest 0",
-                "dest 0 svc=0 203.0.113.12:80 w=1",
-                "svc 0 rr [0]",
+                "zdest 1",
+                "dest 1 svc=0 203.0.113.12:80 w=1",
+                "svc 0 rr [1]",
+                "trash 0"
             ]
         );
+        // Added again: back in slot 0, counters kept (same service).
+        be.log.clear();
+        let old = new.clone();
+        new.apply(&add_dest(80, 11, 2), LIMITS).unwrap();
+        sync(&old, &new, &mut be).unwrap();
+        assert_eq!(
+            be.log,
+            vec!["dest 0 svc=0 203.0.113.11:80 w=2", "svc 0 rr [0, 1]"]
+        );
+        // Deleted with its service, then a new service of the same key:
+        // the slot comes back, its counters zeroed (another object).
+        be.log.clear();
+        let old = new.clone();
+        new.apply(&Request::DelService { key: key(80) }, LIMITS)
+            .unwrap();
+        new.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+        new.apply(&add_dest(80, 11, 1), LIMITS).unwrap();
+        sync(&old, &new, &mut be).unwrap();
+        assert!(be.log.contains(&"zdest 0".to_string()), "{:?}", be.log);
+        assert!(be.log.contains(&"trash 1".to_string()), "{:?}", be.log);
+        // Unused for 120 s, it leaves the trash and its slot is free.
+        assert_eq!(new.trash.len(), 1);
+        assert!(new.collect_trash(10, |_| false).is_empty());
+        assert!(
+            new.collect_trash(129, |id| id == 1).is_empty(),
+            "in use again"
+        );
+        assert!(
+            new.collect_trash(130, |_| false).is_empty(),
+            "idle from 130"
+        );
+        assert_eq!(new.collect_trash(250, |_| false), vec![1]);
+        assert!(new.trash.is_empty());
     }
 
     #[test]

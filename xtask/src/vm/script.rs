@@ -28,7 +28,16 @@ fn passed_through(name: &str) -> bool {
 /// plus the passed-through variables, `cd` to `cwd`, then the command.
 pub(super) fn cmd_script(argv: &[String], cwd: &Path, env: &[(String, String)]) -> String {
     let mut s = String::from("# written by cargo xtask vm\n");
-    s += &format!("export PATH={GUEST_PATH}\nexport HOME=/root USER=root LOGNAME=root\n");
+    // The host's Rust toolchain too (the guest sees the host's root), so
+    // `cargo` and xtask's own checks work inside.
+    let cargo_dir = env
+        .iter()
+        .find(|(k, _)| k == "CARGO")
+        .and_then(|(_, v)| Path::new(v).parent())
+        .map(|d| format!(":{}", shell_quote(&d.to_string_lossy())))
+        .unwrap_or_default();
+    s +=
+        &format!("export PATH={GUEST_PATH}{cargo_dir}\nexport HOME=/root USER=root LOGNAME=root\n");
     let mut pass: Vec<&(String, String)> = env.iter().filter(|(k, _)| passed_through(k)).collect();
     pass.sort();
     for (k, v) in pass {
@@ -114,6 +123,12 @@ mod tests {
         assert!(s.contains("export CARGO_TERM_COLOR=always\n"), "{s}");
         assert!(!s.contains("RUSTUP_HOME") && !s.contains("/evil") && !s.contains("BAD"));
         assert!(s.contains(&format!("export PATH={GUEST_PATH}\n")));
+        let with_cargo = cmd_script(
+            &["true".to_string()],
+            Path::new("/"),
+            &[("CARGO".to_string(), "/root/.cargo/bin/cargo".to_string())],
+        );
+        assert!(with_cargo.contains(&format!("export PATH={GUEST_PATH}:/root/.cargo/bin\n")));
         assert!(
             s.ends_with("cd '/work/main dir' || exit 125\ntrue\n"),
             "{s}"

@@ -605,8 +605,17 @@ impl Scheduler for Wrr {
         self.di = di;
         self.mw = max - (di - 1);
         if !self.init {
+            // The kernel creates a service empty (`init_svc`: cw 0) and
+            // its dests come one by one, oldest (last in the list) first.
             self.init = true;
-            self.cw = self.mw;
+            let new: Vec<super::cursor::CursorDest> = dests
+                .iter()
+                .map(|d| super::cursor::CursorDest {
+                    id: d.id,
+                    weight: d.weight,
+                })
+                .collect();
+            self.cw = super::cursor::wrr_cw_after(0, &[], &new);
         } else if self.cw > self.mw || self.cw == 0 {
             self.cw = self.mw;
         } else if self.di > 1 {

@@ -567,10 +567,21 @@ fn wrr_model_matches_ring() {
         let mut s = model("wrr", 0).unwrap();
         s.dests_changed(&d);
         let ring = wrr_ring(w);
+        // Created empty, its dests added oldest (last in the list) first:
+        // the picks start where crate::sched::cursor says.
+        let cd: Vec<crate::sched::cursor::CursorDest> = w
+            .iter()
+            .enumerate()
+            .map(|(i, &weight)| crate::sched::cursor::CursorDest {
+                id: i as u32,
+                weight,
+            })
+            .collect();
+        let (start, _) = crate::sched::cursor::wrr_after_change(&[], &cd, 0, None);
         for k in 0..ring.len() * 3 {
             assert_eq!(
                 s.schedule(&d, &flow_from(1), 0, &mut no_rand()),
-                Some(ring[k % ring.len()]),
+                Some(ring[(start as usize + k) % ring.len()]),
                 "{w:?} pick {k}"
             );
         }
@@ -579,7 +590,8 @@ fn wrr_model_matches_ring() {
 
 #[test]
 fn wrr_skips_overloaded() {
-    // 3:2:1 with dest 0 overloaded: passes cw=3 (nothing), 2 [1], 1 [1, 2]
+    // 3:2:1 with dest 0 overloaded, built by adds (cw 1): passes cw=1
+    // [1, 2], 3 (nothing), 2 [1], 1 [1, 2], ...
     let mut d = vec![
         DestView::new(0, 3),
         DestView::new(1, 2),
@@ -591,7 +603,7 @@ fn wrr_skips_overloaded() {
     let picks: Vec<_> = (0..6)
         .map(|_| s.schedule(&d, &flow_from(1), 0, &mut no_rand()).unwrap())
         .collect();
-    assert_eq!(picks, vec![1, 1, 2, 1, 1, 2]);
+    assert_eq!(picks, vec![1, 2, 1, 1, 2, 1]);
     for x in d.iter_mut() {
         x.overloaded = true;
     }
@@ -604,10 +616,13 @@ fn wrr_dest_changed_keeps_cw() {
     let d = vec![DestView::new(0, 4), DestView::new(1, 2)];
     let mut s = Wrr::default();
     s.dests_changed(&d);
-    // di=2, mw=3: cw 3 -> [0]; cw 1 -> [0, 1]
+    // Created empty, 1 then 0 added: cw 0 -> 1 -> 1 (di=2 rounds 1 to 1);
+    // passes cw 1 -> [0, 1]; cw 3 -> [0]
     assert_eq!(s.schedule(&d, &flow_from(1), 0, &mut no_rand()), Some(0));
+    assert_eq!(s.schedule(&d, &flow_from(1), 0, &mut no_rand()), Some(1));
     assert_eq!(s.schedule(&d, &flow_from(1), 0, &mut no_rand()), Some(0));
-    // now cw = 1; change weights to 3:3 (di=3, mw=1): cw=1 kept -> from head
+    // now cw = 3; change weights to 3:3 (di=3, mw=1): cw 3 > mw -> 1, from
+    // the head
     let e = vec![DestView::new(0, 3), DestView::new(1, 3)];
     s.dests_changed(&e);
     assert_eq!(s.schedule(&e, &flow_from(1), 0, &mut no_rand()), Some(0));
