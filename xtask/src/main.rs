@@ -347,6 +347,8 @@ fn test() -> Result<()> {
                 "--test",
                 "conn_reuse_e2e",
                 "--test",
+                "hitless_e2e",
+                "--test",
                 "selftest_e2e",
                 "--",
                 "--ignored",

@@ -36,7 +36,7 @@ const ORACLES: [&str; 3] = [
 ];
 
 /// The tests run in part: (`crate/test target`, test-name filters).
-const E2E_SUBSET: [(&str, &[&str]); 3] = [
+const E2E_SUBSET: [(&str, &[&str]); 4] = [
     (
         "xvs-testbed/nat_e2e",
         &[
@@ -44,6 +44,11 @@ const E2E_SUBSET: [(&str, &[&str]); 3] = [
             "udp_echo_through_the_vip",
             "save_clear_restore_round_trips",
         ],
+    ),
+    // Replacing and leaving the program attached is the kernel's part.
+    (
+        "xvs-testbed/hitless_e2e",
+        &["nat_connections_survive_xvsd_restarts_and_kills"],
     ),
     (
         "xvs-testbed/dr_tun_e2e",

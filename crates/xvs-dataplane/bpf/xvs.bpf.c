@@ -219,6 +219,15 @@ struct {
 
 _Static_assert(XVS_CNT_MAX <= XVS_CNT_SLOTS, "XVS_CNT_SLOTS too small");
 
+/* Pinned with the other maps; holds the XVS_ABI_VERSION of the data plane
+ * that made them (written by the loader; the program never reads it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} XVS_ABI SEC(".maps");
+
 const volatile struct xvs_abi xvs_abi = {
 	.version = XVS_ABI_VERSION,
 	.cnt_max = XVS_CNT_MAX,

@@ -439,6 +439,13 @@ enum xvs_feat {
 	XVS_FEAT_CSUM_STATE = 8,    /* kfunc bpf_cast_to_kern_ctx (6.3; tc) */
 };
 
+/* The layout and meaning of the pinned maps. A data plane of another
+ * version must not reuse them: the loader compares this with the pinned
+ * XVS_ABI map before it loads (4: XVS_ABI itself, ASSURED templates). */
+enum xvs_abi_version {
+	XVS_ABI_VERSION = 4,
+};
+
 /* Object-wide constants. A read-only global of this type puts every enum
  * above into BTF, so the skeleton exports them to Rust. */
 struct xvs_abi {
@@ -459,10 +466,8 @@ struct xvs_abi {
 	enum xvs_feat feat;
 	enum xvs_nh_state nh_state;
 	struct xvs_expiry_rec expiry_rec;
-	__u32 pad;
+	enum xvs_abi_version abi_version;
 };
-
-#define XVS_ABI_VERSION 3
 
 #ifdef XVS_TC
 /* tc builds: make the first `want` bytes (or the whole packet, if

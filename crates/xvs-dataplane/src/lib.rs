@@ -49,10 +49,12 @@ macro_rules! bpf_skeleton {
 
 pub mod decap;
 pub mod features;
+pub mod leftover;
 mod mapio;
 mod neigh;
 mod netlink;
 pub mod nexthop;
+pub mod pins;
 mod tc;
 
 bpf_skeleton!(skel, "/xvs.skel.rs");
@@ -66,11 +68,11 @@ bpf_skeleton!(skel_expiry, "/expiry.skel.rs");
 /// bytes; use [`be32`], [`be16`], [`ip_of`] and [`port_of`] to convert.
 pub mod abi {
     pub use crate::skel::types::{
-        xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
-        xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat,
-        xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_nh_state, xvs_ring_key, xvs_sched,
-        xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_flags,
-        xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+        xvs_abi_version, xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest,
+        xvs_dest_conns, xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind,
+        xvs_expiry_rec, xvs_feat, xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_nh_state,
+        xvs_ring_key, xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key,
+        xvs_tmpl, xvs_tmpl_flags, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
     };
     pub use crate::skel_expiry::types::xvs_expiry_cfg;
 
@@ -365,22 +367,7 @@ pub const COUNTER_NAMES: [&str; 40] = [
 const CNT_SLOTS: u32 = 64;
 const _: () = assert!(COUNTER_NAMES.len() <= CNT_SLOTS as usize);
 
-/// Maps pinned under [`Options::pin_path`] (all state; `.rodata` is not).
-const PINNED_MAPS: [&str; 13] = [
-    "SVC_MAP",
-    "DEST_MAP",
-    "DEST_NH",
-    "RING_MAP",
-    "SCHED_POS",
-    "CONN_MAP",
-    "SVC_STATS",
-    "DEST_STATS",
-    "DEST_CONNS",
-    "XVS_CNT",
-    "SVC_DESTS",
-    "PERSIST_MAP",
-    "LBLC_MAP",
-];
+use pins::PINNED_MAPS;
 
 const RING_GEN_SHIFT: u32 = 31;
 /// `XVS_NO_DEST`: a dh/sh/mh table slot without a dest.
@@ -486,6 +473,9 @@ pub enum Error {
     /// No such network interface.
     #[error("no such interface: {0}")]
     NoSuchInterface(String),
+    /// Pinned maps this build cannot adopt (another version or size).
+    #[error("{0}")]
+    Pins(String),
     /// The loaded object does not match the Rust types (should not happen).
     #[error("ABI mismatch: {0}")]
     Abi(String),
@@ -1029,6 +1019,7 @@ impl Dataplane {
                     let _ = std::fs::remove_file(&cnt);
                 }
             }
+            pins::check(p, opts)?;
         }
         let off = features::forced_off().map_err(Error::Invalid)?;
         let mut feats = features::probe(&off);
@@ -1042,16 +1033,7 @@ impl Dataplane {
                     set_feat_bits(&mut m, opts.attach_mode, bits)?;
                     continue;
                 }
-                let entries = match name.as_str() {
-                    "SVC_MAP" | "SCHED_POS" | "SVC_STATS" => Some(opts.max_services),
-                    "DEST_MAP" | "DEST_STATS" | "DEST_CONNS" | "DEST_NH" => Some(opts.max_dests),
-                    "RING_MAP" => Some(opts.ring_capacity),
-                    "CONN_MAP" => Some(opts.conn_capacity),
-                    "SVC_DESTS" => Some(opts.max_services.saturating_mul(2)),
-                    "PERSIST_MAP" => Some(opts.persist_capacity),
-                    "LBLC_MAP" => Some(opts.locality_capacity),
-                    _ => None,
-                };
+                let entries = pins::entries(&name, opts).map(|(n, _)| n);
                 if let Some(n) = entries {
                     m.set_max_entries(n)
                         .map_err(bpf_err(format!("sizing {name}")))?;
@@ -1129,6 +1111,7 @@ impl Dataplane {
             nh_cfg: handle("XVS_NH_CFG", 4, 16)?,
             iface: handle("XVS_IFACE", 4, 4)?,
         };
+        pins::stamp(&handle("XVS_ABI", 4, 4)?)?;
         let dc = handle("DEST_CONNS", 4, size_of::<xvs_dest_conns>())?;
         let entries = dc.max_entries();
         // SAFETY: sysconf is always safe to call.
@@ -1346,6 +1329,17 @@ impl Dataplane {
     /// Interfaces the program is attached to (by this instance).
     pub fn attached(&self) -> Vec<String> {
         self.attached.iter().map(|a| a.ifname.clone()).collect()
+    }
+
+    /// Forgets the interfaces this instance attached to, leaving the
+    /// program on them (dropping the instance then detaches nothing): the
+    /// data plane forwards on while no daemon runs, with the pinned maps.
+    /// Returns the interfaces.
+    pub fn leave_attached(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.attached)
+            .into_iter()
+            .map(|a| a.ifname)
+            .collect()
     }
 
     /// Detaches from every interface this instance attached to.

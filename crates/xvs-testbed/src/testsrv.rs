@@ -450,6 +450,37 @@ pub fn parse_response_head(head: &str) -> Result<ResponseHead, String> {
 /// [`MAX_BODY`]).
 pub const MAX_PAD: usize = MAX_BODY - 1024;
 
+/// Byte `i` of a `/slow/` body after its first line: a pattern the
+/// client checks, so a transfer that lost or reordered data fails.
+pub fn slow_byte(i: usize) -> u8 {
+    b'a' + (i % 26) as u8
+}
+
+/// `/slow/BYTES/MS`: the body's pattern length and how long to take.
+fn slow_params(path: &str) -> Option<(usize, u64)> {
+    let (b, ms) = path.strip_prefix("/slow/")?.split_once('/')?;
+    Some((
+        b.parse::<usize>().ok()?.min(MAX_PAD),
+        ms.parse::<u64>().ok()?.min(600_000),
+    ))
+}
+
+/// Checks a `/slow/` body: the server's name, a newline, then the pattern.
+pub fn check_slow_body(body: &[u8]) -> Result<(), String> {
+    let start = body
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(body.len(), |p| p + 1);
+    match body[start..]
+        .iter()
+        .enumerate()
+        .find(|(i, b)| **b != slow_byte(*i))
+    {
+        Some((i, _)) => Err(format!("corrupt body at byte {}", start + i)),
+        None => Ok(()),
+    }
+}
+
 /// The server's response to `req`, and whether to keep the connection.
 /// The body is the server's name and a newline; `GET /pad/N` adds N dots
 /// after it (at most [`MAX_PAD`]), for transfers of many segments.
@@ -647,11 +678,39 @@ fn serve_conn(conn: TcpStream, name: &str) -> io::Result<()> {
             Err(_) => return Ok(()),
         }
         let (resp, keep) = build_response(name, &req);
+        if let (Some((n, ms)), "GET") = (slow_params(&req.path), req.method.as_str()) {
+            write_slow(&mut w, name, &req, n, ms)?;
+            return Ok(());
+        }
         w.write_all(&resp)?;
         if !keep {
             return Ok(());
         }
     }
+}
+
+/// A `/slow/N/MS` response: the name line and N pattern bytes, written in
+/// 1 KiB pieces spread evenly over MS milliseconds (a long transfer);
+/// the connection closes after it.
+fn write_slow(w: &mut TcpStream, name: &str, req: &Request, n: usize, ms: u64) -> io::Result<()> {
+    let mut body = format!("{name}\n").into_bytes();
+    body.extend((0..n).map(slow_byte));
+    write!(
+        w,
+        "HTTP/1.{} 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        req.minor,
+        body.len()
+    )?;
+    let pieces = body.chunks(1024).count().max(1) as u64;
+    let start = std::time::Instant::now();
+    for (k, piece) in body.chunks(1024).enumerate() {
+        let due = Duration::from_millis(ms * k as u64 / pieces);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            thread::sleep(wait);
+        }
+        w.write_all(piece)?;
+    }
+    Ok(())
 }
 
 fn udp_echo_serve(sock: UdpSocket, name: &str) -> io::Result<()> {
@@ -755,6 +814,9 @@ impl HttpClient {
                 }
                 if head.status != 200 {
                     return Err(format!("HTTP {} {}", head.status, head.reason));
+                }
+                if self.url.path.starts_with("/slow/") {
+                    check_slow_body(&body)?;
                 }
                 Ok(summary(&body))
             }
@@ -909,6 +971,24 @@ pub fn main_with_args<S: AsRef<str>>(args: &[S]) -> i32 {
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    #[test]
+    fn slow_bodies_are_checked_byte_by_byte() {
+        assert_eq!(slow_params("/slow/4096/2000"), Some((4096, 2000)));
+        assert_eq!(slow_params("/slow/x/2000"), None);
+        assert_eq!(
+            slow_params("/slow/9999999999/1").map(|p| p.0),
+            Some(MAX_PAD)
+        );
+        let mut body = b"rs1\n".to_vec();
+        body.extend((0..100).map(slow_byte));
+        assert_eq!(check_slow_body(&body), Ok(()));
+        body[50] = b'!';
+        assert_eq!(
+            check_slow_body(&body),
+            Err("corrupt body at byte 50".into())
+        );
+    }
 
     #[test]
     fn parses_server_args() {

@@ -49,6 +49,12 @@ usage: xvsd [options]
                         which optional kernel features it finds (each one
                         is probed on the running kernel; what is missing
                         has a slower fallback), then exit
+  --detach              remove the data plane: the program from every interface
+                        of the network namespace and the pinned maps (every
+                        connection is lost; the saved table stays), then
+                        exit. xvsd itself never detaches: stopped, killed or
+                        restarted, it leaves the data plane forwarding with
+                        the table as it was, and the next xvsd adopts it
   -V, --version         version
 ";
 
@@ -62,6 +68,7 @@ struct Args {
     config_id: Option<String>,
     test: bool,
     features: bool,
+    detach: bool,
     metrics: Option<std::net::SocketAddr>,
     /// Next-hop cache lifetime; `None` keeps the data plane's default.
     nexthop_ttl: Option<std::time::Duration>,
@@ -84,6 +91,7 @@ fn parse_args() -> Result<Option<Args>> {
         config_id: None,
         test: false,
         features: false,
+        detach: false,
         metrics: None,
         nexthop_ttl: None,
         attach: None,
@@ -114,6 +122,7 @@ fn parse_args() -> Result<Option<Args>> {
             "-i" | "--config-id" => a.config_id = Some(value("an id")?),
             "-t" | "--test" | "--config-test" => a.test = true,
             "--features" => a.features = true,
+            "--detach" => a.detach = true,
             "--metrics-listen" => {
                 let v = value("ADDR:PORT")?;
                 a.metrics =
@@ -629,6 +638,7 @@ fn run(args: Args) -> Result<()> {
         )?;
         log::info!("attached to {ifname}");
     }
+    remove_leftovers(&ifaces);
     let plane = Loaded {
         dp,
         conn_capacity: args.opts.conn_capacity,
@@ -647,10 +657,53 @@ fn run(args: Args) -> Result<()> {
     let mut daemon = Daemon::new(plane, limits, Some(state_file))?;
     let result = serve(&mut daemon, &args, &listener, lvs_opts);
     daemon.shutdown_lvs();
-    log::info!("stopping: detaching from {}", ifaces.join(", "));
-    daemon.plane_mut().dp.detach_all();
+    let left = daemon.plane_mut().dp.leave_attached();
+    log::info!(
+        "stopping: the data plane stays on {} and forwards with the table as it is \
+         (health checks resume when xvsd starts again; `xvsd --detach` removes it)",
+        left.join(", ")
+    );
     let _ = std::fs::remove_file(&args.socket);
     result
+}
+
+/// `xvsd --detach`: removes what a stopped xvsd left forwarding, the
+/// program on every interface and the pinned maps. Refused while an xvsd
+/// answers on the socket (it would go on with maps no program uses).
+fn detach(args: &Args) -> Result<()> {
+    if std::os::unix::net::UnixStream::connect(&args.socket).is_ok() {
+        bail!(
+            "--detach: an xvsd is running ({}): stop it first",
+            args.socket.display()
+        );
+    }
+    let found = xvs_dataplane::leftover::find();
+    for a in &found {
+        let done = xvs_dataplane::leftover::remove(a)
+            .with_context(|| format!("--detach: {}", a.ifname))?;
+        println!("{done}");
+    }
+    if found.is_empty() {
+        println!("no interface has the data plane");
+    }
+    if xvs_dataplane::pins::remove(&args.pin_path)? {
+        println!("removed the pinned maps under {}", args.pin_path.display());
+    }
+    Ok(())
+}
+
+/// Removes the data plane from interfaces of this namespace that a
+/// previous xvsd served and this one does not.
+fn remove_leftovers(ifaces: &[String]) {
+    for a in xvs_dataplane::leftover::find() {
+        if ifaces.contains(&a.ifname) {
+            continue;
+        }
+        match xvs_dataplane::leftover::remove(&a) {
+            Ok(done) => log::info!("not among the interfaces served now: {done}"),
+            Err(e) => log::warn!("removing a previous data plane: {e}"),
+        }
+    }
 }
 
 fn serve(
@@ -759,6 +812,13 @@ fn main() {
     }
     if args.features {
         std::process::exit(print_features());
+    }
+    if args.detach {
+        if let Err(e) = detach(&args) {
+            eprintln!("xvsd: {e:#}");
+            std::process::exit(1);
+        }
+        return;
     }
     if let Err(e) = run(args) {
         eprintln!("xvsd: {e:#}");
