@@ -349,6 +349,8 @@ fn test() -> Result<()> {
                 "--test",
                 "hitless_e2e",
                 "--test",
+                "sync_e2e",
+                "--test",
                 "selftest_e2e",
                 "--",
                 "--ignored",

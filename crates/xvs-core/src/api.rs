@@ -4,7 +4,8 @@
 //! line; the daemon answers each with one JSON line. See `docs/api.md`.
 
 use crate::model::{
-    ConnState, Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, Timeouts,
+    ConnState, Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, SyncDaemon, SyncState,
+    Timeouts,
 };
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -90,6 +91,21 @@ pub enum Request {
     },
     /// Daemon facts: version, table sizes, drop counters.
     Info,
+    /// `--start-daemon`: starts a connection-sync daemon (not inside a
+    /// `Batch` or `Sequence`).
+    StartDaemon {
+        /// What to start; zero fields take the defaults.
+        daemon: SyncDaemon,
+    },
+    /// `--stop-daemon`: stops the master or the backup sync daemon (not
+    /// inside a `Batch` or `Sequence`).
+    StopDaemon {
+        /// Which one.
+        state: SyncState,
+    },
+    /// `-L --daemon`: the running sync daemons. Answered by
+    /// [`Response::Daemons`].
+    ListDaemons,
 }
 
 /// The daemon's answer to one [`Request`].
@@ -128,6 +144,12 @@ pub enum Response {
     Sequence {
         /// One result per request, in order.
         results: Vec<Option<ApiError>>,
+    },
+    /// Answer to `ListDaemons`: the running sync daemons, the master
+    /// first, with their defaults filled in.
+    Daemons {
+        /// At most one master and one backup.
+        daemons: Vec<SyncDaemon>,
     },
 }
 
@@ -183,7 +205,14 @@ pub enum ErrorKind {
     /// one (ERANGE, which ipvsadm prints with `strerror`).
     OutOfRange,
     /// The daemon could not apply a valid request (map full, kernel error).
+    /// For a sync daemon that could not start, `message` is the system's
+    /// text for it, as ipvsadm prints it (`No such device` for an unknown
+    /// interface).
     Internal,
+    /// `--start-daemon` of a master or backup already running (EEXIST).
+    DaemonRunning,
+    /// `--stop-daemon` of a master or backup not running (ESRCH).
+    NoDaemon,
 }
 
 impl ErrorKind {
@@ -202,6 +231,8 @@ impl ErrorKind {
             }
             ErrorKind::OutOfRange => "Numerical result out of range",
             ErrorKind::Internal => "Memory allocation problem",
+            ErrorKind::DaemonRunning => "Daemon has already run",
+            ErrorKind::NoDaemon => "No daemon is running",
         }
     }
 }
@@ -325,5 +356,36 @@ mod tests {
     fn errors_carry_ipvsadm_text() {
         let e = ApiError::new(ErrorKind::DestExists);
         assert_eq!(e.to_string(), "Destination already exists");
+        // ipvs_strerror's entries for ipvs_start_daemon / ipvs_stop_daemon
+        let e = ApiError::new(ErrorKind::DaemonRunning);
+        assert_eq!(e.to_string(), "Daemon has already run");
+        let e = ApiError::new(ErrorKind::NoDaemon);
+        assert_eq!(e.to_string(), "No daemon is running");
+    }
+
+    #[test]
+    fn sync_daemon_requests_as_json() {
+        let req = Request::StartDaemon {
+            daemon: SyncDaemon::new(SyncState::Master, "eth0"),
+        };
+        let line = serde_json::to_string(&req).unwrap();
+        assert!(line.starts_with(r#"{"op":"start_daemon","daemon":{"state":"master""#));
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), req);
+        let stop: Request =
+            serde_json::from_str(r#"{"op":"stop_daemon","state":"backup"}"#).unwrap();
+        assert_eq!(
+            stop,
+            Request::StopDaemon {
+                state: SyncState::Backup
+            }
+        );
+        let list: Request = serde_json::from_str(r#"{"op":"list_daemons"}"#).unwrap();
+        assert_eq!(list, Request::ListDaemons);
+        let resp = Response::Daemons {
+            daemons: vec![SyncDaemon::new(SyncState::Backup, "lo").with_defaults(65536)],
+        };
+        let line = serde_json::to_string(&resp).unwrap();
+        assert!(line.starts_with(r#"{"result":"daemons","daemons":[{"state":"backup""#));
+        assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), resp);
     }
 }

@@ -1,5 +1,5 @@
 //! ipvsadm 1.31 output, byte for byte: `-L` in all its variants, `-Lc`,
-//! `-L --timeout` and `-S`.
+//! `-L --timeout`, `-L --daemon` and `-S`.
 //!
 //! Each function returns the complete text ipvsadm would write to stdout
 //! (every line ends in `\n`). Names are looked up through a
@@ -9,7 +9,9 @@
 
 use crate::api::{ConnEntry, DestEntry, ServiceEntry, Table};
 use crate::ipvsadm::ListOptions;
-use crate::model::{svc_flags, FwdMethod, Protocol, ServiceKey, Timeouts, TunCsum, TunType};
+use crate::model::{
+    svc_flags, FwdMethod, Protocol, ServiceKey, SyncDaemon, Timeouts, TunCsum, TunType,
+};
 use crate::names::Resolver;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -511,6 +513,38 @@ pub fn timeouts(t: &Timeouts) -> String {
         "Timeout (tcp tcpfin udp): {} {} {}\n",
         t.tcp, t.tcp_fin, t.udp
     )
+}
+
+/// `ipvsadm -L --daemon` (`list_daemon`): one line per running sync
+/// daemon, the master first (the kernel's dump order), e.g.
+/// `master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)`.
+/// As ipvsadm, it leaves out a zero maxlen, port or TTL and an unspecified
+/// group (the kernel always fills them in). Nothing when none runs.
+pub fn daemons(daemons: &[SyncDaemon]) -> String {
+    let mut v: Vec<&SyncDaemon> = daemons.iter().collect();
+    v.sort_by_key(|d| d.state);
+    let mut out = String::new();
+    for d in v {
+        let _ = write!(
+            out,
+            "{} sync daemon (mcast={}, syncid={}",
+            d.state, d.mcast_ifn, d.syncid
+        );
+        if d.sync_maxlen != 0 {
+            let _ = write!(out, ", maxlen={}", d.sync_maxlen);
+        }
+        if !d.mcast_group.is_unspecified() {
+            let _ = write!(out, ", group={}", d.mcast_group);
+        }
+        if d.mcast_port != 0 {
+            let _ = write!(out, ", port={}", d.mcast_port);
+        }
+        if d.mcast_ttl != 0 {
+            let _ = write!(out, ", ttl={}", d.mcast_ttl);
+        }
+        out.push_str(")\n");
+    }
+    out
 }
 
 /// `ipvsadm -Lc` (`list_conn`/`print_conn`): the connection table in the

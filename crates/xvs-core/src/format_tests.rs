@@ -291,6 +291,30 @@ fn timeout_line() {
 }
 
 #[test]
+fn daemon_lines() {
+    use crate::model::{SyncDaemon, SyncState};
+    assert_eq!(daemons(&[]), "");
+    // As the kernel lists them: defaults filled in, the master first.
+    let backup = SyncDaemon::new(SyncState::Backup, "lo").with_defaults(65536);
+    let mut master = SyncDaemon::new(SyncState::Master, "eth0");
+    master.syncid = 7;
+    master.mcast_group = std::net::Ipv4Addr::new(239, 0, 0, 1);
+    master.mcast_port = 9000;
+    master.mcast_ttl = 2;
+    let master = master.with_defaults(1500);
+    assert_eq!(
+        daemons(&[backup.clone(), master]),
+        "master sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=239.0.0.1, port=9000, ttl=2)\n\
+         backup sync daemon (mcast=lo, syncid=0, maxlen=65507, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+    // list_daemon prints only what is set (an old kernel sends no more).
+    assert_eq!(
+        daemons(&[SyncDaemon::new(SyncState::Backup, "eth1")]),
+        "backup sync daemon (mcast=eth1, syncid=0)\n"
+    );
+}
+
+#[test]
 fn header_line() {
     assert_eq!(
         header(4096),

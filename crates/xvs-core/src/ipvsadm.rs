@@ -9,13 +9,14 @@
 //! `fail(2, ...)` exits 2, popt errors and "Try ..." exit 255 (ipvsadm
 //! returns -1 from `main`).
 //!
-//! xvs only models IPv4 TCP/UDP services; fwmark, SCTP, IPv6 and the sync
-//! daemon parse exactly as in ipvsadm and then yield
+//! xvs only models IPv4 TCP/UDP services and IPv4 sync-daemon groups;
+//! fwmark, SCTP and IPv6 parse exactly as in ipvsadm and then yield
 //! [`ParseError::Unsupported`].
 
 use crate::api::Request;
 use crate::model::{
-    svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
+    svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey, SyncDaemon, SyncState, Timeouts,
+    TunCsum, TunType,
 };
 use crate::names::{FileNames, Resolver};
 use crate::sched::DEFAULT_SCHEDULER;
@@ -26,6 +27,10 @@ pub const MAX_TIMEOUT: u32 = 86400 * 31;
 
 /// Persistence timeout used when `-p` has no value (`IPVS_SVC_PERSISTENT_TIMEOUT`).
 pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
+
+/// The sync daemon's interface when `--start-daemon` has no
+/// `--mcast-interface` (ipvsadm's `DEF_MCAST_IFN`).
+pub const DEFAULT_MCAST_IFN: &str = "eth0";
 
 /// Exit status of `fail(2, ...)`.
 pub const EXIT_FAIL: i32 = 2;
@@ -238,6 +243,12 @@ pub enum Command {
     },
     /// `-R`: read commands from stdin.
     Restore,
+    /// `--start-daemon master|backup [daemon-options]`: the daemon as
+    /// ipvsadm sends it (unset options zero, the interface `eth0` when
+    /// not given).
+    StartDaemon(SyncDaemon),
+    /// `--stop-daemon master|backup`.
+    StopDaemon(SyncState),
     /// `-h`: print [`usage_text`] to stdout, exit 0.
     Help,
     /// `-v`: print [`version_text`] to stdout, exit 0.
@@ -245,8 +256,9 @@ pub enum Command {
 }
 
 impl Command {
-    /// The control request for a table change; `None` for commands that
-    /// are not changes (list, save, restore, help, version).
+    /// The control request for a change (of the table, or starting or
+    /// stopping a sync daemon); `None` for commands that are not changes
+    /// (list, save, restore, help, version).
     pub fn request(&self) -> Option<Request> {
         Some(match self {
             Command::AddService(s) => Request::AddService { service: s.clone() },
@@ -268,6 +280,8 @@ impl Command {
             },
             Command::Zero(k) => Request::Zero { key: *k },
             Command::SetTimeouts(t) => Request::SetTimeouts { timeouts: *t },
+            Command::StartDaemon(d) => Request::StartDaemon { daemon: d.clone() },
+            Command::StopDaemon(state) => Request::StopDaemon { state: *state },
             _ => return None,
         })
     }
@@ -961,6 +975,15 @@ struct Entry {
     tun_port: u16,
     tun_flags: u32,
     timeouts: Timeouts,
+    /// `ce.daemon`: state, `--mcast-interface`, `--syncid`,
+    /// `--sync-maxlen`, `--mcast-group`, `--mcast-port`, `--mcast-ttl`.
+    daemon_state: SyncState,
+    mcast_ifn: String,
+    syncid: u8,
+    sync_maxlen: u16,
+    mcast_group: Option<IpAddr>,
+    mcast_port: u16,
+    mcast_ttl: u8,
 }
 
 impl Entry {
@@ -992,6 +1015,13 @@ impl Entry {
                 tcp_fin: 0,
                 udp: 0,
             },
+            daemon_state: SyncState::Master,
+            mcast_ifn: String::new(),
+            syncid: 0,
+            sync_maxlen: 0,
+            mcast_group: None,
+            mcast_port: 0,
+            mcast_ttl: 0,
         }
     }
 }
@@ -1129,13 +1159,17 @@ fn parse_inner(
             Tag::Save => Cmd::Save,
             Tag::StartDaemon | Tag::StopDaemon => {
                 let a = arg.unwrap_or_default();
-                if a != "master" && a != "backup" {
-                    return Err(ParseError::fail(if tag == Tag::StartDaemon {
-                        "illegal start-daemon parameter specified"
-                    } else {
-                        "illegal start_daemon specified"
-                    }));
-                }
+                ce.daemon_state = match a.as_str() {
+                    "master" => SyncState::Master,
+                    "backup" => SyncState::Backup,
+                    _ => {
+                        return Err(ParseError::fail(if tag == Tag::StartDaemon {
+                            "illegal start-daemon parameter specified"
+                        } else {
+                            "illegal start_daemon specified"
+                        }))
+                    }
+                };
                 if tag == Tag::StartDaemon {
                     Cmd::StartDaemon
                 } else {
@@ -1266,11 +1300,15 @@ fn parse_inner(
                 set_option(&mut options, OPTC_NUMERIC)?;
                 list.numeric = true;
             }
-            Tag::McastIf => set_option(&mut options, OPTC_MCAST)?,
+            Tag::McastIf => {
+                set_option(&mut options, OPTC_MCAST)?;
+                ce.mcast_ifn = truncate(&oa, SyncDaemon::IFNAME_MAX);
+            }
             Tag::SyncId => {
                 set_option(&mut options, OPTC_SYNCID)?;
-                string_to_number(&oa, 0, 255)
-                    .ok_or_else(|| ParseError::fail("illegal syncid specified"))?;
+                ce.syncid = string_to_number(&oa, 0, 255)
+                    .ok_or_else(|| ParseError::fail("illegal syncid specified"))?
+                    as u8;
             }
             Tag::Timeout => {
                 set_option(&mut options, OPTC_TIMEOUT)?;
@@ -1326,28 +1364,43 @@ fn parse_inner(
             }
             Tag::McastGroup => {
                 set_option(&mut options, OPTC_MCAST_GROUP)?;
-                if oa.contains(':') {
-                    if !oa.parse::<Ipv6Addr>().is_ok_and(|a| a.is_multicast()) {
-                        return Err(ParseError::fail(format!("invalid IPv6 mcast-group `{oa}'")));
+                ce.mcast_group = Some(if oa.contains(':') {
+                    match oa.parse::<Ipv6Addr>() {
+                        Ok(a) if a.is_multicast() => IpAddr::V6(a),
+                        _ => {
+                            return Err(ParseError::fail(format!(
+                                "invalid IPv6 mcast-group `{oa}'"
+                            )))
+                        }
                     }
-                } else if !oa.parse::<Ipv4Addr>().is_ok_and(|a| a.is_multicast()) {
-                    return Err(ParseError::fail(format!("invalid IPv4 mcast-group `{oa}'")));
-                }
+                } else {
+                    match oa.parse::<Ipv4Addr>() {
+                        Ok(a) if a.is_multicast() => IpAddr::V4(a),
+                        _ => {
+                            return Err(ParseError::fail(format!(
+                                "invalid IPv4 mcast-group `{oa}'"
+                            )))
+                        }
+                    }
+                });
             }
             Tag::McastPort => {
                 set_option(&mut options, OPTC_MCAST_PORT)?;
-                string_to_number(&oa, 1, 65535)
-                    .ok_or_else(|| ParseError::fail("illegal mcast-port specified"))?;
+                ce.mcast_port = string_to_number(&oa, 1, 65535)
+                    .ok_or_else(|| ParseError::fail("illegal mcast-port specified"))?
+                    as u16;
             }
             Tag::McastTtl => {
                 set_option(&mut options, OPTC_MCAST_TTL)?;
-                string_to_number(&oa, 1, 255)
-                    .ok_or_else(|| ParseError::fail("illegal mcast-ttl specified"))?;
+                ce.mcast_ttl = string_to_number(&oa, 1, 255)
+                    .ok_or_else(|| ParseError::fail("illegal mcast-ttl specified"))?
+                    as u8;
             }
             Tag::SyncMaxlen => {
                 set_option(&mut options, OPTC_SYNC_MAXLEN)?;
-                string_to_number(&oa, 1, 65535 - 20 - 8)
-                    .ok_or_else(|| ParseError::fail("illegal sync-maxlen specified"))?;
+                ce.sync_maxlen = string_to_number(&oa, 1, 65535 - 20 - 8)
+                    .ok_or_else(|| ParseError::fail("illegal sync-maxlen specified"))?
+                    as u16;
             }
             Tag::TunInfo => {
                 set_option(&mut options, OPTC_TUN_INFO)?;
@@ -1562,9 +1615,28 @@ fn build(cmd: Cmd, ce: &Entry, options: u64, mut list: ListOptions) -> Result<Co
             numeric: list.numeric,
         },
         Cmd::Restore => Command::Restore,
-        Cmd::StartDaemon | Cmd::StopDaemon => {
-            return Err(unsupported("the connection synchronization daemon is"))
+        Cmd::StartDaemon => {
+            let mcast_group = match ce.mcast_group {
+                None => Ipv4Addr::UNSPECIFIED,
+                Some(IpAddr::V4(a)) => a,
+                Some(IpAddr::V6(_)) => return Err(unsupported("IPv6 is")),
+            };
+            Command::StartDaemon(SyncDaemon {
+                state: ce.daemon_state,
+                // process_options: an empty interface is DEF_MCAST_IFN.
+                mcast_ifn: if ce.mcast_ifn.is_empty() {
+                    DEFAULT_MCAST_IFN.to_string()
+                } else {
+                    ce.mcast_ifn.clone()
+                },
+                syncid: ce.syncid,
+                sync_maxlen: ce.sync_maxlen,
+                mcast_group,
+                mcast_port: ce.mcast_port,
+                mcast_ttl: ce.mcast_ttl,
+            })
         }
+        Cmd::StopDaemon => Command::StopDaemon(ce.daemon_state),
     })
 }
 

@@ -9,6 +9,7 @@
 //! * [`ipvsadm`]: the ipvsadm 1.31 command-line grammar and `-R` input.
 //! * [`format`]: ipvsadm 1.31's listing and save output, byte for byte.
 //! * [`names`]: host/service names from `/etc/hosts` and `/etc/services`.
+//! * [`sync`]: the kernel IPVS connection-sync protocol (v1 codec, v0 decoding).
 //!
 //! Everything here is pure and testable without root.
 
@@ -19,3 +20,4 @@ pub mod ipvsadm;
 pub mod model;
 pub mod names;
 pub mod sched;
+pub mod sync;

@@ -349,3 +349,204 @@ impl ConnState {
         }
     }
 }
+
+/// Which connection-sync daemon (`--start-daemon master|backup`): IPVS runs
+/// at most one of each at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncState {
+    /// Sends the director's connections to the group (`IP_VS_STATE_MASTER`).
+    Master,
+    /// Receives them from the group (`IP_VS_STATE_BACKUP`).
+    Backup,
+}
+
+impl SyncState {
+    /// The word ipvsadm takes and prints (`master`, `backup`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncState::Master => "master",
+            SyncState::Backup => "backup",
+        }
+    }
+}
+
+impl fmt::Display for SyncState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A connection-sync daemon, as `--start-daemon` asks for it and as
+/// `-L --daemon` shows it (IPVS's `ipvs_sync_daemon_cfg`).
+///
+/// In a request a zero `sync_maxlen`, `mcast_port`, `mcast_ttl` and an
+/// unspecified (`0.0.0.0`) `mcast_group` mean "the default"; a running
+/// daemon has them filled in as the kernel fills them in
+/// (`start_sync_thread`, see [`SyncDaemon::with_defaults`]). IPv4 groups
+/// only, for now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDaemon {
+    /// Master or backup.
+    pub state: SyncState,
+    /// The interface the sync messages go out of / come in on
+    /// (`--mcast-interface`, at most [`SyncDaemon::IFNAME_MAX`] bytes).
+    pub mcast_ifn: String,
+    /// `--syncid`: a master stamps its messages with it; a backup takes
+    /// only messages with its own (0: any).
+    #[serde(default)]
+    pub syncid: u8,
+    /// `--sync-maxlen`: the largest sync message (UDP payload) in bytes.
+    #[serde(default)]
+    pub sync_maxlen: u16,
+    /// `--mcast-group`.
+    #[serde(default = "unspecified")]
+    pub mcast_group: Ipv4Addr,
+    /// `--mcast-port`: the UDP port (the base port, with several sync
+    /// threads).
+    #[serde(default)]
+    pub mcast_port: u16,
+    /// `--mcast-ttl`.
+    #[serde(default)]
+    pub mcast_ttl: u8,
+}
+
+fn unspecified() -> Ipv4Addr {
+    Ipv4Addr::UNSPECIFIED
+}
+
+impl SyncDaemon {
+    /// The default group (`IP_VS_SYNC_GROUP`).
+    pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
+    /// The default UDP port (`IP_VS_SYNC_PORT`).
+    pub const DEFAULT_PORT: u16 = 8848;
+    /// The default multicast TTL.
+    pub const DEFAULT_TTL: u8 = 1;
+    /// Longest interface name (`IP_VS_IFNAME_MAXLEN` - 1, the kernel's
+    /// `IFNAMSIZ` - 1).
+    pub const IFNAME_MAX: usize = 15;
+    /// IPv4 and UDP headers around a sync message.
+    pub const HEADERS_V4: u16 = 20 + 8;
+
+    /// A request for a daemon of `state` on `mcast_ifn`, everything else
+    /// left to the defaults (and syncid 0, as ipvsadm sends it without
+    /// `--syncid`).
+    pub fn new(state: SyncState, mcast_ifn: &str) -> Self {
+        SyncDaemon {
+            state,
+            mcast_ifn: mcast_ifn.to_string(),
+            syncid: 0,
+            sync_maxlen: 0,
+            mcast_group: Ipv4Addr::UNSPECIFIED,
+            mcast_port: 0,
+            mcast_ttl: 0,
+        }
+    }
+
+    /// This request with the defaults filled in as the kernel's
+    /// `start_sync_thread` fills them, `mtu` being the interface's MTU:
+    /// group 224.0.0.81, port 8848, TTL 1; `sync_maxlen` by default 1500
+    /// minus the headers for a master (whatever the MTU) and the MTU
+    /// (clamped to 1500..=65535) minus the headers for a backup; a given
+    /// `sync_maxlen` is clamped to 1 (a master) or 1024 (a backup) at least
+    /// and 65535 minus the headers at most.
+    pub fn with_defaults(&self, mtu: u32) -> SyncDaemon {
+        let mut d = self.clone();
+        if d.mcast_group.is_unspecified() {
+            d.mcast_group = Self::DEFAULT_GROUP;
+        }
+        if d.mcast_port == 0 {
+            d.mcast_port = Self::DEFAULT_PORT;
+        }
+        if d.mcast_ttl == 0 {
+            d.mcast_ttl = Self::DEFAULT_TTL;
+        }
+        let hlen = Self::HEADERS_V4;
+        let (mtu, min) = match d.state {
+            SyncState::Backup => (mtu.clamp(1500, 65535) as u16, 1024),
+            SyncState::Master => (1500, 1),
+        };
+        d.sync_maxlen = if d.sync_maxlen != 0 {
+            d.sync_maxlen.clamp(min, u16::MAX - hlen)
+        } else {
+            mtu - hlen
+        };
+        d
+    }
+
+    /// What the kernel refuses before it looks at the interface (EINVAL,
+    /// ipvsadm's "Invalid operation" text): a name longer than
+    /// [`SyncDaemon::IFNAME_MAX`] (the netlink policy) and a group that is
+    /// neither unspecified nor multicast (`ip_vs_genl_new_daemon`).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.mcast_ifn.len() > Self::IFNAME_MAX {
+            return Err(format!(
+                "interface name {:?} is longer than {} bytes",
+                self.mcast_ifn,
+                Self::IFNAME_MAX
+            ));
+        }
+        if !self.mcast_group.is_unspecified() && !self.mcast_group.is_multicast() {
+            return Err(format!(
+                "mcast group {} is not a multicast address",
+                self.mcast_group
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_defaults_as_the_kernel_fills_them() {
+        let m = SyncDaemon::new(SyncState::Master, "eth0").with_defaults(9000);
+        assert_eq!(m.sync_maxlen, 1472, "a master ignores the MTU");
+        assert_eq!(m.mcast_group, Ipv4Addr::new(224, 0, 0, 81));
+        assert_eq!((m.mcast_port, m.mcast_ttl, m.syncid), (8848, 1, 0));
+        let b = SyncDaemon::new(SyncState::Backup, "lo");
+        assert_eq!(b.with_defaults(65536).sync_maxlen, 65507);
+        assert_eq!(b.with_defaults(9000).sync_maxlen, 8972);
+        assert_eq!(b.with_defaults(1280).sync_maxlen, 1472, "at least 1500");
+        let mut given = SyncDaemon::new(SyncState::Backup, "lo");
+        given.sync_maxlen = 100;
+        given.mcast_group = Ipv4Addr::new(239, 1, 2, 3);
+        given.mcast_port = 9000;
+        given.mcast_ttl = 3;
+        let g = given.with_defaults(1500);
+        assert_eq!(
+            g.sync_maxlen, 1024,
+            "a backup's given maxlen is 1024 at least"
+        );
+        assert_eq!(
+            (g.mcast_group, g.mcast_port, g.mcast_ttl),
+            (Ipv4Addr::new(239, 1, 2, 3), 9000, 3)
+        );
+        given.state = SyncState::Master;
+        assert_eq!(given.with_defaults(1500).sync_maxlen, 100);
+        given.sync_maxlen = 65535;
+        assert_eq!(given.with_defaults(1500).sync_maxlen, 65507);
+    }
+
+    #[test]
+    fn sync_requests_the_kernel_refuses() {
+        let mut d = SyncDaemon::new(SyncState::Master, "0123456789abcde");
+        assert_eq!(d.validate(), Ok(()));
+        d.mcast_ifn.push('f');
+        assert!(d.validate().is_err());
+        d.mcast_ifn.pop();
+        d.mcast_group = Ipv4Addr::new(192, 0, 2, 1);
+        assert!(d.validate().is_err());
+    }
+
+    #[test]
+    fn sync_daemon_json_leaves_defaults_out() {
+        let d: SyncDaemon =
+            serde_json::from_str(r#"{"state":"backup","mcast_ifn":"eth1"}"#).unwrap();
+        assert_eq!(d, SyncDaemon::new(SyncState::Backup, "eth1"));
+        let line = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<SyncDaemon>(&line).unwrap(), d);
+    }
+}

@@ -55,6 +55,7 @@ mod neigh;
 mod netlink;
 pub mod nexthop;
 pub mod pins;
+pub mod synced;
 mod tc;
 
 bpf_skeleton!(skel, "/xvs.skel.rs");

@@ -408,6 +408,60 @@ fn tcp_syn_is_dnated_and_reply_snated() {
     assert_eq!(dp.dest_stats(0).unwrap(), Default::default());
 }
 
+/// A connection installed from a sync master (no SYN ever seen here) is
+/// forwarded both ways as one the program made, counted on its dest, and
+/// moves between active and inactive with the states the master sends.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_synchronised_connection_is_forwarded_both_ways() {
+    use xvs_dataplane::synced::Installed;
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    let idx = dp.sync_index().unwrap();
+    assert_eq!(idx.service(TCP, VIP, VPORT), Some((0, false)));
+    assert_eq!(idx.dest(0, RS1, RPORT), Some((1, FwdMethod::Masq)));
+    assert_eq!(idx.dest(0, RS1, 1), None);
+    assert_eq!(idx.service(UDP, VIP, VPORT), None);
+    let mut c = xvs_dataplane::Conn {
+        proto: Protocol::Tcp,
+        caddr: CLIENT,
+        cport: 40100,
+        vaddr: VIP,
+        vport: VPORT,
+        daddr: RS1,
+        dport: RPORT,
+        state: ConnState::Established,
+        fwd: FwdMethod::Masq,
+        svc_id: 0,
+        dest_id: 1,
+        last_seen_ns: 0,
+        persistent: false,
+    };
+    assert_eq!(dp.install_conn(&c).unwrap(), Installed::New);
+    assert_eq!(dp.dest_conns(1).unwrap(), (1, 0));
+    // Mid-stream: an ACK, which the program never schedules, goes to RS1
+    // (the ring would say RS0).
+    let (_, out) = run(&dp, &tcp_frame(CLIENT, VIP, 40100, VPORT, ACK));
+    let p = Pkt(&out);
+    assert_eq!((p.daddr(), p.dport()), (RS1, RPORT));
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    let (_, out) = run(&dp, &tcp_frame(RS1, CLIENT, RPORT, 40100, ACK));
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.sport()), (VIP, VPORT));
+    assert_eq!(dp.counter("conn_new").unwrap(), 0);
+
+    c.state = ConnState::FinWait;
+    assert_eq!(dp.install_conn(&c).unwrap(), Installed::Updated);
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 1));
+    assert_eq!(state_of(&dp, 40100), ConnState::FinWait);
+    assert_eq!(dp.conn_count().unwrap(), 1);
+    // Expiry unbinds it like any other.
+    let idle = xvs_dataplane::monotonic_ns() + 3_600_000_000_000;
+    assert_eq!(dp.expire_conns_at(&Default::default(), idle).unwrap(), 1);
+    assert_eq!(dp.dest_conns(1).unwrap(), (0, 0));
+    c.dest_id = 99_999;
+    assert!(dp.install_conn(&c).is_err(), "a dest id out of range");
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn tcp_states_follow_ipvs_table_and_dest_conns() {

@@ -70,7 +70,9 @@ fn io_text(e: &std::io::Error) -> String {
 
 /// ipvsadm's `ipvs_strerror` text for an error xvsd returned for `cmd`:
 /// the same errno reads differently per operation (ESRCH is "Service not
-/// defined" for real-server commands, "No such service" otherwise).
+/// defined" for real-server commands, "No such service" otherwise, "No
+/// daemon is running" for `--stop-daemon`; EEXIST of `--start-daemon` is
+/// "Daemon has already run").
 pub fn error_text(cmd: &Command, e: &ApiError) -> String {
     let dest_cmd = matches!(
         cmd,
@@ -83,6 +85,7 @@ pub fn error_text(cmd: &Command, e: &ApiError) -> String {
         ErrorKind::NoSuchService | ErrorKind::ServiceNotDefined => {
             ErrorKind::NoSuchService.ipvsadm_message().to_string()
         }
+        ErrorKind::DaemonRunning | ErrorKind::NoDaemon => e.kind.ipvsadm_message().to_string(),
         _ => e.message.clone(),
     }
 }
@@ -241,7 +244,15 @@ impl Session<'_> {
 
     fn list(&mut self, opts: &ListOptions, names: &dyn Resolver) -> i32 {
         match opts.target() {
-            ListTarget::Daemon => 0, // no sync daemon ever runs: nothing to show
+            ListTarget::Daemon => match self.call(&Request::ListDaemons) {
+                Some(Response::Daemons { daemons }) => {
+                    self.io.print(&format::daemons(&daemons));
+                    0
+                }
+                Some(Response::Error { error }) => self.list_error(&error),
+                Some(_) => self.unexpected(),
+                None => EXIT_LIST,
+            },
             ListTarget::Connections => match self.call(&Request::ListConns) {
                 Some(Response::Conns { conns }) => {
                     self.io.print(&format::conns(&conns, opts, names));
@@ -331,6 +342,14 @@ mod tests {
         assert_eq!(error_text(&Command::Zero(None), &e), "No such service");
         let e = ApiError::new(ErrorKind::DestExists);
         assert_eq!(error_text(&del, &e), "Destination already exists");
+        let start = ipvsadm::parse(&v(&["ipvsadm", "--start-daemon", "master"])).unwrap();
+        let stop = ipvsadm::parse(&v(&["ipvsadm", "--stop-daemon", "master"])).unwrap();
+        let e = ApiError::with(ErrorKind::DaemonRunning, "master sync daemon running");
+        assert_eq!(error_text(&start, &e), "Daemon has already run");
+        let e = ApiError::with(ErrorKind::NoDaemon, "no master sync daemon");
+        assert_eq!(error_text(&stop, &e), "No daemon is running");
+        let e = ApiError::with(ErrorKind::Internal, "No such device");
+        assert_eq!(error_text(&start, &e), "No such device");
     }
 
     fn run_args(args: &[&str], stdin: &str) -> (i32, String, String) {

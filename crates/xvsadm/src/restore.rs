@@ -7,7 +7,9 @@
 //!
 //! Consecutive changes go to xvsd in one `Sequence` request (each applied
 //! on its own, as separate commands would be, with one sync): a saved
-//! table of 100 000 lines is one round trip, not 100 000.
+//! table of 100 000 lines is one round trip, not 100 000. `--start-daemon`
+//! and `--stop-daemon` lines go on their own, in their place; a refused
+//! one prints its error and the restore goes on, as a refused change.
 
 use xvs_core::api::{Request, Response};
 use xvs_core::ipvsadm::{self, Command, ParseError, EXIT_ERROR};
@@ -25,8 +27,10 @@ pub(crate) fn restore(text: &str, s: &mut Session<'_>) -> i32 {
         let parsed = ipvsadm::parse_restore_line(&argv, &names);
         if let Ok(cmd) = &parsed {
             if let Some(req) = cmd.request() {
-                pending.push((cmd.clone(), req));
-                continue;
+                if !is_daemon_command(cmd) {
+                    pending.push((cmd.clone(), req));
+                    continue;
+                }
             }
         }
         // Whatever prints must come after the changes before it.
@@ -42,6 +46,7 @@ pub(crate) fn restore(text: &str, s: &mut Session<'_>) -> i32 {
                 s.io.print(&ipvsadm::version_text());
                 return 0;
             }
+            Ok(cmd) if is_daemon_command(&cmd) => last = s.execute(&cmd),
             Ok(cmd) => {
                 // A listing: a failed one ends ipvsadm there (exit 1).
                 let code = s.execute(&cmd);
@@ -63,6 +68,12 @@ pub(crate) fn restore(text: &str, s: &mut Session<'_>) -> i32 {
         return code;
     }
     last
+}
+
+/// Sync-daemon commands are not table changes: xvsd takes them one by
+/// one, outside `Sequence`s.
+fn is_daemon_command(cmd: &Command) -> bool {
+    matches!(cmd, Command::StartDaemon(_) | Command::StopDaemon(_))
 }
 
 /// Sends the pending changes as one `Sequence`, prints the errors of the

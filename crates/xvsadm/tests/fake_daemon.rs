@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use xvs_core::api::{ApiError, DestEntry, ErrorKind, Request, Response, ServiceEntry, Table};
-use xvs_core::model::{Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, Timeouts};
+use xvs_core::model::{
+    Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, SyncDaemon, SyncState, Timeouts,
+};
 
 struct Fake {
     path: PathBuf,
@@ -160,8 +162,6 @@ fn lists_and_changes() {
         "",
     );
     assert_eq!((c, e.as_str()), (255, "Service not defined\n"));
-    let (c, _, _) = run(&f, &["-L", "--daemon"], "");
-    assert_eq!(c, 0);
 
     let seen = f.seen.lock().unwrap().clone();
     assert!(seen.contains(&Request::GetTimeouts));
@@ -204,4 +204,149 @@ fn restore_sends_runs_of_changes_as_one_sequence() {
     let seen = f.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     assert!(matches!(&seen[1], Request::Sequence { requests } if requests.len() == 1));
+}
+
+/// The sync daemons of the fake below, which answers as xvsd does.
+static SYNC: Mutex<Vec<SyncDaemon>> = Mutex::new(Vec::new());
+
+fn sync_answer(req: &Request) -> Response {
+    let mut running = SYNC.lock().unwrap();
+    let error = |kind| Response::Error {
+        error: ApiError::new(kind),
+    };
+    match req {
+        Request::StartDaemon { daemon } => {
+            if daemon.mcast_ifn != "lo" {
+                return Response::Error {
+                    error: ApiError::with(ErrorKind::Internal, "No such device"),
+                };
+            }
+            if running.iter().any(|d| d.state == daemon.state) {
+                return error(ErrorKind::DaemonRunning);
+            }
+            running.push(daemon.with_defaults(65536));
+            Response::Ok
+        }
+        Request::StopDaemon { state } => match running.iter().position(|d| d.state == *state) {
+            Some(i) => {
+                running.remove(i);
+                Response::Ok
+            }
+            None => error(ErrorKind::NoDaemon),
+        },
+        Request::ListDaemons => Response::Daemons {
+            daemons: running.clone(),
+        },
+        _ => {
+            drop(running);
+            answer(req)
+        }
+    }
+}
+
+#[test]
+fn sync_daemons_start_list_stop() {
+    let f = fake("sync", sync_answer);
+    let (c, o, e) = run(&f, &["-L", "--daemon"], "");
+    assert_eq!((c, o.as_str(), e.as_str()), (0, "", ""));
+    let start_master = ["--start-daemon", "master", "--mcast-interface", "lo"];
+    let (c, o, e) = run(&f, &start_master, "");
+    assert_eq!((c, o.as_str(), e.as_str()), (0, "", ""));
+    let (c, _, e) = run(&f, &start_master, "");
+    assert_eq!((c, e.as_str()), (255, "Daemon has already run\n"));
+    let (c, _, e) = run(
+        &f,
+        &[
+            "--start-daemon",
+            "backup",
+            "--mcast-interface",
+            "nosuchdev0",
+        ],
+        "",
+    );
+    assert_eq!((c, e.as_str()), (255, "No such device\n"));
+    let (c, _, e) = run(
+        &f,
+        &[
+            "--start-daemon=backup",
+            "--mcast-interface=lo",
+            "--syncid",
+            "9",
+            "--mcast-port",
+            "9000",
+        ],
+        "",
+    );
+    assert_eq!((c, e.as_str()), (0, ""));
+    let listing = "master sync daemon (mcast=lo, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
+                   backup sync daemon (mcast=lo, syncid=9, maxlen=65507, group=224.0.0.81, port=9000, ttl=1)\n";
+    for list in [
+        &["-L", "--daemon"][..],
+        &["--list", "--daemon", "-n"],
+        &["-l", "--daemon"],
+    ] {
+        let (c, o, e) = run(&f, list, "");
+        assert_eq!((c, o.as_str(), e.as_str()), (0, listing, ""), "{list:?}");
+    }
+    // The listings of the table know nothing of them.
+    let (c, o, _) = run(&f, &["-Sn"], "");
+    assert_eq!(c, 0);
+    assert!(!o.contains("daemon"), "{o}");
+    let (c, _, e) = run(&f, &["-L", "--daemon", "--timeout"], "");
+    assert_eq!(
+        (c, e.as_str()),
+        (
+            2,
+            "The option 'daemon' conflicts with the 'timeout' option in the 'list' command\n"
+        )
+    );
+    let (c, _, e) = run(&f, &["--stop-daemon", "master"], "");
+    assert_eq!((c, e.as_str()), (0, ""));
+    let (c, _, e) = run(&f, &["--stop-daemon", "master"], "");
+    assert_eq!((c, e.as_str()), (255, "No daemon is running\n"));
+    let (c, o, _) = run(&f, &["-L", "--daemon"], "");
+    assert_eq!(
+        (c, o.as_str()),
+        (
+            0,
+            "backup sync daemon (mcast=lo, syncid=9, maxlen=65507, group=224.0.0.81, port=9000, ttl=1)\n"
+        )
+    );
+    let (c, _, e) = run(
+        &f,
+        &["--start-daemon", "backup", "--mcast-group", "ff02::1"],
+        "",
+    );
+    assert_eq!((c, e.as_str()), (255, "IPv6 is not supported by xvs\n"));
+
+    // -R: daemon lines on their own, in their place; a refused one does
+    // not stop the restore.
+    let before = f.seen.lock().unwrap().len();
+    let input = "-A -t 198.51.100.10:80 -s rr\n--stop-daemon backup\n--stop-daemon backup\n\
+                 -L --daemon\n--start-daemon master --mcast-interface lo\n-A -t 198.51.100.11:80\n";
+    let (c, o, e) = run(&f, &["-R"], input);
+    assert_eq!(
+        (c, o.as_str(), e.as_str()),
+        (0, "", "No daemon is running\n")
+    );
+    let seen = f.seen.lock().unwrap()[before..].to_vec();
+    assert!(matches!(&seen[0], Request::Sequence { requests } if requests.len() == 1));
+    assert_eq!(
+        seen[1..5],
+        [
+            Request::StopDaemon {
+                state: SyncState::Backup
+            },
+            Request::StopDaemon {
+                state: SyncState::Backup
+            },
+            Request::ListDaemons,
+            Request::StartDaemon {
+                daemon: SyncDaemon::new(SyncState::Master, "lo")
+            },
+        ]
+    );
+    assert!(matches!(&seen[5], Request::Sequence { requests } if requests.len() == 1));
+    let (c, _, e) = run(&f, &["-R"], "--stop-daemon master\n--stop-daemon master\n");
+    assert_eq!((c, e.as_str()), (255, "No daemon is running\n"));
 }

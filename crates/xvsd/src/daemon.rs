@@ -8,7 +8,13 @@ use xvs_core::api::{
     ApiError, ConnEntry, DestEntry, ErrorKind, Info, Request, Response, ServiceEntry, Table,
 };
 use xvs_core::estimator::Estimator;
-use xvs_core::model::{Rates, ServiceKey, Stats, Timeouts};
+use xvs_core::model::{Rates, ServiceKey, Stats, SyncDaemon, SyncState, Timeouts};
+
+/// What [`Plane::start_sync`] answers by default: this plane cannot run a
+/// connection-sync daemon. Requests get an `unsupported` error with this
+/// text.
+pub const SYNC_NOT_SUPPORTED: &str =
+    "the connection synchronization daemon is not supported by this xvsd";
 
 /// Everything the daemon reads back from the data plane, on top of the
 /// writes in [`Backend`].
@@ -59,6 +65,26 @@ pub trait Plane: Backend {
     /// After a change: waits (briefly) for the neighbours of the DR/TUN
     /// real servers it added, so their first packets are not dropped.
     fn settle_nexthops(&mut self) {}
+    /// Starts a connection-sync daemon (`--start-daemon`, and at start-up
+    /// for the ones the state file says were running). Called only with a
+    /// request that passed [`SyncDaemon::validate`], for a state (master
+    /// or backup) not running. Returns the daemon as it runs, its defaults
+    /// filled in as the kernel fills them: [`SyncDaemon::with_defaults`]
+    /// with the interface's MTU. `Err`: why not, as ipvsadm words the
+    /// kernel's errno (`strerror`): "No such device" for an unknown
+    /// interface (the kernel's ENODEV); an `io::Error`'s text does, its
+    /// " (os error N)" is dropped. The default: [`SYNC_NOT_SUPPORTED`].
+    fn start_sync(&mut self, _d: &SyncDaemon) -> Result<SyncDaemon, String> {
+        Err(SYNC_NOT_SUPPORTED.to_string())
+    }
+    /// Stops the running sync daemon of `state` (`--stop-daemon`). `Err`
+    /// (worded as for [`Plane::start_sync`]) leaves it listed as running.
+    fn stop_sync(&mut self, _state: SyncState) -> Result<(), String> {
+        Ok(())
+    }
+    /// The sync daemons' once-a-second work, under the current
+    /// `timeouts`: called from [`Daemon::every_second`]. Default: nothing.
+    fn sync_tick(&mut self, _timeouts: &Timeouts) {}
 }
 
 /// Counters of every slot, indexed by service id and dest id.
@@ -161,10 +187,39 @@ pub struct Daemon<P: Plane> {
     pub(crate) lvs: Option<crate::lvs::Lvs>,
     /// Where the `/metrics` text is published (`--metrics-listen`).
     metrics: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    /// The running sync daemons as [`Plane::start_sync`] filled them in,
+    /// the master first; `model.sync_daemons` has them as asked for.
+    sync: Vec<SyncDaemon>,
 }
 
 fn internal(e: String) -> ApiError {
     ApiError::with(ErrorKind::Internal, format!("data plane: {e}"))
+}
+
+/// `strerror(ENODEV)`, what ipvsadm prints for an unknown interface.
+const NO_SUCH_DEVICE: &str = "No such device";
+
+/// Whether xvsd's network namespace has an interface of that name.
+fn interface_exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated string alive across the call.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
+/// A sync daemon the plane could not start or stop: `unsupported` for
+/// [`SYNC_NOT_SUPPORTED`], else `internal` with the plane's text, which
+/// xvsadm prints as ipvsadm prints `strerror` (no " (os error N)").
+fn sync_error(e: String) -> ApiError {
+    if e == SYNC_NOT_SUPPORTED {
+        return ApiError::with(ErrorKind::Unsupported, e);
+    }
+    let text = match e.find(" (os error ") {
+        Some(i) if e.ends_with(')') => e[..i].to_string(),
+        _ => e,
+    };
+    ApiError::with(ErrorKind::Internal, text)
 }
 
 /// `-Z` requests inside a request, for batches.
@@ -190,6 +245,7 @@ impl<P: Plane> Daemon<P> {
             ticks: 0,
             lvs: None,
             metrics: None,
+            sync: Vec::new(),
         };
         if let Some(path) = &d.state_file {
             if path.exists() {
@@ -205,12 +261,38 @@ impl<P: Plane> Daemon<P> {
                 d.model = model;
             }
         }
+        // The sync daemons that ran, started again; one that cannot start
+        // (its interface gone, say) is forgotten, as a reboot forgets
+        // IPVS's.
+        for s in std::mem::take(&mut d.model.sync_daemons) {
+            if d.sync.iter().any(|r| r.state == s.state) {
+                continue;
+            }
+            match s.validate().and_then(|()| d.plane.start_sync(&s)) {
+                Ok(running) => {
+                    log::info!("restarted the {}", describe_sync(&running));
+                    d.sync.push(running);
+                    d.model.sync_daemons.push(s);
+                }
+                Err(e) => log::error!(
+                    "cannot restart the {} sync daemon on {}: {e}",
+                    s.state,
+                    s.mcast_ifn
+                ),
+            }
+        }
+        d.sync.sort_by_key(|s| s.state);
         Ok(d)
     }
 
     /// The data plane, for shutdown.
     pub fn plane_mut(&mut self) -> &mut P {
         &mut self.plane
+    }
+
+    /// The running sync daemons (defaults filled in), the master first.
+    pub fn sync_daemons(&self) -> &[SyncDaemon] {
+        &self.sync
     }
 
     /// Current timeouts.
@@ -234,6 +316,11 @@ impl<P: Plane> Daemon<P> {
             Request::Sequence { requests } => self
                 .sequence(requests)
                 .map(|results| Response::Sequence { results }),
+            Request::StartDaemon { daemon } => self.start_daemon(daemon).map(|()| Response::Ok),
+            Request::StopDaemon { state } => self.stop_daemon(*state).map(|()| Response::Ok),
+            Request::ListDaemons => Ok(Response::Daemons {
+                daemons: self.sync.clone(),
+            }),
             _ => self.change(&req).map(|()| Response::Ok),
         };
         result.unwrap_or_else(|error| Response::Error { error })
@@ -241,6 +328,42 @@ impl<P: Plane> Daemon<P> {
 
     fn change(&mut self, req: &Request) -> Result<(), ApiError> {
         self.commit(req, None)
+    }
+
+    /// `--start-daemon`, checked in the kernel's order: the request itself
+    /// (EINVAL), the interface (ENODEV), then one of that state already
+    /// running (EEXIST, "Daemon has already run"); the plane is asked
+    /// only for a daemon that can start.
+    fn start_daemon(&mut self, d: &SyncDaemon) -> Result<(), ApiError> {
+        d.validate()
+            .map_err(|e| ApiError::with(ErrorKind::Invalid, e))?;
+        if self.sync.iter().any(|r| r.state == d.state) {
+            if !interface_exists(&d.mcast_ifn) {
+                return Err(ApiError::with(ErrorKind::Internal, NO_SUCH_DEVICE));
+            }
+            return Err(ApiError::new(ErrorKind::DaemonRunning));
+        }
+        let running = self.plane.start_sync(d).map_err(sync_error)?;
+        log::info!("started the {}", describe_sync(&running));
+        self.sync.push(running);
+        self.sync.sort_by_key(|s| s.state);
+        self.model.sync_daemons.push(d.clone());
+        self.save_state();
+        Ok(())
+    }
+
+    /// `--stop-daemon`: ESRCH ("No daemon is running") when none of
+    /// `state` runs.
+    fn stop_daemon(&mut self, state: SyncState) -> Result<(), ApiError> {
+        if !self.sync.iter().any(|r| r.state == state) {
+            return Err(ApiError::new(ErrorKind::NoDaemon));
+        }
+        self.plane.stop_sync(state).map_err(sync_error)?;
+        log::info!("stopped the {state} sync daemon");
+        self.sync.retain(|r| r.state != state);
+        self.model.sync_daemons.retain(|r| r.state != state);
+        self.save_state();
+        Ok(())
     }
 
     /// Applies `req` atomically (validated on a copy of the model, then
@@ -407,8 +530,9 @@ impl<P: Plane> Daemon<P> {
         })
     }
 
-    /// Housekeeping every second: expires idle connections and keeps the
-    /// neighbours of DR/TUN real servers resolved.
+    /// Housekeeping every second: expires idle connections, keeps the
+    /// neighbours of DR/TUN real servers resolved, lets the sync daemons
+    /// work.
     pub fn every_second(&mut self) {
         match self.plane.expire(&self.model.timeouts) {
             Ok(0) => {}
@@ -425,6 +549,7 @@ impl<P: Plane> Daemon<P> {
             self.plane.expire_locality(full == 0);
         }
         self.plane.maintain_nexthops();
+        self.plane.sync_tick(&self.model.timeouts);
         self.collect_trash();
         self.refresh_metrics();
     }
@@ -490,6 +615,14 @@ impl<P: Plane> Daemon<P> {
     }
 }
 
+/// A running sync daemon for the log.
+fn describe_sync(d: &SyncDaemon) -> String {
+    format!(
+        "{} sync daemon on {} (syncid {}, maxlen {}, group {}:{}, ttl {})",
+        d.state, d.mcast_ifn, d.syncid, d.sync_maxlen, d.mcast_group, d.mcast_port, d.mcast_ttl
+    )
+}
+
 /// A one-line account of a change for the log.
 pub(crate) fn describe(req: &Request) -> String {
     match req {
@@ -533,6 +666,10 @@ pub(crate) mod tests {
         pub(crate) dests: BTreeMap<u32, Dest>,
         pub(crate) stats: BTreeMap<u32, Stats>,
         pub(crate) refuse_dest: bool,
+        /// Sync daemons started and stopped, in order ("start master lo").
+        pub(crate) sync_log: Vec<String>,
+        /// Answer sync requests as a plane without sync does.
+        pub(crate) no_sync: bool,
     }
 
     impl Backend for Mem {
@@ -615,6 +752,24 @@ pub(crate) mod tests {
             "xdp".into()
         }
         fn maintain_nexthops(&mut self) {}
+        /// `lo` (MTU 65536) and `eth0` (1500) exist, nothing else.
+        fn start_sync(&mut self, d: &SyncDaemon) -> Result<SyncDaemon, String> {
+            if self.no_sync {
+                return Err(SYNC_NOT_SUPPORTED.to_string());
+            }
+            let mtu = match d.mcast_ifn.as_str() {
+                "lo" => 65536,
+                "eth0" => 1500,
+                _ => return Err(std::io::Error::from_raw_os_error(19).to_string()),
+            };
+            self.sync_log
+                .push(format!("start {} {}", d.state, d.mcast_ifn));
+            Ok(d.with_defaults(mtu))
+        }
+        fn stop_sync(&mut self, state: SyncState) -> Result<(), String> {
+            self.sync_log.push(format!("stop {state}"));
+            Ok(())
+        }
     }
 
     pub(crate) const LIMITS: Limits = Limits {
@@ -808,5 +963,169 @@ pub(crate) mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn daemons(d: &mut Daemon<Mem>) -> Vec<SyncDaemon> {
+        match d.handle(Request::ListDaemons) {
+            Response::Daemons { daemons } => daemons,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn refused(r: Response) -> ApiError {
+        match r {
+            Response::Error { error } => error,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn start(state: SyncState, ifn: &str) -> Request {
+        Request::StartDaemon {
+            daemon: SyncDaemon::new(state, ifn),
+        }
+    }
+
+    #[test]
+    fn sync_daemons_start_list_and_stop_as_ipvs_does() {
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        assert_eq!(daemons(&mut d), vec![]);
+        let mut backup = SyncDaemon::new(SyncState::Backup, "lo");
+        backup.syncid = 9;
+        backup.mcast_port = 9000;
+        let r = d.handle(Request::StartDaemon {
+            daemon: backup.clone(),
+        });
+        assert_eq!(r, Response::Ok);
+        assert_eq!(d.handle(start(SyncState::Master, "eth0")), Response::Ok);
+        // Listed as the kernel lists them: the master first, defaults in.
+        assert_eq!(
+            daemons(&mut d),
+            vec![
+                SyncDaemon::new(SyncState::Master, "eth0").with_defaults(1500),
+                backup.with_defaults(65536),
+            ]
+        );
+        assert_eq!(daemons(&mut d)[1].sync_maxlen, 65507);
+        let e = refused(d.handle(start(SyncState::Master, "lo")));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::DaemonRunning, "Daemon has already run")
+        );
+        // The kernel looks the interface up first.
+        let e = refused(d.handle(start(SyncState::Master, "nosuchdev0")));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Internal, "No such device")
+        );
+        // -C leaves them running.
+        assert_eq!(d.handle(Request::Clear), Response::Ok);
+        assert_eq!(daemons(&mut d).len(), 2);
+        assert_eq!(
+            d.handle(Request::StopDaemon {
+                state: SyncState::Master
+            }),
+            Response::Ok
+        );
+        let e = refused(d.handle(Request::StopDaemon {
+            state: SyncState::Master,
+        }));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::NoDaemon, "No daemon is running")
+        );
+        assert_eq!(daemons(&mut d), vec![backup.with_defaults(65536)]);
+        assert_eq!(
+            d.plane.sync_log,
+            vec!["start backup lo", "start master eth0", "stop master"]
+        );
+    }
+
+    #[test]
+    fn sync_daemon_errors_read_as_ipvsadm_prints_them() {
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        // The plane's io::Error text, without its errno: strerror(ENODEV).
+        let e = refused(d.handle(start(SyncState::Master, "nosuchdev0")));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Internal, "No such device")
+        );
+        assert_eq!(daemons(&mut d), vec![]);
+        // What the kernel refuses before it looks at the interface.
+        let e = refused(d.handle(start(SyncState::Master, "0123456789abcdef")));
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        let mut bad = SyncDaemon::new(SyncState::Backup, "lo");
+        bad.mcast_group = Ipv4Addr::new(192, 0, 2, 1);
+        let e = refused(d.handle(Request::StartDaemon { daemon: bad }));
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        // Not in batches: they are not table changes.
+        let e = refused(d.handle(Request::Batch {
+            requests: vec![start(SyncState::Master, "lo")],
+        }));
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert!(d.plane.sync_log.is_empty());
+        // A plane without sync.
+        d.plane.no_sync = true;
+        let e = refused(d.handle(start(SyncState::Master, "lo")));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Unsupported, SYNC_NOT_SUPPORTED)
+        );
+        assert_eq!(daemons(&mut d), vec![]);
+    }
+
+    #[test]
+    fn sync_daemons_survive_a_restart_through_the_state_file() {
+        let dir = std::env::temp_dir().join(format!("xvsd-sync-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.state");
+        let _ = std::fs::remove_file(&file);
+        let mut d = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
+        setup(&mut d);
+        let mut master = SyncDaemon::new(SyncState::Master, "eth0");
+        master.sync_maxlen = 1000;
+        let r = d.handle(Request::StartDaemon {
+            daemon: master.clone(),
+        });
+        assert_eq!(r, Response::Ok);
+        assert_eq!(d.handle(start(SyncState::Backup, "lo")), Response::Ok);
+        let before = daemons(&mut d);
+        // Saved as asked for, defaults unfilled.
+        let saved: Model = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(
+            saved.sync_daemons,
+            vec![master.clone(), SyncDaemon::new(SyncState::Backup, "lo")]
+        );
+        let mut again = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
+        assert_eq!(daemons(&mut again), before);
+        assert_eq!(
+            again.plane.sync_log,
+            vec!["start master eth0", "start backup lo"]
+        );
+        assert_eq!(again.sync_daemons(), &before[..]);
+        // Stopped ones stay stopped.
+        let r = again.handle(Request::StopDaemon {
+            state: SyncState::Backup,
+        });
+        assert_eq!(r, Response::Ok);
+        let mut third = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
+        assert_eq!(third.plane.sync_log, vec!["start master eth0"]);
+        assert_eq!(daemons(&mut third).len(), 1);
+        // One that cannot start again is forgotten; the table stays.
+        let plane = Mem {
+            no_sync: true,
+            ..Mem::default()
+        };
+        let mut fourth = Daemon::new(plane, LIMITS, Some(file.clone())).unwrap();
+        assert_eq!(daemons(&mut fourth), vec![]);
+        assert_eq!(list(&mut fourth).services.len(), 1);
+        // A state file of an older xvsd (no sync_daemons) loads.
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("sync_daemons");
+        std::fs::write(&file, old.to_string()).unwrap();
+        let mut fifth = Daemon::new(Mem::default(), LIMITS, Some(file)).unwrap();
+        assert_eq!(daemons(&mut fifth), vec![]);
+        assert_eq!(list(&mut fifth).services.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

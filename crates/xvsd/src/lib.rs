@@ -10,4 +10,6 @@ pub mod lvs;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
+pub mod sync;
+pub mod sync_io;
 pub mod table;

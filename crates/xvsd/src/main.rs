@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use xvs_core::api::{ConnEntry, DEFAULT_SOCKET, SOCKET_ENV};
-use xvs_core::model::{ConnState, Dest, Service, ServiceKey, Timeouts};
+use xvs_core::model::{ConnState, Dest, Service, ServiceKey, SyncDaemon, SyncState, Timeouts};
 use xvs_dataplane::{monotonic_ns, AttachMode, Dataplane, Options, SvcSched};
 use xvsd::daemon::{AllStats, Daemon, Plane};
 use xvsd::table::{Backend, Limits};
@@ -299,6 +299,8 @@ struct Loaded {
     /// A change arrived too soon after the last refresh (our own ARP
     /// requests make neighbour events too): the next tick refreshes.
     pending: bool,
+    /// The connection sync daemons (`--start-daemon`).
+    sync: xvsd::sync_io::SyncDaemons,
 }
 
 /// How long a change waits for the neighbours of the DR/TUN real servers
@@ -477,6 +479,16 @@ impl Plane for Loaded {
     fn network_fd(&self) -> Option<std::os::fd::RawFd> {
         self.monitor.as_ref().map(|m| m.fd())
     }
+    fn start_sync(&mut self, d: &SyncDaemon) -> Result<SyncDaemon, String> {
+        self.sync.start(d)
+    }
+    fn stop_sync(&mut self, state: SyncState) -> Result<(), String> {
+        self.sync.stop(state);
+        Ok(())
+    }
+    fn sync_tick(&mut self, timeouts: &Timeouts) {
+        self.sync.tick(&self.dp, timeouts);
+    }
     fn maintain_nexthops(&mut self) {
         self.pending |= self.monitor.as_ref().is_some_and(|m| m.drain());
         let misses = ["drop_no_neigh", "drop_fib"]
@@ -649,6 +661,7 @@ fn run(args: Args) -> Result<()> {
         refreshed: None,
         unresolved: 0,
         pending: false,
+        sync: Default::default(),
     };
     let limits = Limits {
         max_services: args.opts.max_services,

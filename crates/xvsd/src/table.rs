@@ -9,7 +9,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use xvs_core::api::{ApiError, ErrorKind, Request};
-use xvs_core::model::{Dest, FwdMethod, Service, ServiceKey, Timeouts, TunCsum, TunType};
+use xvs_core::model::{
+    Dest, FwdMethod, Service, ServiceKey, SyncDaemon, Timeouts, TunCsum, TunType,
+};
 use xvs_core::sched;
 use xvs_core::sched::reference::next_last_weight;
 use xvs_dataplane::{SchedDest, SvcSched, RING_LEN_MAX, SVC_DESTS_MAX};
@@ -174,6 +176,13 @@ pub struct Model {
     /// Deleted dests kept for their connections ([`Trashed`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trash: Vec<Trashed>,
+    /// The connection-sync daemons running, as they were asked for
+    /// (`--start-daemon`, defaults unfilled: a restarted xvsd starts them
+    /// again and fills them in afresh). At most one master and one
+    /// backup. Requests change them through the daemon, not
+    /// [`Model::apply`]; `-C` leaves them, as IPVS's flush does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_daemons: Vec<SyncDaemon>,
     svc_ids: IdPool,
     dest_ids: IdPool,
     #[serde(default)]
@@ -472,7 +481,17 @@ impl Model {
                     }
                 }
             }
-            Request::GetTimeouts | Request::List | Request::ListConns | Request::Info => {}
+            Request::StartDaemon { .. } | Request::StopDaemon { .. } => {
+                return Err(ApiError::with(
+                    ErrorKind::Invalid,
+                    "sync daemons are started and stopped on their own, not in a batch",
+                ));
+            }
+            Request::GetTimeouts
+            | Request::List
+            | Request::ListConns
+            | Request::Info
+            | Request::ListDaemons => {}
         }
         Ok(())
     }

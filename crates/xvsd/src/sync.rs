@@ -1,0 +1,517 @@
+//! IPVS connection synchronisation (`ipvsadm --start-daemon`), the parts
+//! that decide: which connections and templates a master sends, and what
+//! a backup installs for a received entry. The wire format is
+//! `xvs_core::sync`; sockets and the data plane are in `sync_io`.
+//!
+//! IPVS's master sends from its packet path (`ip_vs_sync_conn_needed`: a
+//! TCP connection on reaching ESTABLISHED at its third packet and every 50
+//! after, at once on FIN_WAIT, CLOSE_WAIT, CLOSE and TIME_WAIT; UDP at
+//! the third packet and every 50). xvs's program never writes per packet
+//! for this, so the master reads the table once a second instead and
+//! sends what is new, what changed state, and (as IPVS's
+//! `sync_refresh_period` does) what was used since it was last sent once
+//! half its timeout (at least 10 s) has gone by, so a backup never
+//! expires a live connection. Templates go the same way, before the
+//! connections. The difference in timing is in docs/differences.md.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use xvs_core::model::{ConnState, FwdMethod, Protocol, Timeouts};
+use xvs_core::sync::{conn_flags, tpl_state, SyncConn};
+use xvs_dataplane::synced::SyncIndex;
+use xvs_dataplane::{Conn, Template};
+
+/// Least time between two refreshes of one entry.
+const MIN_REFRESH_NS: u64 = 10_000_000_000;
+
+/// An entry the master tracks, by its tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Id {
+    Conn(u8, Ipv4Addr, u16, Ipv4Addr, u16),
+    Tmpl(u8, Ipv4Addr, Ipv4Addr, u16),
+}
+
+/// What was last sent of an entry.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    state: ConnState,
+    dest: (Ipv4Addr, u16),
+    last_seen_ns: u64,
+    at_ns: u64,
+}
+
+/// One entry to send: a connection or a template, with the timeout the
+/// backup is to give it (seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A connection.
+    Conn(Conn, u32),
+    /// A persistence template.
+    Template(Template),
+}
+
+/// The master's memory of what it sent.
+#[derive(Debug, Default)]
+pub struct Master {
+    sent: HashMap<Id, Sent>,
+}
+
+/// Whether IPVS synchronises a connection in this state: TCP once it is
+/// established or closing (never the handshake), UDP always.
+pub fn sync_worthy(c: &Conn) -> bool {
+    use ConnState::*;
+    match c.proto {
+        Protocol::Tcp => matches!(
+            c.state,
+            Established | FinWait | Close | CloseWait | TimeWait
+        ),
+        _ => true,
+    }
+}
+
+impl Master {
+    /// A fresh master: everything in the table is new to it.
+    pub fn new() -> Master {
+        Master::default()
+    }
+
+    fn due(&mut self, id: Id, now: u64, cur: Sent, timeout_secs: u32) -> bool {
+        let send = match self.sent.get(&id) {
+            None => true,
+            Some(s) if s.state != cur.state || s.dest != cur.dest => true,
+            Some(s) => {
+                let refresh = (u64::from(timeout_secs) * 500_000_000).max(MIN_REFRESH_NS);
+                cur.last_seen_ns > s.last_seen_ns && now.saturating_sub(s.at_ns) >= refresh
+            }
+        };
+        if send {
+            self.sent.insert(id, Sent { at_ns: now, ..cur });
+        }
+        send
+    }
+
+    /// What to send now, given the table (`conns`: forward entries,
+    /// `templates`), its timeouts and the time (`now`, the data plane's
+    /// clock). Entries gone from the table are forgotten.
+    pub fn select(
+        &mut self,
+        conns: &[Conn],
+        templates: &[Template],
+        timeouts: &Timeouts,
+        now: u64,
+    ) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let mut live = std::collections::HashSet::new();
+        for t in templates {
+            let id = Id::Tmpl(t.proto.number(), t.caddr, t.vaddr, t.vport);
+            live.insert(id);
+            let cur = Sent {
+                state: if t.assured {
+                    ConnState::Assured
+                } else {
+                    ConnState::None
+                },
+                dest: (t.daddr, t.dport),
+                last_seen_ns: t.last_seen_ns,
+                at_ns: now,
+            };
+            if self.due(id, now, cur, t.timeout_secs) {
+                out.push(Outgoing::Template(t.clone()));
+            }
+        }
+        for c in conns.iter().filter(|c| sync_worthy(c)) {
+            let id = Id::Conn(c.proto.number(), c.caddr, c.cport, c.vaddr, c.vport);
+            live.insert(id);
+            let timeout = c.state.timeout_secs(timeouts);
+            let cur = Sent {
+                state: c.state,
+                dest: (c.daddr, c.dport),
+                last_seen_ns: c.last_seen_ns,
+                at_ns: now,
+            };
+            if self.due(id, now, cur, timeout) {
+                out.push(Outgoing::Conn(c.clone(), timeout));
+            }
+        }
+        self.sent.retain(|id, _| live.contains(id));
+        out
+    }
+}
+
+/// A received entry, in the terms of the data plane, before it is
+/// resolved to slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Client address (a template's: masked).
+    pub caddr: Ipv4Addr,
+    /// Client port (0 for templates).
+    pub cport: u16,
+    /// Virtual address.
+    pub vaddr: Ipv4Addr,
+    /// Virtual port.
+    pub vport: u16,
+    /// Real server address.
+    pub daddr: Ipv4Addr,
+    /// Real server port.
+    pub dport: u16,
+    /// The kernel's state number.
+    pub state: u16,
+    /// A persistence template (`IP_VS_CONN_F_TEMPLATE`).
+    pub template: bool,
+    /// Firewall mark (0: none).
+    pub fwmark: u32,
+    /// Timeout the master gave it (seconds).
+    pub timeout: u32,
+}
+
+/// Why a received entry was not installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    /// Not TCP or UDP (SCTP and others: not supported yet).
+    Protocol,
+    /// A firewall-mark service (not supported yet).
+    Fwmark,
+    /// No such virtual service here.
+    NoService,
+    /// The service has no such real server here.
+    NoDest,
+    /// A state number outside the protocol's table.
+    State,
+}
+
+impl Skip {
+    /// For the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::Protocol => "protocol not supported",
+            Skip::Fwmark => "fwmark service",
+            Skip::NoService => "no such virtual service",
+            Skip::NoDest => "no such real server",
+            Skip::State => "bad state",
+        }
+    }
+}
+
+/// What the backup installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Install {
+    /// A connection.
+    Conn(Conn),
+    /// A persistence template.
+    Template(Template),
+}
+
+/// Resolves a received entry against this director's services and real
+/// servers (which must match the master's, as in IPVS, where an entry
+/// without its dest is of no use for forwarding).
+pub fn resolve(e: &Incoming, idx: &SyncIndex) -> Result<Install, Skip> {
+    let proto = match e.proto {
+        6 => Protocol::Tcp,
+        17 => Protocol::Udp,
+        _ => return Err(Skip::Protocol),
+    };
+    if e.fwmark != 0 {
+        return Err(Skip::Fwmark);
+    }
+    let (svc_id, persistent) = idx
+        .service(e.proto, e.vaddr, e.vport)
+        .ok_or(Skip::NoService)?;
+    let (dest_id, fwd) = idx.dest(svc_id, e.daddr, e.dport).ok_or(Skip::NoDest)?;
+    if e.template {
+        return Ok(Install::Template(Template {
+            proto,
+            caddr: e.caddr,
+            vaddr: e.vaddr,
+            vport: e.vport,
+            daddr: e.daddr,
+            dport: e.dport,
+            svc_id,
+            dest_id,
+            last_seen_ns: 0,
+            timeout_secs: e.timeout,
+            conns: 0,
+            fwd,
+            assured: e.state == tpl_state::ASSURED,
+        }));
+    }
+    let state = match proto {
+        Protocol::Udp => ConnState::Udp,
+        _ => match e.state {
+            1..=10 => ConnState::from_u8(e.state as u8).ok_or(Skip::State)?,
+            _ => return Err(Skip::State),
+        },
+    };
+    Ok(Install::Conn(Conn {
+        proto,
+        caddr: e.caddr,
+        cport: e.cport,
+        vaddr: e.vaddr,
+        vport: e.vport,
+        daddr: e.daddr,
+        dport: e.dport,
+        state,
+        // As this director's dest says (the master's names the same method
+        // when the two are configured alike).
+        fwd,
+        svc_id,
+        dest_id,
+        last_seen_ns: 0,
+        persistent,
+    }))
+}
+
+fn fwd_flags(f: FwdMethod) -> u32 {
+    match f {
+        FwdMethod::Masq => conn_flags::MASQ,
+        FwdMethod::Tunnel => conn_flags::TUNNEL,
+        FwdMethod::Route => conn_flags::DROUTE,
+    }
+}
+
+impl Outgoing {
+    /// The entry as IPVS's master would send it: its forwarding method in
+    /// the flags, INACTIVE unless an established TCP connection (UDP
+    /// connections are always inactive in IPVS), templates with port 0
+    /// and their state (NONE or ASSURED).
+    pub fn to_wire(&self) -> SyncConn {
+        match self {
+            Outgoing::Conn(c, timeout) => {
+                let mut flags = fwd_flags(c.fwd);
+                if c.state != ConnState::Established {
+                    flags |= conn_flags::INACTIVE;
+                }
+                SyncConn {
+                    protocol: c.proto.number(),
+                    caddr: c.caddr.into(),
+                    cport: c.cport,
+                    vaddr: c.vaddr.into(),
+                    vport: c.vport,
+                    daddr: c.daddr.into(),
+                    dport: c.dport,
+                    flags,
+                    state: match c.state {
+                        ConnState::Udp => 0,
+                        s => s as u16,
+                    },
+                    fwmark: 0,
+                    timeout: *timeout,
+                    seq: None,
+                    pe_name: None,
+                    pe_data: None,
+                }
+            }
+            Outgoing::Template(t) => SyncConn {
+                protocol: t.proto.number(),
+                caddr: t.caddr.into(),
+                cport: 0,
+                vaddr: t.vaddr.into(),
+                vport: t.vport,
+                daddr: t.daddr.into(),
+                dport: t.dport,
+                flags: conn_flags::TEMPLATE | fwd_flags(t.fwd),
+                state: if t.assured {
+                    tpl_state::ASSURED
+                } else {
+                    tpl_state::NONE
+                },
+                fwmark: 0,
+                timeout: t.timeout_secs,
+                seq: None,
+                pe_name: None,
+                pe_data: None,
+            },
+        }
+    }
+}
+
+impl Incoming {
+    /// A decoded entry; `None` for IPv6 ones (not supported yet).
+    pub fn from_wire(c: &SyncConn) -> Option<Incoming> {
+        let v4 = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        };
+        Some(Incoming {
+            proto: c.protocol,
+            caddr: v4(c.caddr)?,
+            cport: c.cport,
+            vaddr: v4(c.vaddr)?,
+            vport: c.vport,
+            daddr: v4(c.daddr)?,
+            dport: c.dport,
+            state: c.state,
+            template: c.flags & conn_flags::TEMPLATE != 0,
+            fwmark: c.fwmark,
+            timeout: c.timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(cport: u16, state: ConnState, last_seen_ns: u64) -> Conn {
+        Conn {
+            proto: Protocol::Tcp,
+            caddr: Ipv4Addr::new(192, 0, 2, 2),
+            cport,
+            vaddr: Ipv4Addr::new(198, 51, 100, 10),
+            vport: 80,
+            daddr: Ipv4Addr::new(203, 0, 113, 11),
+            dport: 80,
+            state,
+            fwd: FwdMethod::Masq,
+            svc_id: 0,
+            dest_id: 0,
+            last_seen_ns,
+            persistent: false,
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn the_master_sends_new_changed_and_refreshed_entries_once() {
+        let t = Timeouts::default();
+        let mut m = Master::new();
+        let syn = conn(1000, ConnState::SynRecv, 0);
+        let est = conn(1001, ConnState::Established, 0);
+        let sent = m.select(&[syn.clone(), est.clone()], &[], &t, 100 * S);
+        assert_eq!(
+            sent,
+            vec![Outgoing::Conn(est.clone(), 900)],
+            "no handshakes"
+        );
+        assert!(m
+            .select(std::slice::from_ref(&est), &[], &t, 101 * S)
+            .is_empty());
+        let fin = conn(1001, ConnState::FinWait, 101 * S);
+        assert_eq!(
+            m.select(std::slice::from_ref(&fin), &[], &t, 102 * S),
+            vec![Outgoing::Conn(fin.clone(), 120)]
+        );
+        // Used since, but within half the timeout (60 s): not yet.
+        let used = conn(1001, ConnState::FinWait, 150 * S);
+        assert!(m
+            .select(std::slice::from_ref(&used), &[], &t, 150 * S)
+            .is_empty());
+        assert_eq!(
+            m.select(std::slice::from_ref(&used), &[], &t, 163 * S)
+                .len(),
+            1
+        );
+        // Idle since: nothing to refresh.
+        assert!(m
+            .select(std::slice::from_ref(&used), &[], &t, 400 * S)
+            .is_empty());
+        // Gone, then back: new again.
+        assert!(m.select(&[], &[], &t, 401 * S).is_empty());
+        assert_eq!(m.select(&[used], &[], &t, 402 * S).len(), 1);
+    }
+
+    #[test]
+    fn what_the_master_sends_decodes_to_what_the_backup_resolves() {
+        let mut c = conn(1001, ConnState::Established, 0);
+        c.fwd = FwdMethod::Route;
+        let w = Outgoing::Conn(c.clone(), 900).to_wire();
+        assert_eq!((w.flags, w.state, w.timeout), (conn_flags::DROUTE, 1, 900));
+        let msgs = xvs_core::sync::encode(7, 1472, &[w]).unwrap();
+        let back = xvs_core::sync::decode(&msgs[0]).unwrap();
+        assert_eq!(back.header.syncid, 7);
+        let e = Incoming::from_wire(&back.conns[0]).unwrap();
+        assert_eq!(
+            (e.caddr, e.cport, e.state, e.template),
+            (c.caddr, 1001, 1, false)
+        );
+        let mut idx = SyncIndex::default();
+        idx.add_service(6, c.vaddr, 80, 0, false);
+        idx.add_dest(0, c.daddr, 80, 3, FwdMethod::Route);
+        let Ok(Install::Conn(got)) = resolve(&e, &idx) else {
+            panic!()
+        };
+        assert_eq!(
+            got,
+            Conn {
+                dest_id: 3,
+                ..c.clone()
+            }
+        );
+        let fin = Outgoing::Conn(conn(1, ConnState::FinWait, 0), 120).to_wire();
+        assert_eq!(fin.flags, conn_flags::INACTIVE);
+    }
+
+    #[test]
+    fn received_entries_resolve_or_say_why_not() {
+        let idx = SyncIndex::default();
+        let e = Incoming {
+            proto: 6,
+            caddr: Ipv4Addr::new(192, 0, 2, 2),
+            cport: 1000,
+            vaddr: Ipv4Addr::new(198, 51, 100, 10),
+            vport: 80,
+            daddr: Ipv4Addr::new(203, 0, 113, 11),
+            dport: 80,
+            state: 1,
+            template: false,
+            fwmark: 0,
+            timeout: 900,
+        };
+        assert_eq!(resolve(&e, &idx), Err(Skip::NoService));
+        assert_eq!(
+            resolve(
+                &Incoming {
+                    proto: 132,
+                    ..e.clone()
+                },
+                &idx
+            ),
+            Err(Skip::Protocol)
+        );
+        assert_eq!(
+            resolve(
+                &Incoming {
+                    fwmark: 3,
+                    ..e.clone()
+                },
+                &idx
+            ),
+            Err(Skip::Fwmark)
+        );
+        let mut idx = SyncIndex::default();
+        idx.add_service(6, e.vaddr, 80, 4, true);
+        assert_eq!(resolve(&e, &idx), Err(Skip::NoDest));
+        idx.add_dest(4, e.daddr, 80, 9, FwdMethod::Route);
+        let Ok(Install::Conn(c)) = resolve(&e, &idx) else {
+            panic!("{:?}", resolve(&e, &idx))
+        };
+        assert_eq!(
+            (c.svc_id, c.dest_id, c.state, c.fwd, c.persistent),
+            (4, 9, ConnState::Established, FwdMethod::Route, true)
+        );
+        assert_eq!(
+            resolve(
+                &Incoming {
+                    state: 11,
+                    ..e.clone()
+                },
+                &idx
+            ),
+            Err(Skip::State)
+        );
+        let tmpl = Incoming {
+            template: true,
+            cport: 0,
+            state: 1,
+            timeout: 360,
+            ..e.clone()
+        };
+        let Ok(Install::Template(t)) = resolve(&tmpl, &idx) else {
+            panic!()
+        };
+        assert_eq!((t.dest_id, t.timeout_secs, t.assured), (9, 360, true));
+    }
+}
