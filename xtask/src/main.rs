@@ -332,6 +332,36 @@ fn test() -> Result<()> {
             ],
             &[("XVS_TEST_ATTACH", "tc")],
         ),
+        // Every optional kernel feature off, as on a kernel without any:
+        // the fallbacks keep the same behaviour (docs/design.md).
+        (
+            "tier 2, every fallback: BPF fixtures with XVS_FEATURES_OFF=all",
+            &[
+                "test",
+                "-p",
+                "xvs-dataplane",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+            ],
+            &[("XVS_FEATURES_OFF", "all")],
+        ),
+        (
+            "tier 3, every fallback: NAT and DR/TUN end-to-end with XVS_FEATURES_OFF=all",
+            &[
+                "test",
+                "-p",
+                "xvs-testbed",
+                "--test",
+                "nat_e2e",
+                "--test",
+                "dr_tun_e2e",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+            ],
+            &[("XVS_FEATURES_OFF", "all")],
+        ),
         (
             "tier 3, other attach mode: netns end-to-end with xvsd --attach xdp",
             &[
