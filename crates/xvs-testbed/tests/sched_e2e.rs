@@ -293,7 +293,8 @@ fn persistence_keeps_a_client_then_lets_it_go() {
     );
     let lc = lb.xvsd.adm_ok(&["-Lnc"]);
     let n: u8 = got[0].trim_start_matches("rs").parse().unwrap();
-    let tmpl = format!("NONE        {CLIENT_IP}:0");
+    // ASSURED: its connections got established (IPVS's IP_VS_CTPL_S_ASSURED).
+    let tmpl = format!("ASSURED     {CLIENT_IP}:0");
     assert!(
         lc.lines().any(|l| l.starts_with("TCP")
             && l.contains(&tmpl)
