@@ -195,7 +195,7 @@ impl Lexer {
                     return;
                 };
                 let id = &rest[..sp];
-                let matches = self.config_id.as_deref() == Some(id);
+                let matches = self.config_id.as_deref() == Some(id) || id == crate::XVSD_ID;
                 if matches == rev {
                     return;
                 }

@@ -23,6 +23,11 @@
 //!   `check/check_data.c` and the checkers' sources.
 //! * Every problem is reported as `file:line: what is wrong`; all errors of a
 //!   load are collected ([`Errors`]), not just the first.
+//! * `global_defs`' `lvs_sync_daemon`, `notify_fifo` and `vrrp_notify_fifo`
+//!   are read as keepalived's `core/global_parser.c`; of the `vrrp_instance`
+//!   blocks only the name, `virtual_router_id` and `interface` are kept
+//!   ([`Config::vrrp_instances`]), for the sync daemon's instance and sync id.
+//!   [`parse_notify_line`] reads the lines keepalived writes to a notify FIFO.
 //! * What xvs does not handle but keepalived does (VRRP blocks, unused
 //!   `global_defs` keys, unknown keywords inside virtual/real servers) gives
 //!   one [`Warning`] each. What xvs cannot do faithfully (fwmark services,
@@ -31,9 +36,19 @@
 mod glob;
 mod lexer;
 pub mod model;
+pub mod notify;
 mod parser;
 
 pub use model::*;
+
+/// The config id xvsd always answers to, besides its own: a line written
+/// `@xvsd ...` is read by xvsd and skipped by keepalived (whose config id
+/// is the host name), for what keepalived must not act on next to xvs,
+/// such as `lvs_sync_daemon` (keepalived's VRRP process would start the
+/// kernel's sync daemon, and keepalived 2.2.7 crashes over it where the
+/// kernel has no IPVS).
+pub const XVSD_ID: &str = "xvsd";
+pub use notify::{parse_notify_line, NotifyEvent, NotifyKind, NotifyState};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -7,7 +7,8 @@
 
 use crate::Location;
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey, TunCsum, TunType};
 
@@ -21,6 +22,11 @@ pub struct Config {
     /// Every virtual service, `virtual_server group` blocks expanded to one
     /// entry per address and port of the group, in file order.
     pub virtual_servers: Vec<VirtualServer>,
+    /// The `vrrp_instance` blocks (otherwise left to keepalived), in file
+    /// order: what `lvs_sync_daemon` refers to and what the `INSTANCE` lines
+    /// of a notify FIFO name. A block keepalived skips (no name or a name
+    /// already used) is not listed.
+    pub vrrp_instances: Vec<VrrpInstanceRef>,
     /// What was skipped or adjusted; never fatal.
     pub warnings: Vec<crate::Warning>,
 }
@@ -41,6 +47,88 @@ pub struct GlobalDefs {
     pub script_user: Option<ScriptUser>,
     /// `enable_script_security`.
     pub enable_script_security: bool,
+    /// `lvs_sync_daemon INTERFACE [[inst] VRRP_INSTANCE] [id SYNC_ID]
+    /// [maxlen LEN] [port PORT] [ttl TTL] [group IPADDR]`, or the deprecated
+    /// `lvs_sync_daemon_interface INTERFACE` inside a `vrrp_instance`.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// `notify_fifo PATH [USER [GROUP]]`: keepalived writes every VRRP
+    /// state change there (and its checker process the LVS ones).
+    pub notify_fifo: Option<NotifyFifo>,
+    /// `vrrp_notify_fifo PATH [USER [GROUP]]`: the VRRP state changes only.
+    /// `None` when it names the same FIFO as `notify_fifo` (keepalived then
+    /// ignores it, so that no line is written twice).
+    pub vrrp_notify_fifo: Option<NotifyFifo>,
+}
+
+/// IPVS's connection sync daemon as keepalived runs it (`lvs_sync_daemon`).
+///
+/// Without a VRRP instance keepalived's checker process runs both the master
+/// and the backup daemon for as long as it runs. With one, keepalived's VRRP
+/// process runs the master daemon while that instance is MASTER and the
+/// backup daemon otherwise (starting as backup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvsSyncDaemon {
+    /// Where the `lvs_sync_daemon` (or `lvs_sync_daemon_interface`) line is.
+    pub location: Location,
+    /// Interface the daemons send and receive on (at most 15 characters).
+    pub interface: String,
+    /// The VRRP instance whose state selects master or backup; `None`: both
+    /// daemons run. Always one of [`Config::vrrp_instances`].
+    pub vrrp_instance: Option<String>,
+    /// Effective sync id: `id N`, else the instance's `virtual_router_id`
+    /// when the instance is named on the `lvs_sync_daemon` line, else 0
+    /// (no instance, or the deprecated `lvs_sync_daemon_interface` form).
+    pub syncid: u8,
+    /// `maxlen` (1..65507): largest sync message; `None`: the kernel's
+    /// default (from the interface's MTU).
+    pub maxlen: Option<u16>,
+    /// `port` (1..65535): UDP port; `None`: the kernel's 8848.
+    pub port: Option<u16>,
+    /// `ttl` (1..255): multicast TTL; `None`: the kernel's 1.
+    pub ttl: Option<u8>,
+    /// `group` (an IPv4 or IPv6 multicast address); `None`: the kernel's
+    /// 224.0.0.81.
+    pub group: Option<IpAddr>,
+}
+
+impl LvsSyncDaemon {
+    /// True if the daemons `other` describes are the ones `self` describes,
+    /// as keepalived's `ipvs_syncd_changed` decides on a reload (interface,
+    /// sync id, maxlen, port, ttl, group; not the location nor the VRRP
+    /// instance): when false, keepalived stops and restarts the daemons.
+    pub fn same_daemon(&self, other: &LvsSyncDaemon) -> bool {
+        self.interface == other.interface
+            && self.syncid == other.syncid
+            && self.maxlen == other.maxlen
+            && self.port == other.port
+            && self.ttl == other.ttl
+            && self.group == other.group
+    }
+}
+
+/// A notify FIFO: `notify_fifo` / `vrrp_notify_fifo PATH [USER [GROUP]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyFifo {
+    /// The FIFO (keepalived creates it, mode 0644, when it does not exist).
+    pub path: PathBuf,
+    /// Owner given to a FIFO keepalived creates (else `script_user`'s
+    /// default); names as written, not resolved.
+    pub user: Option<ScriptUser>,
+}
+
+/// What xvs keeps of a `vrrp_instance NAME { }` block (the rest is VRRP's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpInstanceRef {
+    /// Where the `vrrp_instance` line is.
+    pub location: Location,
+    /// The instance name (as in notify FIFO `INSTANCE "NAME"` lines).
+    pub name: String,
+    /// `virtual_router_id` (1..255); `None` when missing or invalid (then
+    /// keepalived refuses the instance).
+    pub virtual_router_id: Option<u8>,
+    /// `interface` (last one given; names of 16 characters or more are
+    /// ignored, as keepalived does).
+    pub interface: Option<String>,
 }
 
 /// `lvs_flush_on_stop` mode.

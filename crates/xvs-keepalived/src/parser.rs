@@ -1,13 +1,15 @@
 //! From lexer lines to [`Config`]: block tree, keyword handlers
 //! (keepalived's `check_parser.c`, the checkers' `install_*_keyword`, the
 //! LVS keys of `global_parser.c`), then keepalived's `validate_check_config`
-//! defaults and adjustments.
+//! defaults and adjustments, and `vrrp_complete_init`'s resolution of the
+//! sync daemon's VRRP instance and sync id.
 
 use crate::lexer::{split_quoted, Lexer, Line};
 use crate::model::*;
 use crate::{Error, Errors, Location, Warning};
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 use xvs_core::model::{svc_flags, FwdMethod, Protocol, TunCsum, TunType};
 
@@ -65,6 +67,12 @@ const DEFAULT_PERSISTENCE: u32 = 360;
 const MAX_WEIGHT: u64 = 65535;
 /// Most addresses one `virtual_server_group` range may expand to.
 const MAX_RANGE: u64 = 65536;
+/// `IP_VS_IFNAME_MAXLEN`: a sync daemon interface name is shorter.
+const IP_VS_IFNAME_MAXLEN: usize = 16;
+/// `IFNAMSIZ`: a `vrrp_instance`'s `interface` name is shorter.
+const IFNAMSIZ: usize = 16;
+/// Largest `lvs_sync_daemon maxlen`: 65535 less the IP and UDP headers.
+const SYNC_MAXLEN: u64 = 65535 - 20 - 8;
 
 fn build_tree(lines: Vec<Line>, errors: &mut Vec<Error>) -> Vec<Node> {
     // Each level: the nodes so far and the location of its '{'.
@@ -235,6 +243,23 @@ struct RawVs {
     rs: Vec<RawRs>,
 }
 
+/// `lvs_sync_daemon` as read, before the instance is looked up.
+#[derive(Debug, Clone)]
+struct RawSyncd {
+    loc: Location,
+    interface: String,
+    /// The instance named on the `lvs_sync_daemon` line (`inst NAME` or the
+    /// word after the interface): its VRID is the default sync id.
+    named: Option<String>,
+    /// The instance whose block holds `lvs_sync_daemon_interface`.
+    legacy: Option<String>,
+    syncid: Option<u8>,
+    maxlen: Option<u16>,
+    port: Option<u16>,
+    ttl: Option<u8>,
+    group: Option<IpAddr>,
+}
+
 #[derive(Debug, Clone)]
 struct Group {
     loc: Location,
@@ -250,6 +275,10 @@ struct P {
     ssl: Option<SslContext>,
     groups: HashMap<String, Group>,
     vss: Vec<RawVs>,
+    vrrp: Vec<VrrpInstanceRef>,
+    syncd: Option<RawSyncd>,
+    /// Where `notify_fifo` and `vrrp_notify_fifo` are.
+    fifo_loc: [Option<Location>; 2],
 }
 
 /// Parses a number made of decimal digits only.
@@ -635,6 +664,9 @@ impl P {
                         "xvs does not handle it"
                     };
                     self.warn(&n.loc, format!("'{k}' skipped: {what}"));
+                    if k == "vrrp_instance" {
+                        self.vrrp_instance(n);
+                    }
                 }
                 k => self.err(&n.loc, format!("unknown keyword '{k}'")),
             }
@@ -670,12 +702,320 @@ impl P {
                     }
                 }
                 "enable_script_security" => self.global.enable_script_security = true,
+                "lvs_sync_daemon" => self.lvs_sync_daemon(n),
+                "notify_fifo" => self.notify_fifo(n, 0),
+                "vrrp_notify_fifo" => self.notify_fifo(n, 1),
                 "{" => {}
                 k => self.warn(
                     &n.loc,
                     format!("global_defs: '{k}' is not used by xvs - skipped"),
                 ),
             }
+        }
+    }
+
+    /// keepalived's `lvs_syncd_handler`: `lvs_sync_daemon INTERFACE
+    /// [[inst] VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL]
+    /// [group IPADDR]`, with the old positional `INTERFACE VRRP_INSTANCE
+    /// [SYNC_ID]`.
+    fn lvs_sync_daemon(&mut self, n: &Node) {
+        if let Some(prev) = &self.syncd {
+            let l = prev.loc.clone();
+            self.err(
+                &n.loc,
+                format!("lvs_sync_daemon already specified at {l} - keepalived ignores this one"),
+            );
+            return;
+        }
+        let Some(ifname) = n.words.get(1) else {
+            self.err(&n.loc, "lvs_sync_daemon: missing interface");
+            return;
+        };
+        if ifname.len() >= IP_VS_IFNAME_MAXLEN {
+            self.err(
+                &n.loc,
+                format!(
+                    "lvs_sync_daemon: interface name '{ifname}' too long (at most {} characters)",
+                    IP_VS_IFNAME_MAXLEN - 1
+                ),
+            );
+            return;
+        }
+        let mut d = RawSyncd {
+            loc: n.loc.clone(),
+            interface: ifname.clone(),
+            named: None,
+            legacy: None,
+            syncid: None,
+            maxlen: None,
+            port: None,
+            ttl: None,
+            group: None,
+        };
+        let w = &n.words;
+        let num = |v: &str, min: u64, max: u64| digits(v).filter(|x| (min..=max).contains(x));
+        let mut i = 2;
+        while i < w.len() {
+            let opt = w[i].as_str();
+            if matches!(opt, "inst" | "id" | "maxlen" | "port" | "ttl" | "group") {
+                let Some(v) = w.get(i + 1).map(String::as_str) else {
+                    let what = if opt == "inst" {
+                        "VRRP instance name"
+                    } else {
+                        "value"
+                    };
+                    self.err(
+                        &n.loc,
+                        format!("lvs_sync_daemon: missing {what} after '{opt}'"),
+                    );
+                    i += 1;
+                    continue;
+                };
+                match opt {
+                    "inst" => match &d.named {
+                        Some(prev) => {
+                            let prev = prev.clone();
+                            self.err(
+                                &n.loc,
+                                format!("lvs_sync_daemon: VRRP instance already specified as {prev} - '{v}' ignored"),
+                            );
+                        }
+                        None => d.named = Some(v.to_string()),
+                    },
+                    "id" => match num(v, 0, 255) {
+                        Some(x) => d.syncid = Some(x as u8),
+                        None => self.err(
+                            &n.loc,
+                            format!("lvs_sync_daemon: invalid id '{v}' (0..255)"),
+                        ),
+                    },
+                    "maxlen" => match num(v, 1, SYNC_MAXLEN) {
+                        Some(x) => d.maxlen = Some(x as u16),
+                        None => self.err(
+                            &n.loc,
+                            format!("lvs_sync_daemon: invalid maxlen '{v}' (1..{SYNC_MAXLEN})"),
+                        ),
+                    },
+                    "port" => match num(v, 1, 65535) {
+                        Some(x) => d.port = Some(x as u16),
+                        None => self.err(
+                            &n.loc,
+                            format!("lvs_sync_daemon: invalid port '{v}' (1..65535)"),
+                        ),
+                    },
+                    "ttl" => match num(v, 1, 255) {
+                        Some(x) => d.ttl = Some(x as u8),
+                        None => self.err(
+                            &n.loc,
+                            format!("lvs_sync_daemon: invalid ttl '{v}' (1..255)"),
+                        ),
+                    },
+                    _ => {
+                        // inet_stosockaddr drops a '-range' or '/mask' suffix.
+                        let a = v.split(['-', '/']).next().unwrap_or(v);
+                        match a.parse::<IpAddr>() {
+                            Ok(a) if a.is_multicast() => d.group = Some(a),
+                            Ok(_) => self.err(
+                                &n.loc,
+                                format!("lvs_sync_daemon: group address {v} is not multicast"),
+                            ),
+                            Err(_) => self.err(
+                                &n.loc,
+                                format!("lvs_sync_daemon: invalid group address '{v}'"),
+                            ),
+                        }
+                    }
+                }
+                i += 2;
+                continue;
+            }
+            // The old `lvs_sync_daemon INTERFACE VRRP_INSTANCE [SYNC_ID]`.
+            if i == 2 {
+                d.named = Some(opt.to_string());
+            } else if i == 3 {
+                match num(opt, 0, 255) {
+                    Some(x) => {
+                        self.warn(
+                            &n.loc,
+                            format!("lvs_sync_daemon: write the sync id as 'id {opt}' (keepalived: Please use keyword \"id\" before lvs_sync_daemon SYNCID)"),
+                        );
+                        d.syncid = Some(x as u8);
+                    }
+                    None => self.err(
+                        &n.loc,
+                        format!("lvs_sync_daemon: invalid sync id '{opt}' (0..255)"),
+                    ),
+                }
+            } else {
+                self.err(
+                    &n.loc,
+                    format!(
+                        "lvs_sync_daemon: unknown option '{opt}' (inst|id|maxlen|port|ttl|group)"
+                    ),
+                );
+            }
+            i += 1;
+        }
+        self.syncd = Some(d);
+    }
+
+    /// `notify_fifo` (`which` 0) / `vrrp_notify_fifo` (1) `PATH [USER
+    /// [GROUP]]` (keepalived's `notify_fifo`).
+    fn notify_fifo(&mut self, n: &Node, which: usize) {
+        let Some(path) = n.words.get(1) else {
+            self.err(&n.loc, format!("{}: missing FIFO name", n.kw()));
+            return;
+        };
+        if let Some(l) = self.fifo_loc[which].clone() {
+            self.err(
+                &n.loc,
+                format!(
+                    "{} already specified at {l} - keepalived ignores '{path}'",
+                    n.kw()
+                ),
+            );
+            return;
+        }
+        let fifo = NotifyFifo {
+            path: PathBuf::from(path),
+            user: n.words.get(2).map(|u| ScriptUser {
+                user: u.clone(),
+                group: n.words.get(3).cloned(),
+            }),
+        };
+        self.fifo_loc[which] = Some(n.loc.clone());
+        if which == 0 {
+            self.global.notify_fifo = Some(fifo);
+        } else {
+            self.global.vrrp_notify_fifo = Some(fifo);
+        }
+    }
+
+    /// What xvs keeps of a `vrrp_instance` block (keepalived's
+    /// `vrrp_handler`, `vrrp_vrid_handler`, `vrrp_int_handler`,
+    /// `vrrp_lvs_syncd_handler`); everything else is keepalived's.
+    fn vrrp_instance(&mut self, n: &Node) {
+        // keepalived skips a block without exactly one name, or with a
+        // name already used ("vrrp_instance must have a name", "vrrp
+        // instance X already defined"): left to keepalived --vrrp to report.
+        if n.words.len() != 2 || self.vrrp.iter().any(|v| v.name == n.words[1]) {
+            return;
+        }
+        let name = n.words[1].clone();
+        let mut r = VrrpInstanceRef {
+            location: n.loc.clone(),
+            name: name.clone(),
+            virtual_router_id: None,
+            interface: None,
+        };
+        for c in n.block.as_deref().unwrap_or_default() {
+            let arg = c.words.get(1);
+            match c.kw() {
+                "virtual_router_id" => {
+                    if let Some(v) = arg
+                        .and_then(|a| digits(a))
+                        .filter(|v| (1..=255).contains(v))
+                    {
+                        r.virtual_router_id = Some(v as u8);
+                    }
+                }
+                "interface" => {
+                    if let Some(a) = arg.filter(|a| a.len() < IFNAMSIZ) {
+                        r.interface = Some(a.clone());
+                    }
+                }
+                "lvs_sync_daemon_interface" => self.lvs_sync_daemon_interface(c, &name),
+                _ => {}
+            }
+        }
+        self.vrrp.push(r);
+    }
+
+    /// The deprecated `lvs_sync_daemon_interface INTERFACE` of a
+    /// `vrrp_instance`: the sync daemon follows that instance, sync id 0.
+    fn lvs_sync_daemon_interface(&mut self, c: &Node, inst: &str) {
+        let Some(ifname) = c.words.get(1) else {
+            self.err(&c.loc, "lvs_sync_daemon_interface: missing interface");
+            return;
+        };
+        self.warn(
+            &c.loc,
+            format!("({inst}) lvs_sync_daemon_interface in a vrrp_instance is deprecated - use global_defs' 'lvs_sync_daemon {ifname} {inst} id 0' (the same)"),
+        );
+        if let Some(prev) = &self.syncd {
+            let l = prev.loc.clone();
+            self.err(
+                &c.loc,
+                format!("({inst}) lvs_sync_daemon_interface: the sync daemon is already specified at {l} - keepalived ignores this one"),
+            );
+            return;
+        }
+        self.syncd = Some(RawSyncd {
+            loc: c.loc.clone(),
+            interface: ifname.clone(),
+            named: None,
+            legacy: Some(inst.to_string()),
+            syncid: None,
+            maxlen: None,
+            port: None,
+            ttl: None,
+            group: None,
+        });
+    }
+
+    /// `vrrp_complete_init`: the named instance must exist; without `id` the
+    /// sync id is its VRID (0 without a named instance). Then
+    /// `global_data.c`: a `vrrp_notify_fifo` that is the `notify_fifo` is
+    /// ignored.
+    fn resolve_global(&mut self) {
+        if let Some(d) = self.syncd.take() {
+            let resolved = match (&d.named, &d.legacy) {
+                (Some(name), _) => match self.vrrp.iter().find(|v| v.name == *name) {
+                    None => {
+                        self.err(
+                            &d.loc,
+                            format!("lvs_sync_daemon: no vrrp_instance {name} is defined (keepalived then runs no sync daemon)"),
+                        );
+                        None
+                    }
+                    Some(v) => match d.syncid.or(v.virtual_router_id) {
+                        Some(id) => Some((Some(name.clone()), id)),
+                        None => {
+                            let l = v.location.clone();
+                            self.err(
+                                &d.loc,
+                                format!("lvs_sync_daemon: no id, and vrrp_instance {name} at {l} has no valid virtual_router_id to take it from"),
+                            );
+                            None
+                        }
+                    },
+                },
+                (None, legacy) => Some((legacy.clone(), d.syncid.unwrap_or(0))),
+            };
+            if let Some((vrrp_instance, syncid)) = resolved {
+                self.global.lvs_sync_daemon = Some(LvsSyncDaemon {
+                    location: d.loc,
+                    interface: d.interface,
+                    vrrp_instance,
+                    syncid,
+                    maxlen: d.maxlen,
+                    port: d.port,
+                    ttl: d.ttl,
+                    group: d.group,
+                });
+            }
+        }
+        let same = match (&self.global.notify_fifo, &self.global.vrrp_notify_fifo) {
+            (Some(a), Some(b)) => a.path.as_os_str() == b.path.as_os_str(),
+            _ => false,
+        };
+        if same {
+            let l = self.fifo_loc[1].clone().expect("vrrp_notify_fifo was read");
+            self.warn(
+                &l,
+                "vrrp_notify_fifo is the notify_fifo - keepalived ignores vrrp_notify_fifo (each line is written once)",
+            );
+            self.global.vrrp_notify_fifo = None;
         }
     }
 
@@ -1942,9 +2282,13 @@ pub(crate) fn parse(lx: Lexer) -> Result<Config, Errors> {
         ssl: None,
         groups: HashMap::new(),
         vss: vec![],
+        vrrp: vec![],
+        syncd: None,
+        fifo_loc: [None, None],
     };
     rename_deprecated(&mut tree, &mut p.warnings, false);
     p.root(&tree);
+    p.resolve_global();
 
     let mut out = vec![];
     let mut seen: HashMap<(Protocol, Ipv4Addr, u16), Location> = HashMap::new();
@@ -2015,6 +2359,7 @@ pub(crate) fn parse(lx: Lexer) -> Result<Config, Errors> {
         global: p.global,
         ssl: p.ssl,
         virtual_servers: out,
+        vrrp_instances: p.vrrp,
         warnings,
     })
 }

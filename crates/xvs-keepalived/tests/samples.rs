@@ -350,6 +350,17 @@ fn sample_with_sorry_server() {
     let mut w = mail_warnings(4);
     w.push("13: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)".into());
     assert_eq!(warnings(&c), w);
+    let v = &c.vrrp_instances[..];
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (
+            v[0].name.as_str(),
+            v[0].virtual_router_id,
+            v[0].interface.as_deref()
+        ),
+        ("VI_1", Some(50), Some("eth0"))
+    );
+    assert_eq!(c.global.lvs_sync_daemon, None);
     let vs = &c.virtual_servers[0];
     let s = vs.sorry_server.as_ref().unwrap();
     assert_eq!(
@@ -416,10 +427,53 @@ fn vrrp_lvs_syncd() {
         [
             "3: 'vrrp_sync_group' skipped: VRRP is left to keepalived (run it with --vrrp)",
             "8: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
+            "11: (VI_1) lvs_sync_daemon_interface in a vrrp_instance is deprecated - use global_defs' 'lvs_sync_daemon eth1 VI_1 id 0' (the same)",
             "26: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
             "38: 'vrrp_instance' skipped: VRRP is left to keepalived (run it with --vrrp)",
         ]
     );
+    // The deprecated form inside VI_1: the daemon follows VI_1, and the sync
+    // id is 0, not VI_1's VRID 51 (only an instance named on a global
+    // `lvs_sync_daemon` line gives its VRID).
+    let d = c.global.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!(
+        (
+            d.interface.as_str(),
+            d.vrrp_instance.as_deref(),
+            d.syncid,
+            file_name(&d.location.file),
+            d.location.line
+        ),
+        (
+            "eth1",
+            Some("VI_1"),
+            0,
+            "keepalived.conf.vrrp.lvs_syncd".into(),
+            11
+        )
+    );
+    assert_eq!((d.maxlen, d.port, d.ttl, d.group), (None, None, None, None));
+    let vrrp: Vec<_> = c
+        .vrrp_instances
+        .iter()
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.virtual_router_id,
+                v.interface.as_deref(),
+                v.location.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        vrrp,
+        [
+            ("VI_1", Some(51), Some("eth0"), 8),
+            ("VI_2", Some(52), Some("eth0"), 26),
+            ("VI_3", Some(53), Some("eth1"), 38),
+        ]
+    );
+    assert_eq!(c.global.notify_fifo, None);
     let vs = &c.virtual_servers[0];
     assert_eq!(vs.delay_loop, Duration::from_secs(20));
     let ch = &vs.real_servers[0].checkers[0];

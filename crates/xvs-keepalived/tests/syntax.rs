@@ -103,6 +103,11 @@ fn conditional_lines() {
         ["10.0.0.2:80", "10.0.0.3:80"]
     );
     assert_eq!(vips(&parse(&text, None)), ["10.0.0.2:80"]);
+    // `@xvsd` lines are xvsd's whatever its config id (keepalived skips
+    // them); `@^xvsd` lines are keepalived's only.
+    let text = tag("@xvsd", vs("10.0.0.4", 80)) + &tag("@^xvsd", vs("10.0.0.5", 80));
+    assert_eq!(vips(&parse(&text, Some("a"))), ["10.0.0.4:80"]);
+    assert_eq!(vips(&parse(&text, None)), ["10.0.0.4:80"]);
 }
 
 #[test]

@@ -182,3 +182,152 @@ fn dr_transfers_break_on_a_failover_without_it() {
     let (ok, _) = run(false);
     assert_eq!(ok, 0, "transfers survived without the sync");
 }
+
+/// keepalived.conf of director `i` (0: MASTER, 1: BACKUP): VRRP for
+/// `keepalived --vrrp`, the DR service and `lvs_sync_daemon` for
+/// `xvsd --config`, and the FIFO through which keepalived tells xvsd the
+/// instance's state.
+fn keepalived_conf(i: usize, fifo: &str) -> String {
+    let (state, priority) = if i == 0 {
+        ("MASTER", 150)
+    } else {
+        ("BACKUP", 100)
+    };
+    let mut rs = String::new();
+    for n in 1..=DR_RS_COUNT {
+        rs.push_str(&format!(
+            "    real_server {} 80 {{\n        weight 1\n    }}\n",
+            dr_rs_ip(n)
+        ));
+    }
+    format!(
+        "global_defs {{
+    router_id xvs_dir{n}
+    notify_fifo {fifo}
+    @xvsd lvs_sync_daemon eth0 VI_XVS id 51
+}}
+
+vrrp_instance VI_XVS {{
+    state {state}
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int 1
+    virtual_ipaddress {{
+        {VIP}/32 dev eth0
+    }}
+}}
+
+virtual_server {VIP} 80 {{
+    lb_algo wlc
+    lb_kind DR
+    protocol TCP
+{rs}}}
+",
+        n = i + 1
+    )
+}
+
+/// `-L --daemon` of an xvsd, waiting (at most `secs`) until it is `want`.
+fn wait_daemons(x: &Xvsd, want: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = x.adm_ok(&["-L", "--daemon"]);
+        if got.starts_with(want) || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The stateful set-up of docs/vrrp.md: keepalived --vrrp moves the VIP,
+/// xvsd --config runs the sync daemons from `lvs_sync_daemon` and switches
+/// them with the instance's state. The master's keepalived stops and its
+/// xvsd is killed: the VIP moves within 3 s, every DR transfer finishes,
+/// the backup's daemon turns master and new connections are served.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn keepalived_moves_the_vip_and_the_sync_daemon_follows() {
+    let tb = Testbed::dr_pair().expect("testbed");
+    tb.start_http_servers(80).expect("http servers");
+    setup_real_servers(&tb, &["--mode", "dr"]);
+    let nodes = [Node::Director, Node::Director2];
+    let confs: Vec<String> = (0..2)
+        .map(|i| {
+            let fifo = tb.run_dir().join(format!("notify-{}.fifo", nodes[i]));
+            let conf = keepalived_conf(i, &fifo.to_string_lossy());
+            let path = tb.run_dir().join(format!("keepalived-{}.conf", nodes[i]));
+            std::fs::write(&path, &conf).unwrap();
+            path.to_string_lossy().into_owned()
+        })
+        .collect();
+    let xvsd = [0, 1].map(|i| {
+        Xvsd::start(
+            &tb,
+            nodes[i],
+            &["--interfaces", "eth0", "--config", &confs[i]],
+        )
+    });
+    let p = Pair { xvsd, tb };
+    for i in 0..2 {
+        let text = std::fs::read_to_string(&confs[i]).unwrap();
+        p.tb.keepalived_vrrp(nodes[i], &text).expect("keepalived");
+    }
+    let master = "master sync daemon (mcast=eth0, syncid=51";
+    let m = wait_daemons(&p.xvsd[0], master, 15);
+    assert!(m.starts_with(master), "dir: {m}\n{}", p.xvsd[0].log());
+    let b = wait_daemons(&p.xvsd[1], "backup sync daemon", 5);
+    assert!(
+        b.starts_with("backup sync daemon (mcast=eth0, syncid=51"),
+        "dir2: {b}"
+    );
+    assert!(p.tb.has_addr(Node::Director, "eth0", VIP).unwrap());
+
+    let streams: Vec<Proc> = (0..STREAMS).map(|_| download(&p.tb)).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    for k in
+        p.tb.procs()
+            .iter()
+            .filter(|k| k.label().starts_with("dir-keepalived"))
+    {
+        k.stop(Duration::from_secs(3));
+    }
+    p.xvsd[0].proc().signal(libc::SIGKILL).unwrap();
+    while !p.tb.has_addr(Node::Director2, "eth0", VIP).unwrap() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the VIP did not move within 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("VIP moved in {:?}", t0.elapsed());
+    let want = format!("({} bytes)", SLOW_BYTES + 4);
+    for s in &streams {
+        let st = s.wait_timeout(Duration::from_millis(SLOW_MS + 15_000));
+        let log = s.log();
+        assert!(
+            st.is_some_and(|st| st.success()) && log.trim_end().ends_with(&want),
+            "{log}\n{}",
+            p.xvsd[1].report()
+        );
+    }
+    let m2 = wait_daemons(&p.xvsd[1], master, 5);
+    assert!(
+        m2.starts_with(master),
+        "dir2 after the failover: {m2}\n{}",
+        p.xvsd[1].log()
+    );
+    let out = p.tb.exec_ok(
+        Node::Client,
+        &[
+            &bin_path("xvs-testsrv"),
+            "get",
+            &format!("http://{VIP}/"),
+            "--count",
+            "5",
+            "--new-conn",
+        ],
+    );
+    assert!(out.is_ok(), "{out:?}");
+}

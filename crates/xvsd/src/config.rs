@@ -9,10 +9,10 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use xvs_core::api::Request;
-use xvs_core::model::{Dest, Service, ServiceKey};
+use xvs_core::model::{Dest, Service, ServiceKey, SyncDaemon, SyncState};
 use xvs_health::config as hc;
 use xvs_health::{RsId, RsSpec};
 use xvs_keepalived::{
@@ -103,6 +103,24 @@ pub struct Managed {
     pub flush_at_start: bool,
     /// `lvs_flush_on_stop`.
     pub flush_on_stop: Option<FlushOnStop>,
+    /// `lvs_sync_daemon`: the connection sync daemons xvsd runs.
+    pub sync: Option<ManagedSync>,
+}
+
+/// `lvs_sync_daemon`, as xvsd runs it: both daemons for good without a
+/// VRRP instance; with one, a backup that turns master while keepalived
+/// (`--vrrp`) reports the instance MASTER through `notify_fifo`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedSync {
+    /// Where its line is.
+    pub location: Location,
+    /// The daemon's settings (`state` is set when it starts).
+    pub daemon: SyncDaemon,
+    /// The VRRP instance it follows.
+    pub instance: Option<String>,
+    /// The FIFO keepalived reports VRRP states to (`notify_fifo`, else
+    /// `vrrp_notify_fifo`).
+    pub fifo: Option<PathBuf>,
 }
 
 impl Managed {
@@ -252,6 +270,14 @@ pub fn convert(cfg: &Config) -> Result<Loaded, Errors> {
         errors.sort_by_key(|e| (rank(&e.location.file), e.location.line));
         return Err(Errors { errors, warnings });
     }
+    let sync = cfg
+        .global
+        .lvs_sync_daemon
+        .as_ref()
+        .and_then(|d| sync_daemon(cfg, d, &mut errors, &mut warnings));
+    if !errors.is_empty() {
+        return Err(Errors { errors, warnings });
+    }
     Ok(Loaded {
         managed: Managed {
             services,
@@ -259,8 +285,59 @@ pub fn convert(cfg: &Config) -> Result<Loaded, Errors> {
             script_user: cfg.global.script_user.clone(),
             flush_at_start: cfg.global.lvs_flush,
             flush_on_stop: cfg.global.lvs_flush_on_stop,
+            sync,
         },
         warnings,
+    })
+}
+
+/// `lvs_sync_daemon` as xvsd runs it; IPv6 groups are refused (not yet
+/// supported), and following an instance without a notify FIFO is
+/// warned about (the daemon would stay backup).
+fn sync_daemon(
+    cfg: &Config,
+    d: &xvs_keepalived::LvsSyncDaemon,
+    errors: &mut Vec<Error>,
+    warnings: &mut Vec<Warning>,
+) -> Option<ManagedSync> {
+    let group = match d.group {
+        None => std::net::Ipv4Addr::UNSPECIFIED,
+        Some(std::net::IpAddr::V4(g)) => g,
+        Some(std::net::IpAddr::V6(g)) => {
+            errors.push(Error::new(
+                d.location.clone(),
+                format!("lvs_sync_daemon: group {g}: IPv6 is not supported by xvs yet"),
+            ));
+            return None;
+        }
+    };
+    let mut daemon = SyncDaemon::new(SyncState::Backup, &d.interface);
+    daemon.syncid = d.syncid;
+    daemon.sync_maxlen = d.maxlen.unwrap_or(0);
+    daemon.mcast_group = group;
+    daemon.mcast_port = d.port.unwrap_or(0);
+    daemon.mcast_ttl = d.ttl.unwrap_or(0);
+    let fifo = cfg
+        .global
+        .notify_fifo
+        .as_ref()
+        .or(cfg.global.vrrp_notify_fifo.as_ref())
+        .map(|f| f.path.clone());
+    if let (Some(inst), None) = (&d.vrrp_instance, &fifo) {
+        warnings.push(Warning::new(
+            d.location.clone(),
+            format!(
+                "lvs_sync_daemon: xvsd learns the state of VRRP instance {inst} from \
+                 keepalived --vrrp through global_defs notify_fifo, which is not set: the sync \
+                 daemon stays backup"
+            ),
+        ));
+    }
+    Some(ManagedSync {
+        location: d.location.clone(),
+        daemon,
+        instance: d.vrrp_instance.clone(),
+        fifo,
     })
 }
 

@@ -549,6 +549,7 @@ impl<P: Plane> Daemon<P> {
             self.plane.expire_locality(full == 0);
         }
         self.plane.maintain_nexthops();
+        self.vrrp_events();
         self.plane.sync_tick(&self.model.timeouts);
         self.collect_trash();
         self.refresh_metrics();

@@ -62,6 +62,8 @@ pub struct Lvs {
     loaded_once: bool,
     reloads: u64,
     reload_failures: u64,
+    /// keepalived's VRRP states (`notify_fifo`), for `lvs_sync_daemon`.
+    pub(crate) follower: Option<crate::vrrp_follow::Follower>,
 }
 
 /// What a successful load did.
@@ -206,6 +208,7 @@ impl Lvs {
             loaded_once: false,
             reloads: 0,
             reload_failures: 0,
+            follower: None,
         }
     }
 
@@ -379,7 +382,9 @@ impl<P: Plane> Daemon<P> {
                 "{file}: the table refused the configuration: {e}"
             )]);
         }
+        let old_sync = lvs.managed.sync.take();
         lvs.managed = new;
+        self.apply_sync(lvs, old_sync.as_ref());
         lvs.runs.clear();
         lvs.rs_up.clear();
         for (vs, ev) in lvs.managed.services.iter().zip(&evals) {

@@ -1,0 +1,233 @@
+//! The sync oracle: an xvs director and a kernel IPVS director back each
+//! other up with IPVS's connection sync protocol. On the two-director DR
+//! LAN ([`Testbed::dr_pair`]), one director runs the kernel's IPVS
+//! (Debian's `ipvsadm`), the other xvsd (`xvsadm`), with the same DR
+//! service; long transfers go through the sync master, whose connections
+//! must appear on the backup (`ipvsadm -Lnc` / `xvsadm -Lnc`, ESTABLISHED,
+//! same real server); then the VIP moves to the backup and every transfer
+//! must finish. Both directions: IPVS master → xvs backup and xvs master →
+//! IPVS backup. Needs IPVS: it runs in the VM tier (`cargo xtask
+//! matrix`), and elsewhere says so and passes.
+
+use std::time::Duration;
+
+use xvs_testbed::harness::{bin_path, setup_real_servers, Xvsd};
+use xvs_testbed::oracle::{ipvs_available, run_in_ns};
+use xvs_testbed::{dr_rs_ip, Node, Proc, Testbed, DR_RS_COUNT, VIP};
+
+const STREAMS: usize = 10;
+const SLOW_BYTES: usize = 48 * 1024;
+const SLOW_MS: u64 = 15_000;
+const SYNCID: &str = "9";
+
+/// One director: how its `ipvsadm`-style commands run.
+enum Side<'a> {
+    Ipvs(Node),
+    Xvs(&'a Xvsd),
+}
+
+impl Side<'_> {
+    fn node(&self) -> Node {
+        match self {
+            Side::Ipvs(n) => *n,
+            Side::Xvs(x) => x.node(),
+        }
+    }
+
+    fn adm(&self, tb: &Testbed, args: &[&str]) -> String {
+        let mut argv: Vec<String> = match self {
+            Side::Ipvs(_) => vec!["ipvsadm".into()],
+            Side::Xvs(x) => vec![bin_path("xvsadm"), "--socket".into(), x.sock().into()],
+        };
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let o = run_in_ns(&tb.ns(self.node()), &[], &argv, None);
+        assert_eq!(o.status, 0, "{argv:?}: {}", o.stderr);
+        o.stdout
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Side::Ipvs(_) => "IPVS",
+            Side::Xvs(_) => "xvs",
+        }
+    }
+}
+
+fn service(tb: &Testbed, s: &Side) {
+    let svc = format!("{VIP}:80");
+    s.adm(tb, &["-A", "-t", &svc, "-s", "wlc"]);
+    for n in 1..=DR_RS_COUNT {
+        s.adm(
+            tb,
+            &["-a", "-t", &svc, "-r", &format!("{}:80", dr_rs_ip(n)), "-g"],
+        );
+    }
+}
+
+fn vip(tb: &Testbed, node: Node, op: &str) {
+    tb.exec_ok(
+        node,
+        &["ip", "addr", op, &format!("{VIP}/32"), "dev", "eth0"],
+    )
+    .unwrap();
+    if op == "add" {
+        let mac = tb
+            .exec_ok(node, &["cat", "/sys/class/net/eth0/address"])
+            .unwrap();
+        tb.exec_ok(
+            Node::Router,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                VIP,
+                "lladdr",
+                mac.trim(),
+                "dev",
+                "eth1",
+                "nud",
+                "reachable",
+            ],
+        )
+        .unwrap();
+    }
+}
+
+fn download(tb: &Testbed) -> Proc {
+    let url = format!("http://{VIP}/slow/{SLOW_BYTES}/{SLOW_MS}");
+    tb.spawn(
+        Node::Client,
+        &[
+            &bin_path("xvs-testsrv"),
+            "get",
+            &url,
+            "--count",
+            "1",
+            "--timeout-ms",
+            "8000",
+        ],
+    )
+    .expect("client")
+}
+
+/// Rows of `-Lnc` for the VIP: (state, client, real server).
+fn synced(listing: &str) -> Vec<(String, String, String)> {
+    listing
+        .lines()
+        .filter(|l| l.starts_with("TCP") && l.contains(&format!("{VIP}:80")))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                w.get(2)?.to_string(),
+                w.get(3)?.to_string(),
+                w.get(5)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Transfers through `master` (holding the VIP), checked on `backup`'s
+/// table, then the VIP moves to `backup`; returns what failed.
+fn fail_over(tb: &Testbed, master: &Side, backup: &Side) -> Vec<String> {
+    let what = format!("{} master -> {} backup", master.name(), backup.name());
+    vip(tb, master.node(), "add");
+    let streams: Vec<Proc> = (0..STREAMS).map(|_| download(tb)).collect();
+    // IPVS sends a connection at its third packet and flushes within 2 s;
+    // xvs within its master's second.
+    std::thread::sleep(Duration::from_secs(5));
+    let on_master = synced(&master.adm(tb, &["-Lnc"]));
+    let on_backup = synced(&backup.adm(tb, &["-Lnc"]));
+    let mut failed = Vec::new();
+    let est = |rows: &[(String, String, String)]| {
+        let mut v: Vec<(String, String)> = rows
+            .iter()
+            .filter(|r| r.0 == "ESTABLISHED")
+            .map(|r| (r.1.clone(), r.2.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    // The backup may also hold older entries (an IPVS director keeps the
+    // connections it stopped seeing until they time out).
+    let (m, b) = (est(&on_master), est(&on_backup));
+    if m.len() != STREAMS || !m.iter().all(|e| b.contains(e)) {
+        failed.push(format!(
+            "{what}: the master's ESTABLISHED connections are not all on the backup:\n\
+             master {on_master:?}\nbackup {on_backup:?}"
+        ));
+    }
+    vip(tb, master.node(), "del");
+    vip(tb, backup.node(), "add");
+    let want = format!("({} bytes)", SLOW_BYTES + 4);
+    let mut ok = 0;
+    for s in &streams {
+        let st = s.wait_timeout(Duration::from_millis(SLOW_MS + 20_000));
+        if st.is_some_and(|st| st.success()) && s.log().trim_end().ends_with(&want) {
+            ok += 1;
+        }
+    }
+    println!(
+        "{what}: {} synchronised, {ok}/{STREAMS} transfers complete",
+        est(&on_backup).len()
+    );
+    if ok != STREAMS {
+        failed.push(format!(
+            "{what}: {ok}/{STREAMS} transfers survived the failover"
+        ));
+    }
+    vip(tb, backup.node(), "del");
+    failed
+}
+
+#[test]
+#[ignore = "needs root and IPVS: cargo xtask matrix runs it"]
+fn ipvs_and_xvs_synchronise_connections_both_ways() {
+    if let Err(why) = ipvs_available() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tb = Testbed::dr_pair().expect("testbed");
+    tb.start_http_servers(80).expect("http servers");
+    setup_real_servers(&tb, &["--mode", "dr"]);
+    let xvsd = Xvsd::start(&tb, Node::Director2, &["--interfaces", "eth0"]);
+    let ipvs = Side::Ipvs(Node::Director);
+    let xvs = Side::Xvs(&xvsd);
+    service(&tb, &ipvs);
+    service(&tb, &xvs);
+    let daemon = |s: &Side, role: &str| {
+        s.adm(
+            &tb,
+            &[
+                "--start-daemon",
+                role,
+                "--mcast-interface",
+                "eth0",
+                "--syncid",
+                SYNCID,
+            ],
+        );
+    };
+    let stop = |s: &Side, role: &str| {
+        s.adm(&tb, &["--stop-daemon", role]);
+    };
+    let mut failed = Vec::new();
+
+    daemon(&ipvs, "master");
+    daemon(&xvs, "backup");
+    failed.extend(fail_over(&tb, &ipvs, &xvs));
+    stop(&ipvs, "master");
+    stop(&xvs, "backup");
+
+    daemon(&xvs, "master");
+    daemon(&ipvs, "backup");
+    failed.extend(fail_over(&tb, &xvs, &ipvs));
+    stop(&xvs, "master");
+    stop(&ipvs, "backup");
+    let _ = tb.exec(Node::Director, &["ipvsadm", "-C"]);
+    assert!(
+        failed.is_empty(),
+        "{}\n{}",
+        failed.join("\n"),
+        xvsd.report()
+    );
+}
