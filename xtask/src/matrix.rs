@@ -29,10 +29,11 @@ const WHOLE: [&str; 3] = [
 /// The differential tests against the kernel's IPVS, ipvsadm and
 /// keepalived: on the newest kernel only (they compare behaviour, which
 /// the kernels share; they are the slowest part under emulation).
-const ORACLES: [&str; 3] = [
+const ORACLES: [&str; 4] = [
     "xvs-testbed/oracle_cli",
     "xvs-testbed/oracle_traffic",
     "xvs-testbed/oracle_keepalived",
+    "xvs-testbed/oracle_sync",
 ];
 
 /// The tests run in part: (`crate/test target`, test-name filters).
