@@ -52,7 +52,9 @@ pub mod selftest;
 pub mod testsrv;
 pub mod vrrp;
 
-pub use vrrp::{Keepalived, DR_DIRECTOR2_IP};
+pub use vrrp::{
+    Keepalived, DR_DIRECTOR2_IP, NAT_DIRECTOR2_EXT_IP, NAT_DIRECTOR2_INT_IP, NAT_GATEWAY_IP,
+};
 
 use std::ffi::CString;
 use std::fmt;

@@ -26,10 +26,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use crate::{io_err, run, Error, Node, Proc, Result, Testbed, DR_ROUTER_IP, VIP};
+use crate::{
+    io_err, run, Error, Node, Proc, Result, Testbed, CLIENT_IP, DIRECTOR_EXT_IP, DR_ROUTER_IP,
+    NAT_RS_COUNT, VIP,
+};
 
 /// The second director's address in [`Testbed::dr_pair`].
 pub const DR_DIRECTOR2_IP: &str = "198.51.100.3";
+/// The second director's client-side address in [`Testbed::nat_pair`].
+pub const NAT_DIRECTOR2_EXT_IP: &str = "198.51.100.3";
+/// The second director's address among the real servers in
+/// [`Testbed::nat_pair`].
+pub const NAT_DIRECTOR2_INT_IP: &str = "203.0.113.2";
+/// The real servers' floating gateway in [`Testbed::nat_pair`] (the
+/// master director's, as a VRRP instance's second address would be).
+pub const NAT_GATEWAY_IP: &str = "203.0.113.254";
 
 impl Testbed {
     /// [`Testbed::dr`] with a second director, [`Node::Director2`]
@@ -74,6 +85,153 @@ impl Testbed {
         tb.exec_ok(Node::Switch, &["ethtool", "-K", "dir2", "gro", "on"])?;
         tb.xdp_pass(Node::Switch, "dir2")?;
         Ok(tb)
+    }
+
+    /// [`Testbed::nat`] with a second director, [`Node::Director2`], for
+    /// NAT failover: the client and both directors' `eth0` on a second
+    /// bridge (`br1`, switch ports `cli`, `dirx`, `dir2x`), both directors'
+    /// `eth1` on the real servers' bridge (ports `dir`, `dir2`), the
+    /// second director at [`NAT_DIRECTOR2_EXT_IP`] and
+    /// [`NAT_DIRECTOR2_INT_IP`], and the real servers' default route via a
+    /// floating gateway, [`NAT_GATEWAY_IP`], which is on neither director
+    /// yet: like the VIP (also on neither), it belongs to whoever is
+    /// master ([`Testbed::take_over`]).
+    pub fn nat_pair() -> Result<Testbed> {
+        let mut tb = Testbed::nat()?;
+        let (cli, dir, sw) = (
+            tb.ns(Node::Client),
+            tb.ns(Node::Director),
+            tb.ns(Node::Switch),
+        );
+        run(&["ip", "-n", &cli, "link", "del", "eth0"])?;
+        tb.add_ns(Node::Director2)?;
+        let dir2 = tb.ns(Node::Director2);
+        run(&[
+            "ip",
+            "-n",
+            &sw,
+            "link",
+            "add",
+            "br1",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ])?;
+        for (ns, dev, port) in [
+            (&cli, "eth0", "cli"),
+            (&dir, "eth0", "dirx"),
+            (&dir2, "eth0", "dir2x"),
+            (&dir2, "eth1", "dir2"),
+        ] {
+            run(&[
+                "ip", "link", "add", dev, "netns", ns, "type", "veth", "peer", "name", port,
+                "netns", &sw,
+            ])?;
+            let br = if port == "dir2" { "br0" } else { "br1" };
+            run(&["ip", "-n", &sw, "link", "set", port, "master", br, "up"])?;
+            // The veth realities of Testbed::nat: GRO where XDP redirects
+            // into, no partial checksums from senders.
+            tb.exec_ok(
+                Node::Switch,
+                &["ethtool", "-K", port, "tx", "off", "gro", "on"],
+            )?;
+        }
+        run(&["ip", "-n", &sw, "link", "set", "br1", "up"])?;
+        tb.exec_ok(
+            Node::Client,
+            &["ethtool", "-K", "eth0", "gro", "on", "tx", "off"],
+        )?;
+        tb.addr(Node::Client, "eth0", &format!("{CLIENT_IP}/24"))?;
+        tb.default_route(Node::Client, DIRECTOR_EXT_IP)?;
+        tb.addr(Node::Director, "eth0", &format!("{DIRECTOR_EXT_IP}/24"))?;
+        tb.addr(
+            Node::Director2,
+            "eth0",
+            &format!("{NAT_DIRECTOR2_EXT_IP}/24"),
+        )?;
+        tb.addr(
+            Node::Director2,
+            "eth1",
+            &format!("{NAT_DIRECTOR2_INT_IP}/24"),
+        )?;
+        tb.forward(Node::Director, &["eth0", "eth1"])?;
+        tb.forward(Node::Director2, &["eth0", "eth1"])?;
+        for n in 1..=NAT_RS_COUNT {
+            let rs = tb.ns(Node::Rs(n));
+            run(&[
+                "ip",
+                "-n",
+                &rs,
+                "route",
+                "replace",
+                "default",
+                "via",
+                NAT_GATEWAY_IP,
+            ])?;
+        }
+        Ok(tb)
+    }
+
+    /// Makes director `node` of [`Testbed::nat_pair`] the one the client
+    /// and the real servers send to, as VRRP would: the VIP on its `eth0`
+    /// and the floating gateway on its `eth1` (taken off the other
+    /// director), and the client's and real servers' neighbour entries
+    /// pointed at it (what the gratuitous ARPs of a VRRP master do).
+    pub fn take_over(&self, node: Node) -> Result<()> {
+        let other = if node == Node::Director {
+            Node::Director2
+        } else {
+            Node::Director
+        };
+        let vip = format!("{VIP}/32");
+        let gw = format!("{NAT_GATEWAY_IP}/24");
+        let _ = self.exec(other, &["ip", "addr", "del", &vip, "dev", "eth0"]);
+        let _ = self.exec(other, &["ip", "addr", "del", &gw, "dev", "eth1"]);
+        self.exec_ok(node, &["ip", "addr", "add", &vip, "dev", "eth0"])?;
+        self.exec_ok(node, &["ip", "addr", "add", &gw, "dev", "eth1"])?;
+        let mac = |dev: &str| -> Result<String> {
+            Ok(self
+                .exec_ok(node, &["cat", &format!("/sys/class/net/{dev}/address")])?
+                .trim()
+                .to_string())
+        };
+        let (ext, int) = (mac("eth0")?, mac("eth1")?);
+        self.exec_ok(
+            Node::Client,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                VIP,
+                "lladdr",
+                &ext,
+                "dev",
+                "eth0",
+                "nud",
+                "reachable",
+            ],
+        )?;
+        for n in 1..=NAT_RS_COUNT {
+            self.exec_ok(
+                Node::Rs(n),
+                &[
+                    "ip",
+                    "neigh",
+                    "replace",
+                    NAT_GATEWAY_IP,
+                    "lladdr",
+                    &int,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "reachable",
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     /// Whether `ip` (an IPv4 address, no prefix) is assigned to `dev` in

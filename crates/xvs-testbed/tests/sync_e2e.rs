@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use xvs_testbed::harness::{bin_path, setup_real_servers, Xvsd};
-use xvs_testbed::{dr_rs_ip, Node, Proc, Testbed, DR_RS_COUNT, VIP};
+use xvs_testbed::{dr_rs_ip, rs_ip, Node, Proc, Testbed, DR_RS_COUNT, NAT_RS_COUNT, VIP};
 
 const STREAMS: usize = 20;
 const SLOW_BYTES: usize = 48 * 1024;
@@ -165,6 +165,84 @@ fn run(sync: bool) -> (usize, String) {
         assert!(out.is_ok(), "{out:?}");
     }
     (ok, format!("{logs}\n{}", p.xvsd[1].report()))
+}
+
+/// NAT: the same through [`Testbed::nat_pair`], where replies come back
+/// through the director too (the backup must know both directions).
+fn run_nat(sync: bool) -> (usize, String) {
+    let tb = Testbed::nat_pair().expect("testbed");
+    tb.start_http_servers(80).expect("http servers");
+    let nodes = [Node::Director, Node::Director2];
+    let xvsd = nodes.map(|node| Xvsd::start(&tb, node, &["--interfaces", "eth0,eth1"]));
+    let p = Pair { xvsd, tb };
+    let svc = format!("{VIP}:80");
+    for x in &p.xvsd {
+        x.adm_ok(&["-A", "-t", &svc, "-s", "wlc"]);
+        for n in 1..=NAT_RS_COUNT {
+            x.adm_ok(&["-a", "-t", &svc, "-r", &format!("{}:80", rs_ip(n)), "-m"]);
+        }
+    }
+    if sync {
+        p.xvsd[0].adm_ok(&["--start-daemon", "master", "--mcast-interface", "eth1"]);
+        p.xvsd[1].adm_ok(&["--start-daemon", "backup", "--mcast-interface", "eth1"]);
+    }
+    p.tb.take_over(Node::Director).unwrap();
+    let streams: Vec<Proc> = (0..STREAMS).map(|_| download(&p.tb)).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let backup_conns = p.xvsd[1].adm_ok(&["-Lnc"]);
+    p.tb.take_over(Node::Director2).unwrap();
+    p.xvsd[0].proc().signal(libc::SIGKILL).unwrap();
+    let want = format!("({} bytes)", SLOW_BYTES + 4);
+    let mut ok = 0;
+    let mut logs = String::new();
+    for s in &streams {
+        let st = s.wait_timeout(Duration::from_millis(SLOW_MS + 15_000));
+        let log = s.log();
+        if st.is_some_and(|st| st.success()) && log.trim_end().ends_with(&want) {
+            ok += 1;
+        } else {
+            logs.push_str(&log);
+        }
+    }
+    println!("NAT, sync {sync}: {ok}/{STREAMS} transfers complete");
+    if sync {
+        let n = backup_conns
+            .lines()
+            .filter(|l| l.contains("ESTABLISHED"))
+            .count();
+        assert_eq!(
+            n, STREAMS,
+            "the backup's table before the failover:\n{backup_conns}"
+        );
+        let out = p.tb.exec_ok(
+            Node::Client,
+            &[
+                &bin_path("xvs-testsrv"),
+                "get",
+                &format!("http://{VIP}/"),
+                "--count",
+                "5",
+                "--new-conn",
+            ],
+        );
+        assert!(out.is_ok(), "{out:?}");
+    }
+    (ok, format!("{logs}\n{}", p.xvsd[1].report()))
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn nat_transfers_survive_a_failover_with_the_sync_daemon() {
+    let (ok, why) = run_nat(true);
+    assert_eq!(ok, STREAMS, "{why}");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn nat_transfers_break_on_a_failover_without_it() {
+    // Most break (the odd one whose packets all fall in a lull may not).
+    let (ok, _) = run_nat(false);
+    assert!(ok < STREAMS / 2, "{ok} transfers survived without the sync");
 }
 
 #[test]
