@@ -10,7 +10,9 @@
 use std::time::{Duration, Instant};
 
 use xvs_testbed::harness::{bin_path, setup_real_servers, Xvsd};
-use xvs_testbed::{dr_rs_ip, rs_ip, Node, Proc, Testbed, DR_RS_COUNT, NAT_RS_COUNT, VIP};
+use xvs_testbed::{
+    dr_rs_ip, rs_ip, Node, Proc, Testbed, DR_RS_COUNT, NAT_GATEWAY_IP, NAT_RS_COUNT, VIP,
+};
 
 const STREAMS: usize = 20;
 const SLOW_BYTES: usize = 48 * 1024;
@@ -265,7 +267,7 @@ fn dr_transfers_break_on_a_failover_without_it() {
 /// `keepalived --vrrp`, the DR service and `lvs_sync_daemon` for
 /// `xvsd --config`, and the FIFO through which keepalived tells xvsd the
 /// instance's state.
-fn keepalived_conf(i: usize, fifo: &str) -> String {
+fn keepalived_conf(i: usize, fifo: &str, nat: bool) -> String {
     let (state, priority) = if i == 0 {
         ("MASTER", 150)
     } else {
@@ -273,16 +275,27 @@ fn keepalived_conf(i: usize, fifo: &str) -> String {
     };
     let mut rs = String::new();
     for n in 1..=DR_RS_COUNT {
+        let addr = if nat { rs_ip(n) } else { dr_rs_ip(n) };
         rs.push_str(&format!(
-            "    real_server {} 80 {{\n        weight 1\n    }}\n",
-            dr_rs_ip(n)
+            "    real_server {addr} 80 {{\n        weight 1\n    }}\n"
         ));
     }
+    // NAT: the real servers' gateway moves with the VIP, and the sync
+    // messages go over the real servers' LAN.
+    let (gw, sync_if, kind) = if nat {
+        (
+            format!("\n        {NAT_GATEWAY_IP}/24 dev eth1"),
+            "eth1",
+            "NAT",
+        )
+    } else {
+        (String::new(), "eth0", "DR")
+    };
     format!(
         "global_defs {{
     router_id xvs_dir{n}
     notify_fifo {fifo}
-    @xvsd lvs_sync_daemon eth0 VI_XVS id 51
+    @xvsd lvs_sync_daemon {sync_if} VI_XVS id 51
 }}
 
 vrrp_instance VI_XVS {{
@@ -292,13 +305,13 @@ vrrp_instance VI_XVS {{
     priority {priority}
     advert_int 1
     virtual_ipaddress {{
-        {VIP}/32 dev eth0
+        {VIP}/32 dev eth0{gw}
     }}
 }}
 
 virtual_server {VIP} 80 {{
     lb_algo wlc
-    lb_kind DR
+    lb_kind {kind}
     protocol TCP
 {rs}}}
 ",
@@ -325,15 +338,38 @@ fn wait_daemons(x: &Xvsd, want: &str, secs: u64) -> String {
 /// the backup's daemon turns master and new connections are served.
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
-fn keepalived_moves_the_vip_and_the_sync_daemon_follows() {
-    let tb = Testbed::dr_pair().expect("testbed");
+fn keepalived_moves_the_vip_and_the_sync_daemon_follows_dr() {
+    keepalived_failover(false);
+}
+
+/// The same for NAT ([`Testbed::nat_pair`]: the VRRP instance holds the
+/// VIP and the real servers' gateway).
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn keepalived_moves_the_vip_and_the_sync_daemon_follows_nat() {
+    keepalived_failover(true);
+}
+
+fn keepalived_failover(nat: bool) {
+    let tb = if nat {
+        Testbed::nat_pair().expect("testbed")
+    } else {
+        Testbed::dr_pair().expect("testbed")
+    };
     tb.start_http_servers(80).expect("http servers");
-    setup_real_servers(&tb, &["--mode", "dr"]);
+    if !nat {
+        setup_real_servers(&tb, &["--mode", "dr"]);
+    }
+    let (ifaces, sync_if) = if nat {
+        ("eth0,eth1", "eth1")
+    } else {
+        ("eth0", "eth0")
+    };
     let nodes = [Node::Director, Node::Director2];
     let confs: Vec<String> = (0..2)
         .map(|i| {
             let fifo = tb.run_dir().join(format!("notify-{}.fifo", nodes[i]));
-            let conf = keepalived_conf(i, &fifo.to_string_lossy());
+            let conf = keepalived_conf(i, &fifo.to_string_lossy(), nat);
             let path = tb.run_dir().join(format!("keepalived-{}.conf", nodes[i]));
             std::fs::write(&path, &conf).unwrap();
             path.to_string_lossy().into_owned()
@@ -343,7 +379,7 @@ fn keepalived_moves_the_vip_and_the_sync_daemon_follows() {
         Xvsd::start(
             &tb,
             nodes[i],
-            &["--interfaces", "eth0", "--config", &confs[i]],
+            &["--interfaces", ifaces, "--config", &confs[i]],
         )
     });
     let p = Pair { xvsd, tb };
@@ -351,12 +387,13 @@ fn keepalived_moves_the_vip_and_the_sync_daemon_follows() {
         let text = std::fs::read_to_string(&confs[i]).unwrap();
         p.tb.keepalived_vrrp(nodes[i], &text).expect("keepalived");
     }
-    let master = "master sync daemon (mcast=eth0, syncid=51";
+    let master = format!("master sync daemon (mcast={sync_if}, syncid=51");
+    let master = master.as_str();
     let m = wait_daemons(&p.xvsd[0], master, 15);
     assert!(m.starts_with(master), "dir: {m}\n{}", p.xvsd[0].log());
     let b = wait_daemons(&p.xvsd[1], "backup sync daemon", 5);
     assert!(
-        b.starts_with("backup sync daemon (mcast=eth0, syncid=51"),
+        b.starts_with(&format!("backup sync daemon (mcast={sync_if}, syncid=51")),
         "dir2: {b}"
     );
     assert!(p.tb.has_addr(Node::Director, "eth0", VIP).unwrap());
