@@ -337,7 +337,11 @@ impl<P: Plane> Daemon<P> {
         }
         let new = loaded.managed;
         let old_specs = lvs.managed.rs_specs();
-        if let Err(e) = lvs.health.sync(new.rs_specs()) {
+        let mut specs = new.rs_specs();
+        if !lvs.loaded_once {
+            self.keep_serving(&mut specs);
+        }
+        if let Err(e) = lvs.health.sync(specs) {
             log::error!("{file}: health checkers refused: {e}; the running configuration is kept");
             let _ = lvs.health.sync(old_specs);
             return Err(vec![format!("{file}: health checkers refused: {e}")]);
@@ -410,6 +414,26 @@ impl<P: Plane> Daemon<P> {
             report.changes
         );
         Ok(report)
+    }
+
+    /// A restarted xvsd finds its table as it left it (the data plane
+    /// forwarded meanwhile): a real server in it with a weight starts up,
+    /// even with `alpha` (which makes keepalived start a server down), so
+    /// the restart takes nothing out of service; its checks then decide.
+    fn keep_serving(&self, specs: &mut [xvs_health::RsSpec]) {
+        for spec in specs.iter_mut() {
+            let serving = self.model.service(&spec.id.service).is_some_and(|slot| {
+                slot.dests.iter().any(|d| {
+                    std::net::SocketAddr::from((d.dest.addr, d.dest.port)) == spec.id.dest
+                        && d.dest.weight > 0
+                })
+            });
+            if serving {
+                for c in &mut spec.checkers {
+                    c.common.alpha = false;
+                }
+            }
+        }
     }
 
     /// Applies the health transitions that arrived (called by the loop
@@ -1013,6 +1037,30 @@ mod tests {
         t.h.set(80, 1, true, None);
         t.events();
         assert_eq!(t.dests(80), [(1, 1)]);
+    }
+
+    #[test]
+    fn a_restart_keeps_alpha_servers_that_were_serving() {
+        let mut t = start(&three([1, 2, 3], "  alpha\n"), true);
+        t.h.set(80, 1, true, None);
+        t.events();
+        assert_eq!(t.dests(80), [(1, 1)]);
+        // xvsd restarts on the same state file and configuration.
+        let mut d = Daemon::new(Mem::default(), LIMITS, Some(t.dir.join("state"))).unwrap();
+        let h = Fake::default();
+        let lvs = Lvs::new(
+            t.file.clone(),
+            Options { config_id: None },
+            Box::new(h.clone()),
+        );
+        d.use_config(lvs).unwrap();
+        let mut t2 = T {
+            d,
+            h,
+            file: t.file.clone(),
+            dir: t.dir.clone(),
+        };
+        assert_eq!(t2.dests(80), [(1, 1)], "rs1 was serving: it stays");
     }
 
     #[test]
