@@ -462,6 +462,62 @@ fn a_synchronised_connection_is_forwarded_both_ways() {
     assert!(dp.install_conn(&c).is_err(), "a dest id out of range");
 }
 
+/// A persistence template from a sync master sends the client's next
+/// connection to the master's choice (the ring would say RS0), and is
+/// counted as PersistConn of that dest.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_synchronised_template_keeps_the_client_on_its_server() {
+    own_netns();
+    let dp = Dataplane::open(&opts()).expect("open (root needed)");
+    dp.upsert_dest(0, 0, &masq(RS0, RPORT)).unwrap();
+    dp.upsert_dest(1, 0, &masq(RS1, RPORT)).unwrap();
+    let mut svc = Service::new(key(Protocol::Tcp), "rr");
+    svc.flags |= xvs_core::model::svc_flags::PERSISTENT;
+    svc.timeout = 300;
+    dp.upsert_service(0, &svc, &SvcSched::from_ring(&[0]))
+        .unwrap();
+    let t = xvs_dataplane::Template {
+        proto: Protocol::Tcp,
+        caddr: CLIENT,
+        vaddr: VIP,
+        vport: VPORT,
+        daddr: RS1,
+        dport: RPORT,
+        svc_id: 0,
+        dest_id: 1,
+        last_seen_ns: 0,
+        timeout_secs: 300,
+        conns: 0,
+        fwd: FwdMethod::Masq,
+        assured: true,
+    };
+    assert_eq!(
+        dp.install_template(&t).unwrap(),
+        xvs_dataplane::synced::Installed::New
+    );
+    assert_eq!(dp.persist_conns(1).unwrap(), 1);
+    let (_, out) = run(&dp, &tcp_frame(CLIENT, VIP, 40200, VPORT, SYN));
+    assert_eq!(Pkt(&out).daddr(), RS1, "the synchronised template decides");
+    let got = dp.templates().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].dest_id, got[0].assured, got[0].timeout_secs),
+        (1, true, 300)
+    );
+    // Refreshed by the master with another dest: moved, counts follow.
+    let moved = xvs_dataplane::Template {
+        daddr: RS0,
+        dest_id: 0,
+        ..t
+    };
+    dp.install_template(&moved).unwrap();
+    assert_eq!(
+        (dp.persist_conns(0).unwrap(), dp.persist_conns(1).unwrap()),
+        (1, 0)
+    );
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn tcp_states_follow_ipvs_table_and_dest_conns() {
