@@ -465,6 +465,34 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
+/// A long transfer in the background: `xvs-testsrv get
+/// http://VIP/slow/BYTES/MS` from the client, one request, which takes
+/// about `ms` and whose body the client checks byte by byte. Its log ends
+/// with [`slow_done`] when it completed.
+pub fn slow_download(tb: &Testbed, bytes: usize, ms: u64) -> Proc {
+    let url = format!("http://{VIP}/slow/{bytes}/{ms}");
+    tb.spawn(
+        Node::Client,
+        &[
+            &bin_path("xvs-testsrv"),
+            "get",
+            &url,
+            "--count",
+            "1",
+            "--timeout-ms",
+            "8000",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("starting a download: {e}"))
+}
+
+/// Whether a [`slow_download`] of `bytes` finished with every byte.
+pub fn slow_done(p: &Proc, bytes: usize) -> bool {
+    // The body is the server's name ("rsN"), a newline and the pattern.
+    let want = format!("({} bytes)", bytes + 4);
+    p.try_wait().is_some_and(|st| st.success()) && p.log().trim_end().ends_with(&want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use xvs_testbed::harness::{bin_path, setup_real_servers, Xvsd};
+use xvs_testbed::harness::{bin_path, setup_real_servers, slow_done, slow_download, Xvsd};
 use xvs_testbed::oracle::{ipvs_available, run_in_ns};
 use xvs_testbed::{dr_rs_ip, Node, Proc, Testbed, DR_RS_COUNT, VIP};
 
@@ -94,20 +94,7 @@ fn vip(tb: &Testbed, node: Node, op: &str) {
 }
 
 fn download(tb: &Testbed) -> Proc {
-    let url = format!("http://{VIP}/slow/{SLOW_BYTES}/{SLOW_MS}");
-    tb.spawn(
-        Node::Client,
-        &[
-            &bin_path("xvs-testsrv"),
-            "get",
-            &url,
-            "--count",
-            "1",
-            "--timeout-ms",
-            "8000",
-        ],
-    )
-    .expect("client")
+    slow_download(tb, SLOW_BYTES, SLOW_MS)
 }
 
 /// Rows of `-Lnc` for the VIP: (state, client, real server).
@@ -158,13 +145,10 @@ fn fail_over(tb: &Testbed, master: &Side, backup: &Side) -> Vec<String> {
     }
     vip(tb, master.node(), "del");
     vip(tb, backup.node(), "add");
-    let want = format!("({} bytes)", SLOW_BYTES + 4);
     let mut ok = 0;
     for s in &streams {
-        let st = s.wait_timeout(Duration::from_millis(SLOW_MS + 20_000));
-        if st.is_some_and(|st| st.success()) && s.log().trim_end().ends_with(&want) {
-            ok += 1;
-        }
+        s.wait_timeout(Duration::from_millis(SLOW_MS + 20_000));
+        ok += usize::from(slow_done(s, SLOW_BYTES));
     }
     println!(
         "{what}: {} synchronised, {ok}/{STREAMS} transfers complete",

@@ -9,10 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_testbed::harness::{bin_path, setup_real_servers, Xvsd};
-use xvs_testbed::{
-    dr_rs_ip, rs_ip, Node, Proc, Testbed, DR_RS_COUNT, NAT_GATEWAY_IP, NAT_RS_COUNT, VIP,
-};
+use xvs_testbed::harness::{bin_path, setup_real_servers, slow_done, slow_download, Xvsd};
+use xvs_testbed::{dr_rs_ip, rs_ip, Node, Proc, Testbed, DR_RS_COUNT, NAT_GATEWAY_IP, VIP};
 
 const STREAMS: usize = 20;
 const SLOW_BYTES: usize = 48 * 1024;
@@ -23,84 +21,91 @@ struct Pair {
     tb: Testbed,
 }
 
-fn start(sync: bool) -> Pair {
-    let tb = Testbed::dr_pair().expect("testbed");
+/// Which LAN: direct routing ([`Testbed::dr_pair`]) or NAT
+/// ([`Testbed::nat_pair`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dr,
+    Nat,
+}
+
+impl Kind {
+    /// (interfaces xvsd serves, the sync daemons' interface)
+    fn ifaces(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Dr => ("eth0", "eth0"),
+            Kind::Nat => ("eth0,eth1", "eth1"),
+        }
+    }
+}
+
+/// The two directors with xvsd and the same service (and, with `sync`,
+/// a master on the first and a backup on the second), the first holding
+/// the VIP.
+fn start(kind: Kind, sync: bool) -> Pair {
+    let tb = match kind {
+        Kind::Dr => Testbed::dr_pair(),
+        Kind::Nat => Testbed::nat_pair(),
+    }
+    .expect("testbed");
     tb.start_http_servers(80).expect("http servers");
-    setup_real_servers(&tb, &["--mode", "dr"]);
+    if kind == Kind::Dr {
+        setup_real_servers(&tb, &["--mode", "dr"]);
+    }
+    let (ifaces, sync_if) = kind.ifaces();
     let xvsd = [Node::Director, Node::Director2]
-        .map(|node| Xvsd::start(&tb, node, &["--interfaces", "eth0"]));
+        .map(|node| Xvsd::start(&tb, node, &["--interfaces", ifaces]));
     let pair = Pair { xvsd, tb };
     let svc = format!("{VIP}:80");
     for x in &pair.xvsd {
         x.adm_ok(&["-A", "-t", &svc, "-s", "wlc"]);
-        for n in 1..=DR_RS_COUNT {
-            let rs = format!("{}:80", dr_rs_ip(n));
-            x.adm_ok(&["-a", "-t", &svc, "-r", &rs, "-g"]);
+        for n in 1..=pair.tb.rs_count() {
+            let (addr, fwd) = match kind {
+                Kind::Dr => (dr_rs_ip(n), "-g"),
+                Kind::Nat => (rs_ip(n), "-m"),
+            };
+            x.adm_ok(&["-a", "-t", &svc, "-r", &format!("{addr}:80"), fwd]);
         }
     }
     if sync {
-        let m = &pair.xvsd[0];
-        m.adm_ok(&[
-            "--start-daemon",
-            "master",
-            "--mcast-interface",
-            "eth0",
-            "--syncid",
-            "7",
-        ]);
-        let b = &pair.xvsd[1];
-        b.adm_ok(&[
-            "--start-daemon",
-            "backup",
-            "--mcast-interface",
-            "eth0",
-            "--syncid",
-            "7",
-        ]);
+        for (x, role) in pair.xvsd.iter().zip(["master", "backup"]) {
+            x.adm_ok(&[
+                "--start-daemon",
+                role,
+                "--mcast-interface",
+                sync_if,
+                "--syncid",
+                "7",
+            ]);
+        }
         assert_eq!(
-            b.adm_ok(&["-L", "--daemon"]),
-            "backup sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=224.0.0.81, \
-             port=8848, ttl=1)\n"
+            pair.xvsd[1].adm_ok(&["-L", "--daemon"]),
+            format!(
+                "backup sync daemon (mcast={sync_if}, syncid=7, maxlen=1472, \
+                 group=224.0.0.81, port=8848, ttl=1)\n"
+            )
         );
     }
-    pair.tb
-        .exec_ok(
-            Node::Director,
-            &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
-        )
-        .unwrap();
+    take_over(&pair.tb, kind, Node::Director);
     pair
 }
 
-fn download(tb: &Testbed) -> Proc {
-    let url = format!("http://{VIP}/slow/{SLOW_BYTES}/{SLOW_MS}");
-    tb.spawn(
-        Node::Client,
-        &[
-            &bin_path("xvs-testsrv"),
-            "get",
-            &url,
-            "--count",
-            "1",
-            "--timeout-ms",
-            "5000",
-        ],
-    )
-    .expect("client")
-}
-
-/// The VIP leaves the master for the backup, the router learns the
-/// backup's MAC (VRRP's gratuitous ARP), and the master's xvsd is killed.
-fn fail_over(p: &Pair) {
+/// Director `node` gets the VIP (and for NAT the real servers' gateway)
+/// and the neighbours learn its MAC, as after VRRP's gratuitous ARPs.
+fn take_over(tb: &Testbed, kind: Kind, node: Node) {
+    if kind == Kind::Nat {
+        return tb.take_over(node).unwrap();
+    }
     let vip = format!("{VIP}/32");
-    p.tb.exec_ok(Node::Director, &["ip", "addr", "del", &vip, "dev", "eth0"])
+    for other in [Node::Director, Node::Director2] {
+        let _ = tb.exec(other, &["ip", "addr", "del", &vip, "dev", "eth0"]);
+    }
+    tb.exec_ok(node, &["ip", "addr", "add", &vip, "dev", "eth0"])
         .unwrap();
-    p.tb.exec_ok(Node::Director2, &["ip", "addr", "add", &vip, "dev", "eth0"])
+    let mac = tb
+        .exec_ok(node, &["cat", "/sys/class/net/eth0/address"])
         .unwrap();
-    let mac =
-        p.tb.exec_ok(Node::Director2, &["cat", "/sys/class/net/eth0/address"])
-            .unwrap();
-    p.tb.exec_ok(
+    tb.exec_ok(
         Node::Router,
         &[
             "ip",
@@ -116,31 +121,37 @@ fn fail_over(p: &Pair) {
         ],
     )
     .unwrap();
-    p.xvsd[0].proc().signal(libc::SIGKILL).unwrap();
 }
 
-fn run(sync: bool) -> (usize, String) {
-    let p = start(sync);
+fn download(tb: &Testbed) -> Proc {
+    slow_download(tb, SLOW_BYTES, SLOW_MS)
+}
+
+/// Transfers through the first director; the VIP moves to the second
+/// and the first one's xvsd is killed. How many transfers completed, and
+/// what to show when that is wrong.
+fn run(kind: Kind, sync: bool) -> (usize, String) {
+    let p = start(kind, sync);
     let streams: Vec<Proc> = (0..STREAMS).map(|_| download(&p.tb)).collect();
     // Established, and (with the sync) sent within the master's second.
     std::thread::sleep(Duration::from_secs(3));
     let backup_conns = p.xvsd[1].adm_ok(&["-Lnc"]);
-    fail_over(&p);
+    take_over(&p.tb, kind, Node::Director2);
+    p.xvsd[0].proc().signal(libc::SIGKILL).unwrap();
     let t0 = Instant::now();
     let mut ok = 0;
-    let want = format!("({} bytes)", SLOW_BYTES + 4);
     let mut logs = String::new();
     for s in &streams {
-        let st = s.wait_timeout(Duration::from_millis(SLOW_MS + 15_000));
-        let log = s.log();
-        if st.is_some_and(|st| st.success()) && log.trim_end().ends_with(&want) {
+        s.wait_timeout(Duration::from_millis(SLOW_MS + 15_000));
+        if slow_done(s, SLOW_BYTES) {
             ok += 1;
         } else {
-            logs.push_str(&log);
+            logs.push_str(&s.log());
         }
     }
     println!(
-        "sync {sync}: {ok}/{STREAMS} transfers complete {:?} after the failover",
+        "{}, sync {sync}: {ok}/{STREAMS} transfers complete {:?} after the failover",
+        if kind == Kind::Nat { "NAT" } else { "DR" },
         t0.elapsed()
     );
     if sync {
@@ -169,73 +180,10 @@ fn run(sync: bool) -> (usize, String) {
     (ok, format!("{logs}\n{}", p.xvsd[1].report()))
 }
 
-/// NAT: the same through [`Testbed::nat_pair`], where replies come back
-/// through the director too (the backup must know both directions).
-fn run_nat(sync: bool) -> (usize, String) {
-    let tb = Testbed::nat_pair().expect("testbed");
-    tb.start_http_servers(80).expect("http servers");
-    let nodes = [Node::Director, Node::Director2];
-    let xvsd = nodes.map(|node| Xvsd::start(&tb, node, &["--interfaces", "eth0,eth1"]));
-    let p = Pair { xvsd, tb };
-    let svc = format!("{VIP}:80");
-    for x in &p.xvsd {
-        x.adm_ok(&["-A", "-t", &svc, "-s", "wlc"]);
-        for n in 1..=NAT_RS_COUNT {
-            x.adm_ok(&["-a", "-t", &svc, "-r", &format!("{}:80", rs_ip(n)), "-m"]);
-        }
-    }
-    if sync {
-        p.xvsd[0].adm_ok(&["--start-daemon", "master", "--mcast-interface", "eth1"]);
-        p.xvsd[1].adm_ok(&["--start-daemon", "backup", "--mcast-interface", "eth1"]);
-    }
-    p.tb.take_over(Node::Director).unwrap();
-    let streams: Vec<Proc> = (0..STREAMS).map(|_| download(&p.tb)).collect();
-    std::thread::sleep(Duration::from_secs(3));
-    let backup_conns = p.xvsd[1].adm_ok(&["-Lnc"]);
-    p.tb.take_over(Node::Director2).unwrap();
-    p.xvsd[0].proc().signal(libc::SIGKILL).unwrap();
-    let want = format!("({} bytes)", SLOW_BYTES + 4);
-    let mut ok = 0;
-    let mut logs = String::new();
-    for s in &streams {
-        let st = s.wait_timeout(Duration::from_millis(SLOW_MS + 15_000));
-        let log = s.log();
-        if st.is_some_and(|st| st.success()) && log.trim_end().ends_with(&want) {
-            ok += 1;
-        } else {
-            logs.push_str(&log);
-        }
-    }
-    println!("NAT, sync {sync}: {ok}/{STREAMS} transfers complete");
-    if sync {
-        let n = backup_conns
-            .lines()
-            .filter(|l| l.contains("ESTABLISHED"))
-            .count();
-        assert_eq!(
-            n, STREAMS,
-            "the backup's table before the failover:\n{backup_conns}"
-        );
-        let out = p.tb.exec_ok(
-            Node::Client,
-            &[
-                &bin_path("xvs-testsrv"),
-                "get",
-                &format!("http://{VIP}/"),
-                "--count",
-                "5",
-                "--new-conn",
-            ],
-        );
-        assert!(out.is_ok(), "{out:?}");
-    }
-    (ok, format!("{logs}\n{}", p.xvsd[1].report()))
-}
-
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn nat_transfers_survive_a_failover_with_the_sync_daemon() {
-    let (ok, why) = run_nat(true);
+    let (ok, why) = run(Kind::Nat, true);
     assert_eq!(ok, STREAMS, "{why}");
 }
 
@@ -243,14 +191,14 @@ fn nat_transfers_survive_a_failover_with_the_sync_daemon() {
 #[ignore = "needs root: cargo xtask test runs it"]
 fn nat_transfers_break_on_a_failover_without_it() {
     // Most break (the odd one whose packets all fall in a lull may not).
-    let (ok, _) = run_nat(false);
+    let (ok, _) = run(Kind::Nat, false);
     assert!(ok < STREAMS / 2, "{ok} transfers survived without the sync");
 }
 
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn dr_transfers_survive_a_failover_with_the_sync_daemon() {
-    let (ok, why) = run(true);
+    let (ok, why) = run(Kind::Dr, true);
     assert_eq!(ok, STREAMS, "{why}");
 }
 
@@ -259,7 +207,7 @@ fn dr_transfers_survive_a_failover_with_the_sync_daemon() {
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn dr_transfers_break_on_a_failover_without_it() {
-    let (ok, _) = run(false);
+    let (ok, _) = run(Kind::Dr, false);
     assert_eq!(ok, 0, "transfers survived without the sync");
 }
 
@@ -417,13 +365,12 @@ fn keepalived_failover(nat: bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     println!("VIP moved in {:?}", t0.elapsed());
-    let want = format!("({} bytes)", SLOW_BYTES + 4);
     for s in &streams {
-        let st = s.wait_timeout(Duration::from_millis(SLOW_MS + 15_000));
-        let log = s.log();
+        s.wait_timeout(Duration::from_millis(SLOW_MS + 15_000));
         assert!(
-            st.is_some_and(|st| st.success()) && log.trim_end().ends_with(&want),
-            "{log}\n{}",
+            slow_done(s, SLOW_BYTES),
+            "{}\n{}",
+            s.log(),
             p.xvsd[1].report()
         );
     }
