@@ -306,9 +306,9 @@ struct xvs_lblc {
 	__u32 pad;
 };
 
-/* XVS_CNT index: every verdict reason. Keep the Rust name table in
- * src/lib.rs (COUNTER_NAMES) in this order; a const assertion checks the
- * length against XVS_CNT_MAX. */
+/* XVS_CNT index: every verdict reason. src/lib.rs (COUNTERS) names each
+ * by its enumerator; a const assertion fails the build when one is out of
+ * place. */
 enum xvs_counter {
 	XVS_CNT_RX = 0,           /* packets seen */
 	XVS_CNT_PASS_NOT_IP,      /* not IPv4 (ARP, IPv6, VLAN, ...) */
@@ -411,7 +411,7 @@ struct xvs_decap_cfg {
 	__u32 nports;
 };
 
-/* DECAP_CNT index. Keep decap::COUNTER_NAMES in src/lib.rs in order. */
+/* DECAP_CNT index; src/decap.rs asserts its names against these values. */
 enum xvs_decap_counter {
 	XVS_DECAP_RX = 0,    /* packets seen */
 	XVS_DECAP_IPIP,      /* IPIP to a VIP: outer header stripped */
@@ -446,6 +446,16 @@ enum xvs_abi_version {
 	XVS_ABI_VERSION = 4,
 };
 
+/* The sizes and shifts above as enumerators, so that the skeleton exports
+ * them and Rust takes its constants from here (src/lib.rs). */
+enum xvs_limit {
+	XVS_LIM_SVC_DESTS_MAX = XVS_SVC_DESTS_MAX,
+	XVS_LIM_LBLCR_SET_MAX = XVS_LBLCR_SET_MAX,
+	XVS_LIM_MH_TAB_MAX = XVS_MH_TAB_MAX,
+	XVS_LIM_RING_GEN_SHIFT = XVS_RING_GEN_SHIFT,
+	XVS_LIM_CNT_SLOTS = XVS_CNT_SLOTS,
+};
+
 /* Object-wide constants. A read-only global of this type puts every enum
  * above into BTF, so the skeleton exports them to Rust. */
 struct xvs_abi {
@@ -467,6 +477,7 @@ struct xvs_abi {
 	enum xvs_nh_state nh_state;
 	struct xvs_expiry_rec expiry_rec;
 	enum xvs_abi_version abi_version;
+	enum xvs_limit limit;
 };
 
 #ifdef XVS_TC

@@ -40,6 +40,14 @@ pub const MAX_GUE_PORTS: usize = 4;
 
 /// Names of the `DECAP_CNT` counters, in `enum xvs_decap_counter` order.
 pub const COUNTER_NAMES: [&str; 5] = ["rx", "decap_ipip", "decap_gue", "pass", "error"];
+// Each name at its enumerator's value.
+const _: () = assert!(
+    xvs_decap_counter::XVS_DECAP_RX.0 == 0
+        && xvs_decap_counter::XVS_DECAP_IPIP.0 == 1
+        && xvs_decap_counter::XVS_DECAP_GUE.0 == 2
+        && xvs_decap_counter::XVS_DECAP_PASS.0 == 3
+        && xvs_decap_counter::XVS_DECAP_ERR.0 == 4
+);
 
 const _: () = assert!(COUNTER_NAMES.len() == xvs_decap_counter::XVS_DECAP_MAX.0 as usize);
 const _: () = assert!(size_of::<xvs_decap_cfg>() == 80);

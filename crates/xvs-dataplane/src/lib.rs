@@ -71,9 +71,9 @@ pub mod abi {
     pub use crate::skel::types::{
         xvs_abi_version, xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest,
         xvs_dest_conns, xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind,
-        xvs_expiry_rec, xvs_feat, xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_nh_state,
-        xvs_ring_key, xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key,
-        xvs_tmpl, xvs_tmpl_flags, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+        xvs_expiry_rec, xvs_feat, xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_limit,
+        xvs_nh_state, xvs_ring_key, xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests,
+        xvs_svc_key, xvs_tmpl, xvs_tmpl_flags, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
     };
     pub use crate::skel_expiry::types::xvs_expiry_cfg;
 
@@ -319,67 +319,87 @@ impl std::str::FromStr for AttachMode {
 const TC_HANDLE: u32 = 0x7876;
 const TC_PRIORITY: u32 = 1;
 
-/// Names of the `XVS_CNT` counters, in `enum xvs_counter` order.
-pub const COUNTER_NAMES: [&str; 40] = [
-    "rx",
-    "pass_not_ip",
-    "pass_truncated",
-    "pass_bad_ip",
-    "pass_fragment",
-    "pass_proto",
-    "pass_no_svc",
-    "pass_tcp_no_conn",
-    "pass_no_dest",
-    "pass_fwd_unsupported",
-    "pass_ttl",
-    "pass_stale",
-    "pass_icmp",
-    "drop_conn_full",
-    "reply_takeover",
-    "conn_new",
-    "nat_in",
-    "nat_out",
-    "icmp_in",
-    "icmp_out",
-    "fib_no_neigh",
-    "fib_frag_needed",
-    "fib_other",
-    "tx",
-    "redirect",
-    "dr_in",
-    "tun_in",
-    "drop_no_neigh",
-    "drop_fib",
-    "icmp_frag_needed",
-    "drop_too_big",
-    "drop_encap",
-    "conn_reuse",
-    "persist_hit",
-    "persist_new",
-    "drop_tmpl_full",
-    "ops",
-    "nh_fill",
-    "peer",
-    "drop_dest_gone",
+/// The `XVS_CNT` counters, each name beside its `enum xvs_counter`
+/// value: a reordered or inserted enumerator fails the build instead of
+/// mislabelling counters.
+const COUNTERS: [(xvs_counter, &str); 40] = [
+    (xvs_counter::XVS_CNT_RX, "rx"),
+    (xvs_counter::XVS_CNT_PASS_NOT_IP, "pass_not_ip"),
+    (xvs_counter::XVS_CNT_PASS_TRUNCATED, "pass_truncated"),
+    (xvs_counter::XVS_CNT_PASS_BAD_IP, "pass_bad_ip"),
+    (xvs_counter::XVS_CNT_PASS_FRAGMENT, "pass_fragment"),
+    (xvs_counter::XVS_CNT_PASS_PROTO, "pass_proto"),
+    (xvs_counter::XVS_CNT_PASS_NO_SVC, "pass_no_svc"),
+    (xvs_counter::XVS_CNT_PASS_TCP_NO_CONN, "pass_tcp_no_conn"),
+    (xvs_counter::XVS_CNT_PASS_NO_DEST, "pass_no_dest"),
+    (xvs_counter::XVS_CNT_PASS_FWD_UNSUPP, "pass_fwd_unsupported"),
+    (xvs_counter::XVS_CNT_PASS_TTL, "pass_ttl"),
+    (xvs_counter::XVS_CNT_PASS_STALE, "pass_stale"),
+    (xvs_counter::XVS_CNT_PASS_ICMP, "pass_icmp"),
+    (xvs_counter::XVS_CNT_DROP_CONN_FULL, "drop_conn_full"),
+    (xvs_counter::XVS_CNT_REPLY_TAKEOVER, "reply_takeover"),
+    (xvs_counter::XVS_CNT_CONN_NEW, "conn_new"),
+    (xvs_counter::XVS_CNT_NAT_IN, "nat_in"),
+    (xvs_counter::XVS_CNT_NAT_OUT, "nat_out"),
+    (xvs_counter::XVS_CNT_ICMP_IN, "icmp_in"),
+    (xvs_counter::XVS_CNT_ICMP_OUT, "icmp_out"),
+    (xvs_counter::XVS_CNT_FIB_NO_NEIGH, "fib_no_neigh"),
+    (xvs_counter::XVS_CNT_FIB_FRAG_NEEDED, "fib_frag_needed"),
+    (xvs_counter::XVS_CNT_FIB_OTHER, "fib_other"),
+    (xvs_counter::XVS_CNT_TX, "tx"),
+    (xvs_counter::XVS_CNT_REDIRECT, "redirect"),
+    (xvs_counter::XVS_CNT_DR_IN, "dr_in"),
+    (xvs_counter::XVS_CNT_TUN_IN, "tun_in"),
+    (xvs_counter::XVS_CNT_DROP_NO_NEIGH, "drop_no_neigh"),
+    (xvs_counter::XVS_CNT_DROP_FIB, "drop_fib"),
+    (xvs_counter::XVS_CNT_ICMP_FRAG_NEEDED, "icmp_frag_needed"),
+    (xvs_counter::XVS_CNT_DROP_TOO_BIG, "drop_too_big"),
+    (xvs_counter::XVS_CNT_DROP_ENCAP, "drop_encap"),
+    (xvs_counter::XVS_CNT_CONN_REUSE, "conn_reuse"),
+    (xvs_counter::XVS_CNT_PERSIST_HIT, "persist_hit"),
+    (xvs_counter::XVS_CNT_PERSIST_NEW, "persist_new"),
+    (xvs_counter::XVS_CNT_DROP_TMPL_FULL, "drop_tmpl_full"),
+    (xvs_counter::XVS_CNT_OPS, "ops"),
+    (xvs_counter::XVS_CNT_NH_FILL, "nh_fill"),
+    (xvs_counter::XVS_CNT_PEER, "peer"),
+    (xvs_counter::XVS_CNT_DROP_DEST_GONE, "drop_dest_gone"),
 ];
+const _: () = {
+    let mut i = 0;
+    while i < COUNTERS.len() {
+        assert!(COUNTERS[i].0 .0 as usize == i, "COUNTERS out of enum order");
+        i += 1;
+    }
+};
+
+/// Names of the `XVS_CNT` counters, indexed by `enum xvs_counter` value.
+pub const COUNTER_NAMES: [&str; 40] = {
+    let mut out = [""; 40];
+    let mut i = 0;
+    while i < COUNTERS.len() {
+        out[i] = COUNTERS[i].1;
+        i += 1;
+    }
+    out
+};
 
 /// Size of the `XVS_CNT` map (`XVS_CNT_SLOTS` in `xvs.h`): room for new
 /// counters without resizing a pinned map.
-const CNT_SLOTS: u32 = 64;
+const CNT_SLOTS: u32 = xvs_limit::XVS_LIM_CNT_SLOTS.0;
 const _: () = assert!(COUNTER_NAMES.len() <= CNT_SLOTS as usize);
 
 use pins::PINNED_MAPS;
 
-const RING_GEN_SHIFT: u32 = 31;
+const RING_GEN_SHIFT: u32 = xvs_limit::XVS_LIM_RING_GEN_SHIFT.0;
 /// `XVS_NO_DEST`: a dh/sh/mh table slot without a dest.
 pub const NO_DEST: u32 = u32::MAX;
 /// Dests per service the program scans (`XVS_SVC_DESTS_MAX`): the limit
 /// for lc, wlc, sed, nq, fo, ovf, twos, lblc and lblcr services.
-pub const SVC_DESTS_MAX: usize = 256;
+pub const SVC_DESTS_MAX: usize = xvs_limit::XVS_LIM_SVC_DESTS_MAX.0 as usize;
 /// Members of an lblcr replica set (`XVS_LBLCR_SET_MAX`).
-pub const LBLCR_SET_MAX: usize = 16;
+pub const LBLCR_SET_MAX: usize = xvs_limit::XVS_LIM_LBLCR_SET_MAX.0 as usize;
 /// The largest mh table the program accepts (`XVS_MH_TAB_MAX`).
-const MH_TAB_MAX: usize = 131_071;
+const MH_TAB_MAX: usize = xvs_limit::XVS_LIM_MH_TAB_MAX.0 as usize;
 /// The longest ring (rr/wrr) or table (dh/sh/mh) of one service.
 pub const RING_LEN_MAX: usize = MH_TAB_MAX;
 
