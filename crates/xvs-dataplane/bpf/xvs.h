@@ -208,7 +208,7 @@ struct xvs_conn_key {
  *    forward key, so peer.daddr/peer.dport are VIP:vport.
  * `state` is a full word so the program can compare-and-swap it. */
 struct xvs_conn {
-	__u64 last_seen_ns; /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+	__u64 last_seen_ns; /* CLOCK_MONOTONIC: coarse clock where the kernel has it */
 	struct xvs_conn_key peer;
 	__u32 svc_id;
 	__u32 dest_id;
