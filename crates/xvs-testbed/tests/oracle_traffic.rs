@@ -279,8 +279,27 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
             }
         }
     }
-    // Let the last connections finish closing before they are listed.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Let the last connections finish closing before they are listed: a
+    // closing state (the last FIN or ACK still on its way; under emulation
+    // that can take longer than it ever does on the host) is waited out,
+    // for at most 5 s.
+    let vip_col = format!("{VIP}:{vport}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let listing = side.adm(&fill("-L -n -c", vport)).stdout;
+        let closing = listing.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(4) == Some(&vip_col.as_str())
+                && matches!(
+                    f.get(2).copied(),
+                    Some("SYN_RECV" | "FIN_WAIT" | "CLOSE_WAIT" | "LAST_ACK")
+                )
+        });
+        if !closing || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
     let proto = if sc.steps.iter().any(|s| matches!(s, Step::Udp(_))) {
         "-u"
     } else {
