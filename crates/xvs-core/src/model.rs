@@ -425,8 +425,6 @@ impl SyncDaemon {
     /// Longest interface name (`IP_VS_IFNAME_MAXLEN` - 1, the kernel's
     /// `IFNAMSIZ` - 1).
     pub const IFNAME_MAX: usize = 15;
-    /// IPv4 and UDP headers around a sync message.
-    pub const HEADERS_V4: u16 = 20 + 8;
 
     /// A request for a daemon of `state` on `mcast_ifn`, everything else
     /// left to the defaults (and syncid 0, as ipvsadm sends it without
@@ -449,7 +447,7 @@ impl SyncDaemon {
     /// minus the headers for a master (whatever the MTU) and the MTU
     /// (clamped to 1500..=65535) minus the headers for a backup; a given
     /// `sync_maxlen` is clamped to 1 (a master) or 1024 (a backup) at least
-    /// and 65535 minus the headers at most.
+    /// and 65535 minus the headers at most (`sync::sync_maxlen`).
     pub fn with_defaults(&self, mtu: u32) -> SyncDaemon {
         let mut d = self.clone();
         if d.mcast_group.is_unspecified() {
@@ -461,16 +459,11 @@ impl SyncDaemon {
         if d.mcast_ttl == 0 {
             d.mcast_ttl = Self::DEFAULT_TTL;
         }
-        let hlen = Self::HEADERS_V4;
-        let (mtu, min) = match d.state {
-            SyncState::Backup => (mtu.clamp(1500, 65535) as u16, 1024),
-            SyncState::Master => (1500, 1),
+        let role = match d.state {
+            SyncState::Master => crate::sync::Role::Master,
+            SyncState::Backup => crate::sync::Role::Backup,
         };
-        d.sync_maxlen = if d.sync_maxlen != 0 {
-            d.sync_maxlen.clamp(min, u16::MAX - hlen)
-        } else {
-            mtu - hlen
-        };
+        d.sync_maxlen = crate::sync::sync_maxlen(role, d.sync_maxlen, mtu, false);
         d
     }
 

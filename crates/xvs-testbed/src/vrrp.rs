@@ -175,61 +175,60 @@ impl Testbed {
         Ok(tb)
     }
 
-    /// Makes director `node` of [`Testbed::nat_pair`] the one the client
-    /// and the real servers send to, as VRRP would: the VIP on its `eth0`
-    /// and the floating gateway on its `eth1` (taken off the other
-    /// director), and the client's and real servers' neighbour entries
-    /// pointed at it (what the gratuitous ARPs of a VRRP master do).
+    /// Makes director `node` of a pair ([`Testbed::dr_pair`],
+    /// [`Testbed::nat_pair`]) the one traffic goes to, as VRRP would: the
+    /// VIP on its `eth0` (for NAT also the real servers' floating gateway
+    /// on its `eth1`), taken off the other director, and the neighbour
+    /// entries of whoever sends to them (the router, or the client and the
+    /// real servers) pointed at it, as a VRRP master's gratuitous ARPs do.
     pub fn take_over(&self, node: Node) -> Result<()> {
         let other = if node == Node::Director {
             Node::Director2
         } else {
             Node::Director
         };
+        let nat = self.topology == crate::Topology::Nat;
         let vip = format!("{VIP}/32");
         let gw = format!("{NAT_GATEWAY_IP}/24");
         let _ = self.exec(other, &["ip", "addr", "del", &vip, "dev", "eth0"]);
-        let _ = self.exec(other, &["ip", "addr", "del", &gw, "dev", "eth1"]);
-        self.exec_ok(node, &["ip", "addr", "add", &vip, "dev", "eth0"])?;
-        self.exec_ok(node, &["ip", "addr", "add", &gw, "dev", "eth1"])?;
+        // `replace`: taking over what one already holds is no error.
+        self.exec_ok(node, &["ip", "addr", "replace", &vip, "dev", "eth0"])?;
+        if nat {
+            let _ = self.exec(other, &["ip", "addr", "del", &gw, "dev", "eth1"]);
+            self.exec_ok(node, &["ip", "addr", "replace", &gw, "dev", "eth1"])?;
+        }
         let mac = |dev: &str| -> Result<String> {
             Ok(self
                 .exec_ok(node, &["cat", &format!("/sys/class/net/{dev}/address")])?
                 .trim()
                 .to_string())
         };
-        let (ext, int) = (mac("eth0")?, mac("eth1")?);
-        self.exec_ok(
-            Node::Client,
-            &[
-                "ip",
-                "neigh",
-                "replace",
-                VIP,
-                "lladdr",
-                &ext,
-                "dev",
-                "eth0",
-                "nud",
-                "reachable",
-            ],
-        )?;
-        for n in 1..=NAT_RS_COUNT {
+        let learn = |at: Node, dev: &str, ip: &str, mac: &str| {
             self.exec_ok(
-                Node::Rs(n),
+                at,
                 &[
                     "ip",
                     "neigh",
                     "replace",
-                    NAT_GATEWAY_IP,
+                    ip,
                     "lladdr",
-                    &int,
+                    mac,
                     "dev",
-                    "eth0",
+                    dev,
                     "nud",
                     "reachable",
                 ],
-            )?;
+            )
+        };
+        let ext = mac("eth0")?;
+        if !nat {
+            learn(Node::Router, "eth1", VIP, &ext)?;
+            return Ok(());
+        }
+        learn(Node::Client, "eth0", VIP, &ext)?;
+        let int = mac("eth1")?;
+        for n in 1..=NAT_RS_COUNT {
+            learn(Node::Rs(n), "eth0", NAT_GATEWAY_IP, &int)?;
         }
         Ok(())
     }

@@ -64,35 +64,6 @@ fn service(tb: &Testbed, s: &Side) {
     }
 }
 
-fn vip(tb: &Testbed, node: Node, op: &str) {
-    tb.exec_ok(
-        node,
-        &["ip", "addr", op, &format!("{VIP}/32"), "dev", "eth0"],
-    )
-    .unwrap();
-    if op == "add" {
-        let mac = tb
-            .exec_ok(node, &["cat", "/sys/class/net/eth0/address"])
-            .unwrap();
-        tb.exec_ok(
-            Node::Router,
-            &[
-                "ip",
-                "neigh",
-                "replace",
-                VIP,
-                "lladdr",
-                mac.trim(),
-                "dev",
-                "eth1",
-                "nud",
-                "reachable",
-            ],
-        )
-        .unwrap();
-    }
-}
-
 fn download(tb: &Testbed) -> Proc {
     slow_download(tb, SLOW_BYTES, SLOW_MS)
 }
@@ -117,14 +88,8 @@ fn synced(listing: &str) -> Vec<(String, String, String)> {
 /// table, then the VIP moves to `backup`; returns what failed.
 fn fail_over(tb: &Testbed, master: &Side, backup: &Side) -> Vec<String> {
     let what = format!("{} master -> {} backup", master.name(), backup.name());
-    vip(tb, master.node(), "add");
+    tb.take_over(master.node()).unwrap();
     let streams: Vec<Proc> = (0..STREAMS).map(|_| download(tb)).collect();
-    // IPVS sends a connection at its third packet and flushes within 2 s;
-    // xvs within its master's second.
-    std::thread::sleep(Duration::from_secs(5));
-    let on_master = synced(&master.adm(tb, &["-Lnc"]));
-    let on_backup = synced(&backup.adm(tb, &["-Lnc"]));
-    let mut failed = Vec::new();
     let est = |rows: &[(String, String, String)]| {
         let mut v: Vec<(String, String)> = rows
             .iter()
@@ -134,6 +99,26 @@ fn fail_over(tb: &Testbed, master: &Side, backup: &Side) -> Vec<String> {
         v.sort();
         v
     };
+    // IPVS sends a connection at its third packet and flushes within
+    // 2 s, xvs within its master's second: wait for them (at most 15 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (on_master, on_backup) = loop {
+        let on_master = synced(&master.adm(tb, &["-Lnc"]));
+        let on_backup = synced(&backup.adm(tb, &["-Lnc"]));
+        let (m, b) = (est(&on_master), est(&on_backup));
+        let all = m.len() == STREAMS && m.iter().all(|e| b.contains(e));
+        if all || std::time::Instant::now() > deadline {
+            break (on_master, on_backup);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut failed = Vec::new();
+    if let Some(s) = streams.iter().find(|s| !s.is_running()) {
+        failed.push(format!(
+            "{what}: a transfer ended before the failover: {}",
+            s.log()
+        ));
+    }
     // The backup may also hold older entries (an IPVS director keeps the
     // connections it stopped seeing until they time out).
     let (m, b) = (est(&on_master), est(&on_backup));
@@ -143,8 +128,7 @@ fn fail_over(tb: &Testbed, master: &Side, backup: &Side) -> Vec<String> {
              master {on_master:?}\nbackup {on_backup:?}"
         ));
     }
-    vip(tb, master.node(), "del");
-    vip(tb, backup.node(), "add");
+    tb.take_over(backup.node()).unwrap();
     let mut ok = 0;
     for s in &streams {
         s.wait_timeout(Duration::from_millis(SLOW_MS + 20_000));
@@ -159,7 +143,6 @@ fn fail_over(tb: &Testbed, master: &Side, backup: &Side) -> Vec<String> {
             "{what}: {ok}/{STREAMS} transfers survived the failover"
         ));
     }
-    vip(tb, backup.node(), "del");
     failed
 }
 

@@ -48,12 +48,11 @@ impl<P: Plane> Daemon<P> {
     /// after a restart: it keeps the role keepalived last gave it).
     pub(crate) fn apply_sync(&mut self, lvs: &mut Lvs, old: Option<&ManagedSync>) {
         let new = lvs.managed().sync.clone();
-        if new.as_ref() != old && old.is_some() {
-            let changed = match (&new, old) {
-                (Some(n), Some(o)) => n.daemon != o.daemon || n.instance != o.instance,
-                _ => true,
-            };
-            if changed {
+        if let Some(o) = old {
+            let same = new
+                .as_ref()
+                .is_some_and(|n| n.daemon == o.daemon && n.instance == o.instance);
+            if !same {
                 self.sync_stop(SyncState::Master);
                 self.sync_stop(SyncState::Backup);
             }
@@ -132,5 +131,85 @@ impl<P: Plane> Daemon<P> {
             self.sync_stop(stop);
             self.sync_start(&cfg, start);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::tests::{Mem, LIMITS};
+    use std::io::Write;
+    use std::time::Duration;
+    use xvs_health::{RsId, RsSpec, RsState, Transition};
+    use xvs_keepalived::{Options, Script, ScriptUser};
+
+    /// Health checking with no real servers (the configurations below
+    /// have none).
+    struct NoChecks;
+
+    impl crate::health::Health for NoChecks {
+        fn sync(&mut self, _: Vec<RsSpec>) -> Result<(), String> {
+            Ok(())
+        }
+        fn states(&self) -> Vec<(RsId, RsState)> {
+            Vec::new()
+        }
+        fn take_transitions(&mut self) -> Vec<Transition> {
+            Vec::new()
+        }
+        fn run_script(&self, _: &Script, _: Option<&ScriptUser>, _: &str) {}
+        fn run_scripts_and_wait(
+            &self,
+            _: Vec<(Script, String)>,
+            _: Option<&ScriptUser>,
+            _: Duration,
+        ) {
+        }
+    }
+
+    fn roles(d: &Daemon<Mem>) -> Vec<SyncState> {
+        d.sync_daemons().iter().map(|s| s.state).collect()
+    }
+
+    #[test]
+    fn the_sync_daemon_follows_the_instance_keepalived_reports() {
+        let dir = std::env::temp_dir().join(format!("xvsd-lvs-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("notify.fifo");
+        let file = dir.join("keepalived.conf");
+        let conf = |sync: &str| {
+            format!(
+                "global_defs {{\n  notify_fifo {}\n{sync}}}\n\
+                 vrrp_instance VI_1 {{\n  interface lo\n  virtual_router_id 51\n}}\n",
+                fifo.display()
+            )
+        };
+        std::fs::write(&file, conf("  @xvsd lvs_sync_daemon lo VI_1\n")).unwrap();
+        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
+        let lvs = Lvs::new(
+            file.clone(),
+            Options { config_id: None },
+            Box::new(NoChecks),
+        );
+        d.use_config(lvs).unwrap();
+        // Backup until keepalived says MASTER; the syncid is the VRID.
+        assert_eq!(roles(&d), [SyncState::Backup]);
+        assert_eq!(d.sync_daemons()[0].syncid, 51);
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        w.write_all(b"INSTANCE \"VI_2\" MASTER 100\nINSTANCE \"VI_1\" MASTER 100\n")
+            .unwrap();
+        d.vrrp_events();
+        assert_eq!(roles(&d), [SyncState::Master]);
+        w.write_all(b"INSTANCE \"VI_1\" FAULT 0\n").unwrap();
+        d.vrrp_events();
+        assert_eq!(roles(&d), [SyncState::Backup]);
+        // Without an instance both run; without the line neither.
+        std::fs::write(&file, conf("  @xvsd lvs_sync_daemon lo\n")).unwrap();
+        d.reload().unwrap();
+        assert_eq!(roles(&d), [SyncState::Master, SyncState::Backup]);
+        std::fs::write(&file, conf("")).unwrap();
+        d.reload().unwrap();
+        assert!(roles(&d).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

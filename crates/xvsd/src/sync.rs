@@ -180,6 +180,9 @@ pub enum Skip {
     NoDest,
     /// A state number outside the protocol's table.
     State,
+    /// Skipped by the protocol's own checks (an unknown mandatory option,
+    /// engine data without a name), as the kernel's receiver skips it.
+    Invalid,
 }
 
 impl Skip {
@@ -191,6 +194,7 @@ impl Skip {
             Skip::NoService => "no such virtual service",
             Skip::NoDest => "no such real server",
             Skip::State => "bad state",
+            Skip::Invalid => "invalid entry",
         }
     }
 }
@@ -237,12 +241,15 @@ pub fn resolve(e: &Incoming, idx: &SyncIndex) -> Result<Install, Skip> {
             assured: e.state == tpl_state::ASSURED,
         }));
     }
+    // The codec has checked the state against the protocol's table
+    // (`sync::check_state`); a TCP state is one of the kernel's numbers.
     let state = match proto {
         Protocol::Udp => ConnState::Udp,
-        _ => match e.state {
-            1..=10 => ConnState::from_u8(e.state as u8).ok_or(Skip::State)?,
-            _ => return Err(Skip::State),
-        },
+        _ => u8::try_from(e.state)
+            .ok()
+            .and_then(ConnState::from_u8)
+            .filter(|s| (*s as u8) <= ConnState::SynAck as u8)
+            .ok_or(Skip::State)?,
     };
     Ok(Install::Conn(Conn {
         proto,

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol as SockProto, Socket, Type};
 use xvs_core::model::{SyncDaemon, SyncState, Timeouts};
-use xvs_core::sync::{accepts_syncid, decode, Encoder};
+use xvs_core::sync::{accepts_syncid, decode, Encoder, SkipReason};
 use xvs_dataplane::Dataplane;
 
 use crate::sync::{resolve, Incoming, Install, Master, Skip};
@@ -34,6 +34,10 @@ struct MasterRun {
     sock: UdpSocket,
     logic: Master,
     sent: u64,
+    /// Datagrams the socket refused (the entries are sent again).
+    failed: u64,
+    /// The last send error, logged when it first happens.
+    last_err: Option<String>,
 }
 
 struct BackupRun {
@@ -41,7 +45,9 @@ struct BackupRun {
     sock: UdpSocket,
     buf: Vec<u8>,
     installed: u64,
+    /// Entries not installed, by reason (the codec's skips included).
     skipped: BTreeMap<Skip, u64>,
+    /// Datagrams that did not decode.
     dropped: u64,
 }
 
@@ -106,7 +112,7 @@ fn master_socket(d: &SyncDaemon) -> io::Result<UdpSocket> {
     s.set_multicast_ttl_v4(u32::from(d.mcast_ttl))?;
     s.bind(&SocketAddrV4::new(addr, 0).into())?;
     s.connect(&SocketAddrV4::new(d.mcast_group, d.mcast_port).into())?;
-    s.set_nonblocking(true)?;
+    s.set_write_timeout(Some(std::time::Duration::from_millis(200)))?;
     Ok(s.into())
 }
 
@@ -155,6 +161,8 @@ impl SyncDaemons {
                     sock,
                     logic: Master::new(),
                     sent: 0,
+                    failed: 0,
+                    last_err: None,
                 });
             }
             SyncState::Backup => {
@@ -184,12 +192,22 @@ impl SyncDaemons {
         match state {
             SyncState::Master => {
                 if let Some(m) = self.master.take() {
-                    log::info!("sync master stopped ({} entries sent)", m.sent);
+                    log::info!(
+                        "sync master stopped ({} entries sent, {} datagrams refused by the socket)",
+                        m.sent,
+                        m.failed
+                    );
                 }
             }
             SyncState::Backup => {
                 if let Some(b) = self.backup.take() {
-                    log::info!("sync backup stopped ({} entries installed)", b.installed);
+                    log::info!(
+                        "sync backup stopped ({} entries installed, skipped {:?}, {} datagrams \
+                         undecodable)",
+                        b.installed,
+                        b.skipped,
+                        b.dropped
+                    );
                 }
             }
         }
@@ -201,8 +219,14 @@ impl SyncDaemons {
             b.drain(dp);
         }
         if let Some(m) = &mut self.master {
-            if let Err(e) = m.send(dp, timeouts) {
-                log::warn!("sync master: {e}");
+            match m.send(dp, timeouts) {
+                Ok(()) => m.last_err = None,
+                Err(e) => {
+                    if m.last_err.as_ref() != Some(&e) {
+                        log::warn!("sync master: {e} (entries are sent again once it works)");
+                    }
+                    m.last_err = Some(e);
+                }
             }
         }
     }
@@ -228,15 +252,14 @@ impl MasterRun {
             }
         }
         datagrams.extend(enc.finish());
+        // The socket blocks (briefly) while its buffer is full, as the
+        // kernel's sender waits; what it refuses is forgotten by the
+        // selection, so every entry goes out again on the next tick.
         for d in &datagrams {
-            // As the kernel: a full socket buffer waits, other errors drop.
             if let Err(e) = self.sock.send(d) {
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                    let _ = self.sock.send(d);
-                } else {
-                    return Err(format!("sending to {}: {e}", self.cfg.mcast_group));
-                }
+                self.failed += 1;
+                self.logic = Master::new();
+                return Err(format!("sending to {}: {e}", self.cfg.mcast_group));
             }
         }
         self.sent += out.len() as u64;
@@ -256,7 +279,10 @@ impl BackupRun {
                     break;
                 }
             };
-            let msg = match decode(&self.buf[..n]) {
+            let Some(datagram) = self.buf.get(..n) else {
+                continue;
+            };
+            let msg = match decode(datagram) {
                 Ok(m) => m,
                 Err(e) => {
                     self.dropped += 1;
@@ -266,6 +292,14 @@ impl BackupRun {
             };
             if !accepts_syncid(self.cfg.syncid, msg.header.syncid) {
                 continue;
+            }
+            for (_, reason) in &msg.skipped {
+                let skip = match reason {
+                    SkipReason::State { .. } => Skip::State,
+                    SkipReason::Protocol(_) => Skip::Protocol,
+                    _ => Skip::Invalid,
+                };
+                *self.skipped.entry(skip).or_default() += 1;
             }
             if index.is_none() {
                 match dp.sync_index() {
