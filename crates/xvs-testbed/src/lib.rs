@@ -1059,10 +1059,16 @@ impl Testbed {
         Ok(())
     }
 
-    /// The switch: bridge `br0` in the switch namespace with `ports` (already
-    /// there) enslaved, no STP, forwarding at once, tx checksum offload off
-    /// on the ports, kept at layer 2.
+    /// The switch: bridge `br0` in the switch namespace with `ports`
+    /// (already there); see [`Testbed::bridge`].
     fn switch(&self, ports: &[String]) -> Result<()> {
+        self.bridge("br0", ports)
+    }
+
+    /// Bridge `name` in the switch namespace with `ports` (already there)
+    /// enslaved, no STP, forwarding at once, tx checksum offload off on
+    /// the ports, kept at layer 2.
+    fn bridge(&self, name: &str, ports: &[String]) -> Result<()> {
         let sw = self.ns(Node::Switch);
         run(&[
             "ip",
@@ -1070,7 +1076,7 @@ impl Testbed {
             &sw,
             "link",
             "add",
-            "br0",
+            name,
             "type",
             "bridge",
             "stp_state",
@@ -1079,10 +1085,10 @@ impl Testbed {
             "0",
         ])?;
         for p in ports {
-            run(&["ip", "-n", &sw, "link", "set", p, "master", "br0", "up"])?;
+            run(&["ip", "-n", &sw, "link", "set", p, "master", name, "up"])?;
             self.exec_ok(Node::Switch, &["ethtool", "-K", p, "tx", "off"])?;
         }
-        run(&["ip", "-n", &sw, "link", "set", "br0", "up"])?;
+        run(&["ip", "-n", &sw, "link", "set", name, "up"])?;
         self.l2_only(Node::Switch)
     }
 

@@ -106,20 +106,7 @@ impl Testbed {
         run(&["ip", "-n", &cli, "link", "del", "eth0"])?;
         tb.add_ns(Node::Director2)?;
         let dir2 = tb.ns(Node::Director2);
-        run(&[
-            "ip",
-            "-n",
-            &sw,
-            "link",
-            "add",
-            "br1",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
+        let mut ext = Vec::new();
         for (ns, dev, port) in [
             (&cli, "eth0", "cli"),
             (&dir, "eth0", "dirx"),
@@ -130,16 +117,17 @@ impl Testbed {
                 "ip", "link", "add", dev, "netns", ns, "type", "veth", "peer", "name", port,
                 "netns", &sw,
             ])?;
-            let br = if port == "dir2" { "br0" } else { "br1" };
-            run(&["ip", "-n", &sw, "link", "set", port, "master", br, "up"])?;
+            if port == "dir2" {
+                run(&["ip", "-n", &sw, "link", "set", port, "master", "br0", "up"])?;
+                tb.exec_ok(Node::Switch, &["ethtool", "-K", port, "tx", "off"])?;
+            } else {
+                ext.push(port.to_string());
+            }
             // The veth realities of Testbed::nat: GRO where XDP redirects
-            // into, no partial checksums from senders.
-            tb.exec_ok(
-                Node::Switch,
-                &["ethtool", "-K", port, "tx", "off", "gro", "on"],
-            )?;
+            // into.
+            tb.exec_ok(Node::Switch, &["ethtool", "-K", port, "gro", "on"])?;
         }
-        run(&["ip", "-n", &sw, "link", "set", "br1", "up"])?;
+        tb.bridge("br1", &ext)?;
         tb.exec_ok(
             Node::Client,
             &["ethtool", "-K", "eth0", "gro", "on", "tx", "off"],
