@@ -1003,6 +1003,31 @@ type RawConn = (xvs_conn_key, xvs_conn);
 /// An rr/wrr service's dest list at its last change and the cursor memo.
 type CursorState = (Vec<sched::cursor::CursorDest>, sched::cursor::Memo);
 
+/// Opens the director's object (the build for `opts.attach_mode`, with or
+/// without 5.12's atomics), sizes and pins its maps as `opts` says, sets
+/// the feature bits in `.rodata` and loads it.
+fn load_director(opts: &Options, atomics: bool, bits: u32) -> Result<Object, Error> {
+    let mut open = ObjectBuilder::default()
+        .open_memory(director_obj(opts.attach_mode, atomics))
+        .map_err(bpf_err("opening the BPF object"))?;
+    for mut m in open.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        if name.ends_with(".rodata") {
+            set_feat_bits(&mut m, opts.attach_mode, bits)?;
+            continue;
+        }
+        if let Some((n, _)) = pins::entries(&name, opts) {
+            m.set_max_entries(n)
+                .map_err(bpf_err(format!("sizing {name}")))?;
+        }
+        if let (Some(dir), true) = (&opts.pin_path, PINNED_MAPS.contains(&name.as_str())) {
+            m.set_pin_path(dir.join(&name))
+                .map_err(bpf_err(format!("pin path of {name}")))?;
+        }
+    }
+    open.load().map_err(bpf_err("loading the BPF object"))
+}
+
 impl Dataplane {
     /// Loads the program and creates (or reuses pinned) maps.
     pub fn open(opts: &Options) -> Result<Dataplane, Error> {
@@ -1044,30 +1069,7 @@ impl Dataplane {
         }
         let off = features::forced_off().map_err(Error::Invalid)?;
         let mut feats = features::probe(&off);
-        let load = |atomics: bool, bits: u32| -> Result<Object, Error> {
-            let mut open = ObjectBuilder::default()
-                .open_memory(director_obj(opts.attach_mode, atomics))
-                .map_err(bpf_err("opening the BPF object"))?;
-            for mut m in open.maps_mut() {
-                let name = m.name().to_string_lossy().into_owned();
-                if name.ends_with(".rodata") {
-                    set_feat_bits(&mut m, opts.attach_mode, bits)?;
-                    continue;
-                }
-                let entries = pins::entries(&name, opts).map(|(n, _)| n);
-                if let Some(n) = entries {
-                    m.set_max_entries(n)
-                        .map_err(bpf_err(format!("sizing {name}")))?;
-                }
-                if let (Some(dir), true) = (&opts.pin_path, PINNED_MAPS.contains(&name.as_str())) {
-                    m.set_pin_path(dir.join(&name))
-                        .map_err(bpf_err(format!("pin path of {name}")))?;
-                }
-            }
-            open.load().map_err(bpf_err(
-                "loading the BPF object (if reusing pinned maps: sizes must match the pinned ones)",
-            ))
-        };
+        let load = |atomics: bool, bits: u32| load_director(opts, atomics, bits);
         // A probe that says yes for a feature the verifier then refuses
         // (another program type, a policy) must not cost the data plane:
         // the program is loaded again without the optional features.
