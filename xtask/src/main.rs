@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xvs_testbed::{interrupted, Node, Proc, Testbed, Topology, VIP};
 
+mod fuzz;
 mod matrix;
 mod vm;
 
@@ -87,6 +88,11 @@ usage: cargo xtask <command>
                       (--only, --rounds, --duration override); binaries built on the host;
                       report in <target>/xvs-bench-vm.md (--out: a host path), never
                       docs/benchmarks.md. --vm-timeout: the whole VM run (default 3600)
+  fuzz [--smoke] [--time SECS] [TARGET...]
+                      the coverage-guided fuzzers of fuzz/ (libFuzzer): ipvsadm grammar and -R
+                      input, keepalived.conf with includes, the JSON API, sync datagrams, notify
+                      FIFO lines; each target SECS seconds (default 60, --smoke 10) from its seeds
+                      in fuzz/corpus; a failing input is kept in target/fuzz/artifacts
   vm [--kernel 5.10|6.1|6.12] [--mem MiB] [--smp N] [--timeout SECS] [--accel auto|kvm|tcg]
      [-v] -- COMMAND [ARGS...]
                       boot Debian's stock kernel of that release (default 6.12) under qemu
@@ -104,6 +110,7 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         Some("vm") => vm::cmd(&args[1..]).map(|code| std::process::exit(code)),
         Some("matrix") => matrix::cmd(&args[1..]),
+        Some("fuzz") => fuzz::cmd(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -389,7 +396,7 @@ fn test() -> Result<()> {
             &[("XVS_TEST_ATTACH", "xdp")],
         ),
     ];
-    let total = steps.len() + 2;
+    let total = steps.len() + 3;
     let mut result = Ok(());
     for (i, (title, args, env)) in steps.iter().enumerate() {
         header(&format!("[{}/{total}] {title}", i + 1));
@@ -403,9 +410,17 @@ fn test() -> Result<()> {
         // and metric and produces numbers.
         header(&format!(
             "[{}/{total}] tier 5: benchmark harness, smoke mode (cargo xtask bench --smoke)",
-            total - 1
+            total - 2
         ));
         result = run_bench(&["--smoke".to_string()], false);
+    }
+    if result.is_ok() {
+        header(&format!(
+            "[{}/{total}] fuzzers, smoke ({} s each; cargo xtask fuzz)",
+            total - 1,
+            fuzz::SMOKE_SECS
+        ));
+        result = fuzz::run(fuzz::TARGETS, fuzz::SMOKE_SECS);
     }
     if result.is_ok() {
         header(&format!(
