@@ -3,6 +3,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -10,13 +11,8 @@ use crate::Error;
 /// Where state files live by default (one directory per network namespace).
 pub const DEFAULT_STATE_DIR: &str = "/run/xvs-realserver";
 
-pub const USAGE: &str = "\
-usage:
-  xvs-realserver setup    --vip A.B.C.D --mode dr|tun [--tun-type ipip|gue] [--tun-port N]
-                          [--dev IFACE] [--decap auto|kernel|xdp] [--state-dir DIR]
-  xvs-realserver teardown (--vip A.B.C.D | --all) [same options as setup, ignored]
-  xvs-realserver status   [--vip A.B.C.D] [--state-dir DIR]
-
+/// What the three commands do, shown by `--help` after clap's option list.
+const AFTER_HELP: &str = "\
 Prepares this host (this network namespace) to be a real server of an xvs or
 LVS director in direct-routing (-g, --mode dr) or tunnelling (-i, --mode tun)
 mode, and undoes exactly that again:
@@ -76,7 +72,7 @@ impl TunType {
 }
 
 /// How tunnelled packets are decapsulated (`--decap`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum DecapChoice {
     /// The kernel when it has the ipip module (and fou for GUE), else xvs's BPF decap.
     #[default]
@@ -116,125 +112,131 @@ fn usage(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
 }
 
-/// Parses the arguments after the program name. `-h`/`--help` yields
-/// [`Error::Help`].
-pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Cli, Error> {
-    let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
-    if args.iter().any(|a| matches!(*a, "-h" | "--help" | "help")) {
-        return Err(Error::Help);
+/// The command line as clap reads it; [`parse`] turns it into a [`Cli`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "xvs-realserver",
+    about = "Prepares a Linux real server for xvs/LVS direct routing (-g) and IP tunnelling (-i)",
+    after_help = AFTER_HELP,
+    disable_version_flag = true
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Put the VIP on lo, set the ARP sysctls and (tun) decapsulation.
+    Setup(Opts),
+    /// Undo what setup did for one VIP, or for every VIP with --all.
+    Teardown {
+        /// Tear down every VIP set up in this network namespace.
+        #[arg(long)]
+        all: bool,
+        /// The same options as setup; only --vip and --state-dir count.
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Show what is set up (one VIP with --vip).
+    Status(Opts),
+}
+
+#[derive(Debug, clap::Args)]
+struct Opts {
+    /// The virtual IP the director balances.
+    #[arg(long, value_name = "A.B.C.D", value_parser = parse_vip)]
+    vip: Option<Ipv4Addr>,
+    /// dr (-g, direct routing) or tun (-i, IP tunnelling).
+    #[arg(long, value_name = "dr|tun", value_parser = parse_mode)]
+    mode: Option<Mode>,
+    /// Tunnel encapsulation (--mode tun; default ipip).
+    #[arg(long, value_name = "ipip|gue", value_parser = parse_tun_type)]
+    tun_type: Option<TunType>,
+    /// GUE's UDP port (--tun-type gue).
+    #[arg(long, value_name = "N", value_parser = parse_tun_port)]
+    tun_port: Option<u16>,
+    /// The interface the director's packets arrive on.
+    #[arg(long, value_name = "IFACE", value_parser = parse_dev)]
+    dev: Option<String>,
+    /// How tunnelled packets are decapsulated.
+    #[arg(long, value_enum, default_value_t = DecapChoice::Auto)]
+    decap: DecapChoice,
+    /// Where the state files live.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR, value_parser = parse_state_dir)]
+    state_dir: PathBuf,
+}
+
+fn parse_vip(v: &str) -> Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not an IPv4 address"))?;
+    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(format!("{ip} cannot be a virtual IP"));
     }
-    let (sub, rest) = args.split_first().ok_or_else(|| usage("missing command"))?;
-    let action = match *sub {
-        "setup" => Action::Setup,
-        "teardown" => Action::Teardown,
-        "status" => Action::Status,
-        other => return Err(usage(format!("unknown command {other:?}"))),
+    Ok(ip)
+}
+
+fn parse_mode(v: &str) -> Result<Mode, String> {
+    match v {
+        "dr" | "route" | "g" => Ok(Mode::Dr),
+        "tun" | "tunnel" | "i" => Ok(Mode::Tun),
+        _ => Err(format!("expected dr or tun, got {v:?}")),
+    }
+}
+
+fn parse_tun_type(v: &str) -> Result<TunType, String> {
+    match v {
+        "ipip" => Ok(TunType::Ipip),
+        "gue" => Ok(TunType::Gue),
+        "gre" => Err("--tun-type gre is not supported (xvs tunnels with ipip or gue)".into()),
+        _ => Err(format!("expected ipip or gue, got {v:?}")),
+    }
+}
+
+fn parse_tun_port(v: &str) -> Result<u16, String> {
+    v.parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{v:?} is not a port 1..65535"))
+}
+
+fn parse_dev(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > 15 || v.contains(['/', ' ']) || v == "." || v == ".." {
+        return Err(format!("{v:?} is not an interface name"));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_state_dir(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err("empty path".into());
+    }
+    Ok(PathBuf::from(v))
+}
+
+/// Parses the arguments after the program name. Help and malformed
+/// command lines come back as [`Error::Cli`], which prints itself as clap
+/// does (and exits 0 for help, 2 otherwise).
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Cli, Error> {
+    let argv = std::iter::once("xvs-realserver").chain(args.iter().map(|s| s.as_ref()));
+    let parsed = Args::try_parse_from(argv).map_err(Error::Cli)?;
+    let (action, all, o) = match parsed.command {
+        Sub::Setup(o) => (Action::Setup, false, o),
+        Sub::Teardown { all, opts } => (Action::Teardown, all, opts),
+        Sub::Status(o) => (Action::Status, false, o),
     };
     let mut cli = Cli {
         action,
-        vip: None,
-        all: false,
-        mode: None,
-        tun_type: None,
-        tun_port: None,
-        dev: None,
-        decap: DecapChoice::Auto,
-        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        vip: o.vip,
+        all,
+        mode: o.mode,
+        tun_type: o.tun_type,
+        tun_port: o.tun_port,
+        dev: o.dev,
+        decap: o.decap,
+        state_dir: o.state_dir,
     };
-    let mut it = rest.iter();
-    while let Some(&arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
-            _ => (arg, None),
-        };
-        if flag == "--all" {
-            if inline.is_some() {
-                return Err(usage("--all takes no value"));
-            }
-            cli.all = true;
-            continue;
-        }
-        let mut value = || -> Result<&str, Error> {
-            match inline {
-                Some(v) => Ok(v),
-                None => it
-                    .next()
-                    .copied()
-                    .ok_or_else(|| usage(format!("{flag} needs a value"))),
-            }
-        };
-        match flag {
-            "--vip" => {
-                let v = value()?;
-                let ip: Ipv4Addr = v
-                    .parse()
-                    .map_err(|_| usage(format!("--vip: {v:?} is not an IPv4 address")))?;
-                if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast()
-                {
-                    return Err(usage(format!("--vip: {ip} cannot be a virtual IP")));
-                }
-                cli.vip = Some(ip);
-            }
-            "--mode" => {
-                cli.mode = Some(match value()? {
-                    "dr" | "route" | "g" => Mode::Dr,
-                    "tun" | "tunnel" | "i" => Mode::Tun,
-                    v => return Err(usage(format!("--mode: expected dr or tun, got {v:?}"))),
-                })
-            }
-            "--tun-type" => {
-                cli.tun_type = Some(match value()? {
-                    "ipip" => TunType::Ipip,
-                    "gue" => TunType::Gue,
-                    "gre" => {
-                        return Err(usage(
-                            "--tun-type gre is not supported (xvs tunnels with ipip or gue)",
-                        ))
-                    }
-                    v => {
-                        return Err(usage(format!(
-                            "--tun-type: expected ipip or gue, got {v:?}"
-                        )))
-                    }
-                })
-            }
-            "--tun-port" => {
-                let v = value()?;
-                let p: u16 =
-                    v.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
-                        usage(format!("--tun-port: {v:?} is not a port 1..65535"))
-                    })?;
-                cli.tun_port = Some(p);
-            }
-            "--dev" => {
-                let v = value()?;
-                if v.is_empty() || v.len() > 15 || v.contains(['/', ' ']) || v == "." || v == ".." {
-                    return Err(usage(format!("--dev: {v:?} is not an interface name")));
-                }
-                cli.dev = Some(v.to_string());
-            }
-            "--decap" => {
-                cli.decap = match value()? {
-                    "auto" => DecapChoice::Auto,
-                    "kernel" => DecapChoice::Kernel,
-                    "xdp" => DecapChoice::Xdp,
-                    v => {
-                        return Err(usage(format!(
-                            "--decap: expected auto, kernel or xdp, got {v:?}"
-                        )))
-                    }
-                }
-            }
-            "--state-dir" => {
-                let v = value()?;
-                if v.is_empty() {
-                    return Err(usage("--state-dir: empty path"));
-                }
-                cli.state_dir = PathBuf::from(v);
-            }
-            other => return Err(usage(format!("unknown option {other:?}"))),
-        }
-    }
     validate(&mut cli)?;
     Ok(cli)
 }
@@ -256,9 +258,6 @@ fn validate(cli: &mut Cli) -> Result<(), Error> {
     }
     match cli.action {
         Action::Setup => {
-            if cli.all {
-                return Err(usage("--all is only for teardown"));
-            }
             if cli.vip.is_none() {
                 return Err(usage("setup needs --vip"));
             }
@@ -271,11 +270,7 @@ fn validate(cli: &mut Cli) -> Result<(), Error> {
             (true, true) => return Err(usage("teardown takes --vip or --all, not both")),
             _ => {}
         },
-        Action::Status => {
-            if cli.all {
-                return Err(usage("--all is only for teardown"));
-            }
-        }
+        Action::Status => {}
     }
     Ok(())
 }
@@ -291,6 +286,7 @@ mod tests {
     fn err(s: &str) -> String {
         match p(s) {
             Err(Error::Usage(m)) => m,
+            Err(Error::Cli(e)) => e.to_string(),
             other => panic!("{s}: expected a usage error, got {other:?}"),
         }
     }
@@ -344,11 +340,11 @@ mod tests {
                 .contains("port")
         );
         assert!(err("setup --vip 198.51.100.10 --mode dr --dev a/b").contains("interface"));
-        assert!(err("setup --vip 198.51.100.10 --mode dr --all").contains("teardown"));
-        assert!(err("setup --vip 198.51.100.10 --mode dr --bogus").contains("unknown option"));
-        assert!(err("setup --vip").contains("needs a value"));
-        assert!(err("frobnicate").contains("unknown command"));
-        assert!(err("").contains("missing command"));
+        assert!(err("setup --vip 198.51.100.10 --mode dr --all").contains("'--all'"));
+        assert!(err("setup --vip 198.51.100.10 --mode dr --bogus").contains("unexpected argument"));
+        assert!(err("setup --vip").contains("a value is required"));
+        assert!(err("frobnicate").contains("unrecognized subcommand"));
+        assert!(err("").contains("Usage"));
     }
 
     #[test]
@@ -375,6 +371,9 @@ mod tests {
                 .octets()[3],
             10
         );
-        assert!(matches!(p("setup --help"), Err(Error::Help)));
+        match p("setup --help") {
+            Err(Error::Cli(e)) => assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp),
+            other => panic!("expected help, got {other:?}"),
+        }
     }
 }

@@ -27,9 +27,9 @@ use state::{State, Store};
 /// Errors of xvs-realserver.
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
-    /// `-h`/`--help` was asked for.
-    #[error("help requested")]
-    Help,
+    /// Help, or a command line clap refused; `exit()` prints it as clap does.
+    #[error("{0}")]
+    Cli(clap::Error),
     /// A malformed command line.
     #[error("{0}")]
     Usage(String),

@@ -1,4 +1,4 @@
-//! `xvs-realserver setup|teardown|status`: see `xvs_realserver::cli::USAGE`.
+//! `xvs-realserver setup|teardown|status` (`xvs-realserver --help`).
 
 use xvs_realserver::{cli, Error};
 
@@ -6,12 +6,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = match cli::parse(&args) {
         Ok(c) => c,
-        Err(Error::Help) => {
-            println!("{}", cli::USAGE);
-            return;
-        }
+        Err(Error::Cli(e)) => e.exit(),
         Err(e) => {
-            eprintln!("xvs-realserver: {e}\n{}", cli::USAGE);
+            eprintln!("xvs-realserver: {e}\n(xvs-realserver --help shows the options)");
             std::process::exit(2);
         }
     };
