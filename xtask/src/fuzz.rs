@@ -38,27 +38,27 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-stack-depth \
     --cfg fuzzing";
 
-pub(crate) fn cmd(args: &[String]) -> Result<()> {
-    let mut secs = 60;
-    let mut names = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--smoke" => secs = SMOKE_SECS,
-            "--time" => {
-                let v = it.next().context("--time needs a number of seconds")?;
-                secs = v
-                    .parse()
-                    .with_context(|| format!("--time: not a number of seconds: {v:?}"))?;
-            }
-            t if !t.starts_with('-') => names.push(t.to_string()),
-            other => bail!("fuzz: unknown option {other:?} (--smoke, --time SECS, TARGET...)"),
-        }
-    }
-    let targets: Vec<(&str, usize)> = if names.is_empty() {
+/// `cargo xtask fuzz` options.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct FuzzArgs {
+    /// 10 seconds per target, as `cargo xtask test` runs them.
+    #[arg(long, conflicts_with = "time")]
+    smoke: bool,
+    /// Seconds per target.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    time: u64,
+    /// Which targets (default: all).
+    #[arg(value_name = "TARGET")]
+    targets: Vec<String>,
+}
+
+/// `cargo xtask fuzz`.
+pub(crate) fn cmd(args: &FuzzArgs) -> Result<()> {
+    let secs = if args.smoke { SMOKE_SECS } else { args.time };
+    let targets: Vec<(&str, usize)> = if args.targets.is_empty() {
         TARGETS.to_vec()
     } else {
-        names
+        args.targets
             .iter()
             .map(|n| {
                 TARGETS

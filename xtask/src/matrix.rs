@@ -67,22 +67,11 @@ const E2E_SUBSET: [(&str, &[&str]); 4] = [
 ];
 
 /// `cargo xtask matrix [--kernel K]...`: every kernel when none is named.
-pub(crate) fn cmd(args: &[String]) -> Result<()> {
-    let mut kernels = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--kernel" => {
-                let v = it.next().context("--kernel needs a value")?;
-                kernels.push(Kernel::parse(v)?);
-            }
-            other => bail!("matrix: unknown option {other:?} (--kernel 5.10|6.1|6.12)"),
-        }
-    }
+pub(crate) fn cmd(kernels: &[Kernel]) -> Result<()> {
     if kernels.is_empty() {
-        kernels = Kernel::ALL.to_vec();
+        return run(&Kernel::ALL);
     }
-    run(&kernels)
+    run(kernels)
 }
 
 /// Builds the binaries and runs the matrix on `kernels`; fails when any

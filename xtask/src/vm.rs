@@ -33,7 +33,8 @@ use anyhow::{bail, Context, Result};
 pub(crate) use kernel::{ensure_kernel, Kernel, KernelTree};
 pub(crate) use qemu::AccelChoice;
 
-use cli::{Invocation, USAGE};
+use cli::Invocation;
+pub(crate) use cli::VmArgs;
 use script::shell_quote;
 
 /// Host packages the VM needs: qemu, busybox for the initramfs, kmod
@@ -80,12 +81,8 @@ impl Default for VmOpts {
 }
 
 /// `cargo xtask vm ARGS`; returns the exit status xtask should end with.
-pub(crate) fn cmd(args: &[String]) -> Result<i32> {
-    match cli::parse_args(args)? {
-        Invocation::Help => {
-            println!("{USAGE}");
-            Ok(0)
-        }
+pub(crate) fn cmd(args: VmArgs) -> Result<i32> {
+    match args.invocation()? {
         Invocation::Fetch(kernels) => {
             require_root()?;
             ensure_host_packages()?;

@@ -1,110 +1,102 @@
-//! The command line of `cargo xtask vm`.
+//! The command line of `cargo xtask vm` (clap), and what it asks for.
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::{AccelChoice, Kernel, VmOpts};
 
-/// `cargo xtask vm --help`.
-pub(crate) const USAGE: &str = "\
-usage: cargo xtask vm [--kernel 5.10|6.1|6.12] [--mem MiB] [--smp N] [--timeout SECS]
-                      [--accel auto|kvm|tcg] [-v] -- COMMAND [ARGS...]
-       cargo xtask vm --fetch [--kernel K ...]
+/// `cargo xtask vm` options.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub(crate) struct VmArgs {
+    /// Debian's kernel to boot: 5.10, 6.1 or 6.12 (or bullseye, bookworm,
+    /// trixie); with --fetch, may be given several times.
+    #[arg(long = "kernel", value_name = "K", value_parser = crate::kernel_arg)]
+    kernels: Vec<Kernel>,
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MiB", default_value_t = 3072,
+          value_parser = clap::value_parser!(u32).range(256..))]
+    mem: u32,
+    /// Guest vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    smp: u32,
+    /// The whole run, boot included; qemu is killed after it.
+    #[arg(long, value_name = "SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// auto: KVM only with vmx/svm and no kvm_pvm, else TCG.
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    accel: AccelChoice,
+    /// Print the qemu command line and the boot time.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Only download and unpack the kernels (all three without --kernel).
+    #[arg(long)]
+    fetch: bool,
+    /// The command to run in the guest (after `--`, or from the first word
+    /// that is no option).
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+const AFTER_HELP: &str = "\
 Boots Debian's stock kernel of that release (default 6.12) under qemu and runs
 COMMAND as root inside, with the host's root filesystem read-only under a tmpfs
 overlay (writes vanish at poweroff), in the current directory. COMMAND's stdout
-and stderr are streamed; xtask exits with its exit status. Defaults: --mem 3072
---smp 2 --timeout 1800 --accel auto (KVM only with vmx/svm and no kvm_pvm).
--v: print the qemu command line and the boot time. --fetch: only download and
-unpack the kernels (all three without --kernel) into /var/cache/xvs-vm
-($XVS_VM_CACHE overrides).";
+and stderr are streamed; xtask exits with its exit status. --fetch: only
+download and unpack the kernels into /var/cache/xvs-vm ($XVS_VM_CACHE
+overrides).";
 
 /// What `cargo xtask vm ARGS` asks for.
 #[derive(Debug, PartialEq)]
 pub(super) enum Invocation {
-    /// `-h`, `--help`.
-    Help,
     /// `--fetch`: only download these kernels.
     Fetch(Vec<Kernel>),
-    /// Run the command (the words after the options) in a VM.
+    /// Run the command in a VM.
     Run(VmOpts, Vec<String>),
 }
 
-/// Parse what follows `cargo xtask vm`. The command starts after `--` or
-/// at the first word that is no option.
-pub(super) fn parse_args(args: &[String]) -> Result<Invocation> {
-    let mut opts = VmOpts::default();
-    let mut kernels = Vec::new();
-    let mut fetch = false;
-    let mut command = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        i += 1;
-        if a == "--" {
-            command = Some(args[i..].to_vec());
-            break;
+impl VmArgs {
+    /// The checks clap cannot express: --fetch takes no command, a run
+    /// needs one and boots one kernel.
+    pub(super) fn invocation(self) -> Result<Invocation> {
+        let mut command = self.command;
+        // clap keeps a `--` that follows the first command word; a leading
+        // one only separates.
+        if command.first().map(String::as_str) == Some("--") {
+            command.remove(0);
         }
-        if !a.starts_with('-') {
-            command = Some(args[i - 1..].to_vec());
-            break;
-        }
-        let (name, inline) = match a.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (a, None),
-        };
-        let mut value = || -> Result<String> {
-            if let Some(v) = inline.clone() {
-                return Ok(v);
+        if self.fetch {
+            if !command.is_empty() {
+                bail!("--fetch takes no command");
             }
-            let v = args
-                .get(i)
-                .with_context(|| format!("{name} needs a value"))?;
-            i += 1;
-            Ok(v.clone())
+            let kernels = if self.kernels.is_empty() {
+                Kernel::ALL.to_vec()
+            } else {
+                self.kernels
+            };
+            return Ok(Invocation::Fetch(kernels));
+        }
+        if command.is_empty() {
+            bail!("no command to run in the VM (cargo xtask vm --help)");
+        }
+        let mut opts = VmOpts {
+            mem_mib: self.mem,
+            smp: self.smp,
+            timeout: Duration::from_secs(self.timeout),
+            accel: self.accel,
+            verbose: self.verbose,
+            ..VmOpts::default()
         };
-        match name {
-            "--kernel" => kernels.push(Kernel::parse(&value()?)?),
-            "--mem" => opts.mem_mib = number(name, &value()?, 256)?,
-            "--smp" => opts.smp = number(name, &value()?, 1)?,
-            "--timeout" => opts.timeout = Duration::from_secs(number(name, &value()?, 1)?.into()),
-            "--accel" => opts.accel = AccelChoice::parse(&value()?)?,
-            "--fetch" => fetch = true,
-            "-v" | "--verbose" => opts.verbose = true,
-            "-h" | "--help" => return Ok(Invocation::Help),
-            _ => bail!("unknown vm option {a:?}\n{USAGE}"),
+        match self.kernels.as_slice() {
+            [] => {}
+            [k] => opts.kernel = *k,
+            _ => bail!("one --kernel per run (only --fetch takes several)"),
         }
+        Ok(Invocation::Run(opts, command))
     }
-    if fetch {
-        if command.is_some() {
-            bail!("--fetch takes no command");
-        }
-        if kernels.is_empty() {
-            kernels = Kernel::ALL.to_vec();
-        }
-        return Ok(Invocation::Fetch(kernels));
-    }
-    let command = command.unwrap_or_default();
-    if command.is_empty() {
-        bail!("no command to run in the VM\n{USAGE}");
-    }
-    match kernels.as_slice() {
-        [] => {}
-        [k] => opts.kernel = *k,
-        _ => bail!("one --kernel per run (only --fetch takes several)"),
-    }
-    Ok(Invocation::Run(opts, command))
-}
-
-fn number(name: &str, v: &str, min: u32) -> Result<u32> {
-    let n: u32 = v
-        .parse()
-        .with_context(|| format!("{name} {v:?}: not a number"))?;
-    if n < min {
-        bail!("{name} {n}: at least {min}");
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
@@ -113,6 +105,18 @@ mod tests {
 
     fn args(s: &[&str]) -> Vec<String> {
         s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[derive(clap::Parser)]
+    struct T {
+        #[command(flatten)]
+        vm: VmArgs,
+    }
+
+    fn parse_args(s: &[String]) -> Result<Invocation> {
+        use clap::Parser;
+        let argv = std::iter::once("vm".to_string()).chain(s.iter().cloned());
+        T::try_parse_from(argv)?.vm.invocation()
     }
 
     fn run(s: &[&str]) -> (VmOpts, Vec<String>) {
@@ -173,7 +177,6 @@ mod tests {
             p(&["--fetch", "--kernel", "6.1", "--kernel", "5.10"]).unwrap(),
             Invocation::Fetch(vec![Kernel::V6_1, Kernel::V5_10])
         );
-        assert_eq!(p(&["-h"]).unwrap(), Invocation::Help);
         for bad in [
             &[][..],
             &["--"],

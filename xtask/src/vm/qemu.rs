@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 /// `--accel`: what the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum AccelChoice {
     /// KVM where it can run a stock kernel, TCG otherwise.
     Auto,
@@ -21,18 +21,6 @@ pub(crate) enum AccelChoice {
     Kvm,
     /// `-accel tcg,thread=multi -cpu max`.
     Tcg,
-}
-
-impl AccelChoice {
-    /// `auto`, `kvm` or `tcg`.
-    pub(crate) fn parse(s: &str) -> Result<AccelChoice> {
-        match s {
-            "auto" => Ok(AccelChoice::Auto),
-            "kvm" => Ok(AccelChoice::Kvm),
-            "tcg" => Ok(AccelChoice::Tcg),
-            _ => bail!("--accel {s:?}: available: auto, kvm, tcg"),
-        }
-    }
 }
 
 /// The accelerator qemu gets.
