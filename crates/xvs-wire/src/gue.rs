@@ -68,6 +68,30 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the version (2 bits).
+    pub fn set_version(&mut self, v: u8) {
+        let b = self.buffer.as_mut();
+        b[0] = (b[0] & 0x3f) | (v << 6);
+    }
+
+    /// Sets the C bit.
+    pub fn set_control(&mut self, c: bool) {
+        let b = self.buffer.as_mut();
+        b[0] = (b[0] & !0x20) | if c { 0x20 } else { 0 };
+    }
+
+    /// Sets protocol (data) or control type.
+    pub fn set_proto_ctype(&mut self, v: u8) {
+        self.buffer.as_mut()[1] = v;
+    }
+
+    /// Sets the flags.
+    pub fn set_flags(&mut self, v: u16) {
+        set_be16(self.buffer.as_mut(), 2, v);
+    }
+}
+
 /// A GUE data message header's meaning (xvs sends no options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GueRepr {
@@ -140,6 +164,13 @@ mod tests {
         let p = Packet::new_checked(&b[..]).unwrap();
         assert_eq!((p.header_len(), p.payload()), (12, &[0x45][..]));
         assert!(Packet::new_checked(&b[..11]).is_err());
+        let mut raw = [0u8, 4, 0, 0];
+        let mut p = Packet::new_checked(&mut raw[..]).unwrap();
+        p.set_version(1);
+        p.set_proto_ctype(41);
+        p.set_control(true);
+        p.set_flags(7);
+        assert_eq!(raw, [0x60, 41, 0, 7]);
         for first in [0x20, 0x40, 0x80] {
             let raw = [first, 4, 0, 0];
             let p = Packet::new_checked(&raw[..]).unwrap();

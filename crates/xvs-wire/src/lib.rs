@@ -50,6 +50,15 @@ pub enum Error {
 /// Result of the wire layer.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Source and destination port of a TCP or UDP header: its first 4
+/// bytes, all that an ICMP error is sure to quote after the IP header.
+pub fn ports(l4: &[u8]) -> Result<(u16, u16)> {
+    match l4 {
+        [a, b, c, d, ..] => Ok((u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))),
+        _ => Err(Error::Truncated),
+    }
+}
+
 /// `buf[range]`, or an empty slice where a setter has made a length field
 /// point past the buffer (views stay total after any setter).
 fn clamp(buf: &[u8], start: usize, end: usize) -> &[u8] {
@@ -96,6 +105,12 @@ fn every_prefix(bytes: &[u8], min: usize, parse_all: impl Fn(&[u8]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_of_a_quote() {
+        assert_eq!(ports(&[0x17, 0x70, 0, 80, 9]), Ok((6000, 80)));
+        assert_eq!(ports(&[0x17, 0x70, 0]), Err(Error::Truncated));
+    }
 
     /// Random bytes of every length through every view and parser:
     /// errors are fine, panics are not.
