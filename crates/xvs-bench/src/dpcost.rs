@@ -267,11 +267,7 @@ impl Runner {
     }
 
     fn ttl_out(&self, len: usize) -> u8 {
-        if len >= 34 {
-            self.out[22]
-        } else {
-            0
-        }
+        frames::ttl(self.out.get(..len).unwrap_or_default())
     }
 
     /// A call with `repeat` lo, then one with `repeat` hi, on fresh copies
