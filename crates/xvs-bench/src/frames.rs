@@ -78,6 +78,13 @@ pub fn ttl(frame: &[u8]) -> u8 {
         .unwrap_or(0)
 }
 
+/// Destination address and port of an Ethernet + IPv4 + TCP/UDP `frame`.
+pub fn destination(frame: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    Some((ip.dst_addr(), xvs_wire::ports(ip.payload()).ok()?.1))
+}
+
 /// Size of the UDP benchmark frames (Ethernet header included, FCS not).
 pub const UDP_FRAME: usize = 64;
 
@@ -157,6 +164,11 @@ mod tests {
         assert_eq!(ttl(&g), 255);
         assert!(ip(&g).verify_checksum());
         assert_eq!(ip(&g).payload(), ip(&f).payload());
+        assert_eq!(
+            destination(&f),
+            Some(("198.51.100.10".parse().unwrap(), 80))
+        );
+        assert_eq!(destination(&f[..37]), None);
     }
 
     #[test]
