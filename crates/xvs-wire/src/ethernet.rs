@@ -75,11 +75,10 @@ impl From<EtherType> for u16 {
     }
 }
 
-/// A checked view of an Ethernet II frame.
-#[derive(Debug, Clone)]
-pub struct Frame<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A checked view of an Ethernet II frame.
+    Frame
+);
 
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Wraps `buffer` after checking it holds the header.
@@ -88,11 +87,6 @@ impl<T: AsRef<[u8]>> Frame<T> {
             return Err(Error::Truncated);
         }
         Ok(Frame { buffer })
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Destination MAC.

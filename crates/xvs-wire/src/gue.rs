@@ -4,37 +4,30 @@
 //! hlen 5 bits in 4-byte words of options, proto/ctype, flags) followed
 //! by the inner packet (protocol 4: IPv4).
 
-use crate::{be16, clamp, set_be16, Error, IpProtocol, Result};
+use crate::{check_len, clamp, set_be16, Error, IpProtocol, Result};
 
 /// Length of the GUE header without options.
 pub const HEADER_LEN: usize = 4;
 
-/// A checked view of a GUE header and its payload (the UDP payload).
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A checked view of a GUE header and its payload (the UDP payload).
+    Packet
+);
+
+fields!(Packet {
+    /// Protocol of the payload (data messages) or control type.
+    proto_ctype, set_proto_ctype: u8 = 1;
+    /// Flags.
+    flags, set_flags: u16 = 2;
+});
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` after checking it holds the header and its options.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
         let p = Packet { buffer };
-        if p.header_len() > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        let n = p.b().len();
+        check_len(n, HEADER_LEN, || p.header_len(), "GUE header")?;
         Ok(p)
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
     }
 
     /// Version (2 bits; 0 here, 1 is "direct IP" in later drafts).
@@ -50,16 +43,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Header length with options, in bytes.
     pub fn header_len(&self) -> usize {
         HEADER_LEN + usize::from(self.b()[0] & 0x1f) * 4
-    }
-
-    /// Protocol of the payload (data messages) or control type.
-    pub fn proto_ctype(&self) -> u8 {
-        self.b()[1]
-    }
-
-    /// Flags.
-    pub fn flags(&self) -> u16 {
-        be16(self.b(), 2)
     }
 
     /// The inner packet.
@@ -79,16 +62,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_control(&mut self, c: bool) {
         let b = self.buffer.as_mut();
         b[0] = (b[0] & !0x20) | if c { 0x20 } else { 0 };
-    }
-
-    /// Sets protocol (data) or control type.
-    pub fn set_proto_ctype(&mut self, v: u8) {
-        self.buffer.as_mut()[1] = v;
-    }
-
-    /// Sets the flags.
-    pub fn set_flags(&mut self, v: u16) {
-        set_be16(self.buffer.as_mut(), 2, v);
     }
 }
 

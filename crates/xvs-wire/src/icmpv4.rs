@@ -1,7 +1,7 @@
 //! ICMPv4 messages: echo, and the errors that quote an IPv4 header and
 //! at least 8 bytes of what followed it.
 
-use crate::{be16, be32, checksum, clamp, set_be16, set_be32, Error, Ipv4Packet, Result};
+use crate::{checksum, clamp, Error, Ipv4Packet, Result};
 
 /// Length of the ICMP header (type, code, checksum, rest of header).
 pub const HEADER_LEN: usize = 8;
@@ -17,11 +17,28 @@ pub const TIME_EXCEEDED: u8 = 11;
 /// Destination-unreachable code: fragmentation needed and DF set.
 pub const FRAG_NEEDED: u8 = 4;
 
-/// A checked view of an ICMPv4 message (the IP payload).
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A checked view of an ICMPv4 message (the IP payload).
+    Packet
+);
+
+fields!(Packet {
+    /// Message type.
+    msg_type, set_msg_type: u8 = 0;
+    /// Code.
+    code, set_code: u8 = 1;
+    /// Checksum field.
+    checksum, set_checksum: u16 = 2;
+    /// Bytes 4..8: identifier and sequence of an echo, unused (or the
+    /// next-hop MTU in the low half) of an error.
+    rest_of_header, set_rest_of_header: u32 = 4;
+    /// Echo identifier.
+    echo_ident, set_echo_ident: u16 = 4;
+    /// Echo sequence number.
+    echo_seq_no, set_echo_seq_no: u16 = 6;
+    /// Next-hop MTU of a fragmentation-needed error (RFC 1191).
+    next_hop_mtu, set_next_hop_mtu: u16 = 6;
+});
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` after checking it holds the 8-byte header.
@@ -30,51 +47,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(Packet { buffer })
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    /// Message type.
-    pub fn msg_type(&self) -> u8 {
-        self.b()[0]
-    }
-
-    /// Code.
-    pub fn code(&self) -> u8 {
-        self.b()[1]
-    }
-
-    /// Checksum field.
-    pub fn checksum(&self) -> u16 {
-        be16(self.b(), 2)
-    }
-
-    /// Bytes 4..8: identifier and sequence of an echo, unused (or the
-    /// next-hop MTU in the low half) of an error.
-    pub fn rest_of_header(&self) -> u32 {
-        be32(self.b(), 4)
-    }
-
-    /// Echo identifier.
-    pub fn echo_ident(&self) -> u16 {
-        be16(self.b(), 4)
-    }
-
-    /// Echo sequence number.
-    pub fn echo_seq_no(&self) -> u16 {
-        be16(self.b(), 6)
-    }
-
-    /// Next-hop MTU of a fragmentation-needed error (RFC 1191).
-    pub fn next_hop_mtu(&self) -> u16 {
-        be16(self.b(), 6)
     }
 
     /// Everything after the header (echo data or the quoted packet).
@@ -94,23 +66,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets type and code.
-    pub fn set_type_code(&mut self, msg_type: u8, code: u8) {
-        let b = self.buffer.as_mut();
-        b[0] = msg_type;
-        b[1] = code;
-    }
-
-    /// Sets the checksum field as it is.
-    pub fn set_checksum(&mut self, v: u16) {
-        set_be16(self.buffer.as_mut(), 2, v);
-    }
-
-    /// Sets bytes 4..8.
-    pub fn set_rest_of_header(&mut self, v: u32) {
-        set_be32(self.buffer.as_mut(), 4, v);
-    }
-
     /// Computes and stores the checksum over the whole message.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
@@ -277,7 +232,8 @@ impl<'a> Icmpv4Repr<'a> {
         }
         buf[HEADER_LEN..].copy_from_slice(data);
         let mut p = Packet { buffer: buf };
-        p.set_type_code(msg_type, code);
+        p.set_msg_type(msg_type);
+        p.set_code(code);
         p.set_rest_of_header(rest);
         p.fill_checksum();
         Ok(())
@@ -295,6 +251,7 @@ impl<'a> Icmpv4Repr<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::be16;
     use crate::{IpProtocol, Ipv4Repr};
     use std::net::Ipv4Addr;
 

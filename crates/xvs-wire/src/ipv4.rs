@@ -1,7 +1,7 @@
 //! IPv4 headers (options, fragment fields, header checksum); IPIP is an
 //! IPv4 packet whose payload is another ([`IpProtocol::IpIp`]).
 
-use crate::{be16, checksum, clamp, clamp_mut, set_be16, Error, IpProtocol, Result};
+use crate::{check_len, checksum, clamp, clamp_mut, Error, IpProtocol, Result};
 use std::net::Ipv4Addr;
 
 /// Length of an IPv4 header without options.
@@ -13,11 +13,25 @@ const DF: u16 = 0x4000;
 const MF: u16 = 0x2000;
 const OFFSET: u16 = 0x1fff;
 
-/// A checked view of an IPv4 packet.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A checked view of an IPv4 packet.
+    Packet
+);
+
+fields!(Packet {
+    /// The TOS byte (DSCP and ECN).
+    tos, set_tos: u8 = 1;
+    /// Total length field.
+    total_len, set_total_len: u16 = 2;
+    /// Identification.
+    ident, set_ident: u16 = 4;
+    /// The flags and fragment offset as one 16-bit field.
+    frag_field, set_frag_field: u16 = 6;
+    /// Time to live.
+    ttl, set_ttl: u8 = 8;
+    /// Header checksum field (see [`Packet::fill_checksum`]).
+    checksum, set_checksum: u16 = 10;
+});
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` after checking that it holds the header its IHL
@@ -25,13 +39,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// length, e.g. Ethernet padding, are allowed and ignored).
     pub fn new_checked(buffer: T) -> Result<Self> {
         let p = Self::new_quoted(buffer)?;
-        let total = usize::from(p.total_len());
-        if total < p.header_len() {
-            return Err(Error::Malformed("IPv4 total length below header length"));
-        }
-        if total > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        let (n, total) = (p.b().len(), usize::from(p.total_len()));
+        check_len(
+            n,
+            p.header_len(),
+            || total,
+            "IPv4 total length below header length",
+        )?;
         Ok(p)
     }
 
@@ -39,27 +53,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// header must be there, the payload its total length announces need
     /// not be ([`Packet::payload`] then ends with the buffer).
     pub fn new_quoted(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
         let p = Packet { buffer };
-        if p.header_len() < HEADER_LEN {
-            return Err(Error::Malformed("IPv4 IHL below 5"));
-        }
-        if p.header_len() > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        let n = p.b().len();
+        check_len(n, HEADER_LEN, || p.header_len(), "IPv4 IHL below 5")?;
         Ok(p)
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
     }
 
     /// Version field (4 for IPv4).
@@ -70,26 +67,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Header length in bytes (IHL × 4).
     pub fn header_len(&self) -> usize {
         usize::from(self.b()[0] & 0x0f) * 4
-    }
-
-    /// The TOS byte (DSCP and ECN).
-    pub fn tos(&self) -> u8 {
-        self.b()[1]
-    }
-
-    /// Total length field.
-    pub fn total_len(&self) -> u16 {
-        be16(self.b(), 2)
-    }
-
-    /// Identification.
-    pub fn ident(&self) -> u16 {
-        be16(self.b(), 4)
-    }
-
-    /// The flags and fragment offset as one 16-bit field.
-    pub fn frag_field(&self) -> u16 {
-        be16(self.b(), 6)
     }
 
     /// Don't-fragment flag.
@@ -112,19 +89,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.more_frags() || self.frag_offset() != 0
     }
 
-    /// Time to live.
-    pub fn ttl(&self) -> u8 {
-        self.b()[8]
-    }
-
     /// Protocol of the payload.
     pub fn protocol(&self) -> IpProtocol {
         self.b()[9].into()
-    }
-
-    /// Header checksum field.
-    pub fn checksum(&self) -> u16 {
-        be16(self.b(), 10)
     }
 
     /// Source address.
@@ -162,48 +129,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    fn m(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-
     /// Sets version and IHL (`header_len` in bytes, a multiple of 4).
     pub fn set_version_and_header_len(&mut self, version: u8, header_len: usize) {
         self.m()[0] = (version << 4) | ((header_len / 4) as u8 & 0x0f);
     }
 
-    /// Sets the TOS byte.
-    pub fn set_tos(&mut self, v: u8) {
-        self.m()[1] = v;
-    }
-
-    /// Sets the total length field.
-    pub fn set_total_len(&mut self, v: u16) {
-        set_be16(self.m(), 2, v);
-    }
-
-    /// Sets the identification.
-    pub fn set_ident(&mut self, v: u16) {
-        set_be16(self.m(), 4, v);
-    }
-
-    /// Sets flags and fragment offset as one 16-bit field.
-    pub fn set_frag_field(&mut self, v: u16) {
-        set_be16(self.m(), 6, v);
-    }
-
-    /// Sets the TTL.
-    pub fn set_ttl(&mut self, v: u8) {
-        self.m()[8] = v;
-    }
-
     /// Sets the protocol.
     pub fn set_protocol(&mut self, p: IpProtocol) {
         self.m()[9] = p.into();
-    }
-
-    /// Sets the checksum field as it is (see [`Packet::fill_checksum`]).
-    pub fn set_checksum(&mut self, v: u16) {
-        set_be16(self.m(), 10, v);
     }
 
     /// Sets the source address.

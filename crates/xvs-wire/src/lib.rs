@@ -16,6 +16,9 @@
 //! [`checksum::pseudo_header`]) so that IPv6 needs a header module, not a
 //! second TCP/UDP.
 
+#[macro_use]
+mod view;
+
 pub mod checksum;
 pub mod ethernet;
 pub mod gue;
@@ -59,6 +62,29 @@ pub fn ports(l4: &[u8]) -> Result<(u16, u16)> {
     }
 }
 
+/// What `new_checked` checks of every header with a length field: the
+/// fixed part is in the buffer (only then is `announced` called), the
+/// announced length is at least the fixed part (else `below`) and no
+/// longer than the buffer.
+fn check_len(
+    buf_len: usize,
+    fixed: usize,
+    announced: impl FnOnce() -> usize,
+    below: &'static str,
+) -> Result<()> {
+    if buf_len < fixed {
+        return Err(Error::Truncated);
+    }
+    let n = announced();
+    if n < fixed {
+        return Err(Error::Malformed(below));
+    }
+    if n > buf_len {
+        return Err(Error::Truncated);
+    }
+    Ok(())
+}
+
 /// `buf[range]`, or an empty slice where a setter has made a length field
 /// point past the buffer (views stay total after any setter).
 fn clamp(buf: &[u8], start: usize, end: usize) -> &[u8] {
@@ -84,10 +110,6 @@ fn set_be16(buf: &mut [u8], at: usize, v: u16) {
 
 fn be32(buf: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
-}
-
-fn set_be32(buf: &mut [u8], at: usize, v: u32) {
-    buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
 
 /// Checks that every `parse` in `parse_all` of every prefix of `bytes`

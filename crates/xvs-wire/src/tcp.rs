@@ -2,8 +2,7 @@
 //! IP family.
 
 use crate::{
-    be16, be32, checksum, clamp, clamp_mut, set_be16, set_be32, Error, IpAddress, IpProtocol,
-    Result,
+    be16, be32, check_len, checksum, clamp, clamp_mut, Error, IpAddress, IpProtocol, Result,
 };
 use std::ops::{BitOr, BitOrAssign};
 
@@ -107,56 +106,36 @@ pub fn options(mut bytes: &[u8]) -> impl Iterator<Item = Result<TcpOption<'_>>> 
     })
 }
 
-/// A checked view of a TCP segment (the IP payload).
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A checked view of a TCP segment (the IP payload).
+    Packet
+);
+
+fields!(Packet {
+    /// Source port.
+    src_port, set_src_port: u16 = 0;
+    /// Destination port.
+    dst_port, set_dst_port: u16 = 2;
+    /// Sequence number.
+    seq_number, set_seq_number: u32 = 4;
+    /// Acknowledgement number.
+    ack_number, set_ack_number: u32 = 8;
+    /// Window.
+    window_len, set_window_len: u16 = 14;
+    /// Checksum field.
+    checksum, set_checksum: u16 = 16;
+    /// Urgent pointer.
+    urgent_at, set_urgent_at: u16 = 18;
+});
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` after checking it holds the header its data offset
     /// says.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
         let p = Packet { buffer };
-        if p.header_len() < HEADER_LEN {
-            return Err(Error::Malformed("TCP data offset below 5"));
-        }
-        if p.header_len() > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        let n = p.b().len();
+        check_len(n, HEADER_LEN, || p.header_len(), "TCP data offset below 5")?;
         Ok(p)
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    /// Source port.
-    pub fn src_port(&self) -> u16 {
-        be16(self.b(), 0)
-    }
-
-    /// Destination port.
-    pub fn dst_port(&self) -> u16 {
-        be16(self.b(), 2)
-    }
-
-    /// Sequence number.
-    pub fn seq_number(&self) -> u32 {
-        be32(self.b(), 4)
-    }
-
-    /// Acknowledgement number.
-    pub fn ack_number(&self) -> u32 {
-        be32(self.b(), 8)
     }
 
     /// Header length in bytes (data offset × 4).
@@ -167,21 +146,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The flag byte.
     pub fn flags(&self) -> TcpFlags {
         TcpFlags(self.b()[13])
-    }
-
-    /// Window.
-    pub fn window_len(&self) -> u16 {
-        be16(self.b(), 14)
-    }
-
-    /// Checksum field.
-    pub fn checksum(&self) -> u16 {
-        be16(self.b(), 16)
-    }
-
-    /// Urgent pointer.
-    pub fn urgent_at(&self) -> u16 {
-        be16(self.b(), 18)
     }
 
     /// Options bytes.
@@ -207,30 +171,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    fn m(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-
-    /// Sets the source port.
-    pub fn set_src_port(&mut self, v: u16) {
-        set_be16(self.m(), 0, v);
-    }
-
-    /// Sets the destination port.
-    pub fn set_dst_port(&mut self, v: u16) {
-        set_be16(self.m(), 2, v);
-    }
-
-    /// Sets the sequence number.
-    pub fn set_seq_number(&mut self, v: u32) {
-        set_be32(self.m(), 4, v);
-    }
-
-    /// Sets the acknowledgement number.
-    pub fn set_ack_number(&mut self, v: u32) {
-        set_be32(self.m(), 8, v);
-    }
-
     /// Sets the data offset from a header length in bytes.
     pub fn set_header_len(&mut self, len: usize) {
         self.m()[12] = ((len / 4) as u8 & 0x0f) << 4;
@@ -239,21 +179,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the flag byte.
     pub fn set_flags(&mut self, f: TcpFlags) {
         self.m()[13] = f.0;
-    }
-
-    /// Sets the window.
-    pub fn set_window_len(&mut self, v: u16) {
-        set_be16(self.m(), 14, v);
-    }
-
-    /// Sets the checksum field as it is.
-    pub fn set_checksum(&mut self, v: u16) {
-        set_be16(self.m(), 16, v);
-    }
-
-    /// Sets the urgent pointer.
-    pub fn set_urgent_at(&mut self, v: u16) {
-        set_be16(self.m(), 18, v);
     }
 
     /// Options bytes, writable.

@@ -1,64 +1,36 @@
 //! UDP datagrams: checksum over a pseudo-header of either family, where
 //! zero means "none" (IPv4) and a computed zero is sent as 0xffff.
 
-use crate::{be16, checksum, clamp, clamp_mut, set_be16, Error, IpAddress, IpProtocol, Result};
+use crate::{check_len, checksum, clamp, clamp_mut, Error, IpAddress, IpProtocol, Result};
 
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 
-/// A checked view of a UDP datagram.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A checked view of a UDP datagram.
+    Packet
+);
+
+fields!(Packet {
+    /// Source port.
+    src_port, set_src_port: u16 = 0;
+    /// Destination port.
+    dst_port, set_dst_port: u16 = 2;
+    /// Length field (header included).
+    #[allow(clippy::len_without_is_empty)]
+    len, set_len: u16 = 4;
+    /// Checksum field (0: none).
+    checksum, set_checksum: u16 = 6;
+});
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` after checking that it holds the header and the
     /// length the header says (bytes past it are ignored).
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let n = buffer.as_ref().len();
-        if n < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
         let p = Packet { buffer };
-        let len = usize::from(p.len());
-        if len < HEADER_LEN {
-            return Err(Error::Malformed("UDP length below 8"));
-        }
-        if len > n {
-            return Err(Error::Truncated);
-        }
+        let n = p.b().len();
+        check_len(n, HEADER_LEN, || usize::from(p.len()), "UDP length below 8")?;
         Ok(p)
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    /// Source port.
-    pub fn src_port(&self) -> u16 {
-        be16(self.b(), 0)
-    }
-
-    /// Destination port.
-    pub fn dst_port(&self) -> u16 {
-        be16(self.b(), 2)
-    }
-
-    /// Length field (header included).
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> u16 {
-        be16(self.b(), 4)
-    }
-
-    /// Checksum field (0: none).
-    pub fn checksum(&self) -> u16 {
-        be16(self.b(), 6)
     }
 
     /// The datagram as the length field bounds it.
@@ -86,30 +58,6 @@ fn sum(datagram: &[u8], src: &IpAddress, dst: &IpAddress) -> u16 {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    fn m(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-
-    /// Sets the source port.
-    pub fn set_src_port(&mut self, v: u16) {
-        set_be16(self.m(), 0, v);
-    }
-
-    /// Sets the destination port.
-    pub fn set_dst_port(&mut self, v: u16) {
-        set_be16(self.m(), 2, v);
-    }
-
-    /// Sets the length field.
-    pub fn set_len(&mut self, v: u16) {
-        set_be16(self.m(), 4, v);
-    }
-
-    /// Sets the checksum field as it is.
-    pub fn set_checksum(&mut self, v: u16) {
-        set_be16(self.m(), 6, v);
-    }
-
     /// Payload (up to the length field), writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
@@ -202,6 +150,7 @@ impl UdpRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{be16, set_be16};
     use std::net::Ipv4Addr;
 
     fn addrs() -> (IpAddress, IpAddress) {
@@ -211,12 +160,17 @@ mod tests {
         )
     }
 
+    const PORTS_1_2: UdpRepr = UdpRepr {
+        src_port: 1,
+        dst_port: 2,
+    };
+
     #[test]
     fn round_trip_both_checksum_modes() {
         let (s, d) = addrs();
         let r = UdpRepr {
             src_port: 5000,
-            dst_port: 53,
+            ..PORTS_1_2
         };
         for (mode, odd) in [
             (UdpChecksum::Compute, &b"ping!"[..]),
@@ -236,10 +190,7 @@ mod tests {
     #[test]
     fn computed_zero_is_sent_as_ffff() {
         let (s, d) = addrs();
-        let r = UdpRepr {
-            src_port: 1,
-            dst_port: 2,
-        };
+        let r = PORTS_1_2;
         // Find a 2-byte payload whose checksum computes to zero.
         let hit = (0..=u16::MAX)
             .map(|v| {
@@ -255,12 +206,9 @@ mod tests {
     #[test]
     fn length_field_is_checked() {
         let (s, d) = addrs();
-        let mut b = UdpRepr {
-            src_port: 1,
-            dst_port: 2,
-        }
-        .to_vec(b"abc", &s, &d, UdpChecksum::Compute)
-        .unwrap();
+        let mut b = PORTS_1_2
+            .to_vec(b"abc", &s, &d, UdpChecksum::Compute)
+            .unwrap();
         b.push(0xee); // trailing bytes past the length are ignored
         assert!(Packet::new_checked(&b[..]).unwrap().verify_checksum(&s, &d));
         set_be16(&mut b, 4, 7);
