@@ -267,11 +267,7 @@ impl Runner {
     }
 
     fn ttl_out(&self, len: usize) -> u8 {
-        if len >= 34 {
-            self.out[22]
-        } else {
-            0
-        }
+        frames::ttl(self.out.get(..len).unwrap_or_default())
     }
 
     /// A call with `repeat` lo, then one with `repeat` hi, on fresh copies
@@ -452,9 +448,7 @@ pub fn main(args: &[String]) -> Result<()> {
         for &p in &ports {
             let f = frames::tcp(mac0, peer, client, vip, p, NAT_PORT, TCP_SYN, 1);
             let len = r.run(&f, eth0, 1, &mut acc)?;
-            if len >= 38 {
-                let rs = Ipv4Addr::new(r.out[30], r.out[31], r.out[32], r.out[33]);
-                let rport = u16::from_be_bytes([r.out[36], r.out[37]]);
+            if let Some((rs, rport)) = frames::destination(r.out.get(..len).unwrap_or_default()) {
                 backends.push((p, rs, rport));
             }
         }

@@ -2,58 +2,35 @@
 //! `trafgen` configuration of the UDP workloads.
 
 use std::net::Ipv4Addr;
+use xvs_wire::{
+    ethernet, ipv4, udp, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
+    Ipv4Packet, Ipv4Repr, TcpFlags, TcpRepr, UdpChecksum, UdpRepr,
+};
 
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_ACK: u8 = 0x10;
 
 /// Parse `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let v: Vec<u8> = s
-        .trim()
-        .split(':')
-        .filter_map(|x| u8::from_str_radix(x, 16).ok())
-        .collect();
-    v.try_into().ok()
+    s.parse::<EthernetAddress>().ok().map(|m| m.0)
 }
 
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+/// Ethernet (IPv4) + IPv4 header (DF, `ttl`) around `l4`.
+fn ipv4_frame(dst_mac: [u8; 6], src_mac: [u8; 6], ip: Ipv4Repr<'_>, l4: &[u8]) -> Vec<u8> {
+    let packet = ip.to_vec(l4).expect("a 20-byte header and a short payload");
+    EthernetRepr {
+        src_addr: EthernetAddress(src_mac),
+        dst_addr: EthernetAddress(dst_mac),
+        ethertype: EtherType::Ipv4,
     }
-    !(sum as u16)
+    .to_vec(&packet)
 }
 
-fn sum16(data: &[u8]) -> u32 {
-    data.chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum()
-}
-
-/// Internet checksum (RFC 1071) of `data`.
-pub fn csum(data: &[u8]) -> u16 {
-    fold(sum16(data))
-}
-
-fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4_len: usize, ttl: u8) -> [u8; 20] {
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-    ip[6] = 0x40; // DF
-    ip[8] = ttl;
-    ip[9] = proto;
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-    let c = csum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    ip
-}
-
-fn ether(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(64);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f
+fn ipv4_repr(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol) -> Ipv4Repr<'static> {
+    Ipv4Repr {
+        dont_frag: true,
+        ..Ipv4Repr::new(src, dst, proto, 64)
+    }
 }
 
 /// A 54-byte TCP segment without payload.
@@ -68,38 +45,44 @@ pub fn tcp(
     flags: u8,
     seq: u32,
 ) -> Vec<u8> {
-    let mut t = [0u8; 20];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[4..8].copy_from_slice(&seq.to_be_bytes());
-    if flags & TCP_ACK != 0 {
-        t[8..12].copy_from_slice(&1u32.to_be_bytes());
+    let flags = TcpFlags(flags);
+    let seg = TcpRepr {
+        seq_number: seq,
+        ack_number: u32::from(flags.contains(TcpFlags::ACK)),
+        window_len: 64240,
+        ..TcpRepr::new(sport, dport, flags)
     }
-    t[12] = 5 << 4;
-    t[13] = flags;
-    t[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    let mut pseudo = Vec::with_capacity(32);
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 6, 0, 20]);
-    pseudo.extend_from_slice(&t);
-    let c = csum(&pseudo);
-    t[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut f = ether(dst_mac, src_mac);
-    f.extend_from_slice(&ipv4_header(src, dst, 6, 20, 64));
-    f.extend_from_slice(&t);
-    f
+    .to_vec(&[], &src.into(), &dst.into())
+    .expect("a 20-byte header");
+    ipv4_frame(dst_mac, src_mac, ipv4_repr(src, dst, IpProtocol::Tcp), &seg)
 }
 
 /// Set the IPv4 TTL of an Ethernet + IPv4 `frame` (as [`tcp`] builds it)
 /// and recompute the header checksum (the TCP/UDP checksum does not cover
-/// the TTL).
+/// the TTL). Frames that are not Ethernet + IPv4 are left as they are.
 pub fn set_ttl(frame: &mut [u8], ttl: u8) {
-    let ihl = usize::from(frame[14] & 0x0f) * 4;
-    frame[22] = ttl;
-    frame[24..26].fill(0);
-    let c = csum(&frame[14..14 + ihl]);
-    frame[24..26].copy_from_slice(&c.to_be_bytes());
+    let Ok(mut eth) = EthernetFrame::new_checked(frame) else {
+        return;
+    };
+    if let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) {
+        ip.set_ttl(ttl);
+        ip.fill_checksum();
+    }
+}
+
+/// The TTL of an Ethernet + IPv4 `frame`, 0 when it is none.
+pub fn ttl(frame: &[u8]) -> u8 {
+    EthernetFrame::new_checked(frame)
+        .ok()
+        .and_then(|e| Some(Ipv4Packet::new_quoted(e.payload()).ok()?.ttl()))
+        .unwrap_or(0)
+}
+
+/// Destination address and port of an Ethernet + IPv4 + TCP/UDP `frame`.
+pub fn destination(frame: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    Some((ip.dst_addr(), xvs_wire::ports(ip.payload()).ok()?.1))
 }
 
 /// Size of the UDP benchmark frames (Ethernet header included, FCS not).
@@ -118,21 +101,37 @@ pub fn trafgen_udp(
     dport: u16,
     many: bool,
 ) -> String {
-    let payload = UDP_FRAME - 14 - 20 - 8;
-    let mut f = ether(dst_mac, src_mac);
-    f.extend_from_slice(&ipv4_header(src, dst, 17, 8 + payload, 64));
-    let mut items: Vec<String> = f.iter().map(|b| format!("0x{b:02x}")).collect();
+    let payload = UDP_FRAME - ethernet::HEADER_LEN - ipv4::HEADER_LEN - udp::HEADER_LEN;
+    let dgram = UdpRepr {
+        src_port: 40000,
+        dst_port: dport,
+    }
+    .to_vec(
+        &vec![0x41; payload],
+        &src.into(),
+        &dst.into(),
+        UdpChecksum::Zero,
+    )
+    .expect("a short datagram");
+    let f = ipv4_frame(
+        dst_mac,
+        src_mac,
+        ipv4_repr(src, dst, IpProtocol::Udp),
+        &dgram,
+    );
+    // trafgen lists the bytes up to the UDP source port, then the port
+    // (walking or fixed), then the rest of the UDP header, then the fill.
+    let hex = |b: &[u8]| b.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>();
+    let sport_at = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+    let data_at = sport_at + udp::HEADER_LEN;
+    let mut items = hex(&f[..sport_at]);
     if many {
         items.push("dinc(4, 130)".into());
         items.push("dinc(0, 255)".into());
     } else {
-        items.extend(40000u16.to_be_bytes().iter().map(|b| format!("0x{b:02x}")));
+        items.extend(hex(&f[sport_at..sport_at + 2]));
     }
-    let mut udp = Vec::new();
-    udp.extend_from_slice(&dport.to_be_bytes());
-    udp.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    items.extend(udp.iter().map(|b| format!("0x{b:02x}")));
+    items.extend(hex(&f[sport_at + 2..data_at]));
     items.push(format!("fill(0x41, {payload})"));
     format!("{{ {} }}\n", items.join(", "))
 }
@@ -140,6 +139,7 @@ pub fn trafgen_udp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xvs_wire::TcpPacket;
 
     #[test]
     fn checksums_verify() {
@@ -154,16 +154,21 @@ mod tests {
             7,
         );
         assert_eq!(f.len(), 54);
-        assert_eq!(csum(&f[14..34]), 0);
-        let mut pseudo = f[26..34].to_vec();
-        pseudo.extend_from_slice(&[0, 6, 0, 20]);
-        pseudo.extend_from_slice(&f[34..]);
-        assert_eq!(csum(&pseudo), 0);
+        let ip = |f: &[u8]| Ipv4Packet::new_checked(f[14..].to_vec()).unwrap();
+        assert!(ip(&f).verify_checksum());
+        let (s, d) = (ip(&f).src_addr().into(), ip(&f).dst_addr().into());
+        let seg = TcpPacket::new_checked(ip(&f).payload().to_vec()).unwrap();
+        assert!(seg.verify_checksum(&s, &d));
         let mut g = f.clone();
         set_ttl(&mut g, 255);
-        assert_eq!(g[22], 255);
-        assert_eq!(csum(&g[14..34]), 0);
-        assert_eq!(g[34..], f[34..]);
+        assert_eq!(ttl(&g), 255);
+        assert!(ip(&g).verify_checksum());
+        assert_eq!(ip(&g).payload(), ip(&f).payload());
+        assert_eq!(
+            destination(&f),
+            Some(("198.51.100.10".parse().unwrap(), 80))
+        );
+        assert_eq!(destination(&f[..37]), None);
     }
 
     #[test]

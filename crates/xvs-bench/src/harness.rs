@@ -1746,23 +1746,7 @@ fn xvsd_counters(sock: &str) -> Result<BTreeMap<String, u64>> {
     s.write_all(b"{\"op\":\"info\"}\n")?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
-    let list = line
-        .split("\"counters\":[")
-        .nth(1)
-        .context("no counters in info")?;
-    let list = list.split("]]").next().unwrap_or("");
-    let mut out = BTreeMap::new();
-    for item in list
-        .split("],")
-        .map(|i| i.trim_matches(|c| "[]}\n".contains(c)))
-    {
-        if let Some((k, v)) = item.split_once(',') {
-            if let Ok(v) = v.trim_matches(']').parse() {
-                out.insert(k.trim_matches('"').to_string(), v);
-            }
-        }
-    }
-    Ok(out)
+    xvs_testbed::harness::parse_counters(&line).context("no counters in info")
 }
 
 #[cfg(test)]

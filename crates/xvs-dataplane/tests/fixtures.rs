@@ -15,6 +15,11 @@ use xvs_core::model::{
 };
 use xvs_dataplane::decap::{self, DecapConfig};
 use xvs_dataplane::{features, AttachMode, Dataplane, Error, Options, SvcSched};
+use xvs_wire::{
+    ethernet, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, GuePacket, GueRepr,
+    Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr,
+    UdpChecksum, UdpPacket, UdpRepr,
+};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -38,40 +43,8 @@ const RPORT: u16 = 8080;
 
 // ---------------------------------------------------------------- frames
 
-fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        sum += w as u32;
-    }
-    sum
-}
-
-fn csum_fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Full Internet checksum of `data` (0 when data carries a valid checksum).
-fn csum(data: &[u8]) -> u16 {
-    csum_fold(csum_add(0, data))
-}
-
-fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: usize) -> u32 {
-    let mut p = Vec::new();
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(&[0, proto]);
-    p.extend_from_slice(&(len as u16).to_be_bytes());
-    csum_add(0, &p)
-}
-
-/// IPv4 header (+options) + payload, correct header checksum.
+/// IPv4 header (+options) + payload through xvs-wire: id 0x1234, TOS 0,
+/// `frag` the flags/fragment-offset word, correct header checksum.
 fn ipv4(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -81,24 +54,19 @@ fn ipv4(
     frag: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    assert_eq!(opts.len() % 4, 0);
-    let ihl = 20 + opts.len();
-    let mut h = vec![0u8; ihl];
-    h[0] = 0x40 | (ihl / 4) as u8;
-    h[2..4].copy_from_slice(&((ihl + payload.len()) as u16).to_be_bytes());
-    h[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
-    h[6..8].copy_from_slice(&frag.to_be_bytes());
-    h[8] = ttl;
-    h[9] = proto;
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    h[20..].copy_from_slice(opts);
-    let c = csum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
+    Ipv4Repr {
+        ident: 0x1234,
+        dont_frag: frag & 0x4000 != 0,
+        more_frags: frag & 0x2000 != 0,
+        frag_offset: frag & 0x1fff,
+        options: opts,
+        ..Ipv4Repr::new(src, dst, proto.into(), ttl)
+    }
+    .to_vec(payload)
+    .expect("IPv4 packet")
 }
 
+/// TCP segment: seq 1000, window 65535, correct checksum.
 fn tcp_seg(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -107,17 +75,13 @@ fn tcp_seg(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut t = vec![0u8; 20];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[4..8].copy_from_slice(&1000u32.to_be_bytes());
-    t[12] = 5 << 4;
-    t[13] = flags;
-    t[14..16].copy_from_slice(&65535u16.to_be_bytes());
-    t.extend_from_slice(payload);
-    let c = csum_fold(csum_add(pseudo(src, dst, TCP, t.len()), &t));
-    t[16..18].copy_from_slice(&c.to_be_bytes());
-    t
+    TcpRepr {
+        seq_number: 1000,
+        window_len: 65535,
+        ..TcpRepr::new(sport, dport, TcpFlags(flags))
+    }
+    .to_vec(payload, &src.into(), &dst.into())
+    .expect("TCP segment")
 }
 
 fn udp_dgram(
@@ -128,25 +92,27 @@ fn udp_dgram(
     payload: &[u8],
     with_csum: bool,
 ) -> Vec<u8> {
-    let mut u = vec![0u8; 8];
-    u[0..2].copy_from_slice(&sport.to_be_bytes());
-    u[2..4].copy_from_slice(&dport.to_be_bytes());
-    u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(payload);
-    if with_csum {
-        let mut c = csum_fold(csum_add(pseudo(src, dst, UDP, u.len()), &u));
-        if c == 0 {
-            c = 0xffff;
-        }
-        u[6..8].copy_from_slice(&c.to_be_bytes());
+    let csum = if with_csum {
+        UdpChecksum::Compute
+    } else {
+        UdpChecksum::Zero
+    };
+    UdpRepr {
+        src_port: sport,
+        dst_port: dport,
     }
-    u
+    .to_vec(payload, &src.into(), &dst.into(), csum)
+    .expect("UDP datagram")
 }
 
+/// Ethernet header (02:..:02 -> 02:..:01, IPv4) + `ip`.
 fn eth(ip: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
-    f.extend_from_slice(ip);
-    f
+    EthernetRepr {
+        src_addr: EthernetAddress([0x02, 0, 0, 0, 0, 0x02]),
+        dst_addr: EthernetAddress([0x02, 0, 0, 0, 0, 0x01]),
+        ethertype: EtherType::Ipv4,
+    }
+    .to_vec(ip)
 }
 
 fn tcp_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
@@ -173,53 +139,80 @@ fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, with_csum: bo
     ))
 }
 
-/// Parsed view of an output frame.
+/// Parsed view of an output frame (Ethernet + IPv4) through xvs-wire.
 struct Pkt<'a>(&'a [u8]);
 
-impl Pkt<'_> {
-    fn ip(&self) -> &[u8] {
-        &self.0[14..]
+impl<'a> Pkt<'a> {
+    fn eth(&self) -> EthernetFrame<&'a [u8]> {
+        EthernetFrame::new_checked(self.0).expect("Ethernet frame")
+    }
+    /// The IPv4 packet (what follows the Ethernet header).
+    fn l3(&self) -> &'a [u8] {
+        let b: &'a [u8] = self.0;
+        b.get(ethernet::HEADER_LEN..).expect("Ethernet frame")
+    }
+    fn ip(&self) -> Ipv4Packet<&'a [u8]> {
+        Ipv4Packet::new_checked(self.l3()).expect("IPv4 packet")
+    }
+    fn dst_mac(&self) -> [u8; 6] {
+        self.eth().dst_addr().0
+    }
+    fn src_mac(&self) -> [u8; 6] {
+        self.eth().src_addr().0
     }
     fn ihl(&self) -> usize {
-        ((self.ip()[0] & 0xf) * 4) as usize
+        self.ip().header_len()
     }
     fn tot_len(&self) -> usize {
-        u16::from_be_bytes([self.ip()[2], self.ip()[3]]) as usize
+        self.ip().total_len().into()
+    }
+    fn proto(&self) -> u8 {
+        self.ip().protocol().into()
     }
     fn saddr(&self) -> Ipv4Addr {
-        let i = self.ip();
-        Ipv4Addr::new(i[12], i[13], i[14], i[15])
+        self.ip().src_addr()
     }
     fn daddr(&self) -> Ipv4Addr {
-        let i = self.ip();
-        Ipv4Addr::new(i[16], i[17], i[18], i[19])
+        self.ip().dst_addr()
     }
     fn ttl(&self) -> u8 {
-        self.ip()[8]
+        self.ip().ttl()
     }
-    fn l4(&self) -> &[u8] {
-        &self.ip()[self.ihl()..self.tot_len()]
+    fn l4(&self) -> &'a [u8] {
+        let l3 = self.l3();
+        let ip = Ipv4Packet::new_checked(l3).expect("IPv4 packet");
+        l3.get(ip.header_len()..ip.total_len().into())
+            .expect("IPv4 payload")
     }
     fn sport(&self) -> u16 {
-        u16::from_be_bytes([self.l4()[0], self.l4()[1]])
+        xvs_wire::ports(self.l4()).expect("ports").0
     }
     fn dport(&self) -> u16 {
-        u16::from_be_bytes([self.l4()[2], self.l4()[3]])
+        xvs_wire::ports(self.l4()).expect("ports").1
+    }
+    /// The UDP checksum field.
+    fn udp_csum(&self) -> u16 {
+        UdpPacket::new_checked(self.l4()).expect("UDP").checksum()
+    }
+    /// The ICMP message.
+    fn icmp(&self) -> Icmpv4Packet<&'a [u8]> {
+        Icmpv4Packet::new_checked(self.l4()).expect("ICMP")
     }
     fn ip_csum_ok(&self) -> bool {
-        csum(&self.ip()[..self.ihl()]) == 0
+        self.ip().verify_checksum()
     }
-    /// Recomputes the full L4 checksum (TCP, or UDP unless zero).
+    /// Verifies the full L4 checksum (TCP, or UDP unless zero).
     fn l4_csum_ok(&self) -> bool {
-        let proto = self.ip()[9];
-        let l4 = self.l4();
-        if proto == UDP && l4[6] == 0 && l4[7] == 0 {
-            return true;
+        let (s, d) = (self.saddr().into(), self.daddr().into());
+        match self.ip().protocol() {
+            IpProtocol::Tcp => {
+                TcpPacket::new_checked(self.l4()).is_ok_and(|t| t.verify_checksum(&s, &d))
+            }
+            IpProtocol::Udp => {
+                UdpPacket::new_checked(self.l4()).is_ok_and(|u| u.verify_checksum(&s, &d))
+            }
+            _ => false,
         }
-        csum_fold(csum_add(
-            pseudo(self.saddr(), self.daddr(), proto, l4.len()),
-            l4,
-        )) == 0
     }
 }
 
@@ -312,8 +305,12 @@ fn setup(o: Options, proto: Protocol, ring: &[u32]) -> Dataplane {
 /// decisions need it and are skipped, with the reason, where it cannot.
 /// The e2e tests cover those paths with real traffic on every kernel.
 fn ingress_runs(dp: &Dataplane) -> bool {
-    let mut arp = vec![0u8; 60];
-    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let arp = EthernetRepr {
+        src_addr: EthernetAddress::default(),
+        dst_addr: EthernetAddress::default(),
+        ethertype: EtherType::Arp,
+    }
+    .to_vec(&[0u8; 46]);
     match dp.test_run(&arp, Some(1)) {
         Err(Error::Unsupported(why)) => {
             eprintln!("skipped: {why}");
@@ -354,7 +351,10 @@ fn tcp_syn_is_dnated_and_reply_snated() {
     assert_eq!((p.daddr(), p.dport()), (RS0, RPORT));
     assert!(p.ip_csum_ok() && p.l4_csum_ok());
     assert_eq!(p.ttl(), 64, "TTL is left to the kernel when it forwards");
-    assert_eq!(&out[..14], &syn[..14]);
+    assert_eq!(
+        EthernetRepr::parse(&Pkt(&out).eth()),
+        EthernetRepr::parse(&Pkt(&syn).eth())
+    );
 
     let conns = dp.conns().unwrap();
     assert_eq!(conns.len(), 1);
@@ -682,7 +682,7 @@ fn udp_both_ways_including_zero_checksum() {
     let p = Pkt(&out);
     assert_eq!((p.daddr(), p.dport()), (RS0, RPORT));
     assert!(p.ip_csum_ok() && p.l4_csum_ok());
-    assert_ne!(&p.l4()[6..8], &[0, 0]);
+    assert_ne!(p.udp_csum(), 0);
     assert_eq!(state_of(&dp, 5353), ConnState::Udp);
     assert_eq!(dp.dest_conns(0).unwrap(), (0, 1));
 
@@ -700,13 +700,13 @@ fn udp_both_ways_including_zero_checksum() {
     let (_, out) = run(&dp, &f);
     let p = Pkt(&out);
     assert_eq!((p.daddr(), p.dport()), (RS0, RPORT));
-    assert_eq!(&p.l4()[6..8], &[0, 0]);
+    assert_eq!(p.udp_csum(), 0);
     assert!(p.ip_csum_ok());
     let r = udp_frame(RS0, CLIENT, RPORT, 5354, false);
     let (_, out) = run(&dp, &r);
     let p = Pkt(&out);
     assert_eq!((p.saddr(), p.sport()), (VIP, VPORT));
-    assert_eq!(&p.l4()[6..8], &[0, 0]);
+    assert_eq!(p.udp_csum(), 0);
     assert!(p.ip_csum_ok());
     let s = dp.svc_stats(0).unwrap();
     assert_eq!((s.conns, s.inpkts, s.outpkts), (2, 2, 2));
@@ -736,7 +736,9 @@ fn non_vip_and_non_syn_pass_untouched() {
     assert_eq!(dp.conn_count().unwrap(), 0);
 
     let mut arp = tcp_frame(CLIENT, VIP, 40000, VPORT, SYN);
-    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    EthernetFrame::new_checked(&mut arp[..])
+        .unwrap()
+        .set_ethertype(EtherType::Arp);
     let (v, out) = run(&dp, &arp);
     assert_eq!((v, &out), (XDP_PASS, &arp));
     assert_eq!(dp.counter("pass_not_ip").unwrap(), 1);
@@ -812,7 +814,7 @@ fn ipv4_options_are_honoured() {
     assert_eq!(p.ihl(), 28);
     assert_eq!((p.daddr(), p.sport(), p.dport()), (RS0, 40100, RPORT));
     assert!(p.ip_csum_ok() && p.l4_csum_ok());
-    assert_eq!(&p.ip()[20..28], &opts_bytes);
+    assert_eq!(p.ip().options(), &opts_bytes);
 }
 
 #[test]
@@ -851,11 +853,16 @@ fn ttl_one_goes_to_the_kernel() {
     assert_eq!(dp.conn_count().unwrap(), 0);
 }
 
+/// ICMP message `ty`/`code` with bytes 4..8 = 1500 (an MTU where that
+/// means one) and `inner_ip` as its data.
 fn icmp_error(src: Ipv4Addr, dst: Ipv4Addr, ty: u8, code: u8, inner_ip: &[u8]) -> Vec<u8> {
-    let mut ic = vec![ty, code, 0, 0, 0, 0, 0x05, 0xdc];
-    ic.extend_from_slice(inner_ip);
-    let c = csum(&ic);
-    ic[2..4].copy_from_slice(&c.to_be_bytes());
+    let ic = Icmpv4Repr::Other {
+        msg_type: ty,
+        code,
+        rest: 1500,
+        data: inner_ip,
+    }
+    .to_vec();
     eth(&ipv4(src, dst, ICMP, 64, &[], 0, &ic))
 }
 
@@ -867,21 +874,22 @@ fn icmp_errors_are_translated_both_ways() {
     assert_eq!(Pkt(&fwd).daddr(), RS1);
 
     // RS1 answers the DNATed datagram with port unreachable (whole packet quoted).
-    let inner = &fwd[14..];
+    let inner = Pkt(&fwd).l3();
     let f = icmp_error(RS1, CLIENT, 3, 3, inner);
     let (v, out) = run(&dp, &f);
     assert_eq!(v, XDP_PASS);
     let p = Pkt(&out);
     assert_eq!((p.saddr(), p.daddr()), (VIP, CLIENT));
     assert!(p.ip_csum_ok());
-    let icmp = p.l4();
-    assert_eq!(csum(icmp), 0, "ICMP checksum valid");
-    let q = &icmp[8..];
-    assert_eq!(csum(&q[..20]), 0, "inner IP checksum valid");
-    assert_eq!(Ipv4Addr::new(q[12], q[13], q[14], q[15]), CLIENT);
-    assert_eq!(Ipv4Addr::new(q[16], q[17], q[18], q[19]), VIP);
-    assert_eq!(u16::from_be_bytes([q[20], q[21]]), 6000);
-    assert_eq!(u16::from_be_bytes([q[22], q[23]]), VPORT);
+    let icmp = p.icmp();
+    assert!(icmp.verify_checksum(), "ICMP checksum valid");
+    let q = icmp.quoted().unwrap();
+    assert!(q.verify_checksum(), "inner IP checksum valid");
+    assert_eq!(q.src_addr(), CLIENT);
+    assert_eq!(q.dst_addr(), VIP);
+    let (qs, qd) = xvs_wire::ports(q.payload()).unwrap();
+    assert_eq!(qs, 6000);
+    assert_eq!(qd, VPORT);
     assert_eq!(dp.counter("icmp_out").unwrap(), 1);
 
     // Frag-needed from a router quoting only 8 bytes of L4.
@@ -890,21 +898,22 @@ fn icmp_errors_are_translated_both_ways() {
     let p = Pkt(&out);
     assert_eq!(p.saddr(), VIP);
     assert!(p.ip_csum_ok());
-    assert_eq!(csum(p.l4()), 0);
+    assert!(p.icmp().verify_checksum());
 
     // Client rejects the SNATed reply: ICMP to the VIP goes to the RS.
     let (_, rep) = run(&dp, &udp_frame(RS1, CLIENT, RPORT, 6000, true));
     assert_eq!(Pkt(&rep).saddr(), VIP);
-    let f = icmp_error(CLIENT, VIP, 3, 3, &rep[14..]);
+    let f = icmp_error(CLIENT, VIP, 3, 3, Pkt(&rep).l3());
     let (_, out) = run(&dp, &f);
     let p = Pkt(&out);
     assert_eq!((p.saddr(), p.daddr()), (CLIENT, RS1));
     assert!(p.ip_csum_ok());
-    assert_eq!(csum(p.l4()), 0);
-    let q = &p.l4()[8..];
-    assert_eq!(csum(&q[..20]), 0);
-    assert_eq!(Ipv4Addr::new(q[12], q[13], q[14], q[15]), RS1);
-    assert_eq!(u16::from_be_bytes([q[20], q[21]]), RPORT);
+    assert!(p.icmp().verify_checksum());
+    let icmp = p.icmp();
+    let q = icmp.quoted().unwrap();
+    assert!(q.verify_checksum());
+    assert_eq!(q.src_addr(), RS1);
+    assert_eq!(xvs_wire::ports(q.payload()).unwrap().0, RPORT);
     assert_eq!(dp.counter("icmp_in").unwrap(), 1);
 
     // Unrelated ICMP (echo, or error about an unknown flow) passes untouched.
@@ -912,7 +921,7 @@ fn icmp_errors_are_translated_both_ways() {
     let (v, out) = run(&dp, &echo);
     assert_eq!((v, &out), (XDP_PASS, &echo));
     let other = udp_frame(CLIENT, Ipv4Addr::new(10, 9, 9, 9), 1, 2, true);
-    let f = icmp_error(RS1, CLIENT, 3, 3, &other[14..]);
+    let f = icmp_error(RS1, CLIENT, 3, 3, Pkt(&other).l3());
     let (v, out) = run(&dp, &f);
     assert_eq!((v, &out), (XDP_PASS, &f));
     assert_eq!(dp.counter("pass_icmp").unwrap(), 2);
@@ -1198,8 +1207,8 @@ fn fib_hit_transmits_or_redirects() {
     assert_eq!(p.daddr(), RS0);
     assert_eq!(p.ttl(), 63, "we forward, so we decrement TTL");
     assert!(p.ip_csum_ok() && p.l4_csum_ok());
-    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0a, 0x10]);
-    assert_eq!(&out[6..12], &[2, 0, 0, 0, 0x0a, 0]);
+    assert_eq!(&Pkt(&out).dst_mac(), &[2, 0, 0, 0, 0x0a, 0x10]);
+    assert_eq!(&Pkt(&out).src_mac(), &[2, 0, 0, 0, 0x0a, 0]);
     assert_eq!(dp.counter("redirect").unwrap(), 1);
 
     // Reply arriving on r0 destined to the client: redirect to c0.
@@ -1210,14 +1219,14 @@ fn fib_hit_transmits_or_redirects() {
     let p = Pkt(&out);
     assert_eq!((p.saddr(), p.sport()), (VIP, VPORT));
     assert!(p.ip_csum_ok() && p.l4_csum_ok());
-    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0c, 0x01]);
+    assert_eq!(&Pkt(&out).dst_mac(), &[2, 0, 0, 0, 0x0c, 0x01]);
 
     // One-armed: a reply arriving on c0 for the client leaves via c0: XDP_TX.
     let (v, out) = dp
         .test_run(&tcp_frame(RS0, CLIENT, RPORT, 44000, ACK), Some(c0))
         .unwrap();
     assert_eq!(v, XDP_TX);
-    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0c, 0x01]);
+    assert_eq!(&Pkt(&out).dst_mac(), &[2, 0, 0, 0, 0x0c, 0x01]);
     assert_eq!(dp.counter("tx").unwrap(), 1);
 
     // No neighbour yet: the rewritten packet goes to the kernel.
@@ -1282,13 +1291,13 @@ fn nexthop_cache_follows_mac_and_mtu_changes_within_its_bounds() {
             &tcp_seg(CLIENT, VIP, 47000, VPORT, flags, payload),
         ));
         let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
-        (v, out[0..6].to_vec())
+        (v, Pkt(&out).dst_mac().to_vec())
     };
     let from_rs = || {
         let (v, out) = dp
             .test_run(&tcp_frame(RS0, CLIENT, RPORT, 47000, ACK), Some(r0))
             .unwrap();
-        (v, out[0..6].to_vec())
+        (v, Pkt(&out).dst_mac().to_vec())
     };
     let rs_mac = |last: u8| (XDP_REDIRECT, vec![2, 0, 0, 0, 0x0a, last]);
     let cl_mac = |last: u8| (XDP_REDIRECT, vec![2, 0, 0, 0, 0x0c, last]);
@@ -1756,42 +1765,27 @@ fn setup_fwd(proto: Protocol, dest: &Dest, rmtu: u32) -> (Dataplane, u32, u32) {
 /// An IPv4 packet with its TTL decremented and header checksum redone.
 fn ttl_dec(ip: &[u8]) -> Vec<u8> {
     let mut v = ip.to_vec();
-    let ihl = ((v[0] & 0xf) * 4) as usize;
-    v[8] -= 1;
-    v[10] = 0;
-    v[11] = 0;
-    let c = csum(&v[..ihl]);
-    v[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut p = Ipv4Packet::new_checked(&mut v[..]).expect("IPv4 packet");
+    p.set_ttl(p.ttl() - 1);
+    p.fill_checksum();
     v
 }
 
 /// Sets TOS and flags/fragment word of an Ethernet+IPv4 frame, checksum
 /// redone.
 fn set_tos_frag(f: &mut [u8], tos: u8, frag: u16) {
-    let ihl = ((f[14] & 0xf) * 4) as usize;
-    f[15] = tos;
-    f[20..22].copy_from_slice(&frag.to_be_bytes());
-    f[24] = 0;
-    f[25] = 0;
-    let c = csum(&f[14..14 + ihl]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut e = EthernetFrame::new_checked(f).expect("Ethernet frame");
+    let mut p = Ipv4Packet::new_checked(e.payload_mut()).expect("IPv4 packet");
+    p.set_tos(tos);
+    p.set_frag_field(frag);
+    p.fill_checksum();
 }
 
-/// The 20-byte outer IPv4 header the director must build.
-fn outer_ip(proto: u8, tos: u8, len: usize, df: bool, id: u16, ttl: u8, dst: Ipv4Addr) -> Vec<u8> {
-    let mut h = vec![0u8; 20];
-    h[0] = 0x45;
-    h[1] = tos;
-    h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_be_bytes());
-    h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
-    h[8] = ttl;
-    h[9] = proto;
-    h[12..16].copy_from_slice(&DIR_R.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    let c = csum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h
+/// The UDP header of an Ethernet+IPv4 `frame`, writable.
+fn udp_of(f: &mut [u8]) -> UdpPacket<&mut [u8]> {
+    let ihl = Pkt(f).ihl();
+    let l3 = &mut f[ethernet::HEADER_LEN..];
+    UdpPacket::new_checked(&mut l3[ihl..]).expect("UDP")
 }
 
 fn fmix32(mut h: u32) -> u32 {
@@ -1832,12 +1826,13 @@ fn dr_rewrites_macs_only_and_tracks_input_only_state() {
     let syn = tcp_frame(CLIENT, VIP, 46000, VPORT, SYN);
     let (v, out) = dp.test_run(&syn, Some(c0)).unwrap();
     assert_eq!(v, XDP_REDIRECT);
-    assert_eq!(&out[0..6], &RS0_MAC, "dst MAC = real server");
-    assert_eq!(&out[6..12], &R0_MAC, "src MAC = egress interface");
+    assert_eq!(&Pkt(&out).dst_mac(), &RS0_MAC, "dst MAC = real server");
+    assert_eq!(&Pkt(&out).src_mac(), &R0_MAC, "src MAC = egress interface");
     assert_eq!(out.len(), syn.len());
     // The IP packet is the client's: addresses, ports, payload untouched;
     // only the TTL is decremented (as IPVS's __ip_vs_get_out_rt does).
-    assert_eq!(&out[12..], &eth(&ttl_dec(&syn[14..]))[12..]);
+    assert_eq!(Pkt(&out).eth().ethertype(), EtherType::Ipv4);
+    assert_eq!(Pkt(&out).eth().payload(), &ttl_dec(Pkt(&syn).l3())[..]);
     let p = Pkt(&out);
     assert_eq!((p.saddr(), p.daddr(), p.ttl()), (CLIENT, VIP, 63));
     assert!(p.ip_csum_ok() && p.l4_csum_ok());
@@ -1886,7 +1881,7 @@ fn dr_rewrites_macs_only_and_tracks_input_only_state() {
     let (_, out) = dp
         .test_run(&tcp_frame(CLIENT, VIP, 46000, VPORT, ACK), Some(c0))
         .unwrap();
-    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0a, 0x11]);
+    assert_eq!(&Pkt(&out).dst_mac(), &[2, 0, 0, 0, 0x0a, 0x11]);
 
     // ICMP errors about the flow go to the real server unchanged.
     let vip2c = ipv4(
@@ -1901,8 +1896,9 @@ fn dr_rewrites_macs_only_and_tracks_input_only_state() {
     let icmp = icmp_error(CLIENT, VIP, 3, 3, &vip2c[..28]);
     let (v, out) = dp.test_run(&icmp, Some(c0)).unwrap();
     assert_eq!(v, XDP_REDIRECT);
-    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0a, 0x11]);
-    assert_eq!(&out[12..], &eth(&ttl_dec(&icmp[14..]))[12..]);
+    assert_eq!(&Pkt(&out).dst_mac(), &[2, 0, 0, 0, 0x0a, 0x11]);
+    assert_eq!(Pkt(&out).eth().ethertype(), EtherType::Ipv4);
+    assert_eq!(Pkt(&out).eth().payload(), &ttl_dec(Pkt(&icmp).l3())[..]);
     assert_eq!(dp.counter("icmp_in").unwrap(), 1);
 
     // One-armed: a real server on the ingress link means XDP_TX.
@@ -1919,8 +1915,8 @@ fn dr_rewrites_macs_only_and_tracks_input_only_state() {
         .test_run(&udp_frame(CLIENT, VIP, 5555, VPORT, true), Some(c0))
         .unwrap();
     assert_eq!(v, XDP_TX);
-    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0c, 0x50]);
-    assert_eq!(&out[6..12], &C0_MAC);
+    assert_eq!(&Pkt(&out).dst_mac(), &[2, 0, 0, 0, 0x0c, 0x50]);
+    assert_eq!(&Pkt(&out).src_mac(), &C0_MAC);
     assert_eq!(Pkt(&out).daddr(), VIP);
     assert_eq!(state_of(&dp, 5555), ConnState::Udp);
 
@@ -1995,37 +1991,48 @@ fn resolve_neighbours_creates_neighbour_entries() {
 /// Expected TUN output for `inner_in` (an Ethernet frame as received):
 /// Ethernet (RS0 MAC, r0 MAC), outer headers, inner packet TTL-1.
 fn expected_tun(inner_in: &[u8], gue: Option<(u16, bool)>, id: u16) -> Vec<u8> {
-    let inner = ttl_dec(&inner_in[14..]);
-    let tos = inner[1];
+    let inner = ttl_dec(Pkt(inner_in).l3());
+    let ip = Ipv4Packet::new_checked(&inner[..]).expect("IPv4 packet");
+    let tos = ip.tos();
     let tos = if tos & 3 == 3 { (tos & !3) | 2 } else { tos };
-    let df = inner[6] & 0x40 != 0;
-    let mut f = RS0_MAC.to_vec();
-    f.extend_from_slice(&R0_MAC);
-    f.extend_from_slice(&[0x08, 0x00]);
-    match gue {
-        None => {
-            f.extend(outer_ip(4, tos, inner.len() + 20, df, id, inner[8], RS0));
-            f.extend_from_slice(&inner);
+    let outer = |proto: IpProtocol, payload: &[u8]| {
+        Ipv4Repr {
+            tos,
+            ident: id,
+            dont_frag: ip.dont_frag(),
+            ..Ipv4Repr::new(DIR_R, RS0, proto, ip.ttl())
         }
+        .to_vec(payload)
+        .unwrap()
+    };
+    let l3 = match gue {
+        None => outer(IpProtocol::IpIp, &inner),
         Some((sport, with_csum)) => {
-            f.extend(outer_ip(UDP, tos, inner.len() + 32, df, id, inner[8], RS0));
-            let mut u = Vec::new();
-            u.extend_from_slice(&sport.to_be_bytes());
-            u.extend_from_slice(&GUE_PORT.to_be_bytes());
-            u.extend_from_slice(&((inner.len() + 12) as u16).to_be_bytes());
-            u.extend_from_slice(&[0, 0, 0x00, 4, 0, 0]);
-            u.extend_from_slice(&inner);
-            if with_csum {
-                let mut c = csum_fold(csum_add(pseudo(DIR_R, RS0, UDP, u.len()), &u));
-                if c == 0 {
-                    c = 0xffff;
-                }
-                u[6..8].copy_from_slice(&c.to_be_bytes());
+            let g = GueRepr {
+                protocol: IpProtocol::IpIp,
+                flags: 0,
             }
-            f.extend(u);
+            .to_vec(&inner);
+            let csum = if with_csum {
+                UdpChecksum::Compute
+            } else {
+                UdpChecksum::Zero
+            };
+            let u = UdpRepr {
+                src_port: sport,
+                dst_port: GUE_PORT,
+            }
+            .to_vec(&g, &DIR_R.into(), &RS0.into(), csum)
+            .unwrap();
+            outer(IpProtocol::Udp, &u)
         }
+    };
+    EthernetRepr {
+        src_addr: EthernetAddress(R0_MAC),
+        dst_addr: EthernetAddress(RS0_MAC),
+        ethertype: EtherType::Ipv4,
     }
-    f
+    .to_vec(&l3)
 }
 
 #[test]
@@ -2054,7 +2061,7 @@ fn tun_ipip_encapsulation_is_byte_exact() {
     let (_, out) = dp.test_run(&ack, Some(c0)).unwrap();
     assert_eq!(state_of(&dp, 47000), ConnState::Established);
     // No DF: outer id is random, everything else exact.
-    let id = u16::from_be_bytes([out[18], out[19]]);
+    let id = Pkt(&out).ip().ident();
     assert_eq!(out, expected_tun(&ack, None, id));
     let (_, out) = dp
         .test_run(&tcp_frame(CLIENT, VIP, 47000, VPORT, FIN | ACK), Some(c0))
@@ -2082,11 +2089,11 @@ fn tun_ipip_encapsulation_is_byte_exact() {
     assert_eq!(dp.refresh_nexthops().unwrap(), (1, 0));
     let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
     assert_eq!(v, XDP_REDIRECT);
-    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0x0a, 0x20]);
+    assert_eq!(&Pkt(&out).dst_mac(), &[2, 0, 0, 0, 0x0a, 0x20]);
     let p = Pkt(&out);
-    assert_eq!((p.saddr(), p.daddr(), p.ip()[9]), (DIR_R, rs2, 4));
+    assert_eq!((p.saddr(), p.daddr(), p.proto()), (DIR_R, rs2, 4));
     assert!(p.ip_csum_ok());
-    assert_eq!(&out[34..], &ttl_dec(&f[14..])[..]);
+    assert_eq!(&p.eth().payload()[p.ihl()..], &ttl_dec(Pkt(&f).l3())[..]);
     assert_eq!(dp.counter("tun_in").unwrap(), 5);
     let s = dp.svc_stats(0).unwrap();
     assert_eq!((s.inpkts, s.outpkts), (6, 0));
@@ -2108,7 +2115,7 @@ fn tun_gue_encapsulation_with_and_without_udp_checksum() {
     assert_eq!(out, expected_tun(&f, Some((sport, false)), 0));
     // Same flow, same source port; another flow, (most likely) another.
     let (_, out2) = dp.test_run(&f, Some(c0)).unwrap();
-    assert_eq!(&out2[34..36], &sport.to_be_bytes());
+    assert_eq!(xvs_wire::ports(Pkt(&out2).l4()).unwrap().0, sport);
     assert_ne!(gue_sport(CLIENT, 48001, UDP), sport);
 
     // --tun-csum: full UDP checksum, for odd lengths and long packets too
@@ -2132,10 +2139,9 @@ fn tun_gue_encapsulation_with_and_without_udp_checksum() {
         assert_eq!(v, XDP_REDIRECT, "payload {n}");
         let sport = gue_sport(CLIENT, cport, UDP);
         assert_eq!(out, expected_tun(&f, Some((sport, true)), 0), "payload {n}");
-        let udp = &out[34..];
-        assert_eq!(
-            csum_fold(csum_add(pseudo(DIR_R, RS0, UDP, udp.len()), udp)),
-            0,
+        let udp = UdpPacket::new_checked(Pkt(&out).l4()).unwrap();
+        assert!(
+            udp.checksum() != 0 && udp.verify_checksum(&DIR_R.into(), &RS0.into()),
             "valid UDP checksum, payload {n}"
         );
     }
@@ -2144,14 +2150,18 @@ fn tun_gue_encapsulation_with_and_without_udp_checksum() {
         .unwrap();
     let f = udp_frame(CLIENT, VIP, 48000, VPORT, true);
     let (_, out) = dp.test_run(&f, Some(c0)).unwrap();
-    assert_eq!(Pkt(&out).ip()[9], 4);
+    assert_eq!(Pkt(&out).proto(), 4);
 }
 
 /// Checks an ICMP frag-needed answer to `f` (received on c0).
 fn check_frag_needed(out: &[u8], f: &[u8], mtu: u16) {
-    let ihl = ((f[14] & 0xf) * 4) as usize;
-    assert_eq!(&out[0..6], &f[6..12], "back to the sender's MAC");
-    assert_eq!(&out[6..12], &f[0..6]);
+    let ihl = Pkt(f).ihl();
+    assert_eq!(
+        Pkt(out).dst_mac(),
+        Pkt(f).src_mac(),
+        "back to the sender's MAC"
+    );
+    assert_eq!(Pkt(out).src_mac(), Pkt(f).dst_mac());
     let p = Pkt(out);
     assert_eq!(
         out.len(),
@@ -2159,14 +2169,18 @@ fn check_frag_needed(out: &[u8], f: &[u8], mtu: u16) {
         "IP header + 8 bytes quoted"
     );
     assert_eq!(p.tot_len(), out.len() - 14);
-    assert_eq!((p.saddr(), p.daddr(), p.ip()[9]), (VIP, CLIENT, ICMP));
+    assert_eq!((p.saddr(), p.daddr(), p.proto()), (VIP, CLIENT, ICMP));
     assert!(p.ip_csum_ok());
-    let ic = p.l4();
-    assert_eq!((ic[0], ic[1]), (3, 4));
-    assert_eq!(csum(ic), 0, "ICMP checksum valid");
-    assert_eq!(u16::from_be_bytes([ic[6], ic[7]]), mtu);
-    assert_eq!(&ic[4..6], &[0, 0]);
-    assert_eq!(&ic[8..], &f[14..14 + ihl + 8], "original header + 8 bytes");
+    let ic = p.icmp();
+    assert_eq!((ic.msg_type(), ic.code()), (3, 4));
+    assert!(ic.verify_checksum(), "ICMP checksum valid");
+    assert_eq!(ic.next_hop_mtu(), mtu);
+    assert_eq!(ic.rest_of_header() >> 16, 0);
+    assert_eq!(
+        ic.data(),
+        &Pkt(f).l3()[..ihl + 8],
+        "original header + 8 bytes"
+    );
 }
 
 #[test]
@@ -2207,7 +2221,10 @@ fn oversize_df_packets_get_icmp_frag_needed() {
     let (v, out) = dp.test_run(&f, Some(c0)).unwrap();
     assert_eq!(v, XDP_PASS);
     let p = Pkt(&out);
-    assert_eq!((p.ip()[9], p.tot_len(), p.ip()[6] & 0x40), (4, 1470, 0));
+    assert_eq!(
+        (p.proto(), p.tot_len(), p.ip().dont_frag()),
+        (4, 1470, false)
+    );
     assert!(p.ip_csum_ok());
     assert_eq!(dp.counter("fib_frag_needed").unwrap(), 1);
 
@@ -2274,11 +2291,19 @@ fn decap_strips_what_the_director_encapsulated() {
             assert_eq!(v, XDP_REDIRECT);
             let (v, out, cnt) = decap_run(&cfg, &enc).unwrap();
             assert_eq!(v, XDP_PASS);
-            let hl = if ty == TunType::Gue { 32 } else { 20 };
-            let mut want = enc[..14].to_vec();
-            want.extend_from_slice(&enc[14 + hl..]);
+            let e = Pkt(&enc);
+            let inner = if ty == TunType::Gue {
+                let u = UdpPacket::new_checked(e.l4()).unwrap();
+                GuePacket::new_checked(u.payload())
+                    .unwrap()
+                    .payload()
+                    .to_vec()
+            } else {
+                e.l4().to_vec()
+            };
+            let want = EthernetRepr::parse(&e.eth()).unwrap().to_vec(&inner);
             assert_eq!(out, want, "{ty:?}: inner packet, Ethernet header kept");
-            assert_eq!(&out[14..], &ttl_dec(&f[14..])[..]);
+            assert_eq!(Pkt(&out).l3(), &ttl_dec(Pkt(f).l3())[..]);
             assert!(
                 cnt.contains(&(counter, 1)) && cnt.contains(&("pass", 0)),
                 "{cnt:?}"
@@ -2293,11 +2318,17 @@ fn decap_strips_what_the_director_encapsulated() {
         .test_run(&tcp_frame(CLIENT, VIP, 50002, VPORT, SYN), Some(c0))
         .unwrap();
     let mut wrong_port = gue.clone();
-    wrong_port[36..38].copy_from_slice(&6081u16.to_be_bytes());
+    udp_of(&mut wrong_port).set_dst_port(6081);
     let mut wrong_ver = gue.clone();
-    wrong_ver[42] = 0x40;
+    let mut u = udp_of(&mut wrong_ver);
+    GuePacket::new_checked(u.payload_mut())
+        .unwrap()
+        .set_version(1);
     let mut wrong_ctype = gue.clone();
-    wrong_ctype[43] = 41;
+    let mut u = udp_of(&mut wrong_ctype);
+    GuePacket::new_checked(u.payload_mut())
+        .unwrap()
+        .set_proto_ctype(41);
     let other_vip = DecapConfig {
         vips: vec![Ipv4Addr::new(10, 0, 0, 1)],
         gue_ports: vec![GUE_PORT],

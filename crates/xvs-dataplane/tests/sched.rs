@@ -17,6 +17,10 @@ use xvs_core::model::{
 use xvs_core::sched::persist::{overload_after, ConnEvent};
 use xvs_core::sched::{self, DestView, FlowKey};
 use xvs_dataplane::{xorshift_next, AttachMode, Dataplane, Options, SchedDest, SvcSched};
+use xvs_wire::{
+    ethernet, EtherType, EthernetAddress, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpFlags, TcpRepr,
+    UdpChecksum, UdpRepr,
+};
 
 const XDP_PASS: u32 = 2;
 const TCP: u8 = 6;
@@ -31,47 +35,55 @@ const RPORT: u16 = 8080;
 
 // ---------------------------------------------------------------- frames
 
+/// Ethernet + IPv4 (TTL 64) + TCP (`flags`) or UDP (no checksum) with
+/// payload "hello", built by xvs-wire.
 fn frame(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut l4 = if proto == TCP {
-        let mut t = vec![0u8; 20];
-        t[12] = 5 << 4;
-        t[13] = flags;
-        t
+    let (s, d) = (src.into(), dst.into());
+    let l4 = if proto == TCP {
+        TcpRepr::new(sport, dport, TcpFlags(flags)).to_vec(b"hello", &s, &d)
     } else {
-        let mut u = vec![0u8; 8];
-        u[4..6].copy_from_slice(&13u16.to_be_bytes());
-        u
+        UdpRepr {
+            src_port: sport,
+            dst_port: dport,
+        }
+        .to_vec(b"hello", &s, &d, UdpChecksum::Zero)
     };
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&dport.to_be_bytes());
-    l4.extend_from_slice(b"hello");
-    let mut ip = vec![0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-    ip[8] = 64;
-    ip[9] = proto;
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-    ip.extend_from_slice(&l4);
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
-    f.extend_from_slice(&ip);
-    f
+    let ip = Ipv4Repr::new(src, dst, proto.into(), 64)
+        .to_vec(&l4.expect("L4 header"))
+        .expect("IPv4 packet");
+    EthernetRepr {
+        src_addr: EthernetAddress([0x02, 0, 0, 0, 0, 0x02]),
+        dst_addr: EthernetAddress([0x02, 0, 0, 0, 0, 0x01]),
+        ethertype: EtherType::Ipv4,
+    }
+    .to_vec(&ip)
+}
+
+/// The IPv4 packet of an output frame (its checksums are not checked:
+/// the program updates them incrementally).
+fn out_ip(out: &[u8]) -> Ipv4Packet<&[u8]> {
+    let l3 = out.get(ethernet::HEADER_LEN..).expect("Ethernet frame");
+    Ipv4Packet::new_checked(l3).expect("IPv4 packet")
+}
+
+fn out_ports(out: &[u8]) -> (u16, u16) {
+    xvs_wire::ports(out_ip(out).payload()).expect("ports")
 }
 
 fn out_daddr(out: &[u8]) -> Ipv4Addr {
-    Ipv4Addr::new(out[30], out[31], out[32], out[33])
+    out_ip(out).dst_addr()
 }
 
 fn out_saddr(out: &[u8]) -> Ipv4Addr {
-    Ipv4Addr::new(out[26], out[27], out[28], out[29])
+    out_ip(out).src_addr()
 }
 
 fn out_dport(out: &[u8]) -> u16 {
-    u16::from_be_bytes([out[36], out[37]])
+    out_ports(out).1
 }
 
 fn out_sport(out: &[u8]) -> u16 {
-    u16::from_be_bytes([out[34], out[35]])
+    out_ports(out).0
 }
 
 // ---------------------------------------------------------------- setup

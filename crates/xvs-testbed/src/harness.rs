@@ -274,21 +274,17 @@ fn spawn_and_wait(tb: &Testbed, node: Node, sock: &str, argv: &[String]) -> Proc
 }
 
 /// The `"counters":[["rx",12],["pass_not_ip",0],...]` of xvsd's answer
-/// to `{"op":"info"}`, by name; `None` when the answer has none.
+/// to `{"op":"info"}` (in its `info` object, or at the top), by name;
+/// `None` when the answer has none.
 pub fn parse_counters(info: &str) -> Option<BTreeMap<String, u64>> {
-    let list = info.split("\"counters\":[").nth(1)?;
-    let mut out = BTreeMap::new();
-    for item in list
-        .split("],")
-        .map(|i| i.trim_matches(|c| "[]}\n".contains(c)))
-    {
-        if let Some((k, v)) = item.split_once(',') {
-            if let Ok(v) = v.trim_matches(']').parse() {
-                out.insert(k.trim_matches('"').to_string(), v);
-            }
-        }
-    }
-    Some(out)
+    let answer: serde_json::Value = serde_json::from_str(info).ok()?;
+    let facts = answer.get("info").unwrap_or(&answer);
+    let list = facts.get("counters")?.as_array()?;
+    let pair = |item: &serde_json::Value| match item.as_array()?.as_slice() {
+        [name, value] => Some((name.as_str()?.to_string(), value.as_u64()?)),
+        _ => None,
+    };
+    Some(list.iter().filter_map(pair).collect())
 }
 
 /// `xvs-testsrv ARGS...` in `node`, whatever its exit status.
@@ -505,6 +501,9 @@ mod tests {
         assert_eq!(c.len(), 3, "{c:?}");
         assert_eq!((c["rx"], c["pass_not_ip"], c["tx"]), (12, 0, 7));
         assert_eq!(parse_counters("{\"result\":\"error\"}"), None);
+        let nested =
+            "{\"result\":\"info\",\"info\":{\"version\":\"0.1.0\",\"counters\":[[\"rx\",3]]}}";
+        assert_eq!(parse_counters(nested).unwrap()["rx"], 3);
     }
 
     #[test]
