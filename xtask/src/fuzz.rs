@@ -47,6 +47,14 @@ pub(crate) struct FuzzArgs {
     /// Seconds per target.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     time: u64,
+    /// Instead of the libFuzzer targets: N random and mutated frames
+    /// through the data plane (BPF_PROG_TEST_RUN), in both attach modes,
+    /// checked against its invariants (crates/xvs-dataplane/tests/dp_fuzz.rs).
+    #[arg(long, value_name = "N", conflicts_with_all = ["smoke", "targets"])]
+    dataplane: Option<u64>,
+    /// Seed of the --dataplane run.
+    #[arg(long, value_name = "SEED", requires = "dataplane")]
+    seed: Option<u64>,
     /// Which targets (default: all).
     #[arg(value_name = "TARGET")]
     targets: Vec<String>,
@@ -54,6 +62,9 @@ pub(crate) struct FuzzArgs {
 
 /// `cargo xtask fuzz`.
 pub(crate) fn cmd(args: &FuzzArgs) -> Result<()> {
+    if let Some(frames) = args.dataplane {
+        return dataplane(frames, args.seed);
+    }
     let secs = if args.smoke { SMOKE_SECS } else { args.time };
     let targets: Vec<(&str, usize)> = if args.targets.is_empty() {
         TARGETS.to_vec()
@@ -214,4 +225,38 @@ fn run_bounded(cmd: &mut Command, log: &Path, deadline: Duration) -> Result<Exit
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `--dataplane N`: the data-plane fuzzer, XDP then tc.
+fn dataplane(frames: u64, seed: Option<u64>) -> Result<()> {
+    crate::require_root("fuzz --dataplane")?;
+    let frames = frames.to_string();
+    let seed = seed.map(|s| s.to_string());
+    for mode in ["xdp", "tc"] {
+        crate::header(&format!(
+            "fuzz: {frames} frames through the data plane ({mode})"
+        ));
+        let mut env = vec![
+            ("XVS_TEST_ATTACH", mode),
+            ("XVS_DP_FUZZ_FRAMES", frames.as_str()),
+        ];
+        if let Some(s) = &seed {
+            env.push(("XVS_DP_FUZZ_SEED", s.as_str()));
+        }
+        crate::run_cargo_env(
+            &[
+                "test",
+                "-p",
+                "xvs-dataplane",
+                "--release",
+                "--test",
+                "dp_fuzz",
+                "--",
+                "--ignored",
+                "--nocapture",
+            ],
+            &env,
+        )?;
+    }
+    Ok(())
 }

@@ -1,0 +1,748 @@
+//! The data plane against random and mutated frames, through
+//! `BPF_PROG_TEST_RUN`, checked against invariants rather than expected
+//! outputs (root; `cargo xtask test` runs a short run in both attach modes,
+//! `cargo xtask fuzz --dataplane N` a long one).
+//!
+//! The table has a service of every forwarding method: NAT TCP and UDP, a
+//! persistent port-0 NAT service, DR, TUN with IPIP and with GUE. Frames
+//! are valid ones built through xvs-wire (clients and real servers, SYNs
+//! and the rest, IP options, fragments, TTLs, ICMP errors quoting any of
+//! them, tunnels in tunnels), the same mutated (bytes, bits, lengths, cut
+//! or extended), and random bytes. After every frame:
+//!
+//! 1. the verdict is one of DROP, PASS, TX, REDIRECT;
+//! 2. a frame that names none of the table's addresses anywhere leaves
+//!    untouched with PASS;
+//! 3. a frame the program rewrote (and did not drop) is Ethernet + IPv4
+//!    again; where the input's checksums held, the output's IP and L4
+//!    checksums hold; a new destination is a real server of a service on
+//!    the input's destination, a new source is a VIP;
+//! 4. on every 32nd frame, the counters: `rx` grows by one, a counter that
+//!    accounts for the verdict grows, none shrinks.
+//!
+//! `XVS_DP_FUZZ_FRAMES` (default 200 000) and `XVS_DP_FUZZ_SEED` (default
+//! fixed, printed) choose the run.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType};
+use xvs_dataplane::{AttachMode, Dataplane, Error, Options, SvcSched};
+use xvs_wire::{
+    ethernet, EtherType, EthernetAddress, EthernetRepr, GueRepr, Icmpv4Packet, Icmpv4Repr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr, UdpChecksum, UdpPacket,
+    UdpRepr,
+};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
+
+const CLIENT_NET: [u8; 3] = [203, 0, 113];
+const DIRECTOR_C: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 254);
+const DIRECTOR_R: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const RS: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(198, 51, 100, 10),
+    Ipv4Addr::new(198, 51, 100, 11),
+];
+const VIP_NAT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const VIP_DR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+const VIP_TUN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+const VIP_PERSIST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
+const VIPS: [Ipv4Addr; 4] = [VIP_NAT, VIP_DR, VIP_TUN, VIP_PERSIST];
+const GUE_PORT: u16 = 6080;
+const PORTS: [u16; 8] = [80, 53, 443, 8080, 6080, 0, 22, 65535];
+
+// ---------------------------------------------------------------- random
+
+/// SplitMix64: small, seedable, good enough to pick bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len())]
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.byte()).collect()
+    }
+}
+
+// ---------------------------------------------------------------- frames
+
+fn client(r: &mut Rng) -> Ipv4Addr {
+    let [a, b, c] = CLIENT_NET;
+    Ipv4Addr::new(a, b, c, 1 + r.below(4) as u8)
+}
+
+/// Any address a frame may carry: ours most of the time, sometimes not.
+fn addr(r: &mut Rng) -> Ipv4Addr {
+    match r.below(10) {
+        0..=3 => r.pick(&VIPS),
+        4..=5 => r.pick(&RS),
+        6..=7 => client(r),
+        8 => r.pick(&[DIRECTOR_C, DIRECTOR_R]),
+        _ => Ipv4Addr::from(r.next() as u32),
+    }
+}
+
+fn port(r: &mut Rng) -> u16 {
+    if r.chance(80) {
+        r.pick(&PORTS)
+    } else {
+        r.next() as u16
+    }
+}
+
+/// An IPv4 packet around `payload` of `proto`, with random TTL, options
+/// and fragment fields now and then.
+fn ip(r: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let opts = if r.chance(5) {
+        let n = 4 * (1 + r.below(10));
+        let mut o = r.bytes(n);
+        if r.chance(50) {
+            o.fill(1); // NOPs
+        }
+        o
+    } else {
+        Vec::new()
+    };
+    let ttl = if r.chance(5) { r.below(3) as u8 } else { 64 };
+    let frag = r.chance(4);
+    Ipv4Repr {
+        ident: r.next() as u16,
+        tos: if r.chance(5) { r.byte() } else { 0 },
+        dont_frag: r.chance(50),
+        more_frags: frag && r.chance(50),
+        frag_offset: if frag { r.below(0x2000) as u16 } else { 0 },
+        options: &opts,
+        ..Ipv4Repr::new(src, dst, proto.into(), ttl)
+    }
+    .to_vec(payload)
+    .unwrap_or_else(|_| payload.to_vec())
+}
+
+fn tcp(r: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let flags = match r.below(6) {
+        0 | 1 => 0x02,
+        2 => 0x12,
+        3 => 0x10,
+        4 => r.pick(&[0x11u8, 0x04, 0x14, 0x18]),
+        _ => r.byte(),
+    };
+    let opts = if r.chance(10) {
+        let n = 4 * r.below(10);
+        r.bytes(n)
+    } else {
+        Vec::new()
+    };
+    let n = r.below(64);
+    let payload = r.bytes(n);
+    TcpRepr {
+        seq_number: r.next() as u32,
+        ack_number: r.next() as u32,
+        window_len: r.next() as u16,
+        options: &opts,
+        ..TcpRepr::new(port(r), port(r), TcpFlags(flags))
+    }
+    .to_vec(&payload, &src.into(), &dst.into())
+    .unwrap_or(payload)
+}
+
+fn udp(r: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr, inner: Option<Vec<u8>>) -> Vec<u8> {
+    let (dport, payload) = match inner {
+        Some(p) => (GUE_PORT, p),
+        None => {
+            let n = r.below(64);
+            (port(r), r.bytes(n))
+        }
+    };
+    let csum = if r.chance(20) {
+        UdpChecksum::Zero
+    } else {
+        UdpChecksum::Compute
+    };
+    UdpRepr {
+        src_port: port(r),
+        dst_port: dport,
+    }
+    .to_vec(&payload, &src.into(), &dst.into(), csum)
+    .unwrap_or(payload)
+}
+
+/// A random IPv4 packet: TCP, UDP, ICMP (echo or an error quoting another
+/// packet), IPIP or GUE around another packet, or another protocol.
+fn packet(r: &mut Rng, depth: u32) -> Vec<u8> {
+    // Mostly client → VIP and real server → client, the flows that exist.
+    let (src, dst) = match r.below(10) {
+        0..=4 => (client(r), r.pick(&VIPS)),
+        5..=6 => (r.pick(&RS), client(r)),
+        _ => (addr(r), addr(r)),
+    };
+    let kind = if depth > 2 { r.below(3) } else { r.below(7) };
+    match kind {
+        0 | 1 => {
+            let t = tcp(r, src, dst);
+            ip(r, src, dst, 6, &t)
+        }
+        2 => {
+            let u = udp(r, src, dst, None);
+            ip(r, src, dst, 17, &u)
+        }
+        3 => {
+            // An ICMP error about a packet flowing the other way.
+            let quoted = packet(r, depth + 1);
+            let cut = quoted.len().min(20 + 8 + r.below(64));
+            let quote = quoted.get(..cut).unwrap_or(&quoted);
+            let ty = r.pick(&[3u8, 11, 4, 12, 5]);
+            let m = Icmpv4Repr::Error {
+                msg_type: ty,
+                code: r.below(16) as u8,
+                rest: if r.chance(50) { 1400 } else { r.next() as u32 },
+                quote,
+            }
+            .to_vec();
+            let from = addr(r);
+            ip(r, from, src, 1, &m)
+        }
+        4 => {
+            let n = r.below(32);
+            let data = r.bytes(n);
+            let m = Icmpv4Repr::EchoRequest {
+                ident: r.next() as u16,
+                seq_no: r.next() as u16,
+                data: &data,
+            }
+            .to_vec();
+            ip(r, src, dst, 1, &m)
+        }
+        5 => {
+            // A tunnel around another packet: IPIP, or GUE in UDP.
+            let inner = packet(r, depth + 1);
+            let (s, d) = (addr(r), addr(r));
+            if r.chance(50) {
+                ip(r, s, d, 4, &inner)
+            } else {
+                let g = GueRepr {
+                    protocol: IpProtocol::IpIp,
+                    flags: 0,
+                }
+                .to_vec(&inner);
+                let u = udp(r, s, d, Some(g));
+                ip(r, s, d, 17, &u)
+            }
+        }
+        _ => {
+            let n = r.below(64);
+            let p = r.bytes(n);
+            let proto = r.pick(&[0u8, 2, 41, 47, 50, 132, 255]);
+            ip(r, src, dst, proto, &p)
+        }
+    }
+}
+
+fn eth(r: &mut Rng, l3: &[u8]) -> Vec<u8> {
+    let ethertype = if r.chance(2) {
+        EtherType::from(r.next() as u16)
+    } else {
+        EtherType::Ipv4
+    };
+    EthernetRepr {
+        src_addr: EthernetAddress([2, 0, 0, 0, 0x0c, 1]),
+        dst_addr: EthernetAddress([2, 0, 0, 0, 0x0c, 0]),
+        ethertype,
+    }
+    .to_vec(l3)
+}
+
+/// Mutations of a valid frame: flipped bits, random bytes (the IP and L4
+/// headers more often than the payload), lengths cut or extended.
+fn mutate(r: &mut Rng, f: &mut Vec<u8>) {
+    for _ in 0..1 + r.below(4) {
+        match r.below(6) {
+            0 => {
+                let i = r.below(f.len());
+                f[i] ^= 1 << r.below(8);
+            }
+            1 | 2 => {
+                // Somewhere in the first 64 bytes: the headers.
+                let i = ethernet::HEADER_LEN + r.below(64);
+                if let Some(b) = f.get_mut(i) {
+                    *b = r.byte();
+                }
+            }
+            3 => {
+                let keep = ethernet::HEADER_LEN + r.below(f.len().saturating_sub(13).max(1));
+                f.truncate(keep.min(f.len()));
+            }
+            4 => {
+                let n = 1 + r.below(64);
+                let extra = r.bytes(n);
+                f.extend(extra);
+            }
+            _ => {
+                let i = r.below(f.len());
+                f[i] = r.byte();
+            }
+        }
+    }
+}
+
+fn frame(r: &mut Rng) -> Vec<u8> {
+    match r.below(10) {
+        0 => {
+            let n = ethernet::HEADER_LEN + r.below(120);
+            let mut f = r.bytes(n);
+            if r.chance(70) {
+                f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            }
+            f
+        }
+        1..=3 => {
+            let p = packet(r, 0);
+            let mut f = eth(r, &p);
+            mutate(r, &mut f);
+            f
+        }
+        _ => {
+            let p = packet(r, 0);
+            eth(r, &p)
+        }
+    }
+}
+
+// ---------------------------------------------------------------- table
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").args(["-c", cmd]).status().expect("sh");
+    assert!(st.success(), "{cmd}");
+}
+
+/// The index of `name` in this thread's network namespace (sysfs shows
+/// the namespace it was mounted in).
+fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).expect("interface name");
+    // SAFETY: a NUL-terminated name; the call only reads it.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(i, 0, "no interface {name}");
+    i
+}
+
+/// This thread's own network namespace with a client link c0 and a real
+/// server link r0 (both real servers permanent neighbours), the VIPs on
+/// lo, forwarding on. Returns (c0, r0).
+fn links() -> (u32, u32) {
+    // SAFETY: affects only the calling thread (netns is per task).
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+    let vips: String = VIPS
+        .iter()
+        .map(|v| format!(" && ip addr add {v}/32 dev lo"))
+        .collect();
+    sh(&format!(
+        "ip link set lo up{vips} \
+        && ip link add c0 type veth peer name c1 && ip link add r0 type veth peer name r1 \
+        && ip link set c0 address 02:00:00:00:0c:00 && ip link set r0 address 02:00:00:00:0a:00 \
+        && ip link set c0 up && ip link set c1 up && ip link set r0 up && ip link set r1 up \
+        && ip addr add {DIRECTOR_C}/24 dev c0 && ip addr add {DIRECTOR_R}/24 dev r0 \
+        && ip neigh add {} lladdr 02:00:00:00:0a:10 dev r0 nud permanent \
+        && ip neigh add {} lladdr 02:00:00:00:0a:11 dev r0 nud permanent \
+        && ip neigh add 203.0.113.1 lladdr 02:00:00:00:0c:01 dev c0 nud permanent \
+        && sysctl -qw net.ipv4.ip_forward=1",
+        RS[0], RS[1]
+    ));
+    (ifindex("c0"), ifindex("r0"))
+}
+
+fn attach_mode() -> AttachMode {
+    std::env::var("XVS_TEST_ATTACH")
+        .map(|v| v.parse().expect("XVS_TEST_ATTACH: `xdp` or `tc`"))
+        .unwrap_or_default()
+}
+
+/// Services of every forwarding method; returns the data plane and, per
+/// VIP, the real servers a rewritten packet to it may go to.
+fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
+    let dp = Dataplane::open(&Options {
+        pin_path: None,
+        conn_capacity: 4096,
+        max_services: 16,
+        max_dests: 64,
+        ring_capacity: 1 << 14,
+        persist_capacity: 256,
+        locality_capacity: 256,
+        attach_mode: attach_mode(),
+    })
+    .expect("open (root needed)");
+    let mut next_dest = 0u32;
+    let mut add = |svc: u32,
+                   proto: Protocol,
+                   vip: Ipv4Addr,
+                   vport: u16,
+                   make: &dyn Fn(Ipv4Addr) -> Dest,
+                   timeout: u32| {
+        let mut ring = Vec::new();
+        for rs in RS {
+            dp.upsert_dest(next_dest, svc, &make(rs)).expect("dest");
+            ring.push(next_dest);
+            next_dest += 1;
+        }
+        let mut s = Service::new(
+            ServiceKey {
+                proto,
+                addr: vip,
+                port: vport,
+            },
+            "rr",
+        );
+        s.timeout = timeout;
+        dp.upsert_service(svc, &s, &SvcSched::from_ring(&ring))
+            .expect("service");
+    };
+    let fwd = |f: FwdMethod, port: u16| {
+        move |a: Ipv4Addr| {
+            let mut d = Dest::new(a, port);
+            d.fwd = f;
+            d
+        }
+    };
+    add(
+        0,
+        Protocol::Tcp,
+        VIP_NAT,
+        80,
+        &fwd(FwdMethod::Masq, 8080),
+        0,
+    );
+    add(1, Protocol::Udp, VIP_NAT, 53, &fwd(FwdMethod::Masq, 53), 0);
+    add(
+        2,
+        Protocol::Tcp,
+        VIP_PERSIST,
+        0,
+        &fwd(FwdMethod::Masq, 0),
+        300,
+    );
+    add(3, Protocol::Tcp, VIP_DR, 80, &fwd(FwdMethod::Route, 80), 0);
+    add(
+        4,
+        Protocol::Tcp,
+        VIP_TUN,
+        80,
+        &fwd(FwdMethod::Tunnel, 80),
+        0,
+    );
+    let gue = |a: Ipv4Addr| {
+        let mut d = Dest::new(a, 443);
+        d.fwd = FwdMethod::Tunnel;
+        d.tun_type = TunType::Gue;
+        d.tun_port = GUE_PORT;
+        d.tun_csum = TunCsum::Csum;
+        d
+    };
+    add(5, Protocol::Udp, VIP_TUN, 443, &gue, 0);
+    dp.refresh_nexthops().expect("next hops");
+    let allowed = VIPS.iter().map(|v| (*v, RS.to_vec())).collect();
+    (dp, allowed)
+}
+
+// ---------------------------------------------------------------- checks
+
+/// The first IPv4 header of an Ethernet frame, if it is one.
+fn ipv4_of(f: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
+    let l3 = f.get(ethernet::HEADER_LEN..)?;
+    if f.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    Ipv4Packet::new_checked(l3).ok()
+}
+
+/// Whether the IP packet's transport checksum holds (TCP, UDP unless zero,
+/// ICMP); None for other protocols, fragments or a cut payload.
+fn l4_ok(p: &Ipv4Packet<&[u8]>) -> Option<bool> {
+    if p.is_fragment() {
+        return None;
+    }
+    let (s, d) = (p.src_addr().into(), p.dst_addr().into());
+    match p.protocol() {
+        IpProtocol::Tcp => TcpPacket::new_checked(p.payload())
+            .ok()
+            .map(|t| t.verify_checksum(&s, &d)),
+        IpProtocol::Udp => UdpPacket::new_checked(p.payload())
+            .ok()
+            .map(|u| u.verify_checksum(&s, &d)),
+        IpProtocol::Icmp => Icmpv4Packet::new_checked(p.payload())
+            .ok()
+            .map(|i| i.verify_checksum()),
+        _ => None,
+    }
+}
+
+fn mentions(f: &[u8], a: Ipv4Addr) -> bool {
+    f.windows(4).any(|w| w == a.octets())
+}
+
+fn ours(f: &[u8]) -> bool {
+    VIPS.iter().chain(RS.iter()).any(|a| mentions(f, *a))
+}
+
+/// What a run found; a violation is a message naming the frame.
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    refused: u64,
+    rewritten: u64,
+    verdicts: BTreeMap<u32, u64>,
+    violations: Vec<String>,
+}
+
+impl Tally {
+    fn violate(&mut self, what: String, f: &[u8]) {
+        if self.violations.len() < 20 {
+            self.violations.push(format!("{what}; frame {}", hex(f)));
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Invariants 1–3 for one frame.
+fn check_frame(
+    t: &mut Tally,
+    allowed: &BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>,
+    f: &[u8],
+    verdict: u32,
+    out: &[u8],
+) {
+    if !matches!(verdict, XDP_DROP | XDP_PASS | XDP_TX | XDP_REDIRECT) {
+        t.violate(format!("verdict {verdict}"), f);
+        return;
+    }
+    let untouched = out == f;
+    if !ours(f) {
+        if verdict != XDP_PASS || !untouched {
+            t.violate(
+                format!("not ours, yet verdict {verdict} / changed {}", !untouched),
+                f,
+            );
+        }
+        return;
+    }
+    if untouched || verdict == XDP_DROP {
+        return;
+    }
+    t.rewritten += 1;
+    let (Some(i), Some(o)) = (ipv4_of(f), ipv4_of(out)) else {
+        t.violate(
+            "rewritten into something that is not Ethernet + IPv4".into(),
+            f,
+        );
+        return;
+    };
+    if i.verify_checksum() && !o.verify_checksum() {
+        t.violate("IP header checksum broken".into(), f);
+    }
+    // An ICMP error is forwarded by the connection of the packet it
+    // quotes, as ip_vs_in_icmp/ip_vs_out_icmp do: whatever its outer
+    // addresses, the quoted source (a VIP, seen from outside) or the
+    // quoted destination (a real server, seen from inside) decides.
+    let quoted = quoted_addrs(&i);
+    let to_rs_of = |vip: Ipv4Addr| allowed.get(&vip).is_some_and(|v| v.contains(&o.dst_addr()));
+    let to_a_rs = to_rs_of(i.dst_addr()) || quoted.is_some_and(|(qs, _)| to_rs_of(qs));
+    let encapsulated = o.protocol() == IpProtocol::IpIp
+        || (o.protocol() == IpProtocol::Udp && i.protocol() != IpProtocol::Udp)
+        || o.payload().len() > i.payload().len() + 8;
+    if encapsulated {
+        // The inner packet is the input's; the outer destination a real
+        // server of a TUN service.
+        if !to_a_rs {
+            t.violate(format!("tunnelled to {}", o.dst_addr()), f);
+        }
+        if o.protocol() == IpProtocol::Udp && l4_ok(&o) == Some(false) {
+            t.violate("GUE UDP checksum broken".into(), f);
+        }
+        return;
+    }
+    if l4_ok(&i) == Some(true) && l4_ok(&o) == Some(false) {
+        t.violate(format!("{:?} checksum broken", o.protocol()), f);
+    }
+    if o.dst_addr() != i.dst_addr() && !to_a_rs {
+        t.violate(
+            format!("destination {} → {}", i.dst_addr(), o.dst_addr()),
+            f,
+        );
+    }
+    let from_rs = RS.contains(&i.src_addr()) || quoted.is_some_and(|(_, qd)| RS.contains(&qd));
+    if o.src_addr() != i.src_addr() && !(VIPS.contains(&o.src_addr()) && from_rs) {
+        t.violate(format!("source {} → {}", i.src_addr(), o.src_addr()), f);
+    }
+}
+
+/// Source and destination of the packet an ICMP error quotes.
+fn quoted_addrs(p: &Ipv4Packet<&[u8]>) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    if p.protocol() != IpProtocol::Icmp {
+        return None;
+    }
+    let q = Ipv4Packet::new_quoted(p.payload().get(8..)?).ok()?;
+    Some((q.src_addr(), q.dst_addr()))
+}
+
+/// Counters that account for a verdict, by name prefix.
+fn accounts_for(verdict: u32, name: &str) -> bool {
+    match verdict {
+        XDP_DROP => name.starts_with("drop_"),
+        XDP_TX => matches!(name, "tx" | "icmp_frag_needed" | "peer"),
+        XDP_REDIRECT => matches!(name, "redirect" | "peer"),
+        _ => {
+            name.starts_with("pass_")
+                || name.starts_with("fib_")
+                || matches!(name, "tun_in" | "dr_in" | "peer")
+        }
+    }
+}
+
+/// Invariant 4 around one frame: before/after counters.
+fn check_counters(
+    t: &mut Tally,
+    before: &[(&'static str, u64)],
+    after: &[(&'static str, u64)],
+    verdict: u32,
+    f: &[u8],
+) {
+    let mut accounted = false;
+    for ((name, b), (_, a)) in before.iter().zip(after) {
+        if a < b {
+            t.violate(format!("counter {name} went back from {b} to {a}"), f);
+        }
+        if *name == "rx" && *a != b + 1 {
+            t.violate(format!("rx grew by {}", a.wrapping_sub(*b)), f);
+        }
+        if a > b && accounts_for(verdict, name) {
+            accounted = true;
+        }
+    }
+    if !accounted {
+        t.violate(format!("verdict {verdict} counted nowhere"), f);
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn random_and_mutated_frames_keep_the_invariants() {
+    let frames = env_u64("XVS_DP_FUZZ_FRAMES", 200_000);
+    let seed = env_u64("XVS_DP_FUZZ_SEED", 0x5eed_f1b5);
+    let (c0, r0) = links();
+    let (dp, allowed) = table();
+    // Kernels whose test runs cannot name the ingress device run every
+    // frame as if from loopback.
+    let with_ingress = !matches!(
+        dp.test_run(&[0u8; 60], Some(c0)),
+        Err(Error::Unsupported(_))
+    );
+    let mut r = Rng(seed);
+    let mut t = Tally::default();
+    let timeouts = Timeouts::default();
+    let mut last = dp.counters().expect("counters");
+    let started = std::time::Instant::now();
+    for n in 0..frames {
+        let f = frame(&mut r);
+        let ingress = with_ingress.then(|| if r.chance(50) { c0 } else { r0 });
+        let sample = n % 32 == 0;
+        let before = if sample {
+            dp.counters().expect("counters")
+        } else {
+            Vec::new()
+        };
+        let (verdict, out) = match dp.test_run(&f, ingress) {
+            Ok(v) => v,
+            Err(e) => {
+                // The kernel refuses to run tc programs on an IPv4 frame
+                // shorter than an IPv4 header (bpf_prog_test_run_skb):
+                // nothing ran. Anything else is a finding.
+                if f.len() >= ethernet::HEADER_LEN + 20 {
+                    t.violate(format!("test run refused: {e}"), &f);
+                }
+                t.refused += 1;
+                continue;
+            }
+        };
+        t.frames += 1;
+        *t.verdicts.entry(verdict).or_default() += 1;
+        check_frame(&mut t, &allowed, &f, verdict, &out);
+        if sample {
+            let after = dp.counters().expect("counters");
+            check_counters(&mut t, &before, &after, verdict, &f);
+            check_counters_monotonic(&mut t, &last, &after);
+            last = after;
+        }
+        if n % 50_000 == 49_999 {
+            // Expire everything now and then, so new connections keep
+            // being made rather than refused by a full table.
+            let far = xvs_dataplane::monotonic_ns() + 86_400_000_000_000;
+            dp.expire_conns_at(&timeouts, far).expect("expire");
+        }
+        if !t.violations.is_empty() && t.violations.len() >= 20 {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "dp_fuzz: mode {:?}, seed {seed:#x}: {} frames run ({} refused by the kernel) in {secs:.1} s, \
+         {} rewritten, verdicts {:?}, {} violations",
+        attach_mode(),
+        t.frames,
+        t.refused,
+        t.rewritten,
+        t.verdicts,
+        t.violations.len()
+    );
+    assert!(
+        t.violations.is_empty(),
+        "violations:\n{}",
+        t.violations.join("\n")
+    );
+    assert!(
+        t.rewritten > 0,
+        "no frame was ever rewritten: the generator misses the table"
+    );
+}
+
+fn check_counters_monotonic(
+    t: &mut Tally,
+    last: &[(&'static str, u64)],
+    now: &[(&'static str, u64)],
+) {
+    for ((name, a), (_, b)) in last.iter().zip(now) {
+        if b < a {
+            t.violations.push(format!(
+                "counter {name} went back from {a} to {b} between samples"
+            ));
+        }
+    }
+}
