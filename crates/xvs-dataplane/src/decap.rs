@@ -7,7 +7,9 @@
 //! ...), where native XDP would convert and copy every skb (the same
 //! reason as the director's `--attach auto`, docs/design.md).
 
-use crate::{tc, Error};
+use crate::error::Error;
+use crate::repr::{be16, be32};
+use crate::tc;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, TcHook, TcHookBuilder, Xdp, XdpFlags, TC_EGRESS, TC_INGRESS};
 use log::{info, warn};
@@ -106,10 +108,10 @@ macro_rules! decap_loader {
                 .ok_or_else(|| Error::Abi("decap .rodata not mapped".into()))?;
             let c = &mut ro.decap_cfg;
             for (i, v) in cfg.vips.iter().enumerate() {
-                c.vips[i] = crate::be32(*v);
+                c.vips[i] = be32(*v);
             }
             for (i, p) in cfg.gue_ports.iter().enumerate() {
-                c.gue_ports[i] = crate::be16(*p);
+                c.gue_ports[i] = be16(*p);
             }
             c.nvips = cfg.vips.len() as u32;
             c.nports = cfg.gue_ports.len() as u32;

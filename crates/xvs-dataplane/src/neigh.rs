@@ -9,8 +9,8 @@
 //!   kernels fall back to a plain `NTF_USE`. Permanent and no-ARP entries
 //!   are left alone.
 
+use crate::error::Error;
 use crate::netlink::{attrs, push_attr, Netlink, NLM_F_ACK, NLM_F_REQUEST};
-use crate::Error;
 use std::io;
 use std::net::Ipv4Addr;
 

@@ -3,7 +3,7 @@
 //! Neighbour resolution ([`crate::neigh`]) and the tc queries
 //! ([`crate::tc`]) speak through it.
 
-use crate::Error;
+use crate::error::Error;
 use std::io;
 use std::mem::size_of;
 

@@ -16,8 +16,8 @@
 //! (see [`crate::neigh`]) and filled in when it answers.
 
 use crate::abi::{xvs_dest_nh, xvs_nh_state};
+use crate::error::Error;
 use crate::netlink::{attrs, os_err, push_attr, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
-use crate::Error;
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv4Addr;

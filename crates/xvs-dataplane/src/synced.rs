@@ -10,13 +10,14 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
 use libbpf_rs::{MapCore, MapFlags};
-use xvs_core::model::FwdMethod;
+use xvs_core::model::{svc_flags, FwdMethod};
 
-use crate::abi::*;
-use crate::{
-    be16, be32, bpf_err, bytes, from_bytes, fwd_of, ip_of, monotonic_ns, port_of, Conn, Dataplane,
-    Error, Template,
-};
+use crate::abi::{as_bytes as bytes, from_bytes, *};
+use crate::clock::monotonic_ns;
+use crate::conns::{Conn, Template};
+use crate::dataplane::Dataplane;
+use crate::error::{bpf_err, Error};
+use crate::repr::{be16, be32, fwd_code, fwd_of, ip_of, port_of};
 
 /// What installing a synchronised connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,14 +26,6 @@ pub enum Installed {
     New,
     /// An existing one, refreshed (and its state changed, if it did).
     Updated,
-}
-
-fn fwd_code(f: FwdMethod) -> u8 {
-    match f {
-        FwdMethod::Masq => xvs_fwd::XVS_FWD_MASQ.0 as u8,
-        FwdMethod::Route => xvs_fwd::XVS_FWD_ROUTE.0 as u8,
-        FwdMethod::Tunnel => xvs_fwd::XVS_FWD_TUNNEL.0 as u8,
-    }
 }
 
 fn active(state: u32) -> bool {
@@ -237,7 +230,7 @@ impl Dataplane {
     /// Reads [`SyncIndex`] from `SVC_MAP` and `DEST_MAP` (dests in the
     /// trash or otherwise unavailable are left out).
     pub fn sync_index(&self) -> Result<SyncIndex, Error> {
-        let persistent = 1; // IP_VS_SVC_F_PERSISTENT
+        let persistent = svc_flags::PERSISTENT;
         let services = self
             .read_all::<xvs_svc_key, xvs_svc>(&self.maps.svc)?
             .into_iter()

@@ -4,8 +4,8 @@
 //! `tc` made xvsd depend on it, and without it leftover programs and
 //! qdiscs were quietly left behind.
 
+use crate::error::Error;
 use crate::netlink::{attrs, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
-use crate::Error;
 
 const RTM_NEWQDISC: u16 = 36;
 const RTM_GETQDISC: u16 = 38;
