@@ -53,7 +53,13 @@ const _: () = assert!(
 
 const _: () = assert!(COUNTER_NAMES.len() == xvs_decap_counter::XVS_DECAP_MAX.0 as usize);
 const _: () = assert!(size_of::<xvs_decap_cfg>() == 80);
-const _: () = assert!(MAX_VIPS == 16 && MAX_GUE_PORTS == 4);
+// The arrays of `struct xvs_decap_cfg` are as long as the limits say
+// (`XVS_DECAP_MAX_VIPS`, `XVS_DECAP_MAX_PORTS`; also asserted against the
+// header's text in `limits_tests.rs`).
+const _: () = assert!(
+    std::mem::offset_of!(xvs_decap_cfg, gue_ports) == 4 * MAX_VIPS
+        && std::mem::offset_of!(xvs_decap_cfg, nvips) == 4 * MAX_VIPS + 2 * MAX_GUE_PORTS
+);
 
 /// What `xvs_decap` decapsulates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -363,7 +369,11 @@ fn sum_counters(map: &impl MapCore) -> Result<Vec<(&'static str, u64)>, Error> {
             .unwrap_or_default();
         let sum = vals
             .iter()
-            .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
+            .map(|v| {
+                v.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_ne_bytes)
+            })
             .sum();
         out.push((*name, sum));
     }

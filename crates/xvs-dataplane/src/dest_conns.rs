@@ -72,6 +72,11 @@ impl DestConns {
         Ok(DestConns { ptr, len, entries })
     }
 
+    /// Slots in the map.
+    pub(crate) fn entries(&self) -> u32 {
+        self.entries
+    }
+
     /// The counts of `dest_id`; `None` past the map.
     pub(crate) fn slot(&self, dest_id: u32) -> Option<DestRt<'_>> {
         if dest_id >= self.entries {

@@ -14,7 +14,7 @@ use crate::abi::{
     xvs_tmpl, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
 };
 use crate::dataplane::Dataplane;
-use crate::dest_conns::OVERLOAD;
+use crate::dest_conns::{DestRt, OVERLOAD};
 use crate::error::{bpf_err, Error};
 use crate::repr::{be16, be32};
 
@@ -137,10 +137,19 @@ impl Dataplane {
         Ok(n)
     }
 
+    /// The `DEST_CONNS` slot of a dest id within the table.
+    fn dest_rt(&self, dest_id: u32) -> Result<DestRt<'_>, Error> {
+        self.check_dest_id(dest_id)?;
+        self.dest_conns.slot(dest_id).ok_or(Error::IdOutOfRange {
+            what: "dest",
+            id: dest_id,
+            max: self.dest_conns.entries(),
+        })
+    }
+
     /// `(active, inactive)` connections of a dest (ESTABLISHED vs other).
     pub fn dest_conns(&self, dest_id: u32) -> Result<(u32, u32), Error> {
-        self.check_dest_id(dest_id)?;
-        let rt = self.dest_conns.slot(dest_id).expect("checked");
+        let rt = self.dest_rt(dest_id)?;
         Ok((
             rt.active.load(Ordering::SeqCst).max(0) as u32,
             rt.inactive.load(Ordering::SeqCst).max(0) as u32,
@@ -149,23 +158,20 @@ impl Dataplane {
 
     /// Persistence templates pointing at a dest (`PersistConn`).
     pub fn persist_conns(&self, dest_id: u32) -> Result<u32, Error> {
-        self.check_dest_id(dest_id)?;
-        let rt = self.dest_conns.slot(dest_id).expect("checked");
+        let rt = self.dest_rt(dest_id)?;
         Ok(rt.persist.load(Ordering::SeqCst).max(0) as u32)
     }
 
     /// The dest's `IP_VS_DEST_F_OVERLOAD` flag (thresholds `-x`/`-y`).
     pub fn dest_overloaded(&self, dest_id: u32) -> Result<bool, Error> {
-        self.check_dest_id(dest_id)?;
-        let rt = self.dest_conns.slot(dest_id).expect("checked");
+        let rt = self.dest_rt(dest_id)?;
         Ok(rt.flags.load(Ordering::SeqCst) & OVERLOAD != 0)
     }
 
     /// Sets or clears OVERLOAD by hand (tests; the program and expiry
     /// maintain it from the thresholds otherwise).
     pub fn set_dest_overloaded(&self, dest_id: u32, on: bool) -> Result<(), Error> {
-        self.check_dest_id(dest_id)?;
-        let rt = self.dest_conns.slot(dest_id).expect("checked");
+        let rt = self.dest_rt(dest_id)?;
         if on {
             rt.flags.fetch_or(OVERLOAD, Ordering::SeqCst);
         } else {
