@@ -99,26 +99,12 @@ impl Dataplane {
 
     /// Refuses a service id past the table.
     pub(crate) fn check_svc_id(&self, id: u32) -> Result<(), Error> {
-        if id >= self.max_services {
-            return Err(Error::IdOutOfRange {
-                what: "service",
-                id,
-                max: self.max_services,
-            });
-        }
-        Ok(())
+        check_id("service", id, self.max_services)
     }
 
     /// Refuses a dest id past the table.
     pub(crate) fn check_dest_id(&self, id: u32) -> Result<(), Error> {
-        if id >= self.max_dests {
-            return Err(Error::IdOutOfRange {
-                what: "dest",
-                id,
-                max: self.max_dests,
-            });
-        }
-        Ok(())
+        check_id("dest", id, self.max_dests)
     }
 
     /// Every entry of a hash map, read in batches (a consistent-enough
@@ -130,4 +116,12 @@ impl Dataplane {
         })?;
         Ok(out)
     }
+}
+
+/// Refuses an id of the `what` table past its `max` slots.
+fn check_id(what: &'static str, id: u32, max: u32) -> Result<(), Error> {
+    if id >= max {
+        return Err(Error::IdOutOfRange { what, id, max });
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ use crate::abi::{
 use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
 use crate::mapio;
+use crate::maps::lookup;
 use crate::neigh;
 use crate::nexthop;
 use crate::repr::ip_of;
@@ -127,13 +128,7 @@ impl Dataplane {
     /// The next hop of a dest slot as the program sees it.
     pub fn dest_nexthop(&self, dest_id: u32) -> Result<xvs_dest_nh, Error> {
         self.check_dest_id(dest_id)?;
-        Ok(self
-            .maps
-            .dest_nh
-            .lookup(bytes(&dest_id), MapFlags::ANY)
-            .map_err(bpf_err("DEST_NH lookup"))?
-            .map(|v| from_bytes::<xvs_dest_nh>(&v))
-            .unwrap_or_default())
+        Ok(lookup(&self.maps.dest_nh, &dest_id, "DEST_NH lookup")?.unwrap_or_default())
     }
 
     /// Starts neighbour (ARP) resolution towards each address: the next

@@ -10,12 +10,13 @@ use xvs_core::model::{Dest, FwdMethod, TunCsum, TunType};
 use xvs_core::sched::persist;
 
 use crate::abi::{
-    as_bytes as bytes, from_bytes, xvs_conn_flags, xvs_dest, xvs_dest_flags, xvs_dest_nh, xvs_fwd,
-    xvs_tmpl, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+    as_bytes as bytes, xvs_conn_flags, xvs_dest, xvs_dest_flags, xvs_dest_nh, xvs_fwd, xvs_tmpl,
+    xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
 };
 use crate::dataplane::Dataplane;
 use crate::dest_conns::{DestRt, OVERLOAD};
 use crate::error::{bpf_err, Error};
+use crate::maps::lookup;
 use crate::repr::{be16, be32};
 
 impl Dataplane {
@@ -62,13 +63,10 @@ impl Dataplane {
 
     /// The `DEST_MAP` slot, when it holds a dest.
     pub(crate) fn dest_slot(&self, dest_id: u32) -> Result<Option<xvs_dest>, Error> {
-        Ok(self
-            .maps
-            .dest
-            .lookup(bytes(&dest_id), MapFlags::ANY)
-            .map_err(bpf_err("DEST_MAP lookup"))?
-            .map(|v| from_bytes::<xvs_dest>(&v))
-            .filter(|d| d.flags & xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8 != 0))
+        Ok(
+            lookup::<_, xvs_dest>(&self.maps.dest, &dest_id, "DEST_MAP lookup")?
+                .filter(|d| d.flags & xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8 != 0),
+        )
     }
 
     /// `(u_threshold, l_threshold)` of a dest (0, 0 when the slot is free).

@@ -18,6 +18,7 @@ use crate::conns::tmpl_key_of;
 use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
 use crate::mapio;
+use crate::maps::lookup;
 use crate::objects::Expiry;
 use crate::repr::{key12, key16};
 
@@ -89,12 +90,7 @@ impl Dataplane {
         for r in &recs {
             let k = &r.key;
             let live = |k: &xvs_conn_key| -> Result<Option<xvs_conn>, Error> {
-                Ok(self
-                    .maps
-                    .conn
-                    .lookup(bytes(k), MapFlags::ANY)
-                    .map_err(bpf_err("CONN_MAP lookup"))?
-                    .map(|v| from_bytes::<xvs_conn>(&v)))
+                lookup(&self.maps.conn, k, "CONN_MAP lookup")
             };
             match xvs_expiry_kind(r.kind as u32) {
                 xvs_expiry_kind::XVS_EXP_PERSIST => persistent.push((*k, r.svc_id)),
@@ -177,10 +173,8 @@ impl Dataplane {
                 context: "reading the expiry scan".into(),
                 source,
             })?;
-            let visited = cfg_map
-                .lookup(bytes(&0u32), MapFlags::ANY)
-                .map_err(bpf_err("XVS_EXPIRY_CFG lookup"))?
-                .map_or(0, |v| from_bytes::<xvs_expiry_cfg>(&v).visited);
+            let visited = lookup::<_, xvs_expiry_cfg>(cfg_map, &0u32, "XVS_EXPIRY_CFG lookup")?
+                .map_or(0, |c| c.visited);
             let rs = size_of::<xvs_expiry_rec>();
             return Ok((out.chunks_exact(rs).map(from_bytes).collect(), visited));
         }

@@ -65,7 +65,7 @@ fn eval(name: &str, text: &HashMap<String, String>, depth: u32) -> Option<u64> {
     let expr = text.get(name)?;
     let tokens = tokenize(expr)?;
     let mut pos = 0;
-    let v = expr_shift(&tokens, &mut pos, text, depth)?;
+    let v = binary(&tokens, &mut pos, text, depth, &OPS)?;
     (pos == tokens.len()).then_some(v)
 }
 
@@ -99,39 +99,38 @@ fn tokenize(s: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-fn expr_shift(
+/// A binary expression of `ops`, loosest first (`<<` binds looser
+/// than `*`, as in C), over atoms.
+fn binary(
     t: &[String],
     pos: &mut usize,
     text: &HashMap<String, String>,
     depth: u32,
+    ops: &[&str],
 ) -> Option<u64> {
-    let mut v = expr_mul(t, pos, text, depth)?;
-    while t.get(*pos).map(String::as_str) == Some("<<") {
+    let Some((&op, tighter)) = ops.split_first() else {
+        return atom(t, pos, text, depth);
+    };
+    let mut v = binary(t, pos, text, depth, tighter)?;
+    while t.get(*pos).map(String::as_str) == Some(op) {
         *pos += 1;
-        v = v.checked_shl(u32::try_from(expr_mul(t, pos, text, depth)?).ok()?)?;
+        let r = binary(t, pos, text, depth, tighter)?;
+        v = match op {
+            "<<" => v.checked_shl(u32::try_from(r).ok()?)?,
+            _ => v.checked_mul(r)?,
+        };
     }
     Some(v)
 }
 
-fn expr_mul(
-    t: &[String],
-    pos: &mut usize,
-    text: &HashMap<String, String>,
-    depth: u32,
-) -> Option<u64> {
-    let mut v = atom(t, pos, text, depth)?;
-    while t.get(*pos).map(String::as_str) == Some("*") {
-        *pos += 1;
-        v = v.checked_mul(atom(t, pos, text, depth)?)?;
-    }
-    Some(v)
-}
+/// The operators the headers' constants use, loosest first.
+const OPS: [&str; 2] = ["<<", "*"];
 
 fn atom(t: &[String], pos: &mut usize, text: &HashMap<String, String>, depth: u32) -> Option<u64> {
     let tok = t.get(*pos)?;
     *pos += 1;
     if tok == "(" {
-        let v = expr_shift(t, pos, text, depth)?;
+        let v = binary(t, pos, text, depth, &OPS)?;
         (t.get(*pos).map(String::as_str) == Some(")")).then_some(())?;
         *pos += 1;
         return Some(v);

@@ -5,6 +5,8 @@ use std::mem::size_of;
 
 use libbpf_rs::{MapCore, MapHandle, Object};
 
+use libbpf_rs::MapFlags;
+
 use crate::abi::*;
 use crate::error::{bpf_err, Error};
 
@@ -26,6 +28,19 @@ pub(crate) struct Maps {
     pub(crate) rand: MapHandle,
     pub(crate) nh_cfg: MapHandle,
     pub(crate) iface: MapHandle,
+}
+
+/// The value of `key` in `map` (`None`: not there), read as `V`;
+/// `context` names the map in the error.
+pub(crate) fn lookup<K: Pod, V: Pod>(
+    map: &MapHandle,
+    key: &K,
+    context: &'static str,
+) -> Result<Option<V>, Error> {
+    Ok(map
+        .lookup(as_bytes(key), MapFlags::ANY)
+        .map_err(bpf_err(context))?
+        .map(|v| from_bytes::<V>(&v)))
 }
 
 /// Key and value sizes of each map, as the Rust types have them.

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use crate::abi::{as_bytes as bytes, from_bytes, xvs_nh_cfg};
+use crate::abi::{as_bytes as bytes, xvs_nh_cfg};
 use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
+use crate::maps::lookup;
 
 /// The next-hop cache TTL [`Dataplane::open`] sets: a changed route or
 /// neighbour MAC is followed within 100 ms (see
@@ -46,12 +47,7 @@ impl Dataplane {
 
     /// `XVS_NH_CFG[0]` as the program reads it.
     fn nh_cfg(&self) -> Result<xvs_nh_cfg, Error> {
-        self.maps
-            .nh_cfg
-            .lookup(bytes(&0u32), MapFlags::ANY)
-            .map_err(bpf_err("XVS_NH_CFG lookup"))?
-            .filter(|v| v.len() == size_of::<xvs_nh_cfg>())
-            .map(|v| from_bytes::<xvs_nh_cfg>(&v))
+        lookup(&self.maps.nh_cfg, &0u32, "XVS_NH_CFG lookup")?
             .ok_or_else(|| Error::Abi("XVS_NH_CFG slot 0 missing".into()))
     }
 }

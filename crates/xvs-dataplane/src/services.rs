@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering;
 use libbpf_rs::{MapCore, MapFlags};
 use xvs_core::model::{Service, ServiceKey};
 
-use crate::abi::{as_bytes as bytes, from_bytes, xvs_ring_key, xvs_svc, xvs_tmpl, xvs_tmpl_key};
+use crate::abi::{as_bytes as bytes, xvs_ring_key, xvs_svc, xvs_tmpl, xvs_tmpl_key};
 use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
 use crate::limits::{MH_TAB_MAX, NO_DEST, RING_GEN_SHIFT, SVC_DESTS_MAX};
+use crate::maps::lookup;
 use crate::repr::{be32, svc_key};
 use crate::sched::{sched_index, SvcSched};
 
@@ -53,12 +54,7 @@ impl Dataplane {
         let sched_no = sched_index(&svc.scheduler)
             .ok_or_else(|| Error::Invalid(format!("unknown scheduler {}", svc.scheduler)))?;
         let key = svc_key(&svc.key);
-        let cur = self
-            .maps
-            .svc
-            .lookup(bytes(&key), MapFlags::ANY)
-            .map_err(bpf_err("SVC_MAP lookup"))?
-            .map(|v| from_bytes::<xvs_svc>(&v));
+        let cur: Option<xvs_svc> = lookup(&self.maps.svc, &key, "SVC_MAP lookup")?;
         if let Some(c) = &cur {
             if c.id != svc_id {
                 return Err(Error::Invalid(format!(
@@ -189,12 +185,7 @@ impl Dataplane {
                 return Ok(());
             }
         };
-        let pos = self
-            .maps
-            .sched_pos
-            .lookup(bytes(&svc_id), MapFlags::ANY)
-            .map_err(bpf_err("SCHED_POS lookup"))?
-            .map_or(0, |v| from_bytes::<u64>(&v));
+        let pos = lookup::<_, u64>(&self.maps.sched_pos, &svc_id, "SCHED_POS lookup")?.unwrap_or(0);
         let (start, memo) = if rr {
             rr_after_change(&old, &new, pos, memo)
         } else {

@@ -12,11 +12,12 @@ use std::sync::atomic::Ordering;
 use libbpf_rs::{MapCore, MapFlags};
 use xvs_core::model::{svc_flags, FwdMethod};
 
-use crate::abi::{as_bytes as bytes, from_bytes, *};
+use crate::abi::{as_bytes as bytes, *};
 use crate::clock::monotonic_ns;
 use crate::conns::{Conn, Template};
 use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
+use crate::maps::lookup;
 use crate::repr::{be16, be32, fwd_code, fwd_of, ip_of, port_of};
 
 /// What installing a synchronised connection did.
@@ -52,12 +53,7 @@ impl Dataplane {
         if c.persistent {
             flags |= xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
         }
-        let old = self
-            .maps
-            .conn
-            .lookup(bytes(&fkey), MapFlags::ANY)
-            .map_err(bpf_err("CONN_MAP lookup"))?
-            .map(|v| from_bytes::<xvs_conn>(&v));
+        let old: Option<xvs_conn> = lookup(&self.maps.conn, &fkey, "CONN_MAP lookup")?;
         let mut val = xvs_conn {
             last_seen_ns: now,
             peer: rkey,
@@ -138,12 +134,7 @@ impl Dataplane {
             proto: t.proto.number(),
             pad: 0,
         };
-        let old = self
-            .maps
-            .persist
-            .lookup(bytes(&key), MapFlags::ANY)
-            .map_err(bpf_err("PERSIST_MAP lookup"))?
-            .map(|v| from_bytes::<xvs_tmpl>(&v));
+        let old: Option<xvs_tmpl> = lookup(&self.maps.persist, &key, "PERSIST_MAP lookup")?;
         let mut flags = 0u16;
         if t.assured
             || old.is_some_and(|o| {

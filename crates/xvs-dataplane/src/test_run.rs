@@ -71,9 +71,14 @@ impl Dataplane {
             .find(|p| p.name() == name)
             .ok_or_else(|| Error::Abi(format!("program {name} missing")))?;
         let mut out = vec![0u8; frame.len() + 256];
+        let run = TestRun {
+            prog: &prog,
+            frame,
+            ingress_ifindex,
+        };
         let (ret, n, duration) = match self.mode {
-            AttachMode::Xdp => run_xdp(&prog, frame, ingress_ifindex, &mut out)?,
-            AttachMode::Tc => run_tc(&prog, frame, ingress_ifindex, &mut out)?,
+            AttachMode::Xdp => run.xdp(&mut out)?,
+            AttachMode::Tc => run.tc(&mut out)?,
         };
         out.truncate(n);
         Ok((ret, out, duration))
@@ -106,85 +111,85 @@ fn no_ctx() -> Error {
     )
 }
 
-/// One run of `xvs_xdp`.
-fn run_xdp(
-    prog: &ProgramMut<'_>,
-    frame: &[u8],
+/// One run's input: the program, the frame, the receiving device.
+struct TestRun<'a> {
+    prog: &'a ProgramMut<'a>,
+    frame: &'a [u8],
     ingress_ifindex: Option<u32>,
-    out: &mut [u8],
-) -> Result<Run, Error> {
-    let mut ctx = [0u32; XDP_MD_WORDS];
-    ctx[XDP_DATA_END] = frame.len() as u32;
-    ctx[XDP_INGRESS_IFINDEX] = ingress_ifindex.unwrap_or(0);
-    let ctx_bytes = u32s_as_bytes(&mut ctx);
-    let input = ProgramInput {
-        data_in: Some(frame),
-        data_out: Some(out),
-        context_in: ingress_ifindex.map(|_| ctx_bytes),
-        ..Default::default()
-    };
-    let r = match prog.test_run(input) {
-        Err(e) if ingress_ifindex.is_some() && refused(&e) => {
-            let mut probe = vec![0u8; frame.len() + 256];
-            let plain = ProgramInput {
-                data_in: Some(frame),
-                data_out: Some(&mut probe),
-                ..Default::default()
-            };
-            return Err(match prog.test_run(plain) {
-                Ok(_) => no_ctx(),
-                Err(_) => bpf_err("BPF_PROG_TEST_RUN")(e),
-            });
-        }
-        r => r.map_err(bpf_err("BPF_PROG_TEST_RUN"))?,
-    };
-    Ok((r.return_value, r.data.map_or(0, |d| d.len()), r.duration))
 }
 
-/// One run of `xvs_tc`, its verdict as the XDP action it corresponds to.
-fn run_tc(
-    prog: &ProgramMut<'_>,
-    frame: &[u8],
-    ingress_ifindex: Option<u32>,
-    out: &mut [u8],
-) -> Result<Run, Error> {
-    // Loopback (1) is what the kernel uses without a device, as for XDP.
-    let iif = ingress_ifindex.unwrap_or(1);
-    let mut ctx = [0u32; SKB_WORDS];
-    ctx[SKB_INGRESS_IFINDEX] = iif;
-    ctx[SKB_IFINDEX] = iif;
-    // The kernel copies all of its __sk_buff back (ENOSPC if smaller).
-    let mut ctx_out = [0u32; 64];
-    let run = |ctx: &mut [u32; SKB_WORDS], ctx_out: &mut [u32; 64], out: &mut [u8]| {
+impl TestRun<'_> {
+    /// One run of `xvs_xdp`.
+    fn xdp(&self, out: &mut [u8]) -> Result<Run, Error> {
+        let mut ctx = [0u32; XDP_MD_WORDS];
+        ctx[XDP_DATA_END] = self.frame.len() as u32;
+        ctx[XDP_INGRESS_IFINDEX] = self.ingress_ifindex.unwrap_or(0);
+        let ctx_bytes = u32s_as_bytes(&mut ctx);
         let input = ProgramInput {
-            data_in: Some(frame),
+            data_in: Some(self.frame),
             data_out: Some(out),
-            context_in: Some(u32s_as_bytes(ctx)),
-            context_out: Some(u32s_as_bytes(ctx_out)),
+            context_in: self.ingress_ifindex.map(|_| ctx_bytes),
             ..Default::default()
         };
-        prog.test_run(input)
-            .map(|r| (r.return_value, r.data.map_or(0, |d| d.len()), r.duration))
-    };
-    let (rv, n, duration) = match run(&mut ctx, &mut ctx_out, out) {
-        Err(e) if refused(&e) => {
-            ctx[SKB_INGRESS_IFINDEX] = 0;
-            match run(&mut ctx, &mut ctx_out, out) {
-                Ok(_) if ingress_ifindex.is_some() => return Err(no_ctx()),
-                Ok(r) => r,
-                Err(_) => return Err(bpf_err("BPF_PROG_TEST_RUN")(e)),
+        let r = match self.prog.test_run(input) {
+            Err(e) if self.ingress_ifindex.is_some() && refused(&e) => {
+                let mut probe = vec![0u8; self.frame.len() + 256];
+                let plain = ProgramInput {
+                    data_in: Some(self.frame),
+                    data_out: Some(&mut probe),
+                    ..Default::default()
+                };
+                return Err(match self.prog.test_run(plain) {
+                    Ok(_) => no_ctx(),
+                    Err(_) => bpf_err("BPF_PROG_TEST_RUN")(e),
+                });
             }
-        }
-        r => r.map_err(bpf_err("BPF_PROG_TEST_RUN"))?,
-    };
-    let v = match rv {
-        TC_ACT_OK => XDP_PASS,
-        TC_ACT_SHOT => XDP_DROP,
-        TC_ACT_REDIRECT if ctx_out[SKB_CB0] == iif => XDP_TX,
-        TC_ACT_REDIRECT => XDP_REDIRECT,
-        other => other,
-    };
-    Ok((v, n, duration))
+            r => r.map_err(bpf_err("BPF_PROG_TEST_RUN"))?,
+        };
+        Ok((r.return_value, r.data.map_or(0, |d| d.len()), r.duration))
+    }
+
+    /// One run of `xvs_tc`, its verdict as the XDP action it corresponds to.
+    fn tc(&self, out: &mut [u8]) -> Result<Run, Error> {
+        // Loopback (1) is what the kernel uses without a device, as for XDP.
+        let iif = self.ingress_ifindex.unwrap_or(1);
+        let mut ctx = [0u32; SKB_WORDS];
+        ctx[SKB_INGRESS_IFINDEX] = iif;
+        ctx[SKB_IFINDEX] = iif;
+        // The kernel copies all of its __sk_buff back (ENOSPC if smaller).
+        let mut ctx_out = [0u32; 64];
+        let run = |ctx: &mut [u32; SKB_WORDS], ctx_out: &mut [u32; 64], out: &mut [u8]| {
+            let input = ProgramInput {
+                data_in: Some(self.frame),
+                data_out: Some(out),
+                context_in: Some(u32s_as_bytes(ctx)),
+                context_out: Some(u32s_as_bytes(ctx_out)),
+                ..Default::default()
+            };
+            self.prog
+                .test_run(input)
+                .map(|r| (r.return_value, r.data.map_or(0, |d| d.len()), r.duration))
+        };
+        let (rv, n, duration) = match run(&mut ctx, &mut ctx_out, out) {
+            Err(e) if refused(&e) => {
+                ctx[SKB_INGRESS_IFINDEX] = 0;
+                match run(&mut ctx, &mut ctx_out, out) {
+                    Ok(_) if self.ingress_ifindex.is_some() => return Err(no_ctx()),
+                    Ok(r) => r,
+                    Err(_) => return Err(bpf_err("BPF_PROG_TEST_RUN")(e)),
+                }
+            }
+            r => r.map_err(bpf_err("BPF_PROG_TEST_RUN"))?,
+        };
+        let v = match rv {
+            TC_ACT_OK => XDP_PASS,
+            TC_ACT_SHOT => XDP_DROP,
+            TC_ACT_REDIRECT if ctx_out[SKB_CB0] == iif => XDP_TX,
+            TC_ACT_REDIRECT => XDP_REDIRECT,
+            other => other,
+        };
+        Ok((v, n, duration))
+    }
 }
 
 fn u32s_as_bytes(w: &mut [u32]) -> &mut [u8] {
