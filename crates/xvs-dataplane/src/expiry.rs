@@ -158,26 +158,37 @@ impl Dataplane {
         in_kernel: bool,
     ) -> Result<(Vec<xvs_expiry_rec>, u64), Error> {
         if in_kernel {
-            let Some(Expiry {
-                link, cfg: cfg_map, ..
-            }) = &self.expiry
-            else {
-                return Err(Error::Abi("the expiry scan is not loaded".into()));
-            };
-            cfg_map
-                .update(bytes(&0u32), bytes(cfg), MapFlags::ANY)
-                .map_err(bpf_err("XVS_EXPIRY_CFG update"))?;
-            let mut it = libbpf_rs::Iter::new(link).map_err(bpf_err("expiry scan"))?;
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut it, &mut out).map_err(|source| Error::Io {
-                context: "reading the expiry scan".into(),
-                source,
-            })?;
-            let visited = lookup::<_, xvs_expiry_cfg>(cfg_map, &0u32, "XVS_EXPIRY_CFG lookup")?
-                .map_or(0, |c| c.visited);
-            let rs = size_of::<xvs_expiry_rec>();
-            return Ok((out.chunks_exact(rs).map(from_bytes).collect(), visited));
+            return self.kernel_scan(cfg);
         }
+        self.table_scan(cfg)
+    }
+
+    /// The records of `xvs_expiry_scan`, run once with `cfg`.
+    fn kernel_scan(&self, cfg: &xvs_expiry_cfg) -> Result<(Vec<xvs_expiry_rec>, u64), Error> {
+        let Some(Expiry {
+            link, cfg: cfg_map, ..
+        }) = &self.expiry
+        else {
+            return Err(Error::Abi("the expiry scan is not loaded".into()));
+        };
+        cfg_map
+            .update(bytes(&0u32), bytes(cfg), MapFlags::ANY)
+            .map_err(bpf_err("XVS_EXPIRY_CFG update"))?;
+        let mut it = libbpf_rs::Iter::new(link).map_err(bpf_err("expiry scan"))?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut it, &mut out).map_err(|source| Error::Io {
+            context: "reading the expiry scan".into(),
+            source,
+        })?;
+        let visited = lookup::<_, xvs_expiry_cfg>(cfg_map, &0u32, "XVS_EXPIRY_CFG lookup")?
+            .map_or(0, |c| c.visited);
+        let rs = size_of::<xvs_expiry_rec>();
+        Ok((out.chunks_exact(rs).map(from_bytes).collect(), visited))
+    }
+
+    /// The same records from a read of the whole table (kernels without
+    /// the iterator).
+    fn table_scan(&self, cfg: &xvs_expiry_cfg) -> Result<(Vec<xvs_expiry_rec>, u64), Error> {
         let now = cfg.now_ns;
         let conns = self.raw_conns()?;
         // Forward key -> its reply key: a reply entry whose forward entry

@@ -5,8 +5,8 @@
 //! defined once in `bpf/xvs.h`. The Rust side uses the types libbpf-cargo's
 //! skeleton generates from that header's BTF (module [`abi`]), guarded by
 //! `const` size assertions and a load-time check of every map's key and
-//! value size; the header's other constants are taken from its enums or
-//! asserted against its text ([`limits`](crate::NO_DEST)). See
+//! value size; the header's other constants (e.g. [`NO_DEST`]) are taken
+//! from its enums or asserted against its text (module `limits`). See
 //! `docs/design.md` for the map layout and the module map.
 //!
 //! [`Dataplane`] is the loaded program. Its operations live with their
