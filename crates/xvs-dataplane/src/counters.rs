@@ -55,13 +55,7 @@ const COUNTERS: [(xvs_counter, &str); N] = [
     (xvs_counter::XVS_CNT_PEER, "peer"),
     (xvs_counter::XVS_CNT_DROP_DEST_GONE, "drop_dest_gone"),
 ];
-const _: () = {
-    let mut i = 0;
-    while i < COUNTERS.len() {
-        assert!(COUNTERS[i].0 .0 as usize == i, "COUNTERS out of enum order");
-        i += 1;
-    }
-};
+assert_enum_order!(COUNTERS);
 
 /// Names of the `XVS_CNT` counters, indexed by `enum xvs_counter` value.
 pub const COUNTER_NAMES: [&str; N] = {

@@ -39,6 +39,25 @@ macro_rules! bpf_skeleton {
     };
 }
 
+/// Fails the build unless row `i` of `$table` (pairs of a C enumerator
+/// and its Rust counterpart) holds enumerator value `i`: the Rust side
+/// is tied to the enum by value, so a reordered or inserted enumerator
+/// cannot mislabel anything.
+macro_rules! assert_enum_order {
+    ($table:ident) => {
+        const _: () = {
+            let mut i = 0;
+            while i < $table.len() {
+                assert!(
+                    $table[i].0 .0 as usize == i,
+                    concat!(stringify!($table), " out of enum order")
+                );
+                i += 1;
+            }
+        };
+    };
+}
+
 mod skel;
 
 pub mod abi;

@@ -8,29 +8,23 @@ use xvs_core::model::{ConnState, FwdMethod, Protocol, ServiceKey};
 
 use crate::abi::{as_bytes, xvs_conn_key, xvs_fwd, xvs_state, xvs_svc_key, xvs_tmpl_key};
 
-/// Each connection state beside its `enum xvs_state` value: the model's
-/// numbers are the kernel's, and so must the program's be.
-const STATES: [(xvs_state, ConnState); xvs_state::XVS_S_LAST.0 as usize] = [
-    (xvs_state::XVS_S_NONE, ConnState::None),
-    (xvs_state::XVS_S_ESTABLISHED, ConnState::Established),
-    (xvs_state::XVS_S_SYN_SENT, ConnState::SynSent),
-    (xvs_state::XVS_S_SYN_RECV, ConnState::SynRecv),
-    (xvs_state::XVS_S_FIN_WAIT, ConnState::FinWait),
-    (xvs_state::XVS_S_TIME_WAIT, ConnState::TimeWait),
-    (xvs_state::XVS_S_CLOSE, ConnState::Close),
-    (xvs_state::XVS_S_CLOSE_WAIT, ConnState::CloseWait),
-    (xvs_state::XVS_S_LAST_ACK, ConnState::LastAck),
-    (xvs_state::XVS_S_LISTEN, ConnState::Listen),
-    (xvs_state::XVS_S_SYNACK, ConnState::SynAck),
-    (xvs_state::XVS_S_UDP, ConnState::Udp),
-];
-const _: () = {
-    let mut i = 0;
-    while i < STATES.len() {
-        assert!(STATES[i].0 .0 as usize == i && STATES[i].1 as usize == i);
-        i += 1;
-    }
-};
+// The model's state numbers are the kernel's, and so must the program's
+// be; ConnState's next number (12, Assured) is IPVS's template flag.
+const _: () = assert!(
+    xvs_state::XVS_S_NONE.0 == ConnState::None as u32
+        && xvs_state::XVS_S_ESTABLISHED.0 == ConnState::Established as u32
+        && xvs_state::XVS_S_SYN_SENT.0 == ConnState::SynSent as u32
+        && xvs_state::XVS_S_SYN_RECV.0 == ConnState::SynRecv as u32
+        && xvs_state::XVS_S_FIN_WAIT.0 == ConnState::FinWait as u32
+        && xvs_state::XVS_S_TIME_WAIT.0 == ConnState::TimeWait as u32
+        && xvs_state::XVS_S_CLOSE.0 == ConnState::Close as u32
+        && xvs_state::XVS_S_CLOSE_WAIT.0 == ConnState::CloseWait as u32
+        && xvs_state::XVS_S_LAST_ACK.0 == ConnState::LastAck as u32
+        && xvs_state::XVS_S_LISTEN.0 == ConnState::Listen as u32
+        && xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32
+        && xvs_state::XVS_S_UDP.0 == ConnState::Udp as u32
+        && xvs_state::XVS_S_LAST.0 == ConnState::Udp as u32 + 1
+);
 
 /// An IPv4 address as the bytes of a `__be32` field.
 pub fn be32(a: Ipv4Addr) -> u32 {

@@ -29,16 +29,7 @@ const SCHED_NUMBERS: [(xvs_sched, SchedKind); xvs_sched::XVS_SCHED_MAX.0 as usiz
     (xvs_sched::XVS_SCHED_MH, SchedKind::Mh),
     (xvs_sched::XVS_SCHED_TWOS, SchedKind::Twos),
 ];
-const _: () = {
-    let mut i = 0;
-    while i < SCHED_NUMBERS.len() {
-        assert!(
-            SCHED_NUMBERS[i].0 .0 as usize == i,
-            "SCHED_NUMBERS out of enum order"
-        );
-        i += 1;
-    }
-};
+assert_enum_order!(SCHED_NUMBERS);
 const _: () = assert!(SCHED_NUMBERS.len() == SchedKind::ALL.len());
 
 /// Whether the program schedules `kind` by scanning the service's dest
