@@ -7,7 +7,9 @@
 //! ...), where native XDP would convert and copy every skb (the same
 //! reason as the director's `--attach auto`, docs/design.md).
 
-use crate::{tc, Error};
+use crate::error::Error;
+use crate::repr::{be16, be32};
+use crate::tc;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, TcHook, TcHookBuilder, Xdp, XdpFlags, TC_EGRESS, TC_INGRESS};
 use log::{info, warn};
@@ -51,7 +53,13 @@ const _: () = assert!(
 
 const _: () = assert!(COUNTER_NAMES.len() == xvs_decap_counter::XVS_DECAP_MAX.0 as usize);
 const _: () = assert!(size_of::<xvs_decap_cfg>() == 80);
-const _: () = assert!(MAX_VIPS == 16 && MAX_GUE_PORTS == 4);
+// The arrays of `struct xvs_decap_cfg` are as long as the limits say
+// (`XVS_DECAP_MAX_VIPS`, `XVS_DECAP_MAX_PORTS`; also asserted against the
+// header's text in `limits_tests.rs`).
+const _: () = assert!(
+    std::mem::offset_of!(xvs_decap_cfg, gue_ports) == 4 * MAX_VIPS
+        && std::mem::offset_of!(xvs_decap_cfg, nvips) == 4 * MAX_VIPS + 2 * MAX_GUE_PORTS
+);
 
 /// What `xvs_decap` decapsulates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,10 +114,10 @@ macro_rules! decap_loader {
                 .ok_or_else(|| Error::Abi("decap .rodata not mapped".into()))?;
             let c = &mut ro.decap_cfg;
             for (i, v) in cfg.vips.iter().enumerate() {
-                c.vips[i] = crate::be32(*v);
+                c.vips[i] = be32(*v);
             }
             for (i, p) in cfg.gue_ports.iter().enumerate() {
-                c.gue_ports[i] = crate::be16(*p);
+                c.gue_ports[i] = be16(*p);
             }
             c.nvips = cfg.vips.len() as u32;
             c.nports = cfg.gue_ports.len() as u32;
@@ -361,7 +369,11 @@ fn sum_counters(map: &impl MapCore) -> Result<Vec<(&'static str, u64)>, Error> {
             .unwrap_or_default();
         let sum = vals
             .iter()
-            .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
+            .map(|v| {
+                v.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_ne_bytes)
+            })
             .sum();
         out.push((*name, sum));
     }

@@ -10,7 +10,7 @@
 use libbpf_rs::libbpf_sys;
 use std::collections::BTreeSet;
 
-use crate::skel::types::xvs_feat;
+use crate::abi::xvs_feat;
 
 /// One optional feature: its name (as `XVS_FEATURES_OFF` and reports
 /// spell it), what provides it, and what happens without it.

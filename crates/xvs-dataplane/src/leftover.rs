@@ -9,7 +9,10 @@ use std::os::fd::AsFd;
 
 use libbpf_rs::{TcHookBuilder, Xdp, TC_EGRESS, TC_INGRESS};
 
-use crate::{decap, tc, AttachMode, Error, TC_HANDLE, TC_PRIORITY};
+use crate::decap;
+use crate::error::Error;
+use crate::mode::{AttachMode, TC_HANDLE, TC_PRIORITY};
+use crate::tc;
 
 /// One interface with the director's program on it.
 #[derive(Debug, Clone, PartialEq, Eq)]

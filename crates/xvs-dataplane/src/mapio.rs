@@ -5,7 +5,7 @@
 //! delete. Each fallback is decided by the kernel's answer the first time
 //! and remembered, never by its version.
 
-use crate::Error;
+use crate::error::Error;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use std::os::fd::{AsFd, AsRawFd};

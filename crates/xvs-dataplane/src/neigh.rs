@@ -9,8 +9,10 @@
 //!   kernels fall back to a plain `NTF_USE`. Permanent and no-ARP entries
 //!   are left alone.
 
-use crate::netlink::{attrs, push_attr, Netlink, NLM_F_ACK, NLM_F_REQUEST};
-use crate::Error;
+use crate::error::Error;
+use crate::netlink::{
+    attrs, i32_at, ipv4_at, push_attr, u16_at, Netlink, NLM_F_ACK, NLM_F_REQUEST,
+};
 use std::io;
 use std::net::Ipv4Addr;
 
@@ -49,15 +51,15 @@ impl Netlink {
             if ty != RTM_NEWROUTE || b.len() < 12 {
                 continue;
             }
-            if b[7] != RTN_UNICAST {
+            if b.get(7) != Some(&RTN_UNICAST) {
                 return Ok(None);
             }
             let mut oif = 0;
             let mut via = addr;
             for (t, v) in attrs(&b, 12) {
                 match t {
-                    RTA_OIF if v.len() == 4 => oif = i32::from_ne_bytes(v.try_into().unwrap()),
-                    RTA_GATEWAY if v.len() == 4 => via = Ipv4Addr::new(v[0], v[1], v[2], v[3]),
+                    RTA_OIF if v.len() == 4 => oif = i32_at(v, 0).unwrap_or(0),
+                    RTA_GATEWAY if v.len() == 4 => via = ipv4_at(v, 0).unwrap_or(via),
                     _ => {}
                 }
             }
@@ -85,7 +87,7 @@ impl Netlink {
             Ok(r) => Ok(r
                 .into_iter()
                 .find(|(t, b)| *t == RTM_NEWNEIGH && b.len() >= 12)
-                .map(|(_, b)| u16::from_ne_bytes([b[8], b[9]]))),
+                .and_then(|(_, b)| u16_at(&b, 8))),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }

@@ -16,8 +16,10 @@
 //! (see [`crate::neigh`]) and filled in when it answers.
 
 use crate::abi::{xvs_dest_nh, xvs_nh_state};
-use crate::netlink::{attrs, os_err, push_attr, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
-use crate::Error;
+use crate::error::Error;
+use crate::netlink::{
+    attrs, ipv4_at, os_err, push_attr, u16_at, u32_at, Netlink, NLM_F_DUMP, NLM_F_REQUEST,
+};
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv4Addr;
@@ -141,11 +143,12 @@ fn dump_links(nl: &mut Netlink) -> Result<Links, io::Error> {
     let body = [0u8; 16];
     let mut out = HashMap::new();
     for (t, b) in nl.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &body)? {
-        let Some(idx) = b.get(4..8) else { continue };
+        let Some(ifindex) = u32_at(&b, 4) else {
+            continue;
+        };
         if t != RTM_NEWLINK {
             continue;
         }
-        let ifindex = u32::from_ne_bytes(idx.try_into().unwrap_or([0; 4]));
         let (mut mtu, mut mac) = (0, None);
         for (ty, v) in attrs(&b, 16) {
             match ty {
@@ -167,14 +170,12 @@ fn dump_neighs(nl: &mut Netlink) -> Result<Neighs, io::Error> {
     body.extend_from_slice(&[0; 8]);
     let mut out = HashMap::new();
     for (t, b) in nl.request(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, &body)? {
-        let (Some(idx), Some(st)) = (b.get(4..8), b.get(8..10)) else {
+        let (Some(ifindex), Some(state)) = (u32_at(&b, 4), u16_at(&b, 8)) else {
             continue;
         };
         if t != RTM_NEWNEIGH {
             continue;
         }
-        let ifindex = u32::from_ne_bytes(idx.try_into().unwrap_or([0; 4]));
-        let state = u16::from_ne_bytes(st.try_into().unwrap_or([0; 2]));
         let (mut dst, mut mac) = (None, None);
         for (ty, v) in attrs(&b, 12) {
             match ty {
@@ -240,12 +241,11 @@ fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
 }
 
 fn u32_of(v: &[u8]) -> Option<u32> {
-    Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?))
+    u32_at(v, 0)
 }
 
 fn ipv4_of(v: &[u8]) -> Option<Ipv4Addr> {
-    let o: [u8; 4] = v.get(..4)?.try_into().ok()?;
-    Some(Ipv4Addr::from(o))
+    ipv4_at(v, 0)
 }
 
 /// A netlink socket subscribed to route, link, address and neighbour

@@ -9,8 +9,10 @@ use std::path::Path;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use crate::abi::*;
-use crate::{bpf_err, Error, Options};
+use crate::abi::xvs_abi_version;
+use crate::error::{bpf_err, Error};
+use crate::maps::sizes;
+use crate::options::Options;
 
 /// Maps pinned under [`Options::pin_path`] (all state; `.rodata` is not).
 pub(crate) const PINNED_MAPS: [&str; 14] = [
@@ -44,27 +46,6 @@ pub(crate) fn entries(name: &str, opts: &Options) -> Option<(u32, &'static str)>
         "SVC_DESTS" => (opts.max_services.saturating_mul(2), "--max-services"),
         "PERSIST_MAP" => (opts.persist_capacity, "the template capacity"),
         "LBLC_MAP" => (opts.locality_capacity, "the locality capacity"),
-        _ => return None,
-    })
-}
-
-/// Key and value sizes of each pinned map, as the Rust types have them.
-fn sizes(name: &str) -> Option<(usize, usize)> {
-    use std::mem::size_of;
-    Some(match name {
-        "SVC_MAP" => (size_of::<xvs_svc_key>(), size_of::<xvs_svc>()),
-        "DEST_MAP" => (4, size_of::<xvs_dest>()),
-        "DEST_NH" => (4, size_of::<xvs_dest_nh>()),
-        "RING_MAP" => (size_of::<xvs_ring_key>(), 4),
-        "SCHED_POS" => (4, 8),
-        "CONN_MAP" => (size_of::<xvs_conn_key>(), size_of::<xvs_conn>()),
-        "SVC_STATS" | "DEST_STATS" => (4, size_of::<xvs_stats>()),
-        "DEST_CONNS" => (4, size_of::<xvs_dest_conns>()),
-        "XVS_CNT" => (4, 8),
-        "SVC_DESTS" => (4, size_of::<xvs_svc_dests>()),
-        "PERSIST_MAP" => (size_of::<xvs_tmpl_key>(), size_of::<xvs_tmpl>()),
-        "LBLC_MAP" => (size_of::<xvs_lblc_key>(), size_of::<xvs_lblc>()),
-        "XVS_ABI" => (4, 4),
         _ => return None,
     })
 }

@@ -10,13 +10,15 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
 use libbpf_rs::{MapCore, MapFlags};
-use xvs_core::model::FwdMethod;
+use xvs_core::model::{svc_flags, FwdMethod};
 
-use crate::abi::*;
-use crate::{
-    be16, be32, bpf_err, bytes, from_bytes, fwd_of, ip_of, monotonic_ns, port_of, Conn, Dataplane,
-    Error, Template,
-};
+use crate::abi::{as_bytes as bytes, *};
+use crate::clock::monotonic_ns;
+use crate::conns::{Conn, Template};
+use crate::dataplane::Dataplane;
+use crate::error::{bpf_err, Error};
+use crate::maps::lookup;
+use crate::repr::{be16, be32, fwd_code, fwd_of, ip_of, port_of};
 
 /// What installing a synchronised connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,14 +27,6 @@ pub enum Installed {
     New,
     /// An existing one, refreshed (and its state changed, if it did).
     Updated,
-}
-
-fn fwd_code(f: FwdMethod) -> u8 {
-    match f {
-        FwdMethod::Masq => xvs_fwd::XVS_FWD_MASQ.0 as u8,
-        FwdMethod::Route => xvs_fwd::XVS_FWD_ROUTE.0 as u8,
-        FwdMethod::Tunnel => xvs_fwd::XVS_FWD_TUNNEL.0 as u8,
-    }
 }
 
 fn active(state: u32) -> bool {
@@ -59,12 +53,7 @@ impl Dataplane {
         if c.persistent {
             flags |= xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
         }
-        let old = self
-            .maps
-            .conn
-            .lookup(bytes(&fkey), MapFlags::ANY)
-            .map_err(bpf_err("CONN_MAP lookup"))?
-            .map(|v| from_bytes::<xvs_conn>(&v));
+        let old: Option<xvs_conn> = lookup(&self.maps.conn, &fkey, "CONN_MAP lookup")?;
         let mut val = xvs_conn {
             last_seen_ns: now,
             peer: rkey,
@@ -145,12 +134,7 @@ impl Dataplane {
             proto: t.proto.number(),
             pad: 0,
         };
-        let old = self
-            .maps
-            .persist
-            .lookup(bytes(&key), MapFlags::ANY)
-            .map_err(bpf_err("PERSIST_MAP lookup"))?
-            .map(|v| from_bytes::<xvs_tmpl>(&v));
+        let old: Option<xvs_tmpl> = lookup(&self.maps.persist, &key, "PERSIST_MAP lookup")?;
         let mut flags = 0u16;
         if t.assured
             || old.is_some_and(|o| {
@@ -237,7 +221,7 @@ impl Dataplane {
     /// Reads [`SyncIndex`] from `SVC_MAP` and `DEST_MAP` (dests in the
     /// trash or otherwise unavailable are left out).
     pub fn sync_index(&self) -> Result<SyncIndex, Error> {
-        let persistent = 1; // IP_VS_SVC_F_PERSISTENT
+        let persistent = svc_flags::PERSISTENT;
         let services = self
             .read_all::<xvs_svc_key, xvs_svc>(&self.maps.svc)?
             .into_iter()

@@ -4,8 +4,8 @@
 //! `tc` made xvsd depend on it, and without it leftover programs and
 //! qdiscs were quietly left behind.
 
-use crate::netlink::{attrs, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
-use crate::Error;
+use crate::error::Error;
+use crate::netlink::{attrs, u32_at as checked_u32_at, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
 
 const RTM_NEWQDISC: u16 = 36;
 const RTM_GETQDISC: u16 = 38;
@@ -29,10 +29,9 @@ fn tcmsg(ifindex: i32, parent: u32) -> Vec<u8> {
     b
 }
 
+/// The `u32` at `off`, 0 when `b` is too short.
 fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .and_then(|x| x.try_into().ok())
-        .map_or(0, u32::from_ne_bytes)
+    checked_u32_at(b, off).unwrap_or(0)
 }
 
 fn kind(body: &[u8]) -> Option<&[u8]> {

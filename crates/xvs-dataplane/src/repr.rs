@@ -1,0 +1,112 @@
+//! Between the maps' representation and the model's: network-order
+//! fields, protocol and forwarding-method numbers, service keys.
+
+use std::mem::size_of;
+use std::net::Ipv4Addr;
+
+use xvs_core::model::{ConnState, FwdMethod, Protocol, ServiceKey};
+
+use crate::abi::{as_bytes, xvs_conn_key, xvs_fwd, xvs_state, xvs_svc_key, xvs_tmpl_key};
+
+// The model's state numbers are the kernel's, and so must the program's
+// be; ConnState's next number (12, Assured) is IPVS's template flag.
+const _: () = assert!(
+    xvs_state::XVS_S_NONE.0 == ConnState::None as u32
+        && xvs_state::XVS_S_ESTABLISHED.0 == ConnState::Established as u32
+        && xvs_state::XVS_S_SYN_SENT.0 == ConnState::SynSent as u32
+        && xvs_state::XVS_S_SYN_RECV.0 == ConnState::SynRecv as u32
+        && xvs_state::XVS_S_FIN_WAIT.0 == ConnState::FinWait as u32
+        && xvs_state::XVS_S_TIME_WAIT.0 == ConnState::TimeWait as u32
+        && xvs_state::XVS_S_CLOSE.0 == ConnState::Close as u32
+        && xvs_state::XVS_S_CLOSE_WAIT.0 == ConnState::CloseWait as u32
+        && xvs_state::XVS_S_LAST_ACK.0 == ConnState::LastAck as u32
+        && xvs_state::XVS_S_LISTEN.0 == ConnState::Listen as u32
+        && xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32
+        && xvs_state::XVS_S_UDP.0 == ConnState::Udp as u32
+        && xvs_state::XVS_S_LAST.0 == ConnState::Udp as u32 + 1
+);
+
+/// An IPv4 address as the bytes of a `__be32` field.
+pub fn be32(a: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
+/// A port as the bytes of a `__be16` field.
+pub fn be16(p: u16) -> u16 {
+    p.to_be()
+}
+
+/// The address in a `__be32` field.
+pub fn ip_of(v: u32) -> Ipv4Addr {
+    Ipv4Addr::from(v.to_ne_bytes())
+}
+
+/// The port in a `__be16` field.
+pub fn port_of(v: u16) -> u16 {
+    u16::from_be(v)
+}
+
+pub(crate) fn proto_of(n: u8) -> Option<Protocol> {
+    match n {
+        6 => Some(Protocol::Tcp),
+        17 => Some(Protocol::Udp),
+        _ => None,
+    }
+}
+
+pub(crate) fn fwd_of(n: u8) -> FwdMethod {
+    match n as u32 {
+        x if x == xvs_fwd::XVS_FWD_ROUTE.0 => FwdMethod::Route,
+        x if x == xvs_fwd::XVS_FWD_TUNNEL.0 => FwdMethod::Tunnel,
+        _ => FwdMethod::Masq,
+    }
+}
+
+/// The `xvs_fwd` number of a forwarding method.
+pub(crate) fn fwd_code(f: FwdMethod) -> u8 {
+    match f {
+        FwdMethod::Masq => xvs_fwd::XVS_FWD_MASQ.0 as u8,
+        FwdMethod::Route => xvs_fwd::XVS_FWD_ROUTE.0 as u8,
+        FwdMethod::Tunnel => xvs_fwd::XVS_FWD_TUNNEL.0 as u8,
+    }
+}
+
+/// The service key as `SVC_MAP` stores it.
+pub fn svc_key(k: &ServiceKey) -> xvs_svc_key {
+    xvs_svc_key {
+        addr: be32(k.addr),
+        port: be16(k.port),
+        proto: k.proto.number(),
+        pad: 0,
+    }
+}
+
+/// A connection key as bytes, for sets and maps of keys.
+pub(crate) fn key16(k: &xvs_conn_key) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(as_bytes(k));
+    b
+}
+
+/// A template key as bytes, for sets and maps of keys.
+pub(crate) fn key12(k: &xvs_tmpl_key) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b.copy_from_slice(as_bytes(k));
+    b
+}
+
+const _: () = assert!(size_of::<xvs_conn_key>() == 16 && size_of::<xvs_tmpl_key>() == 12);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_order_helpers_round_trip() {
+        let a = Ipv4Addr::new(192, 0, 2, 1);
+        assert_eq!(ip_of(be32(a)), a);
+        assert_eq!(be32(a).to_ne_bytes(), [192, 0, 2, 1]);
+        assert_eq!(port_of(be16(8080)), 8080);
+        assert_eq!(be16(0x1234).to_ne_bytes(), [0x12, 0x34]);
+    }
+}
