@@ -1,5 +1,5 @@
-//! Neighbour resolution for DR/TUN dests, with raw rtnetlink (no shelling
-//! out, no extra crates).
+//! Neighbour resolution for DR/TUN dests over rtnetlink (no shelling out;
+//! the messages are `netlink-packet-route`'s).
 //!
 //! * [`resolve`]: for each address, `RTM_GETROUTE` finds the egress
 //!   interface and next hop (the gateway when the route has one), then
@@ -10,56 +10,47 @@
 //!   are left alone.
 
 use crate::error::Error;
-use crate::netlink::{
-    attrs, i32_at, ipv4_at, push_attr, u16_at, Netlink, NLM_F_ACK, NLM_F_REQUEST,
+use crate::netlink::{Netlink, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
 };
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::io;
 use std::net::Ipv4Addr;
 
-const NLM_F_REPLACE: u16 = 0x100;
-const NLM_F_CREATE: u16 = 0x400;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_GETROUTE: u16 = 26;
-const RTM_NEWNEIGH: u16 = 28;
-const RTM_GETNEIGH: u16 = 30;
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
-const IFLA_LINKINFO: u16 = 18;
-const IFLA_INFO_KIND: u16 = 1;
-const IFLA_LINK_NETNSID: u16 = 37;
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
-const RTN_UNICAST: u8 = 1;
-const NDA_DST: u16 = 1;
-const NDA_FLAGS_EXT: u16 = 15;
-const NTF_USE: u8 = 0x01;
-const NTF_EXT_MANAGED: u32 = 0x01;
 const NUD_NOARP: u16 = 0x40;
 const NUD_PERMANENT: u16 = 0x80;
+
+/// An `RTM_GETROUTE` request for the route the kernel would use to send
+/// to `addr` (shared with [`crate::nexthop`]).
+pub(crate) fn route_get(addr: Ipv4Addr) -> RouteNetlinkMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet;
+    m.header.destination_prefix_length = 32;
+    m.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(addr)));
+    RouteNetlinkMessage::GetRoute(m)
+}
 
 impl Netlink {
     /// `(ifindex, next hop)` of the route to `addr`; `None` when it is not
     /// a unicast route (local, blackhole, ...).
     fn route(&mut self, addr: Ipv4Addr) -> Result<Option<(i32, Ipv4Addr)>, io::Error> {
-        // struct rtmsg: family, dst_len, src_len, tos, table, protocol,
-        // scope, type, flags(u32).
-        let mut body = vec![libc::AF_INET as u8, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        push_attr(&mut body, RTA_DST, &addr.octets());
-        let replies = self.request(RTM_GETROUTE, NLM_F_REQUEST, &body)?;
-        for (ty, b) in replies {
-            if ty != RTM_NEWROUTE || b.len() < 12 {
+        for reply in self.request(route_get(addr), NLM_F_REQUEST)? {
+            let RouteNetlinkMessage::NewRoute(r) = reply else {
                 continue;
-            }
-            if b.get(7) != Some(&RTN_UNICAST) {
+            };
+            if r.header.kind != RouteType::Unicast {
                 return Ok(None);
             }
             let mut oif = 0;
             let mut via = addr;
-            for (t, v) in attrs(&b, 12) {
-                match t {
-                    RTA_OIF if v.len() == 4 => oif = i32_at(v, 0).unwrap_or(0),
-                    RTA_GATEWAY if v.len() == 4 => via = ipv4_at(v, 0).unwrap_or(via),
+            for a in r.attributes {
+                match a {
+                    RouteAttribute::Oif(i) => oif = i as i32,
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => via = g,
                     _ => {}
                 }
             }
@@ -68,41 +59,41 @@ impl Netlink {
         Ok(None)
     }
 
-    fn ndmsg(ifindex: i32, state: u16, flags: u8) -> Vec<u8> {
-        // struct ndmsg: family, pad1, pad2(u16), ifindex(i32), state(u16),
-        // flags(u8), type(u8).
-        let mut b = vec![libc::AF_INET as u8, 0, 0, 0];
-        b.extend_from_slice(&ifindex.to_ne_bytes());
-        b.extend_from_slice(&state.to_ne_bytes());
-        b.push(flags);
-        b.push(0);
-        b
+    fn ndmsg(ifindex: i32, flags: NeighbourFlags, addr: Ipv4Addr) -> NeighbourMessage {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.ifindex = ifindex as u32;
+        m.header.flags = flags;
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                addr,
+            )));
+        m
     }
 
     /// NUD state of an existing neighbour entry.
     fn neigh_state(&mut self, ifindex: i32, addr: Ipv4Addr) -> Result<Option<u16>, io::Error> {
-        let mut body = Self::ndmsg(ifindex, 0, 0);
-        push_attr(&mut body, NDA_DST, &addr.octets());
-        match self.request(RTM_GETNEIGH, NLM_F_REQUEST, &body) {
-            Ok(r) => Ok(r
-                .into_iter()
-                .find(|(t, b)| *t == RTM_NEWNEIGH && b.len() >= 12)
-                .and_then(|(_, b)| u16_at(&b, 8))),
+        let req =
+            RouteNetlinkMessage::GetNeighbour(Self::ndmsg(ifindex, NeighbourFlags::empty(), addr));
+        match self.request(req, NLM_F_REQUEST) {
+            Ok(r) => Ok(r.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) => Some(u16::from(n.header.state)),
+                _ => None,
+            })),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     fn neigh_use(&mut self, ifindex: i32, addr: Ipv4Addr, managed: bool) -> Result<(), io::Error> {
-        let mut body = Self::ndmsg(ifindex, 0, NTF_USE);
-        push_attr(&mut body, NDA_DST, &addr.octets());
+        let mut m = Self::ndmsg(ifindex, NeighbourFlags::Use, addr);
         if managed {
-            push_attr(&mut body, NDA_FLAGS_EXT, &NTF_EXT_MANAGED.to_ne_bytes());
+            m.attributes
+                .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
         }
         self.request(
-            RTM_NEWNEIGH,
+            RouteNetlinkMessage::NewNeighbour(m),
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-            &body,
         )
         .map(|_| ())
     }
@@ -114,32 +105,30 @@ impl Netlink {
 /// hand frames straight to the peer (`bpf_redirect_peer`).
 pub(crate) fn veth_peer_elsewhere(ifindex: i32) -> Result<bool, Error> {
     let mut nl = Netlink::open()?;
-    // struct ifinfomsg: family, pad, type(u16), index(i32), flags, change.
-    let mut body = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
-    body.extend_from_slice(&ifindex.to_ne_bytes());
-    body.extend_from_slice(&[0; 8]);
+    let mut req = LinkMessage::default();
+    req.header.index = ifindex as u32;
     let replies = nl
-        .request(RTM_GETLINK, NLM_F_REQUEST, &body)
+        .request(RouteNetlinkMessage::GetLink(req), NLM_F_REQUEST)
         .map_err(|source| Error::Io {
             context: format!("RTM_GETLINK for ifindex {ifindex}"),
             source,
         })?;
-    let Some((_, b)) = replies
-        .iter()
-        .find(|(t, b)| *t == RTM_NEWLINK && b.len() >= 16)
-    else {
+    let Some(link) = replies.into_iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(l),
+        _ => None,
+    }) else {
         return Ok(false);
     };
     let mut veth = false;
     let mut elsewhere = false;
-    for (t, v) in attrs(b, 16) {
-        match t {
-            IFLA_LINKINFO => {
-                veth = attrs(v, 0).iter().any(|(k, d)| {
-                    *k == IFLA_INFO_KIND && d.split(|&c| c == 0).next() == Some(b"veth")
-                });
+    for a in link.attributes {
+        match a {
+            LinkAttribute::LinkInfo(infos) => {
+                veth = infos
+                    .iter()
+                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth)));
             }
-            IFLA_LINK_NETNSID => elsewhere = true,
+            LinkAttribute::LinkNetNsId(_) => elsewhere = true,
             _ => {}
         }
     }

@@ -1,109 +1,36 @@
-//! A minimal rtnetlink client over a raw socket (no shelling out, no extra
-//! crates): one request, its replies up to the ack, error or end of dump.
-//! Neighbour resolution ([`crate::neigh`]) and the tc queries
+//! A thin synchronous rtnetlink client: one request, its replies up to
+//! the ack, error or end of dump. The messages are built and parsed by
+//! `netlink-packet-route`/`netlink-packet-core`, the socket is
+//! `netlink-sys`'s (blocking, no async runtime). Neighbour resolution
+//! ([`crate::neigh`]), next hops ([`crate::nexthop`]) and the tc queries
 //! ([`crate::tc`]) speak through it.
 
 use crate::error::Error;
+use netlink_packet_core::{
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLMSG_ERROR,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
 use std::mem::size_of;
+use std::os::fd::AsRawFd;
 
-pub(crate) const NLMSG_HDRLEN: usize = 16;
-pub(crate) const NLMSG_ERROR: u16 = 2;
-pub(crate) const NLMSG_DONE: u16 = 3;
-pub(crate) const NLM_F_REQUEST: u16 = 0x01;
-pub(crate) const NLM_F_ACK: u16 = 0x04;
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
+pub(crate) use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST,
+};
 
 pub(crate) struct Netlink {
-    fd: libc::c_int,
+    socket: Socket,
     seq: u32,
 }
 
-impl Drop for Netlink {
-    fn drop(&mut self) {
-        // SAFETY: closing the socket we opened.
-        unsafe { libc::close(self.fd) };
-    }
-}
-
-pub(crate) fn os_err(context: &str) -> Error {
-    Error::Io {
+/// An rtnetlink socket, as [`Error::Io`] with `context` when it cannot be
+/// opened.
+pub(crate) fn socket(context: &str) -> Result<Socket, Error> {
+    Socket::new(NETLINK_ROUTE).map_err(|source| Error::Io {
         context: context.to_string(),
-        source: io::Error::last_os_error(),
-    }
-}
-
-pub(crate) fn push_attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
-    let len = 4 + data.len();
-    buf.extend_from_slice(&(len as u16).to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(data);
-    buf.resize(buf.len().next_multiple_of(4), 0);
-}
-
-/// Reads of kernel bytes through checked views: a read that falls
-/// outside the slice is `None`, never a panic.
-pub(crate) fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(
-        b.get(off..off.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-/// See [`u16_at`].
-pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(
-        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-/// See [`u16_at`].
-pub(crate) fn i32_at(b: &[u8], off: usize) -> Option<i32> {
-    u32_at(b, off).map(|v| v as i32)
-}
-
-/// The IPv4 address in the first four bytes of an attribute.
-pub(crate) fn ipv4_at(b: &[u8], off: usize) -> Option<std::net::Ipv4Addr> {
-    let o: [u8; 4] = b.get(off..off.checked_add(4)?)?.try_into().ok()?;
-    Some(std::net::Ipv4Addr::from(o))
-}
-
-/// Attributes of a message body starting at `off` (after the fixed
-/// header), up to the first one that does not fit.
-pub(crate) fn attrs(body: &[u8], off: usize) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    let mut i = off;
-    while let (Some(len), Some(ty)) = (u16_at(body, i), u16_at(body, i + 2)) {
-        let len = len as usize;
-        let Some(value) = body.get(i + 4..i + len).filter(|_| len >= 4) else {
-            break;
-        };
-        out.push((ty & 0x3fff, value));
-        i += len.next_multiple_of(4);
-    }
-    out
-}
-
-/// One netlink message of a datagram: type, sequence number, body.
-type Message<'a> = (u16, u32, &'a [u8]);
-
-/// The messages of one datagram, up to the first that does not fit.
-fn messages(data: &[u8]) -> Vec<Message<'_>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let (Some(len), Some(ty), Some(seq)) =
-        (u32_at(data, i), u16_at(data, i + 4), u32_at(data, i + 8))
-    {
-        let len = len as usize;
-        let Some(body) = data
-            .get(i + NLMSG_HDRLEN..i.saturating_add(len))
-            .filter(|_| len >= NLMSG_HDRLEN)
-        else {
-            break;
-        };
-        out.push((ty, seq, body));
-        i += len.next_multiple_of(4);
-    }
-    out
+        source,
+    })
 }
 
 /// What one datagram of replies to request `seq` says.
@@ -118,30 +45,50 @@ enum Step {
 }
 
 /// Collects the replies to `seq` in `data` into `out` (`flags`: the
-/// request's, which tell whether more than one answer comes).
-fn replies(data: &[u8], seq: u32, flags: u16, out: &mut Vec<(u16, Vec<u8>)>) -> Step {
-    for (ty, mseq, body) in messages(data) {
+/// request's, which tell whether more than one answer comes). A message
+/// whose length does not fit ends the datagram; one the crate cannot
+/// parse is skipped (an error message too short to hold its errno is no
+/// answer: `EPROTO`).
+fn replies(data: &[u8], seq: u32, flags: u16, out: &mut Vec<RouteNetlinkMessage>) -> Step {
+    let mut i = 0;
+    while let Some(buf) = data
+        .get(i..)
+        .and_then(|d| NetlinkBuffer::new_checked(d).ok())
+    {
+        let len = buf.length() as usize;
+        let (ty, mseq) = (buf.message_type(), buf.sequence_number());
+        let this = data.get(i..i + len).unwrap_or_default();
+        i += len.next_multiple_of(4);
         if mseq != seq {
             continue;
         }
-        match ty {
-            NLMSG_ERROR => {
-                // struct nlmsgerr starts with the (negative) errno; a
-                // message too short to hold it is no answer.
-                return match i32_at(body, 0) {
-                    Some(0) => Step::Done,
-                    Some(errno) => Step::Failed(errno.saturating_neg()),
-                    None => Step::Failed(libc::EPROTO),
+        let msg = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(this) {
+            Ok(m) => m,
+            Err(_) if ty == NLMSG_ERROR => return Step::Failed(libc::EPROTO),
+            Err(e) => {
+                log::debug!("skipping an rtnetlink message of type {ty}: {e}");
+                if flags & (NLM_F_ACK | NLM_F_DUMP) == 0 {
+                    return Step::Done;
+                }
+                continue;
+            }
+        };
+        match msg.payload {
+            NetlinkPayload::Error(e) => {
+                return match e.code {
+                    None => Step::Done,
+                    Some(errno) => Step::Failed(errno.get().saturating_neg()),
                 };
             }
-            NLMSG_DONE => return Step::Done,
-            _ => {
-                out.push((ty, body.to_vec()));
+            NetlinkPayload::Done(_) => return Step::Done,
+            NetlinkPayload::InnerMessage(m) => {
+                out.push(m);
                 // A non-dump, non-ack request gets one answer.
                 if flags & (NLM_F_ACK | NLM_F_DUMP) == 0 {
                     return Step::Done;
                 }
             }
+            _ => {}
         }
     }
     Step::More
@@ -149,85 +96,52 @@ fn replies(data: &[u8], seq: u32, flags: u16, out: &mut Vec<(u16, Vec<u8>)>) -> 
 
 impl Netlink {
     pub(crate) fn open() -> Result<Netlink, Error> {
-        // SAFETY: plain socket(2).
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(os_err("netlink socket"));
-        }
-        let nl = Netlink { fd, seq: 1 };
+        let socket = socket("netlink socket")?;
         // Replies must not wait forever.
         let tv = libc::timeval {
             tv_sec: 2,
             tv_usec: 0,
         };
-        // SAFETY: valid option value of the right size.
+        // SAFETY: valid option value of the right size on our socket.
         unsafe {
             libc::setsockopt(
-                fd,
+                socket.as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_RCVTIMEO,
                 &tv as *const _ as *const libc::c_void,
                 size_of::<libc::timeval>() as u32,
             )
         };
-        Ok(nl)
+        Ok(Netlink { socket, seq: 1 })
     }
 
-    /// Sends one request, returns the reply messages `(type, body)` up to
-    /// the ack/error/done (an error reply becomes `Err`, errno kept).
+    /// Sends one request, returns the reply messages up to the
+    /// ack/error/done (an error reply becomes `Err`, errno kept).
     pub(crate) fn request(
         &mut self,
-        ty: u16,
+        msg: RouteNetlinkMessage,
         flags: u16,
-        body: &[u8],
-    ) -> Result<Vec<(u16, Vec<u8>)>, io::Error> {
+    ) -> Result<Vec<RouteNetlinkMessage>, io::Error> {
         self.seq += 1;
         let seq = self.seq;
-        let mut msg = Vec::with_capacity(NLMSG_HDRLEN + body.len());
-        msg.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
-        msg.extend_from_slice(&ty.to_ne_bytes());
-        msg.extend_from_slice(&flags.to_ne_bytes());
-        msg.extend_from_slice(&seq.to_ne_bytes());
-        msg.extend_from_slice(&0u32.to_ne_bytes());
-        msg.extend_from_slice(body);
-        // SAFETY: a zeroed sockaddr_nl is the kernel's address.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: buffer and address are valid for the call.
-        let n = unsafe {
-            libc::sendto(
-                self.fd,
-                msg.as_ptr() as *const libc::c_void,
-                msg.len(),
-                0,
-                &sa as *const _ as *const libc::sockaddr,
-                size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        msg.finalize();
+        let mut bytes = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut bytes);
+        self.socket.send_to(&bytes, &SocketAddr::new(0, 0), 0)?;
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 32768];
+        let mut buf = Vec::with_capacity(32768);
         loop {
-            // SAFETY: receiving into our buffer.
-            let n =
-                unsafe { libc::recv(self.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
+            buf.clear();
+            match self.socket.recv(&mut buf, 0) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
-            let data = buf.get(..n as usize).unwrap_or_default();
-            match replies(data, seq, flags, &mut out) {
+            match replies(&buf, seq, flags, &mut out) {
                 Step::More => {}
                 Step::Done => return Ok(out),
                 Step::Failed(errno) => return Err(io::Error::from_raw_os_error(errno)),
@@ -239,8 +153,37 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_core::{DoneMessage, ErrorMessage, NLMSG_DONE};
+    use netlink_packet_route::link::LinkMessage;
+    use std::num::NonZeroI32;
 
-    fn msg(ty: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+    /// A netlink message header's length (`struct nlmsghdr`).
+    const NLMSG_HDRLEN: usize = 16;
+
+    fn msg(seq: u32, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = seq;
+        let mut m = NetlinkMessage::new(header, payload);
+        m.finalize();
+        let mut b = vec![0u8; m.buffer_len()];
+        m.serialize(&mut b);
+        b.resize(b.len().next_multiple_of(4), 0);
+        b
+    }
+
+    fn link(index: u32) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut l = LinkMessage::default();
+        l.header.index = index;
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l))
+    }
+
+    fn err(code: i32) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut e = ErrorMessage::default();
+        e.code = NonZeroI32::new(code);
+        NetlinkPayload::Error(e)
+    }
+
+    fn raw(ty: u16, seq: u32, body: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();
         m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
         m.extend_from_slice(&ty.to_ne_bytes());
@@ -254,58 +197,54 @@ mod tests {
 
     #[test]
     fn replies_are_collected_up_to_the_ack_or_error() {
-        let mut data = msg(24, 7, &[1, 2, 3, 4]);
-        data.extend(msg(24, 6, &[9]));
-        data.extend(msg(NLMSG_ERROR, 7, &0i32.to_ne_bytes()));
+        let mut data = msg(7, link(4));
+        data.extend(msg(6, link(9)));
+        data.extend(msg(7, err(0)));
         let mut out = Vec::new();
         assert_eq!(replies(&data, 7, NLM_F_ACK, &mut out), Step::Done);
-        assert_eq!(out, [(24, vec![1, 2, 3, 4])]);
-        let err = msg(NLMSG_ERROR, 7, &(-libc::ENOENT).to_ne_bytes());
+        assert!(matches!(&out[..], [RouteNetlinkMessage::NewLink(l)] if l.header.index == 4));
+        let nack = msg(7, err(-libc::ENOENT));
         assert_eq!(
-            replies(&err, 7, NLM_F_ACK, &mut out),
+            replies(&nack, 7, NLM_F_ACK, &mut out),
             Step::Failed(libc::ENOENT)
         );
-        let dump = msg(24, 7, &[5]);
+        let dump = msg(7, link(5));
         assert_eq!(replies(&dump, 7, NLM_F_DUMP, &mut out), Step::More);
         assert_eq!(replies(&dump, 7, 0, &mut Vec::new()), Step::Done);
+        let done = msg(7, NetlinkPayload::Done(DoneMessage::default()));
+        assert_eq!(replies(&done, 7, NLM_F_DUMP, &mut out), Step::Done);
+        assert_eq!(
+            replies(&raw(NLMSG_DONE, 7, &[]), 7, NLM_F_DUMP, &mut out),
+            Step::Done
+        );
     }
 
     #[test]
     fn truncated_kernel_input_is_never_a_panic() {
         // An error message without its errno, a header cut short, a length
         // past the end, a length below the header's.
-        let short_err = msg(NLMSG_ERROR, 7, &[0xff, 0xff]);
+        let short_err = raw(NLMSG_ERROR, 7, &[0xff, 0xff]);
         assert_eq!(
             replies(&short_err, 7, NLM_F_ACK, &mut Vec::new()),
             Step::Failed(libc::EPROTO)
         );
-        let whole = msg(24, 7, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let whole = msg(7, link(3));
         for cut in 0..whole.len() {
-            let _ = replies(&whole[..cut], 7, NLM_F_DUMP, &mut Vec::new());
+            let mut out = Vec::new();
+            assert_eq!(replies(&whole[..cut], 7, NLM_F_DUMP, &mut out), Step::More);
+            assert!(out.is_empty());
         }
         let mut long = whole.clone();
         long[..4].copy_from_slice(&u32::MAX.to_ne_bytes());
-        assert!(messages(&long).is_empty());
+        assert_eq!(replies(&long, 7, 0, &mut Vec::new()), Step::More);
         let mut tiny = whole;
         tiny[..4].copy_from_slice(&3u32.to_ne_bytes());
-        assert!(messages(&tiny).is_empty());
-    }
-
-    #[test]
-    fn attributes_stop_at_the_first_that_does_not_fit() {
-        let mut b = vec![0u8; 4];
-        push_attr(&mut b, 1, &[10, 0, 0, 1]);
-        push_attr(&mut b, 0x8002, &[7]);
-        assert_eq!(attrs(&b, 4), [(1, &[10, 0, 0, 1][..]), (2, &[7][..])]);
-        for cut in 0..b.len() {
-            assert!(attrs(&b[..cut], 4).len() <= 2);
-        }
-        let mut bad = b.clone();
-        bad[4..6].copy_from_slice(&2u16.to_ne_bytes());
-        assert!(attrs(&bad, 4).is_empty(), "length below the header's");
-        assert!(attrs(&b, 400).is_empty());
-        assert_eq!(u16_at(&[1], 0), None);
-        assert_eq!(u32_at(&[1, 2, 3, 4], usize::MAX), None);
-        assert_eq!(ipv4_at(&[192, 0, 2], 0), None);
+        assert_eq!(replies(&tiny, 7, 0, &mut Vec::new()), Step::More);
+        // A body the crate cannot parse (a link message cut inside its
+        // header) is skipped, not a panic.
+        let bad = raw(16, 7, &[0; 6]);
+        let mut out = Vec::new();
+        assert_eq!(replies(&bad, 7, NLM_F_DUMP, &mut out), Step::More);
+        assert!(out.is_empty());
     }
 }

@@ -17,30 +17,18 @@
 
 use crate::abi::{xvs_dest_nh, xvs_nh_state};
 use crate::error::Error;
-use crate::netlink::{
-    attrs, ipv4_at, os_err, push_attr, u16_at, u32_at, Netlink, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use crate::neigh::route_get;
+use crate::netlink::{socket, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMetric, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::SocketAddr;
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_GETROUTE: u16 = 26;
-const RTM_NEWNEIGH: u16 = 28;
-const RTM_GETNEIGH: u16 = 30;
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_MTU: u16 = 4;
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
-const RTA_PREFSRC: u16 = 7;
-const RTA_METRICS: u16 = 8;
-const RTAX_MTU: u16 = 2;
-const RTN_UNICAST: u8 = 1;
-const NDA_DST: u16 = 1;
-const NDA_LLADDR: u16 = 2;
 /// Neighbour states with a usable link-layer address.
 const NUD_VALID: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80;
 /// rtnetlink multicast groups (`RTMGRP_*`): links, neighbours, IPv4
@@ -138,54 +126,51 @@ impl Resolver {
     }
 }
 
+/// A 6-byte (Ethernet) address, else `None`.
+fn mac_of(v: &[u8]) -> Option<[u8; 6]> {
+    v.try_into().ok()
+}
+
 fn dump_links(nl: &mut Netlink) -> Result<Links, io::Error> {
-    // struct ifinfomsg: family, pad, type(u16), index(i32), flags, change.
-    let body = [0u8; 16];
+    let req = RouteNetlinkMessage::GetLink(LinkMessage::default());
     let mut out = HashMap::new();
-    for (t, b) in nl.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &body)? {
-        let Some(ifindex) = u32_at(&b, 4) else {
+    for reply in nl.request(req, NLM_F_REQUEST | NLM_F_DUMP)? {
+        let RouteNetlinkMessage::NewLink(l) = reply else {
             continue;
         };
-        if t != RTM_NEWLINK {
-            continue;
-        }
         let (mut mtu, mut mac) = (0, None);
-        for (ty, v) in attrs(&b, 16) {
-            match ty {
-                IFLA_MTU => mtu = u32_of(v).unwrap_or(0),
-                IFLA_ADDRESS if v.len() == 6 => mac = v.try_into().ok(),
+        for a in l.attributes {
+            match a {
+                LinkAttribute::Mtu(m) => mtu = m,
+                LinkAttribute::Address(v) => mac = mac_of(&v),
                 _ => {}
             }
         }
-        out.insert(ifindex, (mtu, mac));
+        out.insert(l.header.index, (mtu, mac));
     }
     Ok(out)
 }
 
 /// Every IPv4 neighbour with its state and link-layer address.
 fn dump_neighs(nl: &mut Netlink) -> Result<Neighs, io::Error> {
-    // struct ndmsg: family, pad1, pad2(u16), ifindex(i32), state(u16),
-    // flags(u8), type(u8).
-    let mut body = vec![libc::AF_INET as u8, 0, 0, 0];
-    body.extend_from_slice(&[0; 8]);
+    let mut req = NeighbourMessage::default();
+    req.header.family = AddressFamily::Inet;
+    let req = RouteNetlinkMessage::GetNeighbour(req);
     let mut out = HashMap::new();
-    for (t, b) in nl.request(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, &body)? {
-        let (Some(ifindex), Some(state)) = (u32_at(&b, 4), u16_at(&b, 8)) else {
+    for reply in nl.request(req, NLM_F_REQUEST | NLM_F_DUMP)? {
+        let RouteNetlinkMessage::NewNeighbour(n) = reply else {
             continue;
         };
-        if t != RTM_NEWNEIGH {
-            continue;
-        }
         let (mut dst, mut mac) = (None, None);
-        for (ty, v) in attrs(&b, 12) {
-            match ty {
-                NDA_DST => dst = ipv4_of(v),
-                NDA_LLADDR if v.len() == 6 => mac = v.try_into().ok(),
+        for a in n.attributes {
+            match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) => dst = Some(d),
+                NeighbourAttribute::LinkLayerAddress(v) => mac = mac_of(&v),
                 _ => {}
             }
         }
         if let Some(d) = dst {
-            out.insert((ifindex, d), (state, mac));
+            out.insert((n.header.ifindex, d), (u16::from(n.header.state), mac));
         }
     }
     Ok(out)
@@ -194,11 +179,7 @@ fn dump_neighs(nl: &mut Netlink) -> Result<Neighs, io::Error> {
 /// The unicast route the kernel would use to send to `addr` (`None`: no
 /// route, or a local/blackhole/unreachable one).
 fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
-    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
-    // type, flags(u32).
-    let mut body = vec![libc::AF_INET as u8, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    push_attr(&mut body, RTA_DST, &addr.octets());
-    let replies = match nl.request(RTM_GETROUTE, NLM_F_REQUEST, &body) {
+    let replies = match nl.request(route_get(addr), NLM_F_REQUEST) {
         Ok(r) => r,
         Err(e)
             if matches!(
@@ -210,8 +191,11 @@ fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
         }
         Err(e) => return Err(e),
     };
-    for (ty, b) in replies {
-        if ty != RTM_NEWROUTE || b.get(7) != Some(&RTN_UNICAST) {
+    for reply in replies {
+        let RouteNetlinkMessage::NewRoute(m) = reply else {
+            continue;
+        };
+        if m.header.kind != RouteType::Unicast {
             continue;
         }
         let mut r = Route {
@@ -220,15 +204,15 @@ fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
             src: Ipv4Addr::UNSPECIFIED,
             mtu: 0,
         };
-        for (t, v) in attrs(&b, 12) {
-            match t {
-                RTA_OIF => r.oif = u32_of(v).unwrap_or(0),
-                RTA_GATEWAY => r.via = ipv4_of(v).unwrap_or(addr),
-                RTA_PREFSRC => r.src = ipv4_of(v).unwrap_or(Ipv4Addr::UNSPECIFIED),
-                RTA_METRICS => {
-                    for (m, mv) in attrs(v, 0) {
-                        if m == RTAX_MTU {
-                            r.mtu = u32_of(mv).unwrap_or(0);
+        for a in m.attributes {
+            match a {
+                RouteAttribute::Oif(o) => r.oif = o,
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => r.via = g,
+                RouteAttribute::PrefSource(RouteAddress::Inet(s)) => r.src = s,
+                RouteAttribute::Metrics(ms) => {
+                    for m in ms {
+                        if let RouteMetric::Mtu(mtu) = m {
+                            r.mtu = mtu;
                         }
                     }
                 }
@@ -240,89 +224,46 @@ fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
     Ok(None)
 }
 
-fn u32_of(v: &[u8]) -> Option<u32> {
-    u32_at(v, 0)
-}
-
-fn ipv4_of(v: &[u8]) -> Option<Ipv4Addr> {
-    ipv4_at(v, 0)
-}
-
 /// A netlink socket subscribed to route, link, address and neighbour
 /// changes: readable when the next hops may have moved.
 pub struct Monitor {
-    fd: libc::c_int,
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        // SAFETY: closing the socket we opened.
-        unsafe { libc::close(self.fd) };
-    }
+    socket: netlink_sys::Socket,
 }
 
 impl Monitor {
     /// Subscribes (non-blocking socket).
     pub fn open() -> Result<Monitor, Error> {
-        // SAFETY: plain socket(2).
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(os_err("netlink socket"));
-        }
-        let m = Monitor { fd };
-        // SAFETY: a zeroed sockaddr_nl with our groups.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
-        sa.nl_groups = GROUPS;
-        // SAFETY: valid address of the right size.
-        let rc = unsafe {
-            libc::bind(
-                fd,
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if rc < 0 {
-            return Err(os_err("subscribing to route/neighbour changes"));
-        }
-        Ok(m)
+        let mut socket = socket("netlink socket")?;
+        let subscribed = socket
+            .bind(&SocketAddr::new(0, GROUPS))
+            .and_then(|()| socket.set_non_blocking(true));
+        subscribed.map_err(|source| Error::Io {
+            context: "subscribing to route/neighbour changes".into(),
+            source,
+        })?;
+        Ok(Monitor { socket })
     }
 
     /// The socket, for poll(2).
     pub fn fd(&self) -> std::os::fd::RawFd {
-        self.fd
+        self.socket.as_raw_fd()
     }
 
     /// Reads every pending notification; whether there was any (an
     /// overrun counts: something changed and was lost).
     pub fn drain(&self) -> bool {
-        let mut buf = vec![0u8; 65536];
+        let mut buf = Vec::with_capacity(65536);
         let mut any = false;
         loop {
-            // SAFETY: receiving into our buffer.
-            let n = unsafe {
-                libc::recv(
-                    self.fd,
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n > 0 {
-                any = true;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ENOBUFS) => any = true,
-                _ => return any,
+            buf.clear();
+            match self.socket.recv(&mut buf, libc::MSG_DONTWAIT) {
+                Ok(n) if n > 0 => any = true,
+                Ok(_) => return any,
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::ENOBUFS) => any = true,
+                    _ => return any,
+                },
             }
         }
     }
@@ -333,10 +274,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attribute_readers_refuse_short_values() {
-        assert_eq!(u32_of(&[1, 0, 0]), None);
-        assert_eq!(u32_of(&5u32.to_ne_bytes()), Some(5));
-        assert_eq!(ipv4_of(&[192, 0, 2]), None);
-        assert_eq!(ipv4_of(&[192, 0, 2, 7]), Some(Ipv4Addr::new(192, 0, 2, 7)));
+    fn only_ethernet_addresses_are_macs() {
+        assert_eq!(mac_of(&[1, 2, 3, 4, 5]), None);
+        assert_eq!(mac_of(&[1, 2, 3, 4, 5, 6]), Some([1, 2, 3, 4, 5, 6]));
+        assert_eq!(mac_of(&[0; 16]), None);
     }
 }

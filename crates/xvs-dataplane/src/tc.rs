@@ -5,40 +5,36 @@
 //! qdiscs were quietly left behind.
 
 use crate::error::Error;
-use crate::netlink::{attrs, u32_at as checked_u32_at, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::netlink::{Netlink, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_route::tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcMessage, TcOption};
+use netlink_packet_route::RouteNetlinkMessage;
 
-const RTM_NEWQDISC: u16 = 36;
-const RTM_GETQDISC: u16 = 38;
-const RTM_NEWTFILTER: u16 = 44;
-const RTM_GETTFILTER: u16 = 46;
-const TCA_KIND: u16 = 1;
-const TCA_OPTIONS: u16 = 2;
-const TCA_BPF_ID: u16 = 11;
-/// `struct tcmsg`: family, pad ×3, ifindex, handle, parent, info.
-const TCMSG_LEN: usize = 20;
 /// clsact's ingress and egress hooks (`TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_*)`).
 pub(crate) const TC_PARENT_INGRESS: u32 = 0xFFFF_FFF2;
 pub(crate) const TC_PARENT_EGRESS: u32 = 0xFFFF_FFF3;
 
-fn tcmsg(ifindex: i32, parent: u32) -> Vec<u8> {
-    let mut b = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
-    b.extend_from_slice(&ifindex.to_ne_bytes());
-    b.extend_from_slice(&0u32.to_ne_bytes());
-    b.extend_from_slice(&parent.to_ne_bytes());
-    b.extend_from_slice(&0u32.to_ne_bytes());
-    b
+fn tcmsg(ifindex: i32, parent: u32) -> TcMessage {
+    let mut m = TcMessage::with_index(ifindex);
+    m.header.parent = TcHandle::from(parent);
+    m
 }
 
-/// The `u32` at `off`, 0 when `b` is too short.
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    checked_u32_at(b, off).unwrap_or(0)
+fn kind(m: &TcMessage) -> Option<&str> {
+    m.attributes.iter().find_map(|a| match a {
+        TcAttribute::Kind(k) => Some(k.as_str()),
+        _ => None,
+    })
 }
 
-fn kind(body: &[u8]) -> Option<&[u8]> {
-    attrs(body, TCMSG_LEN)
-        .into_iter()
-        .find(|(t, _)| *t == TCA_KIND)
-        .map(|(_, v)| v.split(|&c| c == 0).next().unwrap_or(v))
+/// The program id of a `bpf` filter's options.
+fn bpf_prog(m: &TcMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| match a {
+        TcAttribute::Options(opts) => opts.iter().find_map(|o| match o {
+            TcOption::Bpf(TcFilterBpfOption::ProgId(id)) => Some(*id),
+            _ => None,
+        }),
+        _ => None,
+    })
 }
 
 fn nl_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -51,14 +47,13 @@ fn nl_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
 /// Whether `ifindex` has a clsact qdisc.
 pub(crate) fn has_clsact(ifindex: i32) -> Result<bool, Error> {
     let mut nl = Netlink::open()?;
+    let req = RouteNetlinkMessage::GetQueueDiscipline(tcmsg(ifindex, 0));
     let replies = nl
-        .request(RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP, &tcmsg(ifindex, 0))
+        .request(req, NLM_F_REQUEST | NLM_F_DUMP)
         .map_err(nl_err(format!("RTM_GETQDISC on ifindex {ifindex}")))?;
-    Ok(replies.iter().any(|(t, b)| {
-        *t == RTM_NEWQDISC
-            && b.len() >= TCMSG_LEN
-            && u32_at(b, 4) as i32 == ifindex
-            && kind(b) == Some(b"clsact")
+    Ok(replies.iter().any(|m| {
+        matches!(m, RouteNetlinkMessage::NewQueueDiscipline(q)
+            if q.header.index == ifindex && kind(q) == Some("clsact"))
     }))
 }
 
@@ -91,35 +86,24 @@ pub(crate) fn filters(ifindex: i32, parent: u32) -> Result<Vec<Filter>, Error> {
         return Ok(Vec::new());
     }
     let mut nl = Netlink::open()?;
+    let req = RouteNetlinkMessage::GetTrafficFilter(tcmsg(ifindex, parent));
     let replies = nl
-        .request(
-            RTM_GETTFILTER,
-            NLM_F_REQUEST | NLM_F_DUMP,
-            &tcmsg(ifindex, parent),
-        )
+        .request(req, NLM_F_REQUEST | NLM_F_DUMP)
         .map_err(nl_err(format!("RTM_GETTFILTER on ifindex {ifindex}")))?;
     Ok(replies
-        .iter()
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewTrafficFilter(f) => Some(f),
+            _ => None,
+        })
         // Handle 0 is the priority's chain header, not a filter.
-        .filter(|(t, b)| *t == RTM_NEWTFILTER && b.len() >= TCMSG_LEN && u32_at(b, 8) != 0)
-        .map(|(_, b)| {
-            let kind = String::from_utf8_lossy(kind(b).unwrap_or_default()).into_owned();
-            let prog = attrs(b, TCMSG_LEN)
-                .into_iter()
-                .find(|(t, _)| *t == TCA_OPTIONS)
-                .and_then(|(_, opts)| {
-                    attrs(opts, 0)
-                        .into_iter()
-                        .find(|(t, v)| *t == TCA_BPF_ID && v.len() >= 4)
-                        .map(|(_, v)| u32_at(v, 0))
-                });
-            Filter {
-                kind,
-                prog,
-                handle: u32_at(b, 8),
-                // tcm_info: priority in the upper 16 bits, protocol below.
-                priority: (u32_at(b, 16) >> 16) as u16,
-            }
+        .filter(|f| u32::from(f.header.handle) != 0)
+        .map(|f| Filter {
+            kind: kind(&f).unwrap_or_default().to_string(),
+            prog: bpf_prog(&f),
+            handle: u32::from(f.header.handle),
+            // tcm_info: priority in the upper 16 bits, protocol below.
+            priority: (f.header.info >> 16) as u16,
         })
         .collect())
 }
