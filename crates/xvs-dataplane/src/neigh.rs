@@ -188,3 +188,44 @@ pub(crate) fn resolve(addrs: &[Ipv4Addr]) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{attr, body};
+
+    /// `struct ndmsg`: family, pads, ifindex, state, flags, type.
+    fn ndmsg(ifindex: i32, flags: u8) -> Vec<u8> {
+        let mut b = vec![libc::AF_INET as u8, 0, 0, 0];
+        b.extend_from_slice(&ifindex.to_ne_bytes());
+        b.extend_from_slice(&[0, 0, flags, 0]);
+        b
+    }
+
+    #[test]
+    fn requests_carry_the_kernels_layouts() {
+        let a = Ipv4Addr::new(192, 0, 2, 7);
+        // struct rtmsg: AF_INET, /32, the rest zero; then RTA_DST.
+        let mut rt = vec![libc::AF_INET as u8, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        rt.extend(attr(1, &a.octets()));
+        assert_eq!(body(&route_get(a)), rt);
+        let get = Netlink::ndmsg(3, NeighbourFlags::empty(), a);
+        let mut nd = ndmsg(3, 0);
+        nd.extend(attr(1, &a.octets()));
+        assert_eq!(body(&RouteNetlinkMessage::GetNeighbour(get)), nd);
+        // NTF_USE, NDA_DST, NDA_FLAGS_EXT = NTF_EXT_MANAGED.
+        let mut used = Netlink::ndmsg(3, NeighbourFlags::Use, a);
+        used.attributes
+            .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
+        let mut nd = ndmsg(3, 0x01);
+        nd.extend(attr(1, &a.octets()));
+        nd.extend(attr(15, &1u32.to_ne_bytes()));
+        assert_eq!(body(&RouteNetlinkMessage::NewNeighbour(used)), nd);
+        // struct ifinfomsg: AF_UNSPEC, index, zeros.
+        let mut link = LinkMessage::default();
+        link.header.index = 5;
+        let mut ifi = vec![0u8; 16];
+        ifi[4..8].copy_from_slice(&5i32.to_ne_bytes());
+        assert_eq!(body(&RouteNetlinkMessage::GetLink(link)), ifi);
+    }
+}

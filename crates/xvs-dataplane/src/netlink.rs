@@ -150,6 +150,27 @@ impl Netlink {
     }
 }
 
+/// The bytes of a message's body as the kernel gets them (after the
+/// `nlmsghdr`), for tests holding them against the kernel's layouts.
+#[cfg(test)]
+pub(crate) fn body(m: &RouteNetlinkMessage) -> Vec<u8> {
+    use netlink_packet_core::NetlinkSerializable;
+    let mut b = vec![0u8; m.buffer_len()];
+    m.serialize(&mut b);
+    b
+}
+
+/// An attribute as the kernel lays it out (`struct nlattr`, padded).
+#[cfg(test)]
+pub(crate) fn attr(ty: u16, data: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+    b.extend_from_slice(&ty.to_ne_bytes());
+    b.extend_from_slice(data);
+    b.resize(b.len().next_multiple_of(4), 0);
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

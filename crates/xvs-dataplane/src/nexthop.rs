@@ -151,13 +151,17 @@ fn dump_links(nl: &mut Netlink) -> Result<Links, io::Error> {
     Ok(out)
 }
 
-/// Every IPv4 neighbour with its state and link-layer address.
-fn dump_neighs(nl: &mut Netlink) -> Result<Neighs, io::Error> {
+/// The request of a dump of the IPv4 neighbours.
+fn neigh_dump() -> RouteNetlinkMessage {
     let mut req = NeighbourMessage::default();
     req.header.family = AddressFamily::Inet;
-    let req = RouteNetlinkMessage::GetNeighbour(req);
+    RouteNetlinkMessage::GetNeighbour(req)
+}
+
+/// Every IPv4 neighbour with its state and link-layer address.
+fn dump_neighs(nl: &mut Netlink) -> Result<Neighs, io::Error> {
     let mut out = HashMap::new();
-    for reply in nl.request(req, NLM_F_REQUEST | NLM_F_DUMP)? {
+    for reply in nl.request(neigh_dump(), NLM_F_REQUEST | NLM_F_DUMP)? {
         let RouteNetlinkMessage::NewNeighbour(n) = reply else {
             continue;
         };
@@ -278,5 +282,14 @@ mod tests {
         assert_eq!(mac_of(&[1, 2, 3, 4, 5]), None);
         assert_eq!(mac_of(&[1, 2, 3, 4, 5, 6]), Some([1, 2, 3, 4, 5, 6]));
         assert_eq!(mac_of(&[0; 16]), None);
+    }
+
+    #[test]
+    fn the_neighbour_dump_asks_for_ipv4_only() {
+        let mut nd = vec![0u8; 12];
+        nd[0] = libc::AF_INET as u8;
+        assert_eq!(crate::netlink::body(&neigh_dump()), nd);
+        let links = RouteNetlinkMessage::GetLink(LinkMessage::default());
+        assert_eq!(crate::netlink::body(&links), [0u8; 16]);
     }
 }

@@ -107,3 +107,19 @@ pub(crate) fn filters(ifindex: i32, parent: u32) -> Result<Vec<Filter>, Error> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::body;
+
+    #[test]
+    fn queries_carry_the_kernels_tcmsg() {
+        // struct tcmsg: AF_UNSPEC, pads, ifindex, handle, parent, info.
+        let mut b = vec![0u8; 20];
+        b[4..8].copy_from_slice(&7i32.to_ne_bytes());
+        b[12..16].copy_from_slice(&TC_PARENT_EGRESS.to_ne_bytes());
+        let m = RouteNetlinkMessage::GetTrafficFilter(tcmsg(7, TC_PARENT_EGRESS));
+        assert_eq!(body(&m), b);
+    }
+}
