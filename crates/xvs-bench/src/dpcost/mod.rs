@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xvs_testbed::{CLIENT_IP, VIP};
 
-use crate::frames::{self};
+use crate::frames;
 use crate::sys;
 
 mod fill;

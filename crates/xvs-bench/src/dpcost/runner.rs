@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
 
-use crate::frames::{self};
+use crate::frames;
 use crate::sys;
 
 use super::{Prog, DR_REPEAT_TTL, DR_SLOPE};

@@ -1,4 +1,4 @@
-//! Helpers that look at the system: processes in our namespaces, the
+//! Helpers around the system: processes in our namespaces (and xvsd), the
 //! kernel's IPVS, listening sockets, xvsd's counters.
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use xvs_testbed::{rs_ip, Node, CLIENT_IP, VIP};
 
 use crate::dpcost::{self, Prog, DR_PORT, NAT_PORT, TUN_PORT};
-use crate::report::{self};
+use crate::report;
 use crate::sys;
 
 use super::probes::{first_line, stop_xvsd, tail};

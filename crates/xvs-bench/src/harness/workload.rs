@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use xvs_testbed::{interrupted, Node, Testbed};
 
 use crate::frames;
-use crate::report::{self};
+use crate::report;
 use crate::sys;
 
 use super::probes::{ipvs_stats_line, tail, xvsd_counters};

@@ -1,4 +1,5 @@
-//! An in-memory host.
+//! An in-memory host for the unit tests.
+
 use super::*;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The UDP side: echo and sink servers, and the client.
 
-use std::io::{self};
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread;
