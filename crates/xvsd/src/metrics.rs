@@ -11,7 +11,7 @@ use std::time::Duration;
 use xvs_core::api::{Info, Table};
 use xvs_core::model::{Protocol, ServiceKey};
 
-use crate::lvs::HealthReport;
+use crate::report::{HealthReport, RsReport};
 
 fn proto(p: Protocol) -> &'static str {
     match p {
@@ -176,7 +176,7 @@ pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
             }
         }
     }
-    let rs_rows: Vec<(String, &crate::lvs::RsReport)> = health
+    let rs_rows: Vec<(String, &RsReport)> = health
         .services
         .iter()
         .flat_map(|s| {

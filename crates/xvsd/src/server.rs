@@ -2,7 +2,8 @@
 //! one at a time in arrival order and the timers (expiry, rate estimation)
 //! never race a change. One JSON request per line, one JSON answer per line.
 
-use crate::daemon::{Daemon, Plane};
+use crate::daemon::Daemon;
+use crate::plane::Plane;
 use anyhow::{bail, Context, Result};
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::os::fd::AsRawFd;
