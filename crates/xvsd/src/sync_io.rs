@@ -17,7 +17,7 @@ use xvs_core::sync::{accepts_syncid, decode, Encoder, SkipReason};
 use xvs_dataplane::Dataplane;
 
 use crate::plane::PlaneError;
-use crate::sync::{resolve, Incoming, Install, Master, Skip};
+use crate::sync::{resolve, Install, Master, Skip};
 
 /// Receive buffer of a backup's socket: a second of a busy master's
 /// messages (it is drained once a second).
@@ -302,20 +302,21 @@ impl BackupRun {
                 }
             }
             let Some(idx) = &index else { return };
-            for c in &msg.conns {
-                let Some(e) = Incoming::from_wire(c) else {
-                    *self.skipped.entry(Skip::Protocol).or_default() += 1;
-                    continue;
-                };
-                let r = match resolve(&e, idx) {
+            for e in &msg.conns {
+                let r = match resolve(e, idx) {
                     Ok(Install::Conn(c)) => dp.install_conn(&c).map(|_| ()),
                     Ok(Install::Template(t)) => dp.install_template(&t).map(|_| ()),
                     Err(skip) => {
                         let n = self.skipped.entry(skip).or_default();
-                        if *n == 0 {
+                        // IPv6 entries are counted, not logged.
+                        if *n == 0 && !e.is_ipv6() {
                             log::warn!(
                                 "sync backup: {} {}:{} -> {}:{}: {} (logged once)",
-                                if e.template { "template" } else { "connection" },
+                                if e.is_template() {
+                                    "template"
+                                } else {
+                                    "connection"
+                                },
                                 e.caddr,
                                 e.cport,
                                 e.vaddr,
