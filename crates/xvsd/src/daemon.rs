@@ -17,6 +17,26 @@ use crate::rates::{EstKey, Estimators};
 use crate::report::{self, internal, HealthReport, ReloadReport};
 use crate::table::{self, Limits, Model};
 
+/// Why a daemon could not start from its state file. Each shows only its
+/// own text (no source chain): what xvsd has always printed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// The file is not a saved table.
+    #[error("{}: {error}", .path.display())]
+    Parse {
+        /// The state file.
+        path: PathBuf,
+        /// What the JSON reader found.
+        error: serde_json::Error,
+    },
+    /// The data plane refused the saved table.
+    #[error("{0}")]
+    Restore(PlaneError),
+}
+
 /// The daemon's state.
 pub struct Daemon<P: Plane> {
     pub(crate) model: Model,
@@ -71,7 +91,7 @@ impl<P: Plane> Daemon<P> {
     /// A daemon over `plane`. When `state_file` names an existing file, the
     /// table saved there is loaded and written to the plane again (a restart
     /// with pinned maps keeps its connections and counters).
-    pub fn new(plane: P, limits: Limits, state_file: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub fn new(plane: P, limits: Limits, state_file: Option<PathBuf>) -> Result<Self, StateError> {
         let mut d = Daemon {
             model: Model::default(),
             limits,
@@ -86,11 +106,12 @@ impl<P: Plane> Daemon<P> {
         if let Some(path) = &d.state_file {
             if path.exists() {
                 let text = std::fs::read_to_string(path)?;
-                let model: Model = serde_json::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                // The text alone, as the log has always shown it (the
-                // error's sources are in its text already).
-                table::restore(&model, &mut d.plane).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+                let model: Model =
+                    serde_json::from_str(&text).map_err(|error| StateError::Parse {
+                        path: path.clone(),
+                        error,
+                    })?;
+                table::restore(&model, &mut d.plane).map_err(StateError::Restore)?;
                 log::info!(
                     "restored {} service(s) from {}",
                     model.services.len(),

@@ -343,7 +343,7 @@ fn serve(
     );
     WAKE_FD.store(-1, Ordering::SeqCst);
     drop(wake_w);
-    result
+    Ok(result?)
 }
 
 /// `xvsd --features`: loads each build of the data plane (small tables,
