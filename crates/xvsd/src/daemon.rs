@@ -1,6 +1,8 @@
-//! Request handling: one [`Daemon`] owns the model and the data plane and
-//! answers every [`Request`]. It is driven by the server loop and by timers
-//! (connection expiry, rate estimation).
+//! Request handling: one [`Daemon`] owns the model, the data plane and the
+//! keepalived state ([`Lvs`], which changes the table through
+//! [`Director`], implemented here) and answers every [`Request`]. It is
+//! driven by the server loop and by timers (connection expiry, rate
+//! estimation, sync daemons).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

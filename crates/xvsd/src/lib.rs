@@ -5,7 +5,7 @@
 //!
 //! Modules, each using only those listed before it (docs/design.md has
 //! the graph): [`plane`] (what a data plane does, its error), [`table`]
-//! (the model and its push to a plane), [`rates`], [`describe`],
+//! (the model and its push to a plane), `rates`, `describe`,
 //! [`report`] (listings, info, the health and reload answers),
 //! [`metrics`], [`config`] and [`reconcile`] (keepalived.conf into
 //! wanted tables), [`health`], [`vrrp_follow`], [`director`] (what the
@@ -16,7 +16,7 @@
 
 pub mod config;
 pub mod daemon;
-pub mod describe;
+mod describe;
 pub mod director;
 pub mod health;
 pub mod lvs;
@@ -24,7 +24,7 @@ pub mod lvs_report;
 mod lvs_sync;
 pub mod metrics;
 pub mod plane;
-pub mod rates;
+mod rates;
 pub mod reconcile;
 pub mod report;
 pub mod server;
