@@ -1,177 +1,42 @@
-//! Request handling: one [`Daemon`] owns the model and the data plane and
-//! answers every [`Request`]. It is driven by the server loop and by timers
-//! (connection expiry, rate estimation).
+//! Request handling: one [`Daemon`] owns the model, the data plane and the
+//! keepalived state ([`Lvs`], which changes the table through
+//! [`Director`], implemented here) and answers every [`Request`]. It is
+//! driven by the server loop and by timers (connection expiry, rate
+//! estimation, sync daemons).
 
-use crate::table::{self, Backend, Limits, Model};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use xvs_core::api::{
-    ApiError, ConnEntry, DestEntry, ErrorKind, Info, Request, Response, ServiceEntry, Table,
-};
-use xvs_core::estimator::Estimator;
-use xvs_core::model::{Rates, ServiceKey, Stats, SyncDaemon, SyncState, Timeouts};
+use std::sync::{Arc, Mutex};
 
-/// What [`Plane::start_sync`] answers by default: this plane cannot run a
-/// connection-sync daemon. Requests get an `unsupported` error with this
-/// text.
-pub const SYNC_NOT_SUPPORTED: &str =
-    "the connection synchronization daemon is not supported by this xvsd";
+use xvs_core::api::{ApiError, ErrorKind, Info, Request, Response, Table};
+use xvs_core::model::{ServiceKey, SyncDaemon, SyncState, Timeouts};
 
-/// Everything the daemon reads back from the data plane, on top of the
-/// writes in [`Backend`].
-pub trait Plane: Backend {
-    /// Counters of every service slot and every dest slot, indexed by
-    /// id, read in bulk: the estimators and listings want all of them, and
-    /// one read per id costs a syscall each (110 000 every 2 s at
-    /// 10 000 services × 10 dests).
-    fn all_stats(&self) -> Result<AllStats, String>;
-    /// (ActiveConn, InActConn) of a dest.
-    fn dest_conns(&self, dest_id: u32) -> Result<(u32, u32), String>;
-    /// PersistConn of a dest: persistence templates pointing at it.
-    fn persist_conns(&self, _dest_id: u32) -> Result<u32, String> {
-        Ok(0)
-    }
-    /// One run of the lblc/lblcr cache collector (every 60 s; `full` every
-    /// 30th run, as `ip_vs_lblc_check_expire`).
-    fn expire_locality(&mut self, _full: bool) {}
-    /// The live connections and persistence templates, with time left
-    /// under `timeouts`.
-    fn conns(&self, timeouts: &Timeouts) -> Result<Vec<ConnEntry>, String>;
-    /// Number of connection entries.
-    fn conn_count(&self) -> Result<u64, String>;
-    /// Connection table entries in use (two per NAT connection) as the
-    /// last expiry scan counted them: free to ask, a few seconds old at
-    /// most, for the once-a-second metrics.
-    fn conn_entries(&self) -> u64;
-    /// Deletes idle connections; returns how many.
-    fn expire(&mut self, timeouts: &Timeouts) -> Result<u64, String>;
-    /// Data-plane counters by name.
-    fn counters(&self) -> Result<Vec<(String, u64)>, String>;
-    /// Interfaces attached.
-    fn interfaces(&self) -> Vec<String>;
-    /// Connection table capacity.
-    fn conn_capacity(&self) -> u32;
-    /// The optional kernel features and whether the data plane has each.
-    fn features(&self) -> Vec<(String, bool)>;
-    /// The attach mode (`xdp` or `tc`).
-    fn attach_mode(&self) -> String;
-    /// A descriptor that becomes readable when the kernel's routes, links
-    /// or neighbours change (DR/TUN next hops follow them).
-    fn network_fd(&self) -> Option<std::os::fd::RawFd> {
-        None
-    }
-    /// Keeps the next hops of DR and TUN real servers current: called
-    /// every second and when [`Plane::network_fd`] is readable.
-    fn maintain_nexthops(&mut self);
-    /// After a change: waits (briefly) for the neighbours of the DR/TUN
-    /// real servers it added, so their first packets are not dropped.
-    fn settle_nexthops(&mut self) {}
-    /// Starts a connection-sync daemon (`--start-daemon`, and at start-up
-    /// for the ones the state file says were running). Called only with a
-    /// request that passed [`SyncDaemon::validate`], for a state (master
-    /// or backup) not running. Returns the daemon as it runs, its defaults
-    /// filled in as the kernel fills them: [`SyncDaemon::with_defaults`]
-    /// with the interface's MTU. `Err`: why not, as ipvsadm words the
-    /// kernel's errno (`strerror`): "No such device" for an unknown
-    /// interface (the kernel's ENODEV); an `io::Error`'s text does, its
-    /// " (os error N)" is dropped. The default: [`SYNC_NOT_SUPPORTED`].
-    fn start_sync(&mut self, _d: &SyncDaemon) -> Result<SyncDaemon, String> {
-        Err(SYNC_NOT_SUPPORTED.to_string())
-    }
-    /// Stops the running sync daemon of `state` (`--stop-daemon`). `Err`
-    /// (worded as for [`Plane::start_sync`]) leaves it listed as running.
-    fn stop_sync(&mut self, _state: SyncState) -> Result<(), String> {
-        Ok(())
-    }
-    /// The sync daemons' once-a-second work, under the current
-    /// `timeouts`: called from [`Daemon::every_second`]. Default: nothing.
-    fn sync_tick(&mut self, _timeouts: &Timeouts) {}
-}
+use crate::describe::{describe, describe_sync};
+use crate::director::Director;
+use crate::lvs::Lvs;
+use crate::plane::{strip_os_error, Plane, PlaneError};
+use crate::rates::{EstKey, Estimators};
+use crate::report::{self, internal, HealthReport, ReloadReport};
+use crate::table::{self, Limits, Model};
 
-/// Counters of every slot, indexed by service id and dest id.
-#[derive(Debug, Clone, Default)]
-pub struct AllStats {
-    pub svc: Vec<Stats>,
-    pub dest: Vec<Stats>,
-}
-
-impl AllStats {
-    fn svc(&self, id: u32) -> Stats {
-        self.svc.get(id as usize).copied().unwrap_or_default()
-    }
-    fn dest(&self, id: u32) -> Stats {
-        self.dest.get(id as usize).copied().unwrap_or_default()
-    }
-}
-
-/// Identifies whose rate an estimator follows, independent of slot ids
-/// (which are reused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum EstKey {
-    Svc(ServiceKey),
-    Dest(ServiceKey, std::net::Ipv4Addr, u16),
-}
-
-impl EstKey {
-    fn service(&self) -> ServiceKey {
-        match self {
-            EstKey::Svc(s) | EstKey::Dest(s, _, _) => *s,
-        }
-    }
-}
-
-/// Rate estimators by slot id, each with whom it follows: a slot reused
-/// by another service or dest starts afresh. Indexed, not hashed: with
-/// 110 000 dests, rebuilding a hash map every 2 s was most of an idle
-/// xvsd's CPU.
-#[derive(Debug, Default)]
-struct Estimators {
-    svc: Vec<Option<(EstKey, Estimator)>>,
-    dest: Vec<Option<(EstKey, Estimator)>>,
-}
-
-impl Estimators {
-    fn rates(v: &[Option<(EstKey, Estimator)>], id: u32, key: EstKey) -> Rates {
-        match v.get(id as usize) {
-            Some(Some((k, e))) if *k == key => e.rates(),
-            _ => Rates::default(),
-        }
-    }
-
-    /// Ticks the estimator of slot `id` from `old` into `next`, or starts
-    /// one when the slot followed someone else.
-    fn tick(
-        old: &mut [Option<(EstKey, Estimator)>],
-        next: &mut Vec<Option<(EstKey, Estimator)>>,
-        id: u32,
-        key: EstKey,
-        s: Stats,
-    ) {
-        let i = id as usize;
-        let e = match old.get_mut(i).and_then(Option::take) {
-            Some((k, mut e)) if k == key => {
-                e.tick(s);
-                e
-            }
-            _ => Estimator::new(s),
-        };
-        if next.len() <= i {
-            next.resize(i + 1, None);
-        }
-        next[i] = Some((key, e));
-    }
-
-    /// Forgets the estimators of one service and its dests (`None`: all),
-    /// for `-Z`.
-    fn forget(&mut self, svc: Option<ServiceKey>) {
-        for slot in self.svc.iter_mut().chain(self.dest.iter_mut()) {
-            if slot
-                .as_ref()
-                .is_some_and(|(k, _)| svc.is_none_or(|z| k.service() == z))
-            {
-                *slot = None;
-            }
-        }
-    }
+/// Why a daemon could not start from its state file. Each shows only its
+/// own text (no source chain): what xvsd has always printed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// The file is not a saved table.
+    #[error("{}: {error}", .path.display())]
+    Parse {
+        /// The state file.
+        path: PathBuf,
+        /// What the JSON reader found.
+        error: serde_json::Error,
+    },
+    /// The data plane refused the saved table.
+    #[error("{0}")]
+    Restore(PlaneError),
 }
 
 /// The daemon's state.
@@ -184,16 +49,12 @@ pub struct Daemon<P: Plane> {
     /// Seconds since start (the lblc/lblcr collector runs every 60).
     ticks: u64,
     /// The keepalived half (`--config`).
-    pub(crate) lvs: Option<crate::lvs::Lvs>,
+    lvs: Option<Lvs>,
     /// Where the `/metrics` text is published (`--metrics-listen`).
-    metrics: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    metrics: Option<Arc<Mutex<String>>>,
     /// The running sync daemons as [`Plane::start_sync`] filled them in,
     /// the master first; `model.sync_daemons` has them as asked for.
     sync: Vec<SyncDaemon>,
-}
-
-fn internal(e: String) -> ApiError {
-    ApiError::with(ErrorKind::Internal, format!("data plane: {e}"))
 }
 
 /// `strerror(ENODEV)`, what ipvsadm prints for an unknown interface.
@@ -209,17 +70,14 @@ fn interface_exists(name: &str) -> bool {
 }
 
 /// A sync daemon the plane could not start or stop: `unsupported` for
-/// [`SYNC_NOT_SUPPORTED`], else `internal` with the plane's text, which
-/// xvsadm prints as ipvsadm prints `strerror` (no " (os error N)").
-fn sync_error(e: String) -> ApiError {
-    if e == SYNC_NOT_SUPPORTED {
-        return ApiError::with(ErrorKind::Unsupported, e);
+/// [`PlaneError::SyncNotSupported`], else `internal` with the plane's
+/// text, which xvsadm prints as ipvsadm prints `strerror` (no
+/// " (os error N)").
+fn sync_error(e: PlaneError) -> ApiError {
+    if let PlaneError::SyncNotSupported = e {
+        return ApiError::with(ErrorKind::Unsupported, e.to_string());
     }
-    let text = match e.find(" (os error ") {
-        Some(i) if e.ends_with(')') => e[..i].to_string(),
-        _ => e,
-    };
-    ApiError::with(ErrorKind::Internal, text)
+    ApiError::with(ErrorKind::Internal, strip_os_error(e.to_string()))
 }
 
 /// `-Z` requests inside a request, for batches.
@@ -235,7 +93,7 @@ impl<P: Plane> Daemon<P> {
     /// A daemon over `plane`. When `state_file` names an existing file, the
     /// table saved there is loaded and written to the plane again (a restart
     /// with pinned maps keeps its connections and counters).
-    pub fn new(plane: P, limits: Limits, state_file: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub fn new(plane: P, limits: Limits, state_file: Option<PathBuf>) -> Result<Self, StateError> {
         let mut d = Daemon {
             model: Model::default(),
             limits,
@@ -250,9 +108,12 @@ impl<P: Plane> Daemon<P> {
         if let Some(path) = &d.state_file {
             if path.exists() {
                 let text = std::fs::read_to_string(path)?;
-                let model: Model = serde_json::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                table::restore(&model, &mut d.plane).map_err(|e| anyhow::anyhow!(e))?;
+                let model: Model =
+                    serde_json::from_str(&text).map_err(|error| StateError::Parse {
+                        path: path.clone(),
+                        error,
+                    })?;
+                table::restore(&model, &mut d.plane).map_err(StateError::Restore)?;
                 log::info!(
                     "restored {} service(s) from {}",
                     model.services.len(),
@@ -268,7 +129,11 @@ impl<P: Plane> Daemon<P> {
             if d.sync.iter().any(|r| r.state == s.state) {
                 continue;
             }
-            match s.validate().and_then(|()| d.plane.start_sync(&s)) {
+            let started = s
+                .validate()
+                .map_err(PlaneError::Other)
+                .and_then(|()| d.plane.start_sync(&s));
+            match started {
                 Ok(running) => {
                     log::info!("restarted the {}", describe_sync(&running));
                     d.sync.push(running);
@@ -372,7 +237,7 @@ impl<P: Plane> Daemon<P> {
     pub(crate) fn commit(
         &mut self,
         req: &Request,
-        owned: Option<std::collections::BTreeSet<ServiceKey>>,
+        owned: Option<BTreeSet<ServiceKey>>,
     ) -> Result<(), ApiError> {
         let mut new = self.model.clone();
         new.apply(req, self.limits)?;
@@ -455,7 +320,7 @@ impl<P: Plane> Daemon<P> {
     }
 
     /// Publishes the `/metrics` text to `sink`, refreshed every second.
-    pub fn set_metrics_sink(&mut self, sink: std::sync::Arc<std::sync::Mutex<String>>) {
+    pub fn set_metrics_sink(&mut self, sink: Arc<Mutex<String>>) {
         self.metrics = Some(sink);
         self.refresh_metrics();
     }
@@ -470,64 +335,16 @@ impl<P: Plane> Daemon<P> {
     /// counters and the health of the real servers.
     pub fn metrics_text(&self) -> String {
         let table = self.table().unwrap_or_default();
-        // Not `info()`: its exact count reads the whole table, which at
-        // millions of connections every second costs a CPU.
-        let info = Info {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            conn_tab_size: self.plane.conn_capacity(),
-            conn_count: self.plane.conn_entries(),
-            interfaces: self.plane.interfaces(),
-            counters: self.plane.counters().unwrap_or_default(),
-            features: self.plane.features(),
-            attach_mode: self.plane.attach_mode(),
-        };
+        let info = report::info_for_metrics(&self.plane);
         crate::metrics::render(&table, &info, &self.health_report())
     }
 
     pub(crate) fn table(&self) -> Result<Table, ApiError> {
-        let mut services = Vec::new();
-        let stats = self.plane.all_stats().map_err(internal)?;
-        for slot in self.model.services.values() {
-            let key = slot.service.key;
-            let mut dests = Vec::new();
-            for d in &slot.dests {
-                let (active, inact) = self.plane.dest_conns(d.id).map_err(internal)?;
-                dests.push(DestEntry {
-                    dest: d.dest.clone(),
-                    active_conns: active,
-                    inact_conns: inact,
-                    persist_conns: self.plane.persist_conns(d.id).map_err(internal)?,
-                    stats: stats.dest(d.id),
-                    rates: Estimators::rates(
-                        &self.estimators.dest,
-                        d.id,
-                        EstKey::Dest(key, d.dest.addr, d.dest.port),
-                    ),
-                });
-            }
-            services.push(ServiceEntry {
-                service: slot.service.clone(),
-                stats: stats.svc(slot.id),
-                rates: Estimators::rates(&self.estimators.svc, slot.id, EstKey::Svc(key)),
-                dests,
-            });
-        }
-        Ok(Table {
-            conn_tab_size: self.plane.conn_capacity(),
-            services,
-        })
+        report::table(&self.model, &self.plane, &self.estimators)
     }
 
     pub(crate) fn info(&self) -> Result<Info, ApiError> {
-        Ok(Info {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            conn_tab_size: self.plane.conn_capacity(),
-            conn_count: self.plane.conn_count().map_err(internal)?,
-            interfaces: self.plane.interfaces(),
-            counters: self.plane.counters().map_err(internal)?,
-            features: self.plane.features(),
-            attach_mode: self.plane.attach_mode(),
-        })
+        report::info(&self.plane)
     }
 
     /// Housekeeping every second: expires idle connections, keeps the
@@ -614,519 +431,94 @@ impl<P: Plane> Daemon<P> {
         }
         self.estimators = next;
     }
+
+    /// Runs `f` on the keepalived state, if any, with the daemon beside
+    /// it (the state is taken out meanwhile: `f` changes the table
+    /// through the daemon).
+    fn with_lvs<R>(&mut self, f: impl FnOnce(&mut Lvs, &mut Self) -> R) -> Option<R> {
+        let mut lvs = self.lvs.take()?;
+        let r = f(&mut lvs, self);
+        self.lvs = Some(lvs);
+        Some(r)
+    }
+
+    /// Runs the keepalived half from `lvs`: loads its file into the table
+    /// (the configuration must be valid: errors are returned, one
+    /// `file:line: ...` each, and the daemon keeps no keepalived state).
+    pub fn use_config(&mut self, lvs: Lvs) -> Result<ReloadReport, Vec<String>> {
+        self.lvs = Some(lvs);
+        let r = self.reload();
+        if r.is_err() {
+            self.lvs = None;
+        }
+        r
+    }
+
+    /// The keepalived state, if started with `--config`.
+    pub fn lvs(&self) -> Option<&Lvs> {
+        self.lvs.as_ref()
+    }
+
+    /// Re-reads the configuration (SIGHUP, the `reload` request). On any
+    /// error nothing changes and every error is logged and returned.
+    pub fn reload(&mut self) -> Result<ReloadReport, Vec<String>> {
+        self.with_lvs(|lvs, d| lvs.reload(d)).unwrap_or_else(|| {
+            Err(vec![
+                "xvsd was started without --config: there is no configuration to reload".into(),
+            ])
+        })
+    }
+
+    /// Applies the health transitions that arrived (called by the loop
+    /// whenever the health engine wakes it, and on every turn).
+    pub fn health_events(&mut self) {
+        self.with_lvs(|lvs, d| lvs.health_events(d));
+    }
+
+    /// Reads keepalived's VRRP state lines and switches the sync daemon
+    /// (called every second).
+    pub fn vrrp_events(&mut self) {
+        self.with_lvs(|lvs, d| lvs.vrrp_events(d));
+    }
+
+    /// At shutdown: `omega` scripts (notify_down of alive real servers,
+    /// quorum_down), then `lvs_flush_on_stop`; stops the checkers.
+    pub fn shutdown_lvs(&mut self) {
+        if let Some(lvs) = self.lvs.take() {
+            lvs.shutdown(self);
+        }
+    }
+
+    /// Per-RS health and quorum state of every service.
+    pub fn health_report(&self) -> HealthReport {
+        crate::lvs_report::health_report(&self.model, self.lvs.as_ref())
+    }
+
+    /// The health engine's wake-up descriptor, for the loop to poll.
+    pub fn health_wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.lvs.as_ref().and_then(Lvs::wake_fd)
+    }
 }
 
-/// A running sync daemon for the log.
-fn describe_sync(d: &SyncDaemon) -> String {
-    format!(
-        "{} sync daemon on {} (syncid {}, maxlen {}, group {}:{}, ttl {})",
-        d.state, d.mcast_ifn, d.syncid, d.sync_maxlen, d.mcast_group, d.mcast_port, d.mcast_ttl
-    )
-}
-
-/// A one-line account of a change for the log.
-pub(crate) fn describe(req: &Request) -> String {
-    match req {
-        Request::AddService { service } => {
-            format!("add service {} ({})", service.key, service.scheduler)
-        }
-        Request::EditService { service } => {
-            format!("edit service {} ({})", service.key, service.scheduler)
-        }
-        Request::DelService { key } => format!("delete service {key}"),
-        Request::Clear => "clear table".into(),
-        Request::AddDest { key, dest } => format!(
-            "add dest {}:{} to {key} ({}, weight {})",
-            dest.addr, dest.port, dest.fwd, dest.weight
-        ),
-        Request::EditDest { key, dest } => format!(
-            "edit dest {}:{} of {key} ({}, weight {})",
-            dest.addr, dest.port, dest.fwd, dest.weight
-        ),
-        Request::DelDest { key, addr, port } => format!("delete dest {addr}:{port} from {key}"),
-        Request::SetTimeouts { timeouts } => format!(
-            "set timeouts tcp {} tcpfin {} udp {}",
-            timeouts.tcp, timeouts.tcp_fin, timeouts.udp
-        ),
-        Request::Batch { requests } => format!("batch of {} change(s)", requests.len()),
-        other => format!("{other:?}"),
+impl<P: Plane> Director for Daemon<P> {
+    fn model(&self) -> &Model {
+        &self.model
+    }
+    fn commit(
+        &mut self,
+        req: &Request,
+        owned: Option<BTreeSet<ServiceKey>>,
+    ) -> Result<(), ApiError> {
+        Daemon::commit(self, req, owned)
+    }
+    fn handle(&mut self, req: Request) -> Response {
+        Daemon::handle(self, req)
+    }
+    fn sync_daemons(&self) -> &[SyncDaemon] {
+        Daemon::sync_daemons(self)
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-    use std::net::Ipv4Addr;
-    use xvs_core::model::{Dest, FwdMethod, Protocol, Service};
-
-    /// An in-memory data plane: what was written, and counters to read.
-    #[derive(Default)]
-    pub(crate) struct Mem {
-        pub(crate) svcs: BTreeMap<u32, (Service, Vec<u32>)>,
-        pub(crate) dests: BTreeMap<u32, Dest>,
-        pub(crate) stats: BTreeMap<u32, Stats>,
-        pub(crate) refuse_dest: bool,
-        /// Sync daemons started and stopped, in order ("start master lo").
-        pub(crate) sync_log: Vec<String>,
-        /// Answer sync requests as a plane without sync does.
-        pub(crate) no_sync: bool,
-    }
-
-    impl Backend for Mem {
-        fn upsert_service(
-            &mut self,
-            id: u32,
-            s: &Service,
-            sched: &xvs_dataplane::SvcSched,
-        ) -> Result<(), String> {
-            self.svcs.insert(id, (s.clone(), sched.table.clone()));
-            Ok(())
-        }
-        fn remove_service(&mut self, id: u32, _: &ServiceKey) -> Result<(), String> {
-            self.svcs.remove(&id);
-            Ok(())
-        }
-        fn upsert_dest(&mut self, id: u32, _: u32, d: &Dest) -> Result<(), String> {
-            if self.refuse_dest {
-                return Err("map full".into());
-            }
-            self.dests.insert(id, d.clone());
-            Ok(())
-        }
-        fn remove_dest(&mut self, id: u32) -> Result<(), String> {
-            self.dests.remove(&id);
-            Ok(())
-        }
-        fn trash_dest(&mut self, id: u32) -> Result<(), String> {
-            self.dests.remove(&id);
-            Ok(())
-        }
-        fn zero_svc(&mut self, _: u32) -> Result<(), String> {
-            Ok(())
-        }
-        fn zero_dest(&mut self, id: u32) -> Result<(), String> {
-            self.stats.remove(&id);
-            Ok(())
-        }
-    }
-
-    impl Plane for Mem {
-        fn all_stats(&self) -> Result<AllStats, String> {
-            let mut dest = vec![Stats::default(); 64];
-            for (&id, &s) in &self.stats {
-                dest[id as usize] = s;
-            }
-            Ok(AllStats {
-                svc: vec![Stats::default(); 16],
-                dest,
-            })
-        }
-        fn dest_conns(&self, _: u32) -> Result<(u32, u32), String> {
-            Ok((0, 0))
-        }
-        fn conns(&self, _: &Timeouts) -> Result<Vec<ConnEntry>, String> {
-            Ok(vec![])
-        }
-        fn conn_count(&self) -> Result<u64, String> {
-            Ok(0)
-        }
-        fn conn_entries(&self) -> u64 {
-            0
-        }
-        fn expire(&mut self, _: &Timeouts) -> Result<u64, String> {
-            Ok(0)
-        }
-        fn counters(&self) -> Result<Vec<(String, u64)>, String> {
-            Ok(vec![])
-        }
-        fn interfaces(&self) -> Vec<String> {
-            vec![]
-        }
-        fn conn_capacity(&self) -> u32 {
-            4096
-        }
-        fn features(&self) -> Vec<(String, bool)> {
-            vec![]
-        }
-        fn attach_mode(&self) -> String {
-            "xdp".into()
-        }
-        fn maintain_nexthops(&mut self) {}
-        /// `lo` (MTU 65536) and `eth0` (1500) exist, nothing else.
-        fn start_sync(&mut self, d: &SyncDaemon) -> Result<SyncDaemon, String> {
-            if self.no_sync {
-                return Err(SYNC_NOT_SUPPORTED.to_string());
-            }
-            let mtu = match d.mcast_ifn.as_str() {
-                "lo" => 65536,
-                "eth0" => 1500,
-                _ => return Err(std::io::Error::from_raw_os_error(19).to_string()),
-            };
-            self.sync_log
-                .push(format!("start {} {}", d.state, d.mcast_ifn));
-            Ok(d.with_defaults(mtu))
-        }
-        fn stop_sync(&mut self, state: SyncState) -> Result<(), String> {
-            self.sync_log.push(format!("stop {state}"));
-            Ok(())
-        }
-    }
-
-    pub(crate) const LIMITS: Limits = Limits {
-        max_services: 16,
-        max_dests: 64,
-    };
-
-    fn key() -> ServiceKey {
-        ServiceKey {
-            proto: Protocol::Tcp,
-            addr: Ipv4Addr::new(198, 51, 100, 10),
-            port: 80,
-        }
-    }
-
-    fn dest(last: u8) -> Dest {
-        let mut d = Dest::new(Ipv4Addr::new(203, 0, 113, last), 80);
-        d.fwd = FwdMethod::Masq;
-        d
-    }
-
-    fn setup(d: &mut Daemon<Mem>) {
-        let r = d.handle(Request::AddService {
-            service: Service::new(key(), "rr"),
-        });
-        assert_eq!(r, Response::Ok);
-        for last in [11, 12] {
-            let r = d.handle(Request::AddDest {
-                key: key(),
-                dest: dest(last),
-            });
-            assert_eq!(r, Response::Ok);
-        }
-    }
-
-    pub(crate) fn list(d: &mut Daemon<Mem>) -> Table {
-        match d.handle(Request::List) {
-            Response::Table { table } => table,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn list_shows_what_was_added_with_counters() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        setup(&mut d);
-        d.plane.stats.insert(
-            0,
-            Stats {
-                conns: 7,
-                ..Stats::default()
-            },
-        );
-        let t = list(&mut d);
-        assert_eq!(t.conn_tab_size, 4096);
-        assert_eq!(t.services.len(), 1);
-        let addrs: Vec<_> = t.services[0]
-            .dests
-            .iter()
-            .map(|e| e.dest.addr.octets()[3])
-            .collect();
-        assert_eq!(addrs, vec![12, 11], "kernel list order: newest first");
-        assert_eq!(t.services[0].dests[1].stats.conns, 7);
-        assert_eq!(d.plane.svcs[&0].1, vec![1, 0]);
-    }
-
-    #[test]
-    fn rates_follow_each_dest_and_restart_when_a_slot_is_reused_or_zeroed() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        setup(&mut d);
-        let conns = |n| Stats {
-            conns: n,
-            ..Stats::default()
-        };
-        d.estimate();
-        d.plane.stats.insert(0, conns(200));
-        d.estimate();
-        let cps = |d: &mut Daemon<Mem>| -> Vec<(u8, u64)> {
-            list(d).services[0]
-                .dests
-                .iter()
-                .map(|e| (e.dest.addr.octets()[3], e.rates.cps))
-                .collect()
-        };
-        // 200 connections in 2 s: 25/s after one tick, as IPVS shows it.
-        assert_eq!(cps(&mut d), vec![(12, 0), (11, 25)]);
-        // .13 takes .11's slot, whose counters still read 400: it must
-        // start from there, not inherit .11's rate and baseline.
-        let r = d.handle(Request::DelDest {
-            key: key(),
-            addr: Ipv4Addr::new(203, 0, 113, 11),
-            port: 80,
-        });
-        assert_eq!(r, Response::Ok);
-        // The deleted dest leaves the trash (unused for 120 s): its slot
-        // is free again.
-        assert!(d.model.collect_trash(0, |_| false).is_empty());
-        assert_eq!(d.model.collect_trash(120, |_| false), vec![0]);
-        let r = d.handle(Request::AddDest {
-            key: key(),
-            dest: dest(13),
-        });
-        assert_eq!(r, Response::Ok);
-        assert!(d.plane.dests[&0].addr.octets()[3] == 13, "slot 0 reused");
-        d.plane.stats.insert(0, conns(400));
-        d.estimate();
-        assert_eq!(cps(&mut d), vec![(13, 0), (12, 0)]);
-        d.plane.stats.insert(0, conns(600));
-        d.estimate();
-        assert_eq!(cps(&mut d), vec![(13, 25), (12, 0)]);
-        // -Z restarts the rates.
-        assert_eq!(d.handle(Request::Zero { key: Some(key()) }), Response::Ok);
-        assert_eq!(cps(&mut d), vec![(13, 0), (12, 0)]);
-    }
-
-    #[test]
-    fn a_refused_batch_leaves_table_and_plane_alone() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        setup(&mut d);
-        let before = list(&mut d);
-        let r = d.handle(Request::Batch {
-            requests: vec![
-                Request::Clear,
-                Request::AddDest {
-                    key: key(),
-                    dest: dest(13),
-                },
-            ],
-        });
-        match r {
-            Response::Error { error } => assert_eq!(error.message, "Service not defined"),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(list(&mut d), before);
-        assert_eq!(d.plane.dests.len(), 2);
-    }
-
-    #[test]
-    fn a_data_plane_failure_is_rolled_back() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        setup(&mut d);
-        d.plane.refuse_dest = true;
-        let r = d.handle(Request::AddDest {
-            key: key(),
-            dest: dest(13),
-        });
-        assert!(
-            matches!(r, Response::Error { ref error } if error.kind == ErrorKind::Internal),
-            "{r:?}"
-        );
-        d.plane.refuse_dest = false;
-        assert_eq!(list(&mut d).services[0].dests.len(), 2);
-        assert_eq!(d.plane.svcs[&0].1, vec![1, 0]);
-    }
-
-    #[test]
-    fn zero_of_a_missing_service_is_refused() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        let mut k = key();
-        k.port = 81;
-        match d.handle(Request::Zero { key: Some(k) }) {
-            Response::Error { error } => assert_eq!(error.message, "No such service"),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn the_state_file_brings_the_table_back() {
-        let dir = std::env::temp_dir().join(format!("xvsd-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("s.state");
-        let _ = std::fs::remove_file(&file);
-        let mut d = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
-        setup(&mut d);
-        let before = list(&mut d);
-        let mut again = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
-        assert_eq!(list(&mut again), before);
-        assert_eq!(again.plane.svcs[&0].1, vec![1, 0]);
-        std::fs::write(&file, "{not json").unwrap();
-        assert!(Daemon::new(Mem::default(), LIMITS, Some(file)).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_malformed_line_gets_an_invalid_error() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        match crate::server::answer(&mut d, b"{\"op\":\"add_service\"}") {
-            Response::Error { error } => {
-                assert_eq!(error.kind, ErrorKind::Invalid);
-                assert!(error.message.contains("service"), "{}", error.message);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn daemons(d: &mut Daemon<Mem>) -> Vec<SyncDaemon> {
-        match d.handle(Request::ListDaemons) {
-            Response::Daemons { daemons } => daemons,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn refused(r: Response) -> ApiError {
-        match r {
-            Response::Error { error } => error,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn start(state: SyncState, ifn: &str) -> Request {
-        Request::StartDaemon {
-            daemon: SyncDaemon::new(state, ifn),
-        }
-    }
-
-    #[test]
-    fn sync_daemons_start_list_and_stop_as_ipvs_does() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        assert_eq!(daemons(&mut d), vec![]);
-        let mut backup = SyncDaemon::new(SyncState::Backup, "lo");
-        backup.syncid = 9;
-        backup.mcast_port = 9000;
-        let r = d.handle(Request::StartDaemon {
-            daemon: backup.clone(),
-        });
-        assert_eq!(r, Response::Ok);
-        assert_eq!(d.handle(start(SyncState::Master, "eth0")), Response::Ok);
-        // Listed as the kernel lists them: the master first, defaults in.
-        assert_eq!(
-            daemons(&mut d),
-            vec![
-                SyncDaemon::new(SyncState::Master, "eth0").with_defaults(1500),
-                backup.with_defaults(65536),
-            ]
-        );
-        assert_eq!(daemons(&mut d)[1].sync_maxlen, 65507);
-        let e = refused(d.handle(start(SyncState::Master, "lo")));
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (ErrorKind::DaemonRunning, "Daemon has already run")
-        );
-        // The kernel looks the interface up first.
-        let e = refused(d.handle(start(SyncState::Master, "nosuchdev0")));
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (ErrorKind::Internal, "No such device")
-        );
-        // -C leaves them running.
-        assert_eq!(d.handle(Request::Clear), Response::Ok);
-        assert_eq!(daemons(&mut d).len(), 2);
-        assert_eq!(
-            d.handle(Request::StopDaemon {
-                state: SyncState::Master
-            }),
-            Response::Ok
-        );
-        let e = refused(d.handle(Request::StopDaemon {
-            state: SyncState::Master,
-        }));
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (ErrorKind::NoDaemon, "No daemon is running")
-        );
-        assert_eq!(daemons(&mut d), vec![backup.with_defaults(65536)]);
-        assert_eq!(
-            d.plane.sync_log,
-            vec!["start backup lo", "start master eth0", "stop master"]
-        );
-    }
-
-    #[test]
-    fn sync_daemon_errors_read_as_ipvsadm_prints_them() {
-        let mut d = Daemon::new(Mem::default(), LIMITS, None).unwrap();
-        // The plane's io::Error text, without its errno: strerror(ENODEV).
-        let e = refused(d.handle(start(SyncState::Master, "nosuchdev0")));
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (ErrorKind::Internal, "No such device")
-        );
-        assert_eq!(daemons(&mut d), vec![]);
-        // What the kernel refuses before it looks at the interface.
-        let e = refused(d.handle(start(SyncState::Master, "0123456789abcdef")));
-        assert_eq!(e.kind, ErrorKind::Invalid);
-        let mut bad = SyncDaemon::new(SyncState::Backup, "lo");
-        bad.mcast_group = Ipv4Addr::new(192, 0, 2, 1);
-        let e = refused(d.handle(Request::StartDaemon { daemon: bad }));
-        assert_eq!(e.kind, ErrorKind::Invalid);
-        // Not in batches: they are not table changes.
-        let e = refused(d.handle(Request::Batch {
-            requests: vec![start(SyncState::Master, "lo")],
-        }));
-        assert_eq!(e.kind, ErrorKind::Invalid);
-        assert!(d.plane.sync_log.is_empty());
-        // A plane without sync.
-        d.plane.no_sync = true;
-        let e = refused(d.handle(start(SyncState::Master, "lo")));
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (ErrorKind::Unsupported, SYNC_NOT_SUPPORTED)
-        );
-        assert_eq!(daemons(&mut d), vec![]);
-    }
-
-    #[test]
-    fn sync_daemons_survive_a_restart_through_the_state_file() {
-        let dir = std::env::temp_dir().join(format!("xvsd-sync-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("s.state");
-        let _ = std::fs::remove_file(&file);
-        let mut d = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
-        setup(&mut d);
-        let mut master = SyncDaemon::new(SyncState::Master, "eth0");
-        master.sync_maxlen = 1000;
-        let r = d.handle(Request::StartDaemon {
-            daemon: master.clone(),
-        });
-        assert_eq!(r, Response::Ok);
-        assert_eq!(d.handle(start(SyncState::Backup, "lo")), Response::Ok);
-        let before = daemons(&mut d);
-        // Saved as asked for, defaults unfilled.
-        let saved: Model = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        assert_eq!(
-            saved.sync_daemons,
-            vec![master.clone(), SyncDaemon::new(SyncState::Backup, "lo")]
-        );
-        let mut again = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
-        assert_eq!(daemons(&mut again), before);
-        assert_eq!(
-            again.plane.sync_log,
-            vec!["start master eth0", "start backup lo"]
-        );
-        assert_eq!(again.sync_daemons(), &before[..]);
-        // Stopped ones stay stopped.
-        let r = again.handle(Request::StopDaemon {
-            state: SyncState::Backup,
-        });
-        assert_eq!(r, Response::Ok);
-        let mut third = Daemon::new(Mem::default(), LIMITS, Some(file.clone())).unwrap();
-        assert_eq!(third.plane.sync_log, vec!["start master eth0"]);
-        assert_eq!(daemons(&mut third).len(), 1);
-        // One that cannot start again is forgotten; the table stays.
-        let plane = Mem {
-            no_sync: true,
-            ..Mem::default()
-        };
-        let mut fourth = Daemon::new(plane, LIMITS, Some(file.clone())).unwrap();
-        assert_eq!(daemons(&mut fourth), vec![]);
-        assert_eq!(list(&mut fourth).services.len(), 1);
-        // A state file of an older xvsd (no sync_daemons) loads.
-        let mut old: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        old.as_object_mut().unwrap().remove("sync_daemons");
-        std::fs::write(&file, old.to_string()).unwrap();
-        let mut fifth = Daemon::new(Mem::default(), LIMITS, Some(file)).unwrap();
-        assert_eq!(daemons(&mut fifth), vec![]);
-        assert_eq!(list(&mut fifth).services.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+#[path = "daemon_tests.rs"]
+mod tests;

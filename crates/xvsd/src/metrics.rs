@@ -11,7 +11,7 @@ use std::time::Duration;
 use xvs_core::api::{Info, Table};
 use xvs_core::model::{Protocol, ServiceKey};
 
-use crate::lvs::HealthReport;
+use crate::report::{HealthReport, RsReport};
 
 fn proto(p: Protocol) -> &'static str {
     match p {
@@ -85,6 +85,14 @@ pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
             *v,
         );
     }
+    counters(&mut o, table);
+    dest_gauges(&mut o, table);
+    health_metrics(&mut o, health);
+    o.text
+}
+
+/// The services' and dests' counters.
+fn counters(o: &mut Out, table: &Table) {
     type Pick = fn(&xvs_core::model::Stats) -> u64;
     let stats: [(&'static str, &'static str, &str, Pick); 5] = [
         (
@@ -142,6 +150,10 @@ pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
             }
         }
     }
+}
+
+/// The dests' connection counts and weights.
+fn dest_gauges(o: &mut Out, table: &Table) {
     type DPick = fn(&xvs_core::api::DestEntry) -> u64;
     let gauges: [(&'static str, &str, DPick); 4] = [
         (
@@ -176,7 +188,12 @@ pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
             }
         }
     }
-    let rs_rows: Vec<(String, &crate::lvs::RsReport)> = health
+}
+
+/// The real servers' health, the services' quorum and sorry servers, the
+/// configuration's reloads.
+fn health_metrics(o: &mut Out, health: &HealthReport) {
+    let rs_rows: Vec<(String, &RsReport)> = health
         .services
         .iter()
         .flat_map(|s| {
@@ -261,7 +278,6 @@ pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
             health.reload_failures,
         );
     }
-    o.text
 }
 
 /// Serves `GET /metrics` on `addr` from a background thread; returns the

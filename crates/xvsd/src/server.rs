@@ -2,12 +2,12 @@
 //! one at a time in arrival order and the timers (expiry, rate estimation)
 //! never race a change. One JSON request per line, one JSON answer per line.
 
-use crate::daemon::{Daemon, Plane};
-use anyhow::{bail, Context, Result};
+use crate::daemon::Daemon;
+use crate::plane::Plane;
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use xvs_core::api::{ApiError, ErrorKind, Request, Response};
@@ -20,19 +20,73 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// IPVS estimates rates every 2 seconds.
 const ESTIMATE_EVERY: Duration = Duration::from_secs(2);
 
+/// Why the control socket could not be set up or served. Each names what
+/// was being done; the OS error is its source (shown after it by
+/// `{:#}`, as the binary prints errors).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The socket's directory could not be made.
+    #[error("creating {}", .path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A live xvsd answers on the socket.
+    #[error("another xvsd is already serving {}", .0.display())]
+    InUse(PathBuf),
+    /// A stale socket file could not be removed.
+    #[error("removing stale {}", .path.display())]
+    RemoveStale {
+        /// The socket file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket could not be bound.
+    #[error("binding {}", .path.display())]
+    Bind {
+        /// The socket file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The loop's poll(2) failed.
+    #[error("poll")]
+    Poll(#[source] std::io::Error),
+    /// Another OS call failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, ServerError>;
+
 /// Binds the control socket, replacing a stale socket file but never one a
 /// live daemon still serves.
 pub fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            bail!("another xvsd is already serving {}", path.display());
+            return Err(ServerError::InUse(path.to_path_buf()));
         }
-        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+        std::fs::remove_file(path).map_err(|source| ServerError::RemoveStale {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
-    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let l = UnixListener::bind(path).map_err(|source| ServerError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -233,7 +287,7 @@ pub fn run_with<P: Plane>(
             if e.kind() == IoKind::Interrupted {
                 continue;
             }
-            return Err(e).context("poll");
+            return Err(ServerError::Poll(e));
         }
         if let Some(w) = sig.wake {
             drain(w);

@@ -15,7 +15,7 @@
 //! connections. The difference in timing is in docs/differences.md.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use xvs_core::model::{ConnState, FwdMethod, Protocol, Timeouts};
 use xvs_core::sync::{conn_flags, tpl_state, SyncConn};
@@ -139,34 +139,6 @@ impl Master {
     }
 }
 
-/// A received entry, in the terms of the data plane, before it is
-/// resolved to slots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incoming {
-    /// IP protocol number.
-    pub proto: u8,
-    /// Client address (a template's: masked).
-    pub caddr: Ipv4Addr,
-    /// Client port (0 for templates).
-    pub cport: u16,
-    /// Virtual address.
-    pub vaddr: Ipv4Addr,
-    /// Virtual port.
-    pub vport: u16,
-    /// Real server address.
-    pub daddr: Ipv4Addr,
-    /// Real server port.
-    pub dport: u16,
-    /// The kernel's state number.
-    pub state: u16,
-    /// A persistence template (`IP_VS_CONN_F_TEMPLATE`).
-    pub template: bool,
-    /// Firewall mark (0: none).
-    pub fwmark: u32,
-    /// Timeout the master gave it (seconds).
-    pub timeout: u32,
-}
-
 /// Why a received entry was not installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Skip {
@@ -211,8 +183,10 @@ pub enum Install {
 /// Resolves a received entry against this director's services and real
 /// servers (which must match the master's, as in IPVS, where an entry
 /// without its dest is of no use for forwarding).
-pub fn resolve(e: &Incoming, idx: &SyncIndex) -> Result<Install, Skip> {
-    let proto = match e.proto {
+/// IPv6 entries are not supported yet ([`Skip::Protocol`]).
+pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
+    let (caddr, vaddr, daddr) = addrs_v4(e).ok_or(Skip::Protocol)?;
+    let proto = match e.protocol {
         6 => Protocol::Tcp,
         17 => Protocol::Udp,
         _ => return Err(Skip::Protocol),
@@ -221,16 +195,16 @@ pub fn resolve(e: &Incoming, idx: &SyncIndex) -> Result<Install, Skip> {
         return Err(Skip::Fwmark);
     }
     let (svc_id, persistent) = idx
-        .service(e.proto, e.vaddr, e.vport)
+        .service(e.protocol, vaddr, e.vport)
         .ok_or(Skip::NoService)?;
-    let (dest_id, fwd) = idx.dest(svc_id, e.daddr, e.dport).ok_or(Skip::NoDest)?;
-    if e.template {
+    let (dest_id, fwd) = idx.dest(svc_id, daddr, e.dport).ok_or(Skip::NoDest)?;
+    if e.is_template() {
         return Ok(Install::Template(Template {
             proto,
-            caddr: e.caddr,
-            vaddr: e.vaddr,
+            caddr,
+            vaddr,
             vport: e.vport,
-            daddr: e.daddr,
+            daddr,
             dport: e.dport,
             svc_id,
             dest_id,
@@ -253,11 +227,11 @@ pub fn resolve(e: &Incoming, idx: &SyncIndex) -> Result<Install, Skip> {
     };
     Ok(Install::Conn(Conn {
         proto,
-        caddr: e.caddr,
+        caddr,
         cport: e.cport,
-        vaddr: e.vaddr,
+        vaddr,
         vport: e.vport,
-        daddr: e.daddr,
+        daddr,
         dport: e.dport,
         state,
         // As this director's dest says (the master's names the same method
@@ -268,6 +242,15 @@ pub fn resolve(e: &Incoming, idx: &SyncIndex) -> Result<Install, Skip> {
         last_seen_ns: 0,
         persistent,
     }))
+}
+
+/// The client, virtual and real-server addresses of an IPv4 entry.
+fn addrs_v4(e: &SyncConn) -> Option<(Ipv4Addr, Ipv4Addr, Ipv4Addr)> {
+    let v4 = |a: IpAddr| match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    };
+    Some((v4(e.caddr)?, v4(e.vaddr)?, v4(e.daddr)?))
 }
 
 fn fwd_flags(f: FwdMethod) -> u32 {
@@ -331,29 +314,6 @@ impl Outgoing {
                 pe_data: None,
             },
         }
-    }
-}
-
-impl Incoming {
-    /// A decoded entry; `None` for IPv6 ones (not supported yet).
-    pub fn from_wire(c: &SyncConn) -> Option<Incoming> {
-        let v4 = |a: std::net::IpAddr| match a {
-            std::net::IpAddr::V4(a) => Some(a),
-            std::net::IpAddr::V6(_) => None,
-        };
-        Some(Incoming {
-            proto: c.protocol,
-            caddr: v4(c.caddr)?,
-            cport: c.cport,
-            vaddr: v4(c.vaddr)?,
-            vport: c.vport,
-            daddr: v4(c.daddr)?,
-            dport: c.dport,
-            state: c.state,
-            template: c.flags & conn_flags::TEMPLATE != 0,
-            fwmark: c.fwmark,
-            timeout: c.timeout,
-        })
     }
 }
 
@@ -429,15 +389,15 @@ mod tests {
         let msgs = xvs_core::sync::encode(7, 1472, &[w]).unwrap();
         let back = xvs_core::sync::decode(&msgs[0]).unwrap();
         assert_eq!(back.header.syncid, 7);
-        let e = Incoming::from_wire(&back.conns[0]).unwrap();
+        let e = &back.conns[0];
         assert_eq!(
-            (e.caddr, e.cport, e.state, e.template),
-            (c.caddr, 1001, 1, false)
+            (e.caddr, e.cport, e.state, e.is_template()),
+            (IpAddr::V4(c.caddr), 1001, 1, false)
         );
         let mut idx = SyncIndex::default();
         idx.add_service(6, c.vaddr, 80, 0, false);
         idx.add_dest(0, c.daddr, 80, 3, FwdMethod::Route);
-        let Ok(Install::Conn(got)) = resolve(&e, &idx) else {
+        let Ok(Install::Conn(got)) = resolve(e, &idx) else {
             panic!()
         };
         assert_eq!(
@@ -454,24 +414,31 @@ mod tests {
     #[test]
     fn received_entries_resolve_or_say_why_not() {
         let idx = SyncIndex::default();
-        let e = Incoming {
-            proto: 6,
-            caddr: Ipv4Addr::new(192, 0, 2, 2),
+        let e = SyncConn {
+            protocol: 6,
+            caddr: Ipv4Addr::new(192, 0, 2, 2).into(),
             cport: 1000,
-            vaddr: Ipv4Addr::new(198, 51, 100, 10),
+            vaddr: Ipv4Addr::new(198, 51, 100, 10).into(),
             vport: 80,
-            daddr: Ipv4Addr::new(203, 0, 113, 11),
+            daddr: Ipv4Addr::new(203, 0, 113, 11).into(),
             dport: 80,
+            flags: 0,
             state: 1,
-            template: false,
             fwmark: 0,
             timeout: 900,
+            seq: None,
+            pe_name: None,
+            pe_data: None,
         };
+        let (vaddr, daddr) = (
+            Ipv4Addr::new(198, 51, 100, 10),
+            Ipv4Addr::new(203, 0, 113, 11),
+        );
         assert_eq!(resolve(&e, &idx), Err(Skip::NoService));
         assert_eq!(
             resolve(
-                &Incoming {
-                    proto: 132,
+                &SyncConn {
+                    protocol: 132,
                     ..e.clone()
                 },
                 &idx
@@ -480,7 +447,7 @@ mod tests {
         );
         assert_eq!(
             resolve(
-                &Incoming {
+                &SyncConn {
                     fwmark: 3,
                     ..e.clone()
                 },
@@ -489,9 +456,9 @@ mod tests {
             Err(Skip::Fwmark)
         );
         let mut idx = SyncIndex::default();
-        idx.add_service(6, e.vaddr, 80, 4, true);
+        idx.add_service(6, vaddr, 80, 4, true);
         assert_eq!(resolve(&e, &idx), Err(Skip::NoDest));
-        idx.add_dest(4, e.daddr, 80, 9, FwdMethod::Route);
+        idx.add_dest(4, daddr, 80, 9, FwdMethod::Route);
         let Ok(Install::Conn(c)) = resolve(&e, &idx) else {
             panic!("{:?}", resolve(&e, &idx))
         };
@@ -501,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             resolve(
-                &Incoming {
+                &SyncConn {
                     state: 11,
                     ..e.clone()
                 },
@@ -509,8 +476,8 @@ mod tests {
             ),
             Err(Skip::State)
         );
-        let tmpl = Incoming {
-            template: true,
+        let tmpl = SyncConn {
+            flags: conn_flags::TEMPLATE,
             cport: 0,
             state: 1,
             timeout: 360,

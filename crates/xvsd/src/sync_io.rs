@@ -16,7 +16,8 @@ use xvs_core::model::{SyncDaemon, SyncState, Timeouts};
 use xvs_core::sync::{accepts_syncid, decode, Encoder, SkipReason};
 use xvs_dataplane::Dataplane;
 
-use crate::sync::{resolve, Incoming, Install, Master, Skip};
+use crate::plane::PlaneError;
+use crate::sync::{resolve, Install, Master, Skip};
 
 /// Receive buffer of a backup's socket: a second of a busy master's
 /// messages (it is drained once a second).
@@ -128,26 +129,16 @@ fn backup_socket(d: &SyncDaemon) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-/// An OS error as the kernel's errno text ("No such device"), without
-/// the " (os error N)" of `io::Error`'s display.
-fn errno_text(e: &io::Error) -> String {
-    let t = e.to_string();
-    match t.find(" (os error") {
-        Some(i) => t[..i].to_string(),
-        None => t,
-    }
-}
-
 impl SyncDaemons {
     /// Starts the daemon `d` asks for, with the kernel's defaults filled
     /// in (returned). An interface that does not exist is "No such
     /// device", as the kernel's ENODEV.
-    pub fn start(&mut self, d: &SyncDaemon) -> Result<SyncDaemon, String> {
-        let mtu = mtu(&d.mcast_ifn).map_err(|e| errno_text(&e))?;
+    pub fn start(&mut self, d: &SyncDaemon) -> Result<SyncDaemon, PlaneError> {
+        let mtu = mtu(&d.mcast_ifn)?;
         let d = d.with_defaults(mtu);
         match d.state {
             SyncState::Master => {
-                let sock = master_socket(&d).map_err(|e| errno_text(&e))?;
+                let sock = master_socket(&d)?;
                 log::info!(
                     "sync master on {} (syncid {}, {}:{}, maxlen {})",
                     d.mcast_ifn,
@@ -166,7 +157,7 @@ impl SyncDaemons {
                 });
             }
             SyncState::Backup => {
-                let sock = backup_socket(&d).map_err(|e| errno_text(&e))?;
+                let sock = backup_socket(&d)?;
                 log::info!(
                     "sync backup on {} (syncid {}, {}:{})",
                     d.mcast_ifn,
@@ -311,20 +302,21 @@ impl BackupRun {
                 }
             }
             let Some(idx) = &index else { return };
-            for c in &msg.conns {
-                let Some(e) = Incoming::from_wire(c) else {
-                    *self.skipped.entry(Skip::Protocol).or_default() += 1;
-                    continue;
-                };
-                let r = match resolve(&e, idx) {
+            for e in &msg.conns {
+                let r = match resolve(e, idx) {
                     Ok(Install::Conn(c)) => dp.install_conn(&c).map(|_| ()),
                     Ok(Install::Template(t)) => dp.install_template(&t).map(|_| ()),
                     Err(skip) => {
                         let n = self.skipped.entry(skip).or_default();
-                        if *n == 0 {
+                        // IPv6 entries are counted, not logged.
+                        if *n == 0 && !e.is_ipv6() {
                             log::warn!(
                                 "sync backup: {} {}:{} -> {}:{}: {} (logged once)",
-                                if e.template { "template" } else { "connection" },
+                                if e.is_template() {
+                                    "template"
+                                } else {
+                                    "connection"
+                                },
                                 e.caddr,
                                 e.cport,
                                 e.vaddr,

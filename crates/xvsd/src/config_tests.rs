@@ -1,0 +1,133 @@
+//! The conversion's unit tests: what xvsd refuses, at which line, and
+//! the checkers' effective timing.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Loaded, Errors> {
+    let cfg = xvs_keepalived::parse_str_with(text, "t.conf", &Options { config_id: None })?;
+    convert(&cfg)
+}
+
+#[test]
+fn join_round_trips() {
+    for args in [
+        vec!["/bin/x", "a b", "it's", "say \"hi\"", "c\\d", ""],
+        vec!["/usr/bin/true"],
+    ] {
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let line = join_command(&args).unwrap();
+        assert_eq!(xvs_health::script::split_command(&line).unwrap(), args);
+    }
+    assert!(join_command(&["a\\".to_string()]).is_err());
+}
+
+#[test]
+fn unsupported_checkers_and_options_are_errors_at_their_line() {
+    let e = parse(
+        "virtual_server 10.0.0.1 80 {\n\
+         protocol TCP\n\
+         real_server 10.0.1.1 80 {\n\
+           SMTP_CHECK {\n\
+           }\n\
+         }\n\
+         real_server 10.0.1.2 80 {\n\
+           HTTP_GET {\n\
+             url {\n\
+               path /\n\
+               regex \"ok\"\n\
+             }\n\
+           }\n\
+         }\n\
+         real_server 10.0.1.3 80 {\n\
+           PING_CHECK {\n\
+           }\n\
+           TCP_CHECK {\n\
+             bind_if eth0\n\
+           }\n\
+         }\n\
+        }\n",
+    )
+    .unwrap_err();
+    let lines: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("t.conf:4: SMTP_CHECK is not supported by xvs ({SUPPORTED})"),
+            "t.conf:8: HTTP_GET: url /: regex is not supported by xvs (use status_code or digest)"
+                .to_string(),
+            format!("t.conf:16: PING_CHECK is not supported by xvs ({SUPPORTED})"),
+            "t.conf:18: TCP_CHECK: bind_if eth0 is not supported by xvs".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn table_validation_names_the_line() {
+    let e = parse(
+        "virtual_server 10.0.0.1 80 {\n\
+         protocol TCP\n\
+         persistence_engine sip\n\
+         real_server 10.0.1.1 80 {\n\
+         }\n\
+        }\n\
+        virtual_server 10.0.0.2 80 {\n\
+         protocol TCP\n\
+         lvs_method TUN type gre\n\
+         real_server 10.0.1.1 80 {\n\
+         }\n\
+        }\n",
+    )
+    .unwrap_err();
+    let lines: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("t.conf:1: virtual server TCP"),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("persistence engines"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("t.conf:10: real server 10.0.1.1:80"),
+        "{lines:?}"
+    );
+    assert!(lines[1].contains("gre"), "{lines:?}");
+}
+
+#[test]
+fn checkers_get_their_effective_timing() {
+    let l = parse(
+        "virtual_server 10.0.0.1 80 {\n\
+         protocol TCP\n\
+         delay_loop 2\n\
+         real_server 10.0.1.1 8080 {\n\
+           weight 3\n\
+           inhibit_on_failure\n\
+           HTTP_GET {\n\
+             url {\n\
+               path /health\n\
+               status_code 204\n\
+             }\n\
+             connect_timeout 1\n\
+             retry 2\n\
+             delay_before_retry 1\n\
+           }\n\
+         }\n\
+        }\n",
+    )
+    .unwrap();
+    let vs = &l.managed.services[0];
+    let rs = &vs.rs[0];
+    assert!(rs.inhibit);
+    assert_eq!(rs.dest.weight, 3);
+    let t = rs.checkers[0].timing();
+    assert_eq!(t.delay_loop, std::time::Duration::from_secs(2));
+    assert_eq!(t.retry, 2);
+    assert_eq!(t.connect_timeout, std::time::Duration::from_secs(1));
+    let hc::CheckKind::Http(h) = &rs.checkers[0].kind else {
+        panic!()
+    };
+    assert!(h.urls[0].status_ok(204) && !h.urls[0].status_ok(200));
+    assert_eq!(
+        l.managed.rs_specs()[0].id.dest,
+        "10.0.1.1:8080".parse::<SocketAddr>().unwrap()
+    );
+}
