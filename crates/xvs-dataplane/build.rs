@@ -3,7 +3,8 @@
 //! `-DXVS_TC`, as its tc twin `xvs_tc`, each also without 5.12's atomics
 //! (`-DXVS_NO_ATOMICS`, for older kernels); `bpf/expiry.bpf.c` (the
 //! director's optional expiry scan); and `bpf/decap.bpf.c` (the real
-//! server's `xvs_decap`), likewise twice.
+//! server's `xvs_decap`), likewise twice. The director's stages and the
+//! context both attachments share are headers in `bpf/lib/`.
 
 use libbpf_cargo::SkeletonBuilder;
 use std::env;
@@ -50,5 +51,6 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
     }
     println!("cargo:rerun-if-changed=bpf/xvs.h");
-    println!("cargo:rerun-if-changed=bpf/conn_map.h");
+    // A directory: cargo rebuilds when any file in it changes.
+    println!("cargo:rerun-if-changed=bpf/lib");
 }

@@ -9,32 +9,19 @@
  * (xvs_dataplane::decap). See docs/design.md.
  *
  * Built as-is for XDP; with -DXVS_TC for tc's clsact ingress (veth and
- * other virtual devices, where XDP would convert every skb).
+ * other virtual devices, where XDP would convert every skb): lib/ctx.h.
  */
-#include <linux/bpf.h>
-#include <linux/if_ether.h>
+#include "lib/ctx.h"
+
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/udp.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
 
 #include "xvs.h"
+#include "lib/parse.h"
 
-#define IP_MF_OFFSET 0x3fff
-
-#ifdef XVS_TC
-#include <linux/pkt_cls.h>
-typedef struct __sk_buff xvs_ctx;
-#define ACT_PASS TC_ACT_OK
-#define ACT_DROP TC_ACT_SHOT
-/* outer IPv4 with options + UDP + GUE with options + inner IPv4 */
-#define XVS_PULL_LEN 192
-#else
-typedef struct xdp_md xvs_ctx;
-#define ACT_PASS XDP_PASS
-#define ACT_DROP XDP_DROP
-#endif
+/* tc: outer IPv4 with options + UDP + GUE with options + inner IPv4 */
+#define DECAP_PULL_LEN 192
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -83,74 +70,54 @@ static __always_inline int is_gue_port(__be16 p)
 	return 0;
 }
 
-#ifdef XVS_TC
-SEC("tc")
-#else
-SEC("xdp")
-#endif
-int xvs_decap(xvs_ctx *ctx)
+/* The length of the outer headers of the tunnelled packet `ip` (IPIP,
+ * or GUE to a configured port), its kind in *kind; 0 when it is not one. */
+static __always_inline __u32 outer_len(struct iphdr *ip, void *data_end, __u32 *kind)
 {
-	void *data, *data_end;
-	struct ethhdr *eth;
-#ifndef XVS_TC
-	struct ethhdr e;
-#endif
-	struct iphdr *ip, *in;
-	__u32 ihl, strip, kind;
-
-	verdict(XVS_DECAP_RX, 0);
-#ifdef XVS_TC
-	xvs_pull_headers(ctx, XVS_PULL_LEN);
-#endif
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return verdict(XVS_DECAP_PASS, ACT_PASS);
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return verdict(XVS_DECAP_PASS, ACT_PASS);
-	ihl = ip->ihl * 4;
-	if (ip->version != 4 || ihl < sizeof(*ip) || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
-		return verdict(XVS_DECAP_PASS, ACT_PASS);
-	ihl &= 0x3c;
+	__u32 ihl = (ip->ihl * 4) & 0x3c;
+	struct udphdr *uh = (void *)ip + ihl;
+	struct xvs_guehdr *gh = (void *)(uh + 1);
 
 	if (ip->protocol == IPPROTO_IPIP) {
-		strip = ihl;
-		kind = XVS_DECAP_IPIP;
-	} else if (ip->protocol == IPPROTO_UDP) {
-		struct udphdr *uh = (void *)ip + ihl;
-		struct xvs_guehdr *gh = (void *)(uh + 1);
-
-		if ((void *)(gh + 1) > data_end || !is_gue_port(uh->dest))
-			return verdict(XVS_DECAP_PASS, ACT_PASS);
-		/* Version 0, data message (C = 0), inner IPv4. */
-		if ((gh->ver_c_hlen & 0xe0) || gh->proto_ctype != IPPROTO_IPIP)
-			return verdict(XVS_DECAP_PASS, ACT_PASS);
-		strip = ihl + sizeof(*uh) + sizeof(*gh) + (gh->ver_c_hlen & 0x1f) * 4;
-		kind = XVS_DECAP_GUE;
-	} else {
-		return verdict(XVS_DECAP_PASS, ACT_PASS);
+		*kind = XVS_DECAP_IPIP;
+		return ihl;
 	}
+	if (ip->protocol != IPPROTO_UDP)
+		return 0;
+	if ((void *)(gh + 1) > data_end || !is_gue_port(uh->dest))
+		return 0;
+	/* Version 0, data message (C = 0), inner IPv4. */
+	if ((gh->ver_c_hlen & 0xe0) || gh->proto_ctype != IPPROTO_IPIP)
+		return 0;
+	*kind = XVS_DECAP_GUE;
+	return ihl + sizeof(*uh) + sizeof(*gh) + (gh->ver_c_hlen & 0x1f) * 4;
+}
 
+CTX_PROG(xvs_decap, xvs_decap)(xvs_ctx *ctx)
+{
+	void *data, *data_end;
+	struct iphdr *ip = NULL, *in;
+	__u32 strip, kind = 0;
+	int err;
+
+	verdict(XVS_DECAP_RX, 0);
+	ctx_pull_headers(ctx, DECAP_PULL_LEN);
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	if (parse_ipv4(data, data_end, &ip) || ip_is_fragment(ip))
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
+	strip = outer_len(ip, data_end, &kind);
+	if (!strip)
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
 	in = (void *)ip + (strip & 0xff);
 	if ((void *)(in + 1) > data_end || in->version != 4 || !is_vip(in->daddr))
 		return verdict(XVS_DECAP_PASS, ACT_PASS);
 
-#ifdef XVS_TC
 	/* The outer headers sit right after Ethernet: remove them there. */
-	if (bpf_skb_adjust_room(ctx, -(int)(strip & 0xff), BPF_ADJ_ROOM_MAC, 0))
-		return verdict(XVS_DECAP_ERR, ACT_PASS);
-#else
-	__builtin_memcpy(&e, eth, sizeof(e));
-	if (bpf_xdp_adjust_head(ctx, (int)(strip & 0xff)))
-		return verdict(XVS_DECAP_ERR, ACT_PASS);
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > data_end)
+	err = ctx_adjust_room(ctx, -(int)(strip & 0xff), 0);
+	if (err == CTX_ROOM_LOST)
 		return verdict(XVS_DECAP_ERR, ACT_DROP);
-	__builtin_memcpy(eth, &e, sizeof(e));
-#endif
+	if (err)
+		return verdict(XVS_DECAP_ERR, ACT_PASS);
 	return verdict(kind, ACT_PASS);
 }

@@ -10,7 +10,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "xvs.h"
-#include "conn_map.h"
+#include "lib/conn_map.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -367,7 +367,7 @@ enum xvs_counter {
 #define XVS_NH_SLOTS (1u << XVS_NH_BITS)
 
 struct xvs_nh {
-	__u64 stamp_ns; /* bpf_ktime_get_coarse_ns() of the fill, 0 = empty */
+	__u64 stamp_ns; /* the program's clock (lib/clock.h) at the fill, 0 = empty */
 	__be32 daddr;   /* tag: the fib lookup's destination */
 	__u32 iif;      /* tag: ingress ifindex */
 	__u32 oif;      /* egress ifindex */
@@ -479,16 +479,5 @@ struct xvs_abi {
 	enum xvs_abi_version abi_version;
 	enum xvs_limit limit;
 };
-
-#ifdef XVS_TC
-/* tc builds: make the first `want` bytes (or the whole packet, if
- * shorter) directly readable; an skb's linear part may end before the
- * headers do (GRO, a NIC's header split). */
-static __always_inline void xvs_pull_headers(struct __sk_buff *ctx, __u32 want)
-{
-	if (ctx->data + want > ctx->data_end && ctx->data_end - ctx->data < ctx->len)
-		bpf_skb_pull_data(ctx, ctx->len < want ? ctx->len : want);
-}
-#endif
 
 #endif /* XVS_H */

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A new connection: service -> persistence template or scheduler -> dest
+ * -> connection entries. The packet's tuple comes in the scratch's `fkey`
+ * and the forward entry goes out in its `out`; the verdict, when the
+ * packet cannot be forwarded, is the return value.
+ */
+#ifndef XVS_LIB_CONN_NEW_H
+#define XVS_LIB_CONN_NEW_H
+
+#include "conntrack.h"
+#include "persist.h"
+#include "sched.h"
+#include "service.h"
+
+/* The dest for the new flow of the scratch's `fkey`, through the client's
+ * persistence template first when the service is `persistent`: its id,
+ * or minus the reason (an XVS_CNT_* counter) the packet is refused for. */
+static __always_inline int conn_pick_dest(int persistent)
+{
+	__u32 dest_id = persistent ? (__u32)persist_pick() : XVS_NO_DEST;
+
+	if (dest_id != XVS_NO_DEST)
+		return dest_id;
+	dest_id = (__u32)xvs_schedule();
+	if (dest_id == XVS_NO_DEST)
+		return -XVS_CNT_PASS_NO_DEST;
+	if (!persistent)
+		return dest_id;
+	return persist_create(dest_id);
+}
+
+/* The scratch's forward entry `fval` (dest id already set) and reply
+ * tuple `rk` for the new flow `fkey` to `dest`. */
+static __always_inline void conn_fill(struct xvs_scratch *sc, const struct xvs_dest *dest,
+				      __be16 svc_port, __u32 tcpflags, __u64 now, int persistent)
+{
+	const struct xvs_conn_key *fkey = &sc->fkey;
+	struct xvs_conn *fval = &sc->fval;
+	__be16 rport;
+
+	/* The dest's port for the service port; a port-0 service (or a dest
+	 * without port) keeps the port the client asked for. */
+	rport = (fkey->dport == svc_port && dest->port) ? dest->port : fkey->dport;
+
+	__builtin_memset(&sc->rk, 0, sizeof(sc->rk));
+	sc->rk.saddr = dest->addr;
+	sc->rk.daddr = fkey->saddr;
+	sc->rk.sport = rport;
+	sc->rk.dport = fkey->sport;
+	sc->rk.proto = fkey->proto;
+
+	fval->last_seen_ns = now;
+	fval->peer = sc->rk;
+	fval->svc_id = sc->in.svc_id;
+	fval->state = fkey->proto == IPPROTO_TCP
+			      ? tcp_next_state(tcp_dir_in(dest->fwd), tcpflags, XVS_S_NONE)
+			      : XVS_S_UDP;
+	fval->fwd = dest->fwd;
+	if (persistent)
+		fval->flags |= XVS_CONN_F_PERSIST;
+}
+
+/* Schedules the new flow of the scratch's `fkey` and creates its
+ * connection entries (the first TCP event applied: NONE -> SYN_RECV); the
+ * scratch's `out` gets a copy of the forward entry. Returns GO_ON, or the
+ * verdict when the packet cannot be forwarded. */
+__noinline int xvs_new_conn(__u32 tcpflags, __u64 now)
+{
+	struct xvs_scratch *sc = scratch();
+	struct xvs_svc *svc;
+	struct xvs_dest *dest;
+	__be16 svc_port;
+	__u32 svc_flags;
+	int persistent, r;
+
+	if (!sc)
+		return ACT_PASS;
+	svc = svc_lookup(&sc->fkey, &svc_port);
+	if (!svc)
+		return verdict(XVS_CNT_PASS_NO_SVC, ACT_PASS);
+	if (sc->fkey.proto == IPPROTO_TCP && (!(tcpflags & TCPF_SYN) || (tcpflags & TCPF_RST)))
+		return verdict(XVS_CNT_PASS_TCP_NO_CONN, ACT_PASS);
+	svc_flags = svc->flags;
+	sched_in_fill(&sc->in, svc, &sc->fkey, svc_port, now);
+	persistent = svc_flags & XVS_SVC_F_PERSISTENT;
+
+	r = conn_pick_dest(persistent);
+	if (r < 0)
+		return refuse(-r);
+	__builtin_memset(&sc->fval, 0, sizeof(sc->fval));
+	sc->fval.dest_id = r;
+	dest = bpf_map_lookup_elem(&DEST_MAP, &sc->fval.dest_id);
+	if (!dest_available(dest))
+		return verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
+	if (dest->fwd > XVS_FWD_TUNNEL)
+		return verdict(XVS_CNT_PASS_FWD_UNSUPP, ACT_PASS);
+	conn_fill(sc, dest, svc_port, tcpflags, now, persistent);
+
+	if (sc->fkey.proto == IPPROTO_UDP && (svc_flags & XVS_SVC_F_ONEPACKET))
+		return new_ops(sc, now);
+	return new_entries(sc);
+}
+
+#endif /* XVS_LIB_CONN_NEW_H */

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Parsing: Ethernet -> IPv4 (IHL honoured) -> TCP/UDP ports, with bounds
+ * checks. Each step answers 0 or the reason the packet is not one to
+ * handle (an XVS_CNT_PASS_* counter: not IPv4, broken, a fragment,
+ * another protocol), which the caller passes to the kernel. The director
+ * sends ICMP to icmp_err.h before the ports are read; decap.bpf.c uses
+ * the IPv4 part.
+ */
+#ifndef XVS_LIB_PARSE_H
+#define XVS_LIB_PARSE_H
+
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include "ctx.h"
+#include "xvs.h"
+
+#define IP_MF_OFFSET 0x3fff /* MF flag | fragment offset */
+#define IP_DF 0x4000
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
+/* The IPv4 header of the frame [data, data_end): 0 and *ipp set, or the
+ * reason it is not one to look at (an XVS_CNT_PASS_* counter). The
+ * header's length is checked, not the packet's. */
+static __always_inline __u32 parse_ipv4(void *data, void *data_end, struct iphdr **ipp)
+{
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+
+	if ((void *)(eth + 1) > data_end)
+		return XVS_CNT_PASS_TRUNCATED;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return XVS_CNT_PASS_NOT_IP;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return XVS_CNT_PASS_TRUNCATED;
+	if (ip->version != 4 || ip->ihl * 4 < sizeof(*ip))
+		return XVS_CNT_PASS_BAD_IP;
+	*ipp = ip;
+	return 0;
+}
+
+static __always_inline int ip_is_fragment(const struct iphdr *ip)
+{
+	return ip->frag_off & bpf_htons(IP_MF_OFFSET);
+}
+
+/* A TCP or UDP packet of the frame, as the stages after parsing see it. */
+struct pkt {
+	struct iphdr *ip;
+	void *l4;
+	__be16 *ports;            /* source, destination */
+	struct xvs_conn_key key;  /* the packet's own 5-tuple */
+	__u32 tot_len;            /* IP total length */
+	__u32 l4off;              /* the L4 header's offset in the frame */
+	__u8 tcpflags;
+	__u8 is_udp;
+};
+
+/* The IPv4 header of `ctx`'s frame, whole packet present, not a
+ * fragment: 0 with p->ip, l4, l4off and tot_len set, or the reason. */
+static __always_inline __u32 parse_ip(xvs_ctx *ctx, struct pkt *p)
+{
+	void *data = ctx_data(ctx);
+	void *data_end = ctx_data_end(ctx);
+	struct iphdr *ip = NULL;
+	__u32 why, ihl, tot_len;
+
+	why = parse_ipv4(data, data_end, &ip);
+	if (why)
+		return why;
+	ihl = ip->ihl * 4;
+	tot_len = bpf_ntohs(ip->tot_len);
+	if (tot_len < ihl)
+		return XVS_CNT_PASS_BAD_IP;
+	/* tc: the payload may sit in pages, so the skb's length counts */
+	if (sizeof(struct ethhdr) + tot_len > ctx_len(ctx))
+		return XVS_CNT_PASS_TRUNCATED;
+	if (ip_is_fragment(ip))
+		return XVS_CNT_PASS_FRAGMENT;
+	p->ip = ip;
+	p->l4 = (void *)ip + ihl;
+	p->l4off = sizeof(struct ethhdr) + ihl;
+	p->tot_len = tot_len;
+	return 0;
+}
+
+/* The TCP or UDP header after p->ip: 0 with the ports, flags and
+ * 5-tuple set, or the reason. */
+static __always_inline __u32 parse_ports(xvs_ctx *ctx, struct pkt *p)
+{
+	void *data_end = ctx_data_end(ctx);
+	struct iphdr *ip = p->ip;
+
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+
+		if ((void *)(th + 1) > data_end)
+			return XVS_CNT_PASS_TRUNCATED;
+		p->tcpflags = ((__u8 *)th)[13];
+		p->is_udp = 0;
+	} else if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = p->l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return XVS_CNT_PASS_TRUNCATED;
+		p->tcpflags = 0;
+		p->is_udp = 1;
+	} else {
+		return XVS_CNT_PASS_PROTO;
+	}
+	p->ports = p->l4;
+	__builtin_memset(&p->key, 0, sizeof(p->key));
+	p->key.saddr = ip->saddr;
+	p->key.daddr = ip->daddr;
+	p->key.sport = p->ports[0];
+	p->key.dport = p->ports[1];
+	p->key.proto = ip->protocol;
+	return 0;
+}
+
+#endif /* XVS_LIB_PARSE_H */

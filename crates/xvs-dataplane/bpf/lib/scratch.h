@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Per-CPU scratch space (XVS_SCRATCH) shared by the global functions of
+ * scheduling, persistence and connection creation. They take scalars
+ * only, because 5.10's verifier accepts no pointer arguments to a global
+ * function but the context, and a map value is a valid map key on every
+ * kernel (a pointer argument is not, before 6.2). One program runs on a
+ * CPU at a time, and each member has one user at a time.
+ *
+ * The layout is the map's value size: change it only with the map.
+ */
+#ifndef XVS_LIB_SCRATCH_H
+#define XVS_LIB_SCRATCH_H
+
+#include "maps.h"
+
+/* The scheduling context of one new connection (service.h fills it). */
+struct sched_in {
+	__u32 svc_id;
+	__u32 gen;
+	__u32 sched;
+	__u32 flags;
+	__u32 ring_len;
+	__u32 saddr; /* host order */
+	__u32 daddr; /* host order */
+	__u32 sport; /* host order */
+	__be32 daddr_be;
+	__be32 netmask; /* persistence */
+	__u32 timeout;  /* persistence */
+	__be16 svc_port; /* the matched service's port (0: port-0 service) */
+	__u16 pad;
+	__u64 now;
+};
+
+/* The least-connection family's pass over the dest list (sched_scan.h). */
+struct scan {
+	__u32 key; /* SVC_DESTS index */
+	__u32 mode;
+	__u32 best;
+	__u32 best_w;
+	__u64 best_oh;
+	__u64 total;
+	__s64 r1, r2;
+	__u32 c1, c2;
+	__u32 c1_w, c2_w;
+	__u64 c1_oh, c2_oh;
+};
+
+/* A walk over a ring from the schedule position (rr, wrr) or a fallback
+ * probe over a bucket table (sh-fallback, mh-fallback): one slot a step,
+ * at most `len` steps (sched_ring.h). */
+struct walk {
+	__u32 svc_id;
+	__u32 gen;
+	__u32 len;
+	__u32 found;
+	__u64 p;       /* ring: the schedule position it starts from */
+	__u64 skipped; /* steps before the pick */
+	__u32 probe;   /* WALK_RING, WALK_SH or WALK_MH */
+	__u32 saddr;   /* probe: host order */
+	__u32 port;    /* probe: host order, 0 without sh-port/mh-port */
+	__u32 ihash;   /* probe: the first slot's offset */
+};
+
+/* ip_vs_dest_set_min / ip_vs_dest_set_max over an lblcr set
+ * (sched_lblc.h). */
+struct setscan {
+	struct xvs_lblc_key key;
+	__u32 svc_id;
+	__u32 max;  /* 0: set_min, 1: set_max */
+	__u32 best; /* set_min: dest id; set_max: member index */
+	__u32 bw;
+	__u64 boh;
+};
+
+struct xvs_scratch {
+	struct sched_in in;
+	struct scan scan;
+	struct walk walk;
+	struct setscan set;
+	struct xvs_conn_key fkey; /* xvs_new_conn: the packet's tuple */
+	struct xvs_conn out;      /* xvs_new_conn: the forward entry */
+	struct xvs_conn fval;
+	struct xvs_conn_key rk;
+	struct xvs_tmpl_key tk;
+	struct xvs_tmpl nt;
+	struct xvs_lblc_key lk;
+	struct xvs_lblc lblc; /* a new lblc/lblcr entry */
+	__u32 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_scratch);
+} XVS_SCRATCH SEC(".maps");
+
+static __always_inline struct xvs_scratch *scratch(void)
+{
+	__u32 z = 0;
+
+	return bpf_map_lookup_elem(&XVS_SCRATCH, &z);
+}
+
+/* Loops are bounded `for` loops whose body is one call of a global
+ * function (a "step"), verified once: the verifier walks the loop itself
+ * in a few instructions per iteration, on every kernel (bpf_loop, 5.17,
+ * is not needed). A step returns non-zero to stop. */
+#define STEP_NEXT 0
+#define STEP_STOP 1
+
+#endif /* XVS_LIB_SCRATCH_H */

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Service lookup (ip_vs_service_find) and the scheduling context a new
+ * connection of a service starts from.
+ */
+#ifndef XVS_LIB_SERVICE_H
+#define XVS_LIB_SERVICE_H
+
+#include "maps.h"
+#include "scratch.h"
+
+/* SVC_MAP: the exact <proto, vaddr, vport>, else the port-0 service of
+ * the address (persistent "all ports" services), as ip_vs_service_find.
+ * *svc_port: the matched service's port. */
+static __always_inline struct xvs_svc *svc_lookup(const struct xvs_conn_key *k, __be16 *svc_port)
+{
+	struct xvs_svc_key skey = {};
+	struct xvs_svc *svc;
+
+	skey.addr = k->daddr;
+	skey.port = k->dport;
+	skey.proto = k->proto;
+	svc = bpf_map_lookup_elem(&SVC_MAP, &skey);
+	if (svc) {
+		*svc_port = k->dport;
+		return svc;
+	}
+	skey.port = 0;
+	*svc_port = 0;
+	return bpf_map_lookup_elem(&SVC_MAP, &skey);
+}
+
+/* Whether the packet of `k` is for a service at all. */
+static __always_inline int svc_exists(const struct xvs_conn_key *k)
+{
+	__be16 sp;
+
+	return svc_lookup(k, &sp) != NULL;
+}
+
+/* What the schedulers and persistence read of service `svc`, matched on
+ * port `svc_port`, for the new flow `fkey` at time `now`. */
+static __always_inline void sched_in_fill(struct sched_in *in, const struct xvs_svc *svc,
+					  const struct xvs_conn_key *fkey, __be16 svc_port,
+					  __u64 now)
+{
+	__builtin_memset(in, 0, sizeof(*in));
+	in->svc_id = svc->id;
+	in->gen = svc->gen & 1;
+	in->sched = svc->sched;
+	in->flags = svc->flags;
+	in->ring_len = svc->ring_len;
+	in->saddr = bpf_ntohl(fkey->saddr);
+	in->daddr = bpf_ntohl(fkey->daddr);
+	in->daddr_be = fkey->daddr;
+	in->sport = bpf_ntohs(fkey->sport);
+	in->netmask = svc->netmask;
+	in->timeout = svc->timeout;
+	in->svc_port = svc_port;
+	in->now = now;
+}
+
+#endif /* XVS_LIB_SERVICE_H */
