@@ -306,7 +306,7 @@ struct xvs_lblc {
 	__u32 pad;
 };
 
-/* XVS_CNT index: every verdict reason. src/lib.rs (COUNTERS) names each
+/* XVS_CNT index: every verdict reason. src/counters.rs (COUNTERS) names each
  * by its enumerator; a const assertion fails the build when one is out of
  * place. */
 enum xvs_counter {
@@ -447,7 +447,7 @@ enum xvs_abi_version {
 };
 
 /* The sizes and shifts above as enumerators, so that the skeleton exports
- * them and Rust takes its constants from here (src/lib.rs). */
+ * them and Rust takes its constants from here (src/limits.rs). */
 enum xvs_limit {
 	XVS_LIM_SVC_DESTS_MAX = XVS_SVC_DESTS_MAX,
 	XVS_LIM_LBLCR_SET_MAX = XVS_LBLCR_SET_MAX,

@@ -801,6 +801,43 @@ fn truncated_frames_never_crash_and_are_counted() {
     }
 }
 
+/// Sets an Ethernet + IPv4 frame's IP total length (checksum redone),
+/// leaving the bytes after it in the frame, as padding.
+fn set_tot_len(f: &mut [u8], len: u16) {
+    let mut e = EthernetFrame::new_checked(f).expect("Ethernet frame");
+    let mut p = Ipv4Packet::new_checked(e.payload_mut()).expect("IPv4 packet");
+    p.set_total_len(len);
+    p.fill_checksum();
+}
+
+/// Found by the data-plane fuzzer: bytes after the IP total length
+/// (Ethernet padding) were read as the TCP/UDP header or as an ICMP
+/// error's quote. The kernel trims them before IPVS sees the packet; a
+/// packet too short for its L4 header goes to the kernel untouched.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn bytes_past_the_ip_total_length_are_not_the_packets() {
+    let dp = setup(opts(), Protocol::Udp, &[1]);
+    let (_, fwd) = run(&dp, &udp_frame(CLIENT, VIP, 6100, VPORT, true));
+    assert_eq!(Pkt(&fwd).daddr(), RS1);
+
+    // A datagram for the VIP whose UDP header lies past its total length.
+    let mut f = udp_frame(CLIENT, VIP, 6101, VPORT, true);
+    set_tot_len(&mut f, 20 + 4);
+    let (v, out) = run(&dp, &f);
+    assert_eq!((v, &out), (XDP_PASS, &f), "short UDP passes untouched");
+
+    // An ICMP error of the connection whose quote lies past the length.
+    let (_, rep) = run(&dp, &udp_frame(RS1, CLIENT, RPORT, 6100, true));
+    let mut f = icmp_error(CLIENT, VIP, 3, 3, Pkt(&rep).l3());
+    set_tot_len(&mut f, 20 + 8);
+    let truncated = dp.counter("pass_truncated").unwrap();
+    let (v, out) = run(&dp, &f);
+    assert_eq!((v, &out), (XDP_PASS, &f), "cut ICMP error passes untouched");
+    assert_eq!(dp.counter("icmp_in").unwrap(), 0, "not translated");
+    assert_eq!(dp.counter("pass_truncated").unwrap(), truncated + 1);
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn ipv4_options_are_honoured() {

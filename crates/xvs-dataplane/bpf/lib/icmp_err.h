@@ -68,15 +68,18 @@ static __noinline int handle_icmp(xvs_ctx *ctx, struct iphdr *ip, void *l4)
 	struct iphdr *in;
 	__be16 *ports;
 	__u32 inihl;
+	/* What the IP packet carries after its header (parse_ip checked
+	 * tot_len >= ihl): bytes past it are padding, never a quote. */
+	__u32 l4len = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
 
-	if ((void *)(ic + 1) > data_end)
+	if ((void *)(ic + 1) > data_end || l4len < sizeof(*ic))
 		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	if (ic->type != ICMP_DEST_UNREACH && ic->type != ICMP_TIME_EXCEEDED &&
 	    ic->type != ICMP_SOURCE_QUENCH && ic->type != ICMP_PARAMETERPROB)
 		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
 
 	in = (void *)(ic + 1);
-	if ((void *)(in + 1) > data_end)
+	if ((void *)(in + 1) > data_end || l4len < sizeof(*ic) + sizeof(*in))
 		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 	inihl = in->ihl * 4;
 	if (in->version != 4 || inihl < sizeof(*in))
@@ -86,7 +89,7 @@ static __noinline int handle_icmp(xvs_ctx *ctx, struct iphdr *ip, void *l4)
 	if (in->frag_off & bpf_htons(0x1fff))
 		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
 	ports = (void *)in + inihl;
-	if ((void *)(ports + 2) > data_end)
+	if ((void *)(ports + 2) > data_end || l4len < sizeof(*ic) + inihl + 4)
 		return verdict(XVS_CNT_PASS_TRUNCATED, ACT_PASS);
 
 	/* The quoted packet travelled the other way: look its reverse up. */

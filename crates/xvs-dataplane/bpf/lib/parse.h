@@ -98,18 +98,23 @@ static __always_inline __u32 parse_ports(xvs_ctx *ctx, struct pkt *p)
 {
 	void *data_end = ctx_data_end(ctx);
 	struct iphdr *ip = p->ip;
+	/* Bytes the IP packet itself carries after its header: a frame may
+	 * be longer (Ethernet padding, garbage), and what follows the total
+	 * length is not the packet's (the kernel trims it before IPVS
+	 * looks). parse_ip checked tot_len >= ihl. */
+	__u32 l4len = p->tot_len - (p->l4off - sizeof(struct ethhdr));
 
 	if (ip->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = p->l4;
 
-		if ((void *)(th + 1) > data_end)
+		if ((void *)(th + 1) > data_end || l4len < sizeof(*th))
 			return XVS_CNT_PASS_TRUNCATED;
 		p->tcpflags = ((__u8 *)th)[13];
 		p->is_udp = 0;
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *uh = p->l4;
 
-		if ((void *)(uh + 1) > data_end)
+		if ((void *)(uh + 1) > data_end || l4len < sizeof(*uh))
 			return XVS_CNT_PASS_TRUNCATED;
 		p->tcpflags = 0;
 		p->is_udp = 1;
