@@ -19,7 +19,7 @@ pub(crate) struct BenchArgs {
     pub(crate) no_build: bool,
     /// Run inside Debian's stock kernel under qemu (cargo xtask vm); TCG
     /// here, so only ratios within the run count; the report goes to
-    /// <target>/xvs-bench-vm.md (or --out), never docs/benchmarks.md.
+    /// <target>/xvs-bench-vm.md (or --out), never docs/benchmark-results.md.
     #[arg(long)]
     pub(crate) vm: bool,
     /// With --vm: which kernel (default 6.12).
@@ -28,7 +28,7 @@ pub(crate) struct BenchArgs {
     /// With --vm: the whole VM run's limit in seconds (default 3600).
     #[arg(long, requires = "vm", value_name = "SECS")]
     pub(crate) vm_timeout: Option<u64>,
-    /// Where the report goes (default docs/benchmarks.md; --smoke:
+    /// Where the report goes (default docs/benchmark-results.md; --smoke:
     /// <target>/xvs-bench-smoke.md).
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
@@ -109,7 +109,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<()> {
 
 /// Build (unless `build` is false) and run `xvs-bench` with `args`: release
 /// binaries for a full run, debug ones for `--smoke`. Without `--out`, a
-/// full run writes docs/benchmarks.md and a smoke run
+/// full run writes docs/benchmark-results.md and a smoke run
 /// `<target>/xvs-bench-smoke.md`.
 ///
 /// With `--vm [--kernel K] [--vm-timeout S]` in `args`, `xvs-bench` runs
@@ -117,7 +117,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<()> {
 /// binaries built here, by default with the IPVS, xvs and nftables
 /// contenders only (`--only`, `--rounds`, `--duration` override), and the
 /// report goes to `<target>/xvs-bench-vm.md` (or `--out FILE`, a host
-/// path), never to docs/benchmarks.md. The guest's writes vanish with it
+/// path), never to docs/benchmark-results.md. The guest's writes vanish with it
 /// (its root is the host's, read-only under a tmpfs overlay), so the guest
 /// prints the report between two marker lines and this side, which runs
 /// the VM as a child `xtask vm` with its stdout piped, writes it.
@@ -181,7 +181,7 @@ pub(crate) fn run_bench(args: &BenchArgs, build: bool) -> Result<()> {
         let out = match user_out {
             Some(o) => o,
             None if smoke => target.join("xvs-bench-smoke.md"),
-            None => workspace_root().join("docs").join("benchmarks.md"),
+            None => workspace_root().join("docs").join("benchmark-results.md"),
         };
         argv.push("--out".into());
         argv.push(out.to_string_lossy().into_owned());
@@ -270,7 +270,7 @@ pub(crate) fn run_bench(args: &BenchArgs, build: bool) -> Result<()> {
             inside = false;
             complete = true;
         } else if inside {
-            // xvs-bench's own result markers: for docs/benchmarks.md only.
+            // xvs-bench's own result markers: for docs/benchmark-results.md only.
             if !line.starts_with("<!-- xvs-bench results") {
                 report.push_str(line);
                 report.push('\n');

@@ -56,7 +56,7 @@ enum Task {
     },
     /// xvs against direct delivery, kernel forwarding, nftables NAT, the
     /// kernel's IPVS, HAProxy, nginx stream and the XDP limit on the netns
-    /// testbed; writes docs/benchmarks.md (see there). Release build
+    /// testbed; writes docs/benchmark-results.md (method: docs/benchmarks.md). Release build
     /// (--smoke: debug).
     Bench(bench::BenchArgs),
     /// Boot Debian's stock kernel of a release under qemu and run a

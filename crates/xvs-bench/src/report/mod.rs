@@ -1,5 +1,5 @@
 //! Results: samples per contender and metric, the markdown report, and
-//! writing it between the result markers of `docs/benchmarks.md`.
+//! writing it between the result markers of `docs/benchmark-results.md`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
