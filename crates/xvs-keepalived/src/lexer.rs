@@ -29,7 +29,7 @@ mod params;
 mod seq;
 mod words;
 
-use params::is_definition;
+use words::is_definition;
 pub(crate) use words::{decomment, split_quoted, split_words};
 
 /// One logical line: a keyword line, `{`, or `}`.

@@ -25,8 +25,6 @@ mod udp;
 mod values;
 mod virtual_server;
 
-use values::*;
-
 /// One keyword line and its `{ }` block, if any.
 #[derive(Debug, Clone)]
 struct Node {

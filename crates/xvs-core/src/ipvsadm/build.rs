@@ -1,7 +1,12 @@
 //! The [`Command`] model built from a checked entry; what xvs does not
 //! model becomes [`ParseError::Unsupported`].
 
-use super::*;
+use super::command::*;
+use super::entry::*;
+use super::table::*;
+use super::values::*;
+use crate::model::{Dest, Protocol, Service, ServiceKey, SyncDaemon, TunCsum, TunType};
+use std::net::{IpAddr, Ipv4Addr};
 
 pub(super) fn unsupported(what: &str) -> ParseError {
     ParseError::Unsupported(format!("{what} not supported by xvs"))

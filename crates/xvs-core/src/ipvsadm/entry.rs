@@ -1,7 +1,11 @@
 //! The command entry being built (`struct ipvs_command_entry`), the option
 //! bits seen so far, and the `commands_v_options` / tunnel checks on them.
 
-use super::*;
+use super::command::*;
+use super::table::*;
+use super::values::*;
+use crate::model::{FwdMethod, SyncState, Timeouts};
+use std::net::{IpAddr, Ipv4Addr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Af {

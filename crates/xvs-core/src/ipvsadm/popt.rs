@@ -1,6 +1,6 @@
 //! popt emulation: the option scanner `process_options` drives.
 
-use super::*;
+use super::table::*;
 
 pub(super) const POPT_BADOPT: &str = "unknown option";
 pub(super) const POPT_NOARG: &str = "missing argument";

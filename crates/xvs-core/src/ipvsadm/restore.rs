@@ -1,7 +1,9 @@
 //! `-R`: ipvsadm's `config_stream_read` line splitting and the nested `-R`
 //! refusal.
 
-use super::*;
+use super::command::*;
+use super::scan::parse_inner;
+use crate::names::Resolver;
 
 /// The argument vectors `ipvsadm -R` makes of its input, as its
 /// `config_stream_read` does: each line split at spaces, tabs and

@@ -1,8 +1,17 @@
-//! `process_options`: the first option must be a command, then each
+//! [`parse`]: `process_options`. The first option must be a command, then each
 //! option's checks in the order given, `--set`'s arguments and the
 //! service/destination consistency checks.
 
-use super::*;
+use super::build::*;
+use super::command::*;
+use super::entry::*;
+use super::popt::*;
+use super::table::*;
+use super::values::*;
+use crate::model::{svc_flags, FwdMethod, SyncDaemon, SyncState, Timeouts};
+use crate::names::{FileNames, Resolver};
+use crate::sched::DEFAULT_SCHEDULER;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub(super) fn parse_inner(
     args: &[String],
@@ -468,4 +477,16 @@ fn command_checks(cmd: Cmd, ce: &mut Entry, options: u64) -> Result<(), ParseErr
         }
     }
     Ok(())
+}
+
+/// Parses an ipvsadm command line. `args[0]` is the program name (used in
+/// "Try `PROG -h' ..."), as `argv` in C. Host and service names come from
+/// `/etc/hosts` and `/etc/services`.
+pub fn parse(args: &[String]) -> Result<Command, ParseError> {
+    parse_with(args, &FileNames::system())
+}
+
+/// [`parse`] with an explicit name resolver.
+pub fn parse_with(args: &[String], names: &dyn Resolver) -> Result<Command, ParseError> {
+    parse_inner(args, names, false)
 }

@@ -1,6 +1,10 @@
 //! Number, address, port and name parsing as in ipvsadm.c / glibc.
 
-use super::*;
+use super::command::*;
+use crate::model::{svc_flags, Protocol};
+use crate::names::Resolver;
+use crate::sched::DEFAULT_SCHEDULER;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `string_to_number`: `strtol` base 10 (leading blanks and a sign
 /// allowed), the whole string must be consumed, value in `min..=max`.

@@ -1,6 +1,7 @@
 //! A synchronised connection as both ends see it, and a datagram's header.
 
-use super::*;
+use super::wire::*;
+use std::net::IpAddr;
 
 /// One direction's TCP sequence adjustment (`struct ip_vs_seq`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

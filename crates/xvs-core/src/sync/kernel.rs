@@ -1,7 +1,8 @@
 //! The kernel's own checks and limits around sync messages: valid states
 //! per protocol, the sync id filter and the datagram size (`ip_vs_sync.c`).
 
-use super::*;
+use super::error::*;
+use super::wire::*;
 
 /// Number of states of a protocol IPVS handles (`pp->num_states`), or
 /// `None` if `ip_vs_proto_get` knows no such protocol (TCP, UDP, SCTP, AH

@@ -125,19 +125,3 @@ impl Lexer {
         (changed, extra)
     }
 }
-
-pub(super) fn is_definition(buf: &str) -> bool {
-    let b = buf.as_bytes();
-    if b.len() < 2 || b[0] != b'$' || !(b[1].is_ascii_alphabetic() || b[1] == b'_') {
-        return false;
-    }
-    for &c in &b[2..] {
-        if c == b'=' {
-            return true;
-        }
-        if !(c.is_ascii_alphanumeric() || c == b'_') {
-            return false;
-        }
-    }
-    false
-}

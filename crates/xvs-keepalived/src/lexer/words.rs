@@ -1,5 +1,5 @@
 //! The tokenizer: keepalived's `decomment`, `alloc_strvec_r` and
-//! `alloc_strvec_quoted_escaped_common`.
+//! `alloc_strvec_quoted_escaped_common`, and the test for a `$NAME=` line.
 
 /// keepalived's `decomment`: returns the cleaned line and whether a `"` was
 /// left open.
@@ -172,4 +172,22 @@ pub(crate) fn split_quoted(s: &str, escapes: bool) -> Result<Vec<String>, String
         words.push(word);
     }
     Ok(words)
+}
+
+/// Whether `buf` starts a `$NAME=VALUE` definition: `$`, a name of
+/// letters, digits and `_` (not starting with a digit), then `=`.
+pub(super) fn is_definition(buf: &str) -> bool {
+    let b = buf.as_bytes();
+    if b.len() < 2 || b[0] != b'$' || !(b[1].is_ascii_alphabetic() || b[1] == b'_') {
+        return false;
+    }
+    for &c in &b[2..] {
+        if c == b'=' {
+            return true;
+        }
+        if !(c.is_ascii_alphanumeric() || c == b'_') {
+            return false;
+        }
+    }
+    false
 }

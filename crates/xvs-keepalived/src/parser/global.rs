@@ -3,6 +3,7 @@
 //! `vrrp_instance`, then `vrrp_complete_init`'s resolution of the sync
 //! daemon's instance and id.
 
+use super::values::digits;
 use super::*;
 
 impl P {

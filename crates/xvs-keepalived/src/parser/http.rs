@@ -1,6 +1,7 @@
 //! `HTTP_GET` / `SSL_GET` keywords and their `url` blocks
 //! (keepalived's `check_http.c`).
 
+use super::values::digits;
 use super::*;
 
 impl P {

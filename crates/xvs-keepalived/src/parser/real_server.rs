@@ -1,5 +1,6 @@
 //! `real_server` blocks (keepalived's `rs_handler` and its keywords).
 
+use super::values::{parse_ipv4, parse_port};
 use super::*;
 
 impl P {

@@ -1,5 +1,6 @@
 //! `UDP_CHECK` keywords (keepalived's `check_udp.c`).
 
+use super::values::read_hex;
 use super::*;
 
 impl P {

@@ -1,6 +1,7 @@
 //! `virtual_server_group` and `virtual_server` blocks and their keywords
 //! (keepalived's `check_parser.c`).
 
+use super::values::{digits, parse_ipv4, parse_port};
 use super::*;
 
 impl P {

@@ -1,6 +1,8 @@
 //! The encoder: datagrams filled as `ip_vs_sync_conn` fills them.
 
-use super::*;
+use super::conn::*;
+use super::wire::*;
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum EncodeError {

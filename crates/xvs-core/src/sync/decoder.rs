@@ -1,7 +1,11 @@
 //! The checked decoder: `ip_vs_process_message` and `ip_vs_proc_sync_conn`
 //! over version 1 and version 0 datagrams.
 
-use super::*;
+use super::conn::*;
+use super::error::*;
+use super::kernel::*;
+use super::wire::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One entry as a kernel backup judges it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
