@@ -140,7 +140,7 @@ pub(super) const TUNOPTS: [usize; 4] = [
 pub(super) const TUNNEL_TYPES_V_OPTIONS: [&[u8; 4]; 3] = [b"xxxx", b"+111", b"x11x"];
 
 // ---------------------------------------------------------------------------
-// popt emulation.
+// popt's option table.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Tag {
