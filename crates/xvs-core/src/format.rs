@@ -10,7 +10,7 @@
 use crate::api::{ConnEntry, DestEntry, ServiceEntry, Table};
 use crate::ipvsadm::ListOptions;
 use crate::model::{
-    svc_flags, FwdMethod, Protocol, ServiceKey, SyncDaemon, Timeouts, TunCsum, TunType,
+    svc_flags, Dest, FwdMethod, Protocol, ServiceKey, SyncDaemon, Timeouts, TunCsum, TunType,
 };
 use crate::names::Resolver;
 use std::fmt::Write;
@@ -284,6 +284,27 @@ fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resol
         cut(format!("{:<4} {}", key.proto.name(), vname), 33)
     };
 
+    service_line(out, se, f, &svc_name);
+    out.push('\n');
+
+    let mut dests = se.dests.clone();
+    if !f.nosort {
+        sort_dests(&mut dests);
+    }
+    for e in &dests {
+        let d = &e.dest;
+        let dname = addrport(d.addr, d.port, key.proto, f.numeric, names);
+        if f.rule {
+            dest_rule(out, &svc_name, &dname, d);
+            continue;
+        }
+        dest_line(out, e, f, &cut(dname, 28));
+    }
+}
+
+/// The service's own line of `print_service_entry`, without its newline.
+fn service_line(out: &mut String, se: &ServiceEntry, f: &Fmt, svc_name: &str) {
+    let svc = &se.service;
     if f.rule {
         let _ = write!(out, "-A {} -s {}", svc_name, svc.scheduler);
         if svc.is_persistent() {
@@ -341,118 +362,113 @@ fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resol
             out.push_str(" ops");
         }
     }
-    out.push('\n');
+}
 
-    let mut dests = se.dests.clone();
-    if !f.nosort {
-        sort_dests(&mut dests);
+/// A destination as an `-a` rule (`-S`).
+fn dest_rule(out: &mut String, svc_name: &str, dname: &str, d: &Dest) {
+    if d.fwd == FwdMethod::Tunnel {
+        let _ = match d.tun_type {
+            TunType::Gre => writeln!(
+                out,
+                "-a {} -r {} {} -w {} --tun-type {} {}",
+                svc_name,
+                dname,
+                fwd_switch(d.fwd),
+                d.weight,
+                tun_name(d.tun_type),
+                tun_flag_opt(d.tun_csum)
+            ),
+            TunType::Gue => writeln!(
+                out,
+                "-a {} -r {} {} -w {} --tun-type {} --tun-port {} {}",
+                svc_name,
+                dname,
+                fwd_switch(d.fwd),
+                d.weight,
+                tun_name(d.tun_type),
+                d.tun_port,
+                tun_flag_opt(d.tun_csum)
+            ),
+            TunType::Ipip => writeln!(
+                out,
+                "-a {} -r {} {} -w {} --tun-type {}",
+                svc_name,
+                dname,
+                fwd_switch(d.fwd),
+                d.weight,
+                tun_name(d.tun_type)
+            ),
+        };
+    } else {
+        let _ = writeln!(
+            out,
+            "-a {} -r {} {} -w {}",
+            svc_name,
+            dname,
+            fwd_switch(d.fwd),
+            d.weight
+        );
     }
-    for e in &dests {
-        let d = &e.dest;
-        let dname = addrport(d.addr, d.port, key.proto, f.numeric, names);
-        if f.rule {
-            if d.fwd == FwdMethod::Tunnel {
-                let _ = match d.tun_type {
-                    TunType::Gre => writeln!(
-                        out,
-                        "-a {} -r {} {} -w {} --tun-type {} {}",
-                        svc_name,
-                        dname,
-                        fwd_switch(d.fwd),
-                        d.weight,
-                        tun_name(d.tun_type),
-                        tun_flag_opt(d.tun_csum)
-                    ),
-                    TunType::Gue => writeln!(
-                        out,
-                        "-a {} -r {} {} -w {} --tun-type {} --tun-port {} {}",
-                        svc_name,
-                        dname,
-                        fwd_switch(d.fwd),
-                        d.weight,
-                        tun_name(d.tun_type),
-                        d.tun_port,
-                        tun_flag_opt(d.tun_csum)
-                    ),
-                    TunType::Ipip => writeln!(
-                        out,
-                        "-a {} -r {} {} -w {} --tun-type {}",
-                        svc_name,
-                        dname,
-                        fwd_switch(d.fwd),
-                        d.weight,
-                        tun_name(d.tun_type)
-                    ),
-                };
-            } else {
-                let _ = writeln!(
-                    out,
-                    "-a {} -r {} {} -w {}",
-                    svc_name,
-                    dname,
-                    fwd_switch(d.fwd),
-                    d.weight
-                );
-            }
-            continue;
+}
+
+/// A destination's line of the `-L` listing in the chosen format.
+fn dest_line(out: &mut String, e: &DestEntry, f: &Fmt, dname: &str) {
+    let d = &e.dest;
+    if f.stats {
+        let _ = write!(out, "  -> {dname:<28}");
+        for v in [
+            e.stats.conns,
+            e.stats.inpkts,
+            e.stats.outpkts,
+            e.stats.inbytes,
+            e.stats.outbytes,
+        ] {
+            out.push_str(&largenum(v, f.exact));
         }
-        let dname = cut(dname, 28);
-        if f.stats {
-            let _ = write!(out, "  -> {dname:<28}");
-            for v in [
-                e.stats.conns,
-                e.stats.inpkts,
-                e.stats.outpkts,
-                e.stats.inbytes,
-                e.stats.outbytes,
-            ] {
-                out.push_str(&largenum(v, f.exact));
-            }
-            out.push('\n');
-        } else if f.rate {
-            let _ = write!(
-                out,
-                "  -> {:<28} {:>8} {:>8} {:>8}",
-                dname, e.rates.cps, e.rates.inpps, e.rates.outpps
-            );
-            out.push_str(&largenum(e.rates.inbps, f.exact));
-            out.push_str(&largenum(e.rates.outbps, f.exact));
-            out.push('\n');
-        } else if f.thresholds {
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
-                dname, d.u_threshold, d.l_threshold, e.active_conns, e.inact_conns
-            );
-        } else if f.pconn {
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<9} {:<11} {:<10} {:<10}",
-                dname, d.weight, e.persist_conns, e.active_conns, e.inact_conns
-            );
-        } else if f.tun_info {
-            let ti = tun_info(e).unwrap_or_else(|| "n/a".to_string());
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
-                dname,
-                d.fwd.name(),
-                ti,
-                d.weight,
-                e.active_conns,
-                e.inact_conns
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                dname,
-                d.fwd.name(),
-                d.weight,
-                e.active_conns,
-                e.inact_conns
-            );
-        }
+        out.push('\n');
+    } else if f.rate {
+        let _ = write!(
+            out,
+            "  -> {:<28} {:>8} {:>8} {:>8}",
+            dname, e.rates.cps, e.rates.inpps, e.rates.outpps
+        );
+        out.push_str(&largenum(e.rates.inbps, f.exact));
+        out.push_str(&largenum(e.rates.outbps, f.exact));
+        out.push('\n');
+    } else if f.thresholds {
+        let _ = writeln!(
+            out,
+            "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
+            dname, d.u_threshold, d.l_threshold, e.active_conns, e.inact_conns
+        );
+    } else if f.pconn {
+        let _ = writeln!(
+            out,
+            "  -> {:<28} {:<9} {:<11} {:<10} {:<10}",
+            dname, d.weight, e.persist_conns, e.active_conns, e.inact_conns
+        );
+    } else if f.tun_info {
+        let ti = tun_info(e).unwrap_or_else(|| "n/a".to_string());
+        let _ = writeln!(
+            out,
+            "  -> {:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+            dname,
+            d.fwd.name(),
+            ti,
+            d.weight,
+            e.active_conns,
+            e.inact_conns
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+            dname,
+            d.fwd.name(),
+            d.weight,
+            e.active_conns,
+            e.inact_conns
+        );
     }
 }
 

@@ -1,5 +1,10 @@
 use super::*;
+use crate::api::Request;
+use crate::model::{
+    svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
+};
 use crate::names::FileNames;
+use std::net::Ipv4Addr;
 
 fn names() -> FileNames {
     FileNames::from_texts(

@@ -3,6 +3,7 @@
 
 use super::*;
 use conn_flags::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn v4(a: [u8; 4]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(a))

@@ -1,0 +1,137 @@
+//! The [`Command`] model built from a checked entry; what xvs does not
+//! model becomes [`ParseError::Unsupported`].
+
+use super::command::*;
+use super::entry::*;
+use super::table::*;
+use super::values::*;
+use crate::model::{Dest, Protocol, Service, ServiceKey, SyncDaemon, TunCsum, TunType};
+use std::net::{IpAddr, Ipv4Addr};
+
+pub(super) fn unsupported(what: &str) -> ParseError {
+    ParseError::Unsupported(format!("{what} not supported by xvs"))
+}
+
+/// The model key of the service in `ce`, or why xvs cannot represent it.
+pub(super) fn service_key(ce: &Entry) -> Result<ServiceKey, ParseError> {
+    if ce.fwmark != 0 {
+        return Err(unsupported("fwmark services are"));
+    }
+    let proto = match ce.proto {
+        Proto::Tcp => Protocol::Tcp,
+        Proto::Udp => Protocol::Udp,
+        _ => return Err(unsupported("SCTP services are")),
+    };
+    match ce.addr {
+        Some(IpAddr::V4(addr)) => Ok(ServiceKey {
+            proto,
+            addr,
+            port: ce.port,
+        }),
+        _ => Err(unsupported("IPv6 is")),
+    }
+}
+
+pub(super) fn dest_addr(ce: &Entry) -> Result<Ipv4Addr, ParseError> {
+    match ce.dest_addr {
+        Some(IpAddr::V4(a)) => Ok(a),
+        _ => Err(unsupported("IPv6 is")),
+    }
+}
+
+pub(super) fn build_dest(ce: &Entry) -> Result<Dest, ParseError> {
+    Ok(Dest {
+        addr: dest_addr(ce)?,
+        port: ce.dest_port,
+        fwd: ce.fwd,
+        weight: ce.weight,
+        u_threshold: ce.u_threshold,
+        l_threshold: ce.l_threshold,
+        tun_type: match ce.tun_type {
+            1 => TunType::Gue,
+            2 => TunType::Gre,
+            _ => TunType::Ipip,
+        },
+        tun_port: ce.tun_port,
+        tun_csum: match ce.tun_flags {
+            1 => TunCsum::Csum,
+            2 => TunCsum::RemCsum,
+            _ => TunCsum::NoCsum,
+        },
+    })
+}
+
+pub(super) fn build(
+    cmd: Cmd,
+    ce: &Entry,
+    options: u64,
+    mut list: ListOptions,
+) -> Result<Command, ParseError> {
+    let service = || -> Result<Service, ParseError> {
+        Ok(Service {
+            key: service_key(ce)?,
+            scheduler: ce.sched.clone(),
+            flags: ce.flags,
+            timeout: ce.timeout,
+            netmask: ce.netmask,
+            pe_name: (!ce.pe.is_empty()).then(|| ce.pe.clone()),
+        })
+    };
+    Ok(match cmd {
+        Cmd::Add => Command::AddService(service()?),
+        Cmd::Edit => Command::EditService(service()?),
+        Cmd::Del => Command::DelService(service_key(ce)?),
+        Cmd::Flush => Command::Clear,
+        Cmd::AddDest => Command::AddDest {
+            key: service_key(ce)?,
+            dest: build_dest(ce)?,
+        },
+        Cmd::EditDest => Command::EditDest {
+            key: service_key(ce)?,
+            dest: build_dest(ce)?,
+        },
+        Cmd::DelDest => Command::DelDest {
+            key: service_key(ce)?,
+            addr: dest_addr(ce)?,
+            port: ce.dest_port,
+        },
+        Cmd::List => {
+            if has(options, OPTC_SERVICE) {
+                list.service = Some(service_key(ce)?);
+            }
+            Command::List(list)
+        }
+        Cmd::Zero => Command::Zero(if has(options, OPTC_SERVICE) {
+            Some(service_key(ce)?)
+        } else {
+            None
+        }),
+        Cmd::Timeout => Command::SetTimeouts(ce.timeouts),
+        Cmd::Save => Command::Save {
+            numeric: list.numeric,
+        },
+        Cmd::Restore => Command::Restore,
+        Cmd::StartDaemon => {
+            let mcast_group = match ce.mcast_group {
+                None => Ipv4Addr::UNSPECIFIED,
+                Some(IpAddr::V4(a)) => a,
+                Some(IpAddr::V6(_)) => return Err(unsupported("IPv6 is")),
+            };
+            Command::StartDaemon(SyncDaemon {
+                state: ce.daemon_state,
+                // process_options: an empty interface is DEF_MCAST_IFN.
+                mcast_ifn: if ce.mcast_ifn.is_empty() {
+                    DEFAULT_MCAST_IFN.to_string()
+                } else {
+                    ce.mcast_ifn.clone()
+                },
+                syncid: ce.syncid,
+                sync_maxlen: ce.sync_maxlen,
+                mcast_group,
+                mcast_port: ce.mcast_port,
+                mcast_ttl: ce.mcast_ttl,
+            })
+        }
+        Cmd::StopDaemon => Command::StopDaemon(ce.daemon_state),
+    })
+}

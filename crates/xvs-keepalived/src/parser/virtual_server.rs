@@ -1,0 +1,390 @@
+//! `virtual_server_group` and `virtual_server` blocks and their keywords
+//! (keepalived's `check_parser.c`).
+
+use super::values::{digits, parse_ipv4, parse_port};
+use super::*;
+
+impl P {
+    pub(super) fn vsg(&mut self, n: &Node) {
+        let Some(name) = self.arg(n, 1, "group name") else {
+            return;
+        };
+        let name = name.to_string();
+        let Some(b) = &n.block else {
+            self.err(
+                &n.loc,
+                format!("virtual_server_group {name}: missing {{ }} block"),
+            );
+            return;
+        };
+        let mut entries = vec![];
+        let mut bad = false;
+        for e in b {
+            if e.kw() == "fwmark" {
+                self.err(
+                    &e.loc,
+                    format!("virtual_server_group {name}: fwmark entries are not supported by xvs"),
+                );
+                bad = true;
+                continue;
+            }
+            match self.vsg_entry(e) {
+                Some(v) => entries.extend(v),
+                None => bad = true,
+            }
+        }
+        if entries.is_empty() && !bad {
+            self.err(
+                &n.loc,
+                format!("virtual_server_group {name} has no entries"),
+            );
+        }
+        if let Some(prev) = self.groups.get(&name) {
+            let p = prev.loc.clone();
+            self.err(
+                &n.loc,
+                format!("virtual_server_group {name} already defined at {p}"),
+            );
+            return;
+        }
+        self.groups.insert(
+            name,
+            Group {
+                loc: n.loc.clone(),
+                entries,
+            },
+        );
+    }
+
+    /// `IP [PORT]`, `IP-LAST [PORT]`, `IP-IP [PORT]`, `IP/LEN [PORT]`.
+    pub(super) fn vsg_entry(&mut self, e: &Node) -> Option<Vec<(Ipv4Addr, u16)>> {
+        let spec = e.kw();
+        let port = match parse_port(e.words.get(1).map(String::as_str)) {
+            Ok(p) => p.unwrap_or(0),
+            Err(m) => {
+                self.err(&e.loc, format!("virtual_server_group entry: {m}"));
+                return None;
+            }
+        };
+        let fail = |s: &mut Self, m: String| {
+            s.err(&e.loc, format!("virtual_server_group entry '{spec}': {m}"));
+            None
+        };
+        if spec.contains(':') {
+            return fail(self, "IPv6 is not supported by xvs (IPv4 only)".into());
+        }
+        let (first, last) = if let Some((a, len)) = spec.split_once('/') {
+            let a: Ipv4Addr = match a.parse() {
+                Ok(a) => a,
+                Err(_) => return fail(self, "invalid address".into()),
+            };
+            let len = match digits(len) {
+                Some(l) if (1..=32).contains(&l) => l as u32,
+                _ => return fail(self, "invalid netmask".into()),
+            };
+            let host = if len == 32 { 0 } else { u32::MAX >> len };
+            let a = u32::from(a);
+            if a & host != 0 {
+                return fail(self, "address has host bits set".into());
+            }
+            (a, a | host)
+        } else if let Some((a, end)) = spec.split_once('-') {
+            let a: Ipv4Addr = match a.parse() {
+                Ok(a) => a,
+                Err(_) => return fail(self, "invalid range start".into()),
+            };
+            let a = u32::from(a);
+            let end = if end.contains('.') {
+                match end.parse::<Ipv4Addr>() {
+                    Ok(x) => u32::from(x),
+                    Err(_) => return fail(self, "invalid range end".into()),
+                }
+            } else {
+                match digits(end) {
+                    Some(x) if x <= 255 => (a & 0xffff_ff00) | x as u32,
+                    _ => return fail(self, "invalid range end".into()),
+                }
+            };
+            if end < a {
+                return fail(self, "range end is below its start".into());
+            }
+            (a, end)
+        } else {
+            match spec.parse::<Ipv4Addr>() {
+                Ok(a) => (u32::from(a), u32::from(a)),
+                Err(_) => return fail(self, "invalid address".into()),
+            }
+        };
+        if u64::from(last - first) >= MAX_RANGE {
+            return fail(self, format!("range has more than {MAX_RANGE} addresses"));
+        }
+        Some((first..=last).map(|a| (Ipv4Addr::from(a), port)).collect())
+    }
+
+    // ------------------------------------------------------ virtual_server
+
+    pub(super) fn virtual_server(&mut self, n: &Node) {
+        let Some(first) = self.arg(n, 1, "address, 'fwmark N' or 'group NAME'") else {
+            return;
+        };
+        let target = match first {
+            "group" => match n.words.get(2) {
+                Some(g) => Target::Group(g.clone()),
+                None => {
+                    self.err(&n.loc, "virtual_server group: missing group name");
+                    return;
+                }
+            },
+            "fwmark" => {
+                self.err(&n.loc, "fwmark virtual servers are not supported by xvs");
+                return;
+            }
+            a => {
+                let addr = match parse_ipv4(a) {
+                    Ok(addr) => addr,
+                    Err(_) if a.contains(':') => {
+                        self.err(
+                            &n.loc,
+                            format!("IPv6 virtual servers are not supported by xvs ({a})"),
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        self.err(&n.loc, format!("virtual_server: {e}"));
+                        return;
+                    }
+                };
+                match parse_port(n.words.get(2).map(String::as_str)) {
+                    Ok(p) => Target::Addr(addr, p.unwrap_or(0)),
+                    Err(e) => {
+                        self.err(&n.loc, format!("virtual_server: {e}"));
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(b) = &n.block else {
+            self.err(&n.loc, "virtual_server: missing { } block");
+            return;
+        };
+        let mut vs = RawVs {
+            loc: n.loc.clone(),
+            target,
+            protocol: None,
+            sched: None,
+            flags: 0,
+            fwd: None,
+            persistence_timeout: None,
+            granularity: None,
+            engine: None,
+            delay_loop: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            retry: None,
+            delay_before_retry: None,
+            warmup: None,
+            inhibit: false,
+            alpha: false,
+            omega: false,
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            ha_suspend: false,
+            virtualhost: None,
+            weight: 1,
+            sorry: None,
+            rs: vec![],
+        };
+        for c in b {
+            self.vs_keyword(&mut vs, c);
+        }
+        self.vss.push(vs);
+    }
+
+    pub(super) fn vs_keyword(&mut self, vs: &mut RawVs, n: &Node) {
+        let kw = n.kw();
+        if kw != "real_server" {
+            self.no_block(n);
+        }
+        if !matches!(kw, "quorum_up" | "quorum_down") {
+            self.quote_check(n);
+        }
+        match kw {
+            "ip_family" => match n.words.get(1).map(String::as_str) {
+                Some("inet") => {}
+                Some("inet6") => self.err(&n.loc, "ip_family inet6: IPv6 is not supported by xvs"),
+                Some(o) => self.err(&n.loc, format!("ip_family: unknown address family '{o}'")),
+                None => self.err(&n.loc, "ip_family: missing family"),
+            },
+            "retry" => vs.retry = self.u32v(n, 1, u32::MAX as u64).or(vs.retry),
+            "delay_before_retry" => {
+                vs.delay_before_retry = self.timer(n, 0, 0).or(vs.delay_before_retry)
+            }
+            "warmup" => vs.warmup = self.timer(n, 0, 0).or(vs.warmup),
+            "connect_timeout" => {
+                vs.connect_timeout = self
+                    .timer(n, 1, u32::MAX as u64)
+                    .unwrap_or(vs.connect_timeout)
+            }
+            "delay_loop" => vs.delay_loop = self.timer(n, 1, 0).unwrap_or(vs.delay_loop),
+            "inhibit_on_failure" => vs.inhibit = true,
+            "lb_algo" | "lvs_sched" => {
+                if let Some(s) = self.arg(n, 1, "scheduler") {
+                    if SCHEDULERS.contains(&s) {
+                        vs.sched = Some(s.to_string());
+                    } else {
+                        self.err(
+                            &n.loc,
+                            format!("{kw}: invalid scheduler '{s}' ({})", SCHEDULERS.join("|")),
+                        );
+                    }
+                }
+            }
+            "hashed" => {}
+            "ops" => vs.flags |= svc_flags::ONEPACKET,
+            "flag-1" => vs.flags |= svc_flags::SCHED1,
+            "flag-2" => vs.flags |= svc_flags::SCHED2,
+            "flag-3" => vs.flags |= svc_flags::SCHED3,
+            "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+                let want = &kw[..2];
+                if vs.sched.as_deref() == Some(want) {
+                    vs.flags |= if kw.ends_with("port") {
+                        svc_flags::SCHED2
+                    } else {
+                        svc_flags::SCHED1
+                    };
+                } else {
+                    self.err(&n.loc, format!("{kw} only applies to the {want} scheduler (set lvs_sched {want} before it)"));
+                }
+            }
+            "lb_kind" | "lvs_method" => {
+                if let Some(f) = self.forwarding(n) {
+                    vs.fwd = Some(f);
+                }
+            }
+            "persistence_engine" => {
+                if let Some(e) = self.arg(n, 1, "engine name") {
+                    vs.engine = Some(e.to_string());
+                }
+            }
+            "persistence_timeout" => {
+                if n.words.len() < 2 {
+                    vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
+                } else if let Some(t) = self.u32v(n, 1, LVS_MAX_TIMEOUT) {
+                    vs.persistence_timeout = Some(t);
+                }
+            }
+            "persistence_granularity" => {
+                if let Some(m) = self.arg(n, 1, "netmask") {
+                    if !m.contains('.') {
+                        self.err(&n.loc, format!("persistence_granularity {m}: IPv6 prefixes are not supported by xvs"));
+                    } else {
+                        match m.parse::<Ipv4Addr>() {
+                            Ok(a) => {
+                                vs.granularity = Some(a);
+                                if vs.persistence_timeout.is_none() {
+                                    vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
+                                }
+                            }
+                            Err(_) => self.err(
+                                &n.loc,
+                                format!("persistence_granularity: invalid netmask '{m}'"),
+                            ),
+                        }
+                    }
+                }
+            }
+            _ => self.vs_member_keyword(vs, n, kw),
+        }
+    }
+
+    /// The keywords of a `virtual_server` block after the scheduling and
+    /// persistence ones: protocol, alerts, quorum, sorry server, real servers.
+    fn vs_member_keyword(&mut self, vs: &mut RawVs, n: &Node, kw: &str) {
+        match kw {
+            "protocol" => {
+                if let Some(p) = self.arg(n, 1, "protocol") {
+                    match p.to_ascii_uppercase().as_str() {
+                        "TCP" => vs.protocol = Some(Protocol::Tcp),
+                        "UDP" => vs.protocol = Some(Protocol::Udp),
+                        "SCTP" => self.err(&n.loc, "SCTP virtual servers are not supported by xvs"),
+                        _ => self.err(
+                            &n.loc,
+                            format!("protocol: unknown protocol '{p}' (TCP|UDP)"),
+                        ),
+                    }
+                }
+            }
+            "ha_suspend" => vs.ha_suspend = true,
+            "smtp_alert" => self.warn(&n.loc, "smtp_alert ignored: xvs sends no e-mail"),
+            "snmp_name" => self.warn(&n.loc, "snmp_name ignored: xvs has no SNMP agent"),
+            "virtualhost" => self.string(n, &mut vs.virtualhost),
+            "alpha" => vs.alpha = true,
+            "omega" => vs.omega = true,
+            "quorum_up" | "quorum_down" => {
+                let slot = if kw == "quorum_up" {
+                    &vs.quorum_up
+                } else {
+                    &vs.quorum_down
+                };
+                if slot.is_some() {
+                    self.err(&n.loc, format!("{kw} script already specified"));
+                } else if let Some(s) = self.script(n) {
+                    if kw == "quorum_up" {
+                        vs.quorum_up = Some(s);
+                    } else {
+                        vs.quorum_down = Some(s);
+                    }
+                }
+            }
+            "quorum" => vs.quorum = self.u32v(n, 1, u32::MAX as u64).unwrap_or(vs.quorum),
+            "hysteresis" => {
+                vs.hysteresis = self.u32v(n, 0, u32::MAX as u64).unwrap_or(vs.hysteresis)
+            }
+            "weight" => vs.weight = self.u32v(n, 1, MAX_WEIGHT).unwrap_or(vs.weight),
+            "sorry_server" => {
+                let Some(addr) = self.ipv4(n, 1) else { return };
+                match parse_port(n.words.get(2).map(String::as_str)) {
+                    Ok(port) => {
+                        vs.sorry = Some(RawSorry {
+                            loc: n.loc.clone(),
+                            addr,
+                            port,
+                            fwd: vs.fwd,
+                            inhibit: false,
+                        })
+                    }
+                    Err(e) => self.err(&n.loc, format!("sorry_server: {e}")),
+                }
+            }
+            "sorry_server_inhibit" => match &mut vs.sorry {
+                Some(s) => s.inhibit = true,
+                None => self.err(
+                    &n.loc,
+                    "sorry_server_inhibit used before or without sorry_server",
+                ),
+            },
+            "sorry_server_lvs_method" => {
+                if vs.sorry.is_none() {
+                    self.err(
+                        &n.loc,
+                        "sorry_server_lvs_method used before or without sorry_server",
+                    );
+                } else if let Some(f) = self.forwarding(n) {
+                    if let Some(s) = &mut vs.sorry {
+                        s.fwd = Some(f);
+                    }
+                }
+            }
+            "real_server" => {
+                if let Some(rs) = self.real_server(vs, n) {
+                    vs.rs.push(rs);
+                }
+            }
+            k => self.warn(
+                &n.loc,
+                format!("virtual_server: unknown keyword '{k}' ignored"),
+            ),
+        }
+    }
+}
