@@ -311,15 +311,26 @@ mod tests {
     fn request(h: &HttpCheck, url: &Url, target: SocketAddr) -> String {
         let req = build_request(h, url, target).unwrap();
         block_on(async {
-            let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-            let (mut sender, conn) = client_builder()
-                .handshake::<_, Empty<Bytes>>(TokioIo::new(ours))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            tokio::spawn(sender.send_request(req));
+            let (_resp, mut theirs) = send(req).await;
             read_head(&mut theirs).await
         })
+    }
+
+    /// Send `req` on a client connection over an in-memory stream; the
+    /// response to come and the server's end of the stream.
+    async fn send(
+        req: Request<Empty<Bytes>>,
+    ) -> (
+        tokio::task::JoinHandle<hyper::Result<Response<Incoming>>>,
+        tokio::io::DuplexStream,
+    ) {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (mut sender, conn) = client_builder()
+            .handshake::<_, Empty<Bytes>>(TokioIo::new(ours))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        (tokio::spawn(sender.send_request(req)), theirs)
     }
 
     /// Read from the server's end up to the end of the request head.
@@ -342,14 +353,7 @@ mod tests {
         let mut head = line.to_vec();
         head.extend_from_slice(b"\r\n");
         block_on(async {
-            let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-            let (mut sender, conn) = client_builder()
-                .handshake::<_, Empty<Bytes>>(TokioIo::new(ours))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let req = Request::get("/").body(Empty::new()).unwrap();
-            let resp = tokio::spawn(sender.send_request(req));
+            let (resp, mut theirs) = send(Request::get("/").body(Empty::new()).unwrap()).await;
             // The request first (hyper fails an exchange whose request
             // cannot be written), then the head, then the end of the stream.
             read_head(&mut theirs).await;
