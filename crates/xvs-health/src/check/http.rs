@@ -145,7 +145,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         let (status, digest) = read_body(resp, limit).await?;
         judge(url, status, digest)
     };
+    // The exchange first: the request is queued before the connection
+    // reads, so whatever the server sends is the response to it.
     tokio::select! {
+        biased;
         r = exchange => r,
         r = drive => r,
     }
@@ -200,6 +203,11 @@ fn judge(url: &Url, status: u16, md5: Md5) -> Result<(), String> {
 
 /// keepalived's words for a response that never got a usable header.
 fn describe(e: &hyper::Error, tally: &Tally, limit: Duration) -> String {
+    // A request the connection gave up on carries the connection's error.
+    let e = match std::error::Error::source(e).and_then(|s| s.downcast_ref()) {
+        Some(cause) if e.is_canceled() => cause,
+        _ => e,
+    };
     if let Some(io) = wire::io_source(e) {
         if tally.write_failed() {
             return format!("cannot send request: {io}");
@@ -420,5 +428,101 @@ mod tests {
             Some(12)
         );
         assert_eq!(content_length(b"HTTP/1.0 200 OK\r\n\r\n"), None);
+    }
+
+    /// A server that answers `data` once a request was written, then fails
+    /// the way a TLS peer that closes without `close_notify` does.
+    struct NoCloseNotify {
+        data: std::io::Cursor<Vec<u8>>,
+        asked: bool,
+        waker: Option<std::task::Waker>,
+    }
+
+    impl AsyncRead for NoCloseNotify {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if !self.asked {
+                self.waker = Some(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+            let before = buf.filled().len();
+            let r = std::pin::Pin::new(&mut self.data).poll_read(cx, buf);
+            if buf.filled().len() == before {
+                let e = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return std::task::Poll::Ready(Err(e));
+            }
+            r
+        }
+    }
+
+    impl AsyncWrite for NoCloseNotify {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            b: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.asked = true;
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
+            std::task::Poll::Ready(Ok(b.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// keepalived's verdict on a server that sends `response` and closes.
+    fn verdict(response: &[u8], digest_of: Option<&str>) -> Result<(), String> {
+        let mut url = Url::new("/");
+        url.digest = digest_of.map(|b| hex(&Md5::digest(b.as_bytes())));
+        let stream = NoCloseNotify {
+            data: std::io::Cursor::new(response.to_vec()),
+            asked: false,
+            waker: None,
+        };
+        let req = Request::get("/").body(Empty::new()).unwrap();
+        block_on(exchange(stream, req, &url, Duration::from_secs(5)))
+    }
+
+    #[test]
+    fn the_end_of_the_stream_ends_the_response() {
+        assert_eq!(verdict(b"", None), Err("no data received".into()));
+        assert_eq!(
+            verdict(b"HTTP/1.0 200 OK\r\n", None),
+            Err("no HTTP header received".into())
+        );
+        assert_eq!(
+            verdict(b"HTTP/1.1 2000 x\r\n\r\n", None),
+            Err("HTTP status code 0 not accepted".into())
+        );
+        // No Content-Length: the body runs to the close.
+        assert_eq!(
+            verdict(b"HTTP/1.0 200 OK\r\n\r\nhello", Some("hello")),
+            Ok(())
+        );
+        // A body cut short is what arrived.
+        let short = b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nhello";
+        assert_eq!(verdict(short, Some("hello")), Ok(()));
+        // Past Content-Length nothing counts.
+        let long = b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nhello";
+        assert_eq!(verdict(long, Some("hell")), Ok(()));
+        assert!(verdict(long, Some("hello"))
+            .unwrap_err()
+            .contains("MD5 digest mismatch"));
     }
 }
