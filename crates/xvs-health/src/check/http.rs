@@ -117,7 +117,7 @@ async fn fetch(
 
 /// One request on a fresh connection: hyper writes it and frames the
 /// response; we judge it the way keepalived's `http_handle_response` does.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s: S,
     req: Request<Empty<Bytes>>,
     url: &Url,
@@ -139,7 +139,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let exchange = async {
         let resp = match timeout(limit, sender.send_request(req)).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(describe(&e, &tally, limit)),
+            Ok(Err(e)) => return Err(describe(&e, &tally)),
             Err(_) => return Err(format!("read timeout ({limit:?})")),
         };
         let (status, digest) = read_body(resp, limit).await?;
@@ -202,7 +202,7 @@ fn judge(url: &Url, status: u16, md5: Md5) -> Result<(), String> {
 }
 
 /// keepalived's words for a response that never got a usable header.
-fn describe(e: &hyper::Error, tally: &Tally, limit: Duration) -> String {
+fn describe(e: &hyper::Error, tally: &Tally) -> String {
     // A request the connection gave up on carries the connection's error.
     let e = match std::error::Error::source(e).and_then(|s| s.downcast_ref()) {
         Some(cause) if e.is_canceled() => cause,
@@ -211,9 +211,6 @@ fn describe(e: &hyper::Error, tally: &Tally, limit: Duration) -> String {
     if let Some(io) = wire::io_source(e) {
         if tally.write_failed() {
             return format!("cannot send request: {io}");
-        }
-        if io.kind() == std::io::ErrorKind::TimedOut {
-            return format!("read timeout ({limit:?})");
         }
         return format!("read error: {io}");
     }
