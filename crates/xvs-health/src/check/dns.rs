@@ -1,39 +1,43 @@
-//! `DNS_CHECK`: a minimal hand-written UDP query (keepalived's
-//! `check_dns.c`): one question, RD set, a random id; the first datagram
-//! with the same id and QR set decides: RCODE 0 is up, anything else down.
-//! Datagrams that are too short, carry another id, or are queries are
-//! ignored until `connect_timeout`.
+//! `DNS_CHECK` (keepalived's `check_dns.c`): one UDP query with one
+//! question, RD set and a random id; the first datagram with the same id
+//! and QR set decides: RCODE 0 is up, anything else down. Datagrams that
+//! are too short, carry another id, or are queries are ignored until
+//! `connect_timeout`. hickory-proto encodes the query and decodes the
+//! answer's header; like keepalived, nothing past the header is judged.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hickory_proto::op::{Header, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::net::UdpSocket;
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::{CheckerConfig, DnsCheck};
 use crate::Outcome;
 
-/// Encode the query (header + question) for `name`/`qtype` with `id`.
+/// Encode the query (header + question, class IN) for `name`/`qtype` with `id`.
 pub(crate) fn make_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, String> {
-    let mut q = Vec::with_capacity(32 + name.len());
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
-    q.extend_from_slice(&1u16.to_be_bytes()); // QDCOUNT
-    q.extend_from_slice(&[0; 6]); // AN, NS, AR
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    if !trimmed.is_empty() {
-        for label in trimmed.split('.') {
-            if label.is_empty() || label.len() > 63 {
-                return Err(format!("invalid DNS name {name:?}"));
-            }
-            q.push(label.len() as u8);
-            q.extend_from_slice(label.as_bytes());
-        }
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes()); // IN
-    Ok(q)
+    let invalid = || format!("invalid DNS name {name:?}");
+    // keepalived sends the name as written: no IDNA, no lowercasing; an
+    // empty name is the root.
+    let qname = if name.is_empty() {
+        Name::root()
+    } else {
+        Name::from_ascii(name).map_err(|_| invalid())?
+    };
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(qname, RecordType::from(qtype)));
+    msg.to_vec().map_err(|_| invalid())
+}
+
+/// The header of a datagram that answers query `id`, if it is one.
+fn answer_header(id: u16, datagram: &[u8]) -> Option<Header> {
+    let header = Header::read(&mut BinDecoder::new(datagram)).ok()?;
+    (header.metadata.id == id && header.metadata.message_type == MessageType::Response)
+        .then_some(header)
 }
 
 pub(crate) async fn check(
@@ -78,17 +82,10 @@ pub(crate) async fn check(
             Ok(Err(e)) => return fail(format!("read: {e}")),
             Err(_) => return fail(format!("read timeout ({limit:?})")),
         };
-        if n < 12 {
+        let Some(header) = answer_header(id, &buf[..n]) else {
             continue;
-        }
-        if u16::from_be_bytes([buf[0], buf[1]]) != id {
-            continue;
-        }
-        let flags = u16::from_be_bytes([buf[2], buf[3]]);
-        if flags & 0x8000 == 0 {
-            continue;
-        }
-        let rcode = flags & 0x000f;
+        };
+        let rcode = u16::from(header.metadata.response_code);
         if rcode != 0 {
             return fail(format!("rcode {rcode}"));
         }

@@ -2,25 +2,36 @@
 //! `lib/html.c`).
 //!
 //! Per url: connect, (TLS handshake without certificate verification),
-//! send keepalived's request, read the response until the server closes
-//! (or `Content-Length` body bytes arrived). Each step and each read is
+//! send keepalived's request and read the response with hyper's HTTP/1
+//! client connection over that stream. The response ends where its
+//! framing says or when the server closes. Each step and each read is
 //! bounded by `connect_timeout`. The url succeeds when a header was
 //! received, the status code is accepted and, if a digest is configured,
 //! the MD5 of the body matches.
+
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::header::{HeaderValue, CONNECTION, HOST, USER_AGENT};
+use hyper::{Request, Response, Uri, Version};
+use hyper_util::rt::TokioIo;
 use md5::{Digest, Md5};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::timeout;
 
 use crate::config::{CheckerConfig, HttpCheck, HttpProtocol, Url};
 use crate::Outcome;
+use wire::{Tally, Wire};
 
 /// Largest response header accepted.
 const MAX_HEADER: usize = 64 * 1024;
@@ -44,8 +55,14 @@ pub(crate) async fn check(
     ))
 }
 
-/// keepalived's `request_template`.
-pub(crate) fn request(h: &HttpCheck, url: &Url, target: SocketAddr) -> String {
+/// keepalived's `request_template`: `GET`, its `User-Agent`, `Connection:
+/// close` unless plain HTTP/1.0, and `Host`, in that order (hyper keeps
+/// the insertion order and, with title-case headers, keepalived's case).
+fn build_request(
+    h: &HttpCheck,
+    url: &Url,
+    target: SocketAddr,
+) -> Result<Request<Empty<Bytes>>, String> {
     let host = match url.virtualhost.as_ref().or(h.virtualhost.as_ref()) {
         Some(v) => v.clone(),
         None => match target {
@@ -53,15 +70,21 @@ pub(crate) fn request(h: &HttpCheck, url: &Url, target: SocketAddr) -> String {
             SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         },
     };
-    let (minor, close) = match h.protocol {
-        HttpProtocol::Http10 => (0, ""),
-        HttpProtocol::Http10Close => (0, "Connection: close\r\n"),
-        HttpProtocol::Http11 => (1, "Connection: close\r\n"),
+    let (version, close) = match h.protocol {
+        HttpProtocol::Http10 => (Version::HTTP_10, false),
+        HttpProtocol::Http10Close => (Version::HTTP_10, true),
+        HttpProtocol::Http11 => (Version::HTTP_11, true),
     };
-    format!(
-        "GET {} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n",
-        url.path
-    )
+    let uri: Uri = url.path.parse().map_err(|e| format!("invalid path: {e}"))?;
+    let host = HeaderValue::from_str(&host).map_err(|e| format!("invalid Host {host:?}: {e}"))?;
+    let mut req = Request::get(uri).version(version);
+    req = req.header(USER_AGENT, "KeepAliveClient");
+    if close {
+        req = req.header(CONNECTION, "close");
+    }
+    req.header(HOST, host)
+        .body(Empty::new())
+        .map_err(|e| format!("invalid request: {e}"))
 }
 
 async fn fetch(
@@ -72,7 +95,7 @@ async fn fetch(
     limit: Duration,
 ) -> Result<(), String> {
     let tcp = super::connect(cfg, target, limit).await?;
-    let req = request(h, url, target);
+    let req = build_request(h, url, target)?;
     if h.tls {
         let name = match &h.sni {
             Some(n) => {
@@ -86,76 +109,86 @@ async fn fetch(
             Ok(Err(e)) => return Err(format!("TLS handshake: {e}")),
             Err(_) => return Err(format!("TLS handshake timeout ({limit:?})")),
         };
-        exchange(tls, req.as_bytes(), url, limit).await
+        exchange(tls, req, url, limit).await
     } else {
-        exchange(tcp, req.as_bytes(), url, limit).await
+        exchange(tcp, req, url, limit).await
     }
 }
 
+/// One request on a fresh connection: hyper writes it and frames the
+/// response; we judge it the way keepalived's `http_handle_response` does.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    req: &[u8],
+    s: S,
+    req: Request<Empty<Bytes>>,
     url: &Url,
     limit: Duration,
 ) -> Result<(), String> {
-    match timeout(limit, async {
-        s.write_all(req).await?;
-        s.flush().await
-    })
-    .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("cannot send request: {e}")),
-        Err(_) => return Err(format!("send timeout ({limit:?})")),
-    }
-    let mut head: Vec<u8> = Vec::new();
-    let mut header: Option<(u16, Option<usize>)> = None;
-    let mut md5 = Md5::new();
-    let mut body_len = 0usize;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        if let Some((_, Some(cl))) = header {
-            if body_len >= cl {
-                break;
-            }
-        }
-        let n = match timeout(limit, s.read(&mut buf)).await {
-            Ok(Ok(n)) => n,
-            // A TLS peer that closes without close_notify: keepalived
-            // treats the end of the stream as the end of the response.
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Ok(Err(e)) => return Err(format!("read error: {e}")),
+    let tally = Arc::new(Tally::default());
+    let io = TokioIo::new(Wire::new(s, tally.clone()));
+    let (mut sender, conn) = client_builder()
+        .handshake::<_, Empty<Bytes>>(io)
+        .await
+        .map_err(|e| format!("cannot send request: {e}"))?;
+    // The connection future does the I/O; once it is done (the server
+    // closed, or the response ended) the body may still hold data, so it
+    // stays pending and the exchange decides.
+    let drive = async move {
+        let _ = conn.await;
+        std::future::pending::<Result<(), String>>().await
+    };
+    let exchange = async {
+        let resp = match timeout(limit, sender.send_request(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(describe(&e, &tally)),
             Err(_) => return Err(format!("read timeout ({limit:?})")),
         };
-        if n == 0 {
-            break;
-        }
-        let mut data = &buf[..n];
-        if header.is_none() {
-            head.extend_from_slice(data);
-            let Some(end) = find_header_end(&head) else {
-                if head.len() > MAX_HEADER {
-                    return Err("response header too large".into());
-                }
-                continue;
-            };
-            let status = extract_status_code(&head[..end]);
-            let cl = content_length(&head[..end]);
-            header = Some((status, cl));
-            let rest = head.split_off(end);
-            data = &[];
-            feed(&mut md5, &mut body_len, cl, &rest);
-        }
-        let cl = header.and_then(|h| h.1);
-        feed(&mut md5, &mut body_len, cl, data);
-    }
-    let Some((status, _)) = header else {
-        return Err(if head.is_empty() {
-            "no data received".into()
-        } else {
-            "no HTTP header received".into()
-        });
+        let (status, digest) = read_body(resp, limit).await?;
+        judge(url, status, digest)
     };
+    // The exchange first: the request is queued before the connection
+    // reads, so whatever the server sends is the response to it.
+    tokio::select! {
+        biased;
+        r = exchange => r,
+        r = drive => r,
+    }
+}
+
+fn client_builder() -> http1::Builder {
+    let mut b = http1::Builder::new();
+    // keepalived only looks for the status code and Content-Length:
+    // accept what lenient parsers accept elsewhere in the header.
+    b.title_case_headers(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .ignore_invalid_headers_in_responses(true)
+        .max_buf_size(MAX_HEADER);
+    b
+}
+
+/// The status code and the MD5 of the body. keepalived reads until the
+/// end of the stream and treats it as the end of the response, so a body
+/// cut short is not an error here either.
+async fn read_body(resp: Response<Incoming>, limit: Duration) -> Result<(u16, Md5), String> {
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut md5 = Md5::new();
+    loop {
+        let frame = match timeout(limit, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(None) => break,
+            Ok(Some(Err(e))) if wire::cut_short(&e) => break,
+            Ok(Some(Err(e))) => return Err(format!("read error: {e}")),
+            Err(_) => return Err(format!("read timeout ({limit:?})")),
+        };
+        if let Ok(data) = frame.into_data() {
+            md5.update(&data);
+        }
+    }
+    Ok((status, md5))
+}
+
+fn judge(url: &Url, status: u16, md5: Md5) -> Result<(), String> {
     if !url.status_ok(status) {
         return Err(format!("HTTP status code {status} not accepted"));
     }
@@ -168,52 +201,37 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-fn feed(md5: &mut Md5, body_len: &mut usize, cl: Option<usize>, data: &[u8]) {
-    let take = match cl {
-        Some(cl) => data.len().min(cl.saturating_sub(*body_len)),
-        None => data.len(),
+/// keepalived's words for a response that never got a usable header.
+fn describe(e: &hyper::Error, tally: &Tally) -> String {
+    // A request the connection gave up on carries the connection's error.
+    let e = match std::error::Error::source(e).and_then(|s| s.downcast_ref()) {
+        Some(cause) if e.is_canceled() => cause,
+        _ => e,
     };
-    md5.update(&data[..take]);
-    *body_len += take;
+    if let Some(io) = wire::io_source(e) {
+        if tally.write_failed() {
+            return format!("cannot send request: {io}");
+        }
+        return format!("read error: {io}");
+    }
+    // hyper tells "too large" apart for servers only.
+    if e.is_parse() && tally.received() >= MAX_HEADER {
+        "response header too large".into()
+    } else if e.is_parse_status() {
+        // `extract_status_code` gives 0 for what is not three digits
+        // between spaces, and 0 is never accepted.
+        "HTTP status code 0 not accepted".into()
+    } else if tally.received() == 0 {
+        "no data received".into()
+    } else if e.is_parse() || e.is_incomplete_message() {
+        "no HTTP header received".into()
+    } else {
+        format!("read error: {e}")
+    }
 }
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// `extract_html`: offset just past the first `\r\n\r\n`.
-fn find_header_end(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-}
-
-/// `extract_status_code`: the three digits after the first space of the
-/// status line, followed by a space; anything else is 0 (never accepted).
-pub(crate) fn extract_status_code(head: &[u8]) -> u16 {
-    let Some(sp) = head.iter().position(|&c| c == b' ' || c == b'\r') else {
-        return 0;
-    };
-    if head[sp] != b' ' {
-        return 0;
-    }
-    let code = &head[sp + 1..];
-    if code.len() < 4 || code[3] != b' ' || !code[..3].iter().all(u8::is_ascii_digit) {
-        return 0;
-    }
-    code[..3]
-        .iter()
-        .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'))
-}
-
-fn content_length(head: &[u8]) -> Option<usize> {
-    let text = String::from_utf8_lossy(head);
-    text.split("\r\n").skip(1).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        if k.trim().eq_ignore_ascii_case("content-length") {
-            v.trim().parse().ok()
-        } else {
-            None
-        }
-    })
 }
 
 /// keepalived's SSL_GET verifies no certificate (`SSL_VERIFY_NONE`).
@@ -285,6 +303,89 @@ fn tls_config() -> Arc<ClientConfig> {
 mod tests {
     use super::*;
 
+    /// Run `f` on a fresh current-thread runtime (the tests are plain).
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// What hyper writes for keepalived's request.
+    fn request(h: &HttpCheck, url: &Url, target: SocketAddr) -> String {
+        let req = build_request(h, url, target).unwrap();
+        block_on(async {
+            let (_resp, mut theirs) = send(req).await;
+            read_head(&mut theirs).await
+        })
+    }
+
+    /// Send `req` on a client connection over an in-memory stream; the
+    /// response to come and the server's end of the stream.
+    async fn send(
+        req: Request<Empty<Bytes>>,
+    ) -> (
+        tokio::task::JoinHandle<hyper::Result<Response<Incoming>>>,
+        tokio::io::DuplexStream,
+    ) {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (mut sender, conn) = client_builder()
+            .handshake::<_, Empty<Bytes>>(TokioIo::new(ours))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        (tokio::spawn(sender.send_request(req)), theirs)
+    }
+
+    /// Read from the server's end up to the end of the request head.
+    async fn read_head(theirs: &mut tokio::io::DuplexStream) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::io::AsyncReadExt::read(theirs, &mut buf)
+                .await
+                .unwrap();
+            assert_ne!(n, 0);
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(seen).unwrap()
+    }
+
+    /// The status code and the announced body length hyper reads from a
+    /// response head ending at `line` (0: no usable status line).
+    fn parse_head(line: &[u8]) -> (u16, Option<u64>) {
+        let mut head = line.to_vec();
+        head.extend_from_slice(b"\r\n");
+        block_on(async {
+            let (resp, mut theirs) = send(Request::get("/").body(Empty::new()).unwrap()).await;
+            // The request first (hyper fails an exchange whose request
+            // cannot be written), then the head, then the end of the stream.
+            read_head(&mut theirs).await;
+            tokio::io::AsyncWriteExt::write_all(&mut theirs, &head)
+                .await
+                .unwrap();
+            tokio::io::AsyncWriteExt::shutdown(&mut theirs)
+                .await
+                .unwrap();
+            match resp.await.unwrap() {
+                Ok(r) => {
+                    let len = hyper::body::Body::size_hint(r.body()).exact();
+                    (r.status().as_u16(), len)
+                }
+                Err(_) => (0, None),
+            }
+        })
+    }
+
+    fn extract_status_code(line: &[u8]) -> u16 {
+        parse_head(line).0
+    }
+
+    fn content_length(head: &[u8]) -> Option<u64> {
+        parse_head(head.strip_suffix(b"\r\n").unwrap_or(head)).1
+    }
+
     #[test]
     fn status_code_like_keepalived() {
         assert_eq!(extract_status_code(b"HTTP/1.0 200 OK\r\n"), 200);
@@ -324,5 +425,101 @@ mod tests {
             Some(12)
         );
         assert_eq!(content_length(b"HTTP/1.0 200 OK\r\n\r\n"), None);
+    }
+
+    /// A server that answers `data` once a request was written, then fails
+    /// the way a TLS peer that closes without `close_notify` does.
+    struct NoCloseNotify {
+        data: std::io::Cursor<Vec<u8>>,
+        asked: bool,
+        waker: Option<std::task::Waker>,
+    }
+
+    impl AsyncRead for NoCloseNotify {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if !self.asked {
+                self.waker = Some(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+            let before = buf.filled().len();
+            let r = std::pin::Pin::new(&mut self.data).poll_read(cx, buf);
+            if buf.filled().len() == before {
+                let e = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return std::task::Poll::Ready(Err(e));
+            }
+            r
+        }
+    }
+
+    impl AsyncWrite for NoCloseNotify {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            b: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.asked = true;
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
+            std::task::Poll::Ready(Ok(b.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// keepalived's verdict on a server that sends `response` and closes.
+    fn verdict(response: &[u8], digest_of: Option<&str>) -> Result<(), String> {
+        let mut url = Url::new("/");
+        url.digest = digest_of.map(|b| hex(&Md5::digest(b.as_bytes())));
+        let stream = NoCloseNotify {
+            data: std::io::Cursor::new(response.to_vec()),
+            asked: false,
+            waker: None,
+        };
+        let req = Request::get("/").body(Empty::new()).unwrap();
+        block_on(exchange(stream, req, &url, Duration::from_secs(5)))
+    }
+
+    #[test]
+    fn the_end_of_the_stream_ends_the_response() {
+        assert_eq!(verdict(b"", None), Err("no data received".into()));
+        assert_eq!(
+            verdict(b"HTTP/1.0 200 OK\r\n", None),
+            Err("no HTTP header received".into())
+        );
+        assert_eq!(
+            verdict(b"HTTP/1.1 2000 x\r\n\r\n", None),
+            Err("HTTP status code 0 not accepted".into())
+        );
+        // No Content-Length: the body runs to the close.
+        assert_eq!(
+            verdict(b"HTTP/1.0 200 OK\r\n\r\nhello", Some("hello")),
+            Ok(())
+        );
+        // A body cut short is what arrived.
+        let short = b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nhello";
+        assert_eq!(verdict(short, Some("hello")), Ok(()));
+        // Past Content-Length nothing counts.
+        let long = b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nhello";
+        assert_eq!(verdict(long, Some("hell")), Ok(()));
+        assert!(verdict(long, Some("hello"))
+            .unwrap_err()
+            .contains("MD5 digest mismatch"));
     }
 }
