@@ -1,17 +1,29 @@
 //! Prometheus text exposition (`--metrics-listen ADDR:PORT`, `GET
-//! /metrics`): a std `TcpListener` thread serves the snapshot the daemon
-//! loop refreshes every second, so a scrape never touches the table.
+//! /metrics`): the daemon loop refreshes the snapshot every second, a std
+//! `TcpListener` thread serves it, so a scrape never touches the table.
+//! The text is prometheus-client's (format 0.0.4): the snapshot's series
+//! are handed to its encoder as one [`Collector`].
 
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
 use xvs_core::api::{Info, Table};
 use xvs_core::model::{Protocol, ServiceKey};
 
 use crate::report::{HealthReport, RsReport};
+
+/// A series' labels, in the order they are printed.
+type Labels = Vec<(&'static str, String)>;
 
 fn proto(p: Protocol) -> &'static str {
     match p {
@@ -20,81 +32,123 @@ fn proto(p: Protocol) -> &'static str {
     }
 }
 
-fn svc_labels(k: &ServiceKey) -> String {
-    format!(
-        "proto=\"{}\",vip=\"{}\",vport=\"{}\"",
-        proto(k.proto),
-        k.addr,
-        k.port
-    )
+fn svc_labels(k: &ServiceKey) -> Labels {
+    vec![
+        ("proto", proto(k.proto).into()),
+        ("vip", k.addr.to_string()),
+        ("vport", k.port.to_string()),
+    ]
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn dest_labels(k: &ServiceKey, addr: std::net::Ipv4Addr, port: u16) -> Labels {
+    let mut l = svc_labels(k);
+    l.push(("rip", addr.to_string()));
+    l.push(("rport", port.to_string()));
+    l
 }
 
+/// One metric name with its series.
+#[derive(Debug)]
+struct Family {
+    name: &'static str,
+    kind: MetricType,
+    help: &'static str,
+    series: Vec<(Labels, u64)>,
+}
+
+/// The series of one snapshot, grouped by name in the order first seen.
+#[derive(Debug, Default)]
 struct Out {
-    text: String,
-    declared: Vec<&'static str>,
+    families: Vec<Family>,
 }
+
+const COUNTER: MetricType = MetricType::Counter;
+const GAUGE: MetricType = MetricType::Gauge;
 
 impl Out {
-    fn metric(&mut self, name: &'static str, kind: &str, help: &str, labels: &str, v: u64) {
-        if !self.declared.contains(&name) {
-            self.declared.push(name);
-            let _ = writeln!(self.text, "# HELP {name} {help}");
-            let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    fn metric(
+        &mut self,
+        name: &'static str,
+        kind: MetricType,
+        help: &'static str,
+        labels: Labels,
+        v: u64,
+    ) {
+        match self.families.iter_mut().find(|f| f.name == name) {
+            Some(f) => f.series.push((labels, v)),
+            None => self.families.push(Family {
+                name,
+                kind,
+                help,
+                series: vec![(labels, v)],
+            }),
         }
-        if labels.is_empty() {
-            let _ = writeln!(self.text, "{name} {v}");
-        } else {
-            let _ = writeln!(self.text, "{name}{{{labels}}} {v}");
+    }
+}
+
+impl Collector for Out {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for f in &self.families {
+            // The encoder appends `_total` to a counter's name itself.
+            let name = match f.kind {
+                MetricType::Counter => f.name.strip_suffix("_total").unwrap_or(f.name),
+                _ => f.name,
+            };
+            let mut family = encoder.encode_descriptor(name, f.help, None, f.kind)?;
+            for (labels, v) in &f.series {
+                let series = family.encode_family(labels)?;
+                match f.kind {
+                    MetricType::Counter => ConstCounter::new(*v).encode(series)?,
+                    _ => ConstGauge::new(*v).encode(series)?,
+                }
+            }
         }
+        Ok(())
     }
 }
 
 /// The exposition text. Metrics of one name are grouped, as the format
 /// asks.
 pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
-    let mut o = Out {
-        text: String::new(),
-        declared: Vec::new(),
-    };
+    let mut o = Out::default();
     o.metric(
         "xvs_conn_table_size",
-        "gauge",
+        GAUGE,
         "Connection table capacity (entries).",
-        "",
+        Labels::new(),
         u64::from(info.conn_tab_size),
     );
     o.metric(
         "xvs_conn_table_entries",
-        "gauge",
+        GAUGE,
         "Connection table entries in use (two per NAT connection).",
-        "",
+        Labels::new(),
         info.conn_count,
     );
     for (name, v) in &info.counters {
         o.metric(
             "xvs_dataplane_packets_total",
-            "counter",
+            COUNTER,
             "Data-plane counters by name (drops, kernel fallbacks, ...).",
-            &format!("counter=\"{}\"", escape(name)),
+            vec![("counter", name.clone())],
             *v,
         );
     }
     counters(&mut o, table);
     dest_gauges(&mut o, table);
     health_metrics(&mut o, health);
-    o.text
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(o));
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_text::encode(&mut text, &registry);
+    text
 }
 
 /// The services' and dests' counters.
 fn counters(o: &mut Out, table: &Table) {
     type Pick = fn(&xvs_core::model::Stats) -> u64;
-    let stats: [(&'static str, &'static str, &str, Pick); 5] = [
+    let stats: [(&'static str, &'static str, &'static str, Pick); 5] = [
         (
             "xvs_service_connections_total",
             "xvs_dest_connections_total",
@@ -130,9 +184,9 @@ fn counters(o: &mut Out, table: &Table) {
         for s in &table.services {
             o.metric(
                 svc_name,
-                "counter",
+                COUNTER,
                 help,
-                &svc_labels(&s.service.key),
+                svc_labels(&s.service.key),
                 pick(&s.stats),
             );
         }
@@ -140,13 +194,8 @@ fn counters(o: &mut Out, table: &Table) {
     for (_, dest_name, help, pick) in &stats {
         for s in &table.services {
             for d in &s.dests {
-                let l = format!(
-                    "{},rip=\"{}\",rport=\"{}\"",
-                    svc_labels(&s.service.key),
-                    d.dest.addr,
-                    d.dest.port
-                );
-                o.metric(dest_name, "counter", help, &l, pick(&d.stats));
+                let l = dest_labels(&s.service.key, d.dest.addr, d.dest.port);
+                o.metric(dest_name, COUNTER, help, l, pick(&d.stats));
             }
         }
     }
@@ -155,7 +204,7 @@ fn counters(o: &mut Out, table: &Table) {
 /// The dests' connection counts and weights.
 fn dest_gauges(o: &mut Out, table: &Table) {
     type DPick = fn(&xvs_core::api::DestEntry) -> u64;
-    let gauges: [(&'static str, &str, DPick); 4] = [
+    let gauges: [(&'static str, &'static str, DPick); 4] = [
         (
             "xvs_dest_active_connections",
             "Active (established) connections.",
@@ -178,13 +227,8 @@ fn dest_gauges(o: &mut Out, table: &Table) {
     for (name, help, pick) in &gauges {
         for s in &table.services {
             for d in &s.dests {
-                let l = format!(
-                    "{},rip=\"{}\",rport=\"{}\"",
-                    svc_labels(&s.service.key),
-                    d.dest.addr,
-                    d.dest.port
-                );
-                o.metric(name, "gauge", help, &l, pick(d));
+                let l = dest_labels(&s.service.key, d.dest.addr, d.dest.port);
+                o.metric(name, GAUGE, help, l, pick(d));
             }
         }
     }
@@ -193,39 +237,32 @@ fn dest_gauges(o: &mut Out, table: &Table) {
 /// The real servers' health, the services' quorum and sorry servers, the
 /// configuration's reloads.
 fn health_metrics(o: &mut Out, health: &HealthReport) {
-    let rs_rows: Vec<(String, &RsReport)> = health
+    let rs_rows: Vec<(Labels, &RsReport)> = health
         .services
         .iter()
         .flat_map(|s| {
             s.real_servers.iter().map(move |r| {
-                (
-                    format!(
-                        "{},rip=\"{}\",rport=\"{}\",config_owned=\"{}\"",
-                        svc_labels(&s.key),
-                        r.addr,
-                        r.port,
-                        r.config_owned
-                    ),
-                    r,
-                )
+                let mut l = dest_labels(&s.key, r.addr, r.port);
+                l.push(("config_owned", r.config_owned.to_string()));
+                (l, r)
             })
         })
         .collect();
     for (l, r) in &rs_rows {
         o.metric(
             "xvs_real_server_up",
-            "gauge",
+            GAUGE,
             "1 when every health checker of the real server passes (always 1 when unchecked).",
-            l,
+            l.clone(),
             u64::from(r.up),
         );
     }
     for (l, r) in &rs_rows {
         o.metric(
             "xvs_real_server_transitions_total",
-            "counter",
+            COUNTER,
             "Up/down changes of the real server.",
-            l,
+            l.clone(),
             r.transitions,
         );
     }
@@ -233,9 +270,9 @@ fn health_metrics(o: &mut Out, health: &HealthReport) {
         if let Some(ms) = r.last_check_ms {
             o.metric(
                 "xvs_real_server_last_check_timestamp_seconds",
-                "gauge",
+                GAUGE,
                 "When the last health check of the real server ended.",
-                l,
+                l.clone(),
                 ms / 1000,
             );
         }
@@ -244,9 +281,9 @@ fn health_metrics(o: &mut Out, health: &HealthReport) {
         if let Some(q) = s.quorum_up {
             o.metric(
                 "xvs_service_quorum_up",
-                "gauge",
+                GAUGE,
                 "1 while the virtual server has quorum.",
-                &svc_labels(&s.key),
+                svc_labels(&s.key),
                 u64::from(q),
             );
         }
@@ -255,9 +292,9 @@ fn health_metrics(o: &mut Out, health: &HealthReport) {
         if s.sorry_server.is_some() {
             o.metric(
                 "xvs_service_sorry_server_active",
-                "gauge",
+                GAUGE,
                 "1 while the sorry server takes the traffic.",
-                &svc_labels(&s.key),
+                svc_labels(&s.key),
                 u64::from(s.sorry_active),
             );
         }
@@ -265,16 +302,16 @@ fn health_metrics(o: &mut Out, health: &HealthReport) {
     if health.config.is_some() {
         o.metric(
             "xvs_config_reloads_total",
-            "counter",
+            COUNTER,
             "Configuration loads applied.",
-            "",
+            Labels::new(),
             health.reloads,
         );
         o.metric(
             "xvs_config_reload_failures_total",
-            "counter",
+            COUNTER,
             "Configuration loads refused.",
-            "",
+            Labels::new(),
             health.reload_failures,
         );
     }
@@ -328,7 +365,7 @@ fn answer(c: TcpStream, snap: &Mutex<String>) -> std::io::Result<()> {
     let (status, ctype, body) = match (method, path) {
         ("GET" | "HEAD", "/metrics") => (
             "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus_text::CONTENT_TYPE,
             snap.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         ),
         ("GET" | "HEAD", _) => (
@@ -349,3 +386,7 @@ fn answer(c: TcpStream, snap: &Mutex<String>) -> std::io::Result<()> {
     }
     out.flush()
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@ use xvs_core::model::{
 };
 use xvs_core::sched;
 use xvs_core::sched::reference::next_last_weight;
-use xvs_dataplane::{RING_LEN_MAX, SVC_DESTS_MAX};
+use xvs_dataplane::{scans_dest_list, RING_LEN_MAX, SVC_DESTS_MAX};
 
 /// A dest together with the data-plane slot it occupies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,14 +100,11 @@ pub struct Limits {
     pub max_dests: u32,
 }
 
-/// Schedulers whose data plane scans the service's dest list (at most
-/// `SVC_DESTS_MAX` dests).
-const SCANNING_SCHEDULERS: &[&str] = &[
-    "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "lblc", "lblcr",
-];
-
+/// Schedulers that scan the service's dest list hold at most
+/// `SVC_DESTS_MAX` dests; the data plane says which ([`scans_dest_list`]).
 fn dest_limit(s: &Service, n: usize) -> Result<(), ApiError> {
-    if n > SVC_DESTS_MAX && SCANNING_SCHEDULERS.contains(&s.scheduler.as_str()) {
+    let scans = sched::SchedKind::from_name(&s.scheduler).is_ok_and(scans_dest_list);
+    if n > SVC_DESTS_MAX && scans {
         return Err(unsupported(format!(
             "scheduler '{}' supports at most {SVC_DESTS_MAX} real servers per service in xvs",
             s.scheduler
