@@ -122,17 +122,25 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<()> {
 /// prints the report between two marker lines and this side, which runs
 /// the VM as a child `xtask vm` with its stdout piped, writes it.
 pub(crate) fn run_bench(args: &BenchArgs, build: bool) -> Result<()> {
-    /// The VM run's defaults: ≤ 15 min under TCG (IPVS, xvs and nftables
-    /// on the three testbeds, one baseline; 3 interleaved rounds of 3 s).
-    const VM_ONLY: &str = "ipvs-nat,xvs-nat,nft-nat,ipvs-dr,xvs-dr,ipvs-tun,xvs-tun,direct";
-    const VM_BEGIN: &str = "@@ xvs-bench-vm report begin @@";
-    const VM_END: &str = "@@ xvs-bench-vm report end @@";
+    let bins = prepare(args.smoke, build)?;
+    if args.vm {
+        run_in_vm(args, &bins)
+    } else {
+        run_on_host(args, &bins)
+    }
+}
 
-    let smoke = args.smoke;
-    let rest = args.xvs_bench_args();
-    let user_out = args.out.clone();
-    let in_vm = args.vm;
-    let vm_timeout = args.vm_timeout.unwrap_or(3600);
+/// Where the binaries of a run are: xvs-bench itself, the directory of the
+/// rest (`XVS_BIN_DIR`), and the target directory.
+struct Bins {
+    me: PathBuf,
+    bin_dir: PathBuf,
+    target: PathBuf,
+}
+
+/// Builds (unless `build` is false) what a run needs: release binaries,
+/// debug ones for a smoke run.
+fn prepare(smoke: bool, build: bool) -> Result<Bins> {
     let exe = std::env::current_exe().context("locating xtask")?;
     let debug_dir = exe.parent().context("xtask's directory")?.to_path_buf();
     let target = debug_dir
@@ -169,37 +177,55 @@ pub(crate) fn run_bench(args: &BenchArgs, build: bool) -> Result<()> {
             if smoke { "" } else { " --release" }
         );
     }
-    let load_now = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+    Ok(Bins {
+        me,
+        bin_dir,
+        target,
+    })
+}
+
+fn load_now() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn run_on_host(args: &BenchArgs, bins: &Bins) -> Result<()> {
+    let mut argv = args.xvs_bench_args();
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None if args.smoke => bins.target.join("xvs-bench-smoke.md"),
+        None => workspace_root().join("docs").join("benchmark-results.md"),
     };
-
-    if !in_vm {
-        let mut argv = rest;
-        let out = match user_out {
-            Some(o) => o,
-            None if smoke => target.join("xvs-bench-smoke.md"),
-            None => workspace_root().join("docs").join("benchmark-results.md"),
-        };
-        argv.push("--out".into());
-        argv.push(out.to_string_lossy().into_owned());
-        header(&format!("xvs-bench {}", argv.join(" ")));
-        println!("load average now: {}", load_now());
-        let status = Command::new(&me)
-            .args(&argv)
-            .env("XVS_BIN_DIR", &bin_dir)
-            .stdin(Stdio::null())
-            .status()
-            .with_context(|| format!("running {}", me.display()))?;
-        if !status.success() {
-            bail!("xvs-bench failed ({status})");
-        }
-        return Ok(());
+    argv.push("--out".into());
+    argv.push(out.to_string_lossy().into_owned());
+    header(&format!("xvs-bench {}", argv.join(" ")));
+    println!("load average now: {}", load_now());
+    let status = Command::new(&bins.me)
+        .args(&argv)
+        .env("XVS_BIN_DIR", &bins.bin_dir)
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", bins.me.display()))?;
+    if !status.success() {
+        bail!("xvs-bench failed ({status})");
     }
+    Ok(())
+}
 
-    // ---- in a VM
+fn run_in_vm(args: &BenchArgs, bins: &Bins) -> Result<()> {
+    /// The VM run's defaults: ≤ 15 min under TCG (IPVS, xvs and nftables
+    /// on the three testbeds, one baseline; 3 interleaved rounds of 3 s).
+    const VM_ONLY: &str = "ipvs-nat,xvs-nat,nft-nat,ipvs-dr,xvs-dr,ipvs-tun,xvs-tun,direct";
+    const VM_BEGIN: &str = "@@ xvs-bench-vm report begin @@";
+    const VM_END: &str = "@@ xvs-bench-vm report end @@";
+
+    let smoke = args.smoke;
+    let rest = args.xvs_bench_args();
+    let vm_timeout = args.vm_timeout.unwrap_or(3600);
+    let (me, bin_dir, target) = (&bins.me, &bins.bin_dir, &bins.target);
+    let exe = std::env::current_exe().context("locating xtask")?;
     let kernel = args.kernel.unwrap_or(vm::Kernel::V6_12);
     let has = |opt: &str| {
         rest.iter()
@@ -235,7 +261,10 @@ pub(crate) fn run_bench(args: &BenchArgs, build: bool) -> Result<()> {
         b = quote(VM_BEGIN),
         e = quote(VM_END),
     );
-    let host_out = user_out.unwrap_or_else(|| target.join("xvs-bench-vm.md"));
+    let host_out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| target.join("xvs-bench-vm.md"));
     header(&format!(
         "xvs-bench {} — in a VM, Debian's {kernel} kernel (cargo xtask vm)",
         argv.join(" ")
