@@ -109,6 +109,13 @@ CTX_PROG(xvs_decap, xvs_decap)(xvs_ctx *ctx)
 	strip = outer_len(ip, data_end, &kind);
 	if (!strip)
 		return verdict(XVS_DECAP_PASS, ACT_PASS);
+	/* Only a whole outer packet, and an inner header inside it: bytes
+	 * past the total length are padding, which the kernel trims, and a
+	 * packet shorter than its total length it drops, before its own
+	 * ipip/fou would look (both found by the data-plane fuzzer). */
+	if (sizeof(struct ethhdr) + bpf_ntohs(ip->tot_len) > ctx_len(ctx) ||
+	    (strip & 0xff) + sizeof(*in) > bpf_ntohs(ip->tot_len))
+		return verdict(XVS_DECAP_PASS, ACT_PASS);
 	in = (void *)ip + (strip & 0xff);
 	if ((void *)(in + 1) > data_end || in->version != 4 || !is_vip(in->daddr))
 		return verdict(XVS_DECAP_PASS, ACT_PASS);

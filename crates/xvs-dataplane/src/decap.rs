@@ -441,46 +441,94 @@ pub fn test_run_as(
     frame: &[u8],
     tc: bool,
 ) -> Result<(u32, Vec<u8>, Vec<(&'static str, u64)>), Error> {
+    let mut result = None;
+    let mut frames = std::iter::once(frame.to_vec());
+    test_run_each(cfg, tc, &mut frames, &mut |_, run, counters| {
+        result = Some(
+            run.map(|(verdict, out)| (verdict, out.to_vec()))
+                .and_then(|(verdict, out)| Ok((verdict, out, counters()?))),
+        );
+    })?;
+    result.unwrap_or_else(|| Err(Error::Missing("a test run".into())))
+}
+
+/// The decap counters so far, read on demand (a per-CPU map read).
+pub type DecapCounters<'a> = &'a dyn Fn() -> Result<Vec<(&'static str, u64)>, Error>;
+
+/// One test run: the verdict and the frame as the program left it, or
+/// the kernel's refusal to run it.
+pub type DecapRun<'a> = Result<(u32, &'a [u8]), Error>;
+
+/// What [`test_run_each`] calls for every frame: the frame, its run, the
+/// counters.
+pub type DecapEach<'e> = dyn FnMut(&[u8], DecapRun<'_>, DecapCounters<'_>) + 'e;
+
+/// Loads `xvs_decap` for `cfg` once (the XDP build, or tc's with `tc`) and
+/// runs it with `BPF_PROG_TEST_RUN` on every frame of `frames`, handing
+/// `each` the frame, the run (the verdict as in [`test_run_as`] and the
+/// frame as the program left it, or the kernel's refusal to run it), and a
+/// reader of the counters. For long runs, such as the fuzzer's: loading is
+/// the slow part.
+pub fn test_run_each(
+    cfg: &DecapConfig,
+    tc: bool,
+    frames: &mut dyn Iterator<Item = Vec<u8>>,
+    each: &mut DecapEach<'_>,
+) -> Result<(), Error> {
     if tc {
-        return with_loaded_tc(cfg, |skel| {
-            let mut out = vec![0u8; frame.len() + 256];
-            let input = libbpf_rs::ProgramInput {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            };
-            let (ret, n) = {
-                let r = skel
-                    .progs
-                    .xvs_decap
-                    .test_run(input)
-                    .map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
-                (r.return_value, r.data.map_or(0, |d| d.len()))
-            };
-            out.truncate(n);
-            let v = match ret {
-                0 => 2, // TC_ACT_OK: XDP_PASS
-                2 => 1, // TC_ACT_SHOT: XDP_DROP
-                other => other,
-            };
-            Ok((v, out, sum_counters(&skel.maps.DECAP_CNT)?))
-        });
+        with_loaded_tc(cfg, |skel| {
+            run_each(
+                &skel.progs.xvs_decap,
+                &skel.maps.DECAP_CNT,
+                true,
+                frames,
+                each,
+            )
+        })
+    } else {
+        with_loaded(cfg, |skel| {
+            run_each(
+                &skel.progs.xvs_decap,
+                &skel.maps.DECAP_CNT,
+                false,
+                frames,
+                each,
+            )
+        })
     }
-    with_loaded(cfg, |skel| {
+}
+
+fn run_each(
+    prog: &libbpf_rs::ProgramMut<'_>,
+    cnt: &libbpf_rs::Map<'_>,
+    tc: bool,
+    frames: &mut dyn Iterator<Item = Vec<u8>>,
+    each: &mut DecapEach<'_>,
+) -> Result<(), Error> {
+    let counters = || sum_counters(cnt);
+    for frame in frames {
         let mut out = vec![0u8; frame.len() + 256];
         let input = libbpf_rs::ProgramInput {
-            data_in: Some(frame),
+            data_in: Some(&frame),
             data_out: Some(&mut out),
             ..Default::default()
         };
-        let r = skel
-            .progs
-            .xvs_decap
+        let run = prog
             .test_run(input)
-            .map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
-        let ret = r.return_value;
-        let n = r.data.map_or(0, |d| d.len());
-        out.truncate(n);
-        Ok((ret, out, sum_counters(&skel.maps.DECAP_CNT)?))
-    })
+            .map(|r| (r.return_value, r.data.map_or(0, |d| d.len())))
+            .map_err(bpf_err("BPF_PROG_TEST_RUN"));
+        match run {
+            Ok((ret, n)) => {
+                out.truncate(n);
+                let verdict = match (tc, ret) {
+                    (true, 0) => 2, // TC_ACT_OK: XDP_PASS
+                    (true, 2) => 1, // TC_ACT_SHOT: XDP_DROP
+                    (_, other) => other,
+                };
+                each(&frame, Ok((verdict, &out)), &counters);
+            }
+            Err(e) => each(&frame, Err(e), &counters),
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType};
+use xvs_dataplane::decap::{self, DecapConfig};
 use xvs_dataplane::{AttachMode, Dataplane, Error, Options, SvcSched};
 use xvs_wire::{
     ethernet, EtherType, EthernetAddress, EthernetRepr, GueRepr, Icmpv4Packet, Icmpv4Repr,
@@ -744,5 +745,118 @@ fn check_counters_monotonic(
                 "counter {name} went back from {a} to {b} between samples"
             ));
         }
+    }
+}
+
+/// The real server's decap program under the same frames: it strips an
+/// IPIP or GUE header (to a configured port) in front of an IPv4 packet
+/// to a VIP, lying inside the outer packet, and leaves everything else
+/// alone. Checked: PASS or DROP only, DROP only when counted as an error;
+/// a changed frame is the input's Ethernet header followed by the input's
+/// inner packet (bytes that were in the outer packet), to a VIP; `rx`
+/// grows by one per frame and no counter goes back.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn the_decap_program_keeps_its_invariants() {
+    let frames = env_u64("XVS_DP_FUZZ_FRAMES", 200_000);
+    let seed = env_u64("XVS_DP_FUZZ_SEED", 0x5eed_f1b5) ^ 0xdeca;
+    let tc = attach_mode() == AttachMode::Tc;
+    let cfg = DecapConfig {
+        vips: VIPS.to_vec(),
+        gue_ports: vec![GUE_PORT],
+    };
+    let mut r = Rng(seed);
+    let mut gen = (0..frames).map(move |_| frame(&mut r));
+    let mut t = Tally::default();
+    let mut n = 0u64;
+    let mut last: Vec<(&'static str, u64)> = Vec::new();
+    decap::test_run_each(&cfg, tc, &mut gen, &mut |f, run, counters| {
+        n += 1;
+        let sample = n % 32 == 1;
+        let (verdict, out) = match run {
+            Ok(v) => v,
+            Err(e) => {
+                if f.len() >= ethernet::HEADER_LEN + 20 {
+                    t.violate(format!("test run refused: {e}"), f);
+                }
+                t.refused += 1;
+                return;
+            }
+        };
+        t.frames += 1;
+        *t.verdicts.entry(verdict).or_default() += 1;
+        check_decap(&mut t, f, verdict, out);
+        if sample {
+            let now = counters().expect("decap counters");
+            if !last.is_empty() {
+                check_counters_monotonic(&mut t, &last, &now);
+            }
+            last = now;
+        }
+    })
+    .expect("decap test runs");
+    eprintln!(
+        "dp_fuzz decap: tc {tc}, seed {seed:#x}: {} frames run ({} refused by the kernel), \
+         {} decapsulated, verdicts {:?}, {} violations",
+        t.frames,
+        t.refused,
+        t.rewritten,
+        t.verdicts,
+        t.violations.len()
+    );
+    let rx = last.iter().find(|(n, _)| *n == "rx").map_or(0, |(_, v)| *v);
+    assert!(
+        rx <= t.frames && rx + 64 >= t.frames,
+        "rx {rx} for {} frames",
+        t.frames
+    );
+    assert!(
+        t.violations.is_empty(),
+        "violations:\n{}",
+        t.violations.join("\n")
+    );
+    assert!(
+        t.rewritten > 0,
+        "nothing was ever decapsulated: the generator misses"
+    );
+}
+
+fn check_decap(t: &mut Tally, f: &[u8], verdict: u32, out: &[u8]) {
+    if !matches!(verdict, XDP_PASS | XDP_DROP) {
+        t.violate(format!("decap verdict {verdict}"), f);
+        return;
+    }
+    if out == f || verdict == XDP_DROP {
+        return;
+    }
+    t.rewritten += 1;
+    let Some(outer) = ipv4_of(f) else {
+        t.violate("decapsulated a frame that is not IPv4".into(), f);
+        return;
+    };
+    let hdr = ethernet::HEADER_LEN;
+    let inner = out.get(hdr..).unwrap_or_default();
+    // The inner packet is the tail of the outer one, from inside it.
+    let outer_l3 = f.get(hdr..).unwrap_or_default();
+    let strip = outer_l3.len().checked_sub(inner.len());
+    let ok_tail = strip.is_some_and(|s| outer_l3.get(s..) == Some(inner));
+    let inside = strip.is_some_and(|s| s + 20 <= usize::from(outer.total_len()));
+    if out.get(..hdr) != f.get(..hdr) || !ok_tail || !inside {
+        t.violate(
+            "decapsulated into something that is not the inner packet".into(),
+            f,
+        );
+        return;
+    }
+    // The inner header is only looked at for its version and destination,
+    // as the kernel's ipip/fou do: a malformed one is the inner stack's to
+    // drop.
+    let to_vip = inner.first().is_some_and(|b| b >> 4 == 4)
+        && inner
+            .get(16..20)
+            .and_then(|d| <[u8; 4]>::try_from(d).ok())
+            .is_some_and(|d| VIPS.contains(&Ipv4Addr::from(d)));
+    if !to_vip {
+        t.violate("decapsulated a packet that is not to a VIP".into(), f);
     }
 }

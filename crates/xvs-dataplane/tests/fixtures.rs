@@ -2296,6 +2296,41 @@ fn decap_cfg() -> DecapConfig {
     }
 }
 
+/// Found by the data-plane fuzzer: the decap program stripped an outer
+/// header whose inner packet lay past the outer total length (padding) or
+/// whose outer packet was cut short; the kernel trims the one and drops
+/// the other before its own ipip would look, so both pass untouched.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn decap_takes_only_what_lies_inside_the_outer_packet() {
+    own_netns();
+    let cfg = decap_cfg();
+    let inner = ipv4(
+        CLIENT,
+        VIP,
+        TCP,
+        64,
+        &[],
+        0,
+        &tcp_seg(CLIENT, VIP, 1, VPORT, SYN, b""),
+    );
+    let whole = eth(&ipv4(DIR_R, RS0, 4, 64, &[], 0, &inner));
+    let (v, out, _) = decap::test_run(&cfg, &whole).unwrap();
+    assert_eq!(v, XDP_PASS);
+    assert_ne!(out, whole, "a whole IPIP packet is decapsulated");
+    let mut padded = whole.clone();
+    set_tot_len(&mut padded, 20);
+    let (v, out, _) = decap::test_run(&cfg, &padded).unwrap();
+    assert_eq!(
+        (v, &out),
+        (XDP_PASS, &padded),
+        "inner packet in the padding"
+    );
+    let cut = &whole[..whole.len() - 4];
+    let (v, out, _) = decap::test_run(&cfg, cut).unwrap();
+    assert_eq!((v, &out[..]), (XDP_PASS, cut), "outer packet cut short");
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test runs it"]
 fn decap_strips_what_the_director_encapsulated() {
