@@ -247,7 +247,10 @@ impl Lb {
     fn metrics(&self) -> String {
         in_netns(&self.tb.ns(Node::Director), || {
             let mut s = connect(METRICS).expect("metrics endpoint");
-            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            // As Prometheus asks: HTTP/1.1, here without keep-alive so the
+            // answer ends with the connection.
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: xvs\r\nConnection: close\r\n\r\n")
+                .unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).unwrap();
             out

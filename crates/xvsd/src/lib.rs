@@ -34,3 +34,4 @@ pub mod table;
 #[cfg(test)]
 mod testing;
 pub mod vrrp_follow;
+pub mod web;

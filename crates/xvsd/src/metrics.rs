@@ -1,13 +1,8 @@
-//! Prometheus text exposition (`--metrics-listen ADDR:PORT`, `GET
-//! /metrics`): the daemon loop refreshes the snapshot every second, a std
-//! `TcpListener` thread serves it, so a scrape never touches the table.
-//! The text is prometheus-client's (format 0.0.4): the snapshot's series
-//! are handed to its encoder as one [`Collector`].
-
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+//! Prometheus text exposition of the table, the health report and the
+//! daemon's counters: the daemon loop renders it every second and
+//! [`crate::web`] serves it on `GET /metrics`. The text is
+//! prometheus-client's (format 0.0.4): the snapshot's series are handed
+//! to its encoder as one [`Collector`].
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::prometheus_text;
@@ -315,76 +310,6 @@ fn health_metrics(o: &mut Out, health: &HealthReport) {
             health.reload_failures,
         );
     }
-}
-
-/// Serves `GET /metrics` on `addr` from a background thread; returns the
-/// snapshot to keep up to date.
-pub fn serve(addr: SocketAddr) -> std::io::Result<Arc<Mutex<String>>> {
-    let listener = TcpListener::bind(addr)?;
-    let snapshot = Arc::new(Mutex::new(String::new()));
-    let snap = snapshot.clone();
-    std::thread::Builder::new()
-        .name("xvsd-metrics".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                match conn {
-                    Ok(c) => {
-                        if let Err(e) = answer(c, &snap) {
-                            log::debug!("metrics client: {e}");
-                        }
-                    }
-                    Err(e) => log::warn!("metrics accept: {e}"),
-                }
-            }
-        })?;
-    Ok(snapshot)
-}
-
-/// One request per connection (`Connection: close`), bounded in time so a
-/// slow client cannot hold the thread for long.
-fn answer(c: TcpStream, snap: &Mutex<String>) -> std::io::Result<()> {
-    c.set_read_timeout(Some(Duration::from_secs(2)))?;
-    c.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut r = BufReader::new(c.try_clone()?);
-    let mut first = String::new();
-    r.read_line(&mut first)?;
-    let mut total = first.len();
-    loop {
-        let mut l = String::new();
-        if r.read_line(&mut l)? == 0 || l == "\r\n" || l == "\n" {
-            break;
-        }
-        total += l.len();
-        if total > 16 << 10 {
-            break;
-        }
-    }
-    let mut parts = first.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, ctype, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => (
-            "200 OK",
-            prometheus_text::CONTENT_TYPE,
-            snap.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        ),
-        ("GET" | "HEAD", _) => (
-            "404 Not Found",
-            "text/plain",
-            "not found: try /metrics\n".into(),
-        ),
-        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
-    };
-    let mut out = c;
-    write!(
-        out,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    if method != "HEAD" {
-        out.write_all(body.as_bytes())?;
-    }
-    out.flush()
 }
 
 #[cfg(test)]

@@ -322,8 +322,7 @@ fn serve(
         }
     }
     if let Some(addr) = args.metrics {
-        let sink =
-            xvsd::metrics::serve(addr).with_context(|| format!("--metrics-listen {addr}"))?;
+        let sink = xvsd::web::serve(addr).with_context(|| format!("--metrics-listen {addr}"))?;
         daemon.set_metrics_sink(sink);
         log::info!("metrics on http://{addr}/metrics");
     }
