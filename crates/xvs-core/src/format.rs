@@ -7,14 +7,18 @@
 //! [`crate::names::FileNames::system`] to get ipvsadm's behaviour without
 //! DNS, or [`crate::names::NoNames`].
 
-use crate::api::{ConnEntry, DestEntry, ServiceEntry, Table};
+use crate::api::{DestEntry, ServiceEntry, Table};
 use crate::ipvsadm::ListOptions;
-use crate::model::{
-    svc_flags, Dest, FwdMethod, Protocol, ServiceKey, SyncDaemon, Timeouts, TunCsum, TunType,
-};
+use crate::model::{svc_flags, Dest, FwdMethod, Protocol, ServiceKey, Timeouts, TunCsum, TunType};
 use crate::names::Resolver;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
+
+mod conns;
+mod sort;
+
+pub use conns::{conns, daemons};
+pub use sort::{sort_dests, sort_services};
 
 /// The IPVS version ipvsadm reports in the header (`IP_VS_VERSION_CODE`).
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -198,76 +202,6 @@ fn tun_info(d: &DestEntry) -> Option<String> {
         TunType::Gre => format!("gre:{}", tun_flag(t.tun_csum)),
     })
 }
-
-// ---------------------------------------------------------------------------
-// Sorting exactly as ipvsadm does: qsort (glibc's merge sort) with
-// ipvs_cmp_services / ipvs_cmp_dests. The comparators subtract addresses as
-// unsigned 32-bit values and read the result as a signed int, so addresses
-// 2^31 or more apart compare "the wrong way"; reproducing glibc's merge
-// order keeps even that identical to ipvsadm.
-
-fn addr_cmp(a: Ipv4Addr, b: Ipv4Addr) -> i32 {
-    u32::from(a).wrapping_sub(u32::from(b)) as i32
-}
-
-fn cmp_services(a: &ServiceEntry, b: &ServiceEntry) -> i32 {
-    let (x, y) = (&a.service.key, &b.service.key);
-    let r = x.proto.number() as i32 - y.proto.number() as i32;
-    if r != 0 {
-        return r;
-    }
-    let r = addr_cmp(x.addr, y.addr);
-    if r != 0 {
-        return r;
-    }
-    x.port as i32 - y.port as i32
-}
-
-fn cmp_dests(a: &DestEntry, b: &DestEntry) -> i32 {
-    let r = addr_cmp(a.dest.addr, b.dest.addr);
-    if r != 0 {
-        return r;
-    }
-    a.dest.port as i32 - b.dest.port as i32
-}
-
-/// glibc `msort_with_tmp`: top-down merge sort, left half `n/2`, ties and
-/// "less or equal" taken from the left.
-fn msort<T: Clone>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> i32) {
-    let n = v.len();
-    if n <= 1 {
-        return;
-    }
-    let n1 = n / 2;
-    msort(&mut v[..n1], cmp);
-    msort(&mut v[n1..], cmp);
-    let mut tmp = Vec::with_capacity(n);
-    let (mut i, mut j) = (0, n1);
-    while i < n1 && j < n {
-        if cmp(&v[i], &v[j]) <= 0 {
-            tmp.push(v[i].clone());
-            i += 1;
-        } else {
-            tmp.push(v[j].clone());
-            j += 1;
-        }
-    }
-    tmp.extend_from_slice(&v[i..n1]);
-    tmp.extend_from_slice(&v[j..]);
-    v.clone_from_slice(&tmp);
-}
-
-/// Sorts services as `ipvs_sort_services(ipvs_cmp_services)` does.
-pub fn sort_services(v: &mut [ServiceEntry]) {
-    msort(v, &cmp_services);
-}
-
-/// Sorts destinations as `ipvs_sort_dests(ipvs_cmp_dests)` does.
-pub fn sort_dests(v: &mut [DestEntry]) {
-    msort(v, &cmp_dests);
-}
-
-// ---------------------------------------------------------------------------
 
 /// `print_service_entry`.
 fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resolver) {
@@ -529,80 +463,6 @@ pub fn timeouts(t: &Timeouts) -> String {
         "Timeout (tcp tcpfin udp): {} {} {}\n",
         t.tcp, t.tcp_fin, t.udp
     )
-}
-
-/// `ipvsadm -L --daemon` (`list_daemon`): one line per running sync
-/// daemon, the master first (the kernel's dump order), e.g.
-/// `master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)`.
-/// As ipvsadm, it leaves out a zero maxlen, port or TTL and an unspecified
-/// group (the kernel always fills them in). Nothing when none runs.
-pub fn daemons(daemons: &[SyncDaemon]) -> String {
-    let mut v: Vec<&SyncDaemon> = daemons.iter().collect();
-    v.sort_by_key(|d| d.state);
-    let mut out = String::new();
-    for d in v {
-        let _ = write!(
-            out,
-            "{} sync daemon (mcast={}, syncid={}",
-            d.state, d.mcast_ifn, d.syncid
-        );
-        if d.sync_maxlen != 0 {
-            let _ = write!(out, ", maxlen={}", d.sync_maxlen);
-        }
-        if !d.mcast_group.is_unspecified() {
-            let _ = write!(out, ", group={}", d.mcast_group);
-        }
-        if d.mcast_port != 0 {
-            let _ = write!(out, ", port={}", d.mcast_port);
-        }
-        if d.mcast_ttl != 0 {
-            let _ = write!(out, ", ttl={}", d.mcast_ttl);
-        }
-        out.push_str(")\n");
-    }
-    out
-}
-
-/// `ipvsadm -Lc` (`list_conn`/`print_conn`): the connection table in the
-/// order given. Expiry is shown as `mm:ss` of the whole seconds left, as
-/// `/proc/net/ip_vs_conn` truncates milliseconds to seconds.
-pub fn conns(conns: &[ConnEntry], opts: &ListOptions, names: &dyn Resolver) -> String {
-    let mut out = String::from("IPVS connection entries\n");
-    if opts.persistent_conn {
-        let _ = writeln!(
-            out,
-            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
-            "state", "source", "virtual", "destination", "pe name"
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "pro expire {:<11} {:<18} {:<18} destination",
-            "state", "source", "virtual"
-        );
-    }
-    for c in conns {
-        let n = opts.numeric;
-        let cname = addrport(c.caddr, c.cport, c.proto, n, names);
-        let vname = addrport(c.vaddr, c.vport, c.proto, n, names);
-        let dname = addrport(c.daddr, c.dport, c.proto, n, names);
-        // The kernel prints expiry as an unsigned 32-bit number of seconds.
-        let expires = (c.expires_ms / 1000).min(u32::MAX as u64);
-        let expire = format!("{:02}:{:02}", expires / 60, expires % 60);
-        // No persistence-engine data is ever present, so ipvsadm's short
-        // entry format applies even with --persistent-conn.
-        let _ = writeln!(
-            out,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto.name(),
-            expire,
-            c.state.name(),
-            cname,
-            vname,
-            dname
-        );
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,69 @@
+//! Sorting exactly as ipvsadm does: qsort (glibc's merge sort) with
+//! ipvs_cmp_services / ipvs_cmp_dests. The comparators subtract addresses as
+//! unsigned 32-bit values and read the result as a signed int, so addresses
+//! 2^31 or more apart compare "the wrong way"; reproducing glibc's merge
+//! order keeps even that identical to ipvsadm.
+
+use crate::api::{DestEntry, ServiceEntry};
+use std::net::Ipv4Addr;
+
+fn addr_cmp(a: Ipv4Addr, b: Ipv4Addr) -> i32 {
+    u32::from(a).wrapping_sub(u32::from(b)) as i32
+}
+
+fn cmp_services(a: &ServiceEntry, b: &ServiceEntry) -> i32 {
+    let (x, y) = (&a.service.key, &b.service.key);
+    let r = x.proto.number() as i32 - y.proto.number() as i32;
+    if r != 0 {
+        return r;
+    }
+    let r = addr_cmp(x.addr, y.addr);
+    if r != 0 {
+        return r;
+    }
+    x.port as i32 - y.port as i32
+}
+
+fn cmp_dests(a: &DestEntry, b: &DestEntry) -> i32 {
+    let r = addr_cmp(a.dest.addr, b.dest.addr);
+    if r != 0 {
+        return r;
+    }
+    a.dest.port as i32 - b.dest.port as i32
+}
+
+/// glibc `msort_with_tmp`: top-down merge sort, left half `n/2`, ties and
+/// "less or equal" taken from the left.
+fn msort<T: Clone>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> i32) {
+    let n = v.len();
+    if n <= 1 {
+        return;
+    }
+    let n1 = n / 2;
+    msort(&mut v[..n1], cmp);
+    msort(&mut v[n1..], cmp);
+    let mut tmp = Vec::with_capacity(n);
+    let (mut i, mut j) = (0, n1);
+    while i < n1 && j < n {
+        if cmp(&v[i], &v[j]) <= 0 {
+            tmp.push(v[i].clone());
+            i += 1;
+        } else {
+            tmp.push(v[j].clone());
+            j += 1;
+        }
+    }
+    tmp.extend_from_slice(&v[i..n1]);
+    tmp.extend_from_slice(&v[j..]);
+    v.clone_from_slice(&tmp);
+}
+
+/// Sorts services as `ipvs_sort_services(ipvs_cmp_services)` does.
+pub fn sort_services(v: &mut [ServiceEntry]) {
+    msort(v, &cmp_services);
+}
+
+/// Sorts destinations as `ipvs_sort_dests(ipvs_cmp_dests)` does.
+pub fn sort_dests(v: &mut [DestEntry]) {
+    msort(v, &cmp_dests);
+}
