@@ -2,7 +2,9 @@
 //! skeletons: `bpf/xvs.bpf.c` as the director's `xvs_xdp` and, with
 //! `-DXVS_TC`, as its tc twin `xvs_tc`, each also without 5.12's atomics
 //! (`-DXVS_NO_ATOMICS`, for older kernels); `bpf/expiry.bpf.c` (the
-//! director's optional expiry scan); and `bpf/decap.bpf.c` (the real
+//! director's optional expiry scan); `bpf/local_out.bpf.c` (the egress
+//! hook of local NAT dests' answers, tc only, likewise twice); and
+//! `bpf/decap.bpf.c` (the real
 //! server's `xvs_decap`), likewise twice. The director's stages and the
 //! context both attachments share are headers in `bpf/lib/`.
 
@@ -11,7 +13,7 @@ use std::env;
 use std::path::PathBuf;
 
 /// Source, object name, extra clang arguments.
-const SRCS: [(&str, &str, &[&str]); 7] = [
+const SRCS: [(&str, &str, &[&str]); 9] = [
     ("bpf/xvs.bpf.c", "xvs", &[]),
     ("bpf/xvs.bpf.c", "xvs_tc", &["-DXVS_TC"]),
     // For kernels without 5.12's atomic instructions.
@@ -22,6 +24,13 @@ const SRCS: [(&str, &str, &[&str]); 7] = [
         &["-DXVS_TC", "-DXVS_NO_ATOMICS"],
     ),
     ("bpf/expiry.bpf.c", "expiry", &[]),
+    // Always tc: the egress hook of a local NAT dest's answers.
+    ("bpf/local_out.bpf.c", "local_out", &["-DXVS_TC"]),
+    (
+        "bpf/local_out.bpf.c",
+        "local_out_compat",
+        &["-DXVS_TC", "-DXVS_NO_ATOMICS"],
+    ),
     ("bpf/decap.bpf.c", "decap", &[]),
     ("bpf/decap.bpf.c", "decap_tc", &["-DXVS_TC"]),
 ];

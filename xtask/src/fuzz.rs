@@ -24,6 +24,7 @@ pub(crate) const TARGETS: &[(&str, usize)] = &[
     ("api_json", 4096),
     ("sync_datagram", 2048),
     ("notify_fifo", 512),
+    ("rtnetlink", 4096),
 ];
 
 /// Seconds each target runs in `cargo xtask test`'s smoke step.

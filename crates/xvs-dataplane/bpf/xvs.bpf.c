@@ -19,6 +19,7 @@
 #include "lib/persist.h"
 #include "lib/conn_new.h"
 #include "lib/nat.h"
+#include "lib/reply.h"
 #include "lib/nexthop.h"
 #include "lib/fwd.h"
 #include "lib/icmp_err.h"
@@ -39,31 +40,17 @@ static __always_inline void conn_view(struct xvs_conn *cv, const struct xvs_conn
 	cv->peer = c->peer;
 }
 
-/* Real server -> client on the reply entry `c` of a NAT connection:
- * the forward entry refreshed and its state advanced (a one-packet
- * reply has none), the source rewritten to VIP:vport. */
+/* Real server -> client on the reply entry `c` of a NAT connection
+ * (lib/reply.h), sent on to the client. */
 static __always_inline int nat_reply(xvs_ctx *ctx, const struct pkt *p, struct xvs_conn *c)
 {
-	struct xvs_conn *fc;
-	__u64 now;
+	int v;
 
 	if (p->ip->ttl <= 1)
 		return verdict(XVS_CNT_PASS_TTL, ACT_PASS);
-	if (!(c->flags & XVS_CONN_F_OPS)) {
-		fc = bpf_map_lookup_elem(&CONN_MAP, &c->peer);
-		if (!fc)
-			return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
-		now = xvs_now();
-		if (fc->last_seen_ns != now)
-			fc->last_seen_ns = now;
-		if (!p->is_udp)
-			tcp_transition(fc, TCP_DIR_OUTPUT, p->tcpflags);
-		if (p->is_udp || fc->state == XVS_S_ESTABLISHED)
-			assure_once(fc, &c->peer);
-	}
-	stats_add(c->svc_id, c->dest_id, 0, p->tot_len);
-	if (nat_rewrite(ctx, p->l4off, p->is_udp ? NAT_UDP : 0, c->peer.daddr, c->peer.dport))
-		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
+	v = reply_rewrite(ctx, p, c);
+	if (v != GO_ON)
+		return v;
 	cnt(XVS_CNT_NAT_OUT);
 	return xmit(ctx, c->peer.dport, p->key.dport);
 }
@@ -116,7 +103,7 @@ CTX_PROG(xvs_xdp, xvs_tc)(xvs_ctx *ctx)
 	struct pkt p;
 	__u32 why;
 	__u64 now;
-	int v;
+	int v, local;
 
 	cnt(XVS_CNT_RX);
 	ctx_pull_headers(ctx, XVS_PULL_LEN);
@@ -148,10 +135,18 @@ CTX_PROG(xvs_xdp, xvs_tc)(xvs_ctx *ctx)
 	stats_add(cv.svc_id, cv.dest_id, 1, p.tot_len);
 	if (cv.fwd != XVS_FWD_MASQ)
 		return fwd_dest(ctx, cv.dest_id, &p.key, 1);
+	local = dest_local(cv.dest_id);
+	/* ip_vs_nat_xmit: from the world, never to a loopback address. */
+	if (local && ip_is_loopback(cv.peer.saddr))
+		return verdict(XVS_CNT_DROP_LOOPBACK, ACT_DROP);
 	if (nat_rewrite(ctx, p.l4off, NAT_DST | (p.is_udp ? NAT_UDP : 0), cv.peer.saddr,
 			cv.peer.sport))
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	cnt(XVS_CNT_NAT_IN);
+	/* A local dest's stack delivers it; its answers leave through the
+	 * egress program (local_out.bpf.c), which rewrites them back. */
+	if (local)
+		return verdict(XVS_CNT_PASS_LOCAL, ACT_PASS);
 	return xmit(ctx, p.key.sport, cv.peer.sport);
 }
 

@@ -172,13 +172,15 @@ enum xvs_nh_state {
 	XVS_NH_OK = 1,       /* ifindex, MACs, MTU and source are valid */
 	XVS_NH_NO_ROUTE = 2, /* no unicast route to the dest */
 	XVS_NH_NO_NEIGH = 3, /* route, but the next hop's MAC is unknown */
+	XVS_NH_LOCAL = 4,    /* one of the director's own addresses (RTN_LOCAL) */
 };
 
 /* DEST_NH value (array indexed by dest id): where a DR or TUN dest's
  * packets leave the director, resolved by user space from the kernel's
  * routes, links and neighbours (as IPVS's output route, so the director's
  * own forwarding may be off) and refreshed when they change. DR's next
- * hop is the real server itself (IPVS's KNOWN_NH), TUN's the route's. */
+ * hop is the real server itself (IPVS's KNOWN_NH), TUN's the route's.
+ * A NAT dest's entry only says whether it is local (XVS_NH_LOCAL). */
 struct xvs_dest_nh {
 	__u32 ifindex; /* egress */
 	__u32 mtu;     /* route MTU towards the dest */
@@ -350,6 +352,9 @@ enum xvs_counter {
 	XVS_CNT_NH_FILL,          /* next-hop cache slot (re)filled by a fib lookup */
 	XVS_CNT_PEER,             /* tc: handed to a veth's peer's ingress (redirect/tx) */
 	XVS_CNT_DROP_DEST_GONE,   /* packet of a connection whose dest was deleted (trash) */
+	XVS_CNT_PASS_LOCAL,       /* packet of a local dest handed to the director's stack */
+	XVS_CNT_DROP_LOOPBACK,    /* NAT to a loopback dest from outside (IPVS refuses too) */
+	XVS_CNT_LOCAL_OUT,        /* local NAT dest's answers rewritten on egress */
 	XVS_CNT_MAX,
 };
 

@@ -1,17 +1,19 @@
 //! Attaching the program to interfaces and detaching it: XDP (native,
-//! else generic) or a tc clsact ingress filter, and the other build a
-//! killed daemon of the other mode left behind.
+//! else generic) or a tc clsact ingress filter, with `xvs_local_out` on
+//! the clsact egress hook beside either; and the other build a killed
+//! daemon of the other mode left behind.
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use libbpf_rs::{MapCore, MapFlags, TcHookBuilder, Xdp, XdpFlags, TC_INGRESS};
+use libbpf_rs::{MapCore, MapFlags, Xdp, XdpFlags, TC_INGRESS};
 use log::{info, warn};
 
 use crate::abi::{as_bytes as bytes, xvs_iface_flags};
 use crate::dataplane::{Attachment, Dataplane};
 use crate::decap;
 use crate::error::{bpf_err, Error};
+use crate::local_out;
 use crate::mode::{AttachMode, TC_HANDLE, TC_PRIORITY};
 use crate::neigh;
 use crate::tc;
@@ -34,10 +36,17 @@ impl Dataplane {
             return Err(Error::NoSuchInterface(ifname.into()));
         }
         self.remove_other_mode(ifname, ifindex);
-        let a = match self.mode {
+        let mut a = match self.mode {
             AttachMode::Tc => self.attach_tc(ifname, ifindex)?,
             AttachMode::Xdp => self.attach_xdp(ifname, ifindex)?,
         };
+        // Optional: without it only local NAT dests go unanswered.
+        if let Some(l) = &self.local_out {
+            match l.attach(ifname, ifindex) {
+                Ok(e) => a.egress = Some(e),
+                Err(e) => warn!("{ifname}: {e}; local NAT real servers cannot answer through it"),
+            }
+        }
         self.attached.push(a);
         Ok(())
     }
@@ -45,23 +54,8 @@ impl Dataplane {
     /// `xvs_tc` as the clsact ingress filter of `ifindex`.
     fn attach_tc(&self, ifname: &str, ifindex: i32) -> Result<Attachment, Error> {
         let prog = self.prog(self.mode.prog_name())?;
-        let mut hook = TcHookBuilder::new(prog.as_fd())
-            .ifindex(ifindex)
-            .replace(true)
-            .handle(TC_HANDLE)
-            .priority(TC_PRIORITY)
-            .hook(TC_INGRESS);
-        let created = match hook.create() {
-            Ok(_) => true,
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(bpf_err(format!("creating the clsact qdisc on {ifname}"))(e)),
-        };
-        if let Err(e) = hook.attach() {
-            if created {
-                let _ = hook.destroy();
-            }
-            return Err(bpf_err(format!("attaching the tc filter to {ifname}"))(e));
-        }
+        let (hook, created) =
+            tc::attach_filter(prog.as_fd(), ifname, ifindex, TC_INGRESS, "the tc filter")?;
         // A veth with its peer in another namespace: frames out of
         // it go straight to the peer's ingress.
         let peer = neigh::veth_peer_elsewhere(ifindex).unwrap_or_else(|e| {
@@ -90,6 +84,7 @@ impl Dataplane {
             ifindex,
             flags: 0,
             tc: Some((hook, created)),
+            egress: None,
         })
     }
 
@@ -112,6 +107,7 @@ impl Dataplane {
             ifindex,
             flags: flags.bits(),
             tc: None,
+            egress: None,
         })
     }
 
@@ -141,12 +137,7 @@ impl Dataplane {
                 }
                 if let Some(fd) = decap::prog_fd(id) {
                     warn!("{ifname}: removing a leftover xvs_tc filter (program {id})");
-                    let _ = TcHookBuilder::new(fd.as_fd())
-                        .ifindex(ifindex)
-                        .handle(TC_HANDLE)
-                        .priority(TC_PRIORITY)
-                        .hook(TC_INGRESS)
-                        .detach();
+                    let _ = tc::filter_hook(fd.as_fd(), ifindex, TC_INGRESS).detach();
                 }
             }
         }
@@ -178,6 +169,19 @@ impl Dataplane {
         let xdp = Xdp::new(prog.as_fd());
         for a in attached {
             let _ = self.maps.iface.delete(bytes(&(a.ifindex as u32)));
+            let ingress_qdisc = matches!(a.tc, Some((_, true)));
+            if let Some((mut hook, created)) = a.egress {
+                // A qdisc the ingress filter brought goes with it below.
+                let r = if created && !ingress_qdisc {
+                    hook.attach_point(TC_INGRESS | libbpf_rs::TC_EGRESS);
+                    hook.destroy()
+                } else {
+                    hook.detach()
+                };
+                if let Err(e) = r {
+                    warn!("detaching {} from {}: {e}", local_out::PROG, a.ifname);
+                }
+            }
             if let Some((mut hook, created)) = a.tc {
                 let r = if created {
                     // both hooks: the whole qdisc goes

@@ -54,6 +54,9 @@ const COUNTERS: [(xvs_counter, &str); N] = [
     (xvs_counter::XVS_CNT_NH_FILL, "nh_fill"),
     (xvs_counter::XVS_CNT_PEER, "peer"),
     (xvs_counter::XVS_CNT_DROP_DEST_GONE, "drop_dest_gone"),
+    (xvs_counter::XVS_CNT_PASS_LOCAL, "pass_local"),
+    (xvs_counter::XVS_CNT_DROP_LOOPBACK, "drop_loopback"),
+    (xvs_counter::XVS_CNT_LOCAL_OUT, "local_out"),
 ];
 assert_enum_order!(COUNTERS);
 

@@ -15,9 +15,11 @@ use crate::abi::{from_bytes, xvs_conn, xvs_conn_key, Pod};
 use crate::dest_conns::DestConns;
 use crate::error::Error;
 use crate::features;
+use crate::local_out::LocalOut;
 use crate::mapio;
 use crate::maps::Maps;
 use crate::mode::AttachMode;
+use crate::nexthop::Via;
 use crate::objects::Expiry;
 use crate::scan_clock::ScanClock;
 
@@ -30,6 +32,9 @@ pub(crate) struct Attachment {
     pub(crate) flags: u32,
     /// The clsact hook (tc), and whether this instance created the qdisc.
     pub(crate) tc: Option<(TcHook, bool)>,
+    /// `xvs_local_out` on the clsact egress hook, and whether this
+    /// instance created the qdisc for it.
+    pub(crate) egress: Option<(TcHook, bool)>,
 }
 
 /// The loaded data plane: program, maps, attachments.
@@ -39,11 +44,14 @@ pub struct Dataplane {
     /// `xvs_expiry_scan` attached to `CONN_MAP` (None: the kernel could
     /// not load or attach it; expiry then reads the table itself).
     pub(crate) expiry: Option<Expiry>,
+    /// `xvs_local_out`, for the egress hooks (None: the kernel could not
+    /// load it; local NAT dests then cannot answer).
+    pub(crate) local_out: Option<LocalOut>,
     /// The optional kernel features in use.
     pub(crate) features: features::Features,
     /// DR/TUN dests whose neighbour was being asked for when they were
     /// written (see [`Dataplane::await_nexthops`]).
-    pub(crate) nh_pending: Mutex<Vec<(u32, Ipv4Addr, bool)>>,
+    pub(crate) nh_pending: Mutex<Vec<(u32, Ipv4Addr, Via)>>,
     /// rr/wrr services: the dest list of the last change and the kernel
     /// cursor's memo then ([`Dataplane::move_cursor`]).
     pub(crate) cursors: Mutex<HashMap<u32, CursorState>>,

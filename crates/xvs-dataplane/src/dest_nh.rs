@@ -1,6 +1,6 @@
-//! Next hops of DR and TUN dests (`DEST_NH`), resolved in user space
-//! ([`crate::nexthop`]) and kept current; and asking the kernel for the
-//! neighbours still unknown.
+//! Next hops of DR and TUN dests, and whether a dest is local
+//! (`DEST_NH`), resolved in user space ([`crate::nexthop`]) and kept
+//! current; and asking the kernel for the neighbours still unknown.
 
 use std::mem::size_of;
 use std::net::Ipv4Addr;
@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{
-    as_bytes as bytes, from_bytes, xvs_dest, xvs_dest_flags, xvs_dest_nh, xvs_fwd, xvs_nh_state,
+    as_bytes as bytes, from_bytes, xvs_dest, xvs_dest_flags, xvs_dest_nh, xvs_nh_state,
 };
 use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
 use crate::mapio;
 use crate::maps::lookup;
 use crate::neigh;
-use crate::nexthop;
+use crate::nexthop::{self, Via};
 use crate::repr::ip_of;
 
 impl Dataplane {
@@ -27,16 +27,16 @@ impl Dataplane {
         &self,
         dest_id: u32,
         addr: Ipv4Addr,
-        dr: bool,
+        via: Via,
     ) -> Result<(), Error> {
-        let (nh, ask) = nexthop::Resolver::new()?.resolve(addr, dr)?;
+        let (nh, ask) = nexthop::Resolver::new()?.resolve(addr, via)?;
         self.maps
             .dest_nh
             .update(bytes(&dest_id), bytes(&nh), MapFlags::ANY)
             .map_err(bpf_err("DEST_NH update"))?;
         if ask.is_some() {
             if let Ok(mut p) = self.nh_pending.lock() {
-                p.push((dest_id, addr, dr));
+                p.push((dest_id, addr, via));
             }
         }
         neigh::ask(ask.as_slice())
@@ -58,8 +58,8 @@ impl Dataplane {
             let Ok(mut r) = nexthop::Resolver::new() else {
                 break;
             };
-            pending.retain(|&(id, addr, dr)| {
-                let Ok((nh, ask)) = r.resolve(addr, dr) else {
+            pending.retain(|&(id, addr, via)| {
+                let Ok((nh, ask)) = r.resolve(addr, via) else {
                     return false;
                 };
                 if ask.is_none() {
@@ -78,9 +78,10 @@ impl Dataplane {
         pending.len() as u32
     }
 
-    /// Resolves the next hop of every DR and TUN dest again from the
-    /// kernel's routes, links and neighbours, writes those that changed
-    /// and asks for the neighbours still unknown. Call it when they change
+    /// Resolves the next hop of every dest again from the kernel's routes,
+    /// links and neighbours (for NAT dests only whether they are local),
+    /// writes those that changed and asks for the neighbours still
+    /// unknown. Call it when they change
     /// ([`nexthop::Monitor`]), when `drop_no_neigh` grows, and now and
     /// then. Returns `(resolved, unresolved)` dests.
     pub fn refresh_nexthops(&self) -> Result<(u32, u32), Error> {
@@ -91,7 +92,7 @@ impl Dataplane {
             };
             let d = from_bytes::<xvs_dest>(v);
             let avail = d.flags & xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8 != 0;
-            if avail && d.fwd != xvs_fwd::XVS_FWD_MASQ.0 as u8 {
+            if avail {
                 dests.push((u32::from_ne_bytes(k), d));
             }
         })?;
@@ -101,8 +102,10 @@ impl Dataplane {
         let mut r = nexthop::Resolver::new()?;
         let (mut ok, mut ask) = (0, Vec::new());
         for (id, d) in dests {
-            let (nh, want) = r.resolve(ip_of(d.addr), d.fwd == xvs_fwd::XVS_FWD_ROUTE.0 as u8)?;
-            if nh.state == xvs_nh_state::XVS_NH_OK.0 as u8 {
+            let via = Via::of(d.fwd);
+            let (nh, want) = r.resolve(ip_of(d.addr), via)?;
+            let local = nh.state == xvs_nh_state::XVS_NH_LOCAL.0 as u8;
+            if nh.state == xvs_nh_state::XVS_NH_OK.0 as u8 || (local && via != Via::Nat) {
                 ok += 1;
             }
             ask.extend(want);

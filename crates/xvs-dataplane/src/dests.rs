@@ -17,6 +17,7 @@ use crate::dataplane::Dataplane;
 use crate::dest_conns::{DestRt, OVERLOAD};
 use crate::error::{bpf_err, Error};
 use crate::maps::lookup;
+use crate::nexthop::Via;
 use crate::repr::{be16, be32};
 
 impl Dataplane {
@@ -31,7 +32,9 @@ impl Dataplane {
     /// `Route` and `Tunnel` dests get their next hop (`DEST_NH`) resolved
     /// here when the route and neighbour are known; otherwise, as with
     /// IPVS, the dest is accepted anyway and its packets are dropped
-    /// (counted) until [`Dataplane::refresh_nexthops`] finds it.
+    /// (counted) until [`Dataplane::refresh_nexthops`] finds it. A dest at
+    /// one of the director's own addresses, of any method, is local: its
+    /// packets go to the director's stack (NAT ones rewritten first).
     ///
     /// Errors: `--tun-type gre` and `--tun-remcsum`
     /// ([`Error::Unsupported`]); GUE without a port ([`Error::Invalid`]).
@@ -48,12 +51,15 @@ impl Dataplane {
                 rt.flags.fetch_and(!OVERLOAD, Ordering::SeqCst);
             }
         }
-        // The next hop first: a DR/TUN dest must not be scheduled with
-        // the next hop of the slot's previous dest.
-        if dest.fwd != FwdMethod::Masq {
-            if let Err(e) = self.refresh_nexthop(dest_id, dest.addr, dest.fwd == FwdMethod::Route) {
-                warn!("next hop of real server {}: {e}", dest.addr);
-            }
+        // The next hop first: a dest must not be scheduled with the next
+        // hop (or locality) of the slot's previous dest.
+        let via = match dest.fwd {
+            FwdMethod::Route => Via::Dr,
+            FwdMethod::Tunnel => Via::Tun,
+            FwdMethod::Masq => Via::Nat,
+        };
+        if let Err(e) = self.refresh_nexthop(dest_id, dest.addr, via) {
+            warn!("next hop of real server {}: {e}", dest.addr);
         }
         self.maps
             .dest

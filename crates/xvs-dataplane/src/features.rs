@@ -55,6 +55,13 @@ pub const EXPIRY_SCAN: Feature = Feature {
     needs: "BPF map-element iterators (5.9) with BTF, and a policy that allows them",
     without: "xvsd reads the whole connection table for expiry",
 };
+/// The egress program of local NAT dests' answers.
+pub const LOCAL_OUT: Feature = Feature {
+    name: "local_out",
+    needs: "tc clsact egress programs (4.5) sharing the director's maps",
+    without: "a NAT real server at one of the director's own addresses gets connections \
+              it cannot answer (DR and TUN ones still work)",
+};
 
 /// `BPF_MAP_LOOKUP_BATCH` on the maps xvsd reads in bulk.
 pub const BATCH_OPS: Feature = Feature {
@@ -71,15 +78,20 @@ pub const LOOKUP_AND_DELETE: Feature = Feature {
 };
 
 /// Every feature, in report order.
-pub const ALL: [Feature; 7] = [
+pub const ALL: [Feature; 8] = [
     COARSE_CLOCK,
     ATOMICS,
     REDIRECT_PEER,
     CSUM_STATE,
     EXPIRY_SCAN,
+    LOCAL_OUT,
     BATCH_OPS,
     LOOKUP_AND_DELETE,
 ];
+
+/// The features decided by loading their own program after the
+/// director's: a director that loads without the others keeps them.
+pub(crate) const AFTER_LOAD: [Feature; 2] = [EXPIRY_SCAN, LOCAL_OUT];
 
 /// What the running kernel offers (after `XVS_FEATURES_OFF`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

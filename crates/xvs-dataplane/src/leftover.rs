@@ -7,10 +7,11 @@
 use std::ffi::CStr;
 use std::os::fd::AsFd;
 
-use libbpf_rs::{TcHookBuilder, Xdp, TC_EGRESS, TC_INGRESS};
+use libbpf_rs::{Xdp, TC_EGRESS, TC_INGRESS};
 
 use crate::decap;
 use crate::error::Error;
+use crate::local_out;
 use crate::mode::{AttachMode, TC_HANDLE, TC_PRIORITY};
 use crate::tc;
 
@@ -55,15 +56,15 @@ pub fn find() -> Vec<Attached> {
     out
 }
 
-/// Removes the program from `a`'s interface; a clsact qdisc it leaves
-/// without filters goes too (xvsd creates one where there is none).
-/// Returns what was done, for the log.
+/// Removes the program from `a`'s interface, and `xvs_local_out` from its
+/// egress hook; a clsact qdisc they leave without filters goes too (xvsd
+/// creates one where there is none). Returns what was done, for the log.
 pub fn remove(a: &Attached) -> Result<String, Error> {
     let err = |what: &str, e: libbpf_rs::Error| Error::Bpf {
         context: format!("{what} on {}", a.ifname),
         source: e,
     };
-    match a.mode {
+    let mut done = match a.mode {
         AttachMode::Xdp => {
             for (id, flags) in decap::prog_ids(a.ifindex)? {
                 if !decap::is_named(id, AttachMode::Xdp.prog_name()) {
@@ -75,33 +76,61 @@ pub fn remove(a: &Attached) -> Result<String, Error> {
                         .map_err(|e| err("detaching xvs_xdp", e))?;
                 }
             }
-            Ok(format!("{}: removed xvs_xdp", a.ifname))
+            format!("{}: removed xvs_xdp", a.ifname)
         }
         AttachMode::Tc => {
             let id = tc::ingress_prog_at(a.ifindex, TC_HANDLE, TC_PRIORITY as u16);
-            let Some(fd) = decap::prog_fd(id) else {
-                return Ok(format!("{}: xvs_tc already gone", a.ifname));
-            };
-            let mut hook = TcHookBuilder::new(fd.as_fd())
-                .ifindex(a.ifindex)
-                .handle(TC_HANDLE)
-                .priority(TC_PRIORITY)
-                .hook(TC_INGRESS);
-            hook.detach().map_err(|e| err("detaching xvs_tc", e))?;
-            let left = tc::filters(a.ifindex, tc::TC_PARENT_INGRESS)?.len()
-                + tc::filters(a.ifindex, tc::TC_PARENT_EGRESS)?.len();
-            if left > 0 {
-                return Ok(format!(
-                    "{}: removed xvs_tc (the clsact qdisc stays: {left} other filter(s))",
-                    a.ifname
-                ));
+            match decap::prog_fd(id) {
+                Some(fd) => {
+                    tc::filter_hook(fd.as_fd(), a.ifindex, TC_INGRESS)
+                        .detach()
+                        .map_err(|e| err("detaching xvs_tc", e))?;
+                    format!("{}: removed xvs_tc", a.ifname)
+                }
+                None => format!("{}: xvs_tc already gone", a.ifname),
             }
-            hook.attach_point(TC_INGRESS | TC_EGRESS);
-            hook.destroy()
-                .map_err(|e| err("removing the clsact qdisc", e))?;
-            Ok(format!("{}: removed xvs_tc and its clsact qdisc", a.ifname))
         }
+    };
+    let id = tc::prog_at(
+        a.ifindex,
+        tc::TC_PARENT_EGRESS,
+        TC_HANDLE,
+        TC_PRIORITY as u16,
+    );
+    let egress = decap::is_named(id, local_out::PROG);
+    if let (true, Some(fd)) = (egress, decap::prog_fd(id)) {
+        tc::filter_hook(fd.as_fd(), a.ifindex, TC_EGRESS)
+            .detach()
+            .map_err(|e| err("detaching xvs_local_out", e))?;
+        done.push_str(" and xvs_local_out");
     }
+    if a.mode == AttachMode::Xdp && !egress {
+        return Ok(done);
+    }
+    let left = tc::filters(a.ifindex, tc::TC_PARENT_INGRESS)?.len()
+        + tc::filters(a.ifindex, tc::TC_PARENT_EGRESS)?.len();
+    if left > 0 {
+        return Ok(format!(
+            "{done} (the clsact qdisc stays: {left} other filter(s))"
+        ));
+    }
+    if !tc::has_clsact(a.ifindex)? {
+        return Ok(done);
+    }
+    // Any program fd will do: destroying the qdisc names no filter.
+    let Some(fd) = decap::prog_fd(id).or_else(|| {
+        decap::prog_fd(tc::ingress_prog_at(
+            a.ifindex,
+            TC_HANDLE,
+            TC_PRIORITY as u16,
+        ))
+    }) else {
+        return Ok(done);
+    };
+    let mut hook = tc::filter_hook(fd.as_fd(), a.ifindex, TC_INGRESS | TC_EGRESS);
+    hook.destroy()
+        .map_err(|e| err("removing the clsact qdisc", e))?;
+    Ok(format!("{done} and its clsact qdisc"))
 }
 
 /// (ifindex, name) of every interface of this network namespace.

@@ -11,11 +11,11 @@
 
 use crate::error::Error;
 use crate::netlink::{Netlink, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+use crate::nexthop::{route, Route};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
 };
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::io;
 use std::net::Ipv4Addr;
@@ -23,42 +23,7 @@ use std::net::Ipv4Addr;
 const NUD_NOARP: u16 = 0x40;
 const NUD_PERMANENT: u16 = 0x80;
 
-/// An `RTM_GETROUTE` request for the route the kernel would use to send
-/// to `addr` (shared with [`crate::nexthop`]).
-pub(crate) fn route_get(addr: Ipv4Addr) -> RouteNetlinkMessage {
-    let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
-    m.header.destination_prefix_length = 32;
-    m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(addr)));
-    RouteNetlinkMessage::GetRoute(m)
-}
-
 impl Netlink {
-    /// `(ifindex, next hop)` of the route to `addr`; `None` when it is not
-    /// a unicast route (local, blackhole, ...).
-    fn route(&mut self, addr: Ipv4Addr) -> Result<Option<(i32, Ipv4Addr)>, io::Error> {
-        for reply in self.request(route_get(addr), NLM_F_REQUEST)? {
-            let RouteNetlinkMessage::NewRoute(r) = reply else {
-                continue;
-            };
-            if r.header.kind != RouteType::Unicast {
-                return Ok(None);
-            }
-            let mut oif = 0;
-            let mut via = addr;
-            for a in r.attributes {
-                match a {
-                    RouteAttribute::Oif(i) => oif = i as i32,
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => via = g,
-                    _ => {}
-                }
-            }
-            return Ok((oif > 0).then_some((oif, via)));
-        }
-        Ok(None)
-    }
-
     fn ndmsg(ifindex: i32, flags: NeighbourFlags, addr: Ipv4Addr) -> NeighbourMessage {
         let mut m = NeighbourMessage::default();
         m.header.family = AddressFamily::Inet;
@@ -76,10 +41,7 @@ impl Netlink {
         let req =
             RouteNetlinkMessage::GetNeighbour(Self::ndmsg(ifindex, NeighbourFlags::empty(), addr));
         match self.request(req, NLM_F_REQUEST) {
-            Ok(r) => Ok(r.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewNeighbour(n) => Some(u16::from(n.header.state)),
-                _ => None,
-            })),
+            Ok(r) => Ok(neigh_state_of(r)),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }
@@ -99,6 +61,14 @@ impl Netlink {
     }
 }
 
+/// The NUD state in an `RTM_GETNEIGH` answer.
+pub(crate) fn neigh_state_of(replies: Vec<RouteNetlinkMessage>) -> Option<u16> {
+    replies.into_iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewNeighbour(n) => Some(u16::from(n.header.state)),
+        _ => None,
+    })
+}
+
 /// Whether `ifindex` is a veth whose peer lives in another network
 /// namespace (`RTM_GETLINK`: link kind `veth` and an `IFLA_LINK_NETNSID`,
 /// which the kernel only reports for a peer elsewhere). Only then can tc
@@ -113,11 +83,17 @@ pub(crate) fn veth_peer_elsewhere(ifindex: i32) -> Result<bool, Error> {
             context: format!("RTM_GETLINK for ifindex {ifindex}"),
             source,
         })?;
+    Ok(remote_veth(replies))
+}
+
+/// Whether an `RTM_GETLINK` answer is a veth with its peer in another
+/// namespace.
+pub(crate) fn remote_veth(replies: Vec<RouteNetlinkMessage>) -> bool {
     let Some(link) = replies.into_iter().find_map(|m| match m {
         RouteNetlinkMessage::NewLink(l) => Some(l),
         _ => None,
     }) else {
-        return Ok(false);
+        return false;
     };
     let mut veth = false;
     let mut elsewhere = false;
@@ -132,7 +108,7 @@ pub(crate) fn veth_peer_elsewhere(ifindex: i32) -> Result<bool, Error> {
             _ => {}
         }
     }
-    Ok(veth && elsewhere)
+    veth && elsewhere
 }
 
 /// Starts ARP for each `(ifindex, address)` (managed where the kernel
@@ -171,7 +147,9 @@ pub(crate) fn resolve(addrs: &[Ipv4Addr]) -> Result<(), Error> {
     let mut nl = Netlink::open()?;
     for &addr in addrs {
         let ctx = |what: &str| format!("{what} for real server {addr}");
-        let Some((ifindex, via)) = nl.route(addr).map_err(|source| Error::Io {
+        let Some(Route {
+            oif, via, local, ..
+        }) = route(&mut nl, addr).map_err(|source| Error::Io {
             context: ctx("route lookup"),
             source,
         })?
@@ -181,7 +159,11 @@ pub(crate) fn resolve(addrs: &[Ipv4Addr]) -> Result<(), Error> {
                 source: io::Error::new(io::ErrorKind::NotFound, "no unicast route"),
             });
         };
-        nl.ask(ifindex, via).map_err(|source| Error::Io {
+        // The director's own address has no neighbour to ask for.
+        if local {
+            continue;
+        }
+        nl.ask(oif as i32, via).map_err(|source| Error::Io {
             context: ctx(&format!("triggering ARP for {via}")),
             source,
         })?;
@@ -193,6 +175,7 @@ pub(crate) fn resolve(addrs: &[Ipv4Addr]) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::netlink::{attr, body};
+    use crate::nexthop::route_get;
 
     /// `struct ndmsg`: family, pads, ifindex, state, flags, type.
     fn ndmsg(ifindex: i32, flags: u8) -> Vec<u8> {

@@ -35,7 +35,7 @@ pub(crate) fn socket(context: &str) -> Result<Socket, Error> {
 
 /// What one datagram of replies to request `seq` says.
 #[derive(Debug, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     /// Wait for more.
     More,
     /// The answer is complete.
@@ -49,7 +49,12 @@ enum Step {
 /// whose length does not fit ends the datagram; one the crate cannot
 /// parse is skipped (an error message too short to hold its errno is no
 /// answer: `EPROTO`).
-fn replies(data: &[u8], seq: u32, flags: u16, out: &mut Vec<RouteNetlinkMessage>) -> Step {
+pub(crate) fn replies(
+    data: &[u8],
+    seq: u32,
+    flags: u16,
+    out: &mut Vec<RouteNetlinkMessage>,
+) -> Step {
     let mut i = 0;
     while let Some(buf) = data
         .get(i..)

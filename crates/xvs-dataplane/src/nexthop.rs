@@ -10,18 +10,22 @@
 //! * TUN: the route's next hop (its gateway, if any); the route's
 //!   preferred source is the outer source address.
 //! * MTU: the route's `mtu` metric, else the interface's.
+//! * Local: a dest (of any method, NAT too) whose route is `RTN_LOCAL` is
+//!   one of the director's own addresses; its packets go to the
+//!   director's stack, as IPVS's transmitters continue them locally.
 //!
 //! [`Monitor`] tells when routes, links, addresses or neighbours change, so
 //! the caller refreshes; an unknown neighbour is asked for with `NTF_USE`
 //! (see [`crate::neigh`]) and filled in when it answers.
 
-use crate::abi::{xvs_dest_nh, xvs_nh_state};
+use crate::abi::{xvs_dest_nh, xvs_fwd, xvs_nh_state};
 use crate::error::Error;
-use crate::neigh::route_get;
 use crate::netlink::{socket, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMetric, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::SocketAddr;
 use std::collections::HashMap;
@@ -37,15 +41,42 @@ const GROUPS: u32 = 0x1 | 0x4 | 0x10 | 0x40;
 
 /// A route towards an address: egress interface, next hop, source, MTU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Route {
-    oif: u32,
-    via: Ipv4Addr,
-    src: Ipv4Addr,
-    mtu: u32,
+pub(crate) struct Route {
+    pub oif: u32,
+    pub via: Ipv4Addr,
+    pub src: Ipv4Addr,
+    pub mtu: u32,
+    /// `RTN_LOCAL`: the address is the director's own.
+    pub local: bool,
+}
+
+/// What a dest's `DEST_NH` entry is for, by its forwarding method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// DR: the real server is its own next hop (IPVS's `KNOWN_NH`).
+    Dr,
+    /// TUN: the route's next hop.
+    Tun,
+    /// NAT: only whether the dest is local (`bpf_fib_lookup` finds the
+    /// rest per packet).
+    Nat,
+}
+
+impl Via {
+    /// The `Via` of an `enum xvs_fwd` value.
+    pub(crate) fn of(fwd: u8) -> Via {
+        if fwd == xvs_fwd::XVS_FWD_ROUTE.0 as u8 {
+            Via::Dr
+        } else if fwd == xvs_fwd::XVS_FWD_TUNNEL.0 as u8 {
+            Via::Tun
+        } else {
+            Via::Nat
+        }
+    }
 }
 
 /// `ifindex -> (MTU, MAC)`; the MAC only for Ethernet-like devices.
-type Links = HashMap<u32, (u32, Option<[u8; 6]>)>;
+pub(crate) type Links = HashMap<u32, (u32, Option<[u8; 6]>)>;
 
 /// One pass of resolution: links and neighbours are read once (dumps),
 /// routes per address.
@@ -56,7 +87,7 @@ pub(crate) struct Resolver {
 }
 
 /// `(ifindex, address) -> (NUD state, MAC)` of the IPv4 neighbours.
-type Neighs = HashMap<(u32, Ipv4Addr), (u16, Option<[u8; 6]>)>;
+pub(crate) type Neighs = HashMap<(u32, Ipv4Addr), (u16, Option<[u8; 6]>)>;
 
 /// NUD_INCOMPLETE: the kernel is asking for it right now.
 const NUD_INCOMPLETE: u16 = 0x01;
@@ -76,13 +107,15 @@ impl Resolver {
         Ok(Resolver { nl, links, neighs })
     }
 
-    /// The next hop of a dest at `addr`: DR (`dr`: the dest is its own
-    /// next hop) or TUN. The second value is the neighbour to ask for when
-    /// its MAC is unknown.
+    /// The next hop of a dest at `addr` reached `via` DR, TUN or NAT; a
+    /// dest at one of the director's own addresses is `XVS_NH_LOCAL`
+    /// whatever its method (IPVS's transmitters deliver locally when the
+    /// output route is local). The second value is the neighbour to ask
+    /// for when its MAC is unknown.
     pub(crate) fn resolve(
         &mut self,
         addr: Ipv4Addr,
-        dr: bool,
+        via: Via,
     ) -> Result<(xvs_dest_nh, Option<(u32, Ipv4Addr)>), Error> {
         let mut nh = xvs_dest_nh {
             state: xvs_nh_state::XVS_NH_NO_ROUTE.0 as u8,
@@ -95,7 +128,15 @@ impl Resolver {
         let Some(r) = route else {
             return Ok((nh, None));
         };
-        let via = if dr { addr } else { r.via };
+        if r.local {
+            nh.state = xvs_nh_state::XVS_NH_LOCAL.0 as u8;
+            return Ok((nh, None));
+        }
+        if via == Via::Nat {
+            nh.state = xvs_nh_state::XVS_NH_NONE.0 as u8;
+            return Ok((nh, None));
+        }
+        let hop = if via == Via::Dr { addr } else { r.via };
         let Some(&(link_mtu, Some(smac))) = self.links.get(&r.oif) else {
             // Not an Ethernet device (a tunnel, loopback): no frame to send.
             return Ok((nh, None));
@@ -104,7 +145,7 @@ impl Resolver {
         nh.mtu = if r.mtu != 0 { r.mtu } else { link_mtu };
         nh.src = u32::from_ne_bytes(r.src.octets());
         nh.smac = smac;
-        match self.neighs.get(&(r.oif, via)) {
+        match self.neighs.get(&(r.oif, hop)) {
             Some(&(state, Some(mac))) if state & NUD_VALID != 0 => {
                 nh.dmac = mac;
                 nh.state = xvs_nh_state::XVS_NH_OK.0 as u8;
@@ -112,7 +153,7 @@ impl Resolver {
             }
             _ => {
                 nh.state = xvs_nh_state::XVS_NH_NO_NEIGH.0 as u8;
-                Ok((nh, Some((r.oif, via))))
+                Ok((nh, Some((r.oif, hop))))
             }
         }
     }
@@ -133,8 +174,13 @@ fn mac_of(v: &[u8]) -> Option<[u8; 6]> {
 
 fn dump_links(nl: &mut Netlink) -> Result<Links, io::Error> {
     let req = RouteNetlinkMessage::GetLink(LinkMessage::default());
+    Ok(links_of(nl.request(req, NLM_F_REQUEST | NLM_F_DUMP)?))
+}
+
+/// The links of an `RTM_GETLINK` dump's answer.
+pub(crate) fn links_of(replies: Vec<RouteNetlinkMessage>) -> Links {
     let mut out = HashMap::new();
-    for reply in nl.request(req, NLM_F_REQUEST | NLM_F_DUMP)? {
+    for reply in replies {
         let RouteNetlinkMessage::NewLink(l) = reply else {
             continue;
         };
@@ -148,7 +194,7 @@ fn dump_links(nl: &mut Netlink) -> Result<Links, io::Error> {
         }
         out.insert(l.header.index, (mtu, mac));
     }
-    Ok(out)
+    out
 }
 
 /// The request of a dump of the IPv4 neighbours.
@@ -158,10 +204,17 @@ fn neigh_dump() -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetNeighbour(req)
 }
 
-/// Every IPv4 neighbour with its state and link-layer address.
 fn dump_neighs(nl: &mut Netlink) -> Result<Neighs, io::Error> {
+    Ok(neighs_of(
+        nl.request(neigh_dump(), NLM_F_REQUEST | NLM_F_DUMP)?,
+    ))
+}
+
+/// Every IPv4 neighbour of an `RTM_GETNEIGH` dump's answer, with its
+/// state and link-layer address.
+pub(crate) fn neighs_of(replies: Vec<RouteNetlinkMessage>) -> Neighs {
     let mut out = HashMap::new();
-    for reply in nl.request(neigh_dump(), NLM_F_REQUEST | NLM_F_DUMP)? {
+    for reply in replies {
         let RouteNetlinkMessage::NewNeighbour(n) = reply else {
             continue;
         };
@@ -177,12 +230,23 @@ fn dump_neighs(nl: &mut Netlink) -> Result<Neighs, io::Error> {
             out.insert((n.header.ifindex, d), (u16::from(n.header.state), mac));
         }
     }
-    Ok(out)
+    out
 }
 
-/// The unicast route the kernel would use to send to `addr` (`None`: no
-/// route, or a local/blackhole/unreachable one).
-fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
+/// An `RTM_GETROUTE` request for the route the kernel would use to send
+/// to `addr`.
+pub(crate) fn route_get(addr: Ipv4Addr) -> RouteNetlinkMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet;
+    m.header.destination_prefix_length = 32;
+    m.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(addr)));
+    RouteNetlinkMessage::GetRoute(m)
+}
+
+/// The unicast or local route the kernel would use to send to `addr`
+/// (`None`: no route, or a blackhole/unreachable one).
+pub(crate) fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
     let replies = match nl.request(route_get(addr), NLM_F_REQUEST) {
         Ok(r) => r,
         Err(e)
@@ -195,11 +259,19 @@ fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
         }
         Err(e) => return Err(e),
     };
+    Ok(route_of(replies, addr))
+}
+
+/// The unicast or local route in an `RTM_GETROUTE` answer for `addr`
+/// (`None`: a blackhole/unreachable one, or none with an egress
+/// interface).
+pub(crate) fn route_of(replies: Vec<RouteNetlinkMessage>, addr: Ipv4Addr) -> Option<Route> {
     for reply in replies {
         let RouteNetlinkMessage::NewRoute(m) = reply else {
             continue;
         };
-        if m.header.kind != RouteType::Unicast {
+        let local = m.header.kind == RouteType::Local;
+        if m.header.kind != RouteType::Unicast && !local {
             continue;
         }
         let mut r = Route {
@@ -207,6 +279,7 @@ fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
             via: addr,
             src: Ipv4Addr::UNSPECIFIED,
             mtu: 0,
+            local,
         };
         for a in m.attributes {
             match a {
@@ -223,9 +296,9 @@ fn route(nl: &mut Netlink, addr: Ipv4Addr) -> Result<Option<Route>, io::Error> {
                 _ => {}
             }
         }
-        return Ok((r.oif != 0).then_some(r));
+        return (r.oif != 0).then_some(r);
     }
-    Ok(None)
+    None
 }
 
 /// A netlink socket subscribed to route, link, address and neighbour

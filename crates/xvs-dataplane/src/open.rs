@@ -1,6 +1,7 @@
 //! Opening a data plane: pins checked (or made), the director's object
 //! loaded with the optional features the kernel takes, its maps and
-//! `DEST_CONNS` taken in hand, the expiry scan attached where it loads.
+//! `DEST_CONNS` taken in hand, the expiry scan attached and the egress
+//! program of local dests loaded where they load.
 
 use std::path::Path;
 
@@ -12,6 +13,7 @@ use crate::dest_conns::DestConns;
 use crate::error::Error;
 use crate::features::{self, Features};
 use crate::limits::CNT_SLOTS;
+use crate::local_out::LocalOut;
 use crate::mapio;
 use crate::maps::{self, Maps};
 use crate::nh_cache::{write_nh_cfg, NEXTHOP_TTL_DEFAULT};
@@ -45,6 +47,18 @@ impl Dataplane {
             }
         };
         feats.set(features::EXPIRY_SCAN, expiry.is_some());
+        let local_out = if off.contains(features::LOCAL_OUT.name) {
+            None
+        } else {
+            match LocalOut::load(&obj, feats.has(features::ATOMICS), feats.bits()) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    feats.set_why(features::LOCAL_OUT, e.to_string());
+                    None
+                }
+            }
+        };
+        feats.set(features::LOCAL_OUT, local_out.is_some());
         mapio::force_fallbacks(
             off.contains(features::BATCH_OPS.name),
             off.contains(features::LOOKUP_AND_DELETE.name),
@@ -61,6 +75,7 @@ impl Dataplane {
             obj,
             maps,
             expiry,
+            local_out,
             features: feats,
             nh_pending: Default::default(),
             cursors: Default::default(),
@@ -110,7 +125,7 @@ fn load_with_fallback(opts: &Options, feats: &mut Features) -> Result<Object, Er
         Err(e) if atomics || feats.bits() != 0 => {
             let lost: Vec<&str> = features::ALL
                 .iter()
-                .filter(|f| feats.has(**f) && f.name != features::EXPIRY_SCAN.name)
+                .filter(|f| feats.has(**f) && !features::AFTER_LOAD.contains(f))
                 .map(|f| f.name)
                 .collect();
             let obj = load_director(opts, false, 0).map_err(|_| e)?;
@@ -120,7 +135,7 @@ fn load_with_fallback(opts: &Options, feats: &mut Features) -> Result<Object, Er
                 lost.join(", ")
             );
             for f in features::ALL {
-                if f.name != features::EXPIRY_SCAN.name {
+                if !features::AFTER_LOAD.contains(&f) {
                     feats.set(f, false);
                 }
             }

@@ -1,17 +1,62 @@
-//! What is on an interface's clsact hook, asked over rtnetlink: whether
-//! the qdisc exists and which filters use it. libbpf can only query a
+//! xvsd's filters on an interface's clsact hooks, and what is there,
+//! asked over rtnetlink: whether the qdisc exists and which filters use
+//! it. libbpf can only query a
 //! filter whose handle and priority it knows; shelling out to iproute2's
 //! `tc` made xvsd depend on it, and without it leftover programs and
 //! qdiscs were quietly left behind.
 
-use crate::error::Error;
+use std::os::fd::BorrowedFd;
+
+use libbpf_rs::{TcAttachPoint, TcHook, TcHookBuilder};
+
+use crate::error::{bpf_err, Error};
+use crate::mode::{TC_HANDLE, TC_PRIORITY};
 use crate::netlink::{Netlink, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::objects::quiet_libbpf;
 use netlink_packet_route::tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcMessage, TcOption};
 use netlink_packet_route::RouteNetlinkMessage;
 
 /// clsact's ingress and egress hooks (`TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_*)`).
 pub(crate) const TC_PARENT_INGRESS: u32 = 0xFFFF_FFF2;
 pub(crate) const TC_PARENT_EGRESS: u32 = 0xFFFF_FFF3;
+
+/// xvsd's filter slot (its handle and priority) for program `fd` on the
+/// clsact hook(s) `point` of `ifindex`.
+pub(crate) fn filter_hook(fd: BorrowedFd<'_>, ifindex: i32, point: TcAttachPoint) -> TcHook {
+    TcHookBuilder::new(fd)
+        .ifindex(ifindex)
+        .replace(true)
+        .handle(TC_HANDLE)
+        .priority(TC_PRIORITY)
+        .hook(point)
+}
+
+/// Attaches program `fd` (`what`, for errors) as xvsd's filter on hook
+/// `point` of `ifname`, replacing a predecessor's, with a clsact qdisc
+/// created where there is none. Returns the hook and whether the qdisc
+/// was created for it.
+pub(crate) fn attach_filter(
+    fd: BorrowedFd<'_>,
+    ifname: &str,
+    ifindex: i32,
+    point: TcAttachPoint,
+    what: &str,
+) -> Result<(TcHook, bool), Error> {
+    let mut hook = filter_hook(fd, ifindex, point);
+    // An existing qdisc is the usual case: libbpf's message is noise.
+    let created = match quiet_libbpf(|| hook.create()) {
+        Ok(_) => true,
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(bpf_err(format!("creating the clsact qdisc on {ifname}"))(e)),
+    };
+    if let Err(e) = hook.attach() {
+        if created {
+            let _ = hook.destroy();
+        }
+        return Err(bpf_err(format!("attaching {what} to {ifname}"))(e));
+    }
+    Ok((hook, created))
+}
 
 fn tcmsg(ifindex: i32, parent: u32) -> TcMessage {
     let mut m = TcMessage::with_index(ifindex);
@@ -51,10 +96,15 @@ pub(crate) fn has_clsact(ifindex: i32) -> Result<bool, Error> {
     let replies = nl
         .request(req, NLM_F_REQUEST | NLM_F_DUMP)
         .map_err(nl_err(format!("RTM_GETQDISC on ifindex {ifindex}")))?;
-    Ok(replies.iter().any(|m| {
+    Ok(clsact_in(&replies, ifindex))
+}
+
+/// Whether an `RTM_GETQDISC` dump's answer has clsact on `ifindex`.
+pub(crate) fn clsact_in(replies: &[RouteNetlinkMessage], ifindex: i32) -> bool {
+    replies.iter().any(|m| {
         matches!(m, RouteNetlinkMessage::NewQueueDiscipline(q)
             if q.header.index == ifindex && kind(q) == Some("clsact"))
-    }))
+    })
 }
 
 /// A filter on a clsact hook.
@@ -71,7 +121,13 @@ pub(crate) struct Filter {
 /// The program of the `bpf` filter at `handle`/`priority` on the clsact
 /// ingress hook of `ifindex` (0: none there, or it cannot be told).
 pub(crate) fn ingress_prog_at(ifindex: i32, handle: u32, priority: u16) -> u32 {
-    filters(ifindex, TC_PARENT_INGRESS)
+    prog_at(ifindex, TC_PARENT_INGRESS, handle, priority)
+}
+
+/// The same on the clsact hook `parent` ([`TC_PARENT_INGRESS`],
+/// [`TC_PARENT_EGRESS`]).
+pub(crate) fn prog_at(ifindex: i32, parent: u32, handle: u32, priority: u16) -> u32 {
+    filters(ifindex, parent)
         .unwrap_or_default()
         .into_iter()
         .find(|f| f.handle == handle && f.priority == priority)
@@ -90,7 +146,12 @@ pub(crate) fn filters(ifindex: i32, parent: u32) -> Result<Vec<Filter>, Error> {
     let replies = nl
         .request(req, NLM_F_REQUEST | NLM_F_DUMP)
         .map_err(nl_err(format!("RTM_GETTFILTER on ifindex {ifindex}")))?;
-    Ok(replies
+    Ok(filters_of(replies))
+}
+
+/// The filters of an `RTM_GETTFILTER` dump's answer.
+pub(crate) fn filters_of(replies: Vec<RouteNetlinkMessage>) -> Vec<Filter> {
+    replies
         .into_iter()
         .filter_map(|m| match m {
             RouteNetlinkMessage::NewTrafficFilter(f) => Some(f),
@@ -105,7 +166,7 @@ pub(crate) fn filters(ifindex: i32, parent: u32) -> Result<Vec<Filter>, Error> {
             // tcm_info: priority in the upper 16 bits, protocol below.
             priority: (f.header.info >> 16) as u16,
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

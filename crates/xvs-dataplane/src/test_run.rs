@@ -1,6 +1,7 @@
 //! Test hooks of the loaded program: one run on a frame through
 //! `BPF_PROG_TEST_RUN` (the fixtures, the scheduler tests and the bench
-//! use it), and the program's test random source.
+//! use it), the same for the egress program of local dests, and the
+//! program's test random source.
 
 use std::mem::offset_of;
 use std::time::Duration;
@@ -82,6 +83,27 @@ impl Dataplane {
         };
         out.truncate(n);
         Ok((ret, out, duration))
+    }
+
+    /// Runs `xvs_local_out` (the egress program of local NAT dests'
+    /// answers) once on `frame`, as it leaves the director's stack; the
+    /// verdict as [`Dataplane::test_run_timed`] reports tc's. Refused
+    /// where the kernel could not load it (feature `local_out`).
+    pub fn test_run_local_out(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), Error> {
+        let l = self
+            .local_out
+            .as_ref()
+            .ok_or_else(|| Error::Unsupported("xvs_local_out is not loaded".into()))?;
+        let prog = l.prog_mut()?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let run = TestRun {
+            prog: &prog,
+            frame,
+            ingress_ifindex: None,
+        };
+        let (ret, n, _) = run.tc(&mut out)?;
+        out.truncate(n);
+        Ok((ret, out))
     }
 
     /// Test hook: with a non-zero `seed`, the program draws twos' random

@@ -23,13 +23,16 @@
 //! `XVS_DP_FUZZ_FRAMES` (default 200 000) and `XVS_DP_FUZZ_SEED` (default
 //! fixed, printed) choose the run.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
+use common::attach_mode;
 use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType};
 use xvs_dataplane::decap::{self, DecapConfig};
-use xvs_dataplane::{AttachMode, Dataplane, Error, Options, SvcSched};
+use xvs_dataplane::{features, AttachMode, Dataplane, Error, Options, SvcSched};
 use xvs_wire::{
     ethernet, EtherType, EthernetAddress, EthernetRepr, GueRepr, Icmpv4Packet, Icmpv4Repr,
     IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr, UdpChecksum, UdpPacket,
@@ -52,7 +55,11 @@ const VIP_NAT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const VIP_DR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 const VIP_TUN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
 const VIP_PERSIST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
-const VIPS: [Ipv4Addr; 4] = [VIP_NAT, VIP_DR, VIP_TUN, VIP_PERSIST];
+/// Services whose real server is the director itself (DIRECTOR_R).
+const VIP_LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 14);
+const VIPS: [Ipv4Addr; 5] = [VIP_NAT, VIP_DR, VIP_TUN, VIP_PERSIST, VIP_LOCAL];
+/// Every real server's address: the two others and the director's own.
+const SERVERS: [Ipv4Addr; 3] = [RS[0], RS[1], DIRECTOR_R];
 const GUE_PORT: u16 = 6080;
 const PORTS: [u16; 8] = [80, 53, 443, 8080, 6080, 0, 22, 65535];
 
@@ -97,7 +104,7 @@ fn client(r: &mut Rng) -> Ipv4Addr {
 fn addr(r: &mut Rng) -> Ipv4Addr {
     match r.below(10) {
         0..=3 => r.pick(&VIPS),
-        4..=5 => r.pick(&RS),
+        4..=5 => r.pick(&SERVERS),
         6..=7 => client(r),
         8 => r.pick(&[DIRECTOR_C, DIRECTOR_R]),
         _ => Ipv4Addr::from(r.next() as u32),
@@ -194,7 +201,7 @@ fn packet(r: &mut Rng, depth: u32) -> Vec<u8> {
     // Mostly client → VIP and real server → client, the flows that exist.
     let (src, dst) = match r.below(10) {
         0..=4 => (client(r), r.pick(&VIPS)),
-        5..=6 => (r.pick(&RS), client(r)),
+        5..=6 => (r.pick(&SERVERS), client(r)),
         _ => (addr(r), addr(r)),
     };
     let kind = if depth > 2 { r.below(3) } else { r.below(7) };
@@ -372,24 +379,12 @@ fn links() -> (u32, u32) {
     (ifindex("c0"), ifindex("r0"))
 }
 
-fn attach_mode() -> AttachMode {
-    std::env::var("XVS_TEST_ATTACH")
-        .map(|v| v.parse().expect("XVS_TEST_ATTACH: `xdp` or `tc`"))
-        .unwrap_or_default()
-}
-
 /// Services of every forwarding method; returns the data plane and, per
 /// VIP, the real servers a rewritten packet to it may go to.
 fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
     let dp = Dataplane::open(&Options {
-        pin_path: None,
         conn_capacity: 4096,
-        max_services: 16,
-        max_dests: 64,
-        ring_capacity: 1 << 14,
-        persist_capacity: 256,
-        locality_capacity: 256,
-        attach_mode: attach_mode(),
+        ..common::options()
     })
     .expect("open (root needed)");
     let mut next_dest = 0u32;
@@ -459,8 +454,27 @@ fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
         d
     };
     add(5, Protocol::Udp, VIP_TUN, 443, &gue, 0);
+    // The director's own address as the real server, NAT and DR.
+    for (svc, port, f) in [(6, 80, FwdMethod::Masq), (7, 443, FwdMethod::Route)] {
+        let mut d = Dest::new(DIRECTOR_R, if f == FwdMethod::Masq { 8080 } else { port });
+        d.fwd = f;
+        dp.upsert_dest(next_dest, svc, &d).expect("local dest");
+        let key = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: VIP_LOCAL,
+            port,
+        };
+        dp.upsert_service(
+            svc,
+            &Service::new(key, "rr"),
+            &SvcSched::from_ring(&[next_dest]),
+        )
+        .expect("local service");
+        next_dest += 1;
+    }
     dp.refresh_nexthops().expect("next hops");
-    let allowed = VIPS.iter().map(|v| (*v, RS.to_vec())).collect();
+    let mut allowed: BTreeMap<_, _> = VIPS.iter().map(|v| (*v, RS.to_vec())).collect();
+    allowed.insert(VIP_LOCAL, vec![DIRECTOR_R]);
     (dp, allowed)
 }
 
@@ -501,7 +515,7 @@ fn mentions(f: &[u8], a: Ipv4Addr) -> bool {
 }
 
 fn ours(f: &[u8]) -> bool {
-    VIPS.iter().chain(RS.iter()).any(|a| mentions(f, *a))
+    VIPS.iter().chain(SERVERS.iter()).any(|a| mentions(f, *a))
 }
 
 /// What a run found; a violation is a message naming the frame.
@@ -510,6 +524,8 @@ struct Tally {
     frames: u64,
     refused: u64,
     rewritten: u64,
+    /// Frames `xvs_local_out` rewrote (the local NAT dest's answers).
+    local_out: u64,
     verdicts: BTreeMap<u32, u64>,
     violations: Vec<String>,
 }
@@ -519,6 +535,17 @@ impl Tally {
         if self.violations.len() < 20 {
             self.violations.push(format!("{what}; frame {}", hex(f)));
         }
+    }
+
+    /// The run's verdict: no violation, and some frame was rewritten (else
+    /// the generator missed the table: `missed` says how).
+    fn assert_clean(&self, missed: &str) {
+        assert!(
+            self.violations.is_empty(),
+            "violations:\n{}",
+            self.violations.join("\n")
+        );
+        assert!(self.rewritten > 0, "{missed}");
     }
 }
 
@@ -592,7 +619,8 @@ fn check_frame(
             f,
         );
     }
-    let from_rs = RS.contains(&i.src_addr()) || quoted.is_some_and(|(_, qd)| RS.contains(&qd));
+    let from_rs =
+        SERVERS.contains(&i.src_addr()) || quoted.is_some_and(|(_, qd)| SERVERS.contains(&qd));
     if o.src_addr() != i.src_addr() && !(VIPS.contains(&o.src_addr()) && from_rs) {
         t.violate(format!("source {} → {}", i.src_addr(), o.src_addr()), f);
     }
@@ -666,6 +694,7 @@ fn random_and_mutated_frames_keep_the_invariants() {
         dp.test_run(&[0u8; 60], Some(c0)),
         Err(Error::Unsupported(_))
     );
+    let local_out = dp.features().has(features::LOCAL_OUT);
     let mut r = Rng(seed);
     let mut t = Tally::default();
     let timeouts = Timeouts::default();
@@ -702,6 +731,12 @@ fn random_and_mutated_frames_keep_the_invariants() {
             check_counters_monotonic(&mut t, &last, &after);
             last = after;
         }
+        // The same frame as if the director's own stack sent it.
+        if local_out {
+            if let Ok((v, out)) = dp.test_run_local_out(&f) {
+                check_local_out(&mut t, &f, v, &out);
+            }
+        }
         if n % 50_000 == 49_999 {
             // Expire everything now and then, so new connections keep
             // being made rather than refused by a full table.
@@ -715,23 +750,53 @@ fn random_and_mutated_frames_keep_the_invariants() {
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "dp_fuzz: mode {:?}, seed {seed:#x}: {} frames run ({} refused by the kernel) in {secs:.1} s, \
-         {} rewritten, verdicts {:?}, {} violations",
+         {} rewritten, {} local answers rewritten on egress, verdicts {:?}, {} violations",
         attach_mode(),
         t.frames,
         t.refused,
         t.rewritten,
+        t.local_out,
         t.verdicts,
         t.violations.len()
     );
-    assert!(
-        t.violations.is_empty(),
-        "violations:\n{}",
-        t.violations.join("\n")
-    );
-    assert!(
-        t.rewritten > 0,
-        "no frame was ever rewritten: the generator misses the table"
-    );
+    t.assert_clean("no frame was ever rewritten: the generator misses the table");
+}
+
+/// `xvs_local_out` on a frame as the director's stack would send it:
+/// PASS or DROP; a frame not of the table leaves untouched; a rewritten
+/// one was the local dest's answer and now comes from a VIP, to the same
+/// destination, its checksums intact where the input's held.
+fn check_local_out(t: &mut Tally, f: &[u8], verdict: u32, out: &[u8]) {
+    if !passed_changed(t, "local_out", f, verdict, out) {
+        return;
+    }
+    if !ours(f) {
+        t.violate("local_out changed a frame not of the table".into(), f);
+        return;
+    }
+    t.local_out += 1;
+    let (Some(i), Some(o)) = (ipv4_of(f), ipv4_of(out)) else {
+        t.violate("local_out made something not Ethernet + IPv4".into(), f);
+        return;
+    };
+    if i.src_addr() != DIRECTOR_R || !VIPS.contains(&o.src_addr()) {
+        t.violate(
+            format!("local_out: source {} → {}", i.src_addr(), o.src_addr()),
+            f,
+        );
+    }
+    if o.dst_addr() != i.dst_addr() {
+        t.violate("local_out changed the destination".into(), f);
+    }
+    if i.verify_checksum() && !o.verify_checksum() {
+        t.violate("local_out broke the IP header checksum".into(), f);
+    }
+    if l4_ok(&i) == Some(true) && l4_ok(&o) == Some(false) {
+        t.violate(
+            format!("local_out broke the {:?} checksum", o.protocol()),
+            f,
+        );
+    }
 }
 
 fn check_counters_monotonic(
@@ -810,23 +875,21 @@ fn the_decap_program_keeps_its_invariants() {
         "rx {rx} for {} frames",
         t.frames
     );
-    assert!(
-        t.violations.is_empty(),
-        "violations:\n{}",
-        t.violations.join("\n")
-    );
-    assert!(
-        t.rewritten > 0,
-        "nothing was ever decapsulated: the generator misses"
-    );
+    t.assert_clean("nothing was ever decapsulated: the generator misses");
+}
+
+/// For a program that may only pass or drop: a violation for any other
+/// verdict; whether the frame passed changed.
+fn passed_changed(t: &mut Tally, who: &str, f: &[u8], verdict: u32, out: &[u8]) -> bool {
+    if !matches!(verdict, XDP_PASS | XDP_DROP) {
+        t.violate(format!("{who} verdict {verdict}"), f);
+        return false;
+    }
+    out != f && verdict == XDP_PASS
 }
 
 fn check_decap(t: &mut Tally, f: &[u8], verdict: u32, out: &[u8]) {
-    if !matches!(verdict, XDP_PASS | XDP_DROP) {
-        t.violate(format!("decap verdict {verdict}"), f);
-        return;
-    }
-    if out == f || verdict == XDP_DROP {
+    if !passed_changed(t, "decap", f, verdict, out) {
         return;
     }
     t.rewritten += 1;

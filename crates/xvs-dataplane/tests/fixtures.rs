@@ -5,6 +5,9 @@
 //! so the program's fib lookup sees a deterministic world (no routes,
 //! forwarding off: the rewritten packet is passed to the kernel).
 
+mod common;
+
+use common::attach_mode;
 use libbpf_rs::MapCore as _;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -249,24 +252,7 @@ fn own_netns() {
 }
 
 fn opts() -> Options {
-    Options {
-        pin_path: None,
-        conn_capacity: 1024,
-        max_services: 16,
-        max_dests: 64,
-        ring_capacity: 1 << 14,
-        persist_capacity: 256,
-        locality_capacity: 256,
-        attach_mode: attach_mode(),
-    }
-}
-
-/// The program under test: `XVS_TEST_ATTACH=tc` runs these fixtures
-/// against `xvs_tc` (`cargo xtask test` runs both), default `xvs_xdp`.
-fn attach_mode() -> AttachMode {
-    std::env::var("XVS_TEST_ATTACH")
-        .map(|v| v.parse().expect("XVS_TEST_ATTACH: `xdp` or `tc`"))
-        .unwrap_or_default()
+    common::options()
 }
 
 fn key(proto: Protocol) -> ServiceKey {
@@ -304,6 +290,17 @@ fn setup(o: Options, proto: Protocol, ring: &[u32]) -> Dataplane {
 /// ingress_ifindex a later kernel than 5.10): the tests of forwarding
 /// decisions need it and are skipped, with the reason, where it cannot.
 /// The e2e tests cover those paths with real traffic on every kernel.
+/// Whether `dp` goes without `f`, said as "skipped `what`" with the
+/// reason.
+fn lacks(dp: &Dataplane, f: features::Feature, what: &str) -> bool {
+    if dp.features().has(f) {
+        return false;
+    }
+    let why = dp.features().why(f).unwrap_or("XVS_FEATURES_OFF");
+    eprintln!("skipped {what}: no {} on this kernel ({why})", f.name);
+    true
+}
+
 fn ingress_runs(dp: &Dataplane) -> bool {
     let arp = EthernetRepr {
         src_addr: EthernetAddress::default(),
@@ -1504,13 +1501,7 @@ fn the_kernel_expiry_scan_reports_what_a_table_walk_does() {
     use xvs_dataplane::abi::{xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_expiry_kind, xvs_state};
     own_netns();
     let (_pins, dp, conn_map) = pinned_dp("scan");
-    if !dp.features().has(features::EXPIRY_SCAN) {
-        eprintln!(
-            "skipped: no expiry scan on this kernel ({})",
-            dp.features()
-                .why(features::EXPIRY_SCAN)
-                .unwrap_or("XVS_FEATURES_OFF")
-        );
+    if lacks(&dp, features::EXPIRY_SCAN, "the test") {
         return;
     }
     use xvs_dataplane::abi::as_bytes as raw;
@@ -2479,4 +2470,114 @@ fn decap_attach_replace_detach() {
     assert!(show(&["qdisc", "show", "dev", "d0"]).contains("clsact"));
     assert!(show(&["filter", "show", "dev", "d0", "egress"]).contains("bytecode"));
     assert!(!show(&["filter", "show", "dev", "d0", "ingress"]).contains("xvs_decap"));
+}
+
+/// `DEST_NH` state of dest 0.
+fn nh_state(dp: &Dataplane) -> u8 {
+    dp.dest_nexthop(0).unwrap().state
+}
+
+const NH_LOCAL: u8 = xvs_dataplane::abi::xvs_nh_state::XVS_NH_LOCAL.0 as u8;
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_local_dr_or_tun_dest_gets_the_packet_unchanged() {
+    for dest in [
+        route_dest(DIR_R),
+        tun_dest(DIR_R, TunType::Ipip, TunCsum::NoCsum),
+    ] {
+        // Each in a fresh namespace of its own (setup_fwd unshares).
+        let (dp, c0, _) = setup_fwd(Protocol::Tcp, &dest, 1500);
+        if !ingress_runs(&dp) {
+            return;
+        }
+        assert_eq!(
+            nh_state(&dp),
+            NH_LOCAL,
+            "{:?} at the director's address",
+            dest.fwd
+        );
+        let syn = tcp_frame(CLIENT, VIP, 46001, VPORT, SYN);
+        let (v, out) = dp.test_run(&syn, Some(c0)).unwrap();
+        // ip_vs_dr_xmit / ip_vs_tunnel_xmit on a local route: the packet
+        // continues to the director's own stack as it came.
+        assert_eq!((v, &out), (XDP_PASS, &syn), "{:?}", dest.fwd);
+        assert_eq!(dp.counter("pass_local").unwrap(), 1);
+        let c = &dp.conns().unwrap()[0];
+        assert_eq!(
+            (c.fwd, c.daddr, c.state),
+            (dest.fwd, DIR_R, ConnState::SynRecv)
+        );
+        let (v, _) = dp
+            .test_run(&tcp_frame(CLIENT, VIP, 46001, VPORT, ACK), Some(c0))
+            .unwrap();
+        assert_eq!(v, XDP_PASS);
+        assert_eq!(state_of(&dp, 46001), ConnState::Established);
+        assert_eq!(dp.dest_conns(0).unwrap(), (1, 0));
+        assert_eq!(dp.svc_stats(0).unwrap().inpkts, 2);
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_local_nat_dest_is_reached_through_the_stack_and_answers_as_the_vip() {
+    let (dp, c0, _) = setup_fwd(Protocol::Tcp, &masq(DIR_R, RPORT), 1500);
+    if !ingress_runs(&dp) {
+        return;
+    }
+    assert_eq!(nh_state(&dp), NH_LOCAL);
+    let syn = tcp_frame(CLIENT, VIP, 46002, VPORT, SYN);
+    let (v, out) = dp.test_run(&syn, Some(c0)).unwrap();
+    assert_eq!(v, XDP_PASS, "the director's stack delivers it");
+    let p = Pkt(&out);
+    assert_eq!(
+        (p.saddr(), p.sport(), p.daddr(), p.dport()),
+        (CLIENT, 46002, DIR_R, RPORT)
+    );
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_eq!(dp.counter("pass_local").unwrap(), 1);
+    assert_eq!(dp.counter("nat_in").unwrap(), 1);
+
+    if lacks(&dp, features::LOCAL_OUT, "the answer") {
+        return;
+    }
+    // The local server's answer leaves the stack from DIR_R:RPORT; the
+    // egress program gives it the VIP back (IPVS's LOCAL_OUT hook).
+    let synack = tcp_frame(DIR_R, CLIENT, RPORT, 46002, SYN | ACK);
+    let (v, out) = dp.test_run_local_out(&synack).unwrap();
+    assert_eq!(v, XDP_PASS);
+    let p = Pkt(&out);
+    assert_eq!(
+        (p.saddr(), p.sport(), p.daddr(), p.dport()),
+        (VIP, VPORT, CLIENT, 46002)
+    );
+    assert!(p.ip_csum_ok() && p.l4_csum_ok());
+    assert_eq!(dp.counter("local_out").unwrap(), 1);
+    let s = dp.svc_stats(0).unwrap();
+    assert_eq!((s.inpkts, s.outpkts), (1, 1));
+    // Anything else leaves as it is: another connection's packet, and
+    // a NAT dest's that is not local is not the egress program's.
+    for other in [
+        tcp_frame(DIR_R, CLIENT, RPORT, 46099, SYN | ACK),
+        tcp_frame(DIR_R, CLIENT, 22, 46002, ACK),
+        udp_frame(DIR_R, CLIENT, RPORT, 46002, true),
+    ] {
+        assert_eq!(dp.test_run_local_out(&other).unwrap(), (XDP_PASS, other));
+    }
+    assert_eq!(dp.counter("local_out").unwrap(), 1);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_nat_dest_on_loopback_refuses_packets_from_outside() {
+    let (dp, c0, _) = setup_fwd(Protocol::Tcp, &masq(Ipv4Addr::LOCALHOST, RPORT), 1500);
+    if !ingress_runs(&dp) {
+        return;
+    }
+    assert_eq!(nh_state(&dp), NH_LOCAL);
+    let syn = tcp_frame(CLIENT, VIP, 46003, VPORT, SYN);
+    let (v, _) = dp.test_run(&syn, Some(c0)).unwrap();
+    // ip_vs_nat_xmit: "stopping DNAT to loopback address".
+    assert_eq!(v, XDP_DROP);
+    assert_eq!(dp.counter("drop_loopback").unwrap(), 1);
 }

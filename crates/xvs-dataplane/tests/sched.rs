@@ -10,13 +10,15 @@
 //! * persistence templates (`-p`, `-M`, port-0 services);
 //! * one-packet scheduling (`-o`).
 
+mod common;
+
 use std::net::Ipv4Addr;
 use xvs_core::model::{
     svc_flags, ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts,
 };
 use xvs_core::sched::persist::{overload_after, ConnEvent};
 use xvs_core::sched::{self, DestView, FlowKey};
-use xvs_dataplane::{xorshift_next, AttachMode, Dataplane, Options, SchedDest, SvcSched};
+use xvs_dataplane::{xorshift_next, Dataplane, Options, SchedDest, SvcSched};
 use xvs_wire::{
     ethernet, EtherType, EthernetAddress, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpFlags, TcpRepr,
     UdpChecksum, UdpRepr,
@@ -96,23 +98,10 @@ fn own_netns() {
 
 fn opts() -> Options {
     Options {
-        pin_path: None,
         conn_capacity: 8192,
-        max_services: 16,
-        max_dests: 64,
-        ring_capacity: 1 << 14,
         persist_capacity: 1024,
-        locality_capacity: 256,
-        attach_mode: attach_mode(),
+        ..common::options()
     }
-}
-
-/// The program under test: `XVS_TEST_ATTACH=tc` runs these fixtures
-/// against `xvs_tc` (`cargo xtask test` runs both), default `xvs_xdp`.
-fn attach_mode() -> AttachMode {
-    std::env::var("XVS_TEST_ATTACH")
-        .map(|v| v.parse().expect("XVS_TEST_ATTACH: `xdp` or `tc`"))
-        .unwrap_or_default()
 }
 
 fn rs(i: usize) -> Ipv4Addr {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use xvs_testbed::harness::{
     client_get, serve, server_names, setup_real_servers, stats_row, tally, testsrv, vip_url, Xvsd,
 };
-use xvs_testbed::{dr_rs_ip, Node, Testbed, DR_RS_COUNT, VIP};
+use xvs_testbed::{dr_rs_ip, Node, Testbed, DR_DIRECTOR_IP, DR_RS_COUNT, VIP};
 
 /// How the real servers are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,4 +341,36 @@ fn tun_answers_too_big_with_frag_needed() {
         lb.xvsd.counters_or_empty()
     );
     assert!(text.starts_with("rs"), "{text}");
+}
+
+/// A real server at the director's own address, over DR and over TUN:
+/// the packet goes to the director's own stack unchanged (IPVS's
+/// transmitters on a local route), which answers as the VIP.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_real_server_on_the_director_itself_gets_its_share() {
+    for fwd in [Fwd::Dr, Fwd::Ipip] {
+        let lb = Lb::start();
+        lb.tb.start_http_servers(80).unwrap();
+        lb.prepare_real_servers(fwd);
+        let _own = serve(&lb.tb, Node::Director, "http", "0.0.0.0:80", "director");
+        let svc = format!("{VIP}:80");
+        lb.xvsd.adm_ok(&["-A", "-t", &svc, "-s", "rr"]);
+        let fwd_args = fwd.adm_args();
+        for rs in [
+            format!("{}:80", dr_rs_ip(1)),
+            format!("{DR_DIRECTOR_IP}:80"),
+        ] {
+            let mut args = vec!["-a", "-t", &svc, "-r", &rs];
+            args.extend(fwd_args.iter().map(String::as_str));
+            lb.xvsd.adm_ok(&args);
+        }
+        let got = lb.get(10);
+        let mut want = BTreeMap::new();
+        want.insert("director".to_string(), 5);
+        want.insert("rs1".to_string(), 5);
+        assert_eq!(tally(&got), want, "{fwd:?}: {got:?}\n{}", lb.xvsd.report());
+        let c = lb.xvsd.counters();
+        assert!(c["pass_local"] >= 5, "{fwd:?}: {c:?}");
+    }
 }

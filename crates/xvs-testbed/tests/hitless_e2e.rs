@@ -140,25 +140,31 @@ fn detach(lb: &mut Lb, dev: &str) {
         tb.exec_ok(Node::Director, &["ip", "-d", "link", "show", "dev", dev])
             .unwrap()
     };
-    let tc = |tb: &Testbed| {
+    let tc = |tb: &Testbed, what: &[&str]| {
         // No clsact qdisc: an error, and no filter.
-        let o = tb
-            .exec(
-                Node::Director,
-                &["tc", "filter", "show", "dev", dev, "ingress"],
-            )
-            .unwrap();
+        let mut argv = vec!["tc"];
+        argv.extend_from_slice(what);
+        let o = tb.exec(Node::Director, &argv).unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    let ingress = ["filter", "show", "dev", dev, "ingress"];
+    let egress = ["filter", "show", "dev", dev, "egress"];
     assert!(
-        link(&lb.tb).contains("xvs_xdp") || tc(&lb.tb).contains("xvs_tc"),
+        link(&lb.tb).contains("xvs_xdp") || tc(&lb.tb, &ingress).contains("xvs_tc"),
         "stopped xvsd left no data plane on {dev}"
     );
+    // The egress program of local dests stays too (where it loads).
+    let had_egress = tc(&lb.tb, &egress).contains("xvs_local_out");
     let out = lb.tb.exec_ok(Node::Director, &argv).unwrap();
     assert!(out.contains(&format!("{dev}: removed xvs_")), "{out}");
     assert!(out.contains("removed the pinned maps"), "{out}");
     assert!(!link(&lb.tb).contains("xvs_xdp"), "{}", link(&lb.tb));
-    assert!(!tc(&lb.tb).contains("xvs_tc"), "{}", tc(&lb.tb));
+    assert!(!tc(&lb.tb, &ingress).contains("xvs_tc"), "{out}");
+    assert!(!tc(&lb.tb, &egress).contains("xvs_local_out"), "{out}");
+    assert!(!had_egress || out.contains("and xvs_local_out"), "{out}");
+    // The clsact qdisc was xvsd's (the testbed makes none): gone too.
+    let qdiscs = tc(&lb.tb, &["qdisc", "show", "dev", dev]);
+    assert!(!qdiscs.contains("clsact"), "{qdiscs}\n{out}");
     assert!(!std::path::Path::new(&pin).exists());
     let again = lb.tb.exec_ok(Node::Director, &argv).unwrap();
     assert!(again.contains("no interface has the data plane"), "{again}");

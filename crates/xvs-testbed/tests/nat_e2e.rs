@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use xvs_testbed::harness::{
     bin_path, client_get, counts, serve, server_names, stats_row, tally, testsrv_ok, Xvsd,
 };
-use xvs_testbed::{rs_ip, Node, Testbed, VIP};
+use xvs_testbed::{rs_ip, Node, Testbed, DIRECTOR_INT_IP, VIP};
 
 /// A testbed with xvsd running in the director.
 struct Lb {
@@ -448,4 +448,42 @@ fn offloaded_checksums_and_gso_packets_cross_the_tc_data_plane() {
     let c = lb.xvsd.counters();
     assert!(c["nat_out"] >= outpkts, "{c:?}");
     assert_eq!(c["drop_encap"], 0, "{c:?}");
+}
+
+/// A real server at the director's own address (IPVS: the transmitter's
+/// output route is local, so the packet continues to the local stack,
+/// DNAT'ed; its answers get the VIP back in LOCAL_OUT). `-L` shows the
+/// method given, as IPVS's since Linux 3.x, which no longer turns a
+/// local dest into "Local".
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn a_real_server_on_the_director_itself_answers_through_the_vip() {
+    let lb = Lb::start();
+    let info = lb.xvsd.api("{\"op\":\"info\"}");
+    if !info.contains("[\"local_out\",true]") {
+        // XVS_FEATURES_OFF, or a kernel without it: the answers could not
+        // get the VIP back (docs/design.md, local dests).
+        eprintln!("skipped: no xvs_local_out\n{info}");
+        return;
+    }
+    lb.tb.start_http_servers(80).unwrap();
+    let _own = serve(&lb.tb, Node::Director, "http", "0.0.0.0:8080", "director");
+    let vip = format!("{VIP}:80");
+    lb.xvsd.adm_ok(&["-A", "-t", &vip, "-s", "rr"]);
+    lb.xvsd
+        .adm_ok(&["-a", "-t", &vip, "-r", &format!("{}:80", rs_ip(1)), "-m"]);
+    let own = format!("{DIRECTOR_INT_IP}:8080");
+    lb.xvsd.adm_ok(&["-a", "-t", &vip, "-r", &own, "-m"]);
+    let got = lb.get(&format!("http://{VIP}/"), 10);
+    assert_eq!(
+        tally(&got),
+        counts(&[("rs1", 5), ("director", 5)]),
+        "{got:?}\n{}",
+        lb.xvsd.report()
+    );
+    let list = lb.xvsd.adm_ok(&["-Ln"]);
+    let row = format!("  -> {own:<28} Masq    1      0          5         \n");
+    assert!(list.contains(&row), "{list}");
+    let c = lb.xvsd.counters();
+    assert!(c["pass_local"] >= 5 && c["local_out"] >= 5, "{c:?}");
 }

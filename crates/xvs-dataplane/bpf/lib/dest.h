@@ -17,6 +17,17 @@ static __always_inline int dest_available(const struct xvs_dest *d)
 	return d && (d->flags & XVS_DEST_F_AVAILABLE);
 }
 
+/* Whether dest `dest_id` is one of the director's own addresses, as
+ * user space found its route (RTN_LOCAL): its packets are for the
+ * director's own stack, as IPVS's transmitters hand them on when their
+ * output route is local. */
+static __always_inline int dest_local(__u32 dest_id)
+{
+	struct xvs_dest_nh *nh = bpf_map_lookup_elem(&DEST_NH, &dest_id);
+
+	return nh && nh->state == XVS_NH_LOCAL;
+}
+
 /* What a scheduler sees of one dest. */
 struct dview {
 	__u32 weight;

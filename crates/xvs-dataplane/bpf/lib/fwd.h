@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * DR and TUN: a client packet sent on to its real server by the dest's
- * forwarding method, to the next hop user space resolved (DEST_NH).
+ * forwarding method, to the next hop user space resolved (DEST_NH), or to
+ * the director's own stack when the dest is one of its addresses.
  * Neither can go to the kernel (DR's destination is a local VIP, TUN's
  * outer source is local): every failure drops, counted.
  */
 #ifndef XVS_LIB_FWD_H
 #define XVS_LIB_FWD_H
 
+#include "dest.h"
 #include "encap.h"
 #include "icmp.h"
 #include "nexthop.h"
@@ -49,6 +51,10 @@ static __noinline int fwd_dest(xvs_ctx *ctx, __u32 dest_id, const struct xvs_con
 
 	if (!dest_available(d) || d->fwd == XVS_FWD_MASQ)
 		return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
+	/* A local dest (ip_vs_dr_xmit, ip_vs_tunnel_xmit: a local route
+	 * continues the packet unchanged to the director's own stack). */
+	if (dest_local(dest_id))
+		return verdict(XVS_CNT_PASS_LOCAL, ACT_PASS);
 	if (d->fwd == XVS_FWD_ROUTE)
 		return dr_xmit(ctx, dest_id, can_icmp);
 	if (d->fwd != XVS_FWD_TUNNEL || d->tun_type > XVS_TUN_GUE)

@@ -52,6 +52,12 @@ static __always_inline int ip_is_fragment(const struct iphdr *ip)
 	return ip->frag_off & bpf_htons(IP_MF_OFFSET);
 }
 
+/* 127.0.0.0/8 (ipv4_is_loopback). */
+static __always_inline int ip_is_loopback(__be32 a)
+{
+	return (bpf_ntohl(a) >> 24) == 127;
+}
+
 /* A TCP or UDP packet of the frame, as the stages after parsing see it. */
 struct pkt {
 	struct iphdr *ip;
