@@ -764,8 +764,9 @@ fn random_and_mutated_frames_keep_the_invariants() {
 
 /// `xvs_local_out` on a frame as the director's stack would send it:
 /// PASS or DROP; a frame not of the table leaves untouched; a rewritten
-/// one was the local dest's answer and now comes from a VIP, to the same
-/// destination, its checksums intact where the input's held.
+/// one was the local dest's answer (or an ICMP error about a packet to
+/// it) and now comes from a VIP, to the same destination, its checksums
+/// intact where the input's held.
 fn check_local_out(t: &mut Tally, f: &[u8], verdict: u32, out: &[u8]) {
     if !passed_changed(t, "local_out", f, verdict, out) {
         return;
@@ -779,7 +780,11 @@ fn check_local_out(t: &mut Tally, f: &[u8], verdict: u32, out: &[u8]) {
         t.violate("local_out made something not Ethernet + IPv4".into(), f);
         return;
     };
-    if i.src_addr() != DIRECTOR_R || !VIPS.contains(&o.src_addr()) {
+    // The local dest's answer, or an ICMP error (from any of the stack's
+    // addresses) quoting a packet it was sent.
+    let from_local =
+        i.src_addr() == DIRECTOR_R || quoted_addrs(&i).is_some_and(|(_, qd)| qd == DIRECTOR_R);
+    if !from_local || !VIPS.contains(&o.src_addr()) {
         t.violate(
             format!("local_out: source {} → {}", i.src_addr(), o.src_addr()),
             f,

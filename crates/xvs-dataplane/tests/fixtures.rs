@@ -2527,9 +2527,9 @@ fn a_local_nat_dest_is_reached_through_the_stack_and_answers_as_the_vip() {
     }
     assert_eq!(nh_state(&dp), NH_LOCAL);
     let syn = tcp_frame(CLIENT, VIP, 46002, VPORT, SYN);
-    let (v, out) = dp.test_run(&syn, Some(c0)).unwrap();
+    let (v, out_syn) = dp.test_run(&syn, Some(c0)).unwrap();
     assert_eq!(v, XDP_PASS, "the director's stack delivers it");
-    let p = Pkt(&out);
+    let p = Pkt(&out_syn);
     assert_eq!(
         (p.saddr(), p.sport(), p.daddr(), p.dport()),
         (CLIENT, 46002, DIR_R, RPORT)
@@ -2555,6 +2555,23 @@ fn a_local_nat_dest_is_reached_through_the_stack_and_answers_as_the_vip() {
     assert_eq!(dp.counter("local_out").unwrap(), 1);
     let s = dp.svc_stats(0).unwrap();
     assert_eq!((s.inpkts, s.outpkts), (1, 1));
+    // An ICMP error of the local stack about the connection's packet
+    // (quoted as it arrived, DNAT'ed) is shown from the VIP too.
+    let err = icmp_error(DIR_R, CLIENT, 3, 3, Pkt(&out_syn).l3());
+    let (v, out) = dp.test_run_local_out(&err).unwrap();
+    assert_eq!(v, XDP_PASS);
+    let p = Pkt(&out);
+    assert_eq!((p.saddr(), p.daddr()), (VIP, CLIENT));
+    let icmp = p.icmp();
+    assert!(p.ip_csum_ok() && icmp.verify_checksum());
+    let q = icmp.quoted().unwrap();
+    assert!(q.verify_checksum());
+    assert_eq!((q.src_addr(), q.dst_addr()), (CLIENT, VIP));
+    assert_eq!(xvs_wire::ports(q.payload()).unwrap(), (46002, VPORT));
+    assert_eq!(dp.counter("local_out").unwrap(), 2);
+    // Other ICMP leaves as it is.
+    let echo = icmp_error(DIR_R, CLIENT, 0, 0, &[0; 8]);
+    assert_eq!(dp.test_run_local_out(&echo).unwrap(), (XDP_PASS, echo));
     // Anything else leaves as it is: another connection's packet, and
     // a NAT dest's that is not local is not the egress program's.
     for other in [
@@ -2564,7 +2581,7 @@ fn a_local_nat_dest_is_reached_through_the_stack_and_answers_as_the_vip() {
     ] {
         assert_eq!(dp.test_run_local_out(&other).unwrap(), (XDP_PASS, other));
     }
-    assert_eq!(dp.counter("local_out").unwrap(), 1);
+    assert_eq!(dp.counter("local_out").unwrap(), 2);
 }
 
 #[test]

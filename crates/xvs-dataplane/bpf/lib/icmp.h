@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * ICMP: the header, and the one message the director writes itself:
+ * ICMP: the one message the director writes itself:
  * "fragmentation needed" for a DF packet too big for a DR/TUN dest's
  * path (icmp_err.h translates the errors others send).
  */
@@ -13,21 +13,8 @@
 #include "counters.h"
 #include "csum.h"
 #include "ctx.h"
+#include "icmp_quote.h"
 #include "nexthop.h"
-
-/* <linux/icmp.h> drags in libc headers; the ICMP header is all we need. */
-struct icmphdr {
-	__u8 type;
-	__u8 code;
-	__u16 checksum; /* ones' complement, byte order neutral */
-	__be32 rest;
-};
-
-#define ICMP_DEST_UNREACH 3
-#define ICMP_SOURCE_QUENCH 4
-#define ICMP_TIME_EXCEEDED 11
-#define ICMP_PARAMETERPROB 12
-#define ICMP_FRAG_NEEDED 4
 
 #define IP_MIN_MTU 68 /* RFC 791; IPVS refuses tunnel MTUs below it */
 #define IPTOS_PREC_INTERNETCONTROL 0xc0
