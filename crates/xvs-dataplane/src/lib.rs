@@ -76,6 +76,7 @@ pub mod features;
 pub mod leftover;
 mod limits;
 mod local_out;
+mod local_table;
 mod locality;
 mod mapio;
 mod maps;

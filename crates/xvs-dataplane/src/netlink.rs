@@ -120,6 +120,15 @@ impl Netlink {
         Ok(Netlink { socket, seq: 1 })
     }
 
+    /// Asks the kernel to check requests strictly, which also makes it
+    /// filter dumps by the request's header (4.20+; older kernels dump
+    /// everything and the caller filters anyway).
+    pub(crate) fn strict(&self) {
+        if let Err(e) = self.socket.set_netlink_get_strict_chk(true) {
+            log::debug!("NETLINK_GET_STRICT_CHK: {e}");
+        }
+    }
+
     /// Sends one request, returns the reply messages up to the
     /// ack/error/done (an error reply becomes `Err`, errno kept).
     pub(crate) fn request(

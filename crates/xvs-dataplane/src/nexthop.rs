@@ -12,7 +12,9 @@
 //! * MTU: the route's `mtu` metric, else the interface's.
 //! * Local: a dest (of any method, NAT too) whose route is `RTN_LOCAL` is
 //!   one of the director's own addresses; its packets go to the
-//!   director's stack, as IPVS's transmitters continue them locally.
+//!   director's stack, as IPVS's transmitters continue them locally. A
+//!   NAT dest is matched against the local table (`local_table`),
+//!   read once per pass.
 //!
 //! [`Monitor`] tells when routes, links, addresses or neighbours change, so
 //! the caller refreshes; an unknown neighbour is asked for with `NTF_USE`
@@ -20,6 +22,7 @@
 
 use crate::abi::{xvs_dest_nh, xvs_fwd, xvs_nh_state};
 use crate::error::Error;
+use crate::local_table::LocalTable;
 use crate::netlink::{socket, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
@@ -78,12 +81,14 @@ impl Via {
 /// `ifindex -> (MTU, MAC)`; the MAC only for Ethernet-like devices.
 pub(crate) type Links = HashMap<u32, (u32, Option<[u8; 6]>)>;
 
-/// One pass of resolution: links and neighbours are read once (dumps),
-/// routes per address.
+/// One pass of resolution: links, neighbours and the local routes are
+/// read once (dumps), routes per DR/TUN address.
 pub(crate) struct Resolver {
     nl: Netlink,
     links: Links,
     neighs: Neighs,
+    /// Read on the first NAT dest of the pass.
+    locals: Option<LocalTable>,
 }
 
 /// `(ifindex, address) -> (NUD state, MAC)` of the IPv4 neighbours.
@@ -104,7 +109,12 @@ impl Resolver {
             context: "reading the neighbours (RTM_GETNEIGH)".into(),
             source,
         })?;
-        Ok(Resolver { nl, links, neighs })
+        Ok(Resolver {
+            nl,
+            links,
+            neighs,
+            locals: None,
+        })
     }
 
     /// The next hop of a dest at `addr` reached `via` DR, TUN or NAT; a
@@ -121,6 +131,19 @@ impl Resolver {
             state: xvs_nh_state::XVS_NH_NO_ROUTE.0 as u8,
             ..Default::default()
         };
+        // A NAT dest needs nothing but its locality: no route lookup.
+        if via == Via::Nat {
+            if self.locals.is_none() {
+                self.locals = Some(LocalTable::read()?);
+            }
+            let local = self.locals.as_ref().is_some_and(|l| l.contains(addr));
+            nh.state = if local {
+                xvs_nh_state::XVS_NH_LOCAL.0 as u8
+            } else {
+                xvs_nh_state::XVS_NH_NONE.0 as u8
+            };
+            return Ok((nh, None));
+        }
         let route = route(&mut self.nl, addr).map_err(|source| Error::Io {
             context: format!("route lookup for real server {addr}"),
             source,
@@ -130,10 +153,6 @@ impl Resolver {
         };
         if r.local {
             nh.state = xvs_nh_state::XVS_NH_LOCAL.0 as u8;
-            return Ok((nh, None));
-        }
-        if via == Via::Nat {
-            nh.state = xvs_nh_state::XVS_NH_NONE.0 as u8;
             return Ok((nh, None));
         }
         let hop = if via == Via::Dr { addr } else { r.via };

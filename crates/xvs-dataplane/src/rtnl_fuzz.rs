@@ -1,8 +1,9 @@
 //! Every reader of the kernel's rtnetlink answers behind one entry, for
 //! the `rtnetlink` fuzz target (`fuzz/`): the datagram collector and what
-//! next hops, neighbour resolution and the tc queries take out of the
-//! messages. Not an API.
+//! next hops, the local table, neighbour resolution and the tc queries
+//! take out of the messages. Not an API.
 
+use crate::local_table::LocalTable;
 use crate::netlink::{replies, Step, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use crate::{neigh, nexthop, tc};
 use netlink_packet_core::NetlinkBuffer;
@@ -31,6 +32,7 @@ pub fn read_rtnetlink(data: &[u8]) -> usize {
         let _ = nexthop::links_of(out.clone());
         let _ = nexthop::neighs_of(out.clone());
         let _ = nexthop::route_of(out.clone(), addr);
+        let _ = LocalTable::of(out.clone()).contains(addr);
         let _ = neigh::neigh_state_of(out.clone());
         let _ = neigh::remote_veth(out.clone());
         let _ = tc::clsact_in(&out, 1);
@@ -69,6 +71,7 @@ mod tests {
         assert!(!r.local);
 
         let (_, out) = collect(&seed("route-local"), NLM_F_REQUEST);
+        assert!(LocalTable::of(out.clone()).contains(Ipv4Addr::new(198, 51, 100, 9)));
         let r = nexthop::route_of(out, Ipv4Addr::new(198, 51, 100, 9)).expect("a local route");
         assert!(r.local);
         assert_eq!(r.oif, 1);

@@ -2472,6 +2472,13 @@ fn decap_attach_replace_detach() {
     assert!(!show(&["filter", "show", "dev", "d0", "ingress"]).contains("xvs_decap"));
 }
 
+/// The counters that are not zero.
+fn nonzero_counters(dp: &Dataplane) -> Vec<(&'static str, u64)> {
+    let mut c = dp.counters().unwrap();
+    c.retain(|(_, v)| *v != 0);
+    c
+}
+
 /// `DEST_NH` state of dest 0.
 fn nh_state(dp: &Dataplane) -> u8 {
     dp.dest_nexthop(0).unwrap().state
@@ -2535,8 +2542,9 @@ fn a_local_nat_dest_is_reached_through_the_stack_and_answers_as_the_vip() {
         (CLIENT, 46002, DIR_R, RPORT)
     );
     assert!(p.ip_csum_ok() && p.l4_csum_ok());
-    assert_eq!(dp.counter("pass_local").unwrap(), 1);
-    assert_eq!(dp.counter("nat_in").unwrap(), 1);
+    let counted = nonzero_counters(&dp);
+    assert_eq!(dp.counter("pass_local").unwrap(), 1, "{counted:?}");
+    assert_eq!(dp.counter("nat_in").unwrap(), 1, "{counted:?}");
 
     if lacks(&dp, features::LOCAL_OUT, "the answer") {
         return;
