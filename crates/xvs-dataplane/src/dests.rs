@@ -53,12 +53,7 @@ impl Dataplane {
         }
         // The next hop first: a dest must not be scheduled with the next
         // hop (or locality) of the slot's previous dest.
-        let via = match dest.fwd {
-            FwdMethod::Route => Via::Dr,
-            FwdMethod::Tunnel => Via::Tun,
-            FwdMethod::Masq => Via::Nat,
-        };
-        if let Err(e) = self.refresh_nexthop(dest_id, dest.addr, via) {
+        if let Err(e) = self.refresh_nexthop(dest_id, dest.addr, Via::from(dest.fwd)) {
             warn!("next hop of real server {}: {e}", dest.addr);
         }
         self.maps

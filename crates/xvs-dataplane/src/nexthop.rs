@@ -65,6 +65,17 @@ pub(crate) enum Via {
     Nat,
 }
 
+impl From<xvs_core::model::FwdMethod> for Via {
+    fn from(f: xvs_core::model::FwdMethod) -> Via {
+        use xvs_core::model::FwdMethod;
+        match f {
+            FwdMethod::Route => Via::Dr,
+            FwdMethod::Tunnel => Via::Tun,
+            FwdMethod::Masq => Via::Nat,
+        }
+    }
+}
+
 impl Via {
     /// The `Via` of an `enum xvs_fwd` value.
     pub(crate) fn of(fwd: u8) -> Via {
