@@ -212,6 +212,7 @@ fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resol
         let opt = match key.proto {
             Protocol::Tcp => "-t",
             Protocol::Udp => "-u",
+            Protocol::Sctp => "--sctp-service",
         };
         format!("{opt} {vname}")
     } else {

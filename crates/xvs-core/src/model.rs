@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
 
-/// Transport protocol of a virtual service (`-t`, `-u`).
+/// Transport protocol of a virtual service (`-t`, `-u`, `--sctp-service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -12,6 +12,8 @@ pub enum Protocol {
     Tcp,
     /// `-u`, `--udp-service`
     Udp,
+    /// `--sctp-service`
+    Sctp,
 }
 
 impl Protocol {
@@ -20,14 +22,26 @@ impl Protocol {
         match self {
             Protocol::Tcp => 6,
             Protocol::Udp => 17,
+            Protocol::Sctp => 132,
         }
     }
 
-    /// The name ipvsadm prints in listings (`TCP`, `UDP`).
+    /// The name ipvsadm prints in listings (`TCP`, `UDP`, `SCTP`).
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+
+    /// The protocol with IANA number `n`, if it is one a service can have.
+    pub fn from_number(n: u8) -> Option<Self> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
+            _ => None,
         }
     }
 }
@@ -254,7 +268,9 @@ pub struct Rates {
     pub outbps: u64,
 }
 
-/// IPVS TCP connection states, in the kernel's order (`IP_VS_TCP_S_*`).
+/// IPVS connection states: TCP's in the kernel's order (`IP_VS_TCP_S_*`),
+/// UDP's pseudo state, and SCTP's (`IP_VS_SCTP_S_*`, the kernel's number
+/// + 16). The data plane stores the same numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum ConnState {
@@ -286,9 +302,41 @@ pub enum ConnState {
     /// or answered (IPVS's `IP_VS_CTPL_S_ASSURED`); a template otherwise
     /// shows [`ConnState::None`]. Never stored by the data plane.
     Assured = 12,
+    /// SCTP `NONE` (`IP_VS_SCTP_S_NONE`)
+    SctpNone = 16,
+    /// SCTP `INIT1`: the client's first INIT seen
+    SctpInit1 = 17,
+    /// SCTP `INIT`: a retransmitted INIT
+    SctpInit = 18,
+    /// SCTP `C-SENT`
+    SctpCookieSent = 19,
+    /// SCTP `C-REPLIED`
+    SctpCookieReplied = 20,
+    /// SCTP `C-WAIT`
+    SctpCookieWait = 21,
+    /// SCTP `COOKIE`
+    SctpCookie = 22,
+    /// SCTP `C-ECHOED`
+    SctpCookieEchoed = 23,
+    /// SCTP `ESTABLISHED`
+    SctpEstablished = 24,
+    /// SCTP `S-SENT`
+    SctpShutdownSent = 25,
+    /// SCTP `S-RECEIVED`
+    SctpShutdownReceived = 26,
+    /// SCTP `S-ACK-SENT`
+    SctpShutdownAckSent = 27,
+    /// SCTP `REJECTED`
+    SctpRejected = 28,
+    /// SCTP `CLOSED`
+    SctpClosed = 29,
 }
 
 impl ConnState {
+    /// The first SCTP state's number: the kernel's SCTP state `n` is
+    /// stored as `SCTP_BASE + n`.
+    pub const SCTP_BASE: u8 = 16;
+
     /// Decodes the byte the data plane stores.
     pub fn from_u8(v: u8) -> Option<Self> {
         use ConnState::*;
@@ -305,8 +353,43 @@ impl ConnState {
             9 => Listen,
             10 => SynAck,
             11 => Udp,
+            16 => SctpNone,
+            17 => SctpInit1,
+            18 => SctpInit,
+            19 => SctpCookieSent,
+            20 => SctpCookieReplied,
+            21 => SctpCookieWait,
+            22 => SctpCookie,
+            23 => SctpCookieEchoed,
+            24 => SctpEstablished,
+            25 => SctpShutdownSent,
+            26 => SctpShutdownReceived,
+            27 => SctpShutdownAckSent,
+            28 => SctpRejected,
+            29 => SctpClosed,
             _ => return Option::None,
         })
+    }
+
+    /// The state a new connection of `proto` starts in (before its first
+    /// packet's transition).
+    pub fn initial(proto: Protocol) -> Self {
+        match proto {
+            Protocol::Tcp => ConnState::None,
+            Protocol::Udp => ConnState::Udp,
+            Protocol::Sctp => ConnState::SctpNone,
+        }
+    }
+
+    /// Whether IPVS counts a connection in this state as active
+    /// (`ActiveConn`); every other state counts as inactive.
+    pub fn is_active(self) -> bool {
+        matches!(self, ConnState::Established | ConnState::SctpEstablished)
+    }
+
+    /// Whether this is one of SCTP's states.
+    pub fn is_sctp(self) -> bool {
+        self as u8 >= Self::SCTP_BASE
     }
 
     /// The name `ipvsadm -Lc` prints.
@@ -326,10 +409,26 @@ impl ConnState {
             SynAck => "SYNACK",
             Udp => "UDP",
             Assured => "ASSURED",
+            SctpNone => "NONE",
+            SctpInit1 => "INIT1",
+            SctpInit => "INIT",
+            SctpCookieSent => "C-SENT",
+            SctpCookieReplied => "C-REPLIED",
+            SctpCookieWait => "C-WAIT",
+            SctpCookie => "COOKIE",
+            SctpCookieEchoed => "C-ECHOED",
+            SctpEstablished => "ESTABLISHED",
+            SctpShutdownSent => "S-SENT",
+            SctpShutdownReceived => "S-RECEIVED",
+            SctpShutdownAckSent => "S-ACK-SENT",
+            SctpRejected => "REJECTED",
+            SctpClosed => "CLOSED",
         }
     }
 
-    /// The kernel's default timeout for this state, with `--set` applied.
+    /// The kernel's default timeout for this state, with `--set` applied
+    /// (`tcp_timeouts`, `udp_timeouts`, `sctp_timeouts`; `--set` changes
+    /// no SCTP timeout).
     pub fn timeout_secs(self, t: &Timeouts) -> u32 {
         use ConnState::*;
         match self {
@@ -346,6 +445,13 @@ impl ConnState {
             SynAck => 120,
             Udp => t.udp,
             Assured => 2,
+            SctpNone => 2,
+            SctpInit1 | SctpRejected => 4,
+            SctpEstablished => 15 * 60,
+            // IP_VS_SCTP_MAX_RTO
+            SctpInit | SctpCookieSent | SctpCookieReplied | SctpCookieWait | SctpCookie
+            | SctpCookieEchoed | SctpShutdownSent | SctpShutdownReceived | SctpShutdownAckSent
+            | SctpClosed => 61,
         }
     }
 }

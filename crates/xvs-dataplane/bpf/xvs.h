@@ -93,8 +93,8 @@ enum xvs_sched {
 /* lblc/lblcr expiration (sysctl lblc(r)_expiration default, 24 h). */
 #define XVS_LBLC_EXPIRATION_NS (24ULL * 3600 * 1000000000ULL)
 
-/* IPVS TCP states (IP_VS_TCP_S_*), plus the UDP pseudo state.
- * Same numbering as xvs_core::model::ConnState. */
+/* IPVS TCP states (IP_VS_TCP_S_*), the UDP pseudo state and the SCTP
+ * states. Same numbering as xvs_core::model::ConnState. */
 enum xvs_state {
 	XVS_S_NONE = 0,
 	XVS_S_ESTABLISHED = 1,
@@ -108,7 +108,25 @@ enum xvs_state {
 	XVS_S_LISTEN = 9,
 	XVS_S_SYNACK = 10,
 	XVS_S_UDP = 11,
-	XVS_S_LAST = 12,
+	XVS_S_TCP_LAST = 12, /* columns of the TCP table (UDP's included) */
+	/* IPVS SCTP states (IP_VS_SCTP_S_*), kernel number + 16: one
+	 * numbering for every protocol's connections, so an entry's state
+	 * alone names its timeout. 12 is the model's ASSURED. */
+	XVS_S_SCTP_NONE = 16,
+	XVS_S_SCTP_INIT1 = 17,
+	XVS_S_SCTP_INIT = 18,
+	XVS_S_SCTP_COOKIE_SENT = 19,
+	XVS_S_SCTP_COOKIE_REPLIED = 20,
+	XVS_S_SCTP_COOKIE_WAIT = 21,
+	XVS_S_SCTP_COOKIE = 22,
+	XVS_S_SCTP_COOKIE_ECHOED = 23,
+	XVS_S_SCTP_ESTABLISHED = 24,
+	XVS_S_SCTP_SHUTDOWN_SENT = 25,
+	XVS_S_SCTP_SHUTDOWN_RECEIVED = 26,
+	XVS_S_SCTP_SHUTDOWN_ACK_SENT = 27,
+	XVS_S_SCTP_REJECTED = 28,
+	XVS_S_SCTP_CLOSED = 29,
+	XVS_S_LAST = 30,
 };
 
 /* SVC_MAP key: protocol, virtual address and port. */

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use libbpf_rs::{MapCore, MapHandle};
 use xvs_core::sched::persist;
 
-use crate::abi::{xvs_dest_conns, xvs_dest_rt_flags, xvs_state};
+use xvs_core::model::ConnState;
+
+use crate::abi::{xvs_dest_conns, xvs_dest_rt_flags};
 use crate::error::Error;
 
 // `slot` reads the four words in this order.
@@ -99,7 +101,7 @@ impl DestConns {
     /// cleared as `persist::overload_after` says for thresholds `(u, l)`.
     pub(crate) fn unbind(&self, dest_id: u32, state: u32, thresholds: (u32, u32)) {
         let Some(rt) = self.slot(dest_id) else { return };
-        let (a, i) = if state == xvs_state::XVS_S_ESTABLISHED.0 {
+        let (a, i) = if ConnState::from_u8(state as u8).is_some_and(ConnState::is_active) {
             (
                 rt.active.fetch_sub(1, Ordering::SeqCst) - 1,
                 rt.inactive.load(Ordering::SeqCst),

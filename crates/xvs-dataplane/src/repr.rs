@@ -23,7 +23,23 @@ const _: () = assert!(
         && xvs_state::XVS_S_LISTEN.0 == ConnState::Listen as u32
         && xvs_state::XVS_S_SYNACK.0 == ConnState::SynAck as u32
         && xvs_state::XVS_S_UDP.0 == ConnState::Udp as u32
-        && xvs_state::XVS_S_LAST.0 == ConnState::Udp as u32 + 1
+        && xvs_state::XVS_S_TCP_LAST.0 == ConnState::Udp as u32 + 1
+        && xvs_state::XVS_S_SCTP_NONE.0 == ConnState::SctpNone as u32
+        && xvs_state::XVS_S_SCTP_NONE.0 == ConnState::SCTP_BASE as u32
+        && xvs_state::XVS_S_SCTP_INIT1.0 == ConnState::SctpInit1 as u32
+        && xvs_state::XVS_S_SCTP_INIT.0 == ConnState::SctpInit as u32
+        && xvs_state::XVS_S_SCTP_COOKIE_SENT.0 == ConnState::SctpCookieSent as u32
+        && xvs_state::XVS_S_SCTP_COOKIE_REPLIED.0 == ConnState::SctpCookieReplied as u32
+        && xvs_state::XVS_S_SCTP_COOKIE_WAIT.0 == ConnState::SctpCookieWait as u32
+        && xvs_state::XVS_S_SCTP_COOKIE.0 == ConnState::SctpCookie as u32
+        && xvs_state::XVS_S_SCTP_COOKIE_ECHOED.0 == ConnState::SctpCookieEchoed as u32
+        && xvs_state::XVS_S_SCTP_ESTABLISHED.0 == ConnState::SctpEstablished as u32
+        && xvs_state::XVS_S_SCTP_SHUTDOWN_SENT.0 == ConnState::SctpShutdownSent as u32
+        && xvs_state::XVS_S_SCTP_SHUTDOWN_RECEIVED.0 == ConnState::SctpShutdownReceived as u32
+        && xvs_state::XVS_S_SCTP_SHUTDOWN_ACK_SENT.0 == ConnState::SctpShutdownAckSent as u32
+        && xvs_state::XVS_S_SCTP_REJECTED.0 == ConnState::SctpRejected as u32
+        && xvs_state::XVS_S_SCTP_CLOSED.0 == ConnState::SctpClosed as u32
+        && xvs_state::XVS_S_LAST.0 == ConnState::SctpClosed as u32 + 1
 );
 
 /// An IPv4 address as the bytes of a `__be32` field.
@@ -47,11 +63,7 @@ pub fn port_of(v: u16) -> u16 {
 }
 
 pub(crate) fn proto_of(n: u8) -> Option<Protocol> {
-    match n {
-        6 => Some(Protocol::Tcp),
-        17 => Some(Protocol::Udp),
-        _ => None,
-    }
+    Protocol::from_number(n)
 }
 
 pub(crate) fn fwd_of(n: u8) -> FwdMethod {

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
 use libbpf_rs::{MapCore, MapFlags};
-use xvs_core::model::{svc_flags, FwdMethod};
+use xvs_core::model::{svc_flags, ConnState, FwdMethod};
 
 use crate::abi::{as_bytes as bytes, *};
 use crate::clock::monotonic_ns;
@@ -30,7 +30,7 @@ pub enum Installed {
 }
 
 fn active(state: u32) -> bool {
-    state == xvs_state::XVS_S_ESTABLISHED.0
+    ConnState::from_u8(state as u8).is_some_and(ConnState::is_active)
 }
 
 impl Dataplane {

@@ -35,7 +35,7 @@
 #define TCP_DIR_OUTPUT 4
 #define TCP_DIR_INPUT_ONLY 8
 
-static const __u8 tcp_states[12][XVS_S_LAST] = {
+static const __u8 tcp_states[12][XVS_S_TCP_LAST] = {
 	/* INPUT:   sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA  UDP */
 	/* syn */ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sCL },
 	/* fin */ { sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW, sCL },
@@ -74,7 +74,7 @@ static __always_inline __u32 tcp_next_state(__u32 dir_off, __u8 flags, __u32 old
 	else
 		return XVS_S_CLOSE;
 	row += dir_off;
-	if (row >= 12 || old >= XVS_S_LAST)
+	if (row >= 12 || old >= XVS_S_TCP_LAST)
 		return XVS_S_CLOSE;
 	return tcp_states[row][old];
 }

@@ -71,13 +71,19 @@ static __always_inline int schedulable(__u32 id, __u32 svc_id)
 	return dest_get(id, svc_id, &v) && v.weight && !v.overloaded;
 }
 
+/* IPVS counts a connection as active in ESTABLISHED, TCP's or SCTP's. */
+static __always_inline int state_active(__u32 state)
+{
+	return state == XVS_S_ESTABLISHED || state == XVS_S_SCTP_ESTABLISHED;
+}
+
 static __always_inline void dest_conns_add(__u32 dest_id, __u32 state, int delta)
 {
 	struct xvs_dest_conns *dc = bpf_map_lookup_elem(&DEST_CONNS, &dest_id);
 
 	if (!dc)
 		return;
-	if (state == XVS_S_ESTABLISHED)
+	if (state_active(state))
 		__sync_fetch_and_add(&dc->active, delta);
 	else
 		__sync_fetch_and_add(&dc->inactive, delta);
@@ -93,7 +99,7 @@ static __always_inline void dest_bind(__u32 dest_id, __u32 state)
 
 	if (!dc)
 		return;
-	if (state == XVS_S_ESTABLISHED)
+	if (state_active(state))
 		total = (__s64)xvs_add_return32(&dc->active, 1) + dc->inactive;
 	else
 		total = (__s64)xvs_add_return32(&dc->inactive, 1) + dc->active;
@@ -113,7 +119,7 @@ static __always_inline void dest_unbind(__u32 dest_id, __u32 state)
 
 	if (!dc)
 		return;
-	if (state == XVS_S_ESTABLISHED)
+	if (state_active(state))
 		total = (__s64)xvs_add_return32(&dc->active, -1) + dc->inactive;
 	else
 		total = (__s64)xvs_add_return32(&dc->inactive, -1) + dc->active;
