@@ -22,6 +22,12 @@ pub enum Cmd {
         listen: Vec<String>,
         name: String,
     },
+    /// One-to-one style SCTP associations, each message answered with
+    /// the name.
+    Sctp {
+        listen: Vec<String>,
+        name: String,
+    },
     Get {
         url: Url,
         count: u64,
@@ -39,6 +45,12 @@ pub enum Cmd {
         new_conn: bool,
         /// As for `Get`.
         sources: Vec<SocketAddr>,
+    },
+    /// `count` requests to an SCTP server, a new association each.
+    SctpGet {
+        addr: String,
+        count: u64,
+        timeout_ms: u64,
     },
 }
 
@@ -125,7 +137,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
     let mut count = 1u64;
     let mut timeout_ms = 2000u64;
     let mut keepalive: Option<bool> = None;
-    let mut payload = "ping".to_string();
+    let mut payload: Option<String> = None;
     let mut sources: Vec<SocketAddr> = Vec::new();
     let mut positional: Vec<&str> = Vec::new();
     let mut it = rest.iter();
@@ -140,7 +152,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
             "--name" => name = Some(value(a)?.to_string()),
             "--count" | "-n" => count = parse_num(a, value(a)?, MAX_COUNT)?,
             "--timeout-ms" => timeout_ms = parse_num(a, value(a)?, 600_000)?,
-            "--payload" => payload = value(a)?.to_string(),
+            "--payload" => payload = Some(value(a)?.to_string()),
             "--source" => {
                 for addr in value(a)?.split(',') {
                     sources.push(parse_source(addr)?);
@@ -177,7 +189,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
         [_, x, ..] => Err(format!("{sub}: unexpected argument {x:?}")),
     };
     match *sub {
-        "http" | "udp-echo" | "udp-sink" => {
+        "http" | "udp-echo" | "udp-sink" | "sctp" => {
             no_positional(&positional)?;
             if listen.is_empty() {
                 return Err(format!("{sub}: --listen is required"));
@@ -190,6 +202,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
             Ok(match *sub {
                 "http" => Cmd::Http { listen, name },
                 "udp-echo" => Cmd::UdpEcho { listen, name },
+                "sctp" => Cmd::Sctp { listen, name },
                 _ => Cmd::UdpSink { listen, name },
             })
         }
@@ -209,9 +222,22 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
                 addr,
                 count,
                 timeout_ms,
-                payload,
+                payload: payload.unwrap_or_else(|| "ping".into()),
                 new_conn: keepalive == Some(false),
                 sources,
+            })
+        }
+        "sctp-get" => {
+            let addr = one_positional(&positional, "ADDR:PORT")?;
+            // Every association is new and says the same: refuse options
+            // a caller would expect to change that.
+            if keepalive.is_some() || !sources.is_empty() || payload.is_some() {
+                return Err(format!("{sub}: only --count and --timeout-ms apply"));
+            }
+            Ok(Cmd::SctpGet {
+                addr,
+                count,
+                timeout_ms,
             })
         }
         other => Err(format!("unknown subcommand {other:?}")),

@@ -1,23 +1,33 @@
-//! `xvs-testsrv`: tiny HTTP/UDP servers and clients for tests and the demo.
+//! `xvs-testsrv`: tiny HTTP/UDP/SCTP servers and clients for tests and the
+//! demo.
 //!
-//! Everything here is std only. The pure parts (argument grammar, URL and
-//! HTTP head parsing) are unit tested; the binary in `src/bin/xvs-testsrv.rs`
-//! only calls [`main_with_args`].
+//! Everything here is std only, but for SCTP (std has no SCTP sockets:
+//! `socket2`, in `sctp.rs`) and the `--source` binding of the TCP client
+//! (`socket2`). The pure parts (argument grammar, URL and HTTP head
+//! parsing) are unit tested; the binary in `src/bin/xvs-testsrv.rs` only
+//! calls [`main_with_args`].
 //!
 //! ```text
 //! xvs-testsrv http     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
 //! xvs-testsrv udp-echo --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
 //! xvs-testsrv udp-sink --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
+//! xvs-testsrv sctp     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
 //! xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
 //! xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]
+//! xvs-testsrv sctp-get ADDR:PORT [--count N] [--timeout-ms T]
 //! ```
 //!
 //! `--listen` may repeat. A UDP socket bound to `0.0.0.0` answers from the
 //! host's primary address, which a client talking to a secondary address
 //! (a VIP) rejects: bind each such address explicitly instead.
 //!
-//! Clients print one line per request: the reply (HTTP body trimmed, or the
-//! UDP datagram) or `ERR <reason>`. They exit 0 when every request got an
+//! The SCTP server takes one-to-one style associations and answers each
+//! message with its name; `sctp-get` opens a new association per request
+//! and shuts it down gracefully (SHUTDOWN, SHUTDOWN-ACK, SHUTDOWN-COMPLETE)
+//! before the next. Both fail with a clear error on a kernel without SCTP.
+//!
+//! Clients print one line per request: the reply (HTTP body trimmed, the
+//! UDP datagram, or the SCTP reply) or `ERR <reason>`. They exit 0 when every request got an
 //! answer, 1 otherwise, 2 on a usage error.
 
 use std::io::{self, Write};
@@ -28,12 +38,14 @@ mod cli;
 mod client;
 mod http;
 mod http_server;
+mod sctp;
 #[cfg(test)]
 mod tests;
 mod udp;
 
 use client::http_get;
 use http_server::http_servers;
+use sctp::{sctp_get, sctp_servers};
 use udp::{udp_client, udp_echo_servers, udp_sinks};
 
 pub use cli::{parse_args, parse_url, Cmd, Url};
@@ -41,6 +53,7 @@ pub use http::{
     build_response, check_slow_body, parse_request_head, parse_response_head, read_head,
     read_response, slow_byte, summary, Request, ResponseHead, MAX_PAD,
 };
+pub use sctp::{sctp_available, sctp_socket, IPPROTO_SCTP};
 
 /// Largest request/response head accepted (bytes).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -58,10 +71,12 @@ usage:
   xvs-testsrv http     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv udp-echo --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv udp-sink --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
+  xvs-testsrv sctp     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
   xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
                        [--source ADDR[:PORT],...]
   xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]
                        [--source ADDR[:PORT],...]
+  xvs-testsrv sctp-get ADDR:PORT [--count N] [--timeout-ms T]
 --source: the local addresses (and ports) to send from, one connection after
 the other in turn.";
 
@@ -111,6 +126,7 @@ pub fn main_with_args<S: AsRef<str>>(args: &[S]) -> i32 {
         Cmd::Http { listen, name } => http_servers(&listen, &name),
         Cmd::UdpEcho { listen, name } => udp_echo_servers(&listen, &name),
         Cmd::UdpSink { listen, name: _ } => udp_sinks(&listen),
+        Cmd::Sctp { listen, name } => sctp_servers(&listen, &name),
         Cmd::Get {
             url,
             count,
@@ -126,6 +142,11 @@ pub fn main_with_args<S: AsRef<str>>(args: &[S]) -> i32 {
             new_conn,
             sources,
         } => return udp_client(&addr, count, timeout_ms, &payload, new_conn, &sources),
+        Cmd::SctpGet {
+            addr,
+            count,
+            timeout_ms,
+        } => return sctp_get(&addr, count, timeout_ms),
     };
     match served {
         Ok(()) => 0,
