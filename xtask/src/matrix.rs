@@ -1,7 +1,7 @@
 //! `cargo xtask matrix`: the tests that depend on the kernel, run on each
 //! of Debian's stock kernels in a VM (`cargo xtask vm`): the BPF fixtures
 //! with both programs, the scheduler differential, the IPVS selftest
-//! cases, a NAT and a DR/TUN subset of the end-to-end suites, the real
+//! cases, NAT, DR/TUN and SCTP subsets of the end-to-end suites, the real
 //! server's kernel decapsulation and the demo in its three modes; on the
 //! newest kernel also the differential tests against IPVS, ipvsadm and
 //! keepalived (`ORACLES`). Everything is built on the host first; the guest
@@ -37,7 +37,7 @@ const ORACLES: [&str; 4] = [
 ];
 
 /// The tests run in part: (`crate/test target`, test-name filters).
-const E2E_SUBSET: [(&str, &[&str]); 4] = [
+const E2E_SUBSET: [(&str, &[&str]); 5] = [
     (
         "xvs-testbed/nat_e2e",
         &[
@@ -57,6 +57,18 @@ const E2E_SUBSET: [(&str, &[&str]); 4] = [
             "dr_splits_thirty_requests_and_replies_bypass_the_director",
             "tun_ipip_splits_thirty_requests_and_replies_bypass_the_director",
             "tun_gue_splits_thirty_requests_and_replies_bypass_the_director",
+        ],
+    ),
+    // The host has no SCTP to run these with; Debian's kernels do. Each
+    // test names the whole test (filters match substrings).
+    (
+        "xvs-testbed/sctp_e2e",
+        &[
+            "sctp_testsrv_talks_without_xvs",
+            "sctp_nat_port_mapped_splits_thirty_associations_evenly",
+            "sctp_nat_same_port_splits_twelve_associations_evenly",
+            "sctp_dr_splits_thirty_associations_evenly",
+            "sctp_tun_ipip_splits_thirty_associations_evenly",
         ],
     ),
     // xvs-realserver's kernel path: ipip and fou exist here.
