@@ -116,6 +116,8 @@ pub(crate) fn test() -> Result<()> {
                 "sync_e2e",
                 "--test",
                 "selftest_e2e",
+                "--test",
+                "sctp_e2e",
                 "--",
                 "--ignored",
                 "--test-threads=1",

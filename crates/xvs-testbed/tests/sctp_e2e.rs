@@ -307,6 +307,17 @@ fn sctp_testsrv_talks_without_xvs() {
     );
     assert_eq!(out, "rs1\n".repeat(5));
     assert_graceful(&tb, 5, String::new);
+    // The CRC32c is on the wire and checked: the testbed turns tx
+    // checksum offload off, SCTP's included (a CHECKSUM_PARTIAL packet
+    // would cross the veths without a CRC and be taken unchecked, and a
+    // stale CRC after xvs's rewrite would go unnoticed).
+    for node in [Node::Client, Node::Rs(1)] {
+        let features = tb.exec_ok(node, &["ethtool", "-k", "eth0"]).unwrap();
+        assert!(
+            features.contains("tx-checksum-sctp: off"),
+            "{node}: {features}"
+        );
+    }
     // Nothing listens on 6061: the INIT is answered with ABORT at once.
     let refused = format!("{}:6061", rs_ip(1));
     let out = testsrv_fails(&tb, &["sctp-get", &refused, "--timeout-ms", "2000"]);
