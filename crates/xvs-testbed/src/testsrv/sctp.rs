@@ -119,10 +119,22 @@ pub(super) fn serve_assoc(mut conn: Socket, name: &str) -> io::Result<()> {
 /// next one starts (the tests count and list them).
 pub(super) fn sctp_request(
     target: &SocketAddr,
+    local_port: u16,
     msg: &str,
     timeout: Duration,
 ) -> Result<String, String> {
     let mut s = sctp_socket(Domain::for_address(*target)).map_err(io_reason)?;
+    if local_port != 0 {
+        let any: SocketAddr = if target.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, local_port).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, local_port).into()
+        };
+        // Taken (another program's): the kernel's choice will do.
+        if s.bind(&any.into()).is_err() {
+            s = sctp_socket(Domain::for_address(*target)).map_err(io_reason)?;
+        }
+    }
     s.connect_timeout(&SockAddr::from(*target), timeout)
         .map_err(io_reason)?;
     s.set_read_timeout(Some(timeout)).map_err(io_reason)?;
@@ -163,8 +175,29 @@ fn wait_closed(s: &mut Socket, buf: &mut [u8], timeout: Duration) -> Result<(), 
     }
 }
 
+/// The local ports `sctp-get` uses: each association its own, in turn
+/// from a start that differs per process.
+const LOCAL_PORTS: std::ops::Range<u16> = 20_000..60_000;
+
+/// The local port of request `i` of a client whose turn starts at `start`
+/// (any number): consecutive requests get distinct ports, wrapping after
+/// [`LOCAL_PORTS`]'s length.
+pub(super) fn local_port(start: u32, i: u64) -> u16 {
+    let len = u64::from(LOCAL_PORTS.end - LOCAL_PORTS.start);
+    let off = (u64::from(start) + i) % len;
+    // off < len, which fits a u16.
+    LOCAL_PORTS.start + off as u16
+}
+
 /// `sctp-get`: `count` requests, one association each; one line per
 /// request, the reply or `ERR reason`. 0 when all answered, 1 otherwise.
+///
+/// Each association is sent from its own port, not the kernel's random
+/// choice: SCTP leaves no TIME_WAIT behind to keep a port from coming up
+/// again, and a director (IPVS, xvs) takes an association from a port an
+/// earlier one of the run used as that connection reused, which changes
+/// the connection counts the tests check (for 30 associations from the
+/// kernel's range, about one run in 65).
 pub(super) fn sctp_get(addr: &str, count: u64, timeout_ms: u64) -> i32 {
     let timeout = Duration::from_millis(timeout_ms);
     let target = match resolve(addr) {
@@ -184,10 +217,13 @@ pub(super) fn sctp_get(addr: &str, count: u64, timeout_ms: u64) -> i32 {
         }
         return 1;
     }
+    // Two clients at once (or one right after another) start apart.
+    let start = std::process::id().wrapping_mul(7919);
     let mut failed = false;
     let stdout = io::stdout();
     for i in 0..count {
-        let line = match sctp_request(&target, &format!("hello {i}"), timeout) {
+        let port = local_port(start, i);
+        let line = match sctp_request(&target, port, &format!("hello {i}"), timeout) {
             Ok(reply) => reply,
             Err(e) => {
                 failed = true;

@@ -339,6 +339,16 @@ fn parses_sctp_args() {
 }
 
 #[test]
+fn sctp_clients_take_distinct_local_ports_in_turn() {
+    let ports: Vec<u16> = (0..4).map(|i| sctp::local_port(39_998, i)).collect();
+    assert_eq!(ports, [59_998, 59_999, 20_000, 20_001]);
+    let many: std::collections::BTreeSet<u16> =
+        (0..30).map(|i| sctp::local_port(u32::MAX, i)).collect();
+    assert_eq!(many.len(), 30);
+    assert!(many.iter().all(|p| (20_000..60_000).contains(p)));
+}
+
+#[test]
 fn serves_sctp_on_loopback_where_the_kernel_has_it() {
     if let Err(e) = sctp_available() {
         eprintln!("skipped: {e}");
@@ -357,7 +367,11 @@ fn serves_sctp_on_loopback_where_the_kernel_has_it() {
     let timeout = Duration::from_secs(2);
     for i in 0..3 {
         let msg = format!("hello {i}");
-        assert_eq!(sctp::sctp_request(&addr, &msg, timeout).unwrap(), "s1");
+        let port = sctp::local_port(7, i);
+        assert_eq!(
+            sctp::sctp_request(&addr, port, &msg, timeout).unwrap(),
+            "s1"
+        );
     }
     assert_eq!(sctp::sctp_get(&addr.to_string(), 2, 1000), 0);
 }
