@@ -403,3 +403,49 @@ fn backend_failure_is_reported() {
     new.apply(&add_svc(80, "rr"), LIMITS).unwrap();
     assert!(sync(&old, &new, &mut be).is_err());
 }
+
+#[test]
+fn sctp_services_are_their_own_services() {
+    let mut m = Model::default();
+    let sctp = ServiceKey {
+        proto: Protocol::Sctp,
+        ..key(80)
+    };
+    m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+    // Same address and port, another protocol: another service, as in IPVS.
+    m.apply(
+        &Request::AddService {
+            service: Service::new(sctp, "wrr"),
+        },
+        LIMITS,
+    )
+    .unwrap();
+    m.apply(
+        &Request::AddDest {
+            key: sctp,
+            dest: masq(12, 5060, 2),
+        },
+        LIMITS,
+    )
+    .unwrap();
+    assert_eq!(
+        m.apply(
+            &Request::AddService {
+                service: Service::new(sctp, "rr"),
+            },
+            LIMITS
+        )
+        .unwrap_err()
+        .to_string(),
+        "Service already exists"
+    );
+    m.apply(&Request::DelService { key: key(80) }, LIMITS)
+        .unwrap();
+    assert_eq!(
+        m.apply(&Request::DelService { key: key(80) }, LIMITS)
+            .unwrap_err()
+            .to_string(),
+        "No such service"
+    );
+    m.apply(&Request::DelService { key: sctp }, LIMITS).unwrap();
+}
