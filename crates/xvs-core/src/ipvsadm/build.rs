@@ -4,7 +4,6 @@
 use super::command::*;
 use super::entry::*;
 use super::table::*;
-use super::values::*;
 use crate::model::{Dest, Service, ServiceKey, SyncDaemon, TunCsum, TunType};
 use std::net::{IpAddr, Ipv4Addr};
 
