@@ -439,6 +439,21 @@ fn sctp_services_are_their_own_services() {
         .to_string(),
         "Service already exists"
     );
+    // Both reach the data plane, each in a slot of its own.
+    let mut be = Fake::default();
+    sync(&Model::default(), &m, &mut be).unwrap();
+    assert_eq!(
+        be.log,
+        vec![
+            "zdest 0",
+            "dest 0 svc=1 203.0.113.12:5060 w=2",
+            "zsvc 0",
+            "svc 0 rr []",
+            "zsvc 1",
+            "svc 1 wrr [0]",
+        ]
+    );
+    assert_eq!(m.service(&sctp).unwrap().id, 1);
     m.apply(&Request::DelService { key: key(80) }, LIMITS)
         .unwrap();
     assert_eq!(
