@@ -74,7 +74,8 @@ pub struct Template {
     pub conns: u32,
     /// Forwarding method of its dest.
     pub fwd: FwdMethod,
-    /// A connection it controls got established (TCP) or answered (UDP).
+    /// A connection it controls got established (TCP, SCTP) or answered
+    /// (UDP).
     pub assured: bool,
 }
 
