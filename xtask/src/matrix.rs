@@ -20,8 +20,9 @@ use anyhow::{bail, Context, Result};
 use crate::vm::{run_in_vm, Kernel, VmOpts};
 
 /// Test binaries run whole: `crate/test target`.
-const WHOLE: [&str; 3] = [
+const WHOLE: [&str; 4] = [
     "xvs-dataplane/fixtures",
+    "xvs-dataplane/sctp_fixtures",
     "xvs-dataplane/sched",
     "xvs-testbed/selftest_e2e",
 ];
@@ -143,7 +144,7 @@ fn guest_script(tests: &BTreeMap<String, String>, oracles: bool) -> Result<Strin
     for t in WHOLE {
         let b = bin(t)?;
         s += &format!("step {t} {b} {libtest}\n");
-        if t == "xvs-dataplane/fixtures" {
+        if t.ends_with("fixtures") {
             s += &format!("step {t}-tc env XVS_TEST_ATTACH=tc {b} {libtest}\n");
         }
     }

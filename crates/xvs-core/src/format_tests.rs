@@ -434,3 +434,162 @@ fn service_line_variants() {
         "-A -t 10.1.1.1:0 -s wrr -p 60 --pe sip -b flag-1,flag-3\n"
     );
 }
+
+fn sctp_names() -> FileNames {
+    FileNames::from_texts(
+        "10.0.0.1 sipvip\n10.0.0.2 rs2\n",
+        "sip 5060/sctp\nsip 5060/tcp\nsip-tls 5061/tcp\nhttp 80/tcp\ndomain 53/udp\n",
+    )
+}
+
+/// An SCTP service with two dests (unsorted) next to a TCP and a UDP one.
+fn sctp_table() -> Table {
+    let mut masq = dest([10, 0, 0, 3], 5061, FwdMethod::Masq, 1);
+    masq.active_conns = 4;
+    masq.inact_conns = 5;
+    Table {
+        conn_tab_size: 4096,
+        services: vec![
+            svc(
+                Service::new(key(Protocol::Sctp, [10, 0, 0, 1], 5060), "rr"),
+                vec![masq, dest([10, 0, 0, 2], 5060, FwdMethod::Route, 2)],
+            ),
+            svc(
+                Service::new(key(Protocol::Tcp, [10, 0, 0, 9], 80), "wlc"),
+                vec![],
+            ),
+            svc(
+                Service::new(key(Protocol::Udp, [10, 0, 0, 1], 53), "rr"),
+                vec![],
+            ),
+        ],
+    }
+}
+
+#[test]
+fn sctp_list_and_save() {
+    let t = sctp_table();
+    let n = ListOptions {
+        numeric: true,
+        ..Default::default()
+    };
+    assert_eq!(list_all(&t, &n, &sctp_names()), gold("sctp_ln"));
+    assert_eq!(
+        list_all(&t, &ListOptions::default(), &sctp_names()),
+        gold("sctp_l")
+    );
+    assert_eq!(save(&t, true, &sctp_names()), gold("sctp_save_n"));
+    assert_eq!(save(&t, false, &sctp_names()), gold("sctp_save"));
+}
+
+#[test]
+fn sctp_stats_rates_thresholds() {
+    let mut t = sctp_table();
+    t.services.retain(|s| s.service.key.proto == Protocol::Sctp);
+    let s = &mut t.services[0];
+    s.stats = stats([1, 123456789, 99999999, 1234567890123, 999999999999999]);
+    s.rates = rates([12, 3456, 789, 123456789, 5]);
+    // dests are [10.0.0.3, 10.0.0.2]; sorted output puts .2 first
+    s.dests[1].stats = stats([0, 5, 100000000, 7, 8]);
+    s.dests[0].stats = stats([3, 4, 5, 6, 123456789012]);
+    s.dests[1].rates = rates([1, 2, 3, 1000000000, 4]);
+    s.dests[1].dest.u_threshold = 100;
+    s.dests[1].dest.l_threshold = 10;
+    s.dests[0].persist_conns = 9;
+    let o = |f: fn(&mut ListOptions)| {
+        let mut o = ListOptions {
+            numeric: true,
+            ..Default::default()
+        };
+        f(&mut o);
+        o
+    };
+    assert_eq!(
+        list_all(&t, &o(|o| o.stats = true), &NoNames),
+        gold("sctp_stats")
+    );
+    assert_eq!(
+        list_all(&t, &o(|o| o.rate = true), &NoNames),
+        gold("sctp_rate")
+    );
+    assert_eq!(
+        list_all(&t, &o(|o| o.thresholds = true), &NoNames),
+        gold("sctp_thr")
+    );
+    assert_eq!(
+        list_all(&t, &o(|o| o.persistent_conn = true), &NoNames),
+        gold("sctp_pc")
+    );
+}
+
+#[test]
+fn sctp_connection_entries() {
+    let conn = |c: ([u8; 4], u16), d: ([u8; 4], u16), state, expires_ms| ConnEntry {
+        proto: Protocol::Sctp,
+        caddr: Ipv4Addr::from(c.0),
+        cport: c.1,
+        vaddr: Ipv4Addr::new(10, 0, 0, 1),
+        vport: 5060,
+        daddr: Ipv4Addr::from(d.0),
+        dport: d.1,
+        state,
+        fwd: FwdMethod::Masq,
+        expires_ms,
+    };
+    let c = vec![
+        conn(
+            ([192, 0, 2, 7], 40000),
+            ([10, 0, 0, 3], 5061),
+            ConnState::SctpEstablished,
+            899_999,
+        ),
+        conn(
+            ([192, 0, 2, 8], 40001),
+            ([10, 0, 0, 2], 5060),
+            ConnState::SctpCookieSent,
+            60_500,
+        ),
+        conn(
+            ([192, 0, 2, 9], 5060),
+            ([10, 0, 0, 2], 5060),
+            ConnState::SctpShutdownAckSent,
+            3_000,
+        ),
+    ];
+    let o = |numeric: bool, persistent_conn: bool| ListOptions {
+        numeric,
+        connection: true,
+        persistent_conn,
+        ..Default::default()
+    };
+    assert_eq!(
+        conns(&c, &o(true, false), &sctp_names()),
+        gold("sctp_conn_n")
+    );
+    assert_eq!(
+        conns(&c, &o(false, false), &sctp_names()),
+        gold("sctp_conn")
+    );
+    assert_eq!(
+        conns(&c, &o(true, true), &sctp_names()),
+        gold("sctp_conn_pc")
+    );
+}
+
+#[test]
+fn sctp_truncation() {
+    let host = "averyveryverylonghostname.example.org";
+    let n = FileNames::from_texts(&format!("10.0.0.1 {host}\n"), "sip 5060/sctp\n");
+    let t = Table {
+        conn_tab_size: 4096,
+        services: vec![svc(
+            Service::new(key(Protocol::Sctp, [10, 0, 0, 1], 5060), "rr"),
+            vec![],
+        )],
+    };
+    assert_eq!(
+        list_all(&t, &ListOptions::default(), &n),
+        gold("sctp_trunc")
+    );
+    assert!(save(&t, false, &n).contains(&format!("-A --sctp-service {host}:sip -s rr\n")));
+}

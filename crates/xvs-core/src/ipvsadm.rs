@@ -9,8 +9,8 @@
 //! `fail(2, ...)` exits 2, popt errors and "Try ..." exit 255 (ipvsadm
 //! returns -1 from `main`).
 //!
-//! xvs only models IPv4 TCP/UDP services and IPv4 sync-daemon groups;
-//! fwmark, SCTP and IPv6 parse exactly as in ipvsadm and then yield
+//! xvs only models IPv4 TCP/UDP/SCTP services and IPv4 sync-daemon groups;
+//! fwmark and IPv6 parse exactly as in ipvsadm and then yield
 //! [`ParseError::Unsupported`].
 
 mod build;

@@ -9,7 +9,8 @@ use std::net::Ipv4Addr;
 fn names() -> FileNames {
     FileNames::from_texts(
         "10.0.0.1 web1\n192.168.1.0 mask24\n",
-        "http 80/tcp www\nhttp 80/udp\ndomain 53/udp\n",
+        "http 80/tcp www\nhttp 80/udp\ndomain 53/udp\nsip 5060/tcp\nsip 5060/sctp\n\
+         diameter 3868/sctp\n",
     )
 }
 
@@ -113,10 +114,91 @@ fn service_address_forms() {
         Err(ParseError::Unsupported(_))
     ));
     assert!(matches!(p("-D -t ::1"), Err(ParseError::Unsupported(_))));
-    assert!(matches!(
-        p("-D --sctp-service 10.1.1.1:80"),
-        Err(ParseError::Unsupported(_))
-    ));
+    assert_eq!(
+        p("-D --sctp-service 10.1.1.1:80").unwrap(),
+        Command::DelService(key(Protocol::Sctp, [10, 1, 1, 1], 80))
+    );
+}
+
+#[test]
+fn sctp_services() {
+    let sctp = |a, port| key(Protocol::Sctp, a, port);
+    let k = sctp([10, 0, 0, 1], 5060);
+    assert_eq!(
+        p("-A --sctp-service 10.0.0.1:5060 -s rr").unwrap(),
+        Command::AddService(Service::new(k, "rr"))
+    );
+    assert_eq!(
+        p("--add-service --sctp-service=10.0.0.1:5060").unwrap(),
+        Command::AddService(Service::new(k, "wlc"))
+    );
+    // Port names are looked up with the "sctp" protocol word, as
+    // ipvsadm's getservbyname(name, "sctp") does.
+    assert_eq!(
+        p("-A --sctp-service web1:sip").unwrap(),
+        Command::AddService(Service::new(k, "wlc"))
+    );
+    assert_eq!(
+        p("-E --sctp-service 10.0.0.1:diameter -s wrr").unwrap(),
+        Command::EditService(Service::new(sctp([10, 0, 0, 1], 3868), "wrr"))
+    );
+    // "domain" exists only for udp in names(): no sctp port by that name.
+    assert_eq!(
+        fail("-A --sctp-service 10.0.0.1:domain"),
+        "illegal virtual server address[:port] specified"
+    );
+    let Command::AddService(s) = p("-A --sctp-service 10.0.0.1:0 -p 60").unwrap() else {
+        panic!()
+    };
+    assert_eq!((s.key, s.timeout), (sctp([10, 0, 0, 1], 0), 60));
+    assert_eq!(
+        fail("-A --sctp-service 10.0.0.1:0"),
+        "Zero port specified for non-persistent service"
+    );
+    assert_eq!(
+        fail("-A --sctp-service 10.0.0.1:5060 -o"),
+        "One-Packet Scheduling is only for UDP virtual services"
+    );
+    let Command::AddDest { key, dest } =
+        p("-a --sctp-service 10.0.0.1:5060 -r 10.0.0.2 -m -w 3").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(key, k);
+    assert_eq!(
+        (dest.addr, dest.port, dest.fwd, dest.weight),
+        (Ipv4Addr::new(10, 0, 0, 2), 5060, FwdMethod::Masq, 3)
+    );
+    let Command::EditDest { dest, .. } =
+        p("-e --sctp-service 10.0.0.1:5060 -r 10.0.0.2:5061 -i").unwrap()
+    else {
+        panic!()
+    };
+    // Not masquerading: the port is the service's, as for TCP.
+    assert_eq!((dest.port, dest.fwd), (5060, FwdMethod::Tunnel));
+    assert_eq!(
+        p("-d --sctp-service 10.0.0.1:5060 -r 10.0.0.2").unwrap(),
+        Command::DelDest {
+            key: k,
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            port: 5060
+        }
+    );
+    let Command::List(l) = p("-Ln --sctp-service 10.0.0.1:5060").unwrap() else {
+        panic!()
+    };
+    assert_eq!((l.service, l.numeric), (Some(k), true));
+    assert_eq!(
+        p("-Z --sctp-service 10.0.0.1:5060").unwrap(),
+        Command::Zero(Some(k))
+    );
+    // IPv6 SCTP services stay unsupported, as IPv6 TCP ones are.
+    assert_eq!(
+        p("-A --sctp-service [::1]:5060").unwrap_err(),
+        ParseError::Unsupported("IPv6 is not supported by xvs".into())
+    );
+    // Only the long form exists; two service options still conflict.
+    assert!(p("-A --sctp-service 10.0.0.1:5060 -t 10.0.0.1:80").is_err());
 }
 
 #[test]

@@ -67,5 +67,38 @@ out["conn_pc"] = chp + body_n
 # truncation
 long_host = "averyveryverylonghostname.example.org"
 out["trunc"] = hdr + t_def + svc("TCP", long_host + ":http") + " wlc\n" + d(((long_host + ":http")[:28], "Route", 1, 0, 0))
+# SCTP (ipvsadm 1.31: protocol_name() "SCTP", "%-4s %s" cut at 33, "--sctp-service" in -S,
+# the /proc proto string "SCTP" printed with %-3s in -Lc). Sorted by protocol number: TCP 6,
+# UDP 17, SCTP 132, so the SCTP service comes last although its address is the lowest.
+# table: SCTP 10.0.0.1:5060 rr [10.0.0.3:5061 Masq 1 4 5, 10.0.0.2:5060 Route 2]; TCP 10.0.0.9:80 wlc; UDP 10.0.0.1:53 rr
+out["sctp_ln"] = hdr + t_def + svc("TCP","10.0.0.9:80") + " wlc\n" + svc("UDP","10.0.0.1:53") + " rr\n" \
+  + svc("SCTP","10.0.0.1:5060") + " rr\n" + d(("10.0.0.2:5060","Route",2,0,0)) + d(("10.0.0.3:5061","Masq",1,4,5))
+# names: 5060 is "sip" for sctp, 5061 only has a tcp name, 53 only a udp one
+out["sctp_l"] = hdr + t_def + svc("TCP","10.0.0.9:http") + " wlc\n" + svc("UDP","sipvip:domain") + " rr\n" \
+  + svc("SCTP","sipvip:sip") + " rr\n" + d(("rs2:sip","Route",2,0,0)) + d(("10.0.0.3:5061","Masq",1,4,5))
+out["sctp_save_n"] = "-A -t 10.0.0.9:80 -s wlc\n-A -u 10.0.0.1:53 -s rr\n-A --sctp-service 10.0.0.1:5060 -s rr\n" \
+  "-a --sctp-service 10.0.0.1:5060 -r 10.0.0.2:5060 -g -w 2\n-a --sctp-service 10.0.0.1:5060 -r 10.0.0.3:5061 -m -w 1\n"
+out["sctp_save"] = "-A -t 10.0.0.9:http -s wlc\n-A -u sipvip:domain -s rr\n-A --sctp-service sipvip:sip -s rr\n" \
+  "-a --sctp-service sipvip:sip -r rs2:sip -g -w 2\n-a --sctp-service sipvip:sip -r 10.0.0.3:5061 -m -w 1\n"
+# the SCTP service alone, with its two dests
+sc = svc("SCTP","10.0.0.1:5060")
+out["sctp_stats"] = hdr + t_stats() + statline(sc, S, False) + dstat("10.0.0.2:5060", D1, False) + dstat("10.0.0.3:5061", D2, False)
+out["sctp_rate"] = hdr + t_rate() + statline(sc, R, False) \
+    + ("  -> %-28s %8u %8u %8u" % ("10.0.0.2:5060", 1, 2, 3)) + largenum(1000000000) + largenum(4) + "\n" \
+    + ("  -> %-28s %8u %8u %8u" % ("10.0.0.3:5061", 0, 0, 0)) + largenum(0) + largenum(0) + "\n"
+out["sctp_thr"] = hdr + t_thr() + sc + " rr\n" + "  -> %-28s %-10u %-10u %-10u %-10u\n" % ("10.0.0.2:5060", 100, 10, 0, 0) \
+    + "  -> %-28s %-10u %-10u %-10u %-10u\n" % ("10.0.0.3:5061", 0, 0, 4, 5)
+out["sctp_pc"] = hdr + t_pc() + sc + " rr\n" + "  -> %-28s %-9u %-11u %-10u %-10u\n" % ("10.0.0.2:5060", 2, 0, 0, 0) \
+    + "  -> %-28s %-9u %-11u %-10u %-10u\n" % ("10.0.0.3:5061", 1, 9, 4, 5)
+sbody_n = c("SCTP", 899, "ESTABLISHED", "192.0.2.7:40000", "10.0.0.1:5060", "10.0.0.3:5061") \
+    + c("SCTP", 60, "C-SENT", "192.0.2.8:40001", "10.0.0.1:5060", "10.0.0.2:5060") \
+    + c("SCTP", 3, "S-ACK-SENT", "192.0.2.9:5060", "10.0.0.1:5060", "10.0.0.2:5060")
+sbody = c("SCTP", 899, "ESTABLISHED", "192.0.2.7:40000", "sipvip:sip", "10.0.0.3:5061") \
+    + c("SCTP", 60, "C-SENT", "192.0.2.8:40001", "sipvip:sip", "rs2:sip") \
+    + c("SCTP", 3, "S-ACK-SENT", "192.0.2.9:sip", "sipvip:sip", "rs2:sip")
+out["sctp_conn_n"] = ch + sbody_n
+out["sctp_conn"] = ch + sbody
+out["sctp_conn_pc"] = chp + sbody_n
+out["sctp_trunc"] = hdr + t_def + svc("SCTP", long_host + ":sip") + " rr\n"
 import json
 print(json.dumps(out))

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * xvs director: IPVS-style NAT (masquerading), direct routing and
- * IPIP/GUE tunnelling for TCP and UDP, both directions, one program per
+ * IPIP/GUE tunnelling for TCP, UDP and SCTP, both directions, one program per
  * interface. This file is the entry and the order of its stages; each
  * stage lives in a header of lib/ (docs/design.md, "Data plane", has the
  * table). Shared structures live in xvs.h only. Built as `xvs_xdp` and,
@@ -55,8 +55,8 @@ static __always_inline int nat_reply(xvs_ctx *ctx, const struct pkt *p, struct x
 	return xmit(ctx, c->peer.dport, p->key.dport);
 }
 
-/* Client -> VIP on the forward entry `c`: refreshed and its TCP state
- * advanced; `cv` gets what forwarding needs. */
+/* Client -> VIP on the forward entry `c`: refreshed and its TCP or SCTP
+ * state advanced; `cv` gets what forwarding needs. */
 static __always_inline int conn_update(const struct pkt *p, struct xvs_conn *c, __u64 now,
 				       struct xvs_conn *cv)
 {
@@ -69,11 +69,9 @@ static __always_inline int conn_update(const struct pkt *p, struct xvs_conn *c, 
 		return verdict(XVS_CNT_DROP_DEST_GONE, ACT_DROP);
 	if (c->last_seen_ns != now)
 		c->last_seen_ns = now;
-	if (!p->is_udp) {
-		tcp_transition(c, tcp_dir_in(c->fwd), p->tcpflags);
-		if (c->state == XVS_S_ESTABLISHED)
-			assure_once(c, &p->key);
-	}
+	conn_transition(c, p->key.proto, dir_in(c->fwd), p->ev);
+	if (!p->is_udp && state_active(c->state))
+		assure_once(c, &p->key);
 	conn_view(cv, c);
 	return GO_ON;
 }
@@ -88,7 +86,7 @@ static __always_inline int conn_create(const struct pkt *p, __u64 now, struct xv
 	if (!sc)
 		return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 	sc->fkey = p->key;
-	v = xvs_new_conn(p->tcpflags, now);
+	v = xvs_new_conn(p->ev, now);
 	if (v != GO_ON)
 		return v;
 	conn_view(cv, &sc->out);
@@ -138,7 +136,7 @@ CTX_PROG(xvs_xdp, xvs_tc)(xvs_ctx *ctx)
 	/* ip_vs_nat_xmit: from the world, never to a loopback address. */
 	if (ip_is_loopback(cv.peer.saddr) && dest_local(cv.dest_id))
 		return verdict(XVS_CNT_DROP_LOOPBACK, ACT_DROP);
-	if (nat_rewrite(ctx, p.l4off, NAT_DST | (p.is_udp ? NAT_UDP : 0), cv.peer.saddr,
+	if (nat_rewrite(ctx, p.l4off, NAT_DST | nat_proto(p.key.proto), cv.peer.saddr,
 			cv.peer.sport))
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	cnt(XVS_CNT_NAT_IN);

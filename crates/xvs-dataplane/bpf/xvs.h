@@ -133,7 +133,7 @@ enum xvs_state {
 struct xvs_svc_key {
 	__be32 addr;
 	__be16 port;
-	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP */
 	__u8 pad;
 };
 
@@ -335,7 +335,7 @@ enum xvs_counter {
 	XVS_CNT_PASS_TRUNCATED,   /* header cut short */
 	XVS_CNT_PASS_BAD_IP,      /* version/IHL/total length invalid */
 	XVS_CNT_PASS_FRAGMENT,    /* IPv4 fragment */
-	XVS_CNT_PASS_PROTO,       /* not TCP/UDP/ICMP */
+	XVS_CNT_PASS_PROTO,       /* not TCP/UDP/SCTP/ICMP */
 	XVS_CNT_PASS_NO_SVC,      /* no conn and no service: not ours */
 	XVS_CNT_PASS_TCP_NO_CONN, /* non-SYN TCP to a service without conn */
 	XVS_CNT_PASS_NO_DEST,     /* empty ring or dest slot unavailable */
@@ -373,6 +373,7 @@ enum xvs_counter {
 	XVS_CNT_PASS_LOCAL,       /* packet of a local dest handed to the director's stack */
 	XVS_CNT_DROP_LOOPBACK,    /* NAT to a loopback dest from outside (IPVS refuses too) */
 	XVS_CNT_LOCAL_OUT,        /* local NAT dest's answers rewritten on egress */
+	XVS_CNT_PASS_SCTP_NO_INIT, /* SCTP to a service without conn, first chunk not INIT */
 	XVS_CNT_MAX,
 };
 

@@ -33,7 +33,7 @@ pub struct Conn {
     pub daddr: Ipv4Addr,
     /// Real server port.
     pub dport: u16,
-    /// State (TCP per IPVS's table, `Udp` for UDP).
+    /// State (TCP and SCTP per IPVS's tables, `Udp` for UDP).
     pub state: ConnState,
     /// Forwarding method.
     pub fwd: FwdMethod,
@@ -74,7 +74,8 @@ pub struct Template {
     pub conns: u32,
     /// Forwarding method of its dest.
     pub fwd: FwdMethod,
-    /// A connection it controls got established (TCP) or answered (UDP).
+    /// A connection it controls got established (TCP, SCTP) or answered
+    /// (UDP).
     pub assured: bool,
 }
 

@@ -270,3 +270,46 @@ impl Dataplane {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn every_state_gets_its_kernel_timeout() {
+        let t = Timeouts {
+            tcp: 1000,
+            tcp_fin: 100,
+            udp: 30,
+        };
+        let cfg = expiry_cfg(&t);
+        let at = |s: ConnState| cfg.timeout_ns[s as usize];
+        assert_eq!(at(ConnState::Established), 1000 * S);
+        assert_eq!(at(ConnState::FinWait), 100 * S);
+        assert_eq!(at(ConnState::Udp), 30 * S);
+        assert_eq!(cfg.ops_timeout_ns, 30 * S);
+        // SCTP: sctp_timeouts[], which --set does not change.
+        assert_eq!(at(ConnState::SctpNone), 2 * S);
+        assert_eq!(at(ConnState::SctpInit1), 4 * S);
+        assert_eq!(at(ConnState::SctpRejected), 4 * S);
+        assert_eq!(at(ConnState::SctpEstablished), 900 * S);
+        for s in [
+            ConnState::SctpInit,
+            ConnState::SctpCookieSent,
+            ConnState::SctpCookieEchoed,
+            ConnState::SctpShutdownAckSent,
+            ConnState::SctpClosed,
+        ] {
+            assert_eq!(at(s), 61 * S, "{s:?}");
+        }
+        // The slots between TCP's and SCTP's states (12: the template
+        // mark, 13-15 unused) expire as NONE.
+        for n in 12..ConnState::SCTP_BASE as usize {
+            assert_eq!(cfg.timeout_ns[n], 2 * S, "{n}");
+        }
+        assert_eq!(cfg.timeout_ns.len(), ConnState::SctpClosed as usize + 1);
+        assert_eq!(state_index(99), xvs_state::XVS_S_NONE.0 as usize);
+    }
+}

@@ -34,9 +34,9 @@ use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, 
 use xvs_dataplane::decap::{self, DecapConfig};
 use xvs_dataplane::{features, AttachMode, Dataplane, Error, Options, SvcSched};
 use xvs_wire::{
-    ethernet, EtherType, EthernetAddress, EthernetRepr, GueRepr, Icmpv4Packet, Icmpv4Repr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr, UdpChecksum, UdpPacket,
-    UdpRepr,
+    ethernet, sctp, EtherType, EthernetAddress, EthernetRepr, GueRepr, Icmpv4Packet, Icmpv4Repr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, SctpPacket, SctpRepr, TcpFlags, TcpPacket, TcpRepr,
+    UdpChecksum, UdpPacket, UdpRepr,
 };
 
 const XDP_DROP: u32 = 1;
@@ -61,7 +61,7 @@ const VIPS: [Ipv4Addr; 5] = [VIP_NAT, VIP_DR, VIP_TUN, VIP_PERSIST, VIP_LOCAL];
 /// Every real server's address: the two others and the director's own.
 const SERVERS: [Ipv4Addr; 3] = [RS[0], RS[1], DIRECTOR_R];
 const GUE_PORT: u16 = 6080;
-const PORTS: [u16; 8] = [80, 53, 443, 8080, 6080, 0, 22, 65535];
+const PORTS: [u16; 10] = [80, 53, 443, 8080, 6080, 0, 22, 65535, 5060, 6060];
 
 // ---------------------------------------------------------------- random
 
@@ -174,6 +174,34 @@ fn tcp(r: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     .unwrap_or(payload)
 }
 
+/// SCTP with one to three chunks of the types IPVS tells apart (or any),
+/// mostly with a right CRC; the CRC itself is never checked by IPVS.
+fn sctp(r: &mut Rng) -> Vec<u8> {
+    let mut chunks = Vec::new();
+    for _ in 0..r.below(4) {
+        let kind = if r.chance(80) {
+            r.below(15) as u8
+        } else {
+            r.byte()
+        };
+        let n = r.below(48);
+        chunks.extend(sctp::chunk(kind, r.byte(), &r.bytes(n)).unwrap_or_default());
+    }
+    let mut p = SctpRepr {
+        src_port: port(r),
+        dst_port: port(r),
+        verification_tag: r.next() as u32,
+    }
+    .to_vec(&chunks);
+    if r.chance(10) {
+        let i = r.below(p.len());
+        if let Some(b) = p.get_mut(i) {
+            *b ^= 1 << r.below(8);
+        }
+    }
+    p
+}
+
 fn udp(r: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr, inner: Option<Vec<u8>>) -> Vec<u8> {
     let (dport, payload) = match inner {
         Some(p) => (GUE_PORT, p),
@@ -195,8 +223,9 @@ fn udp(r: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr, inner: Option<Vec<u8>>) -> Vec
     .unwrap_or(payload)
 }
 
-/// A random IPv4 packet: TCP, UDP, ICMP (echo or an error quoting another
-/// packet), IPIP or GUE around another packet, or another protocol.
+/// A random IPv4 packet: TCP, UDP, SCTP, ICMP (echo or an error quoting
+/// another packet), IPIP or GUE around another packet, or another
+/// protocol.
 fn packet(r: &mut Rng, depth: u32) -> Vec<u8> {
     // Mostly client → VIP and real server → client, the flows that exist.
     let (src, dst) = match r.below(10) {
@@ -204,8 +233,12 @@ fn packet(r: &mut Rng, depth: u32) -> Vec<u8> {
         5..=6 => (r.pick(&SERVERS), client(r)),
         _ => (addr(r), addr(r)),
     };
-    let kind = if depth > 2 { r.below(3) } else { r.below(7) };
+    let kind = if depth > 2 { r.below(3) } else { r.below(8) };
     match kind {
+        7 => {
+            let s = sctp(r);
+            ip(r, src, dst, 132, &s)
+        }
         0 | 1 => {
             let t = tcp(r, src, dst);
             ip(r, src, dst, 6, &t)
@@ -454,6 +487,22 @@ fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
         d
     };
     add(5, Protocol::Udp, VIP_TUN, 443, &gue, 0);
+    add(
+        8,
+        Protocol::Sctp,
+        VIP_NAT,
+        5060,
+        &fwd(FwdMethod::Masq, 6060),
+        0,
+    );
+    add(
+        9,
+        Protocol::Sctp,
+        VIP_DR,
+        5060,
+        &fwd(FwdMethod::Route, 5060),
+        0,
+    );
     // The director's own address as the real server, NAT and DR.
     for (svc, port, f) in [(6, 80, FwdMethod::Masq), (7, 443, FwdMethod::Route)] {
         let mut d = Dest::new(DIRECTOR_R, if f == FwdMethod::Masq { 8080 } else { port });
@@ -506,6 +555,9 @@ fn l4_ok(p: &Ipv4Packet<&[u8]>) -> Option<bool> {
         IpProtocol::Icmp => Icmpv4Packet::new_checked(p.payload())
             .ok()
             .map(|i| i.verify_checksum()),
+        IpProtocol::Sctp => SctpPacket::new_checked(p.payload())
+            .ok()
+            .map(|s| s.verify_checksum()),
         _ => None,
     }
 }

@@ -31,7 +31,7 @@
 //! * What xvs does not handle but keepalived does (VRRP blocks, unused
 //!   `global_defs` keys, unknown keywords inside virtual/real servers) gives
 //!   one [`Warning`] each. What xvs cannot do faithfully (fwmark services,
-//!   IPv6, SCTP) is an error naming it.
+//!   IPv6) is an error naming it.
 
 mod glob;
 mod lexer;

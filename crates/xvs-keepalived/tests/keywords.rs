@@ -501,6 +501,10 @@ fn keepalived_defaults_and_adjustments() {
     assert_eq!(vs.real_servers[0].port, 80);
     assert_eq!(vs.flags, 0);
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "t.conf:1: warning: virtual server 10.0.0.1:80: one packet scheduling requires UDP - resetting (as keepalived)"
+    );
 
     // No real servers: ignored with a warning, as keepalived.
     let c = parse("virtual_server 10.0.0.1 80 {\n protocol TCP\n}\n");
@@ -562,7 +566,6 @@ fn rejections() {
         e,
         [
             "t.conf:1: fwmark virtual servers are not supported by xvs",
-            "t.conf:5: SCTP virtual servers are not supported by xvs",
             "t.conf:6: ip_family inet6: IPv6 is not supported by xvs",
             "t.conf:7: persistence_granularity 64: IPv6 prefixes are not supported by xvs",
             "t.conf:9: virtual_server group NOPE: no virtual_server_group NOPE is defined",
@@ -649,4 +652,50 @@ fn serde_round_trip() {
     let s = serde_json::to_string(&c).unwrap();
     let back: Config = serde_json::from_str(&s).unwrap();
     assert_eq!(back, c);
+}
+
+#[test]
+fn sctp_virtual_servers() {
+    // proto_handler compares with strcasecmp: any case is SCTP.
+    for word in ["SCTP", "sctp", "Sctp"] {
+        let c = parse(&format!(
+            "virtual_server 10.0.0.1 5060 {{\n protocol {word}\n lb_algo rr\n lb_kind NAT\n\
+             real_server 10.0.0.2 5061 {{\n weight 3\n }}\n}}\n"
+        ));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let vs = &c.virtual_servers[0];
+        assert_eq!(
+            (vs.protocol, vs.port, vs.real_servers[0].port),
+            (Protocol::Sctp, 5060, 5061)
+        );
+    }
+    // ops is for UDP only: keepalived resets it for SCTP as for TCP.
+    let c = parse(
+        "virtual_server 10.0.0.1 5060 {\n protocol SCTP\n lb_algo rr\n lb_kind DR\n ops\n\
+         persistence_timeout 60\n real_server 10.0.0.2 5060 {\n }\n}\n",
+    );
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.protocol, Protocol::Sctp);
+    assert_eq!(vs.flags & svc_flags::ONEPACKET, 0);
+    assert_eq!(vs.persistence_timeout, Some(60));
+    let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        ["t.conf:1: warning: virtual server 10.0.0.1:5060: one packet scheduling requires UDP - resetting (as keepalived)"]
+    );
+    // Groups expand to SCTP services too.
+    let c = parse(
+        "virtual_server_group G {\n 10.0.0.1-2 5060\n}\n\
+         virtual_server group G {\n protocol sctp\n lb_algo rr\n lb_kind DR\n real_server 10.1.0.1 {\n }\n}\n",
+    );
+    assert_eq!(c.virtual_servers.len(), 2);
+    assert!(c
+        .virtual_servers
+        .iter()
+        .all(|v| v.protocol == Protocol::Sctp));
+    // Anything else is still an error, naming the three protocols.
+    assert_eq!(
+        errors("virtual_server 10.0.0.1 80 {\n protocol DCCP\n}\n"),
+        ["t.conf:2: protocol: unknown protocol 'DCCP' (TCP|UDP|SCTP)"]
+    );
 }

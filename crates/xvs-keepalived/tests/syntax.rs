@@ -241,7 +241,7 @@ fn include_errors_carry_the_including_line() {
         (
             "bad.conf".into(),
             2,
-            "protocol: unknown protocol 'FOO' (TCP|UDP)".into()
+            "protocol: unknown protocol 'FOO' (TCP|UDP|SCTP)".into()
         )
     );
     assert_eq!(got[3], ("bad.conf".into(), 4, "extra '}'".into()));

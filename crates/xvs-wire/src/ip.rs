@@ -45,6 +45,8 @@ pub enum IpProtocol {
     Tcp,
     /// UDP (17).
     Udp,
+    /// SCTP (132).
+    Sctp,
     /// IPv6 in IP (41).
     Ipv6,
     /// GRE (47).
@@ -62,6 +64,7 @@ impl From<u8> for IpProtocol {
             4 => IpProtocol::IpIp,
             6 => IpProtocol::Tcp,
             17 => IpProtocol::Udp,
+            132 => IpProtocol::Sctp,
             41 => IpProtocol::Ipv6,
             47 => IpProtocol::Gre,
             58 => IpProtocol::Icmpv6,
@@ -77,6 +80,7 @@ impl From<IpProtocol> for u8 {
             IpProtocol::IpIp => 4,
             IpProtocol::Tcp => 6,
             IpProtocol::Udp => 17,
+            IpProtocol::Sctp => 132,
             IpProtocol::Ipv6 => 41,
             IpProtocol::Gre => 47,
             IpProtocol::Icmpv6 => 58,

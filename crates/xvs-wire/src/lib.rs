@@ -25,6 +25,7 @@ pub mod gue;
 pub mod icmpv4;
 mod ip;
 pub mod ipv4;
+pub mod sctp;
 pub mod tcp;
 pub mod udp;
 
@@ -33,6 +34,7 @@ pub use gue::{GueRepr, Packet as GuePacket};
 pub use icmpv4::{Icmpv4Repr, Packet as Icmpv4Packet};
 pub use ip::{IpAddress, IpProtocol};
 pub use ipv4::{Ipv4Repr, Packet as Ipv4Packet};
+pub use sctp::{Packet as SctpPacket, SctpRepr};
 pub use tcp::{Packet as TcpPacket, TcpFlags, TcpOption, TcpRepr};
 pub use udp::{Packet as UdpPacket, UdpChecksum, UdpRepr};
 

@@ -350,3 +350,90 @@ fn sync_daemons_start_list_stop() {
     let (c, _, e) = run(&f, &["-R"], "--stop-daemon master\n--stop-daemon master\n");
     assert_eq!((c, e.as_str()), (255, "No daemon is running\n"));
 }
+
+fn sctp_key() -> ServiceKey {
+    ServiceKey {
+        proto: Protocol::Sctp,
+        addr: Ipv4Addr::new(198, 51, 100, 10),
+        port: 5060,
+    }
+}
+
+/// An SCTP service with a masquerading and a direct-routing dest.
+fn sctp_table() -> Table {
+    let dest = |last: u8, port: u16, fwd: FwdMethod, weight: u32| {
+        let mut d = Dest::new(Ipv4Addr::new(203, 0, 113, last), port);
+        d.fwd = fwd;
+        d.weight = weight;
+        DestEntry {
+            dest: d,
+            active_conns: 0,
+            inact_conns: 0,
+            persist_conns: 0,
+            stats: Stats::default(),
+            rates: Rates::default(),
+        }
+    };
+    let mut service = Service::new(sctp_key(), "wrr");
+    service.flags = xvs_core::model::svc_flags::PERSISTENT;
+    service.timeout = 60;
+    Table {
+        conn_tab_size: 4096,
+        services: vec![ServiceEntry {
+            service,
+            stats: Stats::default(),
+            rates: Rates::default(),
+            dests: vec![
+                dest(11, 5061, FwdMethod::Masq, 3),
+                dest(12, 5060, FwdMethod::Route, 1),
+            ],
+        }],
+    }
+}
+
+fn sctp_answer(req: &Request) -> Response {
+    match req {
+        Request::List => Response::Table {
+            table: sctp_table(),
+        },
+        Request::Sequence { requests } => Response::Sequence {
+            results: requests.iter().map(|_| None).collect(),
+        },
+        _ => Response::Ok,
+    }
+}
+
+#[test]
+fn sctp_save_restores_to_the_same_requests() {
+    let f = fake("sctp", sctp_answer);
+    let (c, saved, e) = run(&f, &["-Sn"], "");
+    assert_eq!((c, e.as_str()), (0, ""));
+    assert_eq!(
+        saved,
+        "-A --sctp-service 198.51.100.10:5060 -s wrr -p 60\n\
+         -a --sctp-service 198.51.100.10:5060 -r 203.0.113.11:5061 -m -w 3\n\
+         -a --sctp-service 198.51.100.10:5060 -r 203.0.113.12:5060 -g -w 1\n"
+    );
+    let (c, o, e) = run(&f, &["-Ln"], "");
+    assert_eq!((c, e.as_str()), (0, ""));
+    assert!(
+        o.contains("\nSCTP 198.51.100.10:5060 wrr persistent 60\n"),
+        "{o}"
+    );
+    let (c, _, e) = run(&f, &["-R"], &saved);
+    assert_eq!((c, e.as_str()), (0, ""));
+    let seen = f.seen.lock().unwrap().clone();
+    let Some(Request::Sequence { requests }) = seen.last() else {
+        panic!("{seen:?}")
+    };
+    let t = sctp_table();
+    let s = &t.services[0];
+    let mut want = vec![Request::AddService {
+        service: s.service.clone(),
+    }];
+    want.extend(s.dests.iter().map(|d| Request::AddDest {
+        key: sctp_key(),
+        dest: d.dest.clone(),
+    }));
+    assert_eq!(requests, &want);
+}

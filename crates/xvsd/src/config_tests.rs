@@ -131,3 +131,39 @@ fn checkers_get_their_effective_timing() {
         "10.0.1.1:8080".parse::<SocketAddr>().unwrap()
     );
 }
+
+#[test]
+fn sctp_virtual_servers_become_sctp_services() {
+    let l = parse(
+        "virtual_server 10.0.0.1 5060 {\n\
+         protocol sctp\n\
+         lb_algo wrr\n\
+         lb_kind NAT\n\
+         real_server 10.0.1.1 5061 {\n\
+         weight 2\n\
+         }\n\
+        }\n\
+        virtual_server 10.0.0.1 5060 {\n\
+         protocol TCP\n\
+         lb_algo rr\n\
+         lb_kind NAT\n\
+         real_server 10.0.1.1 5060 {\n\
+         }\n\
+        }\n",
+    )
+    .unwrap();
+    let s = &l.managed.services;
+    assert_eq!(s.len(), 2, "same address and port, two protocols");
+    let k = s[0].key();
+    assert_eq!(
+        (k.proto, k.addr, k.port),
+        (
+            xvs_core::model::Protocol::Sctp,
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            5060
+        )
+    );
+    assert_eq!(s[0].service.scheduler, "wrr");
+    assert_eq!((s[0].rs[0].dest.port, s[0].rs[0].dest.weight), (5061, 2));
+    assert_eq!(s[1].key().proto, xvs_core::model::Protocol::Tcp);
+}

@@ -5,8 +5,9 @@
 //!
 //! IPVS's master sends from its packet path (`ip_vs_sync_conn_needed`: a
 //! TCP connection on reaching ESTABLISHED at its third packet and every 50
-//! after, at once on FIN_WAIT, CLOSE_WAIT, CLOSE and TIME_WAIT; UDP at
-//! the third packet and every 50). xvs's program never writes per packet
+//! after, at once on FIN_WAIT, CLOSE_WAIT, CLOSE and TIME_WAIT; SCTP the
+//! same way with ESTABLISHED, then SHUTDOWN_SENT, SHUTDOWN_RECEIVED,
+//! SHUTDOWN_ACK_SENT and CLOSED; UDP at the third packet and every 50). xvs's program never writes per packet
 //! for this, so the master reads the table once a second instead and
 //! sends what is new, what changed state, and (as IPVS's
 //! `sync_refresh_period` does) what was used since it was last sent once
@@ -57,8 +58,10 @@ pub struct Master {
     sent: HashMap<Id, Sent>,
 }
 
-/// Whether IPVS synchronises a connection in this state: TCP once it is
-/// established or closing (never the handshake), UDP always.
+/// Whether IPVS synchronises a connection in this state
+/// (`ip_vs_sync_conn_needed`): TCP and SCTP once established or closing,
+/// never during the handshake (nor an SCTP association REJECTED before it
+/// was up); UDP always.
 pub fn sync_worthy(c: &Conn) -> bool {
     use ConnState::*;
     match c.proto {
@@ -66,7 +69,15 @@ pub fn sync_worthy(c: &Conn) -> bool {
             c.state,
             Established | FinWait | Close | CloseWait | TimeWait
         ),
-        _ => true,
+        Protocol::Sctp => matches!(
+            c.state,
+            SctpEstablished
+                | SctpShutdownSent
+                | SctpShutdownReceived
+                | SctpShutdownAckSent
+                | SctpClosed
+        ),
+        Protocol::Udp => true,
     }
 }
 
@@ -142,7 +153,7 @@ impl Master {
 /// Why a received entry was not installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Skip {
-    /// Not TCP or UDP (SCTP and others: not supported yet).
+    /// Not TCP, UDP or SCTP (AH, ESP and others), or IPv6.
     Protocol,
     /// A firewall-mark service (not supported yet).
     Fwmark,
@@ -186,11 +197,7 @@ pub enum Install {
 /// IPv6 entries are not supported yet ([`Skip::Protocol`]).
 pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
     let (caddr, vaddr, daddr) = addrs_v4(e).ok_or(Skip::Protocol)?;
-    let proto = match e.protocol {
-        6 => Protocol::Tcp,
-        17 => Protocol::Udp,
-        _ => return Err(Skip::Protocol),
-    };
+    let proto = Protocol::from_number(e.protocol).ok_or(Skip::Protocol)?;
     if e.fwmark != 0 {
         return Err(Skip::Fwmark);
     }
@@ -216,15 +223,9 @@ pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
         }));
     }
     // The codec has checked the state against the protocol's table
-    // (`sync::check_state`); a TCP state is one of the kernel's numbers.
-    let state = match proto {
-        Protocol::Udp => ConnState::Udp,
-        _ => u8::try_from(e.state)
-            .ok()
-            .and_then(ConnState::from_u8)
-            .filter(|s| (*s as u8) <= ConnState::SynAck as u8)
-            .ok_or(Skip::State)?,
-    };
+    // (`sync::check_state`); checked again here, as a wrong number would
+    // install a connection in another protocol's state.
+    let state = state_from_wire(proto, e.state).ok_or(Skip::State)?;
     Ok(Install::Conn(Conn {
         proto,
         caddr,
@@ -242,6 +243,30 @@ pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
         last_seen_ns: 0,
         persistent,
     }))
+}
+
+/// The model state of a connection's wire state: TCP's numbers are the
+/// model's, UDP has its one state (0), an SCTP state `n` (the kernel's
+/// `enum ip_vs_sctp_states`) is `ConnState::SCTP_BASE + n`.
+fn state_from_wire(proto: Protocol, state: u16) -> Option<ConnState> {
+    let n = u8::try_from(state).ok()?;
+    match proto {
+        Protocol::Udp => (n == 0).then_some(ConnState::Udp),
+        Protocol::Tcp => ConnState::from_u8(n).filter(|s| *s as u8 <= ConnState::SynAck as u8),
+        Protocol::Sctp => {
+            ConnState::from_u8(n.checked_add(ConnState::SCTP_BASE)?).filter(|s| s.is_sctp())
+        }
+    }
+}
+
+/// The wire state of a connection's model state, the inverse of
+/// [`state_from_wire`].
+fn state_to_wire(state: ConnState) -> u16 {
+    match state {
+        ConnState::Udp => 0,
+        s if s.is_sctp() => u16::from(s as u8 - ConnState::SCTP_BASE),
+        s => u16::from(s as u8),
+    }
 }
 
 /// The client, virtual and real-server addresses of an IPv4 entry.
@@ -263,14 +288,16 @@ fn fwd_flags(f: FwdMethod) -> u32 {
 
 impl Outgoing {
     /// The entry as IPVS's master would send it: its forwarding method in
-    /// the flags, INACTIVE unless an established TCP connection (UDP
-    /// connections are always inactive in IPVS), templates with port 0
-    /// and their state (NONE or ASSURED).
+    /// the flags, INACTIVE unless an established TCP or SCTP connection
+    /// (IPVS binds every connection inactive and only the TCP and SCTP
+    /// state machines make one active, so UDP ones always are), the state
+    /// as the kernel numbers it per protocol, templates with port 0 and
+    /// their state (NONE or ASSURED).
     pub fn to_wire(&self) -> SyncConn {
         match self {
             Outgoing::Conn(c, timeout) => {
                 let mut flags = fwd_flags(c.fwd);
-                if c.state != ConnState::Established {
+                if !c.state.is_active() {
                     flags |= conn_flags::INACTIVE;
                 }
                 SyncConn {
@@ -282,10 +309,7 @@ impl Outgoing {
                     daddr: c.daddr.into(),
                     dport: c.dport,
                     flags,
-                    state: match c.state {
-                        ConnState::Udp => 0,
-                        s => s as u16,
-                    },
+                    state: state_to_wire(c.state),
                     fwmark: 0,
                     timeout: *timeout,
                     seq: None,
@@ -438,7 +462,9 @@ mod tests {
         assert_eq!(
             resolve(
                 &SyncConn {
-                    protocol: 132,
+                    // AH: the kernel syncs it, xvs has no AH services.
+                    protocol: 51,
+                    state: 0,
                     ..e.clone()
                 },
                 &idx
@@ -487,5 +513,178 @@ mod tests {
             panic!()
         };
         assert_eq!((t.dest_id, t.timeout_secs, t.assured), (9, 360, true));
+    }
+
+    fn sctp(cport: u16, state: ConnState) -> Conn {
+        Conn {
+            proto: Protocol::Sctp,
+            vport: 5060,
+            dport: 5060,
+            ..conn(cport, state, 0)
+        }
+    }
+
+    #[test]
+    fn sctp_is_sent_established_or_closing_as_ipvs_does() {
+        use ConnState::*;
+        let t = Timeouts::default();
+        let all = [
+            SctpNone,
+            SctpInit1,
+            SctpInit,
+            SctpCookieSent,
+            SctpCookieReplied,
+            SctpCookieWait,
+            SctpCookie,
+            SctpCookieEchoed,
+            SctpEstablished,
+            SctpShutdownSent,
+            SctpShutdownReceived,
+            SctpShutdownAckSent,
+            SctpRejected,
+            SctpClosed,
+        ];
+        let conns: Vec<Conn> = all
+            .iter()
+            .enumerate()
+            .map(|(i, s)| sctp(2000 + i as u16, *s))
+            .collect();
+        let sent: Vec<(ConnState, u32)> = Master::new()
+            .select(&conns, &[], &t, 100 * S)
+            .into_iter()
+            .map(|o| match o {
+                Outgoing::Conn(c, timeout) => (c.state, timeout),
+                Outgoing::Template(_) => panic!("no templates here"),
+            })
+            .collect();
+        // ip_vs_sync_conn_needed's SCTP mask, each with its own timeout.
+        assert_eq!(
+            sent,
+            vec![
+                (SctpEstablished, 900),
+                (SctpShutdownSent, 61),
+                (SctpShutdownReceived, 61),
+                (SctpShutdownAckSent, 61),
+                (SctpClosed, 61),
+            ]
+        );
+    }
+
+    #[test]
+    fn sctp_states_go_on_the_wire_as_the_kernel_numbers_them() {
+        use xvs_core::sync::sctp_state;
+        let est = Outgoing::Conn(sctp(1, ConnState::SctpEstablished), 900).to_wire();
+        assert_eq!(
+            (est.protocol, est.state, est.flags),
+            (132, sctp_state::ESTABLISHED, conn_flags::MASQ)
+        );
+        let closed = Outgoing::Conn(sctp(1, ConnState::SctpClosed), 61).to_wire();
+        assert_eq!(
+            (closed.state, closed.flags),
+            (sctp_state::CLOSED, conn_flags::MASQ | conn_flags::INACTIVE)
+        );
+        let sa = Outgoing::Conn(sctp(1, ConnState::SctpShutdownAckSent), 61).to_wire();
+        assert_eq!(sa.state, sctp_state::SHUTDOWN_ACK_SENT);
+        // TCP and UDP numbering is unchanged.
+        let udp = Conn {
+            proto: Protocol::Udp,
+            ..conn(1, ConnState::Udp, 0)
+        };
+        let w = Outgoing::Conn(udp, 300).to_wire();
+        assert_eq!(
+            (w.state, w.flags),
+            (0, conn_flags::MASQ | conn_flags::INACTIVE)
+        );
+        let w = Outgoing::Conn(conn(1, ConnState::TimeWait, 0), 120).to_wire();
+        assert_eq!(w.state, 5);
+    }
+
+    #[test]
+    fn sctp_round_trips_through_the_codec_and_resolves() {
+        let (vaddr, daddr) = (
+            Ipv4Addr::new(198, 51, 100, 10),
+            Ipv4Addr::new(203, 0, 113, 11),
+        );
+        let mut idx = SyncIndex::default();
+        idx.add_service(132, vaddr, 5060, 2, false);
+        idx.add_dest(2, daddr, 5060, 5, FwdMethod::Masq);
+        let c = Conn {
+            svc_id: 2,
+            dest_id: 5,
+            ..sctp(40000, ConnState::SctpShutdownReceived)
+        };
+        let w = Outgoing::Conn(c.clone(), 61).to_wire();
+        let msgs = xvs_core::sync::encode(0, 1472, &[w]).unwrap();
+        let back = xvs_core::sync::decode(&msgs[0]).unwrap();
+        assert_eq!(
+            back.conns[0].state,
+            xvs_core::sync::sctp_state::SHUTDOWN_RECEIVED
+        );
+        assert_eq!(resolve(&back.conns[0], &idx), Ok(Install::Conn(c)));
+        // A TCP service on the same address and port is another service.
+        let mut tcp_only = SyncIndex::default();
+        tcp_only.add_service(6, vaddr, 5060, 2, false);
+        tcp_only.add_dest(2, daddr, 5060, 5, FwdMethod::Masq);
+        assert_eq!(resolve(&back.conns[0], &tcp_only), Err(Skip::NoService));
+    }
+
+    #[test]
+    fn received_sctp_states_map_to_the_model() {
+        use xvs_core::sync::sctp_state;
+        let e = SyncConn {
+            protocol: 132,
+            caddr: Ipv4Addr::new(192, 0, 2, 2).into(),
+            cport: 1000,
+            vaddr: Ipv4Addr::new(198, 51, 100, 10).into(),
+            vport: 5060,
+            daddr: Ipv4Addr::new(203, 0, 113, 11).into(),
+            dport: 5060,
+            flags: conn_flags::INACTIVE,
+            state: sctp_state::NONE,
+            fwmark: 0,
+            timeout: 2,
+            seq: None,
+            pe_name: None,
+            pe_data: None,
+        };
+        let mut idx = SyncIndex::default();
+        idx.add_service(132, Ipv4Addr::new(198, 51, 100, 10), 5060, 0, true);
+        idx.add_dest(0, Ipv4Addr::new(203, 0, 113, 11), 5060, 1, FwdMethod::Route);
+        for n in 0..sctp_state::LAST {
+            let Ok(Install::Conn(c)) = resolve(
+                &SyncConn {
+                    state: n,
+                    ..e.clone()
+                },
+                &idx,
+            ) else {
+                panic!("state {n}")
+            };
+            assert_eq!(c.state as u16, u16::from(ConnState::SCTP_BASE) + n);
+            assert!(c.state.is_sctp());
+            assert!(c.persistent);
+        }
+        assert_eq!(
+            resolve(
+                &SyncConn {
+                    state: sctp_state::LAST,
+                    ..e.clone()
+                },
+                &idx
+            ),
+            Err(Skip::State)
+        );
+        // An SCTP template: the template states, not SCTP's.
+        let tmpl = SyncConn {
+            flags: conn_flags::TEMPLATE,
+            cport: 0,
+            state: 1,
+            timeout: 360,
+            ..e
+        };
+        let Ok(Install::Template(t)) = resolve(&tmpl, &idx) else {
+            panic!()
+        };
+        assert_eq!((t.proto, t.assured), (Protocol::Sctp, true));
     }
 }

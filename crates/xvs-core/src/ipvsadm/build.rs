@@ -4,8 +4,7 @@
 use super::command::*;
 use super::entry::*;
 use super::table::*;
-use super::values::*;
-use crate::model::{Dest, Protocol, Service, ServiceKey, SyncDaemon, TunCsum, TunType};
+use crate::model::{Dest, Service, ServiceKey, SyncDaemon, TunCsum, TunType};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub(super) fn unsupported(what: &str) -> ParseError {
@@ -17,10 +16,10 @@ pub(super) fn service_key(ce: &Entry) -> Result<ServiceKey, ParseError> {
     if ce.fwmark != 0 {
         return Err(unsupported("fwmark services are"));
     }
-    let proto = match ce.proto {
-        Proto::Tcp => Protocol::Tcp,
-        Proto::Udp => Protocol::Udp,
-        _ => return Err(unsupported("SCTP services are")),
+    // A service option always sets the protocol (fwmark is handled above),
+    // so `Proto::None` only reaches here for a command without a service.
+    let Some(proto) = ce.proto.model() else {
+        return Err(unsupported("services without a protocol are"));
     };
     match ce.addr {
         Some(IpAddr::V4(addr)) => Ok(ServiceKey {

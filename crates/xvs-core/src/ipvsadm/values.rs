@@ -106,7 +106,8 @@ impl Proto {
         match self {
             Proto::Tcp => Some(Protocol::Tcp),
             Proto::Udp => Some(Protocol::Udp),
-            _ => None,
+            Proto::Sctp => Some(Protocol::Sctp),
+            Proto::None => None,
         }
     }
 }

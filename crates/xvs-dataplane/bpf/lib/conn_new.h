@@ -33,7 +33,7 @@ static __always_inline int conn_pick_dest(int persistent)
 /* The scratch's forward entry `fval` (dest id already set) and reply
  * tuple `rk` for the new flow `fkey` to `dest`. */
 static __always_inline void conn_fill(struct xvs_scratch *sc, const struct xvs_dest *dest,
-				      __be16 svc_port, __u32 tcpflags, __u64 now, int persistent)
+				      __be16 svc_port, __u8 ev, __u64 now, int persistent)
 {
 	const struct xvs_conn_key *fkey = &sc->fkey;
 	struct xvs_conn *fval = &sc->fval;
@@ -53,25 +53,37 @@ static __always_inline void conn_fill(struct xvs_scratch *sc, const struct xvs_d
 	fval->last_seen_ns = now;
 	fval->peer = sc->rk;
 	fval->svc_id = sc->in.svc_id;
-	fval->state = fkey->proto == IPPROTO_TCP
-			      ? tcp_next_state(tcp_dir_in(dest->fwd), tcpflags, XVS_S_NONE)
-			      : XVS_S_UDP;
+	fval->state = next_state(fkey->proto, dir_in(dest->fwd), ev,
+				 fkey->proto == IPPROTO_SCTP ? XVS_S_SCTP_NONE : XVS_S_NONE);
 	fval->fwd = dest->fwd;
 	if (persistent)
 		fval->flags |= XVS_CONN_F_PERSIST;
 }
 
+/* Whether a packet with event `ev` may open a `proto` connection: a TCP
+ * SYN (not RST); for SCTP an INIT as the first chunk (sctp_conn_schedule,
+ * sloppy_sctp off); any UDP datagram. Else the counter to pass it with. */
+static __always_inline __u32 conn_opener(__u8 proto, __u8 ev)
+{
+	if (proto == IPPROTO_TCP && (!(ev & TCPF_SYN) || (ev & TCPF_RST)))
+		return XVS_CNT_PASS_TCP_NO_CONN;
+	if (proto == IPPROTO_SCTP && ev != SCTP_CID_INIT)
+		return XVS_CNT_PASS_SCTP_NO_INIT;
+	return 0;
+}
+
 /* Schedules the new flow of the scratch's `fkey` and creates its
- * connection entries (the first TCP event applied: NONE -> SYN_RECV); the
- * scratch's `out` gets a copy of the forward entry. Returns GO_ON, or the
- * verdict when the packet cannot be forwarded. */
-__noinline int xvs_new_conn(__u32 tcpflags, __u64 now)
+ * connection entries (the first event applied: TCP NONE -> SYN_RECV,
+ * SCTP NONE -> INIT1); the scratch's `out` gets a copy of the forward
+ * entry. Returns GO_ON, or the verdict when the packet cannot be
+ * forwarded. */
+__noinline int xvs_new_conn(__u32 ev, __u64 now)
 {
 	struct xvs_scratch *sc = scratch();
 	struct xvs_svc *svc;
 	struct xvs_dest *dest;
 	__be16 svc_port;
-	__u32 svc_flags;
+	__u32 svc_flags, why;
 	int persistent, r;
 
 	if (!sc)
@@ -79,8 +91,9 @@ __noinline int xvs_new_conn(__u32 tcpflags, __u64 now)
 	svc = svc_lookup(&sc->fkey, &svc_port);
 	if (!svc)
 		return verdict(XVS_CNT_PASS_NO_SVC, ACT_PASS);
-	if (sc->fkey.proto == IPPROTO_TCP && (!(tcpflags & TCPF_SYN) || (tcpflags & TCPF_RST)))
-		return verdict(XVS_CNT_PASS_TCP_NO_CONN, ACT_PASS);
+	why = conn_opener(sc->fkey.proto, ev);
+	if (why)
+		return verdict(why, ACT_PASS);
 	svc_flags = svc->flags;
 	sched_in_fill(&sc->in, svc, &sc->fkey, svc_port, now);
 	persistent = svc_flags & XVS_SVC_F_PERSISTENT;
@@ -95,7 +108,7 @@ __noinline int xvs_new_conn(__u32 tcpflags, __u64 now)
 		return verdict(XVS_CNT_PASS_NO_DEST, ACT_PASS);
 	if (dest->fwd > XVS_FWD_TUNNEL)
 		return verdict(XVS_CNT_PASS_FWD_UNSUPP, ACT_PASS);
-	conn_fill(sc, dest, svc_port, tcpflags, now, persistent);
+	conn_fill(sc, dest, svc_port, ev, now, persistent);
 
 	if (sc->fkey.proto == IPPROTO_UDP && (svc_flags & XVS_SVC_F_ONEPACKET))
 		return new_ops(sc, now);

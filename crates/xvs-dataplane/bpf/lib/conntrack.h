@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Connection tracking in CONN_MAP (docs/design.md, "Data plane"): IPVS's
- * TCP state machine, and the entries of a connection. A NAT connection
+ * TCP and SCTP state machines (sctp.h has SCTP's), and the entries of a
+ * connection. A NAT connection
  * has a forward entry (client tuple; holds the state) and a reply entry
  * (real server tuple; names the forward one in `peer`); DR and TUN ones
  * the forward entry only, since their replies bypass the director.
@@ -16,6 +17,7 @@
 #include "dest.h"
 #include "parse.h"
 #include "scratch.h"
+#include "sctp.h"
 
 /* IPVS tcp_states (ip_vs_proto_tcp.c), one row per (direction, event),
  * one column per current state; the UDP column is never used for TCP. */
@@ -30,10 +32,6 @@
 #define sLA XVS_S_LAST_ACK
 #define sLI XVS_S_LISTEN
 #define sSA XVS_S_SYNACK
-
-#define TCP_DIR_INPUT 0
-#define TCP_DIR_OUTPUT 4
-#define TCP_DIR_INPUT_ONLY 8
 
 static const __u8 tcp_states[12][XVS_S_TCP_LAST] = {
 	/* INPUT:   sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA  UDP */
@@ -54,12 +52,12 @@ static const __u8 tcp_states[12][XVS_S_TCP_LAST] = {
 };
 
 /* The client's direction for a connection forwarded by `fwd`. */
-static __always_inline __u32 tcp_dir_in(__u8 fwd)
+static __always_inline __u32 dir_in(__u8 fwd)
 {
-	return fwd == XVS_FWD_MASQ ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY;
+	return fwd == XVS_FWD_MASQ ? DIR_INPUT : DIR_INPUT_ONLY;
 }
 
-static __always_inline __u32 tcp_next_state(__u32 dir_off, __u8 flags, __u32 old)
+static __always_inline __u32 tcp_next_state(__u32 dir, __u8 flags, __u32 old)
 {
 	__u32 row;
 
@@ -73,24 +71,39 @@ static __always_inline __u32 tcp_next_state(__u32 dir_off, __u8 flags, __u32 old
 		row = 2;
 	else
 		return XVS_S_CLOSE;
-	row += dir_off;
+	row += dir * 4;
 	if (row >= 12 || old >= XVS_S_TCP_LAST)
 		return XVS_S_CLOSE;
 	return tcp_states[row][old];
 }
 
-/* Apply one TCP event to the forward entry; DEST_CONNS follows the
- * transition that actually got committed (compare-and-swap). */
-static __always_inline void tcp_transition(struct xvs_conn *fc, __u32 dir_off, __u8 flags)
+/* The state after event `ev` (parse.h's pkt.ev) of a `proto` packet in
+ * direction `dir`; UDP has one state. */
+static __always_inline __u32 next_state(__u8 proto, __u32 dir, __u8 ev, __u32 old)
+{
+	if (proto == IPPROTO_TCP)
+		return tcp_next_state(dir, ev, old);
+	if (proto == IPPROTO_SCTP)
+		return sctp_next_state(dir, ev, old);
+	return XVS_S_UDP;
+}
+
+/* Apply one event to the forward entry of a `proto` connection;
+ * DEST_CONNS follows the transition that actually got committed
+ * (compare-and-swap). */
+static __always_inline void conn_transition(struct xvs_conn *fc, __u8 proto, __u32 dir, __u8 ev)
 {
 	__u32 old = *(volatile __u32 *)&fc->state;
-	__u32 new = tcp_next_state(dir_off, flags, old);
+	__u32 new;
 
+	if (proto == IPPROTO_UDP)
+		return;
+	new = next_state(proto, dir, ev, old);
 	if (new == old)
 		return;
 	if (!xvs_cmpxchg32(&fc->state, old, new))
 		return;
-	if ((old == XVS_S_ESTABLISHED) != (new == XVS_S_ESTABLISHED)) {
+	if (state_active(old) != state_active(new)) {
 		dest_conns_add(fc->dest_id, old, -1);
 		dest_conns_add(fc->dest_id, new, 1);
 	}
@@ -109,21 +122,33 @@ static __always_inline void reply_delete(const struct xvs_conn_key *rk,
 		bpf_map_delete_elem(&CONN_MAP, rk);
 }
 
-/* conn_reuse_mode done right: a SYN on a connection in TIME_WAIT or
- * CLOSE starts a new connection, scheduled afresh now (no "1 second SYN
- * drop"): the old one's entries go. Connections controlled by a
- * persistence template keep their entry, as in IPVS. Returns `c`, or
- * NULL when it went. */
+/* Whether packet `p` opens a new connection over entry `c` in state
+ * `st` (IPVS's is_new_conn + is_new_conn_expected): a TCP SYN on TIME_WAIT
+ * or CLOSE, an SCTP INIT on CLOSED. */
+static __always_inline int conn_reopens(const struct pkt *p, __u32 st)
+{
+	if (p->key.proto == IPPROTO_TCP)
+		return (p->ev & TCPF_SYN) && !(p->ev & TCPF_RST) &&
+		       (st == XVS_S_TIME_WAIT || st == XVS_S_CLOSE);
+	if (p->key.proto == IPPROTO_SCTP)
+		return p->ev == SCTP_CID_INIT && st == XVS_S_SCTP_CLOSED;
+	return 0;
+}
+
+/* conn_reuse_mode done right: a new connection on a closed one's tuple
+ * (conn_reopens) is scheduled afresh now (no "1 second SYN drop"): the
+ * old one's entries go. Connections controlled by a persistence
+ * template keep their entry, as in IPVS. Returns `c`, or NULL when it
+ * went. */
 static __always_inline struct xvs_conn *conn_reuse(const struct pkt *p, struct xvs_conn *c)
 {
-	__u8 f = p->tcpflags;
 	struct xvs_conn old;
 	__u32 st;
 
-	if (!c || p->is_udp || !(f & TCPF_SYN) || (f & TCPF_RST) || (c->flags & XVS_CONN_F_PERSIST))
+	if (!c || (c->flags & XVS_CONN_F_PERSIST))
 		return c;
 	st = *(volatile __u32 *)&c->state;
-	if (st != XVS_S_TIME_WAIT && st != XVS_S_CLOSE)
+	if (!conn_reopens(p, st))
 		return c;
 	old = *c;
 	if (bpf_map_delete_elem(&CONN_MAP, &p->key) == 0) {

@@ -13,6 +13,7 @@
  *   ctx_len            the frame's length (tc: pages included)
  *   ctx_pull_headers   make the headers directly readable (tc)
  *   ctx_linearize      make the whole frame readable (tc)
+ *   ctx_load_bytes     copy bytes out from anywhere in the frame
  *   CTX_GSO            a GRO/GSO packet (tc)
  *   ctx_adjust_room    open or close room after the Ethernet header
  *   ctx_change_tail    set the frame's length
@@ -77,6 +78,13 @@ static __always_inline void ctx_pull_headers(xvs_ctx *ctx, __u32 want)
 static __always_inline long ctx_linearize(xvs_ctx *ctx)
 {
 	return bpf_skb_pull_data(ctx, ctx->len);
+}
+
+/* `len` bytes at `off` into `buf`, from pages too; non-zero when the
+ * frame is shorter. */
+static __always_inline long ctx_load_bytes(xvs_ctx *ctx, __u32 off, void *buf, __u32 len)
+{
+	return bpf_skb_load_bytes(ctx, off, buf, len);
 }
 
 /* The payload may sit in pages: the skb's length, not the linear part. */
@@ -159,6 +167,21 @@ static __always_inline void ctx_pull_headers(xvs_ctx *ctx, __u32 want)
 
 static __always_inline long ctx_linearize(xvs_ctx *ctx)
 {
+	return 0;
+}
+
+/* `len` (a constant) bytes at `off` into `buf`: the frame is linear, and
+ * a bounded offset keeps the verifier's packet range. bpf_xdp_load_bytes
+ * is younger (5.18) than the kernels xvs runs on. */
+static __always_inline long ctx_load_bytes(xvs_ctx *ctx, __u32 off, void *buf, __u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *at = data + (off & 0xffff);
+
+	if (at + len > data_end)
+		return -1;
+	__builtin_memcpy(buf, at, len);
 	return 0;
 }
 

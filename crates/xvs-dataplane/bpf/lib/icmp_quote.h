@@ -110,7 +110,10 @@ static __always_inline __u32 icmp_find(xvs_ctx *ctx, struct iphdr *ip, void *l4,
 	inihl = in->ihl * 4;
 	if (in->version != 4 || inihl < sizeof(*in))
 		return XVS_CNT_PASS_ICMP;
-	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+	/* SCTP's ports sit where TCP's and UDP's do; IPVS leaves the
+	 * quoted CRC alone, as the quote is cut short anyway. */
+	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP &&
+	    in->protocol != IPPROTO_SCTP)
 		return XVS_CNT_PASS_ICMP;
 	if (in->frag_off & bpf_htons(0x1fff))
 		return XVS_CNT_PASS_ICMP;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * NAT (masquerading): the address and port rewrite of a TCP or UDP packet
- * (forward: daddr/dport -> RS; reply: saddr/sport -> VIP:vport) with its
- * IP and L4 checksums updated incrementally.
+ * NAT (masquerading): the address and port rewrite of a TCP, UDP or SCTP
+ * packet (forward: daddr/dport -> RS; reply: saddr/sport -> VIP:vport)
+ * with its IP and L4 checksums updated incrementally (SCTP: its CRC32c,
+ * sctp.h).
  */
 #ifndef XVS_LIB_NAT_H
 #define XVS_LIB_NAT_H
@@ -14,9 +15,22 @@
 #include "csum.h"
 #include "ctx.h"
 #include "maps.h"
+#include "sctp.h"
+#include "sctp_crc.h"
 
-#define NAT_UDP 1 /* a zero L4 checksum means "none" */
-#define NAT_DST 2 /* rewrite the destination, else the source */
+#define NAT_UDP 1  /* a zero L4 checksum means "none" */
+#define NAT_DST 2  /* rewrite the destination, else the source */
+#define NAT_SCTP 4 /* no L4 checksum; a CRC32c without pseudo-header */
+
+/* nat_rewrite's protocol flag for a `proto` packet. */
+static __always_inline __u32 nat_proto(__u8 proto)
+{
+	if (proto == IPPROTO_UDP)
+		return NAT_UDP;
+	if (proto == IPPROTO_SCTP)
+		return NAT_SCTP;
+	return 0;
+}
 
 /* Rewrite destination (dst=1) or source (dst=0) address and port. `csum`
  * points at the L4 checksum (NULL: left to the caller); udp says a zero
@@ -43,8 +57,34 @@ static __always_inline void nat_l4(struct iphdr *ip, __be16 *ports, __u16 *csum,
 	}
 }
 
-/* nat_l4 on the frame, whose L4 header is at `l4off`; `how`: NAT_UDP,
- * NAT_DST. Where the L4 field holds a full checksum (always in XDP; tc:
+/* The SCTP part of nat_rewrite: addresses are not in the CRC, so only a
+ * changed port updates it (sctp_dnat_handler recomputes it then; the
+ * update gives the same bytes when the CRC arrived right, and a wrong
+ * one stays wrong instead of being blessed). tc: the frame's sum
+ * (CHECKSUM_COMPLETE) is left as it is, as SCTP's receive path and
+ * forwarding never read it. */
+static __always_inline int nat_sctp(void *data, void *data_end, __u32 l4off, int dst,
+				    __be32 addr, __be16 port)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	__be16 *ports = data + l4off, d;
+	__u32 *crc = data + l4off + SCTP_CRC_OFF, len;
+
+	if ((void *)(ip + 1) > data_end || (void *)(crc + 1) > data_end)
+		return -1;
+	d = (dst ? ports[1] : ports[0]) ^ port;
+	nat_l4(ip, ports, NULL, 0, dst, addr, port);
+	if (!d)
+		return 0;
+	/* parse_ip/parse_ports checked tot_len covers the header and 12
+	 * bytes of SCTP. The stored CRC is little-endian, as bpfel loads. */
+	len = bpf_ntohs(ip->tot_len) - (l4off - sizeof(struct ethhdr));
+	*crc ^= sctp_crc_delta(d, dst ? 2 : 0, len);
+	return 0;
+}
+
+/* nat_l4 on the frame, whose L4 header is at `l4off`; `how`: NAT_UDP or
+ * NAT_SCTP, NAT_DST. Where the L4 field holds a full checksum (always in XDP; tc:
  * an skb whose sum was verified on receipt) it is updated in place.
  * Otherwise the kernel's helpers finish it: they also get
  * CHECKSUM_PARTIAL packets right (their L4 field holds only the
@@ -65,6 +105,8 @@ __ctx_skb_call int nat_rewrite(xvs_ctx *ctx, __u32 l4off, __u32 how, __be32 addr
 	__u16 *csum;
 
 	l4off &= 0x7f; /* Ethernet + IPv4 with options */
+	if (how & NAT_SCTP)
+		return nat_sctp(data, data_end, l4off, dst, addr, port);
 	ports = data + l4off;
 	csum = data + l4off + coff;
 	if ((void *)(ip + 1) > data_end || (void *)(ports + 2) > data_end ||

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Parsing: Ethernet -> IPv4 (IHL honoured) -> TCP/UDP ports, with bounds
+ * Parsing: Ethernet -> IPv4 (IHL honoured) -> TCP/UDP/SCTP ports, with bounds
  * checks. Each step answers 0 or the reason the packet is not one to
  * handle (an XVS_CNT_PASS_* counter: not IPv4, broken, a fragment,
  * another protocol), which the caller passes to the kernel. The director
@@ -17,6 +17,7 @@
 #include <linux/udp.h>
 
 #include "ctx.h"
+#include "sctp.h"
 #include "xvs.h"
 
 #define IP_MF_OFFSET 0x3fff /* MF flag | fragment offset */
@@ -58,7 +59,8 @@ static __always_inline int ip_is_loopback(__be32 a)
 	return (bpf_ntohl(a) >> 24) == 127;
 }
 
-/* A TCP or UDP packet of the frame, as the stages after parsing see it. */
+/* A TCP, UDP or SCTP packet of the frame, as the stages after parsing
+ * see it. */
 struct pkt {
 	struct iphdr *ip;
 	void *l4;
@@ -66,9 +68,33 @@ struct pkt {
 	struct xvs_conn_key key;  /* the packet's own 5-tuple */
 	__u32 tot_len;            /* IP total length */
 	__u32 l4off;              /* the L4 header's offset in the frame */
-	__u8 tcpflags;
+	__u8 ev;                  /* TCP: the flags; SCTP: the first chunk's type */
 	__u8 is_udp;
 };
+
+/* The first chunk's type as IPVS reads it (set_sctp_state): an ABORT
+ * bundled right after a COOKIE ECHO or COOKIE ACK counts instead. The
+ * chunk after may lie beyond what tc pulled: loaded, not read direct. */
+static __always_inline __u8 sctp_first_chunk(xvs_ctx *ctx, __u32 chunk_off, __u32 l4len)
+{
+	__u8 ch[SCTP_CHUNK_HDR], next_type;
+	__u32 clen, next;
+
+	if (l4len < SCTP_HDR_LEN + SCTP_CHUNK_HDR ||
+	    ctx_load_bytes(ctx, chunk_off, ch, sizeof(ch)))
+		return SCTP_CID_NONE;
+	if (ch[0] != SCTP_CID_COOKIE_ECHO && ch[0] != SCTP_CID_COOKIE_ACK)
+		return ch[0];
+	clen = (__u32)ch[2] << 8 | ch[3];
+	if (clen < SCTP_CHUNK_HDR)
+		return ch[0];
+	/* The next chunk's type, as an offset in the SCTP packet. */
+	next = SCTP_HDR_LEN + ((clen + 3) & ~3u);
+	if (next + 1 > l4len ||
+	    ctx_load_bytes(ctx, chunk_off - SCTP_HDR_LEN + next, &next_type, sizeof(next_type)))
+		return ch[0];
+	return next_type == SCTP_CID_ABORT ? SCTP_CID_ABORT : ch[0];
+}
 
 /* The IPv4 header of `ctx`'s frame, whole packet present, not a
  * fragment: 0 with p->ip, l4, l4off and tot_len set, or the reason. */
@@ -98,8 +124,8 @@ static __always_inline __u32 parse_ip(xvs_ctx *ctx, struct pkt *p)
 	return 0;
 }
 
-/* The TCP or UDP header after p->ip: 0 with the ports, flags and
- * 5-tuple set, or the reason. */
+/* The TCP, UDP or SCTP header after p->ip: 0 with the ports, the event
+ * and the 5-tuple set, or the reason. */
 static __always_inline __u32 parse_ports(xvs_ctx *ctx, struct pkt *p)
 {
 	void *data_end = ctx_data_end(ctx);
@@ -115,15 +141,20 @@ static __always_inline __u32 parse_ports(xvs_ctx *ctx, struct pkt *p)
 
 		if ((void *)(th + 1) > data_end || l4len < sizeof(*th))
 			return XVS_CNT_PASS_TRUNCATED;
-		p->tcpflags = ((__u8 *)th)[13];
+		p->ev = ((__u8 *)th)[13];
 		p->is_udp = 0;
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *uh = p->l4;
 
 		if ((void *)(uh + 1) > data_end || l4len < sizeof(*uh))
 			return XVS_CNT_PASS_TRUNCATED;
-		p->tcpflags = 0;
+		p->ev = 0;
 		p->is_udp = 1;
+	} else if (ip->protocol == IPPROTO_SCTP) {
+		if (p->l4 + SCTP_HDR_LEN > data_end || l4len < SCTP_HDR_LEN)
+			return XVS_CNT_PASS_TRUNCATED;
+		p->ev = sctp_first_chunk(ctx, p->l4off + SCTP_HDR_LEN, l4len);
+		p->is_udp = 0;
 	} else {
 		return XVS_CNT_PASS_PROTO;
 	}

@@ -30,13 +30,12 @@ static __always_inline int reply_rewrite(xvs_ctx *ctx, const struct pkt *p, stru
 		now = xvs_now();
 		if (fc->last_seen_ns != now)
 			fc->last_seen_ns = now;
-		if (!p->is_udp)
-			tcp_transition(fc, TCP_DIR_OUTPUT, p->tcpflags);
-		if (p->is_udp || fc->state == XVS_S_ESTABLISHED)
+		conn_transition(fc, p->key.proto, DIR_OUTPUT, p->ev);
+		if (p->is_udp || state_active(fc->state))
 			assure_once(fc, &c->peer);
 	}
 	stats_add(c->svc_id, c->dest_id, 0, p->tot_len);
-	if (nat_rewrite(ctx, p->l4off, p->is_udp ? NAT_UDP : 0, c->peer.daddr, c->peer.dport))
+	if (nat_rewrite(ctx, p->l4off, nat_proto(p->key.proto), c->peer.daddr, c->peer.dport))
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	return GO_ON;
 }

@@ -30,10 +30,13 @@ impl P {
             Protocol::Udp
         });
         let mut flags = vs.flags;
+        // keepalived's check_data.c clears the flag for TCP and SCTP alike.
         if flags & svc_flags::ONEPACKET != 0 && protocol != Protocol::Udp {
             self.warn(
                 &vs.loc,
-                "ops (one-packet scheduling) requires UDP - ignored",
+                format!(
+                    "virtual server {addr}:{port}: one packet scheduling requires UDP - resetting (as keepalived)"
+                ),
             );
             flags &= !svc_flags::ONEPACKET;
         }

@@ -307,10 +307,10 @@ impl P {
                     match p.to_ascii_uppercase().as_str() {
                         "TCP" => vs.protocol = Some(Protocol::Tcp),
                         "UDP" => vs.protocol = Some(Protocol::Udp),
-                        "SCTP" => self.err(&n.loc, "SCTP virtual servers are not supported by xvs"),
+                        "SCTP" => vs.protocol = Some(Protocol::Sctp),
                         _ => self.err(
                             &n.loc,
-                            format!("protocol: unknown protocol '{p}' (TCP|UDP)"),
+                            format!("protocol: unknown protocol '{p}' (TCP|UDP|SCTP)"),
                         ),
                     }
                 }

@@ -403,3 +403,64 @@ fn backend_failure_is_reported() {
     new.apply(&add_svc(80, "rr"), LIMITS).unwrap();
     assert!(sync(&old, &new, &mut be).is_err());
 }
+
+#[test]
+fn sctp_services_are_their_own_services() {
+    let mut m = Model::default();
+    let sctp = ServiceKey {
+        proto: Protocol::Sctp,
+        ..key(80)
+    };
+    m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+    // Same address and port, another protocol: another service, as in IPVS.
+    m.apply(
+        &Request::AddService {
+            service: Service::new(sctp, "wrr"),
+        },
+        LIMITS,
+    )
+    .unwrap();
+    m.apply(
+        &Request::AddDest {
+            key: sctp,
+            dest: masq(12, 5060, 2),
+        },
+        LIMITS,
+    )
+    .unwrap();
+    assert_eq!(
+        m.apply(
+            &Request::AddService {
+                service: Service::new(sctp, "rr"),
+            },
+            LIMITS
+        )
+        .unwrap_err()
+        .to_string(),
+        "Service already exists"
+    );
+    // Both reach the data plane, each in a slot of its own.
+    let mut be = Fake::default();
+    sync(&Model::default(), &m, &mut be).unwrap();
+    assert_eq!(
+        be.log,
+        vec![
+            "zdest 0",
+            "dest 0 svc=1 203.0.113.12:5060 w=2",
+            "zsvc 0",
+            "svc 0 rr []",
+            "zsvc 1",
+            "svc 1 wrr [0]",
+        ]
+    );
+    assert_eq!(m.service(&sctp).unwrap().id, 1);
+    m.apply(&Request::DelService { key: key(80) }, LIMITS)
+        .unwrap();
+    assert_eq!(
+        m.apply(&Request::DelService { key: key(80) }, LIMITS)
+            .unwrap_err()
+            .to_string(),
+        "No such service"
+    );
+    m.apply(&Request::DelService { key: sctp }, LIMITS).unwrap();
+}
