@@ -81,7 +81,7 @@ pub(crate) fn test() -> Result<()> {
             &[("XVS_FEATURES_OFF", "all")],
         ),
         (
-            "tier 3, every fallback: NAT and DR/TUN end-to-end with XVS_FEATURES_OFF=all",
+            "tier 3, every fallback: NAT, DR/TUN and SCTP end-to-end with XVS_FEATURES_OFF=all",
             &[
                 "test",
                 "-p",
@@ -90,6 +90,8 @@ pub(crate) fn test() -> Result<()> {
                 "nat_e2e",
                 "--test",
                 "dr_tun_e2e",
+                "--test",
+                "sctp_e2e",
                 "--",
                 "--ignored",
                 "--test-threads=1",
