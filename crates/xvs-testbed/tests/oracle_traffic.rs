@@ -1,5 +1,6 @@
 //! The traffic oracle: the same scenarios — a service, its real servers,
-//! sequences of new connections from many client addresses, weight edits,
+//! sequences of new connections (TCP, UDP, SCTP associations) from many
+//! client addresses, weight edits,
 //! removals and re-adds — run through the kernel's IPVS (configured with
 //! Debian's `ipvsadm`) and through xvs (`xvsd`, configured with
 //! `xvsadm`), each on a NAT testbed of its own. Every connection must reach
@@ -11,8 +12,10 @@
 
 use std::collections::BTreeMap;
 
+use xvs_testbed::harness::serve;
 use xvs_testbed::harness::{bin_path, Xvsd};
 use xvs_testbed::oracle::{ipvs_available, normalize, run_in_ns, Outcome};
+use xvs_testbed::testsrv::sctp_available;
 use xvs_testbed::{rs_ip, Node, Testbed, NAT_RS_COUNT, VIP};
 
 /// Client addresses the connections come from, in turn.
@@ -44,6 +47,9 @@ enum Step {
     Tcp(usize),
     /// `n` UDP datagrams, likewise.
     Udp(usize),
+    /// `n` SCTP associations (one message each, shut down gracefully),
+    /// likewise.
+    Sctp(usize),
     /// Let this many seconds pass (connections expire).
     Sleep(u64),
 }
@@ -151,6 +157,34 @@ fn scenarios() -> Vec<Scenario> {
             ],
         });
     }
+    // SCTP: NAT with the port changed (vport 80xx → 80, the CRC32c
+    // updated), IPVS's SCTP states in -Lnc (every association ends
+    // CLOSED), persistence templates of SCTP. Where the kernel has it.
+    if sctp_available().is_ok() {
+        v.push(Scenario {
+            name: "sctp wrr".into(),
+            random: false,
+            steps: vec![
+                adm("-A --sctp-service {vip} -s wrr"),
+                adm("--add-server --sctp-service {vip} -r {rs1} -m -w 3"),
+                adm("--add-server --sctp-service {vip} -r {rs2} -m -w 1"),
+                Step::Sctp(8),
+                adm("-e --sctp-service {vip} -r {rs2} -m -w 3"),
+                Step::Sctp(6),
+            ],
+        });
+        v.push(Scenario {
+            name: "sctp persistence".into(),
+            random: false,
+            steps: vec![
+                adm("-A --sctp-service {vip} -s rr -p 120 -M 255.255.255.252"),
+                adm("-a --sctp-service {vip} -r {rs1} -m"),
+                adm("-a --sctp-service {vip} -r {rs2} -m"),
+                adm("-a --sctp-service {vip} -r {rs3} -m"),
+                Step::Sctp(12),
+            ],
+        });
+    }
     // Last, as --set is global: UDP entries expire after the UDP timeout,
     // the TCP ones are still there (TIME_WAIT is 120 s whatever --set says).
     v.push(Scenario {
@@ -250,7 +284,7 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
                         .push(format!("{cmd}: exit {}: {}", o.status, o.stderr.trim()));
                 }
             }
-            Step::Tcp(n) | Step::Udp(n) => {
+            Step::Tcp(n) | Step::Udp(n) | Step::Sctp(n) => {
                 let sources: Vec<String> = (next..next + n).map(|i| source(vport, i)).collect();
                 next += n;
                 let count = n.to_string();
@@ -258,19 +292,23 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
                 // HTTP GETs for TCP, echo datagrams for UDP: same options.
                 let (verb, target) = match step {
                     Step::Tcp(_) => ("get", format!("http://{VIP}:{vport}/")),
+                    Step::Sctp(_) => ("sctp-get", format!("{VIP}:{vport}")),
                     _ => ("udp", format!("{VIP}:{vport}")),
                 };
-                let args = [
+                let mut args = vec![
                     verb,
                     &target,
                     "--count",
                     &count,
-                    "--new-conn",
                     "--source",
                     &srcs,
                     "--timeout-ms",
                     "2000",
                 ];
+                // Every SCTP association is new already.
+                if !matches!(step, Step::Sctp(_)) {
+                    args.push("--new-conn");
+                }
                 let out = testsrv(tb, &args);
                 t.picks.extend(out.lines().map(|l| {
                     // "rs2" (HTTP) or "rs2: ping 3" (UDP echo); errors kept.
@@ -293,7 +331,22 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
             f.get(4) == Some(&vip_col.as_str())
                 && matches!(
                     f.get(2).copied(),
-                    Some("SYN_RECV" | "FIN_WAIT" | "CLOSE_WAIT" | "LAST_ACK")
+                    Some(
+                        "SYN_RECV"
+                            | "FIN_WAIT"
+                            | "CLOSE_WAIT"
+                            | "LAST_ACK"
+                            | "INIT1"
+                            | "INIT"
+                            | "C-SENT"
+                            | "C-REPLIED"
+                            | "C-WAIT"
+                            | "COOKIE"
+                            | "C-ECHOED"
+                            | "S-SENT"
+                            | "S-RECEIVED"
+                            | "S-ACK-SENT"
+                    )
                 )
         });
         if !closing || std::time::Instant::now() > deadline {
@@ -302,6 +355,8 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
     }
     let proto = if sc.steps.iter().any(|s| matches!(s, Step::Udp(_))) {
         "-u"
+    } else if sc.steps.iter().any(|s| matches!(s, Step::Sctp(_))) {
+        "--sctp-service"
     } else {
         "-t"
     };
@@ -354,7 +409,9 @@ fn testsrv(tb: &Testbed, args: &[&str]) -> String {
 }
 
 /// A NAT testbed whose client has [`SOURCES`] more addresses, and its
-/// servers (HTTP and UDP echo on port 80).
+/// servers (HTTP, UDP echo and, where the kernel has it, SCTP on port
+/// 80; the SCTP one bound to the server's own address, so that its
+/// INIT-ACK offers no other path around the director).
 fn bed() -> (Testbed, Vec<xvs_testbed::Proc>) {
     let tb = Testbed::nat().expect("NAT testbed");
     for i in 0..SOURCES as usize {
@@ -373,6 +430,12 @@ fn bed() -> (Testbed, Vec<xvs_testbed::Proc>) {
     }
     let mut procs = tb.start_http_servers(80).expect("HTTP servers");
     procs.extend(tb.start_udp_echo_servers(80).expect("UDP servers"));
+    if sctp_available().is_ok() {
+        for n in 1..=NAT_RS_COUNT {
+            let listen = format!("{}:80", rs_ip(n));
+            procs.push(serve(&tb, Node::Rs(n), "sctp", &listen, &format!("rs{n}")));
+        }
+    }
     (tb, procs)
 }
 

@@ -51,6 +51,7 @@ pub enum Cmd {
         addr: String,
         count: u64,
         timeout_ms: u64,
+        sources: Vec<SocketAddr>,
     },
 }
 
@@ -231,13 +232,16 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Cmd, String> {
             let addr = one_positional(&positional, "ADDR:PORT")?;
             // Every association is new and says the same: refuse options
             // a caller would expect to change that.
-            if keepalive.is_some() || !sources.is_empty() || payload.is_some() {
-                return Err(format!("{sub}: only --count and --timeout-ms apply"));
+            if keepalive.is_some() || payload.is_some() {
+                return Err(format!(
+                    "{sub}: only --count, --timeout-ms and --source apply"
+                ));
             }
             Ok(Cmd::SctpGet {
                 addr,
                 count,
                 timeout_ms,
+                sources,
             })
         }
         other => Err(format!("unknown subcommand {other:?}")),

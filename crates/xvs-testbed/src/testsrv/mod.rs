@@ -14,7 +14,7 @@
 //! xvs-testsrv sctp     --listen ADDR:PORT [--listen ADDR:PORT]... --name NAME
 //! xvs-testsrv get URL  [--count N] [--timeout-ms T] [--new-conn|--keepalive]
 //! xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]
-//! xvs-testsrv sctp-get ADDR:PORT [--count N] [--timeout-ms T]
+//! xvs-testsrv sctp-get ADDR:PORT [--count N] [--timeout-ms T] [--source ADDR[:PORT],...]
 //! ```
 //!
 //! `--listen` may repeat. A UDP socket bound to `0.0.0.0` answers from the
@@ -77,6 +77,7 @@ usage:
   xvs-testsrv udp ADDR:PORT [--count N] [--timeout-ms T] [--payload P] [--new-conn]
                        [--source ADDR[:PORT],...]
   xvs-testsrv sctp-get ADDR:PORT [--count N] [--timeout-ms T]
+                       [--source ADDR[:PORT],...]
 --source: the local addresses (and ports) to send from, one connection after
 the other in turn.";
 
@@ -146,7 +147,8 @@ pub fn main_with_args<S: AsRef<str>>(args: &[S]) -> i32 {
             addr,
             count,
             timeout_ms,
-        } => return sctp_get(&addr, count, timeout_ms),
+            sources,
+        } => return sctp_get(&addr, count, timeout_ms, &sources),
     };
     match served {
         Ok(()) => 0,

@@ -119,19 +119,18 @@ pub(super) fn serve_assoc(mut conn: Socket, name: &str) -> io::Result<()> {
 /// next one starts (the tests count and list them).
 pub(super) fn sctp_request(
     target: &SocketAddr,
-    local_port: u16,
+    local: SocketAddr,
     msg: &str,
     timeout: Duration,
 ) -> Result<String, String> {
     let mut s = sctp_socket(Domain::for_address(*target)).map_err(io_reason)?;
-    if local_port != 0 {
-        let any: SocketAddr = if target.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, local_port).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, local_port).into()
-        };
-        // Taken (another program's): the kernel's choice will do.
-        if s.bind(&any.into()).is_err() {
+    if local.port() != 0 || !local.ip().is_unspecified() {
+        // A --source is the caller's: it must be had. A port of our own
+        // choice that is taken (another program's): the kernel's will do.
+        if let Err(e) = s.bind(&local.into()) {
+            if !local.ip().is_unspecified() {
+                return Err(format!("bind {local}: {}", io_reason(e)));
+            }
             s = sctp_socket(Domain::for_address(*target)).map_err(io_reason)?;
         }
     }
@@ -198,7 +197,10 @@ pub(super) fn local_port(start: u32, i: u64) -> u16 {
 /// earlier one of the run used as that connection reused, which changes
 /// the connection counts the tests check (for 30 associations from the
 /// kernel's range, about one run in 65).
-pub(super) fn sctp_get(addr: &str, count: u64, timeout_ms: u64) -> i32 {
+///
+/// `sources` (`--source`, in turn): the local address of each request,
+/// and its port unless 0.
+pub(super) fn sctp_get(addr: &str, count: u64, timeout_ms: u64, sources: &[SocketAddr]) -> i32 {
     let timeout = Duration::from_millis(timeout_ms);
     let target = match resolve(addr) {
         Ok(a) => a,
@@ -223,7 +225,13 @@ pub(super) fn sctp_get(addr: &str, count: u64, timeout_ms: u64) -> i32 {
     let stdout = io::stdout();
     for i in 0..count {
         let port = local_port(start, i);
-        let line = match sctp_request(&target, port, &format!("hello {i}"), timeout) {
+        let local = match sources.get((i % sources.len().max(1) as u64) as usize) {
+            Some(s) if s.port() != 0 => *s,
+            Some(s) => SocketAddr::new(s.ip(), port),
+            None if target.is_ipv4() => (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
+            None => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
+        };
+        let line = match sctp_request(&target, local, &format!("hello {i}"), timeout) {
             Ok(reply) => reply,
             Err(e) => {
                 failed = true;

@@ -307,7 +307,8 @@ fn parses_sctp_args() {
         Cmd::SctpGet {
             addr: "198.51.100.10:5060".into(),
             count: 30,
-            timeout_ms: 500
+            timeout_ms: 500,
+            sources: vec![]
         }
     );
     assert_eq!(
@@ -315,24 +316,38 @@ fn parses_sctp_args() {
         Cmd::SctpGet {
             addr: "192.0.2.1:9".into(),
             count: 1,
-            timeout_ms: 2000
+            timeout_ms: 2000,
+            sources: vec![]
+        }
+    );
+    assert_eq!(
+        parse_args(&[
+            "sctp-get",
+            "192.0.2.1:9",
+            "--source",
+            "192.0.2.7,192.0.2.8:20001"
+        ])
+        .unwrap(),
+        Cmd::SctpGet {
+            addr: "192.0.2.1:9".into(),
+            count: 1,
+            timeout_ms: 2000,
+            sources: vec![
+                "192.0.2.7:0".parse().unwrap(),
+                "192.0.2.8:20001".parse().unwrap()
+            ]
         }
     );
     assert!(parse_args(&["sctp-get"]).is_err());
     assert!(parse_args(&["sctp-get", "a:1", "b:2"]).is_err());
     assert!(parse_args(&["sctp-get", "a:1", "--count", "0"]).is_err());
-    for extra in [
-        &["--keepalive"][..],
-        &["--new-conn"],
-        &["--payload", "x"],
-        &["--source", "192.0.2.7"],
-    ] {
+    for extra in [&["--keepalive"][..], &["--new-conn"], &["--payload", "x"]] {
         let mut args = vec!["sctp-get", "192.0.2.1:9"];
         args.extend_from_slice(extra);
         assert!(
             parse_args(&args)
                 .unwrap_err()
-                .contains("only --count and --timeout-ms"),
+                .contains("only --count, --timeout-ms and --source"),
             "{args:?}"
         );
     }
@@ -354,7 +369,7 @@ fn serves_sctp_on_loopback_where_the_kernel_has_it() {
         eprintln!("skipped: {e}");
         assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
         // The client says so too, once per request, and fails.
-        assert_eq!(sctp::sctp_get("127.0.0.1:9", 2, 100), 1);
+        assert_eq!(sctp::sctp_get("127.0.0.1:9", 2, 100, &[]), 1);
         return;
     }
     let listener = sctp_socket(socket2::Domain::IPV4).unwrap();
@@ -367,11 +382,13 @@ fn serves_sctp_on_loopback_where_the_kernel_has_it() {
     let timeout = Duration::from_secs(2);
     for i in 0..3 {
         let msg = format!("hello {i}");
-        let port = sctp::local_port(7, i);
+        let local = SocketAddr::from(([127, 0, 0, 1], sctp::local_port(7, i)));
         assert_eq!(
-            sctp::sctp_request(&addr, port, &msg, timeout).unwrap(),
+            sctp::sctp_request(&addr, local, &msg, timeout).unwrap(),
             "s1"
         );
     }
-    assert_eq!(sctp::sctp_get(&addr.to_string(), 2, 1000), 0);
+    assert_eq!(sctp::sctp_get(&addr.to_string(), 2, 1000, &[]), 0);
+    let from: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    assert_eq!(sctp::sctp_get(&addr.to_string(), 2, 1000, &[from]), 0);
 }
