@@ -118,23 +118,13 @@ pub(super) fn http_get(
         source: None,
     };
     let mut failed = false;
-    let stdout = io::stdout();
     let mut next = 0usize;
     for _ in 0..count {
         if client.conn.is_none() && !sources.is_empty() {
             client.source = Some(sources[next % sources.len()]);
             next += 1;
         }
-        let line = match client.request() {
-            Ok(body) => body,
-            Err(e) => {
-                failed = true;
-                format!("ERR {e}")
-            }
-        };
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        super::print_result(client.request(), &mut failed);
     }
     i32::from(failed)
 }

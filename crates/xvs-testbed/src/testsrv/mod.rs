@@ -81,6 +81,18 @@ usage:
 --source: the local addresses (and ports) to send from, one connection after
 the other in turn.";
 
+/// A client's line for one request: the reply, or `ERR reason` (and
+/// `failed` set); flushed at once, so a caller reading along sees it.
+fn print_result(r: Result<String, String>, failed: &mut bool) {
+    let line = r.unwrap_or_else(|e| {
+        *failed = true;
+        format!("ERR {e}")
+    });
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 // ------------------------------------------------------------------- servers
 
 /// Bind every address first (so a bad one fails the start), announce them,

@@ -222,7 +222,6 @@ pub(super) fn sctp_get(addr: &str, count: u64, timeout_ms: u64, sources: &[Socke
     // Two clients at once (or one right after another) start apart.
     let start = std::process::id().wrapping_mul(7919);
     let mut failed = false;
-    let stdout = io::stdout();
     for i in 0..count {
         let port = local_port(start, i);
         let local = match sources.get((i % sources.len().max(1) as u64) as usize) {
@@ -231,16 +230,8 @@ pub(super) fn sctp_get(addr: &str, count: u64, timeout_ms: u64, sources: &[Socke
             None if target.is_ipv4() => (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
             None => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
         };
-        let line = match sctp_request(&target, local, &format!("hello {i}"), timeout) {
-            Ok(reply) => reply,
-            Err(e) => {
-                failed = true;
-                format!("ERR {e}")
-            }
-        };
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        let r = sctp_request(&target, local, &format!("hello {i}"), timeout);
+        super::print_result(r, &mut failed);
     }
     i32::from(failed)
 }
