@@ -70,7 +70,9 @@ static __always_inline int conn_update(const struct pkt *p, struct xvs_conn *c, 
 	if (c->last_seen_ns != now)
 		c->last_seen_ns = now;
 	conn_transition(c, p->key.proto, dir_in(c->fwd), p->ev);
-	if (!p->is_udp && state_active(c->state))
+	/* UDP's one state is never active: a UDP template is assured by a
+	 * reply (reply.h). */
+	if (state_active(c->state))
 		assure_once(c, &p->key);
 	conn_view(cv, c);
 	return GO_ON;

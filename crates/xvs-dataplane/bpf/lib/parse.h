@@ -69,7 +69,6 @@ struct pkt {
 	__u32 tot_len;            /* IP total length */
 	__u32 l4off;              /* the L4 header's offset in the frame */
 	__u8 ev;                  /* TCP: the flags; SCTP: the first chunk's type */
-	__u8 is_udp;
 };
 
 /* The first chunk's type as IPVS reads it (set_sctp_state): an ABORT
@@ -142,19 +141,16 @@ static __always_inline __u32 parse_ports(xvs_ctx *ctx, struct pkt *p)
 		if ((void *)(th + 1) > data_end || l4len < sizeof(*th))
 			return XVS_CNT_PASS_TRUNCATED;
 		p->ev = ((__u8 *)th)[13];
-		p->is_udp = 0;
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *uh = p->l4;
 
 		if ((void *)(uh + 1) > data_end || l4len < sizeof(*uh))
 			return XVS_CNT_PASS_TRUNCATED;
 		p->ev = 0;
-		p->is_udp = 1;
 	} else if (ip->protocol == IPPROTO_SCTP) {
 		if (p->l4 + SCTP_HDR_LEN > data_end || l4len < SCTP_HDR_LEN)
 			return XVS_CNT_PASS_TRUNCATED;
 		p->ev = sctp_first_chunk(ctx, p->l4off + SCTP_HDR_LEN, l4len);
-		p->is_udp = 0;
 	} else {
 		return XVS_CNT_PASS_PROTO;
 	}

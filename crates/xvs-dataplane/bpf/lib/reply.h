@@ -31,7 +31,7 @@ static __always_inline int reply_rewrite(xvs_ctx *ctx, const struct pkt *p, stru
 		if (fc->last_seen_ns != now)
 			fc->last_seen_ns = now;
 		conn_transition(fc, p->key.proto, DIR_OUTPUT, p->ev);
-		if (p->is_udp || state_active(fc->state))
+		if (p->key.proto == IPPROTO_UDP || state_active(fc->state))
 			assure_once(fc, &c->peer);
 	}
 	stats_add(c->svc_id, c->dest_id, 0, p->tot_len);
