@@ -331,6 +331,7 @@ mod tests {
     #[test]
     fn request_round_trips_as_one_json_line() {
         let key = ServiceKey {
+            fwmark: 0,
             proto: Protocol::Tcp,
             addr: Ipv4Addr::new(198, 51, 100, 10),
             port: 80,

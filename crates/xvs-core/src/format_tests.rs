@@ -25,6 +25,7 @@ fn names() -> FileNames {
 
 fn key(proto: Protocol, a: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto,
         addr: Ipv4Addr::from(a),
         port,

@@ -33,6 +33,7 @@ fn fail(s: &str) -> String {
 
 fn key(proto: Protocol, a: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto,
         addr: Ipv4Addr::from(a),
         port,

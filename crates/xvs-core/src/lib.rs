@@ -8,6 +8,7 @@
 //! * [`estimator`]: the IPVS 2-second EWMA rate estimator.
 //! * [`ipvsadm`]: the ipvsadm 1.31 command-line grammar and `-R` input.
 //! * [`format`]: ipvsadm 1.31's listing and save output, byte for byte.
+//! * [`fwmark`]: the mark classifier that stands in for iptables MARK rules.
 //! * [`names`]: host/service names from `/etc/hosts` and `/etc/services`.
 //! * [`sync`]: the kernel IPVS connection-sync protocol (v1 codec, v0 decoding).
 //!
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod estimator;
 pub mod format;
+pub mod fwmark;
 pub mod ipvsadm;
 pub mod model;
 pub mod names;

@@ -52,9 +52,16 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// What identifies a virtual service: protocol, virtual address and port.
+/// What identifies a virtual service: protocol, virtual address and port,
+/// or a firewall mark (`-f`). As in IPVS's `ip_vs_service_user`, a fwmark
+/// service carries protocol TCP, address 0.0.0.0 and port 0 beside its
+/// mark, and only the mark identifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceKey {
+    /// Firewall mark (`-f`, 1..=4294967295); 0 for an address service.
+    /// First so that address services order before fwmark services.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
     /// Transport protocol.
     pub proto: Protocol,
     /// Virtual IP address.
@@ -63,8 +70,42 @@ pub struct ServiceKey {
     pub port: u16,
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl ServiceKey {
+    /// The address service `proto addr:port`.
+    pub fn new(proto: Protocol, addr: Ipv4Addr, port: u16) -> Self {
+        ServiceKey {
+            fwmark: 0,
+            proto,
+            addr,
+            port,
+        }
+    }
+
+    /// The fwmark service of mark `mark` (`-f mark`).
+    pub fn fwmark(mark: u32) -> Self {
+        ServiceKey {
+            fwmark: mark,
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::UNSPECIFIED,
+            port: 0,
+        }
+    }
+
+    /// True for a fwmark service.
+    pub fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
+    }
+}
+
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.fwmark != 0 {
+            return write!(f, "FWM {}", self.fwmark);
+        }
         write!(f, "{} {}:{}", self.proto, self.addr, self.port)
     }
 }

@@ -129,13 +129,44 @@ enum xvs_state {
 	XVS_S_LAST = 30,
 };
 
-/* SVC_MAP key: protocol, virtual address and port. */
+/* SVC_MAP key: protocol, virtual address and port. A fwmark service
+ * (-f) is { htonl(mark), 0, 0 }: protocol 0 (IPPROTO_IP) is never an
+ * address service's, and the key is IPVS's own fwmark-template vaddr. */
 struct xvs_svc_key {
 	__be32 addr;
 	__be16 port;
-	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP */
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP; 0: fwmark */
 	__u8 pad;
 };
+
+/* FWM_ADDR key: the mark classifier's address node, an LPM trie key over
+ * (proto, pad, daddr); prefixlen = 32 + the address prefix length (the
+ * protocol and pad bytes always match in full). */
+struct xvs_fwm_addr_key {
+	__u32 prefixlen;
+	__u8 proto;
+	__u8 pad[3];
+	__be32 daddr;
+};
+
+/* FWM_ADDR value: the node's port set (FWM_PORT under set_id) and the
+ * mark of a port without an entry (0: not marked). */
+struct xvs_fwm_addr {
+	__u32 set_id;
+	__u32 any_port_mark;
+};
+
+/* FWM_PORT key (value: the mark, __u32). */
+struct xvs_fwm_port_key {
+	__u32 set_id;
+	__be16 dport;
+	__u16 pad;
+};
+
+/* Sizes of the classifier maps (xvs_core::fwmark::MAX_NODES and
+ * MAX_PORT_ENTRIES, asserted in Rust). */
+#define XVS_FWM_NODES_MAX 4096
+#define XVS_FWM_PORTS_MAX 65536
 
 /* SVC_MAP value. Generation `gen` of the service's scheduling data: the
  * ring (rr, wrr) or bucket table (dh, sh, mh) of `ring_len` dest ids in
@@ -149,7 +180,7 @@ struct xvs_svc {
 	__u32 sched;   /* enum xvs_sched */
 	__u32 timeout; /* persistence timeout in seconds (-p) */
 	__be32 netmask; /* persistence netmask (-M) */
-	__u32 pad;
+	__u32 fwmark;   /* -f: the mark; 0 for an address service */
 };
 
 /* SVC_DESTS value: a service's dests in kernel list order (newest first). */
@@ -291,7 +322,9 @@ struct xvs_dest_conns {
 };
 
 /* PERSIST_MAP key: the kernel's template key
- * <proto, caddr & netmask, cport 0, vaddr, vport>. */
+ * <proto, caddr & netmask, cport 0, vaddr, vport>; for a fwmark service
+ * <0, caddr & netmask, 0, htonl(mark), 0>, one template across every
+ * address, port and protocol of the mark. */
 struct xvs_tmpl_key {
 	__be32 caddr;
 	__be32 vaddr;
@@ -478,6 +511,8 @@ enum xvs_limit {
 	XVS_LIM_MH_TAB_MAX = XVS_MH_TAB_MAX,
 	XVS_LIM_RING_GEN_SHIFT = XVS_RING_GEN_SHIFT,
 	XVS_LIM_CNT_SLOTS = XVS_CNT_SLOTS,
+	XVS_LIM_FWM_NODES_MAX = XVS_FWM_NODES_MAX,
+	XVS_LIM_FWM_PORTS_MAX = XVS_FWM_PORTS_MAX,
 };
 
 /* Object-wide constants. A read-only global of this type puts every enum

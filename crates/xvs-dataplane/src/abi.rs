@@ -7,9 +7,10 @@ pub use crate::skel::expiry::types::xvs_expiry_cfg;
 pub use crate::skel::xvs::types::{
     xvs_abi_version, xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
     xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat,
-    xvs_fwd, xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_limit, xvs_nh_cfg, xvs_nh_state,
-    xvs_ring_key, xvs_sched, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl,
-    xvs_tmpl_flags, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+    xvs_fwd, xvs_fwm_addr, xvs_fwm_addr_key, xvs_fwm_port_key, xvs_iface_flags, xvs_lblc,
+    xvs_lblc_key, xvs_limit, xvs_nh_cfg, xvs_nh_state, xvs_ring_key, xvs_sched, xvs_state,
+    xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_flags, xvs_tmpl_key,
+    xvs_tun_flags, xvs_tun_type,
 };
 
 use std::mem::size_of;
@@ -24,6 +25,9 @@ use std::mem::size_of;
 /// and every bit pattern must be a valid value.
 pub unsafe trait Pod: Copy + Default {}
 unsafe impl Pod for xvs_svc_key {}
+unsafe impl Pod for xvs_fwm_addr_key {}
+unsafe impl Pod for xvs_fwm_addr {}
+unsafe impl Pod for xvs_fwm_port_key {}
 unsafe impl Pod for xvs_svc {}
 unsafe impl Pod for xvs_ring_key {}
 unsafe impl Pod for xvs_dest {}
@@ -82,6 +86,13 @@ pub(crate) fn from_bytes<T: Pod>(b: &[u8]) -> T {
 // C and Rust cannot drift: the types above come from the object's BTF, and
 // these pin their sizes (and therefore the explicit padding) down.
 const _: () = assert!(size_of::<xvs_svc_key>() == 8);
+const _: () = assert!(size_of::<xvs_fwm_addr_key>() == 12);
+const _: () = assert!(size_of::<xvs_fwm_addr>() == 8);
+const _: () = assert!(size_of::<xvs_fwm_port_key>() == 8);
+const _: () = assert!(
+    xvs_limit::XVS_LIM_FWM_NODES_MAX.0 as usize == xvs_core::fwmark::MAX_NODES
+        && xvs_limit::XVS_LIM_FWM_PORTS_MAX.0 as usize == xvs_core::fwmark::MAX_PORT_ENTRIES
+);
 const _: () = assert!(size_of::<xvs_svc>() == 32);
 const _: () = assert!(size_of::<xvs_ring_key>() == 8);
 const _: () = assert!(size_of::<xvs_dest>() == 32);

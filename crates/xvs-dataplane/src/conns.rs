@@ -50,8 +50,13 @@ pub struct Conn {
 /// One persistence template (`PERSIST_MAP`), as `ipvsadm -Lc` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
-    /// Protocol of the connections it serves.
+    /// Protocol of the connections it serves (TCP for a fwmark
+    /// template, which serves every protocol: see `fwmark`).
     pub proto: Protocol,
+    /// The mark of a fwmark service's template, IPVS's `<IPPROTO_IP,
+    /// caddr, 0, mark, 0>` (`-Lc` prints protocol `IP`); 0 otherwise.
+    /// `vaddr` is then the mark as an address, as IPVS stores it.
+    pub fwmark: u32,
     /// Client address masked with the persistence netmask.
     pub caddr: Ipv4Addr,
     /// Virtual address.
@@ -128,12 +133,13 @@ impl Dataplane {
             .count() as u64)
     }
 
-    /// Service id → (virtual port, persistence netmask), from `SVC_MAP`.
-    pub(crate) fn svc_index(&self) -> Result<HashMap<u32, (u16, Ipv4Addr)>, Error> {
+    /// Service id → (virtual port, persistence netmask, mark), from
+    /// `SVC_MAP`.
+    pub(crate) fn svc_index(&self) -> Result<HashMap<u32, SvcIdx>, Error> {
         Ok(self
             .read_all::<xvs_svc_key, xvs_svc>(&self.maps.svc)?
             .into_iter()
-            .map(|(k, s)| (s.id, (port_of(k.port), ip_of(s.netmask))))
+            .map(|(k, s)| (s.id, (port_of(k.port), ip_of(s.netmask), s.fwmark)))
             .collect())
     }
 
@@ -145,8 +151,18 @@ impl Dataplane {
             .read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)?
             .into_iter()
             .filter_map(|(k, t)| {
+                let fwmark = if k.proto == 0 {
+                    u32::from_be(k.vaddr)
+                } else {
+                    0
+                };
                 Some(Template {
-                    proto: proto_of(k.proto)?,
+                    proto: if fwmark != 0 {
+                        Protocol::Tcp
+                    } else {
+                        proto_of(k.proto)?
+                    },
+                    fwmark,
                     caddr: ip_of(k.caddr),
                     vaddr: ip_of(k.vaddr),
                     vport: port_of(k.vport),
@@ -169,10 +185,14 @@ impl Dataplane {
     }
 }
 
+/// What a template key needs of a service: virtual port, persistence
+/// netmask, mark.
+pub(crate) type SvcIdx = (u16, Ipv4Addr, u32);
+
 /// The template key of a persistent connection's forward key
-/// (`persist::persist_key`), given its service's port and netmask.
-pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&(u16, Ipv4Addr)>) -> Option<xvs_tmpl_key> {
-    let &(svc_port, netmask) = svc?;
+/// (`persist::persist_key`), given its service's port, netmask and mark.
+pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&SvcIdx>) -> Option<xvs_tmpl_key> {
+    let &(svc_port, netmask, fwmark) = svc?;
     let flow = sched::FlowKey {
         proto: k.proto,
         saddr: ip_of(k.saddr),
@@ -180,7 +200,11 @@ pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&(u16, Ipv4Addr)>) -> Op
         daddr: ip_of(k.daddr),
         dport: port_of(k.dport),
     };
-    let pk = persist::persist_key(svc_port, netmask, &flow);
+    let pk = if fwmark != 0 {
+        persist::persist_key_fwmark(fwmark, netmask, &flow)
+    } else {
+        persist::persist_key(svc_port, netmask, &flow)
+    };
     Some(xvs_tmpl_key {
         caddr: be32(pk.caddr),
         vaddr: be32(pk.vaddr),
@@ -191,7 +215,7 @@ pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&(u16, Ipv4Addr)>) -> Op
 }
 
 /// Template key → number of live connections it controls.
-fn tmpl_users(conns: &[RawConn], svcs: &HashMap<u32, (u16, Ipv4Addr)>) -> HashMap<[u8; 12], u32> {
+fn tmpl_users(conns: &[RawConn], svcs: &HashMap<u32, SvcIdx>) -> HashMap<[u8; 12], u32> {
     let flag = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
     let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
     let mut out = HashMap::new();

@@ -80,6 +80,7 @@ mod local_table;
 mod locality;
 mod mapio;
 mod maps;
+mod marks;
 mod mode;
 mod neigh;
 mod netlink;

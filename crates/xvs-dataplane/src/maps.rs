@@ -28,6 +28,8 @@ pub(crate) struct Maps {
     pub(crate) rand: MapHandle,
     pub(crate) nh_cfg: MapHandle,
     pub(crate) iface: MapHandle,
+    pub(crate) fwm_addr: MapHandle,
+    pub(crate) fwm_port: MapHandle,
 }
 
 /// The value of `key` in `map` (`None`: not there), read as `V`;
@@ -62,6 +64,8 @@ pub(crate) fn sizes(name: &str) -> Option<(usize, usize)> {
         "XVS_RAND" => (4, 8),
         "XVS_NH_CFG" => (4, size_of::<xvs_nh_cfg>()),
         "XVS_IFACE" => (4, 4),
+        "FWM_ADDR" => (size_of::<xvs_fwm_addr_key>(), size_of::<xvs_fwm_addr>()),
+        "FWM_PORT" => (size_of::<xvs_fwm_port_key>(), 4),
         _ => return None,
     })
 }
@@ -106,6 +110,8 @@ impl Maps {
             rand: h("XVS_RAND")?,
             nh_cfg: h("XVS_NH_CFG")?,
             iface: h("XVS_IFACE")?,
+            fwm_addr: h("FWM_ADDR")?,
+            fwm_port: h("FWM_PORT")?,
         })
     }
 }

@@ -15,7 +15,7 @@ use crate::maps::sizes;
 use crate::options::Options;
 
 /// Maps pinned under [`Options::pin_path`] (all state; `.rodata` is not).
-pub(crate) const PINNED_MAPS: [&str; 14] = [
+pub(crate) const PINNED_MAPS: [&str; 16] = [
     "SVC_MAP",
     "DEST_MAP",
     "DEST_NH",
@@ -29,6 +29,8 @@ pub(crate) const PINNED_MAPS: [&str; 14] = [
     "SVC_DESTS",
     "PERSIST_MAP",
     "LBLC_MAP",
+    "FWM_ADDR",
+    "FWM_PORT",
     "XVS_ABI",
 ];
 

@@ -83,8 +83,17 @@ pub(crate) fn fwd_code(f: FwdMethod) -> u8 {
     }
 }
 
-/// The service key as `SVC_MAP` stores it.
+/// The service key as `SVC_MAP` stores it: a fwmark service as
+/// `{ htonl(mark), 0, 0 }`.
 pub fn svc_key(k: &ServiceKey) -> xvs_svc_key {
+    if k.is_fwmark() {
+        return xvs_svc_key {
+            addr: k.fwmark.to_be(),
+            port: 0,
+            proto: 0,
+            pad: 0,
+        };
+    }
     xvs_svc_key {
         addr: be32(k.addr),
         port: be16(k.port),

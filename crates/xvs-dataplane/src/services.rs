@@ -106,7 +106,7 @@ impl Dataplane {
             sched: sched_no,
             timeout: svc.timeout,
             netmask: be32(svc.netmask),
-            pad: 0,
+            fwmark: svc.key.fwmark,
         };
         self.maps
             .svc

@@ -127,12 +127,23 @@ impl Dataplane {
     pub fn install_template(&self, t: &Template) -> Result<Installed, Error> {
         self.check_dest_id(t.dest_id)?;
         self.check_svc_id(t.svc_id)?;
-        let key = xvs_tmpl_key {
-            caddr: be32(t.caddr),
-            vaddr: be32(t.vaddr),
-            vport: be16(t.vport),
-            proto: t.proto.number(),
-            pad: 0,
+        // A fwmark template: <IPPROTO_IP, caddr, 0, htonl(mark), 0>.
+        let key = if t.fwmark != 0 {
+            xvs_tmpl_key {
+                caddr: be32(t.caddr),
+                vaddr: t.fwmark.to_be(),
+                vport: 0,
+                proto: 0,
+                pad: 0,
+            }
+        } else {
+            xvs_tmpl_key {
+                caddr: be32(t.caddr),
+                vaddr: be32(t.vaddr),
+                vport: be16(t.vport),
+                proto: t.proto.number(),
+                pad: 0,
+            }
         };
         let old: Option<xvs_tmpl> = lookup(&self.maps.persist, &key, "PERSIST_MAP lookup")?;
         let mut flags = 0u16;

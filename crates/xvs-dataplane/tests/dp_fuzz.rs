@@ -435,6 +435,7 @@ fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
         }
         let mut s = Service::new(
             ServiceKey {
+                fwmark: 0,
                 proto,
                 addr: vip,
                 port: vport,
@@ -509,6 +510,7 @@ fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
         d.fwd = f;
         dp.upsert_dest(next_dest, svc, &d).expect("local dest");
         let key = ServiceKey {
+            fwmark: 0,
             proto: Protocol::Tcp,
             addr: VIP_LOCAL,
             port,

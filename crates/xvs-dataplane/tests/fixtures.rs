@@ -257,6 +257,7 @@ fn opts() -> Options {
 
 fn key(proto: Protocol) -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto,
         addr: VIP,
         port: VPORT,
@@ -476,6 +477,7 @@ fn a_synchronised_template_keeps_the_client_on_its_server() {
         .unwrap();
     let t = xvs_dataplane::Template {
         proto: Protocol::Tcp,
+        fwmark: 0,
         caddr: CLIENT,
         vaddr: VIP,
         vport: VPORT,
@@ -993,6 +995,7 @@ fn full_conn_table_fails_closed() {
 fn a_reply_tuple_shared_by_two_services_goes_to_the_newest_connection() {
     let dp = setup(opts(), Protocol::Udp, &[0]);
     let other = ServiceKey {
+        fwmark: 0,
         port: VPORT + 1,
         ..key(Protocol::Udp)
     };

@@ -111,6 +111,7 @@ fn rs(i: usize) -> Ipv4Addr {
 fn svc(proto: Protocol, port: u16, sched: &str, flags: u32) -> Service {
     let mut s = Service::new(
         ServiceKey {
+            fwmark: 0,
             proto,
             addr: VIP,
             port,

@@ -78,6 +78,7 @@ fn setup(fwd: FwdMethod, rport: u16) -> Dataplane {
     d.fwd = fwd;
     dp.upsert_dest(0, 0, &d).expect("dest");
     let key = ServiceKey {
+        fwmark: 0,
         proto: Protocol::Sctp,
         addr: VIP,
         port: VPORT,

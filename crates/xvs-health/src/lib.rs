@@ -16,7 +16,7 @@
 //! use xvs_health::{config::*, HealthEngine, RsId, RsSpec};
 //! let (engine, mut transitions) = HealthEngine::new();
 //! let id = RsId {
-//!     service: ServiceKey { proto: Protocol::Tcp, addr: "10.0.0.1".parse().unwrap(), port: 80 },
+//!     service: ServiceKey { fwmark: 0, proto: Protocol::Tcp, addr: "10.0.0.1".parse().unwrap(), port: 80 },
 //!     dest: "192.0.2.10:80".parse().unwrap(),
 //! };
 //! let mut tcp = CheckerConfig::new(CheckKind::Tcp(TcpCheck));

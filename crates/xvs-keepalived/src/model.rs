@@ -560,6 +560,7 @@ impl VirtualServer {
     /// The IPVS service key.
     pub fn key(&self) -> ServiceKey {
         ServiceKey {
+            fwmark: 0,
             proto: self.protocol,
             addr: self.addr,
             port: self.port,

@@ -330,6 +330,7 @@ mod tests {
     fn error_texts_per_command() {
         let del = Command::DelDest {
             key: xvs_core::model::ServiceKey {
+                fwmark: 0,
                 proto: xvs_core::model::Protocol::Tcp,
                 addr: "10.0.0.1".parse().unwrap(),
                 port: 80,

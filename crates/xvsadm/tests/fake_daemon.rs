@@ -53,6 +53,7 @@ fn fake(name: &str, answer: fn(&Request) -> Response) -> Fake {
 
 fn key() -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto: Protocol::Tcp,
         addr: Ipv4Addr::new(198, 51, 100, 10),
         port: 80,
@@ -353,6 +354,7 @@ fn sync_daemons_start_list_stop() {
 
 fn sctp_key() -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto: Protocol::Sctp,
         addr: Ipv4Addr::new(198, 51, 100, 10),
         port: 5060,

@@ -9,6 +9,7 @@ use xvs_core::model::{Dest, FwdMethod, Protocol, Service, Stats};
 
 fn key() -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto: Protocol::Tcp,
         addr: Ipv4Addr::new(198, 51, 100, 10),
         port: 80,

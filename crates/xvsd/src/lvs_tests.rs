@@ -103,6 +103,7 @@ fn vip() -> Ipv4Addr {
 
 fn key(port: u16) -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto: Protocol::Tcp,
         addr: vip(),
         port,

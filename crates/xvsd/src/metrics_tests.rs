@@ -6,6 +6,7 @@ use xvs_core::model::{Dest, Rates, Service, Stats};
 
 fn key(proto: Protocol, a: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto,
         addr: Ipv4Addr::from(a),
         port,

@@ -7,6 +7,7 @@
 use std::io;
 
 use xvs_core::api::ConnEntry;
+use xvs_core::fwmark::MarkRule;
 use xvs_core::model::{Dest, Service, ServiceKey, Stats, SyncDaemon, SyncState, Timeouts};
 use xvs_dataplane::SvcSched;
 
@@ -78,6 +79,9 @@ pub trait Backend {
     fn zero_svc(&mut self, svc_id: u32) -> Result<(), PlaneError>;
     /// Zeroes the counters of a destination.
     fn zero_dest(&mut self, dest_id: u32) -> Result<(), PlaneError>;
+    /// Replaces the mark classifier's rules (the marks fwmark services
+    /// match); `rules` has passed [`xvs_core::fwmark::compile`].
+    fn set_mark_rules(&mut self, rules: &[MarkRule]) -> Result<(), PlaneError>;
 }
 
 /// Everything the daemon reads back from the data plane, on top of the

@@ -241,6 +241,7 @@ mod tests {
             group: None,
             service: Service::new(
                 ServiceKey {
+                    fwmark: 0,
                     proto: Protocol::Tcp,
                     addr: Ipv4Addr::new(10, 0, 0, 1),
                     port: 80,

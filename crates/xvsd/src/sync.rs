@@ -208,6 +208,7 @@ pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
     if e.is_template() {
         return Ok(Install::Template(Template {
             proto,
+            fwmark: 0,
             caddr,
             vaddr,
             vport: e.vport,

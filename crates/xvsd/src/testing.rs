@@ -21,6 +21,8 @@ pub(crate) struct Mem {
     pub(crate) sync_log: Vec<String>,
     /// Answer sync requests as a plane without sync does.
     pub(crate) no_sync: bool,
+    /// The mark classifier's rules as last set.
+    pub(crate) mark_rules: Vec<xvs_core::fwmark::MarkRule>,
 }
 
 impl Backend for Mem {
@@ -53,6 +55,10 @@ impl Backend for Mem {
         Ok(())
     }
     fn zero_svc(&mut self, _: u32) -> Result<(), PlaneError> {
+        Ok(())
+    }
+    fn set_mark_rules(&mut self, rules: &[xvs_core::fwmark::MarkRule]) -> Result<(), PlaneError> {
+        self.mark_rules = rules.to_vec();
         Ok(())
     }
     fn zero_dest(&mut self, id: u32) -> Result<(), PlaneError> {

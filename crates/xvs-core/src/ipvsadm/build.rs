@@ -23,6 +23,7 @@ pub(super) fn service_key(ce: &Entry) -> Result<ServiceKey, ParseError> {
     };
     match ce.addr {
         Some(IpAddr::V4(addr)) => Ok(ServiceKey {
+            fwmark: 0,
             proto,
             addr,
             port: ce.port,

@@ -33,8 +33,8 @@ pub struct PersistKey {
 ///   the service port is not 21 (FTP); otherwise 0 — so a port-0 ("all
 ///   ports") service keys by address only and an FTP service shares one
 ///   template between control and data connections.
-/// * `vaddr = flow.daddr`, `proto = flow.proto`. (Firewall-mark services,
-///   keyed by `IPPROTO_IP` and the mark, do not exist in xvs.)
+/// * `vaddr = flow.daddr`, `proto = flow.proto`. (Firewall-mark services
+///   key by the mark instead: [`persist_key_fwmark`].)
 pub fn persist_key(svc_port: u16, netmask: Ipv4Addr, flow: &FlowKey) -> PersistKey {
     let caddr = Ipv4Addr::from(u32::from(flow.saddr) & u32::from(netmask));
     let vport = if flow.dport == svc_port && svc_port != FTPPORT {
@@ -47,6 +47,18 @@ pub fn persist_key(svc_port: u16, netmask: Ipv4Addr, flow: &FlowKey) -> PersistK
         caddr,
         vaddr: flow.daddr,
         vport,
+    }
+}
+
+/// The template key of a persistent fwmark service with mark `mark`:
+/// `<IPPROTO_IP, caddr & netmask, 0, htonl(mark), 0>`, one template for
+/// every address, port and protocol the mark groups.
+pub fn persist_key_fwmark(mark: u32, netmask: Ipv4Addr, flow: &FlowKey) -> PersistKey {
+    PersistKey {
+        proto: 0,
+        caddr: Ipv4Addr::from(u32::from(flow.saddr) & u32::from(netmask)),
+        vaddr: Ipv4Addr::from(mark),
+        vport: 0,
     }
 }
 

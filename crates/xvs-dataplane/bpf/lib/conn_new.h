@@ -40,8 +40,13 @@ static __always_inline void conn_fill(struct xvs_scratch *sc, const struct xvs_d
 	__be16 rport;
 
 	/* The dest's port for the service port; a port-0 service (or a dest
-	 * without port) keeps the port the client asked for. */
-	rport = (fkey->dport == svc_port && dest->port) ? dest->port : fkey->dport;
+	 * without port) keeps the port the client asked for. A fwmark
+	 * service's connection takes the dest's port unless persistent
+	 * (ip_vs_schedule against ip_vs_sched_persist). */
+	if (sc->in.fwmark)
+		rport = (!persistent && dest->port) ? dest->port : fkey->dport;
+	else
+		rport = (fkey->dport == svc_port && dest->port) ? dest->port : fkey->dport;
 
 	__builtin_memset(&sc->rk, 0, sizeof(sc->rk));
 	sc->rk.saddr = dest->addr;

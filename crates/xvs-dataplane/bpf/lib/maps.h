@@ -83,6 +83,22 @@ struct {
 	__type(value, struct xvs_dest_conns);
 } DEST_CONNS SEC(".maps");
 
+/* The mark classifier (fwmark.h): address nodes and their port sets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XVS_FWM_NODES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xvs_fwm_addr_key);
+	__type(value, struct xvs_fwm_addr);
+} FWM_ADDR SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_FWM_PORTS_MAX);
+	__type(key, struct xvs_fwm_port_key);
+	__type(value, __u32);
+} FWM_PORT SEC(".maps");
+
 /* Persistence templates (-p). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

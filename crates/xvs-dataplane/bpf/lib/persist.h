@@ -21,11 +21,17 @@ static __always_inline void tmpl_key(const struct sched_in *in, const struct xvs
 				     struct xvs_tmpl_key *tk)
 {
 	tk->caddr = fkey->saddr & in->netmask;
+	tk->pad = 0;
+	if (in->fwmark) {
+		tk->vaddr = bpf_htonl(in->fwmark);
+		tk->vport = 0;
+		tk->proto = 0;
+		return;
+	}
 	tk->vaddr = fkey->daddr;
 	tk->vport = (fkey->dport == in->svc_port && in->svc_port != bpf_htons(FTPPORT)) ? fkey->dport
 											: 0;
 	tk->proto = fkey->proto;
-	tk->pad = 0;
 }
 
 /* ip_vs_control_assure_ct: marks the template of the persistent
@@ -48,9 +54,13 @@ __noinline int tmpl_assure(__u32 saddr, __u32 daddr, __u32 port_proto)
 	if (!svc)
 		return 0;
 	tk.caddr = saddr & svc->netmask;
-	tk.vaddr = daddr;
-	tk.vport = (k.dport == sp && sp != bpf_htons(FTPPORT)) ? k.dport : 0;
-	tk.proto = k.proto;
+	if (svc->fwmark) {
+		tk.vaddr = bpf_htonl(svc->fwmark);
+	} else {
+		tk.vaddr = daddr;
+		tk.vport = (k.dport == sp && sp != bpf_htons(FTPPORT)) ? k.dport : 0;
+		tk.proto = k.proto;
+	}
 	t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
 	if (t && !(t->flags & XVS_TMPL_F_ASSURED))
 		t->flags |= XVS_TMPL_F_ASSURED;

@@ -27,6 +27,7 @@ struct sched_in {
 	__be32 daddr_be;
 	__be32 netmask; /* persistence */
 	__u32 timeout;  /* persistence */
+	__u32 fwmark;   /* the service's mark, 0 for an address service */
 	__be16 svc_port; /* the matched service's port (0: port-0 service) */
 	__u16 pad;
 	__u64 now;

@@ -6,17 +6,27 @@
 #ifndef XVS_LIB_SERVICE_H
 #define XVS_LIB_SERVICE_H
 
+#include "fwmark.h"
 #include "maps.h"
 #include "scratch.h"
 
-/* SVC_MAP: the exact <proto, vaddr, vport>, else the port-0 service of
- * the address (persistent "all ports" services), as ip_vs_service_find.
- * *svc_port: the matched service's port. */
+/* SVC_MAP, in ip_vs_service_find's order: the fwmark service of the
+ * packet's mark, else the exact <proto, vaddr, vport>, else the port-0
+ * service of the address (persistent "all ports" services). *svc_port:
+ * the matched service's port (0 for fwmark and port-0 services). */
 static __always_inline struct xvs_svc *svc_lookup(const struct xvs_conn_key *k, __be16 *svc_port)
 {
 	struct xvs_svc_key skey = {};
 	struct xvs_svc *svc;
+	__u32 mark = fwm_classify(k);
 
+	*svc_port = 0;
+	if (mark) {
+		skey.addr = bpf_htonl(mark);
+		svc = bpf_map_lookup_elem(&SVC_MAP, &skey);
+		if (svc)
+			return svc;
+	}
 	skey.addr = k->daddr;
 	skey.port = k->dport;
 	skey.proto = k->proto;
@@ -56,6 +66,7 @@ static __always_inline void sched_in_fill(struct sched_in *in, const struct xvs_
 	in->sport = bpf_ntohs(fkey->sport);
 	in->netmask = svc->netmask;
 	in->timeout = svc->timeout;
+	in->fwmark = svc->fwmark;
 	in->svc_port = svc_port;
 	in->now = now;
 }

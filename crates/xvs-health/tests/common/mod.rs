@@ -18,6 +18,7 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 pub fn rs_id(dest: SocketAddr) -> RsId {
     RsId {
         service: ServiceKey {
+            fwmark: 0,
             proto: Protocol::Tcp,
             addr: "10.10.10.10".parse().unwrap(),
             port: 80,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use xvs_core::api::{ApiError, ErrorKind, Request};
+use xvs_core::fwmark::MarkRule;
 use xvs_core::model::{
     Dest, FwdMethod, Service, ServiceKey, SyncDaemon, Timeouts, TunCsum, TunType,
 };
@@ -150,6 +151,11 @@ pub struct Model {
     /// [`Model::apply`]; `-C` leaves them, as IPVS's flush does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_daemons: Vec<SyncDaemon>,
+    /// The mark classifier's rules (`--add-mark`, keepalived `@xvsd
+    /// match`), in the order given; they give packets the marks fwmark
+    /// services match. `-C` keeps them, as `ipvsadm -C` keeps iptables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mark_rules: Vec<MarkRule>,
     svc_ids: IdPool,
     dest_ids: IdPool,
     #[serde(default)]

@@ -107,6 +107,11 @@ pub fn sync(old: &Model, new: &Model, be: &mut dyn Backend) -> Result<(), PlaneE
             }
         }
     }
+    // Last: a mark whose service is not written yet would fall through to
+    // the address services for the packets in between.
+    if old.mark_rules != new.mark_rules {
+        be.set_mark_rules(&new.mark_rules)?;
+    }
     Ok(())
 }
 
@@ -123,6 +128,7 @@ pub fn restore(model: &Model, be: &mut dyn Backend) -> Result<(), PlaneError> {
     for t in &model.trash {
         be.trash_dest(t.slot.id)?;
     }
+    be.set_mark_rules(&model.mark_rules)?;
     Ok(())
 }
 

@@ -54,6 +54,10 @@ impl Backend for Fake {
     fn remove_dest(&mut self, id: u32) -> Result<(), PlaneError> {
         self.rec(format!("rmdest {id}"))
     }
+    fn set_mark_rules(&mut self, rules: &[xvs_core::fwmark::MarkRule]) -> Result<(), PlaneError> {
+        let r: Vec<String> = rules.iter().map(|r| format!("{} {r}", r.mark)).collect();
+        self.rec(format!("marks [{}]", r.join(", ")))
+    }
     fn trash_dest(&mut self, id: u32) -> Result<(), PlaneError> {
         self.rec(format!("trash {id}"))
     }
@@ -67,6 +71,7 @@ impl Backend for Fake {
 
 fn key(port: u16) -> ServiceKey {
     ServiceKey {
+        fwmark: 0,
         proto: Protocol::Tcp,
         addr: Ipv4Addr::new(198, 51, 100, 10),
         port,
@@ -408,6 +413,7 @@ fn backend_failure_is_reported() {
 fn sctp_services_are_their_own_services() {
     let mut m = Model::default();
     let sctp = ServiceKey {
+        fwmark: 0,
         proto: Protocol::Sctp,
         ..key(80)
     };

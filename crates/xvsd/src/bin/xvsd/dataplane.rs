@@ -101,6 +101,9 @@ impl Backend for Loaded {
     fn zero_dest(&mut self, dest_id: u32) -> Result<(), PlaneError> {
         self.dp.zero_dest_stats(dest_id).map_err(PlaneError::from)
     }
+    fn set_mark_rules(&mut self, rules: &[xvs_core::fwmark::MarkRule]) -> Result<(), PlaneError> {
+        self.dp.set_mark_rules(rules).map_err(PlaneError::from)
+    }
 }
 
 impl Plane for Loaded {
