@@ -20,9 +20,10 @@ use anyhow::{bail, Context, Result};
 use crate::vm::{run_in_vm, Kernel, VmOpts};
 
 /// Test binaries run whole: `crate/test target`.
-const WHOLE: [&str; 4] = [
+const WHOLE: [&str; 5] = [
     "xvs-dataplane/fixtures",
     "xvs-dataplane/sctp_fixtures",
+    "xvs-dataplane/fwmark_fixtures",
     "xvs-dataplane/sched",
     "xvs-testbed/selftest_e2e",
 ];
