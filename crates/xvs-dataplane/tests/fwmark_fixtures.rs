@@ -14,8 +14,8 @@ use xvs_core::fwmark::{classify, MarkRule, PortRange};
 use xvs_core::model::{svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey};
 use xvs_dataplane::{Dataplane, SvcSched};
 use xvs_wire::{
-    ethernet, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket,
-    TcpRepr, UdpChecksum, UdpPacket, UdpRepr,
+    ethernet, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags,
+    TcpPacket, TcpRepr, UdpChecksum, UdpPacket, UdpRepr,
 };
 
 const XDP_PASS: u32 = 2;
@@ -142,23 +142,41 @@ fn a_marked_packet_finds_its_fwmark_service_before_the_address_service() {
     service(&dp, 1, ServiceKey::new(Protocol::Tcp, VIP, 80), &[1], 0);
 
     // No rule: the address service.
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40000, VIP, 80, SYN)), Some((RS1, 8080)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40000, VIP, 80, SYN)),
+        Some((RS1, 8080))
+    );
     // A rule for the VIP: the fwmark service wins (ip_vs_service_find),
     // and a dest without port keeps the port asked for.
     dp.set_mark_rules(&[rule(1, Protocol::Tcp, "10.0.0.100/32", &[])])
         .expect("rules");
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40001, VIP, 80, SYN)), Some((RS0, 80)));
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40002, VIP, 22, SYN)), Some((RS0, 22)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40001, VIP, 80, SYN)),
+        Some((RS0, 80))
+    );
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40002, VIP, 22, SYN)),
+        Some((RS0, 22))
+    );
     // The established connection stays where it is when the rules go.
     dp.set_mark_rules(&[]).expect("rules");
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40001, VIP, 80, ACK)), Some((RS0, 80)));
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40003, VIP, 80, SYN)), Some((RS1, 8080)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40001, VIP, 80, ACK)),
+        Some((RS0, 80))
+    );
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40003, VIP, 80, SYN)),
+        Some((RS1, 8080))
+    );
     assert_eq!(goes(&dp, &tcp(CLIENT, 40004, VIP, 22, SYN)), None);
 
     // A mark without a service falls through to the address lookup.
     dp.set_mark_rules(&[rule(7, Protocol::Tcp, "10.0.0.0/24", &[])])
         .expect("rules");
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40005, VIP, 80, SYN)), Some((RS1, 8080)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40005, VIP, 80, SYN)),
+        Some((RS1, 8080))
+    );
     let passed = dp.counter("pass_no_svc").expect("counter");
     assert_eq!(goes(&dp, &tcp(CLIENT, 40006, VIP2, 80, SYN)), None);
     assert_eq!(dp.counter("pass_no_svc").expect("counter"), passed + 1);
@@ -182,7 +200,13 @@ fn the_classifier_agrees_with_the_reference_on_prefixes_ports_and_protocols() {
         rule(2, Protocol::Tcp, "0.0.0.0/0", &[(22, 22)]),
     ];
     dp.set_mark_rules(&rules).expect("rules");
-    let addrs = ["10.1.9.9", "10.1.2.1", "10.1.2.200", "10.2.0.1", "192.0.2.7"];
+    let addrs = [
+        "10.1.9.9",
+        "10.1.2.1",
+        "10.1.2.200",
+        "10.2.0.1",
+        "192.0.2.7",
+    ];
     let ports = [22u16, 53, 80, 81, 443, 7999, 8000, 8010, 8011];
     let mut sport = 30000u16;
     let mut hits = 0;
@@ -219,9 +243,15 @@ fn a_persistent_fwmark_connection_keeps_the_packets_port() {
     service(&dp, 0, ServiceKey::fwmark(5), &[0], 0);
     dp.set_mark_rules(&[rule(5, Protocol::Tcp, "10.0.0.100/32", &[])])
         .expect("rules");
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40000, VIP, 80, SYN)), Some((RS0, 8080)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40000, VIP, 80, SYN)),
+        Some((RS0, 8080))
+    );
     service(&dp, 0, ServiceKey::fwmark(5), &[0], 300);
-    assert_eq!(goes(&dp, &tcp(CLIENT2, 40001, VIP, 443, SYN)), Some((RS0, 443)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT2, 40001, VIP, 443, SYN)),
+        Some((RS0, 443))
+    );
     let t = dp.templates().expect("templates");
     assert_eq!(t.len(), 1);
     assert_eq!((t[0].fwmark, t[0].vport, t[0].dport), (5, 0, 0));
@@ -241,12 +271,21 @@ fn one_template_covers_every_address_port_and_protocol_of_a_mark() {
     .expect("rules");
 
     let (rs, _) = goes(&dp, &tcp(CLIENT, 40000, VIP, 80, SYN)).expect("scheduled");
-    assert_eq!(goes(&dp, &tcp(CLIENT, 40001, VIP2, 443, SYN)), Some((rs, 443)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT, 40001, VIP2, 443, SYN)),
+        Some((rs, 443))
+    );
     assert_eq!(goes(&dp, &udp(CLIENT, 40002, VIP2, 53)), Some((rs, 53)));
     // Another client gets the other server (rr), for every port too.
     let other = if rs == RS0 { RS1 } else { RS0 };
-    assert_eq!(goes(&dp, &tcp(CLIENT2, 40003, VIP2, 443, SYN)), Some((other, 443)));
-    assert_eq!(goes(&dp, &tcp(CLIENT2, 40004, VIP, 80, SYN)), Some((other, 80)));
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT2, 40003, VIP2, 443, SYN)),
+        Some((other, 443))
+    );
+    assert_eq!(
+        goes(&dp, &tcp(CLIENT2, 40004, VIP, 80, SYN)),
+        Some((other, 80))
+    );
 
     let mut t = dp.templates().expect("templates");
     t.sort_by_key(|t| t.caddr);

@@ -7,7 +7,8 @@
 //! the same real server on both, and the listings (`-Ln`: weights, active
 //! and inactive connections; `-Lnc` without the expiry column) must agree
 //! after every scenario; where the kernel draws at random (`twos`), the
-//! distributions must be alike. Needs IPVS: it runs in the VM tier
+//! distributions must be alike. fwmark services get their marks from
+//! nftables on the IPVS side and from xvs's classifier on the other. Needs IPVS: it runs in the VM tier
 //! (`cargo xtask matrix`), and elsewhere says so and passes.
 
 use std::collections::BTreeMap;
@@ -52,6 +53,10 @@ enum Step {
     Sctp(usize),
     /// Let this many seconds pass (connections expire).
     Sleep(u64),
+    /// Mark the packets of this protocol (`tcp`, `udp`) to the scenario's
+    /// VIP:port with mark `{mark}` (the port): an nftables `meta mark
+    /// set` rule in PREROUTING for IPVS, `xvsadm --add-mark` for xvs.
+    Mark(&'static str),
 }
 
 struct Scenario {
@@ -59,6 +64,10 @@ struct Scenario {
     /// The kernel draws at random: compare distributions only.
     random: bool,
     steps: Vec<Step>,
+    /// The real servers also serve (HTTP, UDP echo) on the scenario's
+    /// own port: a persistent fwmark service forwards to the port the
+    /// client asked for.
+    serve_vport: bool,
 }
 
 fn adm(s: &str) -> Step {
@@ -80,6 +89,7 @@ fn sched_scenario(sched: &str, flags: &str) -> Scenario {
             if flags.is_empty() { "" } else { " -b " }
         ),
         random: sched == "twos",
+        serve_vport: false,
         steps: vec![
             adm(&s),
             adm("-a -t {vip} -r {rs1} -m -w 3"),
@@ -112,6 +122,7 @@ fn scenarios() -> Vec<Scenario> {
     v.push(Scenario {
         name: "persistence -M".into(),
         random: false,
+        serve_vport: false,
         steps: vec![
             adm("-A -t {vip} -s rr -p 300 -M 255.255.255.248"),
             adm("-a -t {vip} -r {rs1} -m"),
@@ -125,6 +136,7 @@ fn scenarios() -> Vec<Scenario> {
     v.push(Scenario {
         name: "udp persistence".into(),
         random: false,
+        serve_vport: false,
         steps: vec![
             adm("-A -u {vip} -s rr -p 60"),
             adm("-a -u {vip} -r {rs1} -m"),
@@ -135,6 +147,7 @@ fn scenarios() -> Vec<Scenario> {
     v.push(Scenario {
         name: "thresholds -x/-y".into(),
         random: false,
+        serve_vport: false,
         steps: vec![
             adm("-A -t {vip} -s wlc"),
             adm("-a -t {vip} -r {rs1} -m -w 5 -x 4 -y 2"),
@@ -148,6 +161,7 @@ fn scenarios() -> Vec<Scenario> {
         v.push(Scenario {
             name: format!("udp {sched}"),
             random: false,
+            serve_vport: false,
             steps: vec![
                 adm(&format!("-A -u {{vip}} -s {sched}")),
                 adm("-a -u {vip} -r {rs1} -m -w 2"),
@@ -164,6 +178,7 @@ fn scenarios() -> Vec<Scenario> {
         v.push(Scenario {
             name: "sctp wrr".into(),
             random: false,
+            serve_vport: false,
             steps: vec![
                 adm("-A --sctp-service {vip} -s wrr"),
                 adm("--add-server --sctp-service {vip} -r {rs1} -m -w 3"),
@@ -176,6 +191,7 @@ fn scenarios() -> Vec<Scenario> {
         v.push(Scenario {
             name: "sctp persistence".into(),
             random: false,
+            serve_vport: false,
             steps: vec![
                 adm("-A --sctp-service {vip} -s rr -p 120 -M 255.255.255.252"),
                 adm("-a --sctp-service {vip} -r {rs1} -m"),
@@ -185,11 +201,45 @@ fn scenarios() -> Vec<Scenario> {
             ],
         });
     }
+    // fwmark services, the mark given by nftables for IPVS and by xvs's
+    // classifier: a non-persistent one uses the dest's port; a persistent
+    // one keeps the client's port and one template (`IP`, the mark as
+    // virtual address) for TCP and UDP alike.
+    v.push(Scenario {
+        name: "fwmark wrr".into(),
+        random: false,
+        serve_vport: false,
+        steps: vec![
+            Step::Mark("tcp"),
+            adm("-A -f {mark} -s wrr"),
+            adm("-a -f {mark} -r {rs1} -m -w 2"),
+            adm("-a -f {mark} -r {rs2} -m -w 1"),
+            Step::Tcp(12),
+            adm("-e -f {mark} -r {rs2} -m -w 3"),
+            Step::Tcp(8),
+        ],
+    });
+    v.push(Scenario {
+        name: "fwmark persistence tcp+udp".into(),
+        random: false,
+        serve_vport: true,
+        steps: vec![
+            Step::Mark("tcp"),
+            Step::Mark("udp"),
+            adm("-A -f {mark} -s rr -p 300 -M 255.255.255.248"),
+            adm("-a -f {mark} -r {rs1} -m"),
+            adm("-a -f {mark} -r {rs2} -m"),
+            adm("-a -f {mark} -r {rs3} -m"),
+            Step::Tcp(16),
+            Step::Udp(8),
+        ],
+    });
     // Last, as --set is global: UDP entries expire after the UDP timeout,
     // the TCP ones are still there (TIME_WAIT is 120 s whatever --set says).
     v.push(Scenario {
         name: "expiry --set".into(),
         random: false,
+        serve_vport: false,
         steps: vec![
             adm("--set 30 20 3"),
             adm("-A -u {vip} -s wlc"),
@@ -233,6 +283,8 @@ struct Transcript {
 /// How a side runs its `ipvsadm` commands.
 trait Side {
     fn adm(&self, args: &[String]) -> Outcome;
+    /// Gives `proto` packets to VIP:`vport` the mark `vport`.
+    fn mark(&self, proto: &str, vport: u16) -> Outcome;
 }
 
 struct Ipvs {
@@ -244,6 +296,25 @@ impl Side for Ipvs {
         let mut argv = vec!["ipvsadm".to_string()];
         argv.extend(args.iter().cloned());
         run_in_ns(&self.ns, &[], &argv, None)
+    }
+    fn mark(&self, proto: &str, vport: u16) -> Outcome {
+        // Before IPVS's hooks (LOCAL_IN), as the man page's mangle rules.
+        let nft = |cmd: &str| {
+            let argv: Vec<String> = ["nft", cmd].iter().map(|s| s.to_string()).collect();
+            run_in_ns(&self.ns, &[], &argv, None)
+        };
+        let steps = [
+            "add table ip xvs_oracle".to_string(),
+            "add chain ip xvs_oracle pre { type filter hook prerouting priority -150 ; }".into(),
+            format!("add rule ip xvs_oracle pre ip daddr {VIP} {proto} dport {vport} meta mark set {vport}"),
+        ];
+        for s in &steps {
+            let o = nft(s);
+            if o.status != 0 {
+                return o;
+            }
+        }
+        nft("list table ip xvs_oracle")
     }
 }
 
@@ -258,10 +329,19 @@ impl Side for Xvs {
         argv.extend(args.iter().cloned());
         run_in_ns(&self.ns, &[], &argv, None)
     }
+    fn mark(&self, proto: &str, vport: u16) -> Outcome {
+        let opt = if proto == "udp" { "-u" } else { "-t" };
+        self.adm(&fill(
+            &format!("--add-mark {opt} {{vip}} -f {{mark}}"),
+            vport,
+        ))
+    }
 }
 
 fn fill(cmd: &str, vport: u16) -> Vec<String> {
-    let mut s = cmd.replace("{vip}", &format!("{VIP}:{vport}"));
+    let mut s = cmd
+        .replace("{vip}", &format!("{VIP}:{vport}"))
+        .replace("{mark}", &vport.to_string());
     for n in 1..=NAT_RS_COUNT {
         s = s.replace(&format!("{{rs{n}}}"), &format!("{}:80", rs_ip(n)));
     }
@@ -277,6 +357,16 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
     for step in &sc.steps {
         match step {
             Step::Sleep(secs) => std::thread::sleep(std::time::Duration::from_secs(*secs)),
+            Step::Mark(proto) => {
+                let o = side.mark(proto, vport);
+                if o.status != 0 {
+                    t.failed.push(format!(
+                        "mark {proto}: exit {}: {}",
+                        o.status,
+                        o.stderr.trim()
+                    ));
+                }
+            }
             Step::Adm(cmd) => {
                 let o = side.adm(&fill(cmd, vport));
                 if o.status != 0 {
@@ -362,7 +452,10 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
             break;
         }
     }
-    let proto = if sc.steps.iter().any(|s| matches!(s, Step::Udp(_))) {
+    let fwmark = sc.steps.iter().any(|s| matches!(s, Step::Mark(_)));
+    let proto = if fwmark {
+        "-f"
+    } else if sc.steps.iter().any(|s| matches!(s, Step::Udp(_))) {
         "-u"
     } else if sc.steps.iter().any(|s| matches!(s, Step::Sctp(_))) {
         "--sctp-service"
@@ -371,16 +464,24 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
     };
     t.list = normalize(
         &side
-            .adm(&fill(&format!("-L -n {proto} {{vip}}"), vport))
+            .adm(&fill(
+                &format!("-L -n {proto} {}", if fwmark { "{mark}" } else { "{vip}" }),
+                vport,
+            ))
             .stdout,
     );
     let vip = format!("{VIP}:{vport}");
+    // A fwmark template's virtual column: the mark as an address.
+    let mark_vip = format!("{}:0", std::net::Ipv4Addr::from(u32::from(vport)));
     let mut conns: Vec<(String, u64)> = side
         .adm(&fill("-L -n -c", vport))
         .stdout
         .lines()
         .skip(2)
-        .filter(|l| l.split_whitespace().nth(4) == Some(vip.as_str()))
+        .filter(|l| {
+            let v = l.split_whitespace().nth(4);
+            v == Some(vip.as_str()) || (fwmark && v == Some(mark_vip.as_str()))
+        })
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             // pro expire state source virtual destination: expire apart
@@ -421,7 +522,7 @@ fn testsrv(tb: &Testbed, args: &[&str]) -> String {
 /// servers (HTTP, UDP echo and, where the kernel has it, SCTP on port
 /// 80; the SCTP one bound to the server's own address, so that its
 /// INIT-ACK offers no other path around the director).
-fn bed() -> (Testbed, Vec<xvs_testbed::Proc>) {
+fn bed(extra_ports: &[u16]) -> (Testbed, Vec<xvs_testbed::Proc>) {
     let tb = Testbed::nat().expect("NAT testbed");
     for i in 0..SOURCES as usize {
         tb.exec_ok(
@@ -439,6 +540,10 @@ fn bed() -> (Testbed, Vec<xvs_testbed::Proc>) {
     }
     let mut procs = tb.start_http_servers(80).expect("HTTP servers");
     procs.extend(tb.start_udp_echo_servers(80).expect("UDP servers"));
+    for &p in extra_ports {
+        procs.extend(tb.start_http_servers(p).expect("HTTP servers"));
+        procs.extend(tb.start_udp_echo_servers(p).expect("UDP servers"));
+    }
     if sctp_available().is_ok() {
         for n in 1..=NAT_RS_COUNT {
             let listen = format!("{}:80", rs_ip(n));
@@ -517,6 +622,12 @@ fn replayed(path: &str, scenarios: &[Scenario]) -> Vec<Transcript> {
 #[ignore = "needs root and IPVS: cargo xtask matrix runs it in the VM"]
 fn ipvs_and_xvs_send_the_same_connections_to_the_same_servers() {
     let scenarios = scenarios();
+    let extra: Vec<u16> = scenarios
+        .iter()
+        .enumerate()
+        .filter(|(_, sc)| sc.serve_vport)
+        .map(|(i, _)| 8000 + i as u16)
+        .collect();
     let want = match std::env::var("XVS_ORACLE_REPLAY") {
         Ok(path) => replayed(&path, &scenarios),
         Err(_) => {
@@ -525,7 +636,7 @@ fn ipvs_and_xvs_send_the_same_connections_to_the_same_servers() {
                 return;
             }
             // IPVS first, on a testbed without xvsd.
-            let (tb, _srv) = bed();
+            let (tb, _srv) = bed(&extra);
             let ipvs = Ipvs {
                 ns: tb.ns(Node::Director),
             };
@@ -539,7 +650,7 @@ fn ipvs_and_xvs_send_the_same_connections_to_the_same_servers() {
         }
     };
 
-    let (tb, _srv) = bed();
+    let (tb, _srv) = bed(&extra);
     let xvsd = Xvsd::start(&tb, Node::Director, &["--interfaces", "eth0,eth1"]);
     let xvs = Xvs {
         ns: tb.ns(Node::Director),
