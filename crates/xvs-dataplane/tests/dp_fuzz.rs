@@ -30,6 +30,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use common::attach_mode;
+use xvs_core::fwmark::{MarkRule, PortRange};
 use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType};
 use xvs_dataplane::decap::{self, DecapConfig};
 use xvs_dataplane::{features, AttachMode, Dataplane, Error, Options, SvcSched};
@@ -523,6 +524,37 @@ fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
         .expect("local service");
         next_dest += 1;
     }
+    // A persistent fwmark service (NAT) whose mark the classifier gives
+    // UDP to the persistence VIP and TCP to its port 443 (which its
+    // port-0 service would take otherwise), and a mark without a service.
+    let ring: Vec<u32> = (next_dest..next_dest + RS.len() as u32).collect();
+    for rs in RS {
+        let mut d = Dest::new(rs, 0);
+        d.fwd = FwdMethod::Masq;
+        dp.upsert_dest(next_dest, 10, &d).expect("dest");
+        next_dest += 1;
+    }
+    let mut s = Service::new(ServiceKey::fwmark(1), "rr");
+    s.flags |= xvs_core::model::svc_flags::PERSISTENT;
+    s.timeout = 300;
+    dp.upsert_service(10, &s, &SvcSched::from_ring(&ring))
+        .expect("fwmark service");
+    let rule = |mark, proto, ports: &[u16]| MarkRule {
+        mark,
+        proto,
+        addr: VIP_PERSIST,
+        prefix_len: 32,
+        ports: ports
+            .iter()
+            .map(|&p| PortRange { first: p, last: p })
+            .collect(),
+    };
+    dp.set_mark_rules(&[
+        rule(1, Protocol::Udp, &[]),
+        rule(1, Protocol::Tcp, &[443]),
+        rule(2, Protocol::Tcp, &[22]),
+    ])
+    .expect("mark rules");
     dp.refresh_nexthops().expect("next hops");
     let mut allowed: BTreeMap<_, _> = VIPS.iter().map(|v| (*v, RS.to_vec())).collect();
     allowed.insert(VIP_LOCAL, vec![DIRECTOR_R]);

@@ -8,8 +8,9 @@
 //! and inactive connections; `-Lnc` without the expiry column) must agree
 //! after every scenario; where the kernel draws at random (`twos`), the
 //! distributions must be alike. fwmark services get their marks from
-//! nftables on the IPVS side and from xvs's classifier on the other. Needs IPVS: it runs in the VM tier
-//! (`cargo xtask matrix`), and elsewhere says so and passes.
+//! nftables on the IPVS side and from xvs's classifier on the other.
+//! Needs IPVS: it runs in the VM tier (`cargo xtask matrix`), and
+//! elsewhere says so and passes.
 
 use std::collections::BTreeMap;
 
