@@ -93,8 +93,7 @@ fn persistence_holds_across_the_ports_and_protocols_of_a_mark() {
     // Persistent: connections keep the client's port (ip_vs_sched_persist),
     // whatever the dest's port says.
     lb.service("rr", &["-p", "300"], 9999);
-    lb.xvsd
-        .adm_ok(&["--add-mark", "-t", &format!("{VIP}"), "-f", "1"]);
+    lb.xvsd.adm_ok(&["--add-mark", "-t", VIP, "-f", "1"]);
     lb.xvsd
         .adm_ok(&["--add-mark", "-u", &format!("{VIP}:81"), "-f", "1"]);
     let first = lb.get(&format!("http://{VIP}:80/"), 1);
