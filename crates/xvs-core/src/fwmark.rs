@@ -18,6 +18,8 @@ use std::net::Ipv4Addr;
 
 use crate::model::Protocol;
 
+pub mod import;
+
 /// An inclusive port range (`80`, `8000-8080`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortRange {
