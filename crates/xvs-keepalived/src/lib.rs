@@ -30,8 +30,12 @@
 //!   [`parse_notify_line`] reads the lines keepalived writes to a notify FIFO.
 //! * What xvs does not handle but keepalived does (VRRP blocks, unused
 //!   `global_defs` keys, unknown keywords inside virtual/real servers) gives
-//!   one [`Warning`] each. What xvs cannot do faithfully (fwmark services,
-//!   IPv6) is an error naming it.
+//!   one [`Warning`] each. What xvs cannot do faithfully (IPv6) is an
+//!   error naming it.
+//! * `virtual_server fwmark N` and group `fwmark N` entries are fwmark
+//!   services with keepalived's adjustments. xvs marks packets itself: the
+//!   rules are `@xvsd match PROTO ADDR[/LEN|-LAST] [PORTS]` lines in the
+//!   block ([`VirtualServer::mark_rules`]), which keepalived skips.
 
 mod glob;
 mod lexer;
