@@ -272,7 +272,7 @@ impl Lvs {
             log::info!("reload: {}", describe(r));
         }
         let changes = reqs.len();
-        if let Err(e) = d.commit(&Request::Batch { requests: reqs }, Some(new.keys())) {
+        if let Err(e) = d.commit(&Request::Batch { requests: reqs }, Some(new.owned())) {
             log::error!(
                 "{file}: the table refused the configuration: {e}; the running configuration is kept"
             );
