@@ -50,7 +50,8 @@ pub use model::*;
 /// is the host name), for what keepalived must not act on next to xvs,
 /// such as `lvs_sync_daemon` (keepalived's VRRP process would start the
 /// kernel's sync daemon, and keepalived 2.2.7 crashes over it where the
-/// kernel has no IPVS).
+/// kernel has no IPVS), and for what keepalived has no keyword for, such
+/// as a fwmark virtual server's `match` rules.
 pub const XVSD_ID: &str = "xvsd";
 pub use notify::{parse_notify_line, NotifyEvent, NotifyKind, NotifyState};
 
