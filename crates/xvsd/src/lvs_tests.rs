@@ -648,7 +648,8 @@ fn a_reload_reconciles_its_mark_rules_and_keeps_xvsadms() {
     t.rewrite(&fwm_conf(
         "  @xvsd match tcp 10.0.0.1\n  @xvsd match tcp 10.0.0.2\n",
     ));
-    t.d.reload().unwrap();
+    let rep = t.d.reload().unwrap();
+    assert_eq!(rep.changes, 2, "one rule out, one in, nothing else");
     let want = [
         mark_rule(1, 1, Protocol::Tcp),
         extra.clone(),

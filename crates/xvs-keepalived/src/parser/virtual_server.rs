@@ -181,7 +181,10 @@ impl P {
                 }
             },
             "fwmark" => {
-                let m = n.words.get(2).map(String::as_str).unwrap_or("");
+                let Some(m) = n.words.get(2) else {
+                    self.err(&n.loc, "virtual_server fwmark: missing mark");
+                    return;
+                };
                 match super::fwmark::parse_mark(m) {
                     Ok(mark) => Target::Fwmark(mark),
                     Err(e) => {
