@@ -210,6 +210,31 @@ impl SyncIndex {
             .insert((proto, vaddr, vport), (id, persistent));
     }
 
+    /// Adds the fwmark service of `mark` (`SVC_MAP` keys it `{ htonl(mark),
+    /// 0, 0 }`, which [`Dataplane::sync_index`] reads back as protocol 0,
+    /// the mark as address, port 0).
+    pub fn add_fwmark_service(&mut self, mark: u32, id: u32, persistent: bool) {
+        self.add_service(0, Ipv4Addr::from(mark), 0, id, persistent);
+    }
+
+    /// The service slot of the fwmark service of `mark` and whether it is
+    /// persistent.
+    pub fn fwmark_service(&self, mark: u32) -> Option<(u32, bool)> {
+        if mark == 0 {
+            return None;
+        }
+        self.service(0, Ipv4Addr::from(mark), 0)
+    }
+
+    /// Service id → mark, for the fwmark services.
+    pub fn service_marks(&self) -> HashMap<u32, u32> {
+        self.services
+            .iter()
+            .filter(|((proto, _, _), _)| *proto == 0)
+            .map(|((_, addr, _), (id, _))| (*id, u32::from(*addr)))
+            .collect()
+    }
+
     /// Adds a dest of service `svc_id`.
     pub fn add_dest(&mut self, svc_id: u32, daddr: Ipv4Addr, dport: u16, id: u32, fwd: FwdMethod) {
         self.dests.insert((svc_id, daddr, dport), (id, fwd));

@@ -318,6 +318,20 @@ async fn remove_sync_and_stop() {
         .unwrap_err();
     assert!(matches!(err, EngineError::InvalidConfig { index: 0, .. }));
     assert!(engine.state(&id(9)).is_some());
+    // A TCP check of a port-0 real server (a fwmark service's) needs
+    // connect_port.
+    let port0 = rs_id(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let err = engine
+        .sync(vec![RsSpec {
+            id: port0,
+            checkers: vec![CheckerConfig::new(CheckKind::Tcp(Default::default()))],
+        }])
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::InvalidConfig { msg, .. } if msg.contains("set connect_port")),
+        "{err:?}"
+    );
+    assert!(engine.state(&id(9)).is_some(), "nothing changed");
 
     engine.stop().await;
     assert!(engine.states().is_empty());

@@ -30,8 +30,12 @@
 //!   [`parse_notify_line`] reads the lines keepalived writes to a notify FIFO.
 //! * What xvs does not handle but keepalived does (VRRP blocks, unused
 //!   `global_defs` keys, unknown keywords inside virtual/real servers) gives
-//!   one [`Warning`] each. What xvs cannot do faithfully (fwmark services,
-//!   IPv6) is an error naming it.
+//!   one [`Warning`] each. What xvs cannot do faithfully (IPv6) is an
+//!   error naming it.
+//! * `virtual_server fwmark N` and group `fwmark N` entries are fwmark
+//!   services with keepalived's adjustments. xvs marks packets itself: the
+//!   rules are `@xvsd match PROTO ADDR[/LEN|-LAST] [PORTS]` lines in the
+//!   block ([`VirtualServer::mark_rules`]), which keepalived skips.
 
 mod glob;
 mod lexer;
@@ -46,7 +50,8 @@ pub use model::*;
 /// is the host name), for what keepalived must not act on next to xvs,
 /// such as `lvs_sync_daemon` (keepalived's VRRP process would start the
 /// kernel's sync daemon, and keepalived 2.2.7 crashes over it where the
-/// kernel has no IPVS).
+/// kernel has no IPVS), and for what keepalived has no keyword for, such
+/// as a fwmark virtual server's `match` rules.
 pub const XVSD_ID: &str = "xvsd";
 pub use notify::{parse_notify_line, NotifyEvent, NotifyKind, NotifyState};
 

@@ -235,12 +235,19 @@ pub struct VirtualServer {
     pub location: Location,
     /// `virtual_server group NAME`: the group this entry was expanded from.
     pub group: Option<String>,
+    /// `virtual_server fwmark N` or a group's `fwmark N` entry: the mark of
+    /// a fwmark service (then `addr` is 0.0.0.0, `port` 0 and `protocol`
+    /// TCP, as IPVS keys it); 0 for an address service.
+    pub fwmark: u32,
     /// Virtual IP.
     pub addr: Ipv4Addr,
     /// Virtual port (0 only for persistent services).
     pub port: u16,
     /// `protocol TCP|UDP` (keepalived defaults to UDP, with a warning).
     pub protocol: Protocol,
+    /// The classifier rules giving packets this service's mark
+    /// (`@xvsd match` lines; fwmark services only).
+    pub mark_rules: Vec<MatchRule>,
     /// `lvs_sched` / `lb_algo` (default `wlc`, with a warning).
     pub scheduler: String,
     /// `ops`, `flag-1/2/3`, `sh-port`, `sh-fallback`, `mh-port`,
@@ -288,6 +295,15 @@ pub struct VirtualServer {
     pub sorry_server: Option<SorryServer>,
     /// `real_server` blocks.
     pub real_servers: Vec<RealServer>,
+}
+
+/// One `@xvsd match` rule and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchRule {
+    /// Where the `match` line is.
+    pub location: Location,
+    /// The rule, with the virtual server's mark.
+    pub rule: xvs_core::fwmark::MarkRule,
 }
 
 /// `sorry_server`.
@@ -559,12 +575,10 @@ fn fwd_dest(addr: Ipv4Addr, port: u16, f: &Forwarding, weight: u32, u: u32, l: u
 impl VirtualServer {
     /// The IPVS service key.
     pub fn key(&self) -> ServiceKey {
-        ServiceKey {
-            fwmark: 0,
-            proto: self.protocol,
-            addr: self.addr,
-            port: self.port,
+        if self.fwmark != 0 {
+            return ServiceKey::fwmark(self.fwmark);
         }
+        ServiceKey::new(self.protocol, self.addr, self.port)
     }
 
     /// The IPVS service this virtual server configures.

@@ -15,6 +15,7 @@ use xvs_core::model::{svc_flags, FwdMethod, Protocol, TunCsum, TunType};
 
 mod checker;
 mod dns;
+mod fwmark;
 mod global;
 mod http;
 mod misc;
@@ -222,7 +223,19 @@ struct RawSorry {
 #[derive(Debug, Clone)]
 enum Target {
     Addr(Ipv4Addr, u16),
+    Fwmark(u32),
     Group(String),
+}
+
+/// One service a virtual server block stands for (a group expands to many).
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    Addr(Ipv4Addr, u16),
+    /// A fwmark service; `grouped` when it is a group's `fwmark N` entry.
+    Fwmark {
+        mark: u32,
+        grouped: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +266,8 @@ struct RawVs {
     weight: u32,
     sorry: Option<RawSorry>,
     rs: Vec<RawRs>,
+    /// `@xvsd match` lines (fwmark virtual servers only).
+    matches: Vec<fwmark::RawMatch>,
 }
 
 /// `lvs_sync_daemon` as read, before the instance is looked up.
@@ -276,6 +291,8 @@ struct RawSyncd {
 struct Group {
     loc: Location,
     entries: Vec<(Ipv4Addr, u16)>,
+    /// `fwmark N` entries and where they are.
+    fwmarks: Vec<(Location, u32)>,
 }
 
 // ------------------------------------------------------------------ parser
@@ -371,37 +388,28 @@ pub(crate) fn parse(lx: Lexer) -> Result<Config, Errors> {
     p.resolve_global();
 
     let mut out = vec![];
-    let mut seen: HashMap<(Protocol, Ipv4Addr, u16), Location> = HashMap::new();
+    let mut seen: HashMap<xvs_core::model::ServiceKey, Location> = HashMap::new();
     let vss = std::mem::take(&mut p.vss);
     for vs in &vss {
-        let targets: Vec<(Ipv4Addr, u16)> = match &vs.target {
-            Target::Addr(a, port) => vec![(*a, *port)],
-            Target::Group(g) => match p.groups.get(g) {
-                Some(grp) => grp.entries.clone(),
-                None => {
-                    p.err(
-                        &vs.loc,
-                        format!("virtual_server group {g}: no virtual_server_group {g} is defined"),
-                    );
-                    continue;
-                }
-            },
+        let Some(entries) = p.entries(vs) else {
+            continue;
         };
         let group = match &vs.target {
             Target::Group(g) => Some(g.as_str()),
-            Target::Addr(..) => None,
+            _ => None,
         };
-        for (addr, port) in targets {
-            if let Some(v) = p.resolve(vs, group, addr, port) {
-                let key = (v.protocol, v.addr, v.port);
+        for entry in entries {
+            if let Some(v) = p.resolve(vs, group, entry) {
+                let key = v.key();
                 if let Some(prev) = seen.get(&key) {
                     let prev = prev.clone();
+                    let what = match entry {
+                        Entry::Fwmark { .. } => key.to_string(),
+                        Entry::Addr(a, port) => format!("{} {a}:{port}", v.protocol),
+                    };
                     p.err(
                         &vs.loc,
-                        format!(
-                            "duplicate virtual server {} {addr}:{port} (first at {prev})",
-                            v.protocol
-                        ),
+                        format!("duplicate virtual server {what} (first at {prev})"),
                     );
                     continue;
                 }

@@ -556,20 +556,21 @@ fn virtual_server_group_expansion() {
 #[test]
 fn rejections() {
     let e = errors(
-        "virtual_server fwmark 1 {\n real_server 10.0.0.2 { }\n}\n\
+        "virtual_server fwmark 0 {\n real_server 10.0.0.2 { }\n}\n\
          virtual_server 10.0.0.1 80 {\n protocol SCTP\n ip_family inet6\n persistence_granularity 64\n}\n\
          virtual_server group NOPE {\n}\n\
-         virtual_server_group G {\n fwmark 3\n ::1 80\n}\n\
-         virtual_server 10.0.0.1 81 {\n lb_algo nope\n lb_kind FOO\n lb_kind TUN type gue\n lb_kind TUN type ipip csum\n sh-port\n real_server ::1 80 { }\n}\n",
+         virtual_server_group G {\n fwmark 0\n ::1 80\n}\n\
+         virtual_server 10.0.0.1 81 {\n lb_algo nope\n lb_kind FOO\n lb_kind TUN type gue\n lb_kind TUN type ipip csum\n sh-port\n real_server ::1 80 { }\n}\n\
+         virtual_server 10.0.0.1 82 {\n @xvsd match tcp 10.0.0.0/8\n}\n",
     );
     assert_eq!(
         e,
         [
-            "t.conf:1: fwmark virtual servers are not supported by xvs",
+            "t.conf:1: virtual_server fwmark 0: fwmark must be 1..4294967295",
             "t.conf:6: ip_family inet6: IPv6 is not supported by xvs",
             "t.conf:7: persistence_granularity 64: IPv6 prefixes are not supported by xvs",
             "t.conf:9: virtual_server group NOPE: no virtual_server_group NOPE is defined",
-            "t.conf:12: virtual_server_group G: fwmark entries are not supported by xvs",
+            "t.conf:12: virtual_server_group G: fwmark 0: fwmark must be 1..4294967295",
             "t.conf:13: virtual_server_group entry '::1': IPv6 is not supported by xvs (IPv4 only)",
             "t.conf:16: lb_algo: invalid scheduler 'nope' (rr|wrr|lc|wlc|lblc|sh|mh|dh|fo|ovf|lblcr|sed|nq|twos)",
             "t.conf:17: lb_kind: unknown forwarding method 'FOO' (NAT|DR|TUN)",
@@ -577,6 +578,7 @@ fn rejections() {
             "t.conf:19: lb_kind: ipip tunnels do not support a checksum option",
             "t.conf:20: sh-port only applies to the sh scheduler (set lvs_sched sh before it)",
             "t.conf:21: real_server: IPv6 address ::1 is not supported by xvs (IPv4 only)",
+            "t.conf:24: match is only valid in a virtual_server fwmark block",
         ]
     );
 }

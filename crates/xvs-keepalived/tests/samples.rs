@@ -257,19 +257,37 @@ fn conditional_conf() {
 }
 
 #[test]
-fn fwmark_is_refused() {
-    let e = err("keepalived.conf.fwmark");
+fn fwmark() {
+    let c = ok("keepalived.conf.fwmark");
     assert_eq!(
-        lines_of(&e),
-        ["keepalived.conf.fwmark:7: fwmark virtual servers are not supported by xvs"]
+        warnings(&c),
+        ["7: virtual server FWM 1: protocol specified for fwmark - protocol will be ignored"]
     );
-    assert_eq!(
-        e.to_string(),
-        format!(
-            "{}:7: fwmark virtual servers are not supported by xvs",
-            sample("keepalived.conf.fwmark").display()
-        )
+    let [vs] = &c.virtual_servers[..] else {
+        panic!("one virtual server: {:?}", c.virtual_servers)
+    };
+    let svc = vs.to_service();
+    assert_eq!(svc.key, xvs_core::model::ServiceKey::fwmark(1));
+    assert_eq!((svc.scheduler.as_str(), svc.timeout), ("rr", 900));
+    assert!(svc.is_persistent());
+    assert!(
+        vs.mark_rules.is_empty(),
+        "the sample has no @xvsd match lines"
     );
+    // NAT real servers without a port stay at port 0; their checkers
+    // connect to connect_port.
+    for (rs, last) in vs.real_servers.iter().zip([100, 101]) {
+        let d = rs.to_dest(vs);
+        assert_eq!(
+            (d.addr.octets()[3], d.port, d.fwd, d.weight),
+            (last, 0, FwdMethod::Masq, 1)
+        );
+        let conn = rs.checkers[0].conn.as_ref().unwrap();
+        assert_eq!(
+            (conn.connect_port, conn.connect_timeout),
+            (80, Duration::from_secs(3))
+        );
+    }
 }
 
 #[test]
@@ -388,21 +406,32 @@ fn status_code_ranges() {
 }
 
 #[test]
-fn virtual_server_group_with_fwmarks_is_refused() {
-    let e = err("keepalived.conf.virtual_server_group");
+fn virtual_server_group_with_fwmarks() {
+    let c = ok("keepalived.conf.virtual_server_group");
+    assert_eq!(warnings(&c), mail_warnings(4));
+    let keys: Vec<String> = c
+        .virtual_servers
+        .iter()
+        .map(|v| v.key().to_string())
+        .collect();
+    // The address entries (192.168.200.3-10 is eight), then one fwmark
+    // service per fwmark entry, as keepalived's ipvs_group_cmd.
+    assert_eq!(keys.len(), 3 + 8 + 2);
     assert_eq!(
-        lines_of(&e),
+        &keys[..3],
         [
-            "keepalived.conf.virtual_server_group:18: virtual_server_group VSG_1: fwmark entries are not supported by xvs",
-            "keepalived.conf.virtual_server_group:19: virtual_server_group VSG_1: fwmark entries are not supported by xvs",
+            "TCP 10.0.0.1:8080",
+            "TCP 10.0.0.2:80",
+            "TCP 192.168.200.1:1358"
         ]
     );
-    assert_eq!(
-        e.warnings.len(),
-        4,
-        "the mail keys are still reported: {:?}",
-        e.warnings
-    );
+    assert_eq!(&keys[11..], ["FWM 1", "FWM 2"]);
+    for f in &c.virtual_servers[11..] {
+        assert_eq!(f.persistence_timeout, Some(50));
+        // NAT real servers keep their port.
+        let ports: Vec<u16> = f.real_servers.iter().map(|r| r.port).collect();
+        assert_eq!(ports, [1358, 1358]);
+    }
 }
 
 #[test]

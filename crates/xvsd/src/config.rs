@@ -16,10 +16,11 @@ use xvs_core::model::{Dest, Service, ServiceKey, SyncDaemon, SyncState};
 use xvs_health::config as hc;
 use xvs_health::{RsId, RsSpec};
 use xvs_keepalived::{
-    Checker, CheckerKind, Config, Error, Errors, FlushOnStop, Location, LvsTimeouts, Options,
-    Script, ScriptUser, Warning,
+    Checker, CheckerKind, Config, Error, Errors, FlushOnStop, Location, LvsTimeouts, MatchRule,
+    Options, Script, ScriptUser, Warning,
 };
 
+use crate::owned::Owned;
 use crate::table::{Limits, Model};
 
 /// A real server as xvsd runs it.
@@ -105,6 +106,9 @@ pub struct Managed {
     pub flush_on_stop: Option<FlushOnStop>,
     /// `lvs_sync_daemon`: the connection sync daemons xvsd runs.
     pub sync: Option<ManagedSync>,
+    /// The mark rules (`@xvsd match`) of the fwmark services, in file
+    /// order, duplicates removed.
+    pub mark_rules: Vec<MatchRule>,
 }
 
 /// `lvs_sync_daemon`, as xvsd runs it: both daemons for good without a
@@ -132,6 +136,14 @@ impl Managed {
     /// The service keys.
     pub fn keys(&self) -> BTreeSet<ServiceKey> {
         self.services.iter().map(|v| v.service.key).collect()
+    }
+
+    /// The configuration's share of the table: its services and mark rules.
+    pub fn owned(&self) -> Owned {
+        Owned {
+            services: self.keys(),
+            marks: self.mark_rules.iter().map(|m| m.rule.clone()).collect(),
+        }
     }
 
     /// What the health engine checks.
@@ -231,6 +243,7 @@ pub fn convert(cfg: &Config) -> Result<Loaded, Errors> {
         });
     }
     errors.extend(check_table(&services));
+    let mark_rules = mark_rules(cfg, &mut errors, &mut warnings);
     for s in cfg
         .virtual_servers
         .iter()
@@ -286,6 +299,7 @@ pub fn convert(cfg: &Config) -> Result<Loaded, Errors> {
             flush_at_start: cfg.global.lvs_flush,
             flush_on_stop: cfg.global.lvs_flush_on_stop,
             sync,
+            mark_rules,
         },
         warnings,
     })
@@ -339,6 +353,45 @@ fn sync_daemon(
         instance: d.vrrp_instance.clone(),
         fifo,
     })
+}
+
+/// The configuration's mark rules, duplicates removed, each conflict an
+/// error at its `match` line; a warning for each fwmark service no rule
+/// feeds (only `xvsadm --add-mark` could then give it traffic).
+fn mark_rules(
+    cfg: &Config,
+    errors: &mut Vec<Error>,
+    warnings: &mut Vec<Warning>,
+) -> Vec<MatchRule> {
+    let mut out: Vec<MatchRule> = Vec::new();
+    let mut rules = Vec::new();
+    for vs in &cfg.virtual_servers {
+        if vs.fwmark != 0 && vs.mark_rules.is_empty() {
+            warnings.push(Warning::new(
+                vs.location.clone(),
+                format!(
+                    "virtual server FWM {}: no @xvsd match line gives packets mark {} - \
+                     xvs has no iptables marks, so only xvsadm --add-mark rules can feed it",
+                    vs.fwmark, vs.fwmark
+                ),
+            ));
+        }
+        for m in &vs.mark_rules {
+            if rules.contains(&m.rule) {
+                continue;
+            }
+            rules.push(m.rule.clone());
+            // Checked one more rule at a time, so that the error names
+            // the line that brings the conflict.
+            if let Err(e) = xvs_core::fwmark::compile(&rules) {
+                errors.push(Error::new(m.location.clone(), format!("match: {e}")));
+                rules.pop();
+                continue;
+            }
+            out.push(m.clone());
+        }
+    }
+    out
 }
 
 /// Every service, real server and sorry server through the table's own
@@ -496,6 +549,14 @@ fn checker(c: &Checker, warnings: &mut Vec<Warning>) -> Result<hc::CheckerConfig
         if let Some(m) = conn.fwmark {
             return Err(format!(
                 "{}: fwmark {m} on checker packets is not supported by xvs",
+                c.kind.keyword()
+            ));
+        }
+        if conn.connect_port == 0 {
+            // A fwmark service's real servers often have no port; a check
+            // of port 0 could only ever fail.
+            return Err(format!(
+                "{}: no port to check (the real server's port is 0) - set connect_port",
                 c.kind.keyword()
             ));
         }

@@ -167,3 +167,73 @@ fn sctp_virtual_servers_become_sctp_services() {
     assert_eq!((s[0].rs[0].dest.port, s[0].rs[0].dest.weight), (5061, 2));
     assert_eq!(s[1].key().proto, xvs_core::model::Protocol::Tcp);
 }
+
+#[test]
+fn fwmark_services_and_their_mark_rules() {
+    let l = parse(
+        "virtual_server fwmark 1 {\n\
+         @xvsd match tcp 10.0.0.0/31\n\
+         @xvsd match udp 10.0.0.0/31 53\n\
+         lb_algo rr\n\
+         lb_kind DR\n\
+         persistence_timeout 300\n\
+         real_server 10.0.1.1 {\n\
+           TCP_CHECK { connect_port 80 }\n\
+         }\n\
+        }\n\
+        virtual_server fwmark 2 {\n\
+         lb_algo rr\n\
+         real_server 10.0.1.2 8080 { }\n\
+        }\n",
+    )
+    .unwrap();
+    let s = &l.managed.services;
+    assert_eq!(s[0].key(), ServiceKey::fwmark(1));
+    assert_eq!(
+        (s[0].rs[0].dest.port, s[0].rs[0].dest.fwd),
+        (0, xvs_core::model::FwdMethod::Route)
+    );
+    assert_eq!(
+        s[1].rs[0].dest.port, 8080,
+        "a NAT real server keeps its port"
+    );
+    let o = l.managed.owned();
+    assert_eq!(
+        o.services,
+        BTreeSet::from([ServiceKey::fwmark(1), ServiceKey::fwmark(2)])
+    );
+    let rules: Vec<String> = o.marks.iter().map(|r| format!("{} {r}", r.mark)).collect();
+    assert_eq!(rules, ["1 tcp 10.0.0.0/31:*", "1 udp 10.0.0.0/31:53"]);
+    let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.contains(&"t.conf:11: warning: virtual server FWM 2: no @xvsd match line gives packets mark 2 - xvs has no iptables marks, so only xvsadm --add-mark rules can feed it".to_string()),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn mark_rule_conflicts_and_port_zero_checks_are_errors_at_their_line() {
+    let e = parse(
+        "virtual_server fwmark 1 {\n\
+         @xvsd match tcp 10.0.0.0/24 80\n\
+         lb_algo rr\n\
+         real_server 10.0.1.1 {\n\
+           TCP_CHECK { }\n\
+         }\n\
+        }\n\
+        virtual_server fwmark 2 {\n\
+         @xvsd match tcp 10.0.0.0/24 443,80\n\
+         lb_algo rr\n\
+         real_server 10.0.1.2 { }\n\
+        }\n",
+    )
+    .unwrap_err();
+    let lines: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "t.conf:5: TCP_CHECK: no port to check (the real server's port is 0) - set connect_port",
+            "t.conf:9: match: mark rule tcp 10.0.0.0/24:443,80 conflicts with mark 1 given for the same addresses and port",
+        ]
+    );
+}

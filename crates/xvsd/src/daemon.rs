@@ -4,7 +4,6 @@
 //! driven by the server loop and by timers (connection expiry, rate
 //! estimation, sync daemons).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +13,7 @@ use xvs_core::model::{ServiceKey, SyncDaemon, SyncState, Timeouts};
 use crate::describe::{describe, describe_sync};
 use crate::director::Director;
 use crate::lvs::Lvs;
+use crate::owned::Owned;
 use crate::plane::{strip_os_error, Plane, PlaneError};
 use crate::rates::{EstKey, Estimators};
 use crate::report::{self, internal, HealthReport, ReloadReport};
@@ -233,16 +233,13 @@ impl<P: Plane> Daemon<P> {
 
     /// Applies `req` atomically (validated on a copy of the model, then
     /// synced to the plane, rolled back if the plane refuses) and, when
-    /// `owned` is given, makes it the set of config-owned services.
-    pub(crate) fn commit(
-        &mut self,
-        req: &Request,
-        owned: Option<BTreeSet<ServiceKey>>,
-    ) -> Result<(), ApiError> {
+    /// `owned` is given, makes it the configuration's share of the table
+    /// (its services and mark rules, [`Owned::apply`]).
+    pub(crate) fn commit(&mut self, req: &Request, owned: Option<Owned>) -> Result<(), ApiError> {
         let mut new = self.model.clone();
         new.apply(req, self.limits)?;
         if let Some(o) = owned {
-            new.owned = o;
+            o.apply(&mut new)?;
         }
         self.install(new, req)
     }
@@ -504,11 +501,7 @@ impl<P: Plane> Director for Daemon<P> {
     fn model(&self) -> &Model {
         &self.model
     }
-    fn commit(
-        &mut self,
-        req: &Request,
-        owned: Option<BTreeSet<ServiceKey>>,
-    ) -> Result<(), ApiError> {
+    fn commit(&mut self, req: &Request, owned: Option<Owned>) -> Result<(), ApiError> {
         Daemon::commit(self, req, owned)
     }
     fn handle(&mut self, req: Request) -> Response {

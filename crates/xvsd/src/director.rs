@@ -3,11 +3,10 @@
 //! daemons. The daemon implements it; keeping it narrow keeps the
 //! keepalived half from depending on the daemon.
 
-use std::collections::BTreeSet;
-
 use xvs_core::api::{ApiError, Request, Response};
-use xvs_core::model::{ServiceKey, SyncDaemon};
+use xvs_core::model::SyncDaemon;
 
+use crate::owned::Owned;
 use crate::table::Model;
 
 /// The table's owner as the keepalived half sees it.
@@ -16,12 +15,9 @@ pub trait Director {
     fn model(&self) -> &Model;
     /// Applies `req` atomically (validated on a copy of the model, then
     /// synced to the plane, rolled back if the plane refuses) and, when
-    /// `owned` is given, makes it the set of config-owned services.
-    fn commit(
-        &mut self,
-        req: &Request,
-        owned: Option<BTreeSet<ServiceKey>>,
-    ) -> Result<(), ApiError>;
+    /// `owned` is given, makes it the configuration's share of the table
+    /// (its services and mark rules, [`Owned::apply`]).
+    fn commit(&mut self, req: &Request, owned: Option<Owned>) -> Result<(), ApiError>;
     /// Answers one request as the control API does (sync daemons are
     /// started and stopped this way).
     fn handle(&mut self, req: Request) -> Response;

@@ -23,6 +23,7 @@ pub mod lvs;
 pub mod lvs_report;
 mod lvs_sync;
 pub mod metrics;
+pub mod owned;
 pub mod plane;
 mod rates;
 pub mod reconcile;

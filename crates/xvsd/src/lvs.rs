@@ -71,6 +71,23 @@ pub struct Lvs {
     follower: Option<Follower>,
 }
 
+/// Logs the mark rules a reload added and removed; their number.
+fn log_mark_changes(
+    old: &[xvs_core::fwmark::MarkRule],
+    new: &[xvs_core::fwmark::MarkRule],
+) -> usize {
+    let mut n = 0;
+    for r in old.iter().filter(|r| !new.contains(r)) {
+        log::info!("reload: removed mark rule {r} (FWM {})", r.mark);
+        n += 1;
+    }
+    for r in new.iter().filter(|r| !old.contains(r)) {
+        log::info!("reload: added mark rule {r} (FWM {})", r.mark);
+        n += 1;
+    }
+    n
+}
+
 fn health_map(states: Vec<(RsId, RsState)>) -> HashMap<RsId, RsState> {
     states.into_iter().collect()
 }
@@ -271,8 +288,9 @@ impl Lvs {
         for r in &reqs {
             log::info!("reload: {}", describe(r));
         }
-        let changes = reqs.len();
-        if let Err(e) = d.commit(&Request::Batch { requests: reqs }, Some(new.keys())) {
+        let mut changes = reqs.len();
+        let old_marks = d.model().mark_rules.clone();
+        if let Err(e) = d.commit(&Request::Batch { requests: reqs }, Some(new.owned())) {
             log::error!(
                 "{file}: the table refused the configuration: {e}; the running configuration is kept"
             );
@@ -281,6 +299,7 @@ impl Lvs {
                 "{file}: the table refused the configuration: {e}"
             )]);
         }
+        changes += log_mark_changes(&old_marks, &d.model().mark_rules);
         let old_sync = self.managed.sync.take();
         self.managed = new;
         lvs_sync::apply(

@@ -604,3 +604,71 @@ fn the_sync_daemon_follows_the_instance_keepalived_reports() {
     assert!(roles(&d).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn fwm_conf(rules: &str) -> String {
+    format!(
+        "virtual_server fwmark 1 {{\n{rules}  lb_algo rr\n  lb_kind DR\n  persistence_timeout 60\n  \
+         real_server 10.0.1.1 {{\n  }}\n}}\n"
+    )
+}
+
+fn mark_rule(mark: u32, last: u8, proto: Protocol) -> xvs_core::fwmark::MarkRule {
+    xvs_core::fwmark::MarkRule {
+        mark,
+        proto,
+        addr: Ipv4Addr::new(10, 0, 0, last),
+        prefix_len: 32,
+        ports: vec![],
+    }
+}
+
+#[test]
+fn a_reload_reconciles_its_mark_rules_and_keeps_xvsadms() {
+    let mut t = start(
+        &fwm_conf("  @xvsd match tcp 10.0.0.1\n  @xvsd match udp 10.0.0.1\n"),
+        false,
+    );
+    let fwm = ServiceKey::fwmark(1);
+    assert!(t.d.model.services.contains_key(&fwm));
+    assert_eq!(
+        t.d.model.mark_rules,
+        [
+            mark_rule(1, 1, Protocol::Tcp),
+            mark_rule(1, 1, Protocol::Udp)
+        ]
+    );
+    let in_model = t.d.model.mark_rules.clone();
+    assert_eq!(t.d.plane_mut().mark_rules, in_model);
+    // What `xvsadm --add-mark -t 10.0.0.9 -f 9` leaves (its request is
+    // not this module's business).
+    let extra = mark_rule(9, 9, Protocol::Tcp);
+    t.d.model.mark_rules.push(extra.clone());
+    t.d.plane_mut().mark_rules.push(extra.clone());
+    // The UDP rule goes, a TCP rule for 10.0.0.2 comes.
+    t.rewrite(&fwm_conf(
+        "  @xvsd match tcp 10.0.0.1\n  @xvsd match tcp 10.0.0.2\n",
+    ));
+    let rep = t.d.reload().unwrap();
+    assert_eq!(rep.changes, 2, "one rule out, one in, nothing else");
+    let want = [
+        mark_rule(1, 1, Protocol::Tcp),
+        extra.clone(),
+        mark_rule(1, 2, Protocol::Tcp),
+    ];
+    assert_eq!(t.d.model.mark_rules, want);
+    assert_eq!(t.d.plane_mut().mark_rules, want);
+    // A configuration that conflicts with xvsadm's rule is refused whole.
+    t.rewrite(&fwm_conf("  @xvsd match tcp 10.0.0.9\n"));
+    let errs = t.d.reload().unwrap_err();
+    assert!(errs[0].contains("conflicts with mark 9"), "{errs:?}");
+    assert_eq!(t.d.model.mark_rules, want);
+    // Without fwmark services: the service and the config's rules go.
+    t.rewrite(
+        "virtual_server 10.0.0.1 81 {\n  protocol TCP\n  real_server 10.0.1.9 81 {\n  }\n}\n",
+    );
+    t.d.reload().unwrap();
+    assert!(!t.d.model.services.contains_key(&fwm));
+    assert_eq!(t.d.model.mark_rules, std::slice::from_ref(&extra));
+    assert_eq!(t.d.plane_mut().mark_rules, [extra]);
+    assert!(t.d.model.owned_marks.is_empty());
+}

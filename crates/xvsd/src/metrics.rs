@@ -29,6 +29,11 @@ fn proto(p: Protocol) -> &'static str {
 }
 
 fn svc_labels(k: &ServiceKey) -> Labels {
+    // A fwmark service has no address or port of its own (IPVS keys every
+    // one as TCP 0.0.0.0:0): the mark tells them apart.
+    if k.is_fwmark() {
+        return vec![("fwmark", k.fwmark.to_string())];
+    }
     vec![
         ("proto", proto(k.proto).into()),
         ("vip", k.addr.to_string()),

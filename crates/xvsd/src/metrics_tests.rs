@@ -133,3 +133,24 @@ fn no_config_no_health_series() {
     assert!(!got.contains("xvs_real_server_up"), "{got}");
     assert!(got.contains("xvs_conn_table_entries 12\n"), "{got}");
 }
+
+#[test]
+fn fwmark_services_are_labelled_by_their_mark() {
+    let (mut t, i, h) = sample();
+    for mark in [1, 2] {
+        t.services.push(ServiceEntry {
+            service: Service::new(ServiceKey::fwmark(mark), "rr"),
+            stats: stats(u64::from(mark)),
+            rates: Rates::default(),
+            dests: vec![dest([10, 1, 0, 1], 1)],
+        });
+    }
+    let got = render(&t, &i, &h);
+    assert!(got.contains("{fwmark=\"1\"} 1\n"), "{got}");
+    assert!(got.contains("{fwmark=\"2\"} 2\n"), "{got}");
+    assert!(
+        got.contains("{fwmark=\"2\",rip=\"10.1.0.1\",rport=\"80\"}"),
+        "{got}"
+    );
+    assert!(!got.contains("vip=\"0.0.0.0\""), "{got}");
+}

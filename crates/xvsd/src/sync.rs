@@ -115,7 +115,7 @@ impl Master {
         let mut out = Vec::new();
         let mut live = std::collections::HashSet::new();
         for t in templates {
-            let id = Id::Tmpl(t.proto.number(), t.caddr, t.vaddr, t.vport);
+            let id = Id::Tmpl(tmpl_proto(t), t.caddr, t.vaddr, t.vport);
             live.insert(id);
             let cur = Sent {
                 state: if t.assured {
@@ -155,8 +155,6 @@ impl Master {
 pub enum Skip {
     /// Not TCP, UDP or SCTP (AH, ESP and others), or IPv6.
     Protocol,
-    /// A firewall-mark service (not supported yet).
-    Fwmark,
     /// No such virtual service here.
     NoService,
     /// The service has no such real server here.
@@ -173,7 +171,6 @@ impl Skip {
     pub fn name(self) -> &'static str {
         match self {
             Skip::Protocol => "protocol not supported",
-            Skip::Fwmark => "fwmark service",
             Skip::NoService => "no such virtual service",
             Skip::NoDest => "no such real server",
             Skip::State => "bad state",
@@ -193,18 +190,22 @@ pub enum Install {
 
 /// Resolves a received entry against this director's services and real
 /// servers (which must match the master's, as in IPVS, where an entry
-/// without its dest is of no use for forwarding).
-/// IPv6 entries are not supported yet ([`Skip::Protocol`]).
+/// without its dest is of no use for forwarding), the way IPVS's
+/// `ip_vs_proc_conn` does through `ip_vs_find_dest`: a nonzero mark finds
+/// its fwmark service first, else the address service; a template of
+/// protocol 0 is a fwmark template. IPv6 entries are not supported yet
+/// ([`Skip::Protocol`]).
 pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
     let (caddr, vaddr, daddr) = addrs_v4(e).ok_or(Skip::Protocol)?;
-    let proto = Protocol::from_number(e.protocol).ok_or(Skip::Protocol)?;
-    if e.fwmark != 0 {
-        return Err(Skip::Fwmark);
+    if e.is_template() && e.protocol == 0 {
+        return resolve_fwmark_template(e, idx, caddr, vaddr, daddr);
     }
+    let proto = Protocol::from_number(e.protocol).ok_or(Skip::Protocol)?;
     let (svc_id, persistent) = idx
-        .service(e.protocol, vaddr, e.vport)
+        .fwmark_service(e.fwmark)
+        .or_else(|| idx.service(e.protocol, vaddr, e.vport))
         .ok_or(Skip::NoService)?;
-    let (dest_id, fwd) = idx.dest(svc_id, daddr, e.dport).ok_or(Skip::NoDest)?;
+    let (dest_id, fwd) = find_dest(e, idx, svc_id, daddr).ok_or(Skip::NoDest)?;
     if e.is_template() {
         return Ok(Install::Template(Template {
             proto,
@@ -244,6 +245,67 @@ pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
         last_seen_ns: 0,
         persistent,
     }))
+}
+
+/// A fwmark template, `<IPPROTO_IP, caddr, 0, htonl(mark), 0>`: its
+/// service is the fwmark service of the mark (the entry's `fwmark`, else
+/// the virtual address, which carries the mark too); only that service.
+fn resolve_fwmark_template(
+    e: &SyncConn,
+    idx: &SyncIndex,
+    caddr: Ipv4Addr,
+    vaddr: Ipv4Addr,
+    daddr: Ipv4Addr,
+) -> Result<Install, Skip> {
+    let mark = if e.fwmark != 0 {
+        e.fwmark
+    } else {
+        u32::from(vaddr)
+    };
+    let (svc_id, _) = idx.fwmark_service(mark).ok_or(Skip::NoService)?;
+    let (dest_id, fwd) = find_dest(e, idx, svc_id, daddr).ok_or(Skip::NoDest)?;
+    Ok(Install::Template(Template {
+        // The data plane keys it by `fwmark`; the protocol is a placeholder.
+        proto: Protocol::Tcp,
+        fwmark: mark,
+        caddr,
+        vaddr: Ipv4Addr::from(mark),
+        vport: 0,
+        daddr,
+        dport: 0,
+        svc_id,
+        dest_id,
+        last_seen_ns: 0,
+        timeout_secs: e.timeout,
+        conns: 0,
+        fwd,
+        assured: e.state == tpl_state::ASSURED,
+    }))
+}
+
+/// `ip_vs_find_dest`'s dest lookup: with a mark and a method other than
+/// NAT, port 0 first, then the received port; otherwise the received port,
+/// then 0 (`port ^ dport`).
+fn find_dest(
+    e: &SyncConn,
+    idx: &SyncIndex,
+    svc_id: u32,
+    daddr: Ipv4Addr,
+) -> Option<(u32, FwdMethod)> {
+    let masq = e.flags & conn_flags::FWD_MASK == conn_flags::MASQ;
+    let port = if e.fwmark != 0 && !masq { 0 } else { e.dport };
+    idx.dest(svc_id, daddr, port)
+        .or_else(|| idx.dest(svc_id, daddr, port ^ e.dport))
+}
+
+/// The protocol a template goes on the wire with: IPPROTO_IP (0) for a
+/// fwmark template, whose `proto` is a placeholder.
+fn tmpl_proto(t: &Template) -> u8 {
+    if t.fwmark != 0 {
+        0
+    } else {
+        t.proto.number()
+    }
 }
 
 /// The model state of a connection's wire state: TCP's numbers are the
@@ -294,7 +356,11 @@ impl Outgoing {
     /// state machines make one active, so UDP ones always are), the state
     /// as the kernel numbers it per protocol, templates with port 0 and
     /// their state (NONE or ASSURED).
-    pub fn to_wire(&self) -> SyncConn {
+    ///
+    /// The mark is the service's (`marks`: service id → mark, the fwmark
+    /// services), as IPVS's `cp->fwmark`; a fwmark template goes as
+    /// `<IPPROTO_IP, caddr, 0, mark, 0>` with dport 0.
+    pub fn to_wire(&self, marks: &HashMap<u32, u32>) -> SyncConn {
         match self {
             Outgoing::Conn(c, timeout) => {
                 let mut flags = fwd_flags(c.fwd);
@@ -311,33 +377,40 @@ impl Outgoing {
                     dport: c.dport,
                     flags,
                     state: state_to_wire(c.state),
-                    fwmark: 0,
+                    fwmark: marks.get(&c.svc_id).copied().unwrap_or(0),
                     timeout: *timeout,
                     seq: None,
                     pe_name: None,
                     pe_data: None,
                 }
             }
-            Outgoing::Template(t) => SyncConn {
-                protocol: t.proto.number(),
-                caddr: t.caddr.into(),
-                cport: 0,
-                vaddr: t.vaddr.into(),
-                vport: t.vport,
-                daddr: t.daddr.into(),
-                dport: t.dport,
-                flags: conn_flags::TEMPLATE | fwd_flags(t.fwd),
-                state: if t.assured {
-                    tpl_state::ASSURED
-                } else {
-                    tpl_state::NONE
-                },
-                fwmark: 0,
-                timeout: t.timeout_secs,
-                seq: None,
-                pe_name: None,
-                pe_data: None,
-            },
+            Outgoing::Template(t) => {
+                let fwm = t.fwmark != 0;
+                SyncConn {
+                    protocol: tmpl_proto(t),
+                    caddr: t.caddr.into(),
+                    cport: 0,
+                    vaddr: if fwm {
+                        Ipv4Addr::from(t.fwmark).into()
+                    } else {
+                        t.vaddr.into()
+                    },
+                    vport: if fwm { 0 } else { t.vport },
+                    daddr: t.daddr.into(),
+                    dport: if fwm { 0 } else { t.dport },
+                    flags: conn_flags::TEMPLATE | fwd_flags(t.fwd),
+                    state: if t.assured {
+                        tpl_state::ASSURED
+                    } else {
+                        tpl_state::NONE
+                    },
+                    fwmark: t.fwmark,
+                    timeout: t.timeout_secs,
+                    seq: None,
+                    pe_name: None,
+                    pe_data: None,
+                }
+            }
         }
     }
 }
@@ -409,7 +482,7 @@ mod tests {
     fn what_the_master_sends_decodes_to_what_the_backup_resolves() {
         let mut c = conn(1001, ConnState::Established, 0);
         c.fwd = FwdMethod::Route;
-        let w = Outgoing::Conn(c.clone(), 900).to_wire();
+        let w = Outgoing::Conn(c.clone(), 900).to_wire(&HashMap::new());
         assert_eq!((w.flags, w.state, w.timeout), (conn_flags::DROUTE, 1, 900));
         let msgs = xvs_core::sync::encode(7, 1472, &[w]).unwrap();
         let back = xvs_core::sync::decode(&msgs[0]).unwrap();
@@ -432,7 +505,7 @@ mod tests {
                 ..c.clone()
             }
         );
-        let fin = Outgoing::Conn(conn(1, ConnState::FinWait, 0), 120).to_wire();
+        let fin = Outgoing::Conn(conn(1, ConnState::FinWait, 0), 120).to_wire(&HashMap::new());
         assert_eq!(fin.flags, conn_flags::INACTIVE);
     }
 
@@ -472,6 +545,7 @@ mod tests {
             ),
             Err(Skip::Protocol)
         );
+        // A mark without its fwmark service here: the address service.
         assert_eq!(
             resolve(
                 &SyncConn {
@@ -480,7 +554,7 @@ mod tests {
                 },
                 &idx
             ),
-            Err(Skip::Fwmark)
+            Err(Skip::NoService)
         );
         let mut idx = SyncIndex::default();
         idx.add_service(6, vaddr, 80, 4, true);
@@ -574,29 +648,30 @@ mod tests {
     #[test]
     fn sctp_states_go_on_the_wire_as_the_kernel_numbers_them() {
         use xvs_core::sync::sctp_state;
-        let est = Outgoing::Conn(sctp(1, ConnState::SctpEstablished), 900).to_wire();
+        let est = Outgoing::Conn(sctp(1, ConnState::SctpEstablished), 900).to_wire(&HashMap::new());
         assert_eq!(
             (est.protocol, est.state, est.flags),
             (132, sctp_state::ESTABLISHED, conn_flags::MASQ)
         );
-        let closed = Outgoing::Conn(sctp(1, ConnState::SctpClosed), 61).to_wire();
+        let closed = Outgoing::Conn(sctp(1, ConnState::SctpClosed), 61).to_wire(&HashMap::new());
         assert_eq!(
             (closed.state, closed.flags),
             (sctp_state::CLOSED, conn_flags::MASQ | conn_flags::INACTIVE)
         );
-        let sa = Outgoing::Conn(sctp(1, ConnState::SctpShutdownAckSent), 61).to_wire();
+        let sa =
+            Outgoing::Conn(sctp(1, ConnState::SctpShutdownAckSent), 61).to_wire(&HashMap::new());
         assert_eq!(sa.state, sctp_state::SHUTDOWN_ACK_SENT);
         // TCP and UDP numbering is unchanged.
         let udp = Conn {
             proto: Protocol::Udp,
             ..conn(1, ConnState::Udp, 0)
         };
-        let w = Outgoing::Conn(udp, 300).to_wire();
+        let w = Outgoing::Conn(udp, 300).to_wire(&HashMap::new());
         assert_eq!(
             (w.state, w.flags),
             (0, conn_flags::MASQ | conn_flags::INACTIVE)
         );
-        let w = Outgoing::Conn(conn(1, ConnState::TimeWait, 0), 120).to_wire();
+        let w = Outgoing::Conn(conn(1, ConnState::TimeWait, 0), 120).to_wire(&HashMap::new());
         assert_eq!(w.state, 5);
     }
 
@@ -614,7 +689,7 @@ mod tests {
             dest_id: 5,
             ..sctp(40000, ConnState::SctpShutdownReceived)
         };
-        let w = Outgoing::Conn(c.clone(), 61).to_wire();
+        let w = Outgoing::Conn(c.clone(), 61).to_wire(&HashMap::new());
         let msgs = xvs_core::sync::encode(0, 1472, &[w]).unwrap();
         let back = xvs_core::sync::decode(&msgs[0]).unwrap();
         assert_eq!(
@@ -687,5 +762,135 @@ mod tests {
             panic!()
         };
         assert_eq!((t.proto, t.assured), (Protocol::Sctp, true));
+    }
+
+    fn fwm_template(mark: u32) -> Template {
+        Template {
+            proto: Protocol::Tcp,
+            fwmark: mark,
+            caddr: Ipv4Addr::new(10, 0, 0, 1),
+            vaddr: Ipv4Addr::from(mark),
+            vport: 0,
+            daddr: Ipv4Addr::new(10, 1, 1, 2),
+            dport: 0,
+            svc_id: 5,
+            dest_id: 8,
+            last_seen_ns: 0,
+            timeout_secs: 360,
+            conns: 0,
+            fwd: FwdMethod::Route,
+            assured: true,
+        }
+    }
+
+    #[test]
+    fn the_master_sends_the_mark_of_fwmark_services() {
+        let marks = HashMap::from([(5, 7)]);
+        // A fwmark template goes as xvs_core's fixture: <IPPROTO_IP,
+        // caddr, 0, 0.0.0.7, 0> with dport 0 and fwmark 7.
+        let w = Outgoing::Template(fwm_template(7)).to_wire(&marks);
+        assert_eq!(
+            (w.protocol, w.vaddr, w.vport, w.dport, w.fwmark, w.cport),
+            (0, IpAddr::V4(Ipv4Addr::new(0, 0, 0, 7)), 0, 0, 7, 0)
+        );
+        assert_eq!(w.flags, conn_flags::TEMPLATE | conn_flags::DROUTE);
+        let back =
+            xvs_core::sync::decode(&xvs_core::sync::encode(1, 1472, &[w]).unwrap()[0]).unwrap();
+        assert_eq!(back.conns[0].fwmark, 7);
+        // A connection of the fwmark service carries the mark; one of an
+        // address service carries 0.
+        let mut c = conn(1000, ConnState::Established, 0);
+        c.svc_id = 5;
+        assert_eq!(Outgoing::Conn(c.clone(), 900).to_wire(&marks).fwmark, 7);
+        c.svc_id = 6;
+        assert_eq!(Outgoing::Conn(c, 900).to_wire(&marks).fwmark, 0);
+        // The master tells a fwmark template from a TCP one of a port-0
+        // service whose address happens to be the mark.
+        let mut tcp = fwm_template(7);
+        tcp.fwmark = 0;
+        let t = Timeouts::default();
+        let sent = Master::new().select(&[], &[fwm_template(7), tcp], &t, 100 * S);
+        assert_eq!(sent.len(), 2);
+    }
+
+    fn fwm_entry(fwmark: u32, flags: u32, dport: u16) -> SyncConn {
+        SyncConn {
+            protocol: 17,
+            caddr: Ipv4Addr::new(192, 0, 2, 2).into(),
+            cport: 5353,
+            vaddr: Ipv4Addr::new(198, 51, 100, 10).into(),
+            vport: 53,
+            daddr: Ipv4Addr::new(203, 0, 113, 11).into(),
+            dport,
+            flags,
+            state: 0,
+            fwmark,
+            timeout: 300,
+            seq: None,
+            pe_name: None,
+            pe_data: None,
+        }
+    }
+
+    #[test]
+    fn the_backup_finds_the_fwmark_service_before_the_address_service() {
+        let (vaddr, daddr) = (
+            Ipv4Addr::new(198, 51, 100, 10),
+            Ipv4Addr::new(203, 0, 113, 11),
+        );
+        let mut idx = SyncIndex::default();
+        idx.add_service(17, vaddr, 53, 1, false);
+        idx.add_dest(1, daddr, 53, 10, FwdMethod::Masq);
+        idx.add_fwmark_service(7, 2, true);
+        idx.add_dest(2, daddr, 0, 20, FwdMethod::Route);
+        idx.add_dest(2, daddr, 53, 21, FwdMethod::Masq);
+        let got = |e: &SyncConn| match resolve(e, &idx) {
+            Ok(Install::Conn(c)) => (c.svc_id, c.dest_id, c.persistent),
+            other => panic!("{other:?}"),
+        };
+        // Mark 7: the fwmark service; DR tries port 0 first, NAT the
+        // received port first.
+        assert_eq!(got(&fwm_entry(7, conn_flags::DROUTE, 53)), (2, 20, true));
+        assert_eq!(got(&fwm_entry(7, conn_flags::MASQ, 53)), (2, 21, true));
+        // Each falls back to the other port.
+        assert_eq!(
+            got(&fwm_entry(7, conn_flags::MASQ, 5300)),
+            (2, 20, true),
+            "NAT: 5300, then 0"
+        );
+        // No mark, or a mark without a service here: the address service.
+        assert_eq!(got(&fwm_entry(0, conn_flags::MASQ, 53)), (1, 10, false));
+        assert_eq!(got(&fwm_entry(9, conn_flags::MASQ, 53)), (1, 10, false));
+        // A DR dest at port 0 only: found through the second lookup.
+        let mut dr = SyncIndex::default();
+        dr.add_fwmark_service(7, 2, true);
+        dr.add_dest(2, daddr, 53, 30, FwdMethod::Route);
+        let Ok(Install::Conn(c)) = resolve(&fwm_entry(7, conn_flags::DROUTE, 53), &dr) else {
+            panic!()
+        };
+        assert_eq!(c.dest_id, 30, "DR: 0, then 53");
+    }
+
+    #[test]
+    fn a_protocol_0_template_installs_as_a_fwmark_template() {
+        let mut idx = SyncIndex::default();
+        idx.add_fwmark_service(7, 2, true);
+        idx.add_dest(2, Ipv4Addr::new(10, 1, 1, 2), 0, 20, FwdMethod::Route);
+        let w = Outgoing::Template(fwm_template(7)).to_wire(&HashMap::new());
+        let Ok(Install::Template(t)) = resolve(&w, &idx) else {
+            panic!("{:?}", resolve(&w, &idx))
+        };
+        assert_eq!(
+            t,
+            Template {
+                svc_id: 2,
+                dest_id: 20,
+                ..fwm_template(7)
+            }
+        );
+        // Without the fwmark service: skipped, never an address service.
+        let mut other = SyncIndex::default();
+        other.add_service(6, Ipv4Addr::new(0, 0, 0, 7), 0, 3, true);
+        assert_eq!(resolve(&w, &other), Err(Skip::NoService));
     }
 }

@@ -227,6 +227,10 @@ impl MasterRun {
     fn send(&mut self, dp: &Dataplane, timeouts: &Timeouts) -> Result<(), String> {
         let conns = dp.conns().map_err(|e| e.to_string())?;
         let templates = dp.templates().map_err(|e| e.to_string())?;
+        // The mark each fwmark service's connections go with (IPVS:
+        // cp->fwmark); read before `select`, which counts what it picks as
+        // sent.
+        let marks = dp.sync_index().map_err(|e| e.to_string())?.service_marks();
         let out = self
             .logic
             .select(&conns, &templates, timeouts, xvs_dataplane::monotonic_ns());
@@ -236,7 +240,7 @@ impl MasterRun {
         let mut enc = Encoder::new(self.cfg.syncid, usize::from(self.cfg.sync_maxlen));
         let mut datagrams = Vec::new();
         for o in &out {
-            match enc.push(&o.to_wire()) {
+            match enc.push(&o.to_wire(&marks)) {
                 Ok(Some(d)) => datagrams.push(d),
                 Ok(None) => {}
                 Err(e) => log::warn!("sync master: {e}"),

@@ -48,16 +48,18 @@ fn keepalived_samples_pass_or_are_clearly_refused() {
         ("keepalived.conf.SSL_GET", 2, 2),
         ("keepalived.conf.UDP_CHECK", 1, 1),
         ("keepalived.conf.conditional_conf", 0, 0),
+        ("keepalived.conf.fwmark", 1, 2),
         ("keepalived.conf.inhibit", 1, 1),
         ("keepalived.conf.misc_check", 1, 1),
         ("keepalived.conf.misc_check_arg", 1, 1),
         ("keepalived.conf.quorum", 1, 10),
         ("keepalived.conf.sample", 1, 1),
         ("keepalived.conf.status_code", 1, 1),
+        ("keepalived.conf.virtual_server_group", 13, 26),
         ("keepalived.conf.virtualhost", 1, 1),
         ("keepalived.conf.vrrp.lvs_syncd", 1, 1),
     ];
-    let refused: [(&str, Vec<String>); 5] = [
+    let refused: [(&str, Vec<String>); 3] = [
         (
             "keepalived.conf.IPv6",
             vec![
@@ -75,17 +77,6 @@ fn keepalived_samples_pass_or_are_clearly_refused() {
             [39, 58, 89]
                 .iter()
                 .map(|l| format!("keepalived.conf.SMTP_CHECK:{l}: SMTP_CHECK is not supported by xvs {SUPPORTED}"))
-                .collect(),
-        ),
-        (
-            "keepalived.conf.fwmark",
-            vec!["keepalived.conf.fwmark:7: fwmark virtual servers are not supported by xvs".into()],
-        ),
-        (
-            "keepalived.conf.virtual_server_group",
-            [18, 19]
-                .iter()
-                .map(|l| format!("keepalived.conf.virtual_server_group:{l}: virtual_server_group VSG_1: fwmark entries are not supported by xvs"))
                 .collect(),
         ),
     ];

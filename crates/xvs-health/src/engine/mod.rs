@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use xvs_core::model::ServiceKey;
 
-use crate::config::{CheckerConfig, Timing};
+use crate::config::{CheckKind, CheckerConfig, Timing};
 
 mod machine;
 mod tasks;
@@ -164,12 +164,24 @@ impl HealthEngine {
 
     fn validate(spec: &RsSpec) -> Result<(), EngineError> {
         for (index, c) in spec.checkers.iter().enumerate() {
-            c.validate().map_err(|msg| EngineError::InvalidConfig {
+            let invalid = |msg: String| EngineError::InvalidConfig {
                 rs: spec.id,
                 index,
                 kind: c.kind.name().to_string(),
                 msg,
-            })?;
+            };
+            c.validate().map_err(invalid)?;
+            // A real server of a fwmark service often has port 0: a check
+            // that connects there could only fail, so it needs connect_port.
+            let connects = matches!(
+                c.kind,
+                CheckKind::Tcp(_) | CheckKind::Http(_) | CheckKind::Udp(_) | CheckKind::Dns(_)
+            );
+            if connects && c.target(spec.id.dest).port() == 0 {
+                return Err(invalid(
+                    "no port to check (the real server's port is 0) - set connect_port".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -10,51 +10,51 @@ impl P {
         &mut self,
         vs: &RawVs,
         group: Option<&str>,
-        addr: Ipv4Addr,
-        port: u16,
+        entry: Entry,
     ) -> Option<VirtualServer> {
+        let (fwmark, addr, port) = match entry {
+            Entry::Addr(a, p) => (0, a, p),
+            Entry::Fwmark { mark, .. } => (mark, Ipv4Addr::UNSPECIFIED, 0),
+        };
+        let name = match entry {
+            Entry::Addr(..) => format!("{addr}:{port}"),
+            Entry::Fwmark { mark, .. } => format!("FWM {mark}"),
+        };
         if vs.rs.is_empty() {
             self.warn(
                 &vs.loc,
-                format!(
-                    "virtual server {addr}:{port} has no real servers - ignored (as keepalived)"
-                ),
+                format!("virtual server {name} has no real servers - ignored (as keepalived)"),
             );
             return None;
         }
-        let protocol = vs.protocol.unwrap_or_else(|| {
+        let (protocol, flags, persistence_timeout) = match entry {
+            Entry::Addr(..) => self.addr_checks(vs, &name, port),
+            Entry::Fwmark { grouped, .. } => {
+                // keepalived drops the protocol of a fwmark VS (its
+                // service_type), and IPVS keys a fwmark service as TCP.
+                if vs.protocol.is_some() && !grouped {
+                    self.warn(
+                        &vs.loc,
+                        format!("virtual server {name}: protocol specified for fwmark - protocol will be ignored"),
+                    );
+                }
+                (Protocol::Tcp, vs.flags, vs.persistence_timeout)
+            }
+        };
+        let ha_suspend = vs.ha_suspend && fwmark == 0;
+        if vs.ha_suspend && fwmark != 0 {
             self.warn(
                 &vs.loc,
-                "no protocol set - defaulting to UDP (as keepalived)",
+                format!("virtual server {name}: cannot use ha_suspend with fwmarks - clearing ha_suspend"),
             );
-            Protocol::Udp
-        });
-        let mut flags = vs.flags;
-        // keepalived's check_data.c clears the flag for TCP and SCTP alike.
-        if flags & svc_flags::ONEPACKET != 0 && protocol != Protocol::Udp {
-            self.warn(
-                &vs.loc,
-                format!(
-                    "virtual server {addr}:{port}: one packet scheduling requires UDP - resetting (as keepalived)"
-                ),
-            );
-            flags &= !svc_flags::ONEPACKET;
-        }
-        let mut persistence_timeout = vs.persistence_timeout;
-        if persistence_timeout.is_none() && port == 0 {
-            self.warn(
-                &vs.loc,
-                "zero port only valid for persistent services - setting persistence_timeout 360",
-            );
-            persistence_timeout = Some(DEFAULT_PERSISTENCE);
         }
         let scheduler = vs.sched.clone().unwrap_or_else(|| {
             self.warn(&vs.loc, "no scheduler set - using 'wlc' (as keepalived)");
             "wlc".into()
         });
         let mut warned_fwd = false;
-        let (rss, weight_sum) = self.resolve_real_servers(vs, port, &mut warned_fwd);
-        let sorry_server = self.resolve_sorry(vs, port, &rss, &mut warned_fwd);
+        let (rss, weight_sum) = self.resolve_real_servers(vs, entry, &mut warned_fwd);
+        let sorry_server = self.resolve_sorry(vs, entry, &rss, &mut warned_fwd);
         let mut quorum = vs.quorum;
         if u64::from(quorum) > weight_sum {
             self.warn(
@@ -75,6 +75,12 @@ impl P {
         Some(VirtualServer {
             location: vs.loc.clone(),
             group: group.map(str::to_string),
+            fwmark,
+            mark_rules: if fwmark != 0 {
+                self.match_rules(vs, fwmark)
+            } else {
+                vec![]
+            },
             addr,
             port,
             protocol,
@@ -82,7 +88,12 @@ impl P {
             flags,
             forwarding: vs.fwd.unwrap_or_default(),
             persistence_timeout,
-            persistence_granularity: vs.granularity,
+            // keepalived's ipvs_group_cmd resets the netmask of a group's
+            // fwmark entries to the full mask (fwmark.md §C.3).
+            persistence_granularity: match entry {
+                Entry::Fwmark { grouped: true, .. } => None,
+                _ => vs.granularity,
+            },
             persistence_engine: vs.engine.clone(),
             delay_loop: vs.delay_loop,
             connect_timeout: vs.connect_timeout,
@@ -96,11 +107,91 @@ impl P {
             hysteresis,
             quorum_up: vs.quorum_up.clone(),
             quorum_down: vs.quorum_down.clone(),
-            ha_suspend: vs.ha_suspend,
+            ha_suspend,
             virtualhost: vs.virtualhost.clone(),
             sorry_server,
             real_servers: rss,
         })
+    }
+
+    /// keepalived's checks of an address service: the protocol (UDP when
+    /// unset), one-packet scheduling (UDP only) and port 0 (persistent
+    /// only). fwmark services skip all three.
+    fn addr_checks(&mut self, vs: &RawVs, name: &str, port: u16) -> (Protocol, u32, Option<u32>) {
+        let protocol = vs.protocol.unwrap_or_else(|| {
+            self.warn(
+                &vs.loc,
+                "no protocol set - defaulting to UDP (as keepalived)",
+            );
+            Protocol::Udp
+        });
+        let mut flags = vs.flags;
+        // keepalived's check_data.c clears the flag for TCP and SCTP alike.
+        if flags & svc_flags::ONEPACKET != 0 && protocol != Protocol::Udp {
+            self.warn(
+                &vs.loc,
+                format!(
+                    "virtual server {name}: one packet scheduling requires UDP - resetting (as keepalived)"
+                ),
+            );
+            flags &= !svc_flags::ONEPACKET;
+        }
+        let mut persistence_timeout = vs.persistence_timeout;
+        if persistence_timeout.is_none() && port == 0 {
+            self.warn(
+                &vs.loc,
+                "zero port only valid for persistent services - setting persistence_timeout 360",
+            );
+            persistence_timeout = Some(DEFAULT_PERSISTENCE);
+        }
+        (protocol, flags, persistence_timeout)
+    }
+
+    /// The port of a real (`what`) or sorry server of `entry`. An address
+    /// service: the given port, else the virtual port; DR/TUN always the
+    /// virtual port. A fwmark service (keepalived's check_data.c): NAT keeps
+    /// the given port (0 if none), DR/TUN get 0, with a warning when a port
+    /// was given.
+    fn server_port(
+        &mut self,
+        entry: Entry,
+        loc: &Location,
+        what: &str,
+        addr: Ipv4Addr,
+        given: Option<u16>,
+        method: FwdMethod,
+    ) -> u16 {
+        let port = match entry {
+            Entry::Addr(_, port) => port,
+            Entry::Fwmark { mark, grouped } => {
+                if method == FwdMethod::Masq {
+                    return given.unwrap_or(0);
+                }
+                if let Some(p) = given {
+                    let m = if grouped {
+                        format!("fwmark virtual server FWM {mark}, {what} {addr}:{p} has port specified - port will be ignored")
+                    } else {
+                        format!("fwmark virtual server FWM {mark}, {what} {addr}:{p} has port specified - clearing")
+                    };
+                    self.warn(loc, m);
+                }
+                return 0;
+            }
+        };
+        let rport = given.unwrap_or(port);
+        if method != FwdMethod::Masq && rport != port {
+            let m = if what == "real server" {
+                format!("real server {addr}:{rport}: port differs from virtual server port {port} with DR/TUN - using {port}")
+            } else {
+                format!("sorry server port differs from virtual server port {port} with DR/TUN - using {port}")
+            };
+            self.warn(loc, m);
+        }
+        if method != FwdMethod::Masq {
+            port
+        } else {
+            rport
+        }
     }
 
     /// The virtual server's forwarding method for a real or sorry server
@@ -123,7 +214,7 @@ impl P {
     fn resolve_real_servers(
         &mut self,
         vs: &RawVs,
-        port: u16,
+        entry: Entry,
         warned_fwd: &mut bool,
     ) -> (Vec<RealServer>, u64) {
         let mut rss: Vec<RealServer> = vec![];
@@ -133,14 +224,7 @@ impl P {
                 Some(f) => f,
                 None => self.vs_fwd(vs, warned_fwd),
             };
-            let mut rport = r.port.unwrap_or(port);
-            if fwd.method != FwdMethod::Masq && rport != port {
-                self.warn(
-                    &r.loc,
-                    format!("real server {}:{rport}: port differs from virtual server port {port} with DR/TUN - using {port}", r.addr),
-                );
-                rport = port;
-            }
+            let rport = self.server_port(entry, &r.loc, "real server", r.addr, r.port, fwd.method);
             if let Some(prev) = rss.iter().find(|x| x.addr == r.addr && x.port == rport) {
                 let p = prev.location.clone();
                 self.warn(
@@ -184,7 +268,7 @@ impl P {
     fn resolve_sorry(
         &mut self,
         vs: &RawVs,
-        port: u16,
+        entry: Entry,
         rss: &[RealServer],
         warned_fwd: &mut bool,
     ) -> Option<SorryServer> {
@@ -193,11 +277,7 @@ impl P {
                 Some(f) => f,
                 None => self.vs_fwd(vs, warned_fwd),
             };
-            let mut sport = s.port.unwrap_or(port);
-            if fwd.method != FwdMethod::Masq && sport != port {
-                self.warn(&s.loc, format!("sorry server port differs from virtual server port {port} with DR/TUN - using {port}"));
-                sport = port;
-            }
+            let sport = self.server_port(entry, &s.loc, "sorry server", s.addr, s.port, fwd.method);
             let mut inhibit = s.inhibit;
             if let Some(rs) = rss.iter().find(|r| r.addr == s.addr && r.port == sport) {
                 if rs.inhibit_on_failure != inhibit {

@@ -18,14 +18,14 @@ impl P {
             return;
         };
         let mut entries = vec![];
+        let mut fwmarks = vec![];
         let mut bad = false;
         for e in b {
             if e.kw() == "fwmark" {
-                self.err(
-                    &e.loc,
-                    format!("virtual_server_group {name}: fwmark entries are not supported by xvs"),
-                );
-                bad = true;
+                match self.vsg_fwmark(&name, e) {
+                    Some(m) => fwmarks.push(m),
+                    None => bad = true,
+                }
                 continue;
             }
             match self.vsg_entry(e) {
@@ -33,7 +33,7 @@ impl P {
                 None => bad = true,
             }
         }
-        if entries.is_empty() && !bad {
+        if entries.is_empty() && fwmarks.is_empty() && !bad {
             self.err(
                 &n.loc,
                 format!("virtual_server_group {name} has no entries"),
@@ -52,6 +52,7 @@ impl P {
             Group {
                 loc: n.loc.clone(),
                 entries,
+                fwmarks,
             },
         );
     }
@@ -121,6 +122,50 @@ impl P {
         Some((first..=last).map(|a| (Ipv4Addr::from(a), port)).collect())
     }
 
+    /// The services a virtual server block stands for: its address or
+    /// mark, or its group's entries (addresses first, then fwmark entries,
+    /// as keepalived's `ipvs_group_cmd`). `None` after an error.
+    pub(super) fn entries(&mut self, vs: &RawVs) -> Option<Vec<Entry>> {
+        let g = match &vs.target {
+            Target::Addr(a, p) => return Some(vec![Entry::Addr(*a, *p)]),
+            Target::Fwmark(mark) => {
+                return Some(vec![Entry::Fwmark {
+                    mark: *mark,
+                    grouped: false,
+                }])
+            }
+            Target::Group(g) => g,
+        };
+        let Some(grp) = self.groups.get(g) else {
+            self.err(
+                &vs.loc,
+                format!("virtual_server group {g}: no virtual_server_group {g} is defined"),
+            );
+            return None;
+        };
+        let mut out: Vec<Entry> = grp
+            .entries
+            .iter()
+            .map(|&(a, p)| Entry::Addr(a, p))
+            .collect();
+        out.extend(grp.fwmarks.iter().map(|&(_, mark)| Entry::Fwmark {
+            mark,
+            grouped: true,
+        }));
+        // A `match` line gives one mark: the group's only fwmark entry.
+        if !vs.matches.is_empty() && grp.fwmarks.len() != 1 {
+            let n = grp.fwmarks.len();
+            for m in &vs.matches {
+                self.err(
+                    &m.loc,
+                    format!("match: virtual_server_group {g} has {n} fwmark entries - a match line needs exactly one"),
+                );
+            }
+            return None;
+        }
+        Some(out)
+    }
+
     // ------------------------------------------------------ virtual_server
 
     pub(super) fn virtual_server(&mut self, n: &Node) {
@@ -136,8 +181,17 @@ impl P {
                 }
             },
             "fwmark" => {
-                self.err(&n.loc, "fwmark virtual servers are not supported by xvs");
-                return;
+                let Some(m) = n.words.get(2) else {
+                    self.err(&n.loc, "virtual_server fwmark: missing mark");
+                    return;
+                };
+                match super::fwmark::parse_mark(m) {
+                    Ok(mark) => Target::Fwmark(mark),
+                    Err(e) => {
+                        self.err(&n.loc, format!("virtual_server fwmark {m}: {e}"));
+                        return;
+                    }
+                }
             }
             a => {
                 let addr = match parse_ipv4(a) {
@@ -194,6 +248,7 @@ impl P {
             weight: 1,
             sorry: None,
             rs: vec![],
+            matches: vec![],
         };
         for c in b {
             self.vs_keyword(&mut vs, c);
@@ -316,6 +371,7 @@ impl P {
                 }
             }
             "ha_suspend" => vs.ha_suspend = true,
+            "match" => self.match_line(vs, n),
             "smtp_alert" => self.warn(&n.loc, "smtp_alert ignored: xvs sends no e-mail"),
             "snmp_name" => self.warn(&n.loc, "snmp_name ignored: xvs has no SNMP agent"),
             "virtualhost" => self.string(n, &mut vs.virtualhost),

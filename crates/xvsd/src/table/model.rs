@@ -156,6 +156,11 @@ pub struct Model {
     /// services match. `-C` keeps them, as `ipvsadm -C` keeps iptables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mark_rules: Vec<MarkRule>,
+    /// The rules of `mark_rules` that the keepalived.conf put there (`@xvsd
+    /// match`): a reload replaces these and never touches the others
+    /// ([`crate::owned::Owned`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owned_marks: Vec<MarkRule>,
     svc_ids: IdPool,
     dest_ids: IdPool,
     #[serde(default)]
@@ -200,6 +205,10 @@ fn validate_service(s: &Service) -> Result<(), ApiError> {
         return Err(unsupported(
             "persistence engines (--pe) are not supported by xvs yet",
         ));
+    }
+    // A fwmark service has no address or port (IPVS keys it 0.0.0.0:0).
+    if s.key.is_fwmark() {
+        return Ok(());
     }
     if s.key.port == 0 && !s.is_persistent() {
         return Err(ApiError::with(
