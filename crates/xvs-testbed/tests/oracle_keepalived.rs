@@ -12,7 +12,10 @@ use xvs_testbed::oracle::{ipvs_available, normalize, run_in_ns};
 use xvs_testbed::{rs_ip, Node, Proc, Testbed, NAT_RS_COUNT, VIP};
 
 /// HTTP_GET on 80 for VIP:80 (rr, NAT), TCP_CHECK with
-/// inhibit_on_failure on VIP:81, a sorry server and quorum on VIP:82.
+/// inhibit_on_failure on VIP:81, a sorry server and quorum on VIP:82, and
+/// a DR fwmark service checked on 83 (keepalived clears its real
+/// servers' ports and ignores its protocol; the `@xvsd match` line, which
+/// keepalived skips, gives xvs its mark).
 fn conf() -> String {
     let mut c = String::from("global_defs {\n  router_id xvs_oracle\n}\n");
     let rs = |n: u8, port: u16, check: &str| {
@@ -36,6 +39,12 @@ fn conf() -> String {
     };
     c += &vs(80, "", all(80, "HTTP_GET"));
     c += &vs(81, "  inhibit_on_failure\n", all(81, "TCP_CHECK"));
+    c += &format!(
+        "virtual_server fwmark 7 {{\n  delay_loop 1\n  lvs_sched wrr\n  lvs_method DR\n  protocol TCP\n  @xvsd match tcp {VIP} 83\n{}}}\n",
+        (1..=NAT_RS_COUNT)
+            .map(|n| rs(n, 83, "TCP_CHECK").replace("connect_timeout 1", "connect_port 83\n      connect_timeout 1"))
+            .collect::<String>()
+    );
     c += &vs(
         82,
         &format!(
@@ -101,9 +110,9 @@ fn settle(side: &Side, prev: Option<&str>, limit: Duration) -> String {
     }
 }
 
-/// The servers: HTTP on 80 and plain TCP (HTTP answers) on 81 and 82.
+/// The servers: HTTP on 80 and plain TCP (HTTP answers) on 81 to 83.
 fn servers(tb: &Testbed, n: u8) -> Vec<Proc> {
-    [80, 81, 82]
+    [80, 81, 82, 83]
         .iter()
         .map(|p| {
             serve(
