@@ -61,12 +61,20 @@ fn svc_key(proto: Protocol, last: u8, port: u16) -> ServiceKey {
 }
 
 fn fwm_key(mark: u32) -> ServiceKey {
-    ServiceKey {
-        fwmark: mark,
-        proto: Protocol::Tcp,
-        addr: Ipv4Addr::UNSPECIFIED,
-        port: 0,
-    }
+    ServiceKey::fwmark(mark)
+}
+
+/// The `node_ipvs_*` lines of an exposition (its other families may mix
+/// label names, which Prometheus takes and this parser does not).
+fn node_ipvs_part(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("node_ipvs_")
+                || l.starts_with("# HELP node_ipvs_")
+                || l.starts_with("# TYPE node_ipvs_")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn stats(n: u64) -> Stats {
@@ -283,4 +291,40 @@ fn fwmark_labels_and_sums() {
         "{text}"
     );
     parse(&text);
+}
+
+/// A firewall-mark service served by the daemon: its backends labelled
+/// as node_exporter labels `FWM` lines, its counters in the totals.
+#[test]
+fn fwmark_service_through_the_daemon() {
+    let mut d = daemon();
+    let k = fwm_key(7);
+    let r = d.handle(Request::AddService {
+        service: Service::new(k, "rr"),
+    });
+    assert_eq!(r, Response::Ok);
+    let mut dest = Dest::new(Ipv4Addr::new(10, 1, 0, 20), 443);
+    dest.weight = 9;
+    assert_eq!(d.handle(Request::AddDest { key: k, dest }), Response::Ok);
+    let table = list(&mut d);
+    let text = d.metrics_text();
+    let e = parse(&node_ipvs_part(&text));
+    let l = [
+        ("local_address", ""),
+        ("local_port", "0"),
+        ("remote_address", "10.1.0.20"),
+        // A DR dest of a mark service takes the service's port, 0, as
+        // ipvsadm gives it.
+        ("remote_port", "0"),
+        ("proto", "FWM"),
+        ("local_mark", "00000007"),
+    ];
+    assert_eq!(value(&e, "node_ipvs_backend_weight", &l), 9.0);
+    let conns: u64 = table.services.iter().map(|s| s.stats.conns).sum();
+    assert_eq!(value(&e, "node_ipvs_connections_total", &[]), conns as f64);
+    assert_eq!(
+        text.matches("node_ipvs_backend_weight{").count(),
+        4,
+        "{text}"
+    );
 }
