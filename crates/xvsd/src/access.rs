@@ -106,9 +106,12 @@ pub enum LineKind {
     /// Only reads: `health`, or a [`Request`] that
     /// [`Request::is_read_only`].
     Read,
-    /// Changes something: `reload`, or any other request.
+    /// Changes something: `reload`, any other request, and any `op` not
+    /// known here (so an op added to the server later is root's until it
+    /// is classified: fail closed).
     Change,
-    /// Not a request; answered with "malformed request", changes nothing.
+    /// Not a request at all (no `op`); answered with "malformed request",
+    /// changes nothing.
     Malformed,
 }
 
@@ -118,17 +121,15 @@ pub fn classify(line: &[u8]) -> LineKind {
     struct Op {
         op: String,
     }
-    if let Ok(Op { op }) = serde_json::from_slice::<Op>(line) {
-        match op.as_str() {
-            "health" => return LineKind::Read,
-            "reload" => return LineKind::Change,
-            _ => {}
-        }
+    let Ok(Op { op }) = serde_json::from_slice::<Op>(line) else {
+        return LineKind::Malformed;
+    };
+    if op == "health" {
+        return LineKind::Read;
     }
     match serde_json::from_slice::<Request>(line) {
         Ok(r) if r.is_read_only() => LineKind::Read,
-        Ok(_) => LineKind::Change,
-        Err(_) => LineKind::Malformed,
+        _ => LineKind::Change,
     }
 }
 

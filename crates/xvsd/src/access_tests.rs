@@ -67,7 +67,9 @@ fn listings_read_changes_change() {
     }
     assert_eq!(classify(br#"{"op":"health"}"#), LineKind::Read);
     assert_eq!(classify(br#"{"op":"reload"}"#), LineKind::Change);
-    assert_eq!(classify(br#"{"op":"nonsense"}"#), LineKind::Malformed);
+    assert_eq!(classify(br#"{"op":"nonsense"}"#), LineKind::Change);
+    assert_eq!(classify(br#"{"op":"list","junk":"#), LineKind::Malformed);
+    assert_eq!(classify(br#"{"no_op":1}"#), LineKind::Malformed);
     assert_eq!(classify(b"not json"), LineKind::Malformed);
 }
 
