@@ -108,6 +108,35 @@ pub enum Request {
     ListDaemons,
 }
 
+impl Request {
+    /// True for the requests that only read (listings, timeouts, `info`,
+    /// the sync daemons): what the control socket answers to any peer
+    /// allowed to connect. Every other request changes something and
+    /// needs root, as every IPVS change needs CAP_NET_ADMIN.
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Request::GetTimeouts
+            | Request::List
+            | Request::ListConns
+            | Request::Info
+            | Request::ListDaemons => true,
+            Request::AddService { .. }
+            | Request::EditService { .. }
+            | Request::DelService { .. }
+            | Request::Clear
+            | Request::AddDest { .. }
+            | Request::EditDest { .. }
+            | Request::DelDest { .. }
+            | Request::Zero { .. }
+            | Request::SetTimeouts { .. }
+            | Request::Batch { .. }
+            | Request::Sequence { .. }
+            | Request::StartDaemon { .. }
+            | Request::StopDaemon { .. } => false,
+        }
+    }
+}
+
 /// The daemon's answer to one [`Request`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -213,6 +242,10 @@ pub enum ErrorKind {
     DaemonRunning,
     /// `--stop-daemon` of a master or backup not running (ESRCH).
     NoDaemon,
+    /// The peer on the control socket may not make this request: only
+    /// root changes the table (EPERM; ipvsadm's "Permission denied (you
+    /// must be root)").
+    PermissionDenied,
 }
 
 impl ErrorKind {
@@ -233,6 +266,7 @@ impl ErrorKind {
             ErrorKind::Internal => "Memory allocation problem",
             ErrorKind::DaemonRunning => "Daemon has already run",
             ErrorKind::NoDaemon => "No daemon is running",
+            ErrorKind::PermissionDenied => "Permission denied (you must be root)",
         }
     }
 }

@@ -7,10 +7,12 @@
 //! so text and exit statuses are ipvsadm's:
 //!
 //! * 0: success (also `-h`, `-v`);
-//! * 2: ipvsadm's `fail(2, ...)` parse errors, and xvsd unreachable (as
-//!   ipvsadm's "Can't initialize ipvs" exits 2);
+//! * 2: ipvsadm's `fail(2, ...)` parse errors, and xvsd unreachable or
+//!   its socket not ours to open (as ipvsadm's "Can't initialize ipvs"
+//!   exits 2, "Permission denied (you must be root)" for a non-root user);
 //! * 255: popt errors / "Try ...", a change refused by xvsd (ipvsadm returns
-//!   -1), and operations xvs does not support;
+//!   -1; a non-root peer's change prints "Permission denied (you must be
+//!   root)"), and operations xvs does not support;
 //! * 1: a listing failed (ipvsadm's `exit(1)` in its list functions, e.g.
 //!   "No such service" for `-L -t`), or xvsd answered nonsense.
 
@@ -85,8 +87,19 @@ pub fn error_text(cmd: &Command, e: &ApiError) -> String {
         ErrorKind::NoSuchService | ErrorKind::ServiceNotDefined => {
             ErrorKind::NoSuchService.ipvsadm_message().to_string()
         }
-        ErrorKind::DaemonRunning | ErrorKind::NoDaemon => e.kind.ipvsadm_message().to_string(),
+        ErrorKind::DaemonRunning | ErrorKind::NoDaemon | ErrorKind::PermissionDenied => {
+            e.kind.ipvsadm_message().to_string()
+        }
         _ => e.message.clone(),
+    }
+}
+
+/// The text of an error xvsd returned whatever was asked: its message,
+/// but ipvsadm's words for a refusal to a non-root peer.
+pub(crate) fn plain_text(e: &ApiError) -> &str {
+    match e.kind {
+        ErrorKind::PermissionDenied => e.kind.ipvsadm_message(),
+        _ => &e.message,
     }
 }
 
@@ -154,6 +167,14 @@ pub fn run(
 
     let client = match Client::connect(Path::new(&socket)) {
         Ok(c) => c,
+        // Not allowed to open the socket: ipvsadm's words for EPERM.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            io.eprint(&format!(
+                "{prog}: cannot connect to xvsd at {socket}: {}\n",
+                ErrorKind::PermissionDenied.ipvsadm_message()
+            ));
+            return EXIT_NO_DAEMON;
+        }
         Err(e) => {
             io.eprint(&format!(
                 "{prog}: cannot connect to xvsd at {socket}: {} (is xvsd running?)\n",
@@ -201,7 +222,7 @@ impl Session<'_> {
     }
 
     fn list_error(&mut self, e: &ApiError) -> i32 {
-        self.io.eprint(&format!("{}\n", e.message));
+        self.io.eprint(&format!("{}\n", plain_text(e)));
         EXIT_LIST
     }
 

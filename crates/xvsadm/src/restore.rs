@@ -15,7 +15,7 @@ use xvs_core::api::{Request, Response};
 use xvs_core::ipvsadm::{self, Command, ParseError, EXIT_ERROR};
 use xvs_core::names::FileNames;
 
-use crate::{error_text, Session};
+use crate::{error_text, plain_text, Session};
 
 /// Restores `text`; returns the exit status.
 pub(crate) fn restore(text: &str, s: &mut Session<'_>) -> i32 {
@@ -102,7 +102,7 @@ fn flush(
             Ok(())
         }
         Some(Response::Error { error }) => {
-            s.io.eprint(&format!("{}\n", error.message));
+            s.io.eprint(&format!("{}\n", plain_text(&error)));
             Err(EXIT_ERROR)
         }
         Some(_) => Err(s.unexpected()),

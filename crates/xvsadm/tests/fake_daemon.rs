@@ -439,3 +439,44 @@ fn sctp_save_restores_to_the_same_requests() {
     }));
     assert_eq!(requests, &want);
 }
+
+/// An xvsd that lists to anyone and refuses every change, as it does to a
+/// peer that is not root.
+fn non_root_answer(req: &Request) -> Response {
+    if req.is_read_only() {
+        return answer(req);
+    }
+    Response::Error {
+        error: ApiError::with(
+            ErrorKind::PermissionDenied,
+            "permission denied: changing the table needs root (this peer may only list)",
+        ),
+    }
+}
+
+/// A user of the control group lists; a change, `-R` included, prints
+/// ipvsadm's words for EPERM and fails as a refused change does.
+#[test]
+fn non_root_lists_but_cannot_change() {
+    let f = fake("nonroot", non_root_answer);
+    let (c, o, e) = run(&f, &["-Ln"], "");
+    assert_eq!((c, e.as_str()), (0, ""));
+    assert!(o.contains("198.51.100.10:80"), "{o}");
+    for args in [
+        &["-A", "-t", "198.51.100.11:80"][..],
+        &["-C"][..],
+        &["-Z"][..],
+    ] {
+        let (c, _, e) = run(&f, args, "");
+        assert_eq!(
+            (c, e.as_str()),
+            (255, "Permission denied (you must be root)\n"),
+            "{args:?}"
+        );
+    }
+    let (c, _, e) = run(&f, &["-R"], "-A -t 198.51.100.11:80\n");
+    assert_eq!(
+        (c, e.as_str()),
+        (255, "Permission denied (you must be root)\n")
+    );
+}

@@ -11,9 +11,11 @@
 //! wanted tables), [`health`], [`vrrp_follow`], [`director`] (what the
 //! keepalived half asks of the daemon), `lvs_sync`, [`lvs`]
 //! (keepalived state), [`lvs_report`], [`daemon`] (request dispatch),
-//! [`server`] (the socket loop), [`sync`] and [`sync_io`] (connection
+//! [`access`] (who may do what on the control socket), [`server`] (the
+//! socket loop), [`sync`] and [`sync_io`] (connection
 //! synchronisation over a `Dataplane`).
 
+pub mod access;
 pub mod config;
 pub mod daemon;
 mod describe;

@@ -2,7 +2,10 @@
 //! daemon's counters: the daemon loop renders it every second and
 //! [`crate::web`] serves it on `GET /metrics`. The text is
 //! prometheus-client's (format 0.0.4): the snapshot's series are handed
-//! to its encoder as one [`Collector`].
+//! to its encoder as one [`Collector`]. Besides the `xvs_*` series it
+//! exports node_exporter's `node_ipvs_*` ([`node_ipvs`]).
+
+mod node_ipvs;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::prometheus_text;
@@ -138,6 +141,12 @@ pub fn render(table: &Table, info: &Info, health: &HealthReport) -> String {
     counters(&mut o, table);
     dest_gauges(&mut o, table);
     health_metrics(&mut o, health);
+    node_ipvs::add(&mut o, table);
+    encode(o)
+}
+
+/// The Prometheus 0.0.4 text of `o`'s series.
+fn encode(o: Out) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(o));
     let mut text = String::new();

@@ -1,7 +1,10 @@
 //! The control socket: a single-threaded poll loop, so requests are applied
 //! one at a time in arrival order and the timers (expiry, rate estimation)
 //! never race a change. One JSON request per line, one JSON answer per line.
+//! Each line is checked against the peer's credentials first
+//! ([`crate::access`]): only root changes the table.
 
+use crate::access::{self, Peer};
 use crate::daemon::Daemon;
 use crate::plane::Plane;
 use std::io::{ErrorKind as IoKind, Read, Write};
@@ -93,6 +96,9 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 
 struct Client {
     stream: UnixStream,
+    /// Its credentials; `None` when they could not be read (then it may
+    /// only read).
+    peer: Option<Peer>,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     eof: bool,
@@ -182,6 +188,29 @@ pub fn answer_line<P: Plane>(daemon: &mut Daemon<P>, line: &[u8]) -> Vec<u8> {
         Err(e) => {
             log::error!("cannot encode a response: {e}");
             Vec::new()
+        }
+    }
+}
+
+/// [`answer_line`] for `peer`: a change it may not make is refused
+/// (and logged) without reaching the daemon.
+pub fn answer_checked<P: Plane>(
+    daemon: &mut Daemon<P>,
+    line: &[u8],
+    peer: Option<&Peer>,
+) -> Vec<u8> {
+    match access::refusal(line, peer) {
+        None => answer_line(daemon, line),
+        Some(error) => {
+            match peer {
+                Some(p) => log::warn!(
+                    "refused a change from uid {} (pid {}): not root",
+                    p.uid,
+                    p.pid
+                ),
+                None => log::warn!("refused a change from a peer of unknown credentials"),
+            }
+            serde_json::to_vec(&Response::Error { error }).unwrap_or_default()
         }
     }
 }
@@ -314,8 +343,12 @@ pub fn run_with<P: Plane>(
                 match listener.accept() {
                     Ok((stream, _)) => {
                         stream.set_nonblocking(true)?;
+                        let peer = access::peer_of(&stream)
+                            .map_err(|e| log::warn!("control client's credentials: {e}"))
+                            .ok();
                         clients.push(Client {
                             stream,
+                            peer,
                             inbuf: Vec::new(),
                             outbuf: Vec::new(),
                             eof: false,
@@ -343,7 +376,7 @@ pub fn run_with<P: Plane>(
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let mut bytes = answer_line(daemon, line);
+                let mut bytes = answer_checked(daemon, line, c.peer.as_ref());
                 bytes.push(b'\n');
                 c.outbuf.extend_from_slice(&bytes);
             }

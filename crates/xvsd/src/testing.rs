@@ -16,6 +16,10 @@ pub(crate) struct Mem {
     pub(crate) svcs: BTreeMap<u32, (Service, Vec<u32>)>,
     pub(crate) dests: BTreeMap<u32, Dest>,
     pub(crate) stats: BTreeMap<u32, Stats>,
+    /// Service counters by service id.
+    pub(crate) svc_stats: BTreeMap<u32, Stats>,
+    /// (active, inactive) connections by dest id.
+    pub(crate) conn_counts: BTreeMap<u32, (u32, u32)>,
     pub(crate) refuse_dest: bool,
     /// Sync daemons started and stopped, in order ("start master lo").
     pub(crate) sync_log: Vec<String>,
@@ -73,13 +77,14 @@ impl Plane for Mem {
         for (&id, &s) in &self.stats {
             dest[id as usize] = s;
         }
-        Ok(AllStats {
-            svc: vec![Stats::default(); 16],
-            dest,
-        })
+        let mut svc = vec![Stats::default(); 16];
+        for (&id, &s) in &self.svc_stats {
+            svc[id as usize] = s;
+        }
+        Ok(AllStats { svc, dest })
     }
-    fn dest_conns(&self, _: u32) -> Result<(u32, u32), PlaneError> {
-        Ok((0, 0))
+    fn dest_conns(&self, id: u32) -> Result<(u32, u32), PlaneError> {
+        Ok(self.conn_counts.get(&id).copied().unwrap_or_default())
     }
     fn conns(&self, _: &Timeouts) -> Result<Vec<ConnEntry>, PlaneError> {
         Ok(vec![])

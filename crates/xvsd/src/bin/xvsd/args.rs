@@ -9,6 +9,8 @@ use xvs_dataplane::{AttachMode, Options};
 
 pub(crate) struct Args {
     pub(crate) socket: PathBuf,
+    /// `--control-group`: the group that may connect and list.
+    pub(crate) control_group: Option<String>,
     pub(crate) pin_path: PathBuf,
     pub(crate) interfaces: Option<Vec<String>>,
     pub(crate) state_file: Option<PathBuf>,
@@ -64,6 +66,11 @@ struct Cli {
     /// control socket
     #[arg(long, value_name = "PATH", env = SOCKET_ENV, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// let this group connect to the control socket and list (the socket
+    /// becomes root:GROUP 0660; without it root:root 0600); changes stay
+    /// root's
+    #[arg(long, value_name = "NAME")]
+    control_group: Option<String>,
     /// where BPF maps are pinned; a bpffs is mounted on its parent when none
     /// is there
     #[arg(long, value_name = "PATH", default_value = "/sys/fs/bpf/xvs")]
@@ -142,6 +149,7 @@ pub(crate) fn parse_args() -> Result<Option<Args>> {
     };
     Ok(Some(Args {
         socket: c.socket,
+        control_group: c.control_group,
         pin_path: c.pin_path,
         interfaces: c.interfaces.map(|i| i.0),
         state_file: c.state_file,

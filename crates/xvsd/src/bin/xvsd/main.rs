@@ -178,7 +178,12 @@ fn run(args: Args) -> Result<()> {
             );
         }
     }
+    let group = match &args.control_group {
+        Some(name) => Some(xvsd::access::group_id(name).context("--control-group")?),
+        None => None,
+    };
     let listener = xvsd::server::bind(&args.socket)?;
+    xvsd::access::restrict(&args.socket, group)?;
     let state_file = args
         .state_file
         .clone()
