@@ -37,6 +37,9 @@ pub(crate) const PACKAGES: &[&str] = &[
     // VRRP beside xvsd (tests/vrrp_e2e.rs). Its service does not start on
     // install: the unit needs a non-empty /etc/keepalived/keepalived.conf.
     "keepalived",
+    // The man page tests (man/check.rs): groff renders, man -l reads.
+    "groff-base",
+    "man-db",
 ];
 
 pub(crate) fn installed(pkg: &str) -> bool {

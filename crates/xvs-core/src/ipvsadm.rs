@@ -29,6 +29,7 @@ pub use command::{
 };
 pub use restore::{parse_restore_line, restore_lines};
 pub use scan::{parse, parse_with};
+pub use table::long_options;
 pub use text::{usage_text, version_text};
 pub use values::inet_aton;
 

@@ -271,3 +271,10 @@ pub(super) const OPTIONS: &[(&str, Option<char>, Arg, Tag)] = &[
     ("tun-csum", None, Arg::No, Tag::TunCsum),
     ("tun-remcsum", None, Arg::No, Tag::TunRemcsum),
 ];
+
+/// The long names of ipvsadm 1.31's options, without their dashes, in
+/// popt's table order (`list` twice, for `-L` and `-l`). `xvsadm`'s man
+/// page test reads them, so an option added here is not left undocumented.
+pub fn long_options() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().map(|o| o.0)
+}
