@@ -28,7 +28,12 @@ fn proto(p: Protocol) -> &'static str {
     }
 }
 
+/// A fwmark service has no protocol, address or port of its own: it is
+/// labelled `proto="fwm"` and `fwmark="N"` instead.
 fn svc_labels(k: &ServiceKey) -> Labels {
+    if k.is_fwmark() {
+        return vec![("proto", "fwm".into()), ("fwmark", k.fwmark.to_string())];
+    }
     vec![
         ("proto", proto(k.proto).into()),
         ("vip", k.addr.to_string()),
