@@ -133,3 +133,32 @@ fn no_config_no_health_series() {
     assert!(!got.contains("xvs_real_server_up"), "{got}");
     assert!(got.contains("xvs_conn_table_entries 12\n"), "{got}");
 }
+
+#[test]
+fn fwmark_services_are_labelled_by_mark() {
+    let (_, i, _) = sample();
+    let t = Table {
+        conn_tab_size: 4096,
+        services: vec![ServiceEntry {
+            service: Service::new(ServiceKey::fwmark(7), "rr"),
+            stats: stats(3),
+            rates: Rates::default(),
+            dests: vec![dest([203, 0, 113, 11], 1)],
+        }],
+    };
+    let none = HealthReport {
+        config: None,
+        reloads: 0,
+        reload_failures: 0,
+        services: Vec::new(),
+    };
+    let got = render(&t, &i, &none);
+    assert!(
+        got.contains("xvs_service_connections_total{proto=\"fwm\",fwmark=\"7\"} 3\n"),
+        "{got}"
+    );
+    assert!(
+        got.contains("{proto=\"fwm\",fwmark=\"7\",rip=\"203.0.113.11\",rport=\"80\"}"),
+        "{got}"
+    );
+}
