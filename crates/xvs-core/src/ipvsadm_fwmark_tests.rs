@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 fn names() -> FileNames {
     FileNames::from_texts(
-        "10.0.0.1 web1\n",
+        "10.0.0.1 web1\n10.0.0.9 web-9\n",
         "http 80/tcp www\nhttps 443/tcp\ndomain 53/udp\n",
     )
 }
@@ -172,6 +172,24 @@ fn mark_commands() {
             32,
             &[]
         )]))
+    );
+    assert_eq!(
+        p("--add-mark -t web-9:http -f 3"),
+        Ok(Command::AddMarks(vec![rule(
+            3,
+            Tcp,
+            [10, 0, 0, 9],
+            32,
+            &[(80, 80)]
+        )]))
+    );
+    assert_eq!(
+        fail("--add-mark -t 10.0.0.9-10.0.0.1 -f 3"),
+        "illegal mark address `10.0.0.9-10.0.0.1' specified"
+    );
+    assert_eq!(
+        fail("--add-mark -t nosuchhost -f 3"),
+        "illegal mark address `nosuchhost' specified"
     );
     // A range becomes the fewest prefixes.
     assert_eq!(

@@ -116,6 +116,9 @@ fn rules(
             )));
         }
         vec![(addr, len)]
+    } else if let Some(addr) = host(addr_part) {
+        // Before the range: a host name may contain '-'.
+        vec![(addr, 32)]
     } else if let Some((a, b)) = addr_part.split_once('-') {
         let (first, last) = (host(a).ok_or_else(bad_addr)?, host(b).ok_or_else(bad_addr)?);
         if first > last {
@@ -123,7 +126,7 @@ fn rules(
         }
         range_prefixes(first.into(), last.into())
     } else {
-        vec![(host(addr_part).ok_or_else(bad_addr)?, 32)]
+        return Err(bad_addr());
     };
     let ports = match ports_part {
         None => Vec::new(),
