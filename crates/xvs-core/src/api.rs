@@ -3,6 +3,7 @@
 //! Transport: a unix stream socket. Each request is one JSON object on one
 //! line; the daemon answers each with one JSON line. See `docs/api.md`.
 
+use crate::fwmark::MarkRule;
 use crate::model::{
     ConnState, Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, SyncDaemon, SyncState,
     Timeouts,
@@ -106,6 +107,23 @@ pub enum Request {
     /// `-L --daemon`: the running sync daemons. Answered by
     /// [`Response::Daemons`].
     ListDaemons,
+    /// `--add-mark` (xvs extension): adds a mark classifier rule. The
+    /// whole rule set must still compile ([`crate::fwmark::compile`]);
+    /// adding a rule equal to one present changes nothing.
+    AddMark {
+        /// The rule.
+        rule: MarkRule,
+    },
+    /// `--del-mark` (xvs extension): removes a rule equal to `rule`.
+    DelMark {
+        /// The rule.
+        rule: MarkRule,
+    },
+    /// `--clear-marks` (xvs extension): removes every mark rule. `Clear`
+    /// (`-C`) keeps them.
+    ClearMarks,
+    /// `--list-marks` (xvs extension): answered by [`Response::Marks`].
+    ListMarks,
 }
 
 impl Request {
@@ -119,6 +137,7 @@ impl Request {
             | Request::List
             | Request::ListConns
             | Request::Info
+            | Request::ListMarks
             | Request::ListDaemons => true,
             Request::AddService { .. }
             | Request::EditService { .. }
@@ -132,7 +151,10 @@ impl Request {
             | Request::Batch { .. }
             | Request::Sequence { .. }
             | Request::StartDaemon { .. }
-            | Request::StopDaemon { .. } => false,
+            | Request::StopDaemon { .. }
+            | Request::AddMark { .. }
+            | Request::DelMark { .. }
+            | Request::ClearMarks => false,
         }
     }
 }
@@ -179,6 +201,11 @@ pub enum Response {
     Daemons {
         /// At most one master and one backup.
         daemons: Vec<SyncDaemon>,
+    },
+    /// Answer to `ListMarks`: the mark rules in the order they were added.
+    Marks {
+        /// The rules.
+        rules: Vec<MarkRule>,
     },
 }
 
@@ -333,6 +360,17 @@ pub struct ConnEntry {
     pub fwd: FwdMethod,
     /// Time left before expiry, in milliseconds.
     pub expires_ms: u64,
+    /// Nonzero for the persistence template of fwmark service `fwmark`:
+    /// IPVS's `<IPPROTO_IP, caddr & mask, 0, mark, 0>`, listed with
+    /// protocol `IP` and numeric ports; `proto` is then a placeholder and
+    /// `vaddr` is the mark as an address (`0.0.0.1`). Absent (0) for
+    /// connections and address-service templates, and from older daemons.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Daemon facts.

@@ -54,10 +54,13 @@ impl Fmt {
 }
 
 /// `addrport_to_anyname`: `host:service`, or `a.b.c.d:port` with `-n`.
+/// `proto` is `None` for ipvsadm's protocol 0 (a fwmark service, an `IP`
+/// template): `port_to_service` finds no name, so the port stays a number
+/// while the host name is still looked up.
 fn addrport(
     addr: Ipv4Addr,
     port: u16,
-    proto: Protocol,
+    proto: Option<Protocol>,
     numeric: bool,
     names: &dyn Resolver,
 ) -> String {
@@ -65,10 +68,41 @@ fn addrport(
         format!("{addr}:{port}")
     } else {
         let host = names.host_name(addr).unwrap_or_else(|| addr.to_string());
-        let serv = names
-            .service_name(port, proto)
+        let serv = proto
+            .and_then(|p| names.service_name(port, p))
             .unwrap_or_else(|| port.to_string());
         format!("{host}:{serv}")
+    }
+}
+
+/// The protocol ipvsadm sees for a service: none for a fwmark service,
+/// whose netlink entry carries no protocol (libipvs leaves it 0).
+fn listed_proto(key: &ServiceKey) -> Option<Protocol> {
+    (!key.is_fwmark()).then_some(key.proto)
+}
+
+/// `print_service_entry`'s service name: `-f 1` / `FWM  1` (the mark as
+/// C's `%d`, so marks of 2^31 and more print negative, as ipvsadm 1.31),
+/// else `-t host:port` / `TCP  host:port`.
+fn service_name(key: &ServiceKey, f: &Fmt, names: &dyn Resolver) -> String {
+    if key.is_fwmark() {
+        let mark = key.fwmark as i32;
+        return if f.rule {
+            format!("-f {mark}")
+        } else {
+            format!("FWM  {mark}")
+        };
+    }
+    let vname = addrport(key.addr, key.port, Some(key.proto), f.numeric, names);
+    if f.rule {
+        let opt = match key.proto {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+            Protocol::Sctp => "--sctp-service",
+        };
+        format!("{opt} {vname}")
+    } else {
+        cut(format!("{:<4} {}", key.proto.name(), vname), 33)
     }
 }
 
@@ -207,17 +241,7 @@ fn tun_info(d: &DestEntry) -> Option<String> {
 fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resolver) {
     let svc = &se.service;
     let key = &svc.key;
-    let vname = addrport(key.addr, key.port, key.proto, f.numeric, names);
-    let svc_name = if f.rule {
-        let opt = match key.proto {
-            Protocol::Tcp => "-t",
-            Protocol::Udp => "-u",
-            Protocol::Sctp => "--sctp-service",
-        };
-        format!("{opt} {vname}")
-    } else {
-        cut(format!("{:<4} {}", key.proto.name(), vname), 33)
-    };
+    let svc_name = service_name(key, f, names);
 
     service_line(out, se, f, &svc_name);
     out.push('\n');
@@ -228,7 +252,7 @@ fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resol
     }
     for e in &dests {
         let d = &e.dest;
-        let dname = addrport(d.addr, d.port, key.proto, f.numeric, names);
+        let dname = addrport(d.addr, d.port, listed_proto(key), f.numeric, names);
         if f.rule {
             dest_rule(out, &svc_name, &dname, d);
             continue;
@@ -469,3 +493,7 @@ pub fn timeouts(t: &Timeouts) -> String {
 #[cfg(test)]
 #[path = "format_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "format_fwmark_tests.rs"]
+mod fwmark_tests;

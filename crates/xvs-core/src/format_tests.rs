@@ -240,6 +240,7 @@ fn conn_list() -> Vec<ConnEntry> {
             state: ConnState::Established,
             fwd: FwdMethod::Masq,
             expires_ms: 899_999,
+            fwmark: 0,
         },
         ConnEntry {
             proto: Protocol::Udp,
@@ -252,6 +253,7 @@ fn conn_list() -> Vec<ConnEntry> {
             state: ConnState::Udp,
             fwd: FwdMethod::Masq,
             expires_ms: 6_059_000,
+            fwmark: 0,
         },
     ]
 }
@@ -536,6 +538,7 @@ fn sctp_connection_entries() {
         state,
         fwd: FwdMethod::Masq,
         expires_ms,
+        fwmark: 0,
     };
     let c = vec![
         conn(

@@ -238,8 +238,23 @@ impl Session<'_> {
             Command::List(opts) => self.list(opts, names.as_ref()),
             Command::Save { numeric } => match self.call(&Request::List) {
                 Some(Response::Table { table }) => {
-                    self.io
-                        .print(&format::save(&table, *numeric, names.as_ref()));
+                    let mut text = format::save(&table, *numeric, names.as_ref());
+                    // xvs extension: the mark rules, so that `-S | -R`
+                    // round-trips; nothing without rules (or from a
+                    // daemon that has none to give).
+                    if let Some(Response::Marks { rules }) = self.call(&Request::ListMarks) {
+                        text.push_str(&ipvsadm::save_marks(&rules));
+                    }
+                    self.io.print(&text);
+                    0
+                }
+                Some(Response::Error { error }) => self.list_error(&error),
+                Some(_) => self.unexpected(),
+                None => EXIT_LIST,
+            },
+            Command::ListMarks { .. } => match self.call(&Request::ListMarks) {
+                Some(Response::Marks { rules }) => {
+                    self.io.print(&ipvsadm::list_marks(&rules));
                     0
                 }
                 Some(Response::Error { error }) => self.list_error(&error),
@@ -254,7 +269,11 @@ impl Session<'_> {
                     Some(Response::Ok) => 0,
                     Some(Response::Error { error }) => {
                         self.io.eprint(&format!("{}\n", error_text(other, &error)));
-                        EXIT_ERROR
+                        if other.is_mark_command() {
+                            ipvsadm::EXIT_FAIL
+                        } else {
+                            EXIT_ERROR
+                        }
                     }
                     Some(_) => self.unexpected(),
                     None => EXIT_ERROR,

@@ -480,3 +480,101 @@ fn non_root_lists_but_cannot_change() {
         (255, "Permission denied (you must be root)\n")
     );
 }
+
+fn fwm_rule() -> xvs_core::fwmark::MarkRule {
+    xvs_core::fwmark::MarkRule {
+        mark: 1,
+        proto: Protocol::Tcp,
+        addr: Ipv4Addr::new(207, 175, 44, 110),
+        prefix_len: 31,
+        ports: vec![],
+    }
+}
+
+fn fwm_answer(req: &Request) -> Response {
+    match req {
+        Request::List => {
+            let mut d = Dest::new(Ipv4Addr::new(192, 168, 10, 1), 0);
+            d.fwd = FwdMethod::Masq;
+            Response::Table {
+                table: Table {
+                    conn_tab_size: 4096,
+                    services: vec![ServiceEntry {
+                        service: Service::new(ServiceKey::fwmark(1), "rr"),
+                        stats: Stats::default(),
+                        rates: Rates::default(),
+                        dests: vec![DestEntry {
+                            dest: d,
+                            active_conns: 0,
+                            inact_conns: 0,
+                            persist_conns: 0,
+                            stats: Stats::default(),
+                            rates: Rates::default(),
+                        }],
+                    }],
+                },
+            }
+        }
+        Request::ListMarks => Response::Marks {
+            rules: vec![fwm_rule()],
+        },
+        Request::AddMark { rule } if rule.mark == 3 => Response::Error {
+            error: ApiError::with(
+                ErrorKind::Invalid,
+                "mark rule tcp 207.175.44.110/31:* conflicts with mark 1 given for the same addresses and port",
+            ),
+        },
+        Request::Sequence { requests } => Response::Sequence {
+            results: requests.iter().map(|_| None).collect(),
+        },
+        _ => Response::Ok,
+    }
+}
+
+#[test]
+fn fwmark_services_and_mark_rules() {
+    let f = fake("fwmark", fwm_answer);
+    let (c, o, e) = run(&f, &["-S", "-n"], "");
+    assert_eq!((c, e.as_str()), (0, ""));
+    let saved = "-A -f 1 -s rr\n\
+                 -a -f 1 -r 192.168.10.1:0 -m -w 1\n\
+                 --add-mark -t 207.175.44.110/31 -f 1\n";
+    assert_eq!(o, saved);
+    let (c, o, _) = run(&f, &["--list-marks"], "");
+    assert_eq!((c, o.as_str()), (0, "FWM  1  TCP  207.175.44.110/31:*\n"));
+    let (c, _, e) = run(
+        &f,
+        &["--add-mark", "-t", "207.175.44.110/31", "-f", "1"],
+        "",
+    );
+    assert_eq!((c, e.as_str()), (0, ""));
+    // A refused rule: the daemon's text, exit 2.
+    let (c, _, e) = run(
+        &f,
+        &["--add-mark", "-t", "207.175.44.110/31", "-f", "3"],
+        "",
+    );
+    assert_eq!(
+        (c, e.as_str()),
+        (
+            2,
+            "mark rule tcp 207.175.44.110/31:* conflicts with mark 1 given for the same addresses and port\n"
+        )
+    );
+    // -R takes -S's output back as the same requests.
+    f.seen.lock().unwrap().clear();
+    let (c, _, e) = run(&f, &["-R"], saved);
+    assert_eq!((c, e.as_str()), (0, ""));
+    let seen = f.seen.lock().unwrap().clone();
+    let Request::Sequence { requests } = &seen[0] else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(requests.len(), 3);
+    assert!(
+        matches!(&requests[0], Request::AddService { service } if service.key == ServiceKey::fwmark(1))
+    );
+    assert!(
+        matches!(&requests[1], Request::AddDest { key, dest } if key.is_fwmark() && dest.port == 0)
+    );
+    assert_eq!(requests[2], Request::AddMark { rule: fwm_rule() });
+}

@@ -186,6 +186,9 @@ impl<P: Plane> Daemon<P> {
             Request::ListDaemons => Ok(Response::Daemons {
                 daemons: self.sync.clone(),
             }),
+            Request::ListMarks => Ok(Response::Marks {
+                rules: self.model.mark_rules.clone(),
+            }),
             _ => self.change(&req).map(|()| Response::Ok),
         };
         result.unwrap_or_else(|error| Response::Error { error })

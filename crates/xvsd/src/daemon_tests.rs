@@ -352,3 +352,60 @@ fn sync_daemons_survive_a_restart_through_the_state_file() {
     assert_eq!(list(&mut fifth).services.len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn fwmark_service_and_mark_rules_through_the_api() {
+    use xvs_core::fwmark::MarkRule;
+    let dir = std::env::temp_dir().join(format!("xvsd-fwm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let _ = std::fs::remove_file(&state);
+    let mut d = Daemon::new(Mem::default(), LIMITS, Some(state.clone())).unwrap();
+    let f1 = ServiceKey::fwmark(1);
+    let r = d.handle(Request::AddService {
+        service: Service::new(f1, "rr"),
+    });
+    assert_eq!(r, Response::Ok);
+    let mut rs = Dest::new(Ipv4Addr::new(192, 168, 10, 1), 0);
+    rs.fwd = FwdMethod::Masq;
+    assert_eq!(
+        d.handle(Request::AddDest { key: f1, dest: rs }),
+        Response::Ok
+    );
+    assert_eq!(d.handle(Request::Zero { key: Some(f1) }), Response::Ok);
+    let t = list(&mut d);
+    assert_eq!(t.services[0].service.key, f1);
+    assert_eq!(t.services[0].dests[0].dest.port, 0);
+
+    let rule = MarkRule {
+        mark: 1,
+        proto: Protocol::Udp,
+        addr: Ipv4Addr::new(207, 175, 44, 110),
+        prefix_len: 31,
+        ports: vec![],
+    };
+    assert_eq!(
+        d.handle(Request::AddMark { rule: rule.clone() }),
+        Response::Ok
+    );
+    assert_eq!(d.plane.mark_rules, std::slice::from_ref(&rule));
+    assert_eq!(
+        d.handle(Request::ListMarks),
+        Response::Marks {
+            rules: vec![rule.clone()]
+        }
+    );
+    assert_eq!(d.handle(Request::Clear), Response::Ok);
+    assert_eq!(
+        d.plane.mark_rules,
+        std::slice::from_ref(&rule),
+        "-C keeps the rules"
+    );
+    // The rules survive a restart through the state file.
+    drop(d);
+    let mut d = Daemon::new(Mem::default(), LIMITS, Some(state)).unwrap();
+    assert_eq!(d.plane.mark_rules, std::slice::from_ref(&rule));
+    assert_eq!(d.handle(Request::ClearMarks), Response::Ok);
+    assert!(d.plane.mark_rules.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,6 +35,9 @@ pub(crate) fn describe(req: &Request) -> String {
             "set timeouts tcp {} tcpfin {} udp {}",
             timeouts.tcp, timeouts.tcp_fin, timeouts.udp
         ),
+        Request::AddMark { rule } => format!("add mark rule {rule} -> mark {}", rule.mark),
+        Request::DelMark { rule } => format!("delete mark rule {rule} (mark {})", rule.mark),
+        Request::ClearMarks => "clear mark rules".into(),
         Request::Batch { requests } => format!("batch of {} change(s)", requests.len()),
         other => format!("{other:?}"),
     }

@@ -31,11 +31,11 @@ fn proto(p: Protocol) -> &'static str {
     }
 }
 
+/// A fwmark service has no protocol, address or port of its own: it is
+/// labelled `proto="fwm"` and `fwmark="N"` instead.
 fn svc_labels(k: &ServiceKey) -> Labels {
-    // A fwmark service has no address or port of its own (IPVS keys every
-    // one as TCP 0.0.0.0:0): the mark tells them apart.
     if k.is_fwmark() {
-        return vec![("fwmark", k.fwmark.to_string())];
+        return vec![("proto", "fwm".into()), ("fwmark", k.fwmark.to_string())];
     }
     vec![
         ("proto", proto(k.proto).into()),

@@ -161,22 +161,30 @@ fn no_config_no_health_series() {
 }
 
 #[test]
-fn fwmark_services_are_labelled_by_their_mark() {
-    let (mut t, i, h) = sample();
-    for mark in [1, 2] {
-        t.services.push(ServiceEntry {
-            service: Service::new(ServiceKey::fwmark(mark), "rr"),
-            stats: stats(u64::from(mark)),
+fn fwmark_services_are_labelled_by_mark() {
+    let (_, i, _) = sample();
+    let t = Table {
+        conn_tab_size: 4096,
+        services: vec![ServiceEntry {
+            service: Service::new(ServiceKey::fwmark(7), "rr"),
+            stats: stats(3),
             rates: Rates::default(),
-            dests: vec![dest([10, 1, 0, 1], 1)],
-        });
-    }
-    let got = render(&t, &i, &h);
-    assert!(got.contains("{fwmark=\"1\"} 1\n"), "{got}");
-    assert!(got.contains("{fwmark=\"2\"} 2\n"), "{got}");
+            dests: vec![dest([203, 0, 113, 11], 1)],
+        }],
+    };
+    let none = HealthReport {
+        config: None,
+        reloads: 0,
+        reload_failures: 0,
+        services: Vec::new(),
+    };
+    let got = render(&t, &i, &none);
     assert!(
-        got.contains("{fwmark=\"2\",rip=\"10.1.0.1\",rport=\"80\"}"),
+        got.contains("xvs_service_connections_total{proto=\"fwm\",fwmark=\"7\"} 3\n"),
         "{got}"
     );
-    assert!(!got.contains("vip=\"0.0.0.0\""), "{got}");
+    assert!(
+        got.contains("{proto=\"fwm\",fwmark=\"7\",rip=\"203.0.113.11\",rport=\"80\"}"),
+        "{got}"
+    );
 }

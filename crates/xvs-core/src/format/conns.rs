@@ -60,9 +60,15 @@ pub fn conns(conns: &[ConnEntry], opts: &ListOptions, names: &dyn Resolver) -> S
     }
     for c in conns {
         let n = opts.numeric;
-        let cname = addrport(c.caddr, c.cport, c.proto, n, names);
-        let vname = addrport(c.vaddr, c.vport, c.proto, n, names);
-        let dname = addrport(c.daddr, c.dport, c.proto, n, names);
+        // A fwmark template has protocol 0 (`IP`): no service names.
+        let (pname, proto) = if c.fwmark != 0 {
+            ("IP", None)
+        } else {
+            (c.proto.name(), Some(c.proto))
+        };
+        let cname = addrport(c.caddr, c.cport, proto, n, names);
+        let vname = addrport(c.vaddr, c.vport, proto, n, names);
+        let dname = addrport(c.daddr, c.dport, proto, n, names);
         // The kernel prints expiry as an unsigned 32-bit number of seconds.
         let expires = (c.expires_ms / 1000).min(u32::MAX as u64);
         let expire = format!("{:02}:{:02}", expires / 60, expires % 60);
@@ -71,7 +77,7 @@ pub fn conns(conns: &[ConnEntry], opts: &ListOptions, names: &dyn Resolver) -> S
         let _ = writeln!(
             out,
             "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto.name(),
+            pname,
             expire,
             c.state.name(),
             cname,

@@ -13,6 +13,15 @@ fn addr_cmp(a: Ipv4Addr, b: Ipv4Addr) -> i32 {
 
 fn cmp_services(a: &ServiceEntry, b: &ServiceEntry) -> i32 {
     let (x, y) = (&a.service.key, &b.service.key);
+    // `s1->fwmark - s2->fwmark` as an int: marks of 2^31 and more sort
+    // before address services (mark 0). The af comparison that follows
+    // in libipvs is always equal (IPv4 only).
+    let r = x.fwmark.wrapping_sub(y.fwmark) as i32;
+    if r != 0 {
+        return r;
+    }
+    // libipvs sees protocol 0, address 0 and port 0 for every fwmark
+    // service; two with the same mark do not exist.
     let r = x.proto.number() as i32 - y.proto.number() as i32;
     if r != 0 {
         return r;

@@ -14,7 +14,11 @@ pub(super) fn unsupported(what: &str) -> ParseError {
 /// The model key of the service in `ce`, or why xvs cannot represent it.
 pub(super) fn service_key(ce: &Entry) -> Result<ServiceKey, ParseError> {
     if ce.fwmark != 0 {
-        return Err(unsupported("fwmark services are"));
+        // `-f` sets af V4 and `-6` after it V6 (scan.rs), as ipvsadm.
+        return match ce.svc_af {
+            Af::V6 => Err(unsupported("IPv6 is")),
+            _ => Ok(ServiceKey::fwmark(ce.fwmark)),
+        };
     }
     // A service option always sets the protocol (fwmark is handled above),
     // so `Proto::None` only reaches here for a command without a service.
@@ -22,12 +26,7 @@ pub(super) fn service_key(ce: &Entry) -> Result<ServiceKey, ParseError> {
         return Err(unsupported("services without a protocol are"));
     };
     match ce.addr {
-        Some(IpAddr::V4(addr)) => Ok(ServiceKey {
-            fwmark: 0,
-            proto,
-            addr,
-            port: ce.port,
-        }),
+        Some(IpAddr::V4(addr)) => Ok(ServiceKey::new(proto, addr, ce.port)),
         _ => Err(unsupported("IPv6 is")),
     }
 }

@@ -2,6 +2,7 @@
 //! and ipvsadm's constants and exit codes.
 
 use crate::api::Request;
+use crate::fwmark::MarkRule;
 use crate::model::{Dest, Service, ServiceKey, SyncDaemon, SyncState, Timeouts};
 use std::net::Ipv4Addr;
 
@@ -135,6 +136,18 @@ pub enum Command {
     StartDaemon(SyncDaemon),
     /// `--stop-daemon master|backup`.
     StopDaemon(SyncState),
+    /// `--add-mark` (xvs extension): the rules of one command line (an
+    /// address range gives one rule per prefix), added as one.
+    AddMarks(Vec<MarkRule>),
+    /// `--del-mark` (xvs extension): the rules to remove, as one.
+    DelMarks(Vec<MarkRule>),
+    /// `--list-marks [-n]` (xvs extension).
+    ListMarks {
+        /// `-n`.
+        numeric: bool,
+    },
+    /// `--clear-marks` (xvs extension).
+    ClearMarks,
     /// `-h`: print [`usage_text`](super::usage_text) to stdout, exit 0.
     Help,
     /// `-v`: print [`version_text`](super::version_text) to stdout, exit 0.
@@ -168,8 +181,35 @@ impl Command {
             Command::SetTimeouts(t) => Request::SetTimeouts { timeouts: *t },
             Command::StartDaemon(d) => Request::StartDaemon { daemon: d.clone() },
             Command::StopDaemon(state) => Request::StopDaemon { state: *state },
+            Command::AddMarks(rules) => one_or_batch(rules, |rule| Request::AddMark { rule }),
+            Command::DelMarks(rules) => one_or_batch(rules, |rule| Request::DelMark { rule }),
+            Command::ClearMarks => Request::ClearMarks,
             _ => return None,
         })
+    }
+}
+
+/// One request per rule; several go as one all-or-nothing `Batch`.
+fn one_or_batch(rules: &[MarkRule], req: fn(MarkRule) -> Request) -> Request {
+    match rules {
+        [one] => req(one.clone()),
+        _ => Request::Batch {
+            requests: rules.iter().cloned().map(req).collect(),
+        },
+    }
+}
+
+impl Command {
+    /// Whether this is one of xvs's mark classifier commands (their
+    /// errors exit 2, as `fail()` does).
+    pub fn is_mark_command(&self) -> bool {
+        matches!(
+            self,
+            Command::AddMarks(_)
+                | Command::DelMarks(_)
+                | Command::ListMarks { .. }
+                | Command::ClearMarks
+        )
     }
 }
 

@@ -23,6 +23,9 @@ pub(super) fn parse_inner(
         .cloned()
         .unwrap_or_else(|| "ipvsadm".to_string());
     let tryhelp = || ParseError::TryHelp(program.clone());
+    if super::marks::is_mark_command(args) {
+        return super::marks::parse(args, names);
+    }
     let mut popt = Popt::new(args);
     let mut s = Scan {
         ce: Entry::new(),

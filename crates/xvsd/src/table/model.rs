@@ -206,7 +206,8 @@ fn validate_service(s: &Service) -> Result<(), ApiError> {
             "persistence engines (--pe) are not supported by xvs yet",
         ));
     }
-    // A fwmark service has no address or port (IPVS keys it 0.0.0.0:0).
+    // A fwmark service has no address or port of its own (IPVS keys it by
+    // the mark; ipvsadm skips the zero-port check for -f).
     if s.key.is_fwmark() {
         return Ok(());
     }
@@ -264,10 +265,11 @@ fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
 
 /// DR and TUN cannot map ports: the real server sees the packet as the
 /// client sent it. ipvsadm forces the service port silently; so does xvsd,
-/// for clients other than xvsadm.
+/// for clients other than xvsadm. Not for a fwmark service: ipvsadm and
+/// the kernel keep its dest's port (`-r RS:80 -g` lists `RS:80`).
 fn forced_port(svc: &Service, d: &Dest) -> Dest {
     let mut d = d.clone();
-    if d.fwd != FwdMethod::Masq {
+    if d.fwd != FwdMethod::Masq && !svc.key.is_fwmark() {
         d.port = svc.key.port;
     }
     d
@@ -334,12 +336,44 @@ impl Model {
                     "sync daemons are started and stopped on their own, not in a batch",
                 ));
             }
+            Request::AddMark { rule } => self.add_mark(rule)?,
+            Request::DelMark { rule } => {
+                let i = self
+                    .mark_rules
+                    .iter()
+                    .position(|r| r == rule)
+                    .ok_or_else(|| ApiError::with(ErrorKind::Invalid, "No such mark rule"))?;
+                self.mark_rules.remove(i);
+                // As a deleted service: the configuration's ownership ends
+                // until the next reload.
+                self.owned_marks.retain(|r| r != rule);
+            }
+            Request::ClearMarks => {
+                self.mark_rules.clear();
+                self.owned_marks.clear();
+            }
             Request::GetTimeouts
             | Request::List
             | Request::ListConns
             | Request::Info
-            | Request::ListDaemons => {}
+            | Request::ListDaemons
+            | Request::ListMarks => {}
         }
+        Ok(())
+    }
+
+    /// `--add-mark`: the rule set with the new rule must compile (no host
+    /// bits, no conflict, fits the maps); a rule already present changes
+    /// nothing.
+    fn add_mark(&mut self, rule: &MarkRule) -> Result<(), ApiError> {
+        if self.mark_rules.contains(rule) {
+            return Ok(());
+        }
+        let mut rules = self.mark_rules.clone();
+        rules.push(rule.clone());
+        xvs_core::fwmark::compile(&rules)
+            .map_err(|e| ApiError::with(ErrorKind::Invalid, e.to_string()))?;
+        self.mark_rules = rules;
         Ok(())
     }
 

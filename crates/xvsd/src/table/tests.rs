@@ -470,3 +470,152 @@ fn sctp_services_are_their_own_services() {
     );
     m.apply(&Request::DelService { key: sctp }, LIMITS).unwrap();
 }
+
+fn mark_rule(mark: u32, a: [u8; 4], len: u8, port: Option<u16>) -> xvs_core::fwmark::MarkRule {
+    xvs_core::fwmark::MarkRule {
+        mark,
+        proto: Protocol::Tcp,
+        addr: Ipv4Addr::from(a),
+        prefix_len: len,
+        ports: port
+            .map(|p| xvs_core::fwmark::PortRange { first: p, last: p })
+            .into_iter()
+            .collect(),
+    }
+}
+
+#[test]
+fn fwmark_services_and_their_dests() {
+    let f1 = ServiceKey::fwmark(1);
+    let mut m = Model::default();
+    // No zero-port or address checks for a fwmark service.
+    m.apply(
+        &Request::AddService {
+            service: Service::new(f1, "rr"),
+        },
+        LIMITS,
+    )
+    .unwrap();
+    let mut dr = Dest::new(Ipv4Addr::new(203, 0, 113, 11), 80);
+    dr.fwd = FwdMethod::Route;
+    m.apply(&Request::AddDest { key: f1, dest: dr }, LIMITS)
+        .unwrap();
+    // DR keeps its port on a fwmark service (ipvsadm and IPVS do not
+    // force one); RS:0 and RS:80 are two dests.
+    let mut dr0 = Dest::new(Ipv4Addr::new(203, 0, 113, 11), 0);
+    dr0.fwd = FwdMethod::Route;
+    m.apply(&Request::AddDest { key: f1, dest: dr0 }, LIMITS)
+        .unwrap();
+    let ports: Vec<u16> = m.services[&f1].dests.iter().map(|d| d.dest.port).collect();
+    assert_eq!(ports, [0, 80]);
+    m.apply(&Request::Zero { key: Some(f1) }, LIMITS).unwrap();
+    assert_eq!(
+        m.apply(
+            &Request::Zero {
+                key: Some(ServiceKey::fwmark(2))
+            },
+            LIMITS
+        )
+        .unwrap_err()
+        .kind,
+        ErrorKind::NoSuchService
+    );
+    m.apply(&Request::DelService { key: f1 }, LIMITS).unwrap();
+    assert!(m.services.is_empty());
+}
+
+#[test]
+fn mark_rules_are_checked_kept_by_clear_and_reach_the_backend() {
+    let r1 = mark_rule(1, [207, 175, 44, 110], 31, None);
+    let r2 = mark_rule(2, [10, 1, 0, 0], 24, Some(80));
+    let mut m = Model::default();
+    m.apply(&Request::AddMark { rule: r1.clone() }, LIMITS)
+        .unwrap();
+    m.apply(&Request::AddMark { rule: r2.clone() }, LIMITS)
+        .unwrap();
+    // The same rule again changes nothing.
+    m.apply(&Request::AddMark { rule: r1.clone() }, LIMITS)
+        .unwrap();
+    assert_eq!(m.mark_rules, [r1.clone(), r2.clone()]);
+
+    // Refused rules leave the state as it was.
+    let before = m.clone();
+    let conflict = mark_rule(3, [10, 1, 0, 0], 24, Some(80));
+    let e = m
+        .apply(&Request::AddMark { rule: conflict }, LIMITS)
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "mark rule tcp 10.1.0.0/24:80 conflicts with mark 2 given for the same addresses and port"
+    );
+    let host_bits = mark_rule(3, [10, 0, 0, 1], 24, None);
+    let e = m
+        .apply(&Request::AddMark { rule: host_bits }, LIMITS)
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "invalid mark address `10.0.0.1/24' (host bits set)"
+    );
+    let e = m
+        .apply(
+            &Request::DelMark {
+                rule: mark_rule(9, [10, 9, 0, 0], 16, None),
+            },
+            LIMITS,
+        )
+        .unwrap_err();
+    assert_eq!(e.message, "No such mark rule");
+    // A batch (an address range) is all or nothing.
+    let mut c = m.clone();
+    let batch = Request::Batch {
+        requests: vec![
+            Request::AddMark {
+                rule: mark_rule(4, [10, 4, 0, 0], 16, None),
+            },
+            Request::AddMark {
+                rule: mark_rule(5, [10, 1, 0, 0], 24, Some(80)),
+            },
+        ],
+    };
+    assert!(c.apply(&batch, LIMITS).is_err());
+    assert_eq!(m, before);
+
+    // -C keeps the rules; --clear-marks and --del-mark remove them.
+    m.apply(&Request::Clear, LIMITS).unwrap();
+    assert_eq!(m.mark_rules.len(), 2);
+    let old = m.clone();
+    m.apply(&Request::DelMark { rule: r1 }, LIMITS).unwrap();
+    let mut be = Fake::default();
+    sync(&old, &m, &mut be).unwrap();
+    assert_eq!(be.log, ["marks [2 tcp 10.1.0.0/24:80]"]);
+    let old = m.clone();
+    m.apply(&Request::ClearMarks, LIMITS).unwrap();
+    let mut be = Fake::default();
+    sync(&old, &m, &mut be).unwrap();
+    assert_eq!(be.log, ["marks []"]);
+    // Unchanged rules are not pushed again.
+    let mut be = Fake::default();
+    sync(&m, &m.clone(), &mut be).unwrap();
+    assert!(be.log.is_empty());
+}
+
+#[test]
+fn deleting_a_configs_mark_rule_ends_its_ownership() {
+    let r = xvs_core::fwmark::MarkRule {
+        mark: 1,
+        proto: xvs_core::model::Protocol::Tcp,
+        addr: "10.1.0.0".parse().unwrap(),
+        prefix_len: 24,
+        ports: vec![],
+    };
+    let mut m = Model::default();
+    m.mark_rules.push(r.clone());
+    m.owned_marks.push(r.clone());
+    m.apply(&Request::DelMark { rule: r.clone() }, LIMITS)
+        .unwrap();
+    assert!(m.owned_marks.is_empty(), "an xvsadm re-add is xvsadm's");
+    m.mark_rules.push(r.clone());
+    m.owned_marks.push(r);
+    m.apply(&Request::ClearMarks, LIMITS).unwrap();
+    assert!(m.owned_marks.is_empty() && m.mark_rules.is_empty());
+}

@@ -162,6 +162,7 @@ impl Plane for Loaded {
                     },
                     fwd: t.fwd,
                     expires_ms: left,
+                    fwmark: t.fwmark,
                 }
             })
             .collect();
@@ -181,6 +182,7 @@ impl Plane for Loaded {
                     state: c.state,
                     fwd: c.fwd,
                     expires_ms: limit_ms.saturating_sub(idle_ms),
+                    fwmark: 0,
                 }
             }))
             .collect())
