@@ -25,6 +25,7 @@ pub(crate) const TARGETS: &[(&str, usize)] = &[
     ("sync_datagram", 2048),
     ("notify_fifo", 512),
     ("rtnetlink", 4096),
+    ("mark_import", 4096),
 ];
 
 /// Seconds each target runs in `cargo xtask test`'s smoke step.

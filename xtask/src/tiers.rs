@@ -120,6 +120,8 @@ pub(crate) fn test() -> Result<()> {
                 "selftest_e2e",
                 "--test",
                 "sctp_e2e",
+                "--test",
+                "fwmark_e2e",
                 "--",
                 "--ignored",
                 "--test-threads=1",

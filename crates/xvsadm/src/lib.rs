@@ -162,6 +162,10 @@ pub fn run(
             io.print(&ipvsadm::version_text());
             return 0;
         }
+        // Needs no daemon: it only translates.
+        Command::ImportMarks { file } => {
+            return import_marks(file.as_deref(), stdin, &mut io, &prog)
+        }
         _ => {}
     }
 
@@ -194,6 +198,35 @@ pub fn run(
         return restore::restore(&text, &mut session);
     }
     session.execute(&cmd)
+}
+
+/// `--import-marks`: the `--add-mark` lines of an `iptables-save` dump's
+/// MARK rules on stdout (for `xvsadm -R`), what was skipped on stderr;
+/// exit 2, printing nothing on stdout, when a rule cannot be translated.
+fn import_marks(file: Option<&str>, stdin: &mut dyn Read, io: &mut Io<'_>, prog: &str) -> i32 {
+    let mut text = String::new();
+    let read = match file {
+        Some(f) => std::fs::read_to_string(f).map(|t| text = t),
+        None => stdin.read_to_string(&mut text).map(drop),
+    };
+    if let Err(e) = read {
+        let what = file.unwrap_or("stdin");
+        io.eprint(&format!("{prog}: reading {what}: {}\n", io_text(&e)));
+        return ipvsadm::EXIT_FAIL;
+    }
+    match xvs_core::fwmark::import::from_iptables_save(&text) {
+        Ok(got) => {
+            for n in &got.notes {
+                io.eprint(&format!("{prog}: note: {n}\n"));
+            }
+            io.print(&ipvsadm::save_marks(&got.rules));
+            0
+        }
+        Err(e) => {
+            io.eprint(&format!("{prog}: {e}\n"));
+            ipvsadm::EXIT_FAIL
+        }
+    }
 }
 
 /// A connected xvsadm: where it prints, and the daemon it asks.
@@ -408,6 +441,31 @@ mod tests {
             String::from_utf8(out).unwrap(),
             String::from_utf8(err).unwrap(),
         )
+    }
+
+    /// `--import-marks` needs no daemon (the socket here does not exist):
+    /// a dump's MARK rules become `-R` lines, or nothing and exit 2.
+    #[test]
+    fn import_marks_translates_without_a_daemon() {
+        let dump = "*mangle\n-A PREROUTING -d 10.1.0.0/16 -p tcp --dport 80 -j MARK --set-mark 7\n\
+                    -A POSTROUTING -j MARK --set-mark 9\nCOMMIT\n";
+        let (c, o, e) = run_args(&["xvsadm", "--import-marks"], dump);
+        assert_eq!(c, 0, "{e}");
+        assert_eq!(o, "--add-mark -t 10.1.0.0/16:80 -f 7\n");
+        assert_eq!(
+            e,
+            "xvsadm: note: mangle/POSTROUTING: not read (xvs classifies mangle PREROUTING and INPUT only)\n"
+        );
+        let bad = "*mangle\n-A INPUT -i eth0 -j MARK --set-mark 1\n";
+        let (c, o, e) = run_args(&["xvsadm", "--import-marks", "-"], bad);
+        assert_eq!((c, o.as_str()), (2, ""));
+        assert!(
+            e.contains("rule 1 of mangle/INPUT (-i eth0 -j MARK --set-mark 1): interface"),
+            "{e}"
+        );
+        let (c, _, e) = run_args(&["xvsadm", "--import-marks", "/nonexistent/rules"], "");
+        assert_eq!(c, 2);
+        assert!(e.starts_with("xvsadm: reading /nonexistent/rules: "), "{e}");
     }
 
     /// A daemon that answers each request line with the next of `answers`

@@ -148,6 +148,12 @@ pub enum Command {
     },
     /// `--clear-marks` (xvs extension).
     ClearMarks,
+    /// `--import-marks [FILE|-]` (xvs extension): print the `--add-mark`
+    /// lines of an `iptables-save` dump's MARK rules (stdin for `None`).
+    ImportMarks {
+        /// The dump's path; `None` for stdin.
+        file: Option<String>,
+    },
     /// `-h`: print [`usage_text`](super::usage_text) to stdout, exit 0.
     Help,
     /// `-v`: print [`version_text`](super::version_text) to stdout, exit 0.
@@ -209,6 +215,7 @@ impl Command {
                 | Command::DelMarks(_)
                 | Command::ListMarks { .. }
                 | Command::ClearMarks
+                | Command::ImportMarks { .. }
         )
     }
 }

@@ -1,5 +1,7 @@
 //! The mark classifier commands, an xvs extension (docs/research/fwmark.md
-//! §E.4): `--add-mark`, `--del-mark`, `--list-marks [-n]`, `--clear-marks`.
+//! §E.4): `--add-mark`, `--del-mark`, `--list-marks [-n]`, `--clear-marks`,
+//! and `--import-marks [FILE|-]` (iptables-save's MARK rules as
+//! `--add-mark` lines, §E.8).
 //! They are long options only, so they cannot collide with a future
 //! ipvsadm letter; a line that starts with one is parsed here, not by the
 //! ipvsadm grammar.
@@ -12,8 +14,13 @@ use crate::names::Resolver;
 use std::net::Ipv4Addr;
 
 /// The extension commands, as they are spelled on the command line.
-pub(super) const MARK_COMMANDS: [&str; 4] =
-    ["--add-mark", "--del-mark", "--list-marks", "--clear-marks"];
+pub(super) const MARK_COMMANDS: [&str; 5] = [
+    "--add-mark",
+    "--del-mark",
+    "--list-marks",
+    "--clear-marks",
+    "--import-marks",
+];
 
 /// Whether `args` (program name first) is a mark command line.
 pub(super) fn is_mark_command(args: &[String]) -> bool {
@@ -25,6 +32,19 @@ pub(super) fn is_mark_command(args: &[String]) -> bool {
 /// command).
 pub(super) fn parse(args: &[String], names: &dyn Resolver) -> Result<Command, ParseError> {
     let cmd = args.get(1).map(String::as_str).unwrap_or_default();
+    if cmd == "--import-marks" {
+        return match &args[2..] {
+            [] => Ok(Command::ImportMarks { file: None }),
+            [f] if f == "-" => Ok(Command::ImportMarks { file: None }),
+            [f] if !f.starts_with('-') => Ok(Command::ImportMarks {
+                file: Some(f.clone()),
+            }),
+            [a, ..] if a.starts_with('-') => {
+                Err(ParseError::fail(format!("illegal option `{a}' for {cmd}")))
+            }
+            _ => Err(ParseError::fail(format!("{cmd} takes one file (or -)"))),
+        };
+    }
     let mut service: Option<(Protocol, String)> = None;
     let mut mark: Option<u32> = None;
     let mut numeric = false;
