@@ -313,9 +313,9 @@ fn fwmark_service_through_the_daemon() {
         ("local_address", ""),
         ("local_port", "0"),
         ("remote_address", "10.1.0.20"),
-        // A DR dest of a mark service takes the service's port, 0, as
-        // ipvsadm gives it.
-        ("remote_port", "0"),
+        // A DR dest of a mark service keeps its port (ipvsadm and IPVS
+        // copy the service port only for address services).
+        ("remote_port", "443"),
         ("proto", "FWM"),
         ("local_mark", "00000007"),
     ];
