@@ -407,6 +407,7 @@ enum xvs_counter {
 	XVS_CNT_DROP_LOOPBACK,    /* NAT to a loopback dest from outside (IPVS refuses too) */
 	XVS_CNT_LOCAL_OUT,        /* local NAT dest's answers rewritten on egress */
 	XVS_CNT_PASS_SCTP_NO_INIT, /* SCTP to a service without conn, first chunk not INIT */
+	XVS_CNT_STATE_RACE,       /* state event lost to other CPUs' transitions (retries ran out) */
 	XVS_CNT_MAX,
 };
 

@@ -34,8 +34,8 @@ pub const COARSE_CLOCK: Feature = Feature {
 pub const ATOMICS: Feature = Feature {
     name: "atomics",
     needs: "BPF atomic fetch/cmpxchg/and/or instructions (5.12)",
-    without: "connection counts and OVERLOAD use plain updates: a race between two CPUs \
-              on one connection can miscount it",
+    without: "connection states, counts and OVERLOAD use plain updates: a race between two \
+              CPUs on one connection can miscount it or lose one state change",
 };
 /// `bpf_redirect_peer`.
 pub const REDIRECT_PEER: Feature = Feature {

@@ -12,6 +12,7 @@ use libbpf_rs::MapCore as _;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use xvs_core::model::{
     ConnState, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
@@ -558,6 +559,88 @@ fn tcp_states_follow_ipvs_table_and_dest_conns() {
     run(&dp, &r2c(FIN | ACK));
     assert_eq!(state_of(&dp, 40002), ConnState::TimeWait);
     assert_eq!(dp.dest_conns(1).unwrap(), (0, 2));
+}
+
+/// The client's and the real server's FIN crossing, handled on two CPUs
+/// at the same instant: both transitions must land (ES -> CW -> TW or
+/// ES -> FW -> TW), as under IPVS's cp->lock. A compare-and-swap lost to
+/// the other CPU once dropped its FIN and left the connection in FIN_WAIT
+/// or CLOSE_WAIT (the VM's traffic oracle caught one in FIN_WAIT).
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn crossing_fins_on_two_cpus_both_count() {
+    const N: u16 = 500; // within opts()'s connection table
+    const PORT0: u16 = 41000;
+    let dp = setup(opts(), Protocol::Tcp, &[0]);
+    if lacks(
+        &dp,
+        features::ATOMICS,
+        "the test (plain updates can lose a race)",
+    ) {
+        return;
+    }
+    for port in PORT0..PORT0 + N {
+        run(&dp, &tcp_frame(CLIENT, VIP, port, VPORT, SYN));
+        run(&dp, &tcp_frame(RS0, CLIENT, RPORT, port, SYN | ACK));
+        run(&dp, &tcp_frame(CLIENT, VIP, port, VPORT, ACK));
+    }
+    assert_eq!(dp.dest_conns(0).unwrap(), (u32::from(N), 0));
+    // A spinning rendezvous before each pair: a sleeping barrier wakes
+    // the two threads microseconds apart, far wider than the window
+    // between the program's read of the state and its compare-and-swap.
+    let turn = [AtomicU32::new(0), AtomicU32::new(0)];
+    let shared = SharedDp(&dp);
+    let send = |me: usize, fin: &(dyn Fn(u16) -> Vec<u8> + Sync)| {
+        pin_to(me);
+        for (i, port) in (PORT0..PORT0 + N).enumerate() {
+            let f = fin(port);
+            let i = u32::try_from(i).expect("few ports");
+            turn[me].store(i + 1, Ordering::SeqCst);
+            while turn[1 - me].load(Ordering::SeqCst) < i + 1 {
+                std::hint::spin_loop();
+            }
+            shared.run(&f);
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| send(0, &|p| tcp_frame(CLIENT, VIP, p, VPORT, FIN | ACK)));
+        s.spawn(|| send(1, &|p| tcp_frame(RS0, CLIENT, RPORT, p, FIN | ACK)));
+    });
+    let stuck: Vec<_> = dp
+        .conns()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.state != ConnState::TimeWait)
+        .map(|c| (c.cport, c.state))
+        .collect();
+    assert!(stuck.is_empty(), "not in TIME_WAIT: {stuck:?}");
+    assert_eq!(dp.dest_conns(0).unwrap(), (0, u32::from(N)));
+    assert_eq!(dp.counter("state_race").unwrap(), 0);
+}
+
+/// A `Dataplane` used by two threads at once for `test_run` only: that
+/// looks its program up in the object (read-only) and makes the
+/// BPF_PROG_TEST_RUN syscall, which the kernel serialises per map entry
+/// no more than it does for real traffic.
+struct SharedDp<'a>(&'a Dataplane);
+// SAFETY: see the type's comment; nothing else is called through it.
+unsafe impl Sync for SharedDp<'_> {}
+
+impl SharedDp<'_> {
+    fn run(&self, f: &[u8]) -> (u32, Vec<u8>) {
+        run(self.0, f)
+    }
+}
+
+/// Keeps this thread on `cpu` when the machine has it (one CPU: the
+/// threads then interleave there, which races less but still must pass).
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// One `wrk -H 'Connection: close'` exchange on client port `cport`, as

@@ -7,8 +7,9 @@
  * the loader takes where the kernel lacks them (feature `atomics`): the
  * value is then read after a plain atomic add, and cmpxchg/and/or become
  * plain read-modify-writes. Two CPUs handling one connection at the same
- * instant may then count a state change twice (counts only; forwarding
- * is unaffected). OVERLOAD is the flag word's only bit, so a plain store
+ * instant may then count a state change twice, or lose one (crossing
+ * FINs can leave FIN_WAIT, which then expires on its own timeout);
+ * forwarding is unaffected. OVERLOAD is the flag word's only bit, so a plain store
  * of it orders like the atomic and/or would.
  */
 #ifndef XVS_LIB_ATOMICS_H

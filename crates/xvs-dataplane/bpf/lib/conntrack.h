@@ -88,21 +88,37 @@ static __always_inline __u32 next_state(__u8 proto, __u32 dir, __u8 ev, __u32 ol
 	return XVS_S_UDP;
 }
 
-/* Apply one event to the forward entry of a `proto` connection;
- * DEST_CONNS follows the transition that actually got committed
- * (compare-and-swap). */
+/* How often conn_transition retries a compare-and-swap another CPU won.
+ * Each retry follows a committed transition of the same connection, and
+ * a connection has few packets in flight at once. */
+#define CONN_TRANSITION_TRIES 4
+
+/* Apply one event to the forward entry of a `proto` connection, as IPVS
+ * does under cp->lock: when another CPU changed the state first (the
+ * client's and the server's FIN crossing), the event is applied again to
+ * the state it left, never dropped (a dropped FIN leaves the connection
+ * in FIN_WAIT for good). DEST_CONNS follows the transition that actually
+ * got committed (compare-and-swap). */
 static __always_inline void conn_transition(struct xvs_conn *fc, __u8 proto, __u32 dir, __u8 ev)
 {
-	__u32 old = *(volatile __u32 *)&fc->state;
-	__u32 new;
+	__u32 old, new;
+	int i;
 
 	if (proto == IPPROTO_UDP)
 		return;
-	new = next_state(proto, dir, ev, old);
-	if (new == old)
+#pragma unroll
+	for (i = 0; i < CONN_TRANSITION_TRIES; i++) {
+		old = *(volatile __u32 *)&fc->state;
+		new = next_state(proto, dir, ev, old);
+		if (new == old)
+			return;
+		if (xvs_cmpxchg32(&fc->state, old, new))
+			break;
+	}
+	if (i == CONN_TRANSITION_TRIES) {
+		cnt(XVS_CNT_STATE_RACE);
 		return;
-	if (!xvs_cmpxchg32(&fc->state, old, new))
-		return;
+	}
 	if (state_active(old) != state_active(new)) {
 		dest_conns_add(fc->dest_id, old, -1);
 		dest_conns_add(fc->dest_id, new, 1);
