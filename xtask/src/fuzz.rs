@@ -26,6 +26,7 @@ pub(crate) const TARGETS: &[(&str, usize)] = &[
     ("notify_fifo", 512),
     ("rtnetlink", 4096),
     ("mark_import", 4096),
+    ("sip_callid", 2048),
 ];
 
 /// Seconds each target runs in `cargo xtask test`'s smoke step.

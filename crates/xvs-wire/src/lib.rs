@@ -26,6 +26,7 @@ pub mod icmpv4;
 mod ip;
 pub mod ipv4;
 pub mod sctp;
+pub mod sip;
 pub mod tcp;
 pub mod udp;
 
