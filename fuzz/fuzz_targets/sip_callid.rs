@@ -1,14 +1,17 @@
 //! SIP messages from the network (`--pe sip`): the Call-ID search never
 //! panics, and what it returns is what IPVS would keep: 1 to 255 word
 //! bytes, at most one `@` between two of them, inside the payload and
-//! followed directly by the end of a line.
+//! followed directly by the end of a line; and the one-pass scanner (the
+//! data plane's form of the search) finds the same.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xvs_wire::sip::{call_id, is_word, CALLID_MAX};
+use xvs_wire::sip::{call_id, call_id_scanned, is_word, CALLID_MAX};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(id) = call_id(data) else { return };
+    let found = call_id(data);
+    assert_eq!(found, call_id_scanned(data), "the scanner differs");
+    let Ok(id) = found else { return };
     assert!(
         !id.is_empty() && id.len() <= CALLID_MAX,
         "length {}",

@@ -69,6 +69,303 @@ pub fn call_id(payload: &[u8]) -> Result<&[u8], CallIdError> {
     }
 }
 
+/// The same search as [`call_id`], by a machine that reads each byte
+/// once, in order, and never looks back: the form of the data plane's
+/// Call-ID stage, which walks the payload in one bounded loop. Each byte
+/// goes through the blocks of [`Scanner::feed`] from top to bottom; a
+/// block either takes it or hands it on to a later one, so the C
+/// version is the same sequence of `if`s without recursion.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    mode: Mode,
+    /// Index of the next byte.
+    pos: usize,
+    /// Where the kernel's current `ct_sip_get_header` call started.
+    dataoff: usize,
+    /// Start of the value being read, and the bytes matched so far.
+    start: usize,
+    len: usize,
+    domain: usize,
+    /// `Ws` and folds: whether the colon is behind.
+    colon: bool,
+    /// `Name`: bytes of `call-id` matched; `Skip`: the index to reach.
+    n: usize,
+    done: Option<Result<(usize, usize), CallIdError>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Looking for a line end.
+    Scan,
+    /// After CR: LF completes it, anything else starts the line.
+    Cr,
+    /// The next byte starts a line.
+    LineStart,
+    /// Inside `call-id` (`n` bytes matched).
+    Name,
+    /// After a line-starting `i`.
+    AfterI,
+    /// Spaces and folds before (`colon` false) or after the colon.
+    Ws,
+    /// The byte after a line end inside blanks (`cr`: it was CR).
+    FoldEol { cr: bool },
+    /// After CRLF inside blanks: the next byte must be a blank.
+    FoldLf,
+    /// The blanks of a continuation line.
+    FoldBlanks,
+    /// The value's first word.
+    Word,
+    /// The word after `@`.
+    Domain,
+    /// Bytes before the kernel's next search offset (`n`).
+    Skip,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scanner {
+    /// A scanner before the payload's first byte.
+    pub fn new() -> Self {
+        Scanner {
+            mode: Mode::Scan,
+            pos: 0,
+            dataoff: 0,
+            start: 0,
+            len: 0,
+            domain: 0,
+            colon: false,
+            n: 0,
+            done: None,
+        }
+    }
+
+    /// Reads the next byte; true once the outcome is known (later bytes
+    /// change nothing).
+    pub fn feed(&mut self, c: u8) -> bool {
+        if self.done.is_some() {
+            return true;
+        }
+        let pos = self.pos;
+        self.pos += 1;
+        let mut taken = false;
+        if self.mode == Mode::AfterI {
+            // `i` is the compact name when a non-letter follows; that
+            // byte is then the first of the blanks before the colon.
+            if is_alpha(c) {
+                self.mode = Mode::Scan;
+                taken = true;
+            } else {
+                self.enter_ws(false);
+            }
+        }
+        if !taken && self.mode == Mode::Name {
+            if c.eq_ignore_ascii_case(&b"call-id"[self.n]) {
+                self.n += 1;
+                if self.n == 7 {
+                    self.enter_ws(false);
+                }
+                taken = true;
+            } else {
+                // The kernel searches on from the line's second byte; the
+                // ones matched were no line ends.
+                self.mode = Mode::Scan;
+            }
+        }
+        if !taken {
+            taken = self.blanks(c, pos);
+        }
+        if !taken && matches!(self.mode, Mode::Word | Mode::Domain) {
+            taken = self.value(c, pos);
+        }
+        if !taken && self.mode == Mode::Skip {
+            if pos < self.n {
+                taken = true;
+            } else {
+                self.mode = Mode::Scan;
+            }
+        }
+        if !taken {
+            self.lines(c);
+        }
+        self.done.is_some()
+    }
+
+    /// The outcome after the last byte.
+    pub fn finish(&self) -> Result<(usize, usize), CallIdError> {
+        if self.pos == 0 {
+            return Err(CallIdError::Empty);
+        }
+        let in_value = match self.mode {
+            Mode::Word => true,
+            Mode::Domain => self.domain > 0,
+            _ => false,
+        };
+        match self.done {
+            Some(r) => r,
+            // The payload ends inside the value: no line end follows it.
+            None if in_value && self.total() > CALLID_MAX => Err(CallIdError::TooLong),
+            None if in_value => Err(CallIdError::BadEnd),
+            // Anywhere else the search runs out (an empty domain at the
+            // end searches on past the end).
+            None => Err(CallIdError::NotFound),
+        }
+    }
+
+    fn enter_ws(&mut self, colon: bool) {
+        self.mode = Mode::Ws;
+        self.colon = colon;
+    }
+
+    fn total(&self) -> usize {
+        match self.mode {
+            Mode::Domain => self.len + 1 + self.domain,
+            _ => self.len,
+        }
+    }
+
+    /// `sip_skip_whitespace` and `sip_follow_continuation`; false when
+    /// the byte is the value's first, for [`Scanner::value`].
+    fn blanks(&mut self, c: u8, pos: usize) -> bool {
+        match self.mode {
+            Mode::Ws => match c {
+                b' ' => true,
+                b'\r' | b'\n' => {
+                    self.mode = Mode::FoldEol { cr: c == b'\r' };
+                    true
+                }
+                b':' if !self.colon => {
+                    self.enter_ws(true);
+                    true
+                }
+                _ if !self.colon => self.end(Err(CallIdError::NotFound)),
+                _ => {
+                    self.mode = Mode::Word;
+                    self.start = pos;
+                    self.len = 0;
+                    self.domain = 0;
+                    false
+                }
+            },
+            Mode::FoldEol { cr } => {
+                if cr && c == b'\n' {
+                    self.mode = Mode::FoldLf;
+                    true
+                } else {
+                    self.fold_blank(c)
+                }
+            }
+            Mode::FoldLf => self.fold_blank(c),
+            Mode::FoldBlanks => {
+                // The first byte after the blanks is skipped unread (the
+                // kernel's loop increment after a fold).
+                if c != b' ' && c != b'\t' {
+                    self.mode = Mode::Ws;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn fold_blank(&mut self, c: u8) -> bool {
+        if c == b' ' || c == b'\t' {
+            self.mode = Mode::FoldBlanks;
+            true
+        } else {
+            self.end(Err(CallIdError::NotFound))
+        }
+    }
+
+    /// `callid_len` and `get_callid`'s checks; false when the byte goes
+    /// on to the line search (an empty value: the kernel searches on).
+    fn value(&mut self, c: u8, pos: usize) -> bool {
+        if is_word(c) {
+            if self.mode == Mode::Word {
+                self.len = (self.len + 1).min(CALLID_MAX + 1);
+            } else {
+                self.domain = (self.domain + 1).min(CALLID_MAX + 1);
+            }
+            return true;
+        }
+        if self.mode == Mode::Word && c == b'@' && self.len > 0 {
+            self.mode = Mode::Domain;
+            return true;
+        }
+        if self.mode == Mode::Word && self.len == 0 || self.mode == Mode::Domain && self.domain == 0
+        {
+            // The kernel's next search starts at the relative start plus
+            // the value's absolute offset; every byte from the value's
+            // start to here is a word byte or `@`, never a line end.
+            self.dataoff += self.start;
+            if self.dataoff > pos {
+                self.mode = Mode::Skip;
+                self.n = self.dataoff;
+                return true;
+            }
+            self.mode = Mode::Scan;
+            return false;
+        }
+        let total = self.total();
+        if total > CALLID_MAX {
+            self.end(Err(CallIdError::TooLong))
+        } else if c == b'\r' || c == b'\n' {
+            self.end(Ok((self.start, total)))
+        } else {
+            self.end(Err(CallIdError::BadEnd))
+        }
+    }
+
+    /// Line ends and the start of a line.
+    fn lines(&mut self, c: u8) {
+        let line_start = match self.mode {
+            Mode::Cr if c == b'\n' => {
+                self.mode = Mode::LineStart;
+                return;
+            }
+            Mode::Cr | Mode::LineStart => true,
+            _ => false,
+        };
+        if !line_start {
+            match c {
+                b'\r' => self.mode = Mode::Cr,
+                b'\n' => self.mode = Mode::LineStart,
+                _ => {}
+            }
+            return;
+        }
+        // The line's first byte is taken whatever it is (a CR or LF here
+        // ends no line: the kernel steps over it).
+        self.mode = match c {
+            b'c' | b'C' => {
+                self.n = 1;
+                Mode::Name
+            }
+            b'i' | b'I' => Mode::AfterI,
+            _ => Mode::Scan,
+        };
+    }
+
+    fn end(&mut self, r: Result<(usize, usize), CallIdError>) -> bool {
+        self.done = Some(r);
+        true
+    }
+}
+
+/// [`call_id`] through a [`Scanner`].
+pub fn call_id_scanned(payload: &[u8]) -> Result<&[u8], CallIdError> {
+    let mut s = Scanner::new();
+    for &c in payload {
+        if s.feed(c) {
+            break;
+        }
+    }
+    s.finish().map(|(off, len)| &payload[off..off + len])
+}
+
 /// What one `ct_sip_get_header(…, SIP_HDR_CALL_ID, …)` call finds.
 #[derive(Debug, PartialEq, Eq)]
 enum Header {
@@ -286,6 +583,64 @@ mod tests {
             cid("R\r\ni: ;\r\ni: ;\r\ni: ok\r\n\r\n"),
             Err(CallIdError::NotFound)
         );
+    }
+
+    /// The scanner against the reference on messages made of the bytes
+    /// and pieces that steer the search.
+    #[test]
+    fn the_scanner_finds_what_the_reference_finds() {
+        const PIECES: &[&[u8]] = &[
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b" ",
+            b"\t",
+            b":",
+            b"@",
+            b"Call-ID",
+            b"call-iX",
+            b"c",
+            b"i",
+            b"I",
+            b"x",
+            b"ab",
+            b";",
+            b"\xe9",
+            b"\xf7",
+            b": ",
+            b"\r\n ",
+            b"i: ",
+            b"\ni: ;",
+            b"\ni:a@;",
+            b"\r\ni: ok\r\n",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..150_000 {
+            let n = (next() % 24) as usize;
+            let mut m = Vec::new();
+            for _ in 0..n {
+                m.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if case % 7 == 0 {
+                let long = b"a".repeat(250 + (next() % 10) as usize);
+                m.splice(
+                    m.len() / 2..m.len() / 2,
+                    b"\ni: ".iter().copied().chain(long),
+                );
+            }
+            assert_eq!(
+                call_id_scanned(&m),
+                call_id(&m),
+                "{:?}",
+                String::from_utf8_lossy(&m)
+            );
+        }
     }
 
     #[test]
