@@ -20,10 +20,11 @@ use anyhow::{bail, Context, Result};
 use crate::vm::{run_in_vm, Kernel, VmOpts};
 
 /// Test binaries run whole: `crate/test target`.
-const WHOLE: [&str; 5] = [
+const WHOLE: [&str; 6] = [
     "xvs-dataplane/fixtures",
     "xvs-dataplane/sctp_fixtures",
     "xvs-dataplane/fwmark_fixtures",
+    "xvs-dataplane/sip_fixtures",
     "xvs-dataplane/sched",
     "xvs-testbed/selftest_e2e",
 ];

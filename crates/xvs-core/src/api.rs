@@ -367,6 +367,31 @@ pub struct ConnEntry {
     /// connections and address-service templates, and from older daemons.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fwmark: u32,
+    /// A persistence engine's template: the engine (`sip`) and its data
+    /// (the Call-ID), `-Lc --persistent-conn`'s `pe name` and `pe_data`.
+    /// The data is the kernel's bytes, each as the char of its number
+    /// (Latin-1), so none is lost. Absent for everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<PeData>,
+}
+
+/// A template's persistence-engine name and data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeData {
+    /// The engine (`sip`).
+    pub name: String,
+    /// Its data (`sip`: the Call-ID), one char per byte.
+    pub data: String,
+}
+
+impl PeData {
+    /// The `sip` engine's data: Call-ID `callid`.
+    pub fn sip(callid: &[u8]) -> Self {
+        PeData {
+            name: "sip".into(),
+            data: callid.iter().map(|&b| char::from(b)).collect(),
+        }
+    }
 }
 
 fn is_zero(v: &u32) -> bool {

@@ -168,6 +168,7 @@ fn fwmark_template_rows() {
                 fwd: FwdMethod::Masq,
                 expires_ms: ms,
                 fwmark,
+                pe: None,
             }
         };
     let rows = vec![

@@ -241,6 +241,7 @@ fn conn_list() -> Vec<ConnEntry> {
             fwd: FwdMethod::Masq,
             expires_ms: 899_999,
             fwmark: 0,
+            pe: None,
         },
         ConnEntry {
             proto: Protocol::Udp,
@@ -254,6 +255,7 @@ fn conn_list() -> Vec<ConnEntry> {
             fwd: FwdMethod::Masq,
             expires_ms: 6_059_000,
             fwmark: 0,
+            pe: None,
         },
     ]
 }
@@ -282,6 +284,58 @@ fn connection_entries() {
     assert_eq!(
         conns(&[], &n, &NoNames),
         "IPVS connection entries\npro expire state       source             virtual            destination\n"
+    );
+}
+
+/// A --pe sip template: with --persistent-conn ipvsadm's long entry
+/// (print_conn's 11 fields: dname 16 wide, the engine name 18), else the
+/// short one; its connection keeps the short one always.
+#[test]
+fn sip_template_rows() {
+    let tmpl = ConnEntry {
+        proto: Protocol::Udp,
+        caddr: Ipv4Addr::new(192, 0, 2, 0),
+        cport: 0,
+        vaddr: Ipv4Addr::new(10, 0, 0, 100),
+        vport: 5060,
+        daddr: Ipv4Addr::new(10, 0, 0, 2),
+        dport: 5060,
+        state: ConnState::None,
+        fwd: FwdMethod::Masq,
+        expires_ms: 360_000,
+        fwmark: 0,
+        pe: Some(crate::api::PeData::sip(
+            b"a84b4c76e66710@pc33.atlanta.example",
+        )),
+    };
+    let conn = ConnEntry {
+        caddr: Ipv4Addr::new(192, 0, 2, 7),
+        cport: 5060,
+        state: ConnState::Udp,
+        expires_ms: 300_000,
+        pe: None,
+        ..tmpl.clone()
+    };
+    let rows = [tmpl, conn];
+    let o = |pc| ListOptions {
+        numeric: true,
+        connection: true,
+        persistent_conn: pc,
+        ..Default::default()
+    };
+    assert_eq!(
+        conns(&rows, &o(true), &NoNames),
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination        pe name          pe_data\n\
+         UDP 06:00  NONE        192.0.2.0:0        10.0.0.100:5060    10.0.0.2:5060    sip                a84b4c76e66710@pc33.atlanta.example\n\
+         UDP 05:00  UDP         192.0.2.7:5060     10.0.0.100:5060    10.0.0.2:5060\n"
+    );
+    assert_eq!(
+        conns(&rows, &o(false), &NoNames),
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination\n\
+         UDP 06:00  NONE        192.0.2.0:0        10.0.0.100:5060    10.0.0.2:5060\n\
+         UDP 05:00  UDP         192.0.2.7:5060     10.0.0.100:5060    10.0.0.2:5060\n"
     );
 }
 
@@ -539,6 +593,7 @@ fn sctp_connection_entries() {
         fwd: FwdMethod::Masq,
         expires_ms,
         fwmark: 0,
+        pe: None,
     };
     let c = vec![
         conn(

@@ -80,15 +80,24 @@ static __always_inline int conn_update(const struct pkt *p, struct xvs_conn *c, 
 
 /* Client -> VIP without a connection: a new one (conn_new.h); `cv` gets
  * what forwarding needs. */
-static __always_inline int conn_create(const struct pkt *p, __u64 now, struct xvs_conn *cv)
+static __always_inline int conn_create(xvs_ctx *ctx, const struct pkt *p, __u64 now,
+				       struct xvs_conn *cv)
 {
 	struct xvs_scratch *sc = scratch();
+	__u32 hl;
 	int v;
 
 	if (!sc)
 		return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 	sc->fkey = p->key;
+	sc->sip.ready = 0;
 	v = xvs_new_conn(p->ev, now);
+	if (v == XVS_NEED_CALLID) {
+		/* A --pe sip service: the UDP payload's Call-ID, then again. */
+		hl = p->ip->ihl * 4 + sizeof(struct udphdr);
+		sip_scan(ctx, p->l4off + sizeof(struct udphdr), p->tot_len > hl ? p->tot_len - hl : 0);
+		v = xvs_new_conn(p->ev, now);
+	}
 	if (v != GO_ON)
 		return v;
 	conn_view(cv, &sc->out);
@@ -128,7 +137,7 @@ CTX_PROG(xvs_xdp, xvs_tc)(xvs_ctx *ctx)
 	if (p.ip->ttl <= 1)
 		return verdict(XVS_CNT_PASS_TTL, ACT_PASS);
 	now = xvs_now();
-	v = c ? conn_update(&p, c, now, &cv) : conn_create(&p, now, &cv);
+	v = c ? conn_update(&p, c, now, &cv) : conn_create(ctx, &p, now, &cv);
 	if (v != GO_ON)
 		return v;
 

@@ -79,6 +79,9 @@ enum xvs_sched {
 #define XVS_SVC_F_ONEPACKET 0x0004
 #define XVS_SVC_F_SCHED1 0x0008 /* sh-fallback / mh-fallback */
 #define XVS_SVC_F_SCHED2 0x0010 /* sh-port / mh-port */
+/* xvs's own bit: the service's persistence engine is sip (--pe sip;
+ * IPVS keeps the engine beside the flags). */
+#define XVS_SVC_F_PE_SIP 0x10000
 
 /* A table slot (dh/sh/mh) without a dest. */
 #define XVS_NO_DEST 0xffffffffu
@@ -345,6 +348,27 @@ struct xvs_tmpl {
 	__u32 pad2;
 };
 
+/* --pe sip: the Call-ID search (lib/sip.h) reads at most the first
+ * XVS_SIP_SCAN_MAX bytes of a UDP payload; IPVS keeps Call-IDs of up to
+ * XVS_SIP_CALLID_MAX bytes (IP_VS_PEDATA_MAXLEN). */
+#define XVS_SIP_SCAN_MAX 2048
+#define XVS_SIP_CALLID_MAX 255
+
+/* SIP_TMPL key: a --pe sip template, IPVS's template key and the
+ * Call-ID (ip_vs_sip_ct_match), which is known here by its length and
+ * 64-bit FNV-1a hash (xvs_core::sched::persist::callid_hash). */
+struct xvs_sip_key {
+	struct xvs_tmpl_key tk;
+	__u32 callid_len;
+	__u64 callid_hash;
+};
+
+/* SIP_TMPL value: the template and its Call-ID (-Lc's pe_data, sync). */
+struct xvs_sip_tmpl {
+	struct xvs_tmpl t;
+	__u8 callid[XVS_SIP_CALLID_MAX + 1];
+};
+
 /* LBLC_MAP key and value: one lblc/lblcr locality cache entry. */
 struct xvs_lblc_key {
 	__u32 svc_id;
@@ -408,6 +432,7 @@ enum xvs_counter {
 	XVS_CNT_LOCAL_OUT,        /* local NAT dest's answers rewritten on egress */
 	XVS_CNT_PASS_SCTP_NO_INIT, /* SCTP to a service without conn, first chunk not INIT */
 	XVS_CNT_STATE_RACE,       /* state event lost to other CPUs' transitions (retries ran out) */
+	XVS_CNT_DROP_SIP,         /* --pe sip: no Call-ID, or not UDP (IPVS drops it too) */
 	XVS_CNT_MAX,
 };
 
@@ -514,6 +539,9 @@ enum xvs_limit {
 	XVS_LIM_CNT_SLOTS = XVS_CNT_SLOTS,
 	XVS_LIM_FWM_NODES_MAX = XVS_FWM_NODES_MAX,
 	XVS_LIM_FWM_PORTS_MAX = XVS_FWM_PORTS_MAX,
+	XVS_LIM_SIP_SCAN_MAX = XVS_SIP_SCAN_MAX,
+	XVS_LIM_SIP_CALLID_MAX = XVS_SIP_CALLID_MAX,
+	XVS_LIM_SVC_F_PE_SIP = XVS_SVC_F_PE_SIP,
 };
 
 /* Object-wide constants. A read-only global of this type puts every enum

@@ -8,9 +8,9 @@ pub use crate::skel::xvs::types::{
     xvs_abi_version, xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
     xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat,
     xvs_fwd, xvs_fwm_addr, xvs_fwm_addr_key, xvs_fwm_port_key, xvs_iface_flags, xvs_lblc,
-    xvs_lblc_key, xvs_limit, xvs_nh_cfg, xvs_nh_state, xvs_ring_key, xvs_sched, xvs_state,
-    xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl, xvs_tmpl_flags, xvs_tmpl_key,
-    xvs_tun_flags, xvs_tun_type,
+    xvs_lblc_key, xvs_limit, xvs_nh_cfg, xvs_nh_state, xvs_ring_key, xvs_sched, xvs_sip_key,
+    xvs_sip_tmpl, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl,
+    xvs_tmpl_flags, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
 };
 
 use std::mem::size_of;
@@ -40,6 +40,8 @@ unsafe impl Pod for xvs_expiry_rec {}
 unsafe impl Pod for xvs_stats {}
 unsafe impl Pod for xvs_tmpl_key {}
 unsafe impl Pod for xvs_tmpl {}
+unsafe impl Pod for xvs_sip_key {}
+unsafe impl Pod for xvs_sip_tmpl {}
 unsafe impl Pod for xvs_lblc_key {}
 unsafe impl Pod for xvs_lblc {}
 unsafe impl Pod for u32 {}
@@ -101,6 +103,11 @@ const _: () =
     assert!(size_of::<xvs_svc_dests>() == 4 + 4 * xvs_limit::XVS_LIM_SVC_DESTS_MAX.0 as usize);
 const _: () = assert!(size_of::<xvs_tmpl_key>() == 12);
 const _: () = assert!(size_of::<xvs_tmpl>() == 32);
+const _: () = assert!(size_of::<xvs_sip_key>() == 24);
+const _: () = assert!(
+    size_of::<xvs_sip_tmpl>() == 32 + xvs_limit::XVS_LIM_SIP_CALLID_MAX.0 as usize + 1
+        && xvs_limit::XVS_LIM_SIP_CALLID_MAX.0 as usize == xvs_core::sched::persist::PE_DATA_MAX
+);
 const _: () = assert!(size_of::<xvs_lblc_key>() == 8);
 const _: () =
     assert!(size_of::<xvs_lblc>() == 24 + 4 * xvs_limit::XVS_LIM_LBLCR_SET_MAX.0 as usize);

@@ -82,7 +82,14 @@ pub struct Template {
     /// A connection it controls got established (TCP, SCTP) or answered
     /// (UDP).
     pub assured: bool,
+    /// A `--pe sip` template's Call-ID (IPVS's `pe_data`); such a
+    /// template is one per Call-ID besides the key above.
+    pub pe_data: Option<Vec<u8>>,
 }
+
+/// `xvs_conn.flags` bits the listings look at.
+pub(crate) const REPLY: u8 = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
+pub(crate) const PERSIST: u8 = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
 
 impl Dataplane {
     /// Every `CONN_MAP` entry.
@@ -146,42 +153,62 @@ impl Dataplane {
     /// Persistence templates, with the number of live connections each
     /// controls.
     pub fn templates(&self) -> Result<Vec<Template>, Error> {
-        let users = tmpl_users(&self.raw_conns()?, &self.svc_index()?);
-        Ok(self
+        let conns = self.raw_conns()?;
+        let users = tmpl_users(&conns, &self.svc_index()?);
+        let sip_users = self.sip_users(&conns)?;
+        let mut out: Vec<Template> = self
             .read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)?
             .into_iter()
             .filter_map(|(k, t)| {
-                let fwmark = if k.proto == 0 {
-                    u32::from_be(k.vaddr)
-                } else {
-                    0
-                };
-                Some(Template {
-                    proto: if fwmark != 0 {
-                        Protocol::Tcp
-                    } else {
-                        proto_of(k.proto)?
-                    },
-                    fwmark,
-                    caddr: ip_of(k.caddr),
-                    vaddr: ip_of(k.vaddr),
-                    vport: port_of(k.vport),
-                    daddr: ip_of(t.daddr),
-                    dport: port_of(t.dport),
-                    svc_id: t.svc_id,
-                    dest_id: t.dest_id,
-                    last_seen_ns: t.last_seen_ns,
-                    timeout_secs: t.timeout,
-                    conns: users.get(bytes(&k)).copied().unwrap_or(0),
-                    fwd: self
-                        .dest_slot(t.dest_id)
-                        .ok()
-                        .flatten()
-                        .map_or(FwdMethod::Masq, |d| fwd_of(d.fwd)),
-                    assured: t.flags & xvs_tmpl_flags::XVS_TMPL_F_ASSURED.0 as u16 != 0,
-                })
+                let n = users.get(bytes(&k)).copied().unwrap_or(0);
+                self.template_of(&k, &t, n, None)
             })
-            .collect())
+            .collect();
+        for (k, t) in self.sip_templates_raw()? {
+            let n = sip_users.get(&crate::sip::key24(&k)).copied().unwrap_or(0);
+            let callid = crate::sip::callid_of(&t, &k);
+            out.extend(self.template_of(&k.tk, &t.t, n, Some(callid)));
+        }
+        Ok(out)
+    }
+
+    fn template_of(
+        &self,
+        k: &xvs_tmpl_key,
+        t: &xvs_tmpl,
+        conns: u32,
+        pe_data: Option<Vec<u8>>,
+    ) -> Option<Template> {
+        let fwmark = if k.proto == 0 {
+            u32::from_be(k.vaddr)
+        } else {
+            0
+        };
+        Some(Template {
+            proto: if fwmark != 0 {
+                Protocol::Tcp
+            } else {
+                proto_of(k.proto)?
+            },
+            fwmark,
+            caddr: ip_of(k.caddr),
+            vaddr: ip_of(k.vaddr),
+            vport: port_of(k.vport),
+            daddr: ip_of(t.daddr),
+            dport: port_of(t.dport),
+            svc_id: t.svc_id,
+            dest_id: t.dest_id,
+            last_seen_ns: t.last_seen_ns,
+            timeout_secs: t.timeout,
+            conns,
+            fwd: self
+                .dest_slot(t.dest_id)
+                .ok()
+                .flatten()
+                .map_or(FwdMethod::Masq, |d| fwd_of(d.fwd)),
+            assured: t.flags & xvs_tmpl_flags::XVS_TMPL_F_ASSURED.0 as u16 != 0,
+            pe_data,
+        })
     }
 }
 

@@ -59,6 +59,7 @@ const COUNTERS: [(xvs_counter, &str); N] = [
     (xvs_counter::XVS_CNT_LOCAL_OUT, "local_out"),
     (xvs_counter::XVS_CNT_PASS_SCTP_NO_INIT, "pass_sctp_no_init"),
     (xvs_counter::XVS_CNT_STATE_RACE, "state_race"),
+    (xvs_counter::XVS_CNT_DROP_SIP, "drop_sip"),
 ];
 assert_enum_order!(COUNTERS);
 

@@ -130,6 +130,7 @@ impl Dataplane {
                 let _ = self.maps.persist.delete(bytes(&tk));
             }
         }
+        self.sip_delete_where(|t| t.dest_id == dest_id)?;
         self.drop_dest_from_locality(dest_id)?;
         self.dest_conns.reset(dest_id);
         self.zero_dest_stats(dest_id)?;

@@ -126,6 +126,9 @@ impl Dataplane {
                         continue;
                     };
                     let cur: xvs_conn = from_bytes(&v);
+                    if cur.flags & PERSIST != 0 {
+                        self.sip_forget_conn(k);
+                    }
                     // DR/TUN connections have no reply entry; their `peer`
                     // key may be a NAT connection's reply entry, which must
                     // stay. So must one a newer connection took over.
@@ -144,6 +147,7 @@ impl Dataplane {
             }
         }
         self.expire_templates(&persistent, now)?;
+        self.sip_expire(&persistent, now)?;
         Ok(n)
     }
 

@@ -95,6 +95,7 @@ pub mod rtnl_fuzz;
 mod scan_clock;
 mod sched;
 mod services;
+mod sip;
 mod stats;
 pub mod synced;
 mod tc;

@@ -30,6 +30,8 @@ pub(crate) struct Maps {
     pub(crate) iface: MapHandle,
     pub(crate) fwm_addr: MapHandle,
     pub(crate) fwm_port: MapHandle,
+    pub(crate) sip_tmpl: MapHandle,
+    pub(crate) sip_ctl: MapHandle,
 }
 
 /// The value of `key` in `map` (`None`: not there), read as `V`;
@@ -66,6 +68,8 @@ pub(crate) fn sizes(name: &str) -> Option<(usize, usize)> {
         "XVS_IFACE" => (4, 4),
         "FWM_ADDR" => (size_of::<xvs_fwm_addr_key>(), size_of::<xvs_fwm_addr>()),
         "FWM_PORT" => (size_of::<xvs_fwm_port_key>(), 4),
+        "SIP_TMPL" => (size_of::<xvs_sip_key>(), size_of::<xvs_sip_tmpl>()),
+        "SIP_CTL" => (size_of::<xvs_conn_key>(), size_of::<xvs_sip_key>()),
         _ => return None,
     })
 }
@@ -112,6 +116,8 @@ impl Maps {
             iface: h("XVS_IFACE")?,
             fwm_addr: h("FWM_ADDR")?,
             fwm_port: h("FWM_PORT")?,
+            sip_tmpl: h("SIP_TMPL")?,
+            sip_ctl: h("SIP_CTL")?,
         })
     }
 }

@@ -15,7 +15,7 @@ use crate::maps::sizes;
 use crate::options::Options;
 
 /// Maps pinned under [`Options::pin_path`] (all state; `.rodata` is not).
-pub(crate) const PINNED_MAPS: [&str; 16] = [
+pub(crate) const PINNED_MAPS: [&str; 18] = [
     "SVC_MAP",
     "DEST_MAP",
     "DEST_NH",
@@ -31,6 +31,8 @@ pub(crate) const PINNED_MAPS: [&str; 16] = [
     "LBLC_MAP",
     "FWM_ADDR",
     "FWM_PORT",
+    "SIP_TMPL",
+    "SIP_CTL",
     "XVS_ABI",
 ];
 
@@ -46,7 +48,7 @@ pub(crate) fn entries(name: &str, opts: &Options) -> Option<(u32, &'static str)>
         "RING_MAP" => (opts.ring_capacity, "the ring capacity"),
         "CONN_MAP" => (opts.conn_capacity, "--conn-tab-size"),
         "SVC_DESTS" => (opts.max_services.saturating_mul(2), "--max-services"),
-        "PERSIST_MAP" => (opts.persist_capacity, "the template capacity"),
+        "PERSIST_MAP" | "SIP_TMPL" | "SIP_CTL" => (opts.persist_capacity, "the template capacity"),
         "LBLC_MAP" => (opts.locality_capacity, "the locality capacity"),
         _ => return None,
     })

@@ -100,7 +100,7 @@ impl Dataplane {
         self.move_cursor(svc_id, &svc.scheduler, sched, fresh)?;
         let val = xvs_svc {
             id: svc_id,
-            flags: svc.flags,
+            flags: svc.flags | pe_flags(svc),
             ring_len: ring.len() as u32,
             r#gen,
             sched: sched_no,
@@ -224,10 +224,20 @@ impl Dataplane {
                 }
             }
         }
+        self.sip_delete_where(|t| t.svc_id == svc_id)?;
         self.maps
             .sched_pos
             .update(bytes(&svc_id), bytes(&0u64), MapFlags::ANY)
             .map_err(bpf_err("SCHED_POS reset"))?;
         self.zero_svc_stats(svc_id)
+    }
+}
+
+/// The program's flag for the service's persistence engine (`--pe sip`;
+/// xvsd refuses others).
+fn pe_flags(svc: &Service) -> u32 {
+    match svc.pe_name.as_deref() {
+        Some("sip") => crate::abi::xvs_limit::XVS_LIM_SVC_F_PE_SIP.0,
+        _ => 0,
     }
 }

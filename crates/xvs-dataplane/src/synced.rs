@@ -145,7 +145,15 @@ impl Dataplane {
                 pad: 0,
             }
         };
-        let old: Option<xvs_tmpl> = lookup(&self.maps.persist, &key, "PERSIST_MAP lookup")?;
+        let old: Option<xvs_tmpl> = match &t.pe_data {
+            Some(callid) => lookup::<_, xvs_sip_tmpl>(
+                &self.maps.sip_tmpl,
+                &crate::sip::sip_key(key, callid),
+                "SIP_TMPL lookup",
+            )?
+            .map(|v| v.t),
+            None => lookup(&self.maps.persist, &key, "PERSIST_MAP lookup")?,
+        };
         let mut flags = 0u16;
         if t.assured
             || old.is_some_and(|o| {
@@ -164,10 +172,17 @@ impl Dataplane {
             timeout: t.timeout_secs,
             pad2: 0,
         };
-        self.maps
-            .persist
-            .update(bytes(&key), bytes(&val), MapFlags::ANY)
-            .map_err(bpf_err("PERSIST_MAP update"))?;
+        match &t.pe_data {
+            // A --pe sip template: keyed with its Call-ID too.
+            Some(callid) => {
+                self.sip_install(key, callid, val)?;
+            }
+            None => self
+                .maps
+                .persist
+                .update(bytes(&key), bytes(&val), MapFlags::ANY)
+                .map_err(bpf_err("PERSIST_MAP update"))?,
+        }
         let persist = |dest_id: u32, delta: i32| {
             if let Some(rt) = self.dest_conns.slot(dest_id) {
                 rt.persist.fetch_add(delta, Ordering::SeqCst);

@@ -491,6 +491,7 @@ fn a_synchronised_template_keeps_the_client_on_its_server() {
         conns: 0,
         fwd: FwdMethod::Masq,
         assured: true,
+        pe_data: None,
     };
     assert_eq!(
         dp.install_template(&t).unwrap(),

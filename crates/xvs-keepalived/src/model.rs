@@ -592,7 +592,11 @@ impl VirtualServer {
         if let Some(m) = self.persistence_granularity {
             s.netmask = m;
         }
-        s.pe_name = self.persistence_engine.clone();
+        // keepalived hands the engine to IPVS with the persistence only
+        // (ipvs_set_srule): without persistence_timeout it is ignored.
+        if self.persistence_timeout.is_some() {
+            s.pe_name = self.persistence_engine.clone();
+        }
         s
     }
 }

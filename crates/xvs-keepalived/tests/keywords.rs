@@ -701,3 +701,37 @@ fn sctp_virtual_servers() {
         ["t.conf:2: protocol: unknown protocol 'DCCP' (TCP|UDP|SCTP)"]
     );
 }
+
+/// `persistence_engine` reaches IPVS with the persistence only
+/// (keepalived's ipvs_set_srule); a name longer than 16 is cut, warned.
+#[test]
+fn persistence_engine_goes_with_the_persistence() {
+    let c = parse(
+        "virtual_server 192.0.2.10 5060 {\n protocol UDP\n persistence_timeout 60\n \
+         persistence_engine sip\n real_server 203.0.113.1 5060 {\n}\n}\n\
+         virtual_server 192.0.2.11 5060 {\n protocol UDP\n persistence_engine sip\n \
+         real_server 203.0.113.1 5060 {\n}\n}\n\
+         virtual_server 192.0.2.12 5060 {\n protocol UDP\n persistence_timeout\n \
+         persistence_engine sipsipsipsipsipsipsip\n real_server 203.0.113.1 5060 {\n}\n}\n",
+    );
+    let pe: Vec<Option<String>> = c
+        .virtual_servers
+        .iter()
+        .map(|v| v.to_service().pe_name)
+        .collect();
+    assert_eq!(
+        pe,
+        [
+            Some("sip".to_string()),
+            None,
+            Some("sipsipsipsipsips".to_string())
+        ]
+    );
+    assert!(
+        c.warnings.iter().any(|w| w
+            .to_string()
+            .contains("persistence_name too long, truncating")),
+        "{:?}",
+        c.warnings
+    );
+}

@@ -296,8 +296,8 @@ fn refused_commands_keep_the_table_and_exit_like_ipvsadm() {
         String::from_utf8_lossy(&dup.stderr),
         "Destination already exists\n"
     );
-    // A feature whose data path does not exist (persistence engines) is
-    // refused, not silently ignored.
+    // An engine the kernel would not find is refused as IPVS refuses it,
+    // and the table stays as it was.
     let later = lb.xvsd.adm(&[
         "-E",
         "-t",
@@ -307,10 +307,13 @@ fn refused_commands_keep_the_table_and_exit_like_ipvsadm() {
         "-p",
         "60",
         "--pe",
-        "sip",
+        "nosuch",
     ]);
     assert_eq!(later.status.code(), Some(255));
-    assert!(String::from_utf8_lossy(&later.stderr).contains("persistence engines"));
+    assert_eq!(
+        String::from_utf8_lossy(&later.stderr),
+        "Scheduler or persistence engine not found\n"
+    );
     assert_eq!(lb.xvsd.adm_ok(&["-S", "-n"]), before);
 }
 
@@ -486,4 +489,93 @@ fn a_real_server_on_the_director_itself_answers_through_the_vip() {
     assert!(list.contains(&row), "{list}");
     let c = lb.xvsd.counters();
     assert!(c["pass_local"] >= 5 && c["local_out"] >= 5, "{c:?}");
+}
+
+/// `--pe sip`: a persistent UDP service keeps each call (Call-ID) on one
+/// real server, whatever source port its messages come from, while new
+/// calls from the same client are scheduled; a datagram without a
+/// Call-ID is dropped; `-Lnc --persistent-conn` lists each call's
+/// template with its Call-ID.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn sip_calls_stay_on_their_server() {
+    let lb = Lb::start();
+    lb.tb.start_udp_echo_servers(5060).unwrap();
+    let vs = format!("{VIP}:5060");
+    lb.xvsd
+        .adm_ok(&["-A", "-u", &vs, "-s", "rr", "-p", "60", "--pe", "sip"]);
+    for i in 1..=3u8 {
+        let rs = format!("{}:5060", rs_ip(i));
+        lb.xvsd.adm_ok(&["-a", "-u", &vs, "-r", &rs, "-m"]);
+    }
+    assert!(
+        lb.xvsd
+            .adm_ok(&["-Ln"])
+            .contains(&format!("UDP  {vs} rr persistent 60 pe sip")),
+        "{}",
+        lb.xvsd.adm_ok(&["-Ln"])
+    );
+    let call = |id: &str, n: u32| -> Vec<String> {
+        let msg =
+            format!("INVITE sip:bob@example.org SIP/2.0\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\n");
+        let out = testsrv_ok(
+            &lb.tb,
+            Node::Client,
+            &[
+                "udp",
+                &vs,
+                "--count",
+                &n.to_string(),
+                "--new-conn",
+                "--payload",
+                &msg,
+            ],
+            || lb.xvsd.report(),
+        );
+        server_names(&out)
+    };
+    // Three messages of one call, each from a new port: one server.
+    let a = call("call-a@192.0.2.1", 3);
+    assert_eq!(tally(&a).len(), 1, "{a:?}");
+    // New calls from the same client: scheduled round robin.
+    let b = call("call-b@192.0.2.1", 1);
+    let c = call("call-c@192.0.2.1", 1);
+    let mut all = vec![a[0].clone(), b[0].clone(), c[0].clone()];
+    all.sort();
+    assert_eq!(all, ["rs1", "rs2", "rs3"]);
+    // The first call again: its server.
+    assert_eq!(call("call-a@192.0.2.1", 2), [a[0].clone(), a[0].clone()]);
+    // No Call-ID: dropped, as IPVS drops it (no answer).
+    let out = lb
+        .tb
+        .exec(
+            Node::Client,
+            &[
+                &bin_path("xvs-testsrv"),
+                "udp",
+                &vs,
+                "--count",
+                "1",
+                "--timeout-ms",
+                "500",
+                "--payload",
+                "OPTIONS sip:x SIP/2.0\r\n\r\n",
+            ],
+        )
+        .expect("client");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("ERR"),
+        "{out:?}"
+    );
+    let conns = lb.xvsd.adm_ok(&["-Lnc", "--persistent-conn"]);
+    for id in ["call-a@192.0.2.1", "call-b@192.0.2.1", "call-c@192.0.2.1"] {
+        assert!(
+            conns
+                .lines()
+                .any(|l| l.starts_with("UDP") && l.contains(" sip ") && l.ends_with(id)),
+            "{id}: {conns}"
+        );
+    }
+    let plain = lb.xvsd.adm_ok(&["-Lnc"]);
+    assert!(!plain.contains(" sip "), "{plain}");
 }

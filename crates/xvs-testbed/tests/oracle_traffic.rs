@@ -52,6 +52,10 @@ enum Step {
     /// `n` SCTP associations (one message each, shut down gracefully),
     /// likewise.
     Sctp(usize),
+    /// `n` SIP requests (one UDP datagram each), likewise, whose Call-IDs
+    /// cycle through `calls` calls (a `--pe sip` service keeps each call
+    /// on one real server).
+    Sip(usize, usize),
     /// Let this many seconds pass (connections expire).
     Sleep(u64),
     /// Mark the packets of this protocol (`tcp`, `udp`) to the scenario's
@@ -235,6 +239,22 @@ fn scenarios() -> Vec<Scenario> {
             Step::Udp(8),
         ],
     });
+    // --pe sip: the template is keyed by client network and Call-ID, so
+    // four calls from one /24 take turns (rr) and each keeps its server;
+    // a datagram without a Call-ID is dropped by both.
+    v.push(Scenario {
+        name: "sip --pe sip".into(),
+        random: false,
+        serve_vport: false,
+        steps: vec![
+            adm("-A -u {vip} -s rr -p 60 -M 255.255.255.0 --pe sip"),
+            adm("-a -u {vip} -r {rs1} -m"),
+            adm("-a -u {vip} -r {rs2} -m"),
+            adm("-a -u {vip} -r {rs3} -m"),
+            Step::Sip(12, 4),
+            Step::Udp(2),
+        ],
+    });
     // Last, as --set is global: UDP entries expire after the UDP timeout,
     // the TCP ones are still there (TIME_WAIT is 120 s whatever --set says).
     v.push(Scenario {
@@ -375,6 +395,36 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
                         .push(format!("{cmd}: exit {}: {}", o.status, o.stderr.trim()));
                 }
             }
+            Step::Sip(n, calls) => {
+                for i in next..next + n {
+                    let msg = format!(
+                        "INVITE sip:bob@example.org SIP/2.0\r\nCall-ID: call-{}@192.0.2.1\r\n",
+                        i % calls
+                    );
+                    let src = source(vport, i);
+                    let target = format!("{VIP}:{vport}");
+                    let out = testsrv(
+                        tb,
+                        &[
+                            "udp",
+                            &target,
+                            "--count",
+                            "1",
+                            "--source",
+                            &src,
+                            "--timeout-ms",
+                            "2000",
+                            "--payload",
+                            &msg,
+                        ],
+                    );
+                    t.picks.extend(
+                        out.lines()
+                            .map(|l| l.split(':').next().unwrap_or(l).to_string()),
+                    );
+                }
+                next += n;
+            }
             Step::Tcp(n) | Step::Udp(n) | Step::Sctp(n) => {
                 let sources: Vec<String> = (next..next + n).map(|i| source(vport, i)).collect();
                 next += n;
@@ -456,7 +506,11 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
     let fwmark = sc.steps.iter().any(|s| matches!(s, Step::Mark(_)));
     let proto = if fwmark {
         "-f"
-    } else if sc.steps.iter().any(|s| matches!(s, Step::Udp(_))) {
+    } else if sc
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Udp(_) | Step::Sip(..)))
+    {
         "-u"
     } else if sc.steps.iter().any(|s| matches!(s, Step::Sctp(_))) {
         "--sctp-service"
@@ -474,8 +528,9 @@ fn run(tb: &Testbed, side: &dyn Side, sc: &Scenario, vport: u16) -> Transcript {
     let vip = format!("{VIP}:{vport}");
     // A fwmark template's virtual column: the mark as an address.
     let mark_vip = format!("{}:0", std::net::Ipv4Addr::from(u32::from(vport)));
+    // With the engine's columns: a --pe sip template's Call-ID compares.
     let mut conns: Vec<(String, u64)> = side
-        .adm(&fill("-L -n -c", vport))
+        .adm(&fill("-L -n -c --persistent-conn", vport))
         .stdout
         .lines()
         .skip(2)

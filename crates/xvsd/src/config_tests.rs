@@ -66,7 +66,8 @@ fn table_validation_names_the_line() {
     let e = parse(
         "virtual_server 10.0.0.1 80 {\n\
          protocol TCP\n\
-         persistence_engine sip\n\
+         persistence_timeout 60\n\
+         persistence_engine foo\n\
          real_server 10.0.1.1 80 {\n\
          }\n\
         }\n\
@@ -84,9 +85,12 @@ fn table_validation_names_the_line() {
         lines[0].starts_with("t.conf:1: virtual server TCP"),
         "{lines:?}"
     );
-    assert!(lines[0].contains("persistence engines"), "{lines:?}");
     assert!(
-        lines[1].starts_with("t.conf:10: real server 10.0.1.1:80"),
+        lines[0].contains("persistence engine not found"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("t.conf:11: real server 10.0.1.1:80"),
         "{lines:?}"
     );
     assert!(lines[1].contains("gre"), "{lines:?}");

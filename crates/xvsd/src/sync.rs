@@ -207,6 +207,7 @@ pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
         .ok_or(Skip::NoService)?;
     let (dest_id, fwd) = find_dest(e, idx, svc_id, daddr).ok_or(Skip::NoDest)?;
     if e.is_template() {
+        let pe_data = pe_data_of(e)?;
         return Ok(Install::Template(Template {
             proto,
             fwmark: 0,
@@ -222,6 +223,7 @@ pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
             conns: 0,
             fwd,
             assured: e.state == tpl_state::ASSURED,
+            pe_data,
         }));
     }
     // The codec has checked the state against the protocol's table
@@ -264,6 +266,7 @@ fn resolve_fwmark_template(
     };
     let (svc_id, _) = idx.fwmark_service(mark).ok_or(Skip::NoService)?;
     let (dest_id, fwd) = find_dest(e, idx, svc_id, daddr).ok_or(Skip::NoDest)?;
+    let pe_data = pe_data_of(e)?;
     Ok(Install::Template(Template {
         // The data plane keys it by `fwmark`; the protocol is a placeholder.
         proto: Protocol::Tcp,
@@ -280,7 +283,19 @@ fn resolve_fwmark_template(
         conns: 0,
         fwd,
         assured: e.state == tpl_state::ASSURED,
+        pe_data,
     }))
+}
+
+/// A template's persistence-engine data: the Call-ID of the `sip`
+/// engine, the only one there is; another engine's entry is skipped, as
+/// the kernel's receiver skips one whose engine is not loaded.
+fn pe_data_of(e: &SyncConn) -> Result<Option<Vec<u8>>, Skip> {
+    match (&e.pe_name, &e.pe_data) {
+        (None, _) => Ok(None),
+        (Some(name), Some(data)) if name.as_slice() == b"sip" => Ok(Some(data.clone())),
+        (Some(_), _) => Err(Skip::Invalid),
+    }
 }
 
 /// `ip_vs_find_dest`'s dest lookup: with a mark and a method other than
@@ -407,8 +422,10 @@ impl Outgoing {
                     fwmark: t.fwmark,
                     timeout: t.timeout_secs,
                     seq: None,
-                    pe_name: None,
-                    pe_data: None,
+                    // A --pe sip template's Call-ID (IPVS_OPT_PE_DATA and
+                    // _NAME, protocol version 1 only).
+                    pe_name: t.pe_data.as_ref().map(|_| b"sip".to_vec()),
+                    pe_data: t.pe_data.clone(),
                 }
             }
         }
@@ -780,7 +797,31 @@ mod tests {
             conns: 0,
             fwd: FwdMethod::Route,
             assured: true,
+            pe_data: None,
         }
+    }
+
+    /// A --pe sip template goes with its Call-ID and engine name (sync
+    /// v1's options) and comes back with them; another engine's is
+    /// skipped.
+    #[test]
+    fn a_sip_template_carries_its_call_id() {
+        let mut idx = SyncIndex::default();
+        idx.add_fwmark_service(7, 2, true);
+        idx.add_dest(2, Ipv4Addr::new(10, 1, 1, 2), 0, 20, FwdMethod::Route);
+        let mut t = fwm_template(7);
+        t.pe_data = Some(b"a84b4c76e66710@pc33.atlanta.example".to_vec());
+        let w = Outgoing::Template(t.clone()).to_wire(&HashMap::new());
+        assert_eq!(w.pe_name.as_deref(), Some(&b"sip"[..]));
+        let Ok(Install::Template(got)) = resolve(&w, &idx) else {
+            panic!("{:?}", resolve(&w, &idx))
+        };
+        assert_eq!(got.pe_data, t.pe_data);
+        let other = SyncConn {
+            pe_name: Some(b"xyz".to_vec()),
+            ..w
+        };
+        assert_eq!(resolve(&other, &idx), Err(Skip::Invalid));
     }
 
     #[test]

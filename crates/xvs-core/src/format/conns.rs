@@ -72,18 +72,37 @@ pub fn conns(conns: &[ConnEntry], opts: &ListOptions, names: &dyn Resolver) -> S
         // The kernel prints expiry as an unsigned 32-bit number of seconds.
         let expires = (c.expires_ms / 1000).min(u32::MAX as u64);
         let expire = format!("{:02}:{:02}", expires / 60, expires % 60);
-        // No persistence-engine data is ever present, so ipvsadm's short
-        // entry format applies even with --persistent-conn.
-        let _ = writeln!(
-            out,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            pname,
-            expire,
-            c.state.name(),
-            cname,
-            vname,
-            dname
-        );
+        // A template with engine data has the long entry format with
+        // --persistent-conn (ipvsadm's 11 fields; dname 16 wide, the
+        // engine 18, as print_conn has them); everything else the short.
+        match &c.pe {
+            Some(pe) if opts.persistent_conn => {
+                let _ = writeln!(
+                    out,
+                    "{:<3} {:<6} {:<11} {:<18} {:<18} {:<16} {:<18} {}",
+                    pname,
+                    expire,
+                    c.state.name(),
+                    cname,
+                    vname,
+                    dname,
+                    pe.name,
+                    pe.data
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+                    pname,
+                    expire,
+                    c.state.name(),
+                    cname,
+                    vname,
+                    dname
+                );
+            }
+        }
     }
     out
 }

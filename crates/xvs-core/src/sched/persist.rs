@@ -62,6 +62,21 @@ pub fn persist_key_fwmark(mark: u32, netmask: Ipv4Addr, flow: &FlowKey) -> Persi
     }
 }
 
+/// `IP_VS_PEDATA_MAXLEN`: the most bytes of persistence-engine data (the
+/// SIP Call-ID) a template keeps.
+pub const PE_DATA_MAX: usize = 255;
+
+/// The hash a `--pe sip` template is keyed with beside the Call-ID's
+/// length (the data plane's `SIP_TMPL`): 64-bit FNV-1a of the Call-ID's
+/// bytes. IPVS hashes the Call-ID too (jhash, only to pick a bucket) and
+/// compares the bytes; xvs compares length and hash, which a collision
+/// would have to match in all 64 bits.
+pub fn callid_hash(callid: &[u8]) -> u64 {
+    callid.iter().fold(0xcbf2_9ce4_8422_2325, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// `ip_vs_check_template`: an existing template pointing at `dest` is used
 /// when the dest is still in the service (`Some`) and not (with the sysctl
 /// `expire_quiescent_template` set) quiesced to weight 0. Note that neither
@@ -137,6 +152,14 @@ pub fn overload_after_edit(old_u: u32, new_u: u32, current: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callid_hash_is_fnv1a_64() {
+        // FNV-1a's published test vectors.
+        assert_eq!(callid_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(callid_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(callid_hash(b"foobar"), 0x8594_4171_f739_67e8);
+    }
 
     fn flow(saddr: [u8; 4], dport: u16) -> FlowKey {
         FlowKey::tcp(saddr.into(), 40000, [10, 0, 0, 1].into(), dport)

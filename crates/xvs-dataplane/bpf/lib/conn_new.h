@@ -12,14 +12,20 @@
 #include "persist.h"
 #include "sched.h"
 #include "service.h"
+#include "sip.h"
+
+/* xvs_new_conn's answer when the packet's Call-ID is needed first. */
+#define XVS_NEED_CALLID (-2)
 
 /* The dest for the new flow of the scratch's `fkey`, through the client's
  * persistence template first when the service is `persistent`: its id,
  * or minus the reason (an XVS_CNT_* counter) the packet is refused for. */
-static __always_inline int conn_pick_dest(int persistent)
+static __always_inline int conn_pick_dest(int persistent, int sip)
 {
-	__u32 dest_id = persistent ? (__u32)persist_pick() : XVS_NO_DEST;
+	__u32 dest_id = XVS_NO_DEST;
 
+	if (persistent)
+		dest_id = sip ? (__u32)sip_pick() : (__u32)persist_pick();
 	if (dest_id != XVS_NO_DEST)
 		return dest_id;
 	dest_id = (__u32)xvs_schedule();
@@ -27,7 +33,7 @@ static __always_inline int conn_pick_dest(int persistent)
 		return -XVS_CNT_PASS_NO_DEST;
 	if (!persistent)
 		return dest_id;
-	return persist_create(dest_id);
+	return sip ? sip_create(dest_id) : persist_create(dest_id);
 }
 
 /* The scratch's forward entry `fval` (dest id already set) and reply
@@ -80,8 +86,8 @@ static __always_inline __u32 conn_opener(__u8 proto, __u8 ev)
 /* Schedules the new flow of the scratch's `fkey` and creates its
  * connection entries (the first event applied: TCP NONE -> SYN_RECV,
  * SCTP NONE -> INIT1); the scratch's `out` gets a copy of the forward
- * entry. Returns GO_ON, or the verdict when the packet cannot be
- * forwarded. */
+ * entry. Returns GO_ON, the verdict when the packet cannot be forwarded,
+ * or XVS_NEED_CALLID (the scratch's sip.ready is still 0). */
 __noinline int xvs_new_conn(__u32 ev, __u64 now)
 {
 	struct xvs_scratch *sc = scratch();
@@ -89,7 +95,7 @@ __noinline int xvs_new_conn(__u32 ev, __u64 now)
 	struct xvs_dest *dest;
 	__be16 svc_port;
 	__u32 svc_flags, why;
-	int persistent, r;
+	int persistent, sip, r;
 
 	if (!sc)
 		return ACT_PASS;
@@ -102,8 +108,19 @@ __noinline int xvs_new_conn(__u32 ev, __u64 now)
 	svc_flags = svc->flags;
 	sched_in_fill(&sc->in, svc, &sc->fkey, svc_port, now);
 	persistent = svc_flags & XVS_SVC_F_PERSISTENT;
+	/* --pe sip (ip_vs_sched_persist with ip_vs_sip_fill_param): the
+	 * Call-ID is part of the template key; without one, or on another
+	 * protocol than UDP, the packet is dropped. The caller finds it
+	 * (sip.h needs the packet) and calls again. */
+	sip = persistent && (svc_flags & XVS_SVC_F_PE_SIP);
+	if (sip && sc->fkey.proto != IPPROTO_UDP)
+		return verdict(XVS_CNT_DROP_SIP, ACT_DROP);
+	if (sip && !sc->sip.ready)
+		return XVS_NEED_CALLID;
+	if (sip && sc->sip.ready != SIP_FOUND)
+		return verdict(XVS_CNT_DROP_SIP, ACT_DROP);
 
-	r = conn_pick_dest(persistent);
+	r = conn_pick_dest(persistent, sip);
 	if (r < 0)
 		return refuse(-r);
 	__builtin_memset(&sc->fval, 0, sizeof(sc->fval));

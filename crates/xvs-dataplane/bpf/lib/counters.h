@@ -42,6 +42,7 @@ static __always_inline int refuse(__u32 reason)
 	case XVS_CNT_DROP_ENCAP:
 	case XVS_CNT_DROP_TMPL_FULL:
 	case XVS_CNT_DROP_DEST_GONE:
+	case XVS_CNT_DROP_SIP:
 		return verdict(reason, ACT_DROP);
 	}
 	return verdict(reason, ACT_PASS);

@@ -87,6 +87,20 @@ static __always_inline long ctx_load_bytes(xvs_ctx *ctx, __u32 off, void *buf, _
 	return bpf_skb_load_bytes(ctx, off, buf, len);
 }
 
+/* Up to `n` bytes at `off` into `buf` (`max`, a power of two, bytes
+ * long), from pages too; how many were copied. */
+static __always_inline __u32 ctx_copy_bytes(xvs_ctx *ctx, __u32 off, __u8 *buf, __u32 n,
+					    __u32 max)
+{
+	if (n == 0)
+		return 0;
+	/* 1..max, as the verifier needs to see it */
+	n = ((n - 1) & (max - 1)) + 1;
+	if (bpf_skb_load_bytes(ctx, off, buf, n))
+		return 0;
+	return n;
+}
+
 /* The payload may sit in pages: the skb's length, not the linear part. */
 static __always_inline __u32 ctx_len(xvs_ctx *ctx)
 {
@@ -183,6 +197,27 @@ static __always_inline long ctx_load_bytes(xvs_ctx *ctx, __u32 off, void *buf, _
 		return -1;
 	__builtin_memcpy(buf, at, len);
 	return 0;
+}
+
+/* Up to `n` bytes at `off` (below 512: a payload behind the headers)
+ * into `buf` (`max` bytes long), a byte at a time: the frame is linear,
+ * and bpf_xdp_load_bytes is younger than the kernels served. */
+static __always_inline __u32 ctx_copy_bytes(xvs_ctx *ctx, __u32 off, __u8 *buf, __u32 n,
+					    __u32 max)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 *at = (__u8 *)data + (off & 0x1ff);
+	__u8 *p;
+	__u32 i;
+
+	for (i = 0; i < max; i++) {
+		p = at + i;
+		if (i >= n || (void *)(p + 1) > data_end)
+			break;
+		buf[i] = *p;
+	}
+	return i;
 }
 
 /* From the pointers: the verifier refuses 32-bit arithmetic on them,

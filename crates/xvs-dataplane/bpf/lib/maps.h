@@ -107,6 +107,28 @@ struct {
 	__type(value, struct xvs_tmpl);
 } PERSIST_MAP SEC(".maps");
 
+/* --pe sip templates: PERSIST_MAP's, keyed with the Call-ID as well.
+ * Allocated as used (most directors have no SIP service). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct xvs_sip_key);
+	__type(value, struct xvs_sip_tmpl);
+} SIP_TMPL SEC(".maps");
+
+/* The SIP template of each --pe sip connection (forward key), IPVS's
+ * cp->control: its first answer marks the template assured, and expiry
+ * keeps the template while the connection lives. Deleted with the
+ * connection by xvsd's expiry; allocated as used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct xvs_conn_key);
+	__type(value, struct xvs_sip_key);
+} SIP_CTL SEC(".maps");
+
 /* lblc/lblcr locality caches, keyed by (service, destination address). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -38,10 +38,12 @@ static __always_inline void tmpl_key(const struct sched_in *in, const struct xvs
  * connection client saddr -> daddr:dport (`port_proto` = dport << 8 |
  * proto, network order port) assured. A global function of scalars: its
  * keys live on its own stack. */
-__noinline int tmpl_assure(__u32 saddr, __u32 daddr, __u32 port_proto)
+__noinline int tmpl_assure(__u32 saddr, __u32 daddr, __u32 port_proto, __u32 sport)
 {
 	struct xvs_conn_key k = {};
 	struct xvs_tmpl_key tk = {};
+	struct xvs_sip_key *sk;
+	struct xvs_sip_tmpl *st;
 	struct xvs_svc *svc;
 	struct xvs_tmpl *t;
 	__be16 sp;
@@ -53,6 +55,16 @@ __noinline int tmpl_assure(__u32 saddr, __u32 daddr, __u32 port_proto)
 	svc = svc_lookup(&k, &sp);
 	if (!svc)
 		return 0;
+	if (svc->flags & XVS_SVC_F_PE_SIP) {
+		/* The SIP template is the one this connection was made
+		 * through (its Call-ID is not in the answer). */
+		k.sport = (__be16)sport;
+		sk = bpf_map_lookup_elem(&SIP_CTL, &k);
+		st = sk ? bpf_map_lookup_elem(&SIP_TMPL, sk) : NULL;
+		if (st && !(st->t.flags & XVS_TMPL_F_ASSURED))
+			st->t.flags |= XVS_TMPL_F_ASSURED;
+		return 0;
+	}
 	tk.caddr = saddr & svc->netmask;
 	if (svc->fwmark) {
 		tk.vaddr = bpf_htonl(svc->fwmark);
@@ -74,7 +86,7 @@ static __always_inline void assure_once(struct xvs_conn *fc, const struct xvs_co
 	if ((fc->flags & (XVS_CONN_F_PERSIST | XVS_CONN_F_ASSURED)) != XVS_CONN_F_PERSIST)
 		return;
 	fc->flags |= XVS_CONN_F_ASSURED;
-	tmpl_assure(fkey->saddr, fkey->daddr, (__u32)fkey->dport << 8 | fkey->proto);
+	tmpl_assure(fkey->saddr, fkey->daddr, (__u32)fkey->dport << 8 | fkey->proto, fkey->sport);
 }
 
 /* ip_vs_sched_persist, first half: the dest of the client's template, or
@@ -141,6 +153,78 @@ __noinline int persist_create(__u32 dest_id)
 		return -XVS_CNT_DROP_TMPL_FULL;
 	cnt(XVS_CNT_PERSIST_NEW);
 	persist_add(dest_id, 1);
+	return dest_id;
+}
+
+/* persist_pick for a --pe sip service: the template of the client's
+ * network and the packet's Call-ID (sip.h found it; ip_vs_sip_ct_match).
+ * The connection remembers it in SIP_CTL. */
+__noinline int sip_pick(void)
+{
+	struct xvs_scratch *sc = scratch();
+	struct xvs_sip_tmpl *t;
+	struct dview dv;
+	__u32 dest_id;
+
+	if (!sc)
+		return XVS_NO_DEST;
+	tmpl_key(&sc->in, &sc->fkey, &sc->sip.key.tk);
+	t = bpf_map_lookup_elem(&SIP_TMPL, &sc->sip.key);
+	if (!t)
+		return XVS_NO_DEST;
+	dest_id = t->t.dest_id;
+	if (t->t.svc_id == sc->in.svc_id && dest_get(dest_id, sc->in.svc_id, &dv)) {
+		t->t.last_seen_ns = sc->in.now;
+		cnt(XVS_CNT_PERSIST_HIT);
+		bpf_map_update_elem(&SIP_CTL, &sc->fkey, &sc->sip.key, BPF_ANY);
+		return dest_id;
+	}
+	if (bpf_map_delete_elem(&SIP_TMPL, &sc->sip.key) == 0)
+		persist_add(dest_id, -1);
+	return XVS_NO_DEST;
+}
+
+/* persist_create for a --pe sip service: the template keeps the Call-ID's
+ * bytes (IPVS's pe_data). */
+__noinline int sip_create(__u32 dest_id)
+{
+	struct xvs_scratch *sc = scratch();
+	struct xvs_sip_tmpl *t, *nt;
+	struct xvs_dest *d;
+	__u32 i, len, start;
+	int err; /* int: 6.1 leaves a map op's error zero-extended */
+
+	if (!sc)
+		return -XVS_CNT_PASS_NO_DEST;
+	tmpl_key(&sc->in, &sc->fkey, &sc->sip.key.tk);
+	d = bpf_map_lookup_elem(&DEST_MAP, &dest_id);
+	if (!d)
+		return -XVS_CNT_PASS_NO_DEST;
+	nt = &sc->snt;
+	__builtin_memset(&nt->t, 0, sizeof(nt->t));
+	nt->t.last_seen_ns = sc->in.now;
+	nt->t.svc_id = sc->in.svc_id;
+	nt->t.dest_id = dest_id;
+	nt->t.daddr = d->addr;
+	nt->t.dport = sc->sip.key.tk.vport ? d->port : 0;
+	nt->t.timeout = sc->in.timeout;
+	len = sc->sip.key.callid_len;
+	start = sc->sip.start;
+	for (i = 0; i <= XVS_SIP_CALLID_MAX; i++)
+		nt->callid[i] = i < len ? sc->sip.buf[(start + i) & (XVS_SIP_SCAN_MAX - 1)] : 0;
+	err = bpf_map_update_elem(&SIP_TMPL, &sc->sip.key, nt, BPF_NOEXIST);
+	if (err == -EEXIST_) {
+		t = bpf_map_lookup_elem(&SIP_TMPL, &sc->sip.key);
+		if (!t)
+			return -XVS_CNT_PASS_STALE;
+		dest_id = t->t.dest_id;
+	} else if (err) {
+		return -XVS_CNT_DROP_TMPL_FULL;
+	} else {
+		cnt(XVS_CNT_PERSIST_NEW);
+		persist_add(dest_id, 1);
+	}
+	bpf_map_update_elem(&SIP_CTL, &sc->fkey, &sc->sip.key, BPF_ANY);
 	return dest_id;
 }
 

@@ -74,6 +74,24 @@ struct setscan {
 	__u64 boh;
 };
 
+/* The Call-ID search of a --pe sip packet (sip.h): the payload's first
+ * bytes, the scanner's state (xvs_wire::sip::Scanner's fields) and what
+ * it found. */
+struct sip_scan {
+	__u32 mode;
+	__u32 pos;
+	__u32 dataoff;
+	__u32 start;
+	__u32 len;
+	__u32 domain;
+	__u32 colon;
+	__u32 n;
+	__u32 done;  /* 0: scanning, SIP_FOUND or SIP_FAILED */
+	__u32 ready; /* this packet's outcome: 0 none yet, SIP_FOUND, SIP_FAILED */
+	struct xvs_sip_key key; /* SIP_FOUND: tk left to persist.h */
+	__u8 buf[XVS_SIP_SCAN_MAX];
+};
+
 struct xvs_scratch {
 	struct sched_in in;
 	struct scan scan;
@@ -88,6 +106,8 @@ struct xvs_scratch {
 	struct xvs_lblc_key lk;
 	struct xvs_lblc lblc; /* a new lblc/lblcr entry */
 	__u32 pad[2];
+	struct sip_scan sip;
+	struct xvs_sip_tmpl snt; /* a new SIP template */
 };
 
 struct {

@@ -319,7 +319,16 @@ impl P {
             }
             "persistence_engine" => {
                 if let Some(e) = self.arg(n, 1, "engine name") {
-                    vs.engine = Some(e.to_string());
+                    // IP_VS_PENAME_MAXLEN, as keepalived's pengine_handler
+                    // cuts it.
+                    let cut: String = e.chars().take(16).collect();
+                    if cut.len() < e.len() {
+                        self.warn(
+                            &n.loc,
+                            format!("persistence_name too long, truncating - {e}"),
+                        );
+                    }
+                    vs.engine = Some(cut);
                 }
             }
             "persistence_timeout" => {

@@ -97,7 +97,11 @@ pub(super) fn udp_client(
         let s = sock.as_ref().expect("opened above");
         let msg = format!("{payload} {i}");
         let line = match s.send(msg.as_bytes()).and_then(|_| s.recv(&mut buf)) {
-            Ok(n) => String::from_utf8_lossy(&buf[..n]).trim().to_string(),
+            // One line per answer, whatever the payload (SIP's CRLFs).
+            Ok(n) => String::from_utf8_lossy(&buf[..n])
+                .trim()
+                .replace('\r', "\\r")
+                .replace('\n', "\\n"),
             Err(e) => {
                 failed = true;
                 format!("ERR {}", io_reason(e))

@@ -201,10 +201,10 @@ fn validate_service(s: &Service) -> Result<(), ApiError> {
     if !sched::is_known(&s.scheduler) {
         return Err(err(ErrorKind::SchedulerNotFound));
     }
-    if s.pe_name.is_some() {
-        return Err(unsupported(
-            "persistence engines (--pe) are not supported by xvs yet",
-        ));
+    // The kernel knows the engines it has modules for, by exact name
+    // (ip_vs_pe_getbyname); xvs has sip.
+    if s.pe_name.as_deref().is_some_and(|pe| pe != "sip") {
+        return Err(err(ErrorKind::SchedulerNotFound));
     }
     // A fwmark service has no address or port of its own (IPVS keys it by
     // the mark; ipvsadm skips the zero-port check for -f).

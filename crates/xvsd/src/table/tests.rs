@@ -152,12 +152,28 @@ fn later_features_are_refused_not_ignored() {
     p.timeout = 360;
     m.apply(&Request::AddService { service: p.clone() }, BIG)
         .unwrap();
+    // --pe: sip is known; another name (case counts) is the kernel's ENOENT.
     let mut pe = Service::new(key(81), "rr");
     pe.pe_name = Some("sip".into());
+    m.apply(
+        &Request::AddService {
+            service: pe.clone(),
+        },
+        BIG,
+    )
+    .unwrap();
+    pe.key = key(82);
+    pe.pe_name = Some("SIP".into());
     let e = m
         .apply(&Request::AddService { service: pe }, BIG)
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (
+            ErrorKind::SchedulerNotFound,
+            "Scheduler or persistence engine not found"
+        )
+    );
     let mut t = masq(11, 80, 1);
     t.u_threshold = 5;
     t.l_threshold = 6;

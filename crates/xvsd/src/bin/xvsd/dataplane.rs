@@ -2,7 +2,7 @@
 //! (`xvs_dataplane::Dataplane`): table writes, listings, expiry, DR/TUN
 //! next hops kept current, and the connection sync daemons.
 
-use xvs_core::api::ConnEntry;
+use xvs_core::api::{ConnEntry, PeData};
 use xvs_core::model::{ConnState, Dest, Service, ServiceKey, SyncDaemon, SyncState, Timeouts};
 use xvs_dataplane::{monotonic_ns, Dataplane, SvcSched};
 use xvsd::plane::{AllStats, Backend, Plane, PlaneError};
@@ -163,6 +163,7 @@ impl Plane for Loaded {
                     fwd: t.fwd,
                     expires_ms: left,
                     fwmark: t.fwmark,
+                    pe: t.pe_data.as_deref().map(PeData::sip),
                 }
             })
             .collect();
@@ -183,6 +184,7 @@ impl Plane for Loaded {
                     fwd: c.fwd,
                     expires_ms: limit_ms.saturating_sub(idle_ms),
                     fwmark: 0,
+                    pe: None,
                 }
             }))
             .collect())
