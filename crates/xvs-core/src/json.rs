@@ -25,12 +25,14 @@ use serde::{Deserialize, Serialize};
 /// one place it is spelled.
 pub const LIST_SCHEMA: &str = "xvs-list/1";
 
-/// The `$id` of the JSON Schema document (`xvsadm --json-schema`).
-pub const SCHEMA_ID: &str = "urn:xvs:schema:xvs-list:1";
+/// The `$id` of the JSON Schema document (`xvsadm --json-schema`):
+/// `urn:xvs:schema:` and [`LIST_SCHEMA`].
+pub fn schema_id() -> String {
+    format!("urn:xvs:schema:{LIST_SCHEMA}")
+}
 
 /// One `xvsadm --json` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "xvsadm --json listing (xvs-list/1)")]
 pub struct ListDoc {
     /// Always `xvs-list/1` ([`LIST_SCHEMA`]): the schema's name and major
     /// version.
@@ -264,8 +266,28 @@ impl ConnView {
 /// --json-schema` prints it.
 pub fn schema() -> serde_json::Value {
     let mut s = schemars::schema_for!(ListDoc);
-    s.insert("$id".to_string(), SCHEMA_ID.into());
-    s.to_value()
+    s.insert("$id".to_string(), schema_id().into());
+    s.insert(
+        "title".to_string(),
+        format!("xvsadm --json listing ({LIST_SCHEMA})").into(),
+    );
+    sorted(s.to_value())
+}
+
+/// `v` with every object's keys in sorted order, whether or not
+/// serde_json's `preserve_order` is on in this build (a crate of the
+/// build may turn it on), so the printed schema is always the same bytes.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -283,7 +305,8 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<ListDoc>(v).unwrap(), d);
         let s = schema();
-        assert_eq!(s["$id"], SCHEMA_ID);
+        assert_eq!(s["$id"], "urn:xvs:schema:xvs-list/1");
+        assert_eq!(s["title"], "xvsadm --json listing (xvs-list/1)");
         assert_eq!(s["properties"]["schema"]["const"], LIST_SCHEMA);
     }
 }
