@@ -178,7 +178,9 @@ pub fn run(
     err: &mut dyn Write,
 ) -> i32 {
     let mut io = Io { out, err };
-    let (socket, argv) = match split_socket(args) {
+    // First, so that `--json --socket PATH` finds the socket too.
+    let (json, args) = split_json(args);
+    let (socket, argv) = match split_socket(&args) {
         Ok(v) => v,
         Err(m) => {
             io.eprint(&format!("{m}\n"));
@@ -192,7 +194,6 @@ pub fn run(
         .first()
         .cloned()
         .unwrap_or_else(|| "xvsadm".to_string());
-    let (json, argv) = split_json(&argv);
     if json.schema {
         if let Some(m) = json_misuse(json, &argv, None) {
             io.eprint(&format!("{m}\n"));

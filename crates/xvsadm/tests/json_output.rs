@@ -330,6 +330,17 @@ fn every_list_command_prints_a_valid_document() {
         "203.0.113.13"
     );
 
+    // Before --socket too.
+    let sock = f.0.display().to_string();
+    let argv: Vec<String> = ["xvsadm", "--json", "--socket", &sock, "-L"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut out = Vec::new();
+    let code = xvsadm::run(&argv, None, &mut &b""[..], &mut out, &mut Vec::new());
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), all);
+
     // One service.
     let (one, _) = document(&f, &v, &["-L", "-f", "1", "--json"]);
     assert_eq!(one["services"].as_array().map(Vec::len), Some(1));
