@@ -8,6 +8,7 @@ use crate::model::{
     ConnState, Dest, FwdMethod, Protocol, Rates, Service, ServiceKey, Stats, SyncDaemon, SyncState,
     Timeouts,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
@@ -299,7 +300,7 @@ impl ErrorKind {
 }
 
 /// The whole virtual server table with counters, as `-L` needs it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Table {
     /// Connection table size, printed as `(size=N)` in the header.
     pub conn_tab_size: u32,
@@ -308,7 +309,7 @@ pub struct Table {
 }
 
 /// One service with its runtime figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceEntry {
     /// Configuration.
     pub service: Service,
@@ -321,7 +322,7 @@ pub struct ServiceEntry {
 }
 
 /// One destination with its runtime figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DestEntry {
     /// Configuration.
     pub dest: Dest,
@@ -338,7 +339,7 @@ pub struct DestEntry {
 }
 
 /// One live connection, as `-Lc` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConnEntry {
     /// Protocol.
     pub proto: Protocol,
@@ -376,7 +377,7 @@ pub struct ConnEntry {
 }
 
 /// A template's persistence-engine name and data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PeData {
     /// The engine (`sip`).
     pub name: String,

@@ -140,6 +140,13 @@ pub fn largenum(i: u64, exact: bool) -> String {
 
 /// `print_sched_flags`: the names of the scheduler flags, comma-separated.
 fn sched_flags(sched: &str, flags: u32) -> String {
+    sched_flag_names(sched, flags).join(",")
+}
+
+/// The names ipvsadm gives the scheduler flags set in `flags` for
+/// scheduler `sched` (`sh-fallback`, `sh-port`, `flag-1`, ...), in bit
+/// order.
+pub fn sched_flag_names(sched: &str, flags: u32) -> Vec<String> {
     let mut v = Vec::new();
     let (n1, n2, n3) = match sched {
         "sh" => (Some("sh-fallback"), Some("sh-port"), None),
@@ -152,10 +159,10 @@ fn sched_flags(sched: &str, flags: u32) -> String {
         (svc_flags::SCHED3, n3),
     ] {
         if let (true, Some(n)) = (flags & bit != 0, name) {
-            v.push(n);
+            v.push(n.to_string());
         }
     }
-    v.join(",")
+    v
 }
 
 const ANY_SCHED_FLAG: u32 = svc_flags::SCHED1 | svc_flags::SCHED2 | svc_flags::SCHED3;
@@ -224,8 +231,9 @@ fn tun_flag_opt(c: TunCsum) -> &'static str {
     }
 }
 
-/// `fwd_tun_info`: tunnel details of a `-i` destination, `None` otherwise.
-fn tun_info(d: &DestEntry) -> Option<String> {
+/// `fwd_tun_info`: tunnel details of a `-i` destination (`ipip`,
+/// `gue:PORT:-c`, `gre:+c`), `None` otherwise.
+pub fn tun_info(d: &DestEntry) -> Option<String> {
     if d.dest.fwd != FwdMethod::Tunnel {
         return None;
     }

@@ -11,6 +11,7 @@
 //! inherits the port entries and any-port mark of the prefixes that
 //! contain it unless it overrides them.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,7 +22,9 @@ use crate::model::Protocol;
 pub mod import;
 
 /// An inclusive port range (`80`, `8000-8080`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct PortRange {
     /// First port, 1..=65535.
     pub first: u16,
@@ -41,7 +44,9 @@ impl fmt::Display for PortRange {
 
 /// One classifier rule: packets of `proto` to `addr/prefix_len` and one of
 /// `ports` (any port when empty) get mark `mark`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct MarkRule {
     /// The mark given, 1..=4294967295.
     pub mark: u32,

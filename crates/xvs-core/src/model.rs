@@ -1,11 +1,14 @@
 //! The LVS model, named as IPVS names it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
 
 /// Transport protocol of a virtual service (`-t`, `-u`, `--sctp-service`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// `-t`, `--tcp-service`
@@ -56,7 +59,9 @@ impl fmt::Display for Protocol {
 /// or a firewall mark (`-f`). As in IPVS's `ip_vs_service_user`, a fwmark
 /// service carries protocol TCP, address 0.0.0.0 and port 0 beside its
 /// mark, and only the mark identifies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct ServiceKey {
     /// Firewall mark (`-f`, 1..=4294967295); 0 for an address service.
     /// First so that address services order before fwmark services.
@@ -111,7 +116,7 @@ impl fmt::Display for ServiceKey {
 }
 
 /// Packet forwarding method of a real server (`-m`, `-g`, `-i`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 pub enum FwdMethod {
     /// `-m`, masquerading (NAT).
     Masq,
@@ -140,7 +145,7 @@ impl fmt::Display for FwdMethod {
 }
 
 /// Tunnel encapsulation for `-i` destinations (`--tun-type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TunType {
     /// IPv4-in-IPv4 (the default).
@@ -153,7 +158,7 @@ pub enum TunType {
 }
 
 /// Tunnel checksum mode (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TunCsum {
     /// No checksum (the default).
@@ -182,7 +187,7 @@ pub mod svc_flags {
 }
 
 /// A virtual service as configured.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Service {
     /// Protocol, address and port.
     pub key: ServiceKey,
@@ -218,7 +223,7 @@ impl Service {
 }
 
 /// A real server of a virtual service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Dest {
     /// Real server address.
     pub addr: Ipv4Addr,
@@ -259,7 +264,7 @@ impl Dest {
 }
 
 /// Connection timeouts in seconds (`--set tcp tcpfin udp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Timeouts {
     /// TCP ESTABLISHED timeout (kernel default 900 s).
     pub tcp: u32,
@@ -280,7 +285,7 @@ impl Default for Timeouts {
 }
 
 /// Traffic counters as IPVS keeps them (`--stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Stats {
     /// Connections scheduled.
     pub conns: u64,
@@ -295,7 +300,7 @@ pub struct Stats {
 }
 
 /// Rate estimates as IPVS shows them (`--rate`), already scaled to per-second.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Rates {
     /// Connections per second.
     pub cps: u64,
@@ -312,7 +317,7 @@ pub struct Rates {
 /// IPVS connection states: TCP's in the kernel's order (`IP_VS_TCP_S_*`),
 /// UDP's pseudo state, and SCTP's (`IP_VS_SCTP_S_*`, the kernel's number
 /// + 16). The data plane stores the same numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[repr(u8)]
 pub enum ConnState {
     /// NONE
@@ -499,7 +504,9 @@ impl ConnState {
 
 /// Which connection-sync daemon (`--start-daemon master|backup`): IPVS runs
 /// at most one of each at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncState {
     /// Sends the director's connections to the group (`IP_VS_STATE_MASTER`).
@@ -532,7 +539,7 @@ impl fmt::Display for SyncState {
 /// daemon has them filled in as the kernel fills them in
 /// (`start_sync_thread`, see [`SyncDaemon::with_defaults`]). IPv4 groups
 /// only, for now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SyncDaemon {
     /// Master or backup.
     pub state: SyncState,

@@ -243,6 +243,7 @@ fn stats_count_the_traffic_sent() {
         let row = stats_row(&stats, &format!("-> {}:80", rs_ip(i)));
         assert_eq!(row[0], 10, "{stats}");
     }
+    json_stats_match_the_text(&lb);
     // The XDP program forwards itself; the kernel fallback (no neighbour
     // entry yet) may only take the first few packets.
     let c = lb.xvsd.counters();
@@ -260,6 +261,67 @@ fn stats_count_the_traffic_sent() {
     );
     let conns = lb.xvsd.adm_ok(&["-Lnc"]);
     assert!(conns.contains(&format!("{VIP}:80")), "{conns}");
+}
+
+/// `xvsadm -Ln --stats --json` (and `-Lnc --json`) after real traffic:
+/// valid against the committed schema, and the same numbers as the text
+/// listing read right before and after (retried while a late packet
+/// moves them).
+fn json_stats_match_the_text(lb: &Lb) {
+    let schema_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/xvsadm-json.schema.json"
+    );
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_file).expect("schema file"))
+            .expect("schema JSON");
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
+    let valid = |args: &[&str]| -> serde_json::Value {
+        let out = lb.xvsd.adm_ok(args);
+        let doc: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+        let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{args:?}: {errors:?}\n{out}");
+        doc
+    };
+    let five = |s: &serde_json::Value| -> [u64; 5] {
+        ["conns", "inpkts", "outpkts", "inbytes", "outbytes"]
+            .map(|k| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}")))
+    };
+    let mut tries = 0;
+    let (text, doc) = loop {
+        let before = lb.xvsd.adm_ok(&["-Ln", "--stats", "--exact"]);
+        let doc = valid(&["-Ln", "--stats", "--json"]);
+        if before == lb.xvsd.adm_ok(&["-Ln", "--stats", "--exact"]) || tries == 5 {
+            break (before, doc);
+        }
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let svc = &doc["services"][0];
+    assert_eq!(svc["service"]["key"]["addr"], VIP, "{doc}");
+    assert_eq!(svc["proto_name"], "TCP", "{doc}");
+    assert_eq!(
+        five(&svc["stats"]),
+        stats_row(&text, &format!("TCP  {VIP}:80")),
+        "{text}\n{doc}"
+    );
+    let dests = svc["dests"].as_array().expect("dests");
+    assert_eq!(dests.len(), 3, "{doc}");
+    for d in dests {
+        let rs = d["dest"]["addr"].as_str().expect("addr");
+        assert_eq!(d["forward"], "Masq", "{doc}");
+        assert_eq!(
+            five(&d["stats"]),
+            stats_row(&text, &format!("-> {rs}:80")),
+            "{text}\n{doc}"
+        );
+    }
+    let conns = valid(&["-Lnc", "--json"]);
+    let listed = conns["connections"].as_array().expect("connections");
+    assert!(listed.iter().any(|c| c["vaddr"] == VIP), "{conns}");
 }
 
 #[test]

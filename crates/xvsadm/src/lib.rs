@@ -15,6 +15,12 @@
 //!   root)"), and operations xvs does not support;
 //! * 1: a listing failed (ipvsadm's `exit(1)` in its list functions, e.g.
 //!   "No such service" for `-L -t`), or xvsd answered nonsense.
+//!
+//! xvs extensions: `--json` with a list command (`-L` and its modifiers,
+//! `--list-marks`) prints one JSON document ([`xvs_core::json`],
+//! docs/json.md) instead of the table; `--json-schema` prints that
+//! document's JSON Schema. Both are taken out of the arguments before the
+//! ipvsadm grammar sees them, so it stays ipvsadm's.
 
 pub mod client;
 mod restore;
@@ -25,6 +31,7 @@ use std::path::Path;
 use xvs_core::api::{ApiError, ErrorKind, Request, Response, DEFAULT_SOCKET};
 use xvs_core::format;
 use xvs_core::ipvsadm::{self, Command, ListOptions, ListTarget, EXIT_ERROR};
+use xvs_core::json::ListDoc;
 use xvs_core::names::{FileNames, NoNames, Resolver};
 
 /// Exit status when xvsd cannot be reached.
@@ -58,6 +65,51 @@ pub fn split_socket(args: &[String]) -> Result<(Option<String>, Vec<String>), St
                 .collect(),
         )),
         _ => Ok((None, args.to_vec())),
+    }
+}
+
+/// `--json`: the listing as a JSON document (xvs extension).
+pub const JSON_OPTION: &str = "--json";
+
+/// `--json-schema`: print the JSON Schema of `--json`'s documents.
+pub const JSON_SCHEMA_OPTION: &str = "--json-schema";
+
+/// What the xvs output options asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonOptions {
+    /// `--json` was given.
+    pub json: bool,
+    /// `--json-schema` was given.
+    pub schema: bool,
+}
+
+/// Takes `--json` and `--json-schema` out of `argv` (program name first),
+/// wherever they stand: ipvsadm has no such options, and its grammar
+/// (which must stay byte for byte ipvsadm's) never sees them.
+pub fn split_json(argv: &[String]) -> (JsonOptions, Vec<String>) {
+    let mut o = JsonOptions::default();
+    let mut rest = Vec::with_capacity(argv.len());
+    for (i, a) in argv.iter().enumerate() {
+        match a.as_str() {
+            JSON_OPTION if i > 0 => o.json = true,
+            JSON_SCHEMA_OPTION if i > 0 => o.schema = true,
+            _ => rest.push(a.clone()),
+        }
+    }
+    (o, rest)
+}
+
+/// Why `--json` or `--json-schema` cannot be used with `cmd`, as a
+/// `fail(2, ...)` text; `None` when they can.
+pub fn json_misuse(o: JsonOptions, argv: &[String], cmd: Option<&Command>) -> Option<String> {
+    if o.schema {
+        return (o.json || argv.len() > 1)
+            .then(|| "--json-schema takes no other option".to_string());
+    }
+    match cmd {
+        _ if !o.json => None,
+        Some(Command::List(_) | Command::ListMarks { .. }) => None,
+        _ => Some("--json only applies to the list commands (-L, --list-marks)".to_string()),
     }
 }
 
@@ -126,7 +178,9 @@ pub fn run(
     err: &mut dyn Write,
 ) -> i32 {
     let mut io = Io { out, err };
-    let (socket, argv) = match split_socket(args) {
+    // First, so that `--json --socket PATH` finds the socket too.
+    let (json, args) = split_json(args);
+    let (socket, argv) = match split_socket(&args) {
         Ok(v) => v,
         Err(m) => {
             io.eprint(&format!("{m}\n"));
@@ -140,6 +194,17 @@ pub fn run(
         .first()
         .cloned()
         .unwrap_or_else(|| "xvsadm".to_string());
+    if json.schema {
+        if let Some(m) = json_misuse(json, &argv, None) {
+            io.eprint(&format!("{m}\n"));
+            return ipvsadm::EXIT_FAIL;
+        }
+        // A Value always serialises; the fallback only keeps this
+        // panic-free.
+        let text = serde_json::to_string_pretty(&xvs_core::json::schema()).unwrap_or_default();
+        io.print(&format!("{text}\n"));
+        return 0;
+    }
 
     // No arguments lists the table, as ipvsadm does.
     let cmd = if argv.len() <= 1 {
@@ -153,6 +218,11 @@ pub fn run(
             }
         }
     };
+    // After the grammar, so that its errors (and exit codes) come first.
+    if let Some(m) = json_misuse(json, &argv, Some(&cmd)) {
+        io.eprint(&format!("{m}\n"));
+        return ipvsadm::EXIT_FAIL;
+    }
     match cmd {
         Command::Help => {
             io.print(&ipvsadm::usage_text(&prog));
@@ -187,7 +257,12 @@ pub fn run(
             return EXIT_NO_DAEMON;
         }
     };
-    let mut session = Session { client, io, prog };
+    let mut session = Session {
+        client,
+        io,
+        prog,
+        json: json.json,
+    };
     if cmd == Command::Restore {
         let mut text = String::new();
         if let Err(e) = stdin.read_to_string(&mut text) {
@@ -234,6 +309,8 @@ pub(crate) struct Session<'a> {
     client: Client,
     io: Io<'a>,
     prog: String,
+    /// `--json`: listings print [`xvs_core::json::ListDoc`]s.
+    json: bool,
 }
 
 impl Session<'_> {
@@ -252,6 +329,26 @@ impl Session<'_> {
         let m = format!("{}: unexpected response from xvsd\n", self.prog);
         self.io.eprint(&m);
         EXIT_LIST
+    }
+
+    /// Prints a listing, `doc` with `--json` and `text` without;
+    /// returns the exit status.
+    fn print_list(&mut self, doc: impl FnOnce() -> ListDoc, text: impl FnOnce() -> String) -> i32 {
+        let out = if self.json {
+            match serde_json::to_string(&doc()) {
+                Ok(s) => s + "\n",
+                // Only maps with non-string keys fail; the document has none.
+                Err(e) => {
+                    let m = format!("{}: encoding JSON: {e}\n", self.prog);
+                    self.io.eprint(&m);
+                    return EXIT_LIST;
+                }
+            }
+        } else {
+            text()
+        };
+        self.io.print(&out);
+        0
     }
 
     fn list_error(&mut self, e: &ApiError) -> i32 {
@@ -287,8 +384,7 @@ impl Session<'_> {
             },
             Command::ListMarks { .. } => match self.call(&Request::ListMarks) {
                 Some(Response::Marks { rules }) => {
-                    self.io.print(&ipvsadm::list_marks(&rules));
-                    0
+                    self.print_list(|| ListDoc::marks(&rules), || ipvsadm::list_marks(&rules))
                 }
                 Some(Response::Error { error }) => self.list_error(&error),
                 Some(_) => self.unexpected(),
@@ -319,27 +415,26 @@ impl Session<'_> {
         match opts.target() {
             ListTarget::Daemon => match self.call(&Request::ListDaemons) {
                 Some(Response::Daemons { daemons }) => {
-                    self.io.print(&format::daemons(&daemons));
-                    0
+                    self.print_list(|| ListDoc::daemons(&daemons), || format::daemons(&daemons))
                 }
                 Some(Response::Error { error }) => self.list_error(&error),
                 Some(_) => self.unexpected(),
                 None => EXIT_LIST,
             },
             ListTarget::Connections => match self.call(&Request::ListConns) {
-                Some(Response::Conns { conns }) => {
-                    self.io.print(&format::conns(&conns, opts, names));
-                    0
-                }
+                Some(Response::Conns { conns }) => self.print_list(
+                    || ListDoc::connections(&conns),
+                    || format::conns(&conns, opts, names),
+                ),
                 Some(Response::Error { error }) => self.list_error(&error),
                 Some(_) => self.unexpected(),
                 None => EXIT_LIST,
             },
             ListTarget::Timeouts => match self.call(&Request::GetTimeouts) {
-                Some(Response::Timeouts { timeouts }) => {
-                    self.io.print(&format::timeouts(&timeouts));
-                    0
-                }
+                Some(Response::Timeouts { timeouts }) => self.print_list(
+                    || ListDoc::timeouts(timeouts),
+                    || format::timeouts(&timeouts),
+                ),
                 Some(Response::Error { error }) => self.list_error(&error),
                 Some(_) => self.unexpected(),
                 None => EXIT_LIST,
@@ -348,7 +443,12 @@ impl Session<'_> {
                 Some(Response::Table { table }) => {
                     if let ListTarget::Service(key) = target {
                         match format::find_service(&table, &key) {
-                            Some(se) => self.io.print(&format::list_service(se, opts, names)),
+                            Some(se) => {
+                                return self.print_list(
+                                    || ListDoc::service(table.conn_tab_size, se, opts.nosort),
+                                    || format::list_service(se, opts, names),
+                                )
+                            }
                             None => {
                                 self.io.eprint(&format!(
                                     "{}\n",
@@ -357,10 +457,11 @@ impl Session<'_> {
                                 return EXIT_LIST;
                             }
                         }
-                    } else {
-                        self.io.print(&format::list_all(&table, opts, names));
                     }
-                    0
+                    self.print_list(
+                        || ListDoc::services(&table, opts.nosort),
+                        || format::list_all(&table, opts, names),
+                    )
                 }
                 Some(Response::Error { error }) => self.list_error(&error),
                 Some(_) => self.unexpected(),
