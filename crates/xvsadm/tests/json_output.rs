@@ -366,6 +366,7 @@ fn every_list_command_prints_a_valid_document() {
     assert_eq!(
         cols,
         [
+            ("UDP", "ASSURED", 59),
             ("IP", "NONE", 359),
             ("TCP", "ESTABLISHED", 899),
             ("SCTP", "C-SENT", 2),
