@@ -327,9 +327,25 @@ fn serve(
         }
     }
     if let Some(addr) = args.metrics {
-        let sink = xvsd::web::serve(addr).with_context(|| format!("--metrics-listen {addr}"))?;
-        daemon.set_metrics_sink(sink);
+        let token = match &args.status_token_file {
+            Some(path) => {
+                Some(xvsd::web::actions::Token::load(path).context("--status-token-file")?)
+            }
+            None => None,
+        };
+        let writable = token.is_some();
+        let (snapshot, inbox) =
+            xvsd::web::serve(addr, token).with_context(|| format!("--metrics-listen {addr}"))?;
+        daemon.set_web(snapshot, inbox);
         log::info!("metrics on http://{addr}/metrics");
+        log::info!(
+            "status page on http://{addr}/ ({})",
+            if writable {
+                "drain and weight changes with the token of --status-token-file"
+            } else {
+                "read-only"
+            }
+        );
     }
     let (wake_r, wake_w) = std::os::unix::net::UnixStream::pair()?;
     wake_r.set_nonblocking(true)?;
