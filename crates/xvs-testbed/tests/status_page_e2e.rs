@@ -184,6 +184,8 @@ impl Chromium {
                 "--metrics-recording-only",
                 "--hide-scrollbars",
                 "--window-size=1280,1500",
+                // The page's console on stderr: a script error fails the test.
+                "--enable-logging=stderr",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .args(args)
@@ -196,10 +198,18 @@ impl Chromium {
             .expect("chromium (cargo xtask test installs it)");
         let status = wait_or_kill(child, Duration::from_secs(30));
         let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+        let stderr = std::fs::read_to_string(&err).unwrap_or_default();
         assert!(
             status == Some(true),
-            "chromium failed ({status:?}):\n{}",
-            std::fs::read_to_string(&err).unwrap_or_default()
+            "chromium failed ({status:?}):\n{stderr}"
+        );
+        let console: Vec<&str> = stderr.lines().filter(|l| l.contains("CONSOLE")).collect();
+        assert!(
+            !console
+                .iter()
+                .any(|l| l.contains("Uncaught") || l.contains("Error")),
+            "the page's script failed:\n{}",
+            console.join("\n")
         );
         stdout
     }
@@ -416,7 +426,6 @@ fn the_status_page_shows_services_rates_and_health_in_a_browser() {
         "no screenshot at {}",
         shot.display()
     );
-    println!("status page screenshot: {}", shot.display());
     eprintln!("status page screenshot: {}", shot.display());
     eprintln!("took {:?}", started.elapsed());
 }
