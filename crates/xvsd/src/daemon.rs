@@ -20,7 +20,7 @@ use crate::report::{self, internal, HealthReport, ReloadReport};
 use crate::table::{self, Limits, Model};
 use crate::web::actions::{Inbox, WeightChange};
 use crate::web::status::{self, StatusView};
-use crate::web::Snapshot;
+use crate::web::{unix_ms, Snapshot};
 
 /// Why a daemon could not start from its state file. Each shows only its
 /// own text (no source chain): what xvsd has always printed.
@@ -63,13 +63,6 @@ pub struct Daemon<P: Plane> {
     /// The running sync daemons as [`Plane::start_sync`] filled them in,
     /// the master first; `model.sync_daemons` has them as asked for.
     sync: Vec<SyncDaemon>,
-}
-
-/// Now, Unix milliseconds.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `strerror(ENODEV)`, what ipvsadm prints for an unknown interface.
@@ -343,16 +336,21 @@ impl<P: Plane> Daemon<P> {
     pub fn set_web(&mut self, web: Snapshot, inbox: Option<Inbox>) {
         self.web = Some(web);
         self.inbox = inbox;
-        self.refresh_web();
+        self.refresh_web(true);
     }
 
-    fn refresh_web(&self) {
+    /// Renders `/metrics`, and `/status.json` when the page is being
+    /// watched or `status` says so.
+    fn refresh_web(&self, status: bool) {
         let Some(web) = &self.web else { return };
         // One listing for both texts: at 100 000 dests it is the cost.
         let table = self.table().unwrap_or_default();
         let info = report::info_for_metrics(&self.plane);
         let health = self.health_report();
         web.set_metrics(crate::metrics::render(&table, &info, &health));
+        if !status && !web.status_wanted() {
+            return;
+        }
         let view = status::view(
             &table,
             &health,
@@ -403,7 +401,7 @@ impl<P: Plane> Daemon<P> {
             let _ = a.reply.send(r);
         }
         if n > 0 {
-            self.refresh_web();
+            self.refresh_web(true);
         }
         n
     }
@@ -475,7 +473,7 @@ impl<P: Plane> Daemon<P> {
         self.vrrp_events();
         self.plane.sync_tick(&self.model.timeouts);
         self.collect_trash();
-        self.refresh_web();
+        self.refresh_web(false);
     }
 
     /// Frees the trash's dests that have been unused long enough (IPVS's

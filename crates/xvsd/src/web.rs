@@ -13,6 +13,7 @@ pub mod status;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,11 +52,31 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
      style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The status JSON is rendered while someone asked for it this recently
+/// (the page asks every 2 s); an xvsd nobody watches does not pay for it.
+pub const STATUS_IDLE: Duration = Duration::from_secs(10);
+/// A status snapshot older than this is refreshed before it is answered
+/// (the first request after an idle spell).
+const STATUS_STALE: Duration = Duration::from_millis(2500);
+/// How long such a request waits for the refresh.
+const STATUS_WAIT: Duration = Duration::from_millis(1500);
+
+/// Now, Unix milliseconds.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The texts the daemon loop keeps up to date.
 #[derive(Debug, Default)]
 pub struct Published {
     metrics: Mutex<String>,
     status: Mutex<String>,
+    /// When `/status.json` was last asked for, Unix ms (0: never).
+    status_asked_ms: AtomicU64,
+    /// When the status text was last replaced, Unix ms.
+    status_at_ms: AtomicU64,
 }
 
 impl Published {
@@ -67,6 +88,30 @@ impl Published {
     /// Replaces the `/status.json` text.
     pub fn set_status(&self, text: String) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = text;
+        self.status_at_ms.store(unix_ms(), Ordering::SeqCst);
+    }
+
+    /// Whether someone asked for `/status.json` within [`STATUS_IDLE`]
+    /// (or the text was never rendered): the daemon renders it only then.
+    pub fn status_wanted(&self) -> bool {
+        let asked = self.status_asked_ms.load(Ordering::SeqCst);
+        self.status_at_ms.load(Ordering::SeqCst) == 0
+            || unix_ms().saturating_sub(asked) <= STATUS_IDLE.as_millis() as u64
+    }
+
+    /// Notes a request for `/status.json`; when the text is stale (no one
+    /// asked for a while, so the daemon stopped rendering it), waits a
+    /// little for the daemon's next refresh.
+    async fn fresh_status(&self) {
+        self.status_asked_ms.store(unix_ms(), Ordering::SeqCst);
+        let stale = || {
+            unix_ms().saturating_sub(self.status_at_ms.load(Ordering::SeqCst))
+                > STATUS_STALE.as_millis() as u64
+        };
+        let end = tokio::time::Instant::now() + STATUS_WAIT;
+        while stale() && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn metrics(&self) -> String {
@@ -309,6 +354,10 @@ where
             Answer::text(StatusCode::METHOD_NOT_ALLOWED, "POST only").header(ALLOW, "POST")
         }
     } else {
+        if req.uri().path() == "/status.json" && matches!(*req.method(), Method::GET | Method::HEAD)
+        {
+            st.published.fresh_status().await;
+        }
         answer(req.method(), req.uri().path(), &st.published)
     };
     let mut resp = Response::new(Full::new(Bytes::from(a.body)));

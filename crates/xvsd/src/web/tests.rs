@@ -255,3 +255,49 @@ fn a_get_changes_nothing() {
     assert_eq!(d.web_actions(), 0);
     assert_eq!(weights(&mut d), [(3, FwdMethod::Masq)]);
 }
+
+#[test]
+fn the_status_json_is_rendered_only_while_someone_watches() {
+    let (st, _) = state(None);
+    let mut d = daemon(&st, None);
+    let before = st.published.status();
+    assert!(
+        before.contains("203.0.113.11:80"),
+        "set_web renders at once"
+    );
+    let mut dest = Dest::new(Ipv4Addr::new(203, 0, 113, 12), 80);
+    dest.fwd = FwdMethod::Masq;
+    let r = d.handle(ApiRequest::AddDest { key: key(), dest });
+    assert_eq!(r, ApiResponse::Ok);
+    // Nobody asked: the once-a-second refresh leaves it (metrics go on).
+    d.every_second();
+    assert_eq!(st.published.status(), before);
+    assert!(st.published.metrics().contains("203.0.113.12"));
+    // A request on a stale text waits for the daemon's next refresh.
+    st.published.status_at_ms.store(1, Ordering::SeqCst);
+    let req = Request::builder()
+        .uri("/status.json")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let text = rt().block_on(async {
+        let fut = handle(req, &st);
+        tokio::pin!(fut);
+        let resp = loop {
+            tokio::select! {
+                r = &mut fut => break r,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => d.every_second(),
+            }
+        };
+        body_text(resp).await
+    });
+    assert!(text.contains("203.0.113.12:80"), "{text}");
+    // Watched now: every refresh renders it.
+    let r = d.handle(ApiRequest::DelDest {
+        key: key(),
+        addr: Ipv4Addr::new(203, 0, 113, 12),
+        port: 80,
+    });
+    assert_eq!(r, ApiResponse::Ok);
+    d.every_second();
+    assert!(!st.published.status().contains("203.0.113.12:80"));
+}
