@@ -65,7 +65,8 @@ pub struct SvcView {
     pub rates: Rates,
     /// Rates of the last minutes, oldest first, one every 2 s.
     pub history: Vec<Sample>,
-    /// Its real servers.
+    /// Its real servers, by address (a page that reorders rows as servers
+    /// come and go is hard to read).
     pub real_servers: Vec<RsView>,
 }
 
@@ -74,8 +75,9 @@ pub struct SvcView {
 pub struct RsView {
     /// `203.0.113.11:80`; what names it in write actions.
     pub address: String,
-    /// How packets reach it, in words (`NAT (masquerading)`).
-    pub forwarding: String,
+    /// How packets reach it, in words (`NAT (masquerading)`); `None`
+    /// when it is not in the table.
+    pub forwarding: Option<String>,
     /// Weight in the table; `None` when it is not in the table.
     pub weight: Option<u32>,
     /// `up`, `down` or `no check`.
@@ -192,7 +194,7 @@ fn health_word(r: &RsReport) -> &'static str {
 fn table_rs(d: &DestEntry, h: Option<&RsReport>, sorry: Option<&str>) -> RsView {
     let address = addr_port(d.dest.addr, d.dest.port);
     RsView {
-        forwarding: forwarding_text(&d.dest),
+        forwarding: Some(forwarding_text(&d.dest)),
         weight: Some(d.dest.weight),
         health: h.map_or("no check", health_word),
         last_check: h.and_then(|h| h.last_result.clone()),
@@ -210,11 +212,11 @@ fn table_rs(d: &DestEntry, h: Option<&RsReport>, sorry: Option<&str>) -> RsView 
 }
 
 /// A configured real server that is not in the table (failed its checks,
-/// or waiting for its first): no forwarding to show but the service's.
+/// or waiting for its first): no forwarding in force.
 fn missing_rs(h: &RsReport) -> RsView {
     RsView {
         address: addr_port(h.addr, h.port),
-        forwarding: "not in the table".into(),
+        forwarding: None,
         weight: None,
         health: health_word(h),
         last_check: h.last_result.clone(),
@@ -292,6 +294,7 @@ pub fn view(
                     .map(missing_rs),
             );
         }
+        rss.sort_by_key(|r| r.address.parse::<std::net::SocketAddrV4>().ok());
         let (protocol, address) = key_words(&key);
         services.push(SvcView {
             id: service_id(&key),

@@ -65,9 +65,10 @@ fn the_view_says_in_words_what_the_table_and_the_checks_say() {
                 inpps: 42,
                 ..Rates::default()
             },
+            // In the kernel's order, newest first; the page sorts.
             dests: vec![
-                entry(dest(11, FwdMethod::Masq), 3),
                 entry(dest(12, FwdMethod::Route), 2),
+                entry(dest(11, FwdMethod::Masq), 3),
             ],
         }],
     };
@@ -111,13 +112,13 @@ fn the_view_says_in_words_what_the_table_and_the_checks_say() {
     assert_eq!(s.rates.inpps, 42);
     assert_eq!(s.history.len(), 1);
     assert_eq!(s.history[0].rates.cps, 7);
-    let rs: Vec<(&str, &str, &str, Option<u32>)> = s
+    let rs: Vec<(&str, Option<&str>, &str, Option<u32>)> = s
         .real_servers
         .iter()
         .map(|r| {
             (
                 r.address.as_str(),
-                r.forwarding.as_str(),
+                r.forwarding.as_deref(),
                 r.health,
                 r.weight,
             )
@@ -126,9 +127,14 @@ fn the_view_says_in_words_what_the_table_and_the_checks_say() {
     assert_eq!(
         rs,
         [
-            ("203.0.113.11:80", "NAT (masquerading)", "up", Some(1)),
-            ("203.0.113.12:80", "Direct routing", "no check", Some(1)),
-            ("203.0.113.13:80", "not in the table", "down", None),
+            ("203.0.113.11:80", Some("NAT (masquerading)"), "up", Some(1)),
+            (
+                "203.0.113.12:80",
+                Some("Direct routing"),
+                "no check",
+                Some(1)
+            ),
+            ("203.0.113.13:80", None, "down", None),
         ]
     );
     let down = &s.real_servers[2];
