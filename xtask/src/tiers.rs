@@ -47,6 +47,9 @@ pub(crate) fn test() -> Result<()> {
             &["test", "--workspace"],
             &[],
         ),
+        // Every `#[ignore]`d root test of the workspace, the status page's
+        // headless-Chromium one (`status_page_e2e`, chromium from
+        // `TEST_PACKAGES`) included.
         (
             "tiers 2+3: root tests (BPF fixtures, netns end-to-end)",
             &["test", "--workspace", "--", "--ignored", "--test-threads=1"],
