@@ -23,6 +23,12 @@ pub(crate) const BENCH_PACKAGES: &[&str] = &[
     "coreutils",
 ];
 
+/// Debian packages only the tests need on top of [`PACKAGES`]: Debian's
+/// `chromium`, which the status page's end-to-end test
+/// (`crates/xvs-testbed/tests/status_page_e2e.rs`) runs headless. Kept
+/// out of [`PACKAGES`] so `cargo xtask demo` does not pull in a browser.
+pub(crate) const TEST_PACKAGES: &[&str] = &["chromium"];
+
 /// Debian packages the build and the tests need.
 pub(crate) const PACKAGES: &[&str] = &[
     "clang",

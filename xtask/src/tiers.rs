@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::deps::{ensure_bench_deps, ensure_deps};
+use crate::deps::{ensure_bench_deps, ensure_deps, install_missing, TEST_PACKAGES};
 use crate::{bench, fuzz, header, matrix, require_root, run_cargo_env, vm};
 
 /// Removes xvs namespaces (and what is in them) left by runs that died.
@@ -22,6 +22,7 @@ pub(crate) fn test() -> Result<()> {
     header("dependencies");
     ensure_deps()?;
     ensure_bench_deps()?;
+    install_missing(TEST_PACKAGES)?;
     header("cleanup of stale xvs namespaces (before)");
     cleanup_stale()?;
 
@@ -46,6 +47,9 @@ pub(crate) fn test() -> Result<()> {
             &["test", "--workspace"],
             &[],
         ),
+        // Every `#[ignore]`d root test of the workspace, the status page's
+        // headless-Chromium one (`status_page_e2e`, chromium from
+        // `TEST_PACKAGES`) included.
         (
             "tiers 2+3: root tests (BPF fixtures, netns end-to-end)",
             &["test", "--workspace", "--", "--ignored", "--test-threads=1"],

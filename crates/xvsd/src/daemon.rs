@@ -5,19 +5,22 @@
 //! estimation, sync daemons).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use xvs_core::api::{ApiError, ErrorKind, Info, Request, Response, Table};
 use xvs_core::model::{ServiceKey, SyncDaemon, SyncState, Timeouts};
 
 use crate::describe::{describe, describe_sync};
 use crate::director::Director;
+use crate::history::History;
 use crate::lvs::Lvs;
 use crate::owned::Owned;
 use crate::plane::{strip_os_error, Plane, PlaneError};
 use crate::rates::{EstKey, Estimators};
 use crate::report::{self, internal, HealthReport, ReloadReport};
 use crate::table::{self, Limits, Model};
+use crate::web::actions::{Inbox, WeightChange};
+use crate::web::status::{self, StatusView};
+use crate::web::{unix_ms, Snapshot};
 
 /// Why a daemon could not start from its state file. Each shows only its
 /// own text (no source chain): what xvsd has always printed.
@@ -50,8 +53,13 @@ pub struct Daemon<P: Plane> {
     ticks: u64,
     /// The keepalived half (`--config`).
     lvs: Option<Lvs>,
-    /// Where the `/metrics` text is published (`--metrics-listen`).
-    metrics: Option<Arc<Mutex<String>>>,
+    /// Where the `/metrics` and `/status.json` texts are published
+    /// (`--metrics-listen`).
+    web: Option<Snapshot>,
+    /// The status page's write actions, when a token enables them.
+    inbox: Option<Inbox>,
+    /// The services' recent rates, for the status page's charts.
+    history: History,
     /// The running sync daemons as [`Plane::start_sync`] filled them in,
     /// the master first; `model.sync_daemons` has them as asked for.
     sync: Vec<SyncDaemon>,
@@ -102,7 +110,9 @@ impl<P: Plane> Daemon<P> {
             state_file,
             ticks: 0,
             lvs: None,
-            metrics: None,
+            web: None,
+            inbox: None,
+            history: History::default(),
             sync: Vec::new(),
         };
         if let Some(path) = &d.state_file {
@@ -293,6 +303,7 @@ impl<P: Plane> Daemon<P> {
         for key in zeros {
             table::zero(&new, key.as_ref(), &mut self.plane).map_err(internal)?;
             self.estimators.forget(key);
+            self.history.forget(key);
         }
         if !matches!(req, Request::Zero { .. } | Request::Batch { .. }) {
             log::info!("applied {}", describe(req));
@@ -319,16 +330,109 @@ impl<P: Plane> Daemon<P> {
         }
     }
 
-    /// Publishes the `/metrics` text to `sink`, refreshed every second.
-    pub fn set_metrics_sink(&mut self, sink: Arc<Mutex<String>>) {
-        self.metrics = Some(sink);
-        self.refresh_metrics();
+    /// Publishes the `/metrics` and `/status.json` texts to `web`,
+    /// refreshed every second, and applies the status page's write
+    /// actions from `inbox` (present when a token enables them).
+    pub fn set_web(&mut self, web: Snapshot, inbox: Option<Inbox>) {
+        self.web = Some(web);
+        self.inbox = inbox;
+        self.refresh_web(true);
     }
 
-    fn refresh_metrics(&self) {
-        let Some(sink) = &self.metrics else { return };
-        let text = self.metrics_text();
-        *sink.lock().unwrap_or_else(|e| e.into_inner()) = text;
+    /// Renders `/metrics`, and `/status.json` when the page is being
+    /// watched or `status` says so.
+    fn refresh_web(&self, status: bool) {
+        let Some(web) = &self.web else { return };
+        // One listing for both texts: at 100 000 dests it is the cost.
+        let table = self.table().unwrap_or_default();
+        let info = report::info_for_metrics(&self.plane);
+        let health = self.health_report();
+        web.set_metrics(crate::metrics::render(&table, &info, &health));
+        if !status && !web.status_wanted() {
+            return;
+        }
+        let view = status::view(
+            &table,
+            &health,
+            &self.history,
+            self.inbox.is_some(),
+            unix_ms(),
+        );
+        web.set_status(status::render(&view));
+    }
+
+    /// What `GET /status.json` shows.
+    pub fn status_view(&self) -> StatusView {
+        let table = self.table().unwrap_or_default();
+        let health = self.health_report();
+        status::view(
+            &table,
+            &health,
+            &self.history,
+            self.inbox.is_some(),
+            unix_ms(),
+        )
+    }
+
+    /// The write actions' descriptor, for the loop to poll.
+    pub fn web_wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.inbox.as_ref().map(Inbox::wake_fd)
+    }
+
+    /// Applies the status page's write actions that arrived and answers
+    /// each; returns how many there were.
+    pub fn web_actions(&mut self) -> usize {
+        let Some(inbox) = &self.inbox else { return 0 };
+        let actions = inbox.take();
+        let n = actions.len();
+        for a in actions {
+            let r = self.set_weight(&a.change);
+            match &r {
+                Ok(()) => log::info!(
+                    "status page: weight of {}:{} in {} set to {}",
+                    a.change.addr,
+                    a.change.port,
+                    a.change.service,
+                    a.change.weight
+                ),
+                Err(e) => log::warn!("status page: weight change refused: {e}"),
+            }
+            // The client may have given up waiting: nothing to tell then.
+            let _ = a.reply.send(r);
+        }
+        if n > 0 {
+            self.refresh_web(true);
+        }
+        n
+    }
+
+    /// A weight change from the status page: the dest as it is with the
+    /// new weight, applied as `-e` is, so the same checks, logging and
+    /// saving apply (and a keepalived reload restores a configured
+    /// weight, as after `xvsadm -e`).
+    pub fn set_weight(&mut self, c: &WeightChange) -> Result<(), ApiError> {
+        let slot = self
+            .model
+            .service(&c.service)
+            .ok_or_else(|| ApiError::new(ErrorKind::ServiceNotDefined))?;
+        let mut dest = slot
+            .dests
+            .iter()
+            .find(|d| d.dest.addr == c.addr && d.dest.port == c.port)
+            .map(|d| d.dest.clone())
+            .ok_or_else(|| ApiError::new(ErrorKind::NoSuchDest))?;
+        dest.weight = c.weight;
+        match self.handle(Request::EditDest {
+            key: c.service,
+            dest,
+        }) {
+            Response::Ok => Ok(()),
+            Response::Error { error } => Err(error),
+            other => Err(ApiError::with(
+                ErrorKind::Internal,
+                format!("unexpected answer {other:?}"),
+            )),
+        }
     }
 
     /// The Prometheus text exposition of the table, the data plane's
@@ -369,7 +473,7 @@ impl<P: Plane> Daemon<P> {
         self.vrrp_events();
         self.plane.sync_tick(&self.model.timeouts);
         self.collect_trash();
-        self.refresh_metrics();
+        self.refresh_web(false);
     }
 
     /// Frees the trash's dests that have been unused long enough (IPVS's
@@ -430,6 +534,14 @@ impl<P: Plane> Daemon<P> {
             }
         }
         self.estimators = next;
+        let est = &self.estimators;
+        self.history.record(
+            unix_ms(),
+            self.model.services.values().map(|slot| {
+                let key = slot.service.key;
+                (key, Estimators::rates(&est.svc, slot.id, EstKey::Svc(key)))
+            }),
+        );
     }
 
     /// Runs `f` on the keepalived state, if any, with the daemon beside

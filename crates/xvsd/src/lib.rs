@@ -7,7 +7,8 @@
 //! the graph): [`plane`] (what a data plane does, its error), [`table`]
 //! (the model and its push to a plane), `rates`, `describe`,
 //! [`report`] (listings, info, the health and reload answers),
-//! [`metrics`], [`config`] and [`reconcile`] (keepalived.conf into
+//! [`history`] (recent rates), [`metrics`], [`web`] (the HTTP listener:
+//! metrics, the status page, its write actions), [`config`] and [`reconcile`] (keepalived.conf into
 //! wanted tables), [`health`], [`vrrp_follow`], [`director`] (what the
 //! keepalived half asks of the daemon), `lvs_sync`, [`lvs`]
 //! (keepalived state), [`lvs_report`], [`daemon`] (request dispatch),
@@ -21,6 +22,7 @@ pub mod daemon;
 mod describe;
 pub mod director;
 pub mod health;
+pub mod history;
 pub mod lvs;
 pub mod lvs_report;
 mod lvs_sync;

@@ -260,7 +260,8 @@ fn drain(s: &UnixStream) {
 }
 
 /// Serves until `sig.stop` is set; reloads when `sig.reload` is set; applies
-/// health transitions as soon as the health engine reports them.
+/// health transitions as soon as the health engine reports them, and the
+/// status page's write actions as soon as they arrive.
 pub fn run_with<P: Plane>(
     daemon: &mut Daemon<P>,
     listener: &UnixListener,
@@ -282,6 +283,7 @@ pub fn run_with<P: Plane>(
             .map(|w| w.as_raw_fd())
             .into_iter()
             .chain(daemon.health_wake_fd())
+            .chain(daemon.web_wake_fd())
             .chain(daemon.network_fd())
             .collect();
         for fd in &extra {
@@ -331,6 +333,7 @@ pub fn run_with<P: Plane>(
             }
         }
         daemon.health_events();
+        daemon.web_actions();
         let net = daemon.network_fd();
         if fds[1..first_client]
             .iter()

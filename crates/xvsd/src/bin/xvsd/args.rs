@@ -21,6 +21,8 @@ pub(crate) struct Args {
     pub(crate) features: bool,
     pub(crate) detach: bool,
     pub(crate) metrics: Option<SocketAddr>,
+    /// `--status-token-file`: enables the status page's write actions.
+    pub(crate) status_token_file: Option<PathBuf>,
     /// Next-hop cache lifetime; `None` keeps the data plane's default.
     pub(crate) nexthop_ttl: Option<std::time::Duration>,
     /// `--attach`; `None` = auto.
@@ -111,6 +113,12 @@ struct Cli {
     /// serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// let the status page (http://ADDR:PORT/ of --metrics-listen) drain
+    /// real servers and set weights for whoever presents the token in this
+    /// file (first line, at least 16 characters; the file must be root's,
+    /// mode 0600 or stricter); without it the page is read-only
+    #[arg(long, value_name = "PATH", requires = "metrics_listen")]
+    status_token_file: Option<PathBuf>,
     /// how the data plane hooks in: XDP (fastest on NICs with driver XDP), tc
     /// clsact ingress (packets stay skbs: faster on veth and other virtual
     /// devices), or auto: xdp when every interface is a device with a driver,
@@ -160,6 +168,7 @@ pub(crate) fn parse_args() -> Result<Option<Args>> {
         features: c.features,
         detach: c.detach,
         metrics: c.metrics_listen,
+        status_token_file: c.status_token_file,
         nexthop_ttl: c.nexthop_ttl_ms.map(std::time::Duration::from_millis),
         attach: c.attach.0,
     }))
@@ -193,6 +202,8 @@ mod tests {
             "--nexthop-ttl-ms=0",
             "--metrics-listen",
             "127.0.0.1:9100",
+            "--status-token-file",
+            "/etc/xvs/token",
         ])
         .unwrap();
         assert_eq!(c.config, Some(PathBuf::from("k.conf")));
@@ -203,6 +214,7 @@ mod tests {
         assert_eq!(c.max_dests, 16384);
         assert_eq!(c.nexthop_ttl_ms, Some(0));
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.status_token_file, Some(PathBuf::from("/etc/xvs/token")));
         let c = parse(&["--use-file", "a", "--config-test", "--attach", "auto"]).unwrap();
         assert_eq!(c.config, Some(PathBuf::from("a")));
         assert!(c.test);
@@ -212,6 +224,7 @@ mod tests {
             &["--interfaces", ","],
             &["--attach", "udp"],
             &["--metrics-listen", "9100"],
+            &["--status-token-file", "/etc/xvs/token"],
             &["--bogus"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use xvs_dataplane::{AttachMode, Dataplane, Options};
 use xvsd::daemon::Daemon;
 use xvsd::table::Limits;
+use xvsd::web::actions::Token;
 
 use args::{parse_args, Args, DEFAULT_CONFIG};
 use dataplane::Loaded;
@@ -178,6 +179,11 @@ fn run(args: Args) -> Result<()> {
             );
         }
     }
+    // A token file xvsd cannot use stops it before it touches anything too.
+    let token = match &args.status_token_file {
+        Some(path) => Some(Token::load(path).context("--status-token-file")?),
+        None => None,
+    };
     let group = match &args.control_group {
         Some(name) => Some(xvsd::access::group_id(name).context("--control-group")?),
         None => None,
@@ -258,7 +264,7 @@ fn run(args: Args) -> Result<()> {
         max_dests: args.opts.max_dests,
     };
     let mut daemon = Daemon::new(plane, limits, Some(state_file))?;
-    let result = serve(&mut daemon, &args, &listener, lvs_opts);
+    let result = serve(&mut daemon, &args, &listener, lvs_opts, token);
     daemon.shutdown_lvs();
     let left = daemon.plane_mut().leave_attached();
     log::info!(
@@ -314,6 +320,7 @@ fn serve(
     args: &Args,
     listener: &std::os::unix::net::UnixListener,
     lvs_opts: xvs_keepalived::Options,
+    token: Option<Token>,
 ) -> Result<()> {
     if let Some(cfg) = &args.config {
         let engine = xvsd::health::Engine::start().context("starting the health checkers")?;
@@ -327,9 +334,19 @@ fn serve(
         }
     }
     if let Some(addr) = args.metrics {
-        let sink = xvsd::web::serve(addr).with_context(|| format!("--metrics-listen {addr}"))?;
-        daemon.set_metrics_sink(sink);
+        let writable = token.is_some();
+        let (snapshot, inbox) =
+            xvsd::web::serve(addr, token).with_context(|| format!("--metrics-listen {addr}"))?;
+        daemon.set_web(snapshot, inbox);
         log::info!("metrics on http://{addr}/metrics");
+        log::info!(
+            "status page on http://{addr}/ ({})",
+            if writable {
+                "drain and weight changes with the token of --status-token-file"
+            } else {
+                "read-only"
+            }
+        );
     }
     let (wake_r, wake_w) = std::os::unix::net::UnixStream::pair()?;
     wake_r.set_nonblocking(true)?;
