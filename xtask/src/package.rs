@@ -68,10 +68,10 @@ pub(crate) struct Debs {
 pub(crate) fn cmd(args: &PackageArgs) -> Result<()> {
     let debs = build(if args.debug { "debug" } else { "release" })?;
     if args.check {
-        check::run(&debs)?;
+        check(&debs)?;
     }
     if args.check_boot {
-        boot::run(&debs)?;
+        check_boot(&debs)?;
     }
     Ok(())
 }
@@ -79,6 +79,11 @@ pub(crate) fn cmd(args: &PackageArgs) -> Result<()> {
 /// `--check`: the assertions on built packages.
 pub(crate) fn check(debs: &Debs) -> Result<()> {
     check::run(debs)
+}
+
+/// `--check-boot`: the packages under systemd in a container.
+pub(crate) fn check_boot(debs: &Debs) -> Result<()> {
+    boot::run(debs)
 }
 
 /// Builds the binaries with `profile` (`release` or `debug`) and both

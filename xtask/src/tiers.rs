@@ -140,15 +140,17 @@ pub(crate) fn test() -> Result<()> {
     }
     if result.is_ok() {
         // The debug binaries of the build step: the packages' contents,
-        // fields, scripts and units are under test, not the optimizer
-        // (a release build would add minutes). `--check-boot` is not run
-        // here: it boots a container twice and downloads a Debian root on
-        // first use.
+        // fields, scripts and units are under test, not the optimizer (a
+        // release build would add minutes). The boot check takes about 10 s
+        // (a minute more on first use, for debootstrap).
         header(&format!(
-            "[{}/{total}] Debian packages (cargo xtask package --debug --check)",
+            "[{}/{total}] Debian packages (cargo xtask package --debug --check --check-boot)",
             total - 3
         ));
-        result = package::build("debug").and_then(|debs| package::check(&debs));
+        result = package::build("debug").and_then(|debs| {
+            package::check(&debs)?;
+            package::check_boot(&debs)
+        });
     }
     if result.is_ok() {
         // No timing assertions: only that the harness runs every contender

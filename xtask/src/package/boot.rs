@@ -7,7 +7,7 @@
 //! is restored), purge (xvsd stopped, the data plane detached).
 //!
 //! The container has its own network namespace (`--private-network`)
-//! with a dummy interface for xvsd to attach to: no packet leaves it. It
+//! with a veth pair for xvsd to attach to: no packet leaves it. It
 //! is not registered with machined (the build machines' init is not
 //! systemd); commands run in it through `nsenter` into its init's
 //! namespaces.
@@ -32,8 +32,17 @@ const DEBOOTSTRAP: &[&str] = &[
 ];
 
 /// The interface xvsd attaches to in the container, made at each boot
-/// before xvsd starts by a unit of the test's own.
+/// before xvsd starts by a unit of the test's own: one end of a veth pair
+/// whose both ends stay in the container (the veth module is there for
+/// the netns tests anyway; a container cannot load `dummy`).
 const IFACE: &str = "xvse2e0";
+const PEER: &str = "xvse2e1";
+
+/// A bpffs for the pins, mounted by the same unit: nspawn's /sys is
+/// read-only and has no /sys/fs/bpf, and a bpffs xvsd mounted itself would
+/// live in its service's mount namespace and vanish with it, taking the
+/// pins a restart adopts.
+const BPFFS: &str = "/run/xvs-e2e-bpf";
 
 /// The service the test adds (documentation addresses; nothing is sent).
 const VIP: &str = "192.0.2.10:80";
@@ -70,9 +79,11 @@ pub(crate) fn run(debs: &Debs) -> Result<()> {
 fn scenario(root: &Path) -> Result<()> {
     let c = Container::boot(root)?;
     c.sh("dpkg -i /root/debs/xvs_*.deb /root/debs/xvs-ipvsadm_*.deb")?;
-    // The operator's choice of interface, before enabling.
+    // The operator's choice of interface, before enabling; the pins go to
+    // the container's own bpffs (see `prepare`).
     c.sh(&format!(
-        "echo 'XVSD_INTERFACES=\"--interfaces={IFACE}\"' >> /etc/default/xvsd"
+        "echo 'XVSD_INTERFACES=\"--interfaces={IFACE}\"' >> /etc/default/xvsd && \
+         echo 'XVSD_OPTS=\"--pin-path={BPFFS}/xvs\"' >> /etc/default/xvsd"
     ))?;
     c.sh("systemctl enable --now xvsd xvs-rules")?;
     c.sh("systemctl is-active xvsd xvs-rules")?;
@@ -87,7 +98,15 @@ fn scenario(root: &Path) -> Result<()> {
         kept == listed,
         "after a restart of xvsd: {kept}, was {listed}"
     );
-    println!("boot 1: installed, enabled, service added, kept across a restart");
+    // Adopted: the state file outlived the stop (RuntimeDirectoryPreserve)
+    // and the pins were this build's, so nothing was cleared.
+    let journal = c.sh("journalctl -b -u xvsd --no-pager -o cat")?;
+    ensure!(
+        journal.contains("restored 1 service(s) from /run/xvs/xvsd.sock.state")
+            && !journal.contains("clearing old pins"),
+        "xvsd did not adopt its table across the restart:\n{journal}"
+    );
+    println!("boot 1: installed, enabled, service added, adopted across a restart");
     // An upgrade (here: the same version again) restarts xvsd, which
     // keeps its table.
     c.sh("dpkg -i /root/debs/xvs_*.deb && systemctl is-active xvsd")?;
@@ -109,10 +128,18 @@ fn scenario(root: &Path) -> Result<()> {
     );
     let journal = c.sh("journalctl -b -u xvsd -u xvs-rules --no-pager -o cat")?;
     ensure!(
-        journal.contains("READY=1") && journal.contains("restored"),
+        journal.contains("told systemd: READY=1")
+            && journal.contains("xvs-rules: restored 1 service(s) from /etc/ipvsadm.rules"),
         "journal:\n{journal}"
     );
     println!("boot 2: xvsd ready (sd_notify), the service restored by xvs-rules");
+    let attached = c.sh(&format!(
+        "ip link show {IFACE}; tc filter show dev {IFACE} ingress"
+    ))?;
+    ensure!(
+        attached.contains("xdp") || attached.contains("bpf"),
+        "the data plane is not on {IFACE}: {attached}"
+    );
     c.sh("dpkg --purge xvs-ipvsadm xvs")?;
     // `ip link` names an XDP program (xdp, xdpgeneric); tc lists a bpf
     // filter.
@@ -163,10 +190,13 @@ fn prepare(root: &Path, debs: &Debs) -> Result<()> {
     std::fs::write(
         &unit,
         format!(
-            "[Unit]\nDescription=xvs package test: the interface xvsd attaches to\n\
+            "[Unit]\nDescription=xvs package test: xvsd's interface and bpffs\n\
              Before=xvsd.service\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n\
-             ExecStart=/sbin/ip link add {IFACE} type dummy\n\
-             ExecStart=/sbin/ip link set {IFACE} up\n\n\
+             ExecStart=/sbin/ip link add {IFACE} type veth peer name {PEER}\n\
+             ExecStart=/sbin/ip link set {IFACE} up\n\
+             ExecStart=/sbin/ip link set {PEER} up\n\
+             ExecStart=/bin/mkdir -p {BPFFS}\n\
+             ExecStart=/bin/mount -t bpf bpf {BPFFS}\n\n\
              [Install]\nWantedBy=multi-user.target\n"
         ),
     )?;
@@ -193,6 +223,8 @@ impl Container {
             .arg(root)
             .args([
                 "--register=no",
+                // No scope unit either: the host's init need not be systemd.
+                "--keep-unit",
                 "--private-network",
                 "--capability=all",
                 "--quiet",
@@ -230,7 +262,12 @@ impl Container {
     /// error with everything it printed.
     fn sh(&self, script: &str) -> Result<String> {
         let (ok, out) = self.sh_status(script)?;
-        ensure!(ok, "in the container, `{script}` failed:\n{out}");
+        if !ok {
+            // What the units said is the useful part of a failure.
+            let (_, journal) =
+                self.sh_status("journalctl -b -n 40 -o short-monotonic --no-pager")?;
+            bail!("in the container, `{script}` failed:\n{out}\njournal:\n{journal}");
+        }
         Ok(out)
     }
 
