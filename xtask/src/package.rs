@@ -13,12 +13,14 @@
 //!
 //! * [`stage`]: the file trees and maintainer scripts of both packages.
 //! * [`control`]: the control files (dependencies, sizes).
-//! * [`check`]: `--check`, assertions on the built packages.
+//! * [`check`]: `--check`, assertions on the built packages;
+//!   [`rules_script`]: `xvs-rules` with a fake xvsadm.
 //! * [`boot`]: `--check-boot`, the packages under systemd in a container.
 
 mod boot;
 mod check;
 mod control;
+mod rules_script;
 mod stage;
 
 use std::path::PathBuf;

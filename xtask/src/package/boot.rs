@@ -109,10 +109,24 @@ fn scenario(root: &Path) -> Result<()> {
     println!("boot 1: installed, enabled, service added, adopted across a restart");
     // An upgrade (here: the same version again) restarts xvsd, which
     // keeps its table.
+    let main_pid = "systemctl show -p MainPID --value xvsd";
+    let before = c.sh(main_pid)?;
     c.sh("dpkg -i /root/debs/xvs_*.deb && systemctl is-active xvsd")?;
+    let after = c.sh(main_pid)?;
+    ensure!(
+        after != before,
+        "the upgrade did not restart xvsd ({before})"
+    );
     let kept = c.sh("xvsadm -S -n")?;
     ensure!(kept == listed, "after an upgrade: {kept}, was {listed}");
     println!("upgrade: xvsd restarted, table kept");
+    // `service ipvsadm save`'s counterpart; the file is removed again so
+    // that the shutdown's save is seen on its own.
+    c.sh(&format!(
+        "systemctl reload xvs-rules && grep -q -- '-A -t {VIP}' /etc/ipvsadm.rules && \
+         rm /etc/ipvsadm.rules"
+    ))?;
+    println!("systemctl reload xvs-rules: saved");
     c.poweroff()?;
     let saved = std::fs::read_to_string(root.join("etc/ipvsadm.rules"))
         .context("xvs-rules saved no /etc/ipvsadm.rules at shutdown")?;

@@ -55,6 +55,10 @@ pub(crate) fn run(debs: &Debs) -> Result<()> {
         output(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tree))?;
     }
     binaries(&tree)?;
+    super::rules_script::run(
+        &tree.join("usr/sbin/xvs-rules"),
+        &super::out_dir().join("check-rules"),
+    )?;
     units(&tree)?;
     lintian(&[&debs.xvs, &debs.ipvsadm])?;
     std::fs::remove_dir_all(&tree)?;
