@@ -147,6 +147,11 @@ fn scenario(root: &Path) -> Result<()> {
         "journal:\n{journal}"
     );
     println!("boot 2: xvsd ready (sd_notify), the service restored by xvs-rules");
+    // For information: systemd's own rating of the unit's hardening.
+    let (_, security) = c.sh_status("systemd-analyze security xvsd.service --no-pager")?;
+    if let Some(line) = security.lines().last() {
+        println!("systemd-analyze security: {line}");
+    }
     let attached = c.sh(&format!(
         "ip link show {IFACE}; tc filter show dev {IFACE} ingress"
     ))?;
