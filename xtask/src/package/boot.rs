@@ -330,14 +330,26 @@ impl Container {
 }
 
 impl Drop for Container {
-    /// A container left running by a failed check is killed (its nspawn,
-    /// by pid), so nothing outlives the test.
+    /// A container left running by a failed check is killed, so nothing
+    /// outlives the test: its init first (by pid; the kernel then kills
+    /// every process of its pid namespace, which a killed nspawn alone
+    /// would leave running), then nspawn if it does not exit by itself.
     fn drop(&mut self) {
         let mut child = self.nspawn.borrow_mut();
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
         }
+        if self.init != 0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.init.to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
