@@ -147,6 +147,23 @@ fn scenario(root: &Path) -> Result<()> {
         "journal:\n{journal}"
     );
     println!("boot 2: xvsd ready (sd_notify), the service restored by xvs-rules");
+    // The unit's sandbox costs no kernel feature: what xvsd found missing
+    // under it, plain root in the container misses too.
+    let plain = c.sh("xvsd --features 2>/dev/null")?;
+    for line in journal.lines().filter(|l| l.contains("unavailable (")) {
+        let name = line
+            .split("kernel feature ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or(line);
+        ensure!(
+            plain
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()[..].starts_with(&[name, "no"])),
+            "under xvsd.service the kernel feature {name} is missing, as root it is not:\n{plain}"
+        );
+    }
+    println!("xvsd.service: no kernel feature lost to the sandbox");
     // For information: systemd's own rating of the unit's hardening.
     let (_, security) = c.sh_status("systemd-analyze security xvsd.service --no-pager")?;
     if let Some(line) = security.lines().last() {
