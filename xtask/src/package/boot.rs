@@ -288,10 +288,21 @@ impl Container {
             std::thread::sleep(Duration::from_millis(200));
         }
         // "degraded" (a unit of the minimal system failed) is fine here;
-        // the units under test are checked one by one.
-        let state = c.sh_status("timeout 90 systemctl is-system-running --wait")?;
-        println!("container booted ({})", state.1.trim());
-        Ok(c)
+        // the units under test are checked one by one. Until the init
+        // has its private bus socket, systemctl cannot even ask: retried.
+        loop {
+            let (_, state) = c.sh_status("timeout 90 systemctl is-system-running --wait")?;
+            let state = state.trim();
+            if !state.contains("Failed to connect to bus") {
+                println!("container booted ({state})");
+                return Ok(c);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the container's systemd: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Runs `script` with `sh -c` in the container; its stdout, or an
