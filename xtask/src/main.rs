@@ -1,4 +1,4 @@
-//! `cargo xtask demo | test | matrix | bench | vm | fuzz` (`cargo xtask
+//! `cargo xtask demo | test | matrix | bench | vm | fuzz | package` (`cargo xtask
 //! --help`; each command's `--help` lists its options).
 //!
 //! * `demo`: installs missing Debian packages, builds the binaries, brings
@@ -11,6 +11,7 @@
 //! * `bench`: `xvs-bench` on the host or in a VM ([`bench`]).
 //! * `vm`: a command inside one of Debian's kernels under qemu ([`vm`]).
 //! * `fuzz`: the libFuzzer targets of `fuzz/` ([`fuzz`]).
+//! * `package`: the Debian packages ([`package`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,6 +24,7 @@ mod demo;
 mod deps;
 mod fuzz;
 mod matrix;
+mod package;
 mod tiers;
 mod vm;
 
@@ -68,6 +70,9 @@ enum Task {
     /// datagrams, notify FIFO lines; a failing input is kept in
     /// target/fuzz/artifacts.
     Fuzz(fuzz::FuzzArgs),
+    /// The Debian packages xvs and xvs-ipvsadm in target/debian/ (release
+    /// build; dist/README.md); --check verifies them.
+    Package(package::PackageArgs),
 }
 
 fn main() {
@@ -79,6 +84,7 @@ fn main() {
         Task::Bench(a) => bench::bench(&a),
         Task::Vm(a) => vm::cmd(a).map(|code| std::process::exit(code)),
         Task::Fuzz(a) => fuzz::cmd(&a),
+        Task::Package(a) => package::cmd(&a),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use crate::deps::{ensure_bench_deps, ensure_deps, install_missing, TEST_PACKAGES};
-use crate::{bench, fuzz, header, matrix, require_root, run_cargo_env, vm};
+use crate::{bench, fuzz, header, matrix, package, require_root, run_cargo_env, vm};
 
 /// Removes xvs namespaces (and what is in them) left by runs that died.
 pub(crate) fn cleanup_stale() -> Result<()> {
@@ -133,7 +133,7 @@ pub(crate) fn test() -> Result<()> {
             &[("XVS_TEST_ATTACH", "xdp")],
         ),
     ];
-    let total = steps.len() + 3;
+    let total = steps.len() + 4;
     let mut result = Ok(());
     for (i, (title, args, env)) in steps.iter().enumerate() {
         header(&format!("[{}/{total}] {title}", i + 1));
@@ -141,6 +141,20 @@ pub(crate) fn test() -> Result<()> {
             result = Err(e);
             break;
         }
+    }
+    if result.is_ok() {
+        // The debug binaries of the build step: the packages' contents,
+        // fields, scripts and units are under test, not the optimizer (a
+        // release build would add minutes). The boot check takes about 10 s
+        // (a minute more on first use, for debootstrap).
+        header(&format!(
+            "[{}/{total}] Debian packages (cargo xtask package --debug --check --check-boot)",
+            total - 3
+        ));
+        result = package::build("debug").and_then(|debs| {
+            package::check(&debs)?;
+            package::check_boot(&debs)
+        });
     }
     if result.is_ok() {
         // No timing assertions: only that the harness runs every contender

@@ -2,6 +2,7 @@
 
 mod args;
 mod dataplane;
+mod notify;
 
 use anyhow::{bail, Context, Result};
 use std::os::fd::AsRawFd;
@@ -353,6 +354,9 @@ fn serve(
     wake_w.set_nonblocking(true)?;
     WAKE_FD.store(wake_w.as_raw_fd(), Ordering::SeqCst);
     log::info!("serving {}", args.socket.display());
+    // Attached, configured, and the control socket has listened since
+    // `bind`: requests queued from now on are answered by the loop.
+    notify::ready();
     let result = xvsd::server::run_with(
         daemon,
         listener,
@@ -414,6 +418,7 @@ fn print_features() -> i32 {
 }
 
 fn main() {
+    notify::take();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
