@@ -366,6 +366,62 @@ pub fn call_id_scanned(payload: &[u8]) -> Result<&[u8], CallIdError> {
     s.finish().map(|(off, len)| &payload[off..off + len])
 }
 
+/// `n` messages made of the bytes and pieces that steer the search
+/// every way (line ends, folds, blanks, names and near-names, empty and
+/// over-long values, Latin-1), from `seed`: the corpus the scanner and the
+/// data plane's Call-ID stage are compared with the reference on.
+pub fn steering_messages(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    const PIECES: &[&[u8]] = &[
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b" ",
+        b"\t",
+        b":",
+        b"@",
+        b"Call-ID",
+        b"call-iX",
+        b"c",
+        b"i",
+        b"I",
+        b"x",
+        b"ab",
+        b";",
+        b"\xe9",
+        b"\xf7",
+        b": ",
+        b"\r\n ",
+        b"i: ",
+        b"\ni: ;",
+        b"\ni:a@;",
+        b"\r\ni: ok\r\n",
+    ];
+    let mut seed = seed.max(1);
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..n)
+        .map(|case| {
+            let mut m = b"R".to_vec();
+            for _ in 0..next() % 24 {
+                m.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            // Now and then a value around the 255-byte limit.
+            if case % 7 == 0 {
+                let long = b"a".repeat(250 + (next() % 10) as usize);
+                m.splice(
+                    m.len() / 2..m.len() / 2,
+                    b"\ni: ".iter().copied().chain(long),
+                );
+            }
+            m
+        })
+        .collect()
+}
+
 /// What one `ct_sip_get_header(…, SIP_HDR_CALL_ID, …)` call finds.
 #[derive(Debug, PartialEq, Eq)]
 enum Header {
@@ -589,51 +645,7 @@ mod tests {
     /// and pieces that steer the search.
     #[test]
     fn the_scanner_finds_what_the_reference_finds() {
-        const PIECES: &[&[u8]] = &[
-            b"\r",
-            b"\n",
-            b"\r\n",
-            b" ",
-            b"\t",
-            b":",
-            b"@",
-            b"Call-ID",
-            b"call-iX",
-            b"c",
-            b"i",
-            b"I",
-            b"x",
-            b"ab",
-            b";",
-            b"\xe9",
-            b"\xf7",
-            b": ",
-            b"\r\n ",
-            b"i: ",
-            b"\ni: ;",
-            b"\ni:a@;",
-            b"\r\ni: ok\r\n",
-        ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for case in 0..150_000 {
-            let n = (next() % 24) as usize;
-            let mut m = Vec::new();
-            for _ in 0..n {
-                m.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
-            }
-            if case % 7 == 0 {
-                let long = b"a".repeat(250 + (next() % 10) as usize);
-                m.splice(
-                    m.len() / 2..m.len() / 2,
-                    b"\ni: ".iter().copied().chain(long),
-                );
-            }
+        for m in steering_messages(150_000, 0x9e37_79b9_7f4a_7c15) {
             assert_eq!(
                 call_id_scanned(&m),
                 call_id(&m),
