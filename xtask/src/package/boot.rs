@@ -4,10 +4,13 @@
 //! `systemctl enable --now xvsd xvs-rules`, add a service with xvsadm,
 //! restart xvsd (the table is kept), upgrade (reinstall: xvsd restarted,
 //! the table kept), power off (xvs-rules saves), boot again (the service
-//! is restored), purge (xvsd stopped, the data plane detached).
+//! is restored and a client's requests reach the real server through the
+//! VIP), purge (xvsd stopped, the data plane detached).
 //!
-//! The container has its own network namespace (`--private-network`)
-//! with a veth pair for xvsd to attach to: no packet leaves it. It
+//! The container has its own network namespace (`--private-network`),
+//! and in it a client and a real server, each a network namespace of its
+//! own behind a veth pair whose other end xvsd serves: no packet leaves
+//! it. It
 //! is not registered with machined (the build machines' init is not
 //! systemd); commands run in it through `nsenter` into its init's
 //! namespaces.
@@ -31,12 +34,19 @@ const DEBOOTSTRAP: &[&str] = &[
     "bookworm",
 ];
 
-/// The interface xvsd attaches to in the container, made at each boot
-/// before xvsd starts by a unit of the test's own: one end of a veth pair
-/// whose both ends stay in the container (the veth module is there for
-/// the netns tests anyway; a container cannot load `dummy`).
+/// The interfaces xvsd attaches to in the container, made at each boot
+/// before xvsd starts by a unit of the test's own: the director's ends of
+/// two veth pairs, the client's (`IFACE`, 203.0.113.254/24) and the real
+/// server's (`IFACE_RS`, 198.51.100.254/24); the other ends are in the
+/// namespaces `CLIENT_NS` (203.0.113.1, routed to the VIP through the
+/// director, as the VIP is in none of the client's networks) and `RS_NS`
+/// (198.51.100.11).
 const IFACE: &str = "xvse2e0";
 const PEER: &str = "xvse2e1";
+const IFACE_RS: &str = "xvse2e2";
+const PEER_RS: &str = "xvse2e3";
+const CLIENT_NS: &str = "xvscli";
+const RS_NS: &str = "xvsrs";
 
 /// A bpffs for the pins, mounted by the same unit: nspawn's /sys is
 /// read-only and has no /sys/fs/bpf, and a bpffs xvsd mounted itself would
@@ -44,7 +54,8 @@ const PEER: &str = "xvse2e1";
 /// pins a restart adopts.
 const BPFFS: &str = "/run/xvs-e2e-bpf";
 
-/// The service the test adds (documentation addresses; nothing is sent).
+/// The service the test adds (documentation addresses; traffic stays in
+/// the container).
 const VIP: &str = "192.0.2.10:80";
 const RS: &str = "198.51.100.11:80";
 
@@ -52,6 +63,7 @@ pub(crate) fn run(debs: &Debs) -> Result<()> {
     let started = Instant::now();
     header("package --check-boot (systemd-nspawn --boot)");
     install_missing(PACKAGES)?;
+    crate::run_cargo(&["build", "-p", "xvs-testbed", "--bin", "xvs-testsrv"])?;
     let dir = super::out_dir().join("nspawn");
     let base = base_root(&dir)?;
     let root = dir.join("root");
@@ -82,8 +94,9 @@ fn scenario(root: &Path) -> Result<()> {
     // The operator's choice of interface, before enabling; the pins go to
     // the container's own bpffs (see `prepare`).
     c.sh(&format!(
-        "echo 'XVSD_INTERFACES=\"--interfaces={IFACE}\"' >> /etc/default/xvsd && \
-         echo 'XVSD_OPTS=\"--pin-path={BPFFS}/xvs\"' >> /etc/default/xvsd"
+        "echo 'XVSD_INTERFACES=\"--interfaces={IFACE},{IFACE_RS}\"' >> /etc/default/xvsd && \
+         echo 'XVSD_OPTS=\"--pin-path={BPFFS}/xvs\"' >> /etc/default/xvsd && \
+         echo 'XVSD_METRICS=\"--metrics-listen=127.0.0.1:9100\"' >> /etc/default/xvsd"
     ))?;
     c.sh("systemctl enable --now xvsd xvs-rules")?;
     c.sh("systemctl is-active xvsd xvs-rules")?;
@@ -147,6 +160,39 @@ fn scenario(root: &Path) -> Result<()> {
         "journal:\n{journal}"
     );
     println!("boot 2: xvsd ready (sd_notify), the service restored by xvs-rules");
+    // The restored service serves: HTTP from the client's namespace
+    // through the VIP to the real server's, NAT both ways.
+    c.sh(&format!(
+        "systemd-run --unit=xvs-e2e-rs ip netns exec {RS_NS} /usr/local/bin/xvs-testsrv http \
+         --listen 0.0.0.0:80 --name rs1 && \
+         for i in $(seq 1 25); do \
+           ip netns exec {RS_NS} ss -ltn | grep -q ':80 ' && break; sleep 0.2; done"
+    ))?;
+    let get = |url: &str| {
+        c.sh_status(&format!(
+            "ip netns exec {CLIENT_NS} /usr/local/bin/xvs-testsrv get {url} --count 5 \
+             --new-conn --timeout-ms 3000"
+        ))
+    };
+    let (_, got) = get(&format!("http://{VIP}/"))?;
+    if got.lines().filter(|l| l.trim() == "rs1").count() != 5 {
+        // Which part fails: the server, routing without xvs, or xvs.
+        let (_, direct) = get("http://198.51.100.11/")?;
+        let (_, diag) = c.sh_status(&format!(
+            "ip netns exec {RS_NS} ss -ltn; ip -n {CLIENT_NS} addr; ip -n {CLIENT_NS} route; \
+             ip addr; ip route; cat /proc/sys/net/ipv4/ip_forward; xvsadm -Ln --stats; \
+             tc filter show dev {IFACE} ingress; journalctl -b -u xvsd -n 20 --no-pager; \
+             bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100; \
+               printf \"GET /metrics HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3' | \
+               grep -E '^xvs_dataplane_packets_total' | grep -v ' 0$'"
+        ))?;
+        bail!(
+            "requests through the restored VIP: {got}\nstraight to the real server: \
+             {direct}\n{diag}"
+        );
+    }
+    let stats = c.sh(&format!("xvsadm -Ln --stats -t {VIP}"))?;
+    println!("boot 2: 5 requests through {VIP} answered by {RS}\n{stats}");
     // The unit's sandbox costs no kernel feature: what xvsd found missing
     // under it, plain root in the container misses too.
     let plain = c.sh("xvsd --features 2>/dev/null")?;
@@ -216,6 +262,14 @@ fn base_root(dir: &Path) -> Result<PathBuf> {
 /// The test's additions to a fresh root: the packages and the dummy
 /// interface's unit.
 fn prepare(root: &Path, debs: &Debs) -> Result<()> {
+    // The test's client and server (not part of the packages).
+    let bin = root.join("usr/local/bin");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::copy(
+        crate::workspace_root().join("target/debug/xvs-testsrv"),
+        bin.join("xvs-testsrv"),
+    )
+    .context("xvs-testsrv (cargo build -p xvs-testbed) into the container")?;
     let debdir = root.join("root/debs");
     std::fs::create_dir_all(&debdir)?;
     for d in [&debs.xvs, &debs.ipvsadm] {
@@ -228,9 +282,22 @@ fn prepare(root: &Path, debs: &Debs) -> Result<()> {
         format!(
             "[Unit]\nDescription=xvs package test: xvsd's interface and bpffs\n\
              Before=xvsd.service\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n\
-             ExecStart=/sbin/ip link add {IFACE} type veth peer name {PEER}\n\
+             ExecStart=/sbin/ip netns add {CLIENT_NS}\n\
+             ExecStart=/sbin/ip netns add {RS_NS}\n\
+             ExecStart=/sbin/ip link add {IFACE} type veth peer name {PEER} netns {CLIENT_NS}\n\
+             ExecStart=/sbin/ip link add {IFACE_RS} type veth peer name {PEER_RS} netns {RS_NS}\n\
+             ExecStart=/sbin/ip addr add 203.0.113.254/24 dev {IFACE}\n\
+             ExecStart=/sbin/ip addr add 198.51.100.254/24 dev {IFACE_RS}\n\
              ExecStart=/sbin/ip link set {IFACE} up\n\
-             ExecStart=/sbin/ip link set {PEER} up\n\
+             ExecStart=/sbin/ip link set {IFACE_RS} up\n\
+             ExecStart=/sbin/ip -n {CLIENT_NS} addr add 203.0.113.1/24 dev {PEER}\n\
+             ExecStart=/sbin/ip -n {CLIENT_NS} link set {PEER} up\n\
+             ExecStart=/sbin/ip -n {CLIENT_NS} route add default via 203.0.113.254\n\
+             ExecStart=/sbin/ip -n {RS_NS} addr add 198.51.100.11/24 dev {PEER_RS}\n\
+             ExecStart=/sbin/ip -n {RS_NS} link set lo up\n\
+             ExecStart=/sbin/ip -n {RS_NS} link set {PEER_RS} up\n\
+             ExecStart=/sbin/ip -n {RS_NS} route add default via 198.51.100.254\n\
+             ExecStart=/bin/sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'\n\
              ExecStart=/bin/mkdir -p {BPFFS}\n\
              ExecStart=/bin/mount -t bpf bpf {BPFFS}\n\n\
              [Install]\nWantedBy=multi-user.target\n"
