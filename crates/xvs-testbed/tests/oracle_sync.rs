@@ -6,7 +6,9 @@
 //! must appear on the backup (`ipvsadm -Lnc` / `xvsadm -Lnc`, ESTABLISHED,
 //! same real server); then the VIP moves to the backup and every transfer
 //! must finish. Both directions: IPVS master → xvs backup and xvs master →
-//! IPVS backup. Needs IPVS: it runs in the VM tier (`cargo xtask
+//! IPVS backup. Beside it a `--pe sip` UDP service: a call's template, with
+//! its Call-ID (sync v1's PE_NAME and PE_DATA options), must appear on the
+//! backup too (`-Lnc --persistent-conn`). Needs IPVS: it runs in the VM tier (`cargo xtask
 //! matrix`), and elsewhere says so and passes.
 
 use std::time::Duration;
@@ -56,12 +58,77 @@ impl Side<'_> {
 fn service(tb: &Testbed, s: &Side) {
     let svc = format!("{VIP}:80");
     s.adm(tb, &["-A", "-t", &svc, "-s", "wlc"]);
+    let sip = format!("{VIP}:5060");
+    s.adm(
+        tb,
+        &["-A", "-u", &sip, "-s", "rr", "-p", "60", "--pe", "sip"],
+    );
     for n in 1..=DR_RS_COUNT {
         s.adm(
             tb,
             &["-a", "-t", &svc, "-r", &format!("{}:80", dr_rs_ip(n)), "-g"],
         );
+        s.adm(
+            tb,
+            &[
+                "-a",
+                "-u",
+                &sip,
+                "-r",
+                &format!("{}:5060", dr_rs_ip(n)),
+                "-g",
+            ],
+        );
     }
+}
+
+/// A SIP call through `master` (holding the VIP): four datagrams of one
+/// UDP flow (IPVS syncs a UDP connection and its template at the third);
+/// its template, Call-ID and all, must reach `backup`. Returns what failed.
+fn sip_call_synced(tb: &Testbed, master: &Side, backup: &Side) -> Vec<String> {
+    let what = format!("{} master -> {} backup", master.name(), backup.name());
+    tb.take_over(master.node()).unwrap();
+    let callid = format!("sync-{}@192.0.2.1", master.name());
+    let msg = format!("INVITE sip:bob@example.org SIP/2.0\r\nCall-ID: {callid}\r\n");
+    // The answers do not matter (a DR real server answers from its own
+    // address, which the client's connected socket ignores).
+    let _ = tb.exec(
+        Node::Client,
+        &[
+            &bin_path("xvs-testsrv"),
+            "udp",
+            &format!("{VIP}:5060"),
+            "--count",
+            "4",
+            "--timeout-ms",
+            "200",
+            "--payload",
+            &msg,
+        ],
+    );
+    let has = |s: &Side| {
+        s.adm(tb, &["-Lnc", "--persistent-conn"])
+            .lines()
+            .any(|l| l.starts_with("UDP") && l.contains(" sip ") && l.ends_with(&callid))
+    };
+    if !has(master) {
+        return vec![format!(
+            "{what}: no sip template on the master:\n{}",
+            master.adm(tb, &["-Lnc", "--persistent-conn"])
+        )];
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !has(backup) {
+        if std::time::Instant::now() > deadline {
+            return vec![format!(
+                "{what}: the call's template did not reach the backup:\n{}",
+                backup.adm(tb, &["-Lnc", "--persistent-conn"])
+            )];
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!("{what}: the sip template of {callid} synchronised");
+    Vec::new()
 }
 
 fn download(tb: &Testbed) -> Proc {
@@ -182,12 +249,14 @@ fn ipvs_and_xvs_synchronise_connections_both_ways() {
     daemon(&ipvs, "master");
     daemon(&xvs, "backup");
     failed.extend(fail_over(&tb, &ipvs, &xvs));
+    failed.extend(sip_call_synced(&tb, &ipvs, &xvs));
     stop(&ipvs, "master");
     stop(&xvs, "backup");
 
     daemon(&xvs, "master");
     daemon(&ipvs, "backup");
     failed.extend(fail_over(&tb, &xvs, &ipvs));
+    failed.extend(sip_call_synced(&tb, &xvs, &ipvs));
     stop(&xvs, "master");
     stop(&ipvs, "backup");
     let _ = tb.exec(Node::Director, &["ipvsadm", "-C"]);

@@ -27,10 +27,12 @@ use xvs_dataplane::{Conn, Template};
 const MIN_REFRESH_NS: u64 = 10_000_000_000;
 
 /// An entry the master tracks, by its tuple.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Id {
     Conn(u8, Ipv4Addr, u16, Ipv4Addr, u16),
-    Tmpl(u8, Ipv4Addr, Ipv4Addr, u16),
+    /// A template: protocol, client network, virtual address and port,
+    /// and a `--pe sip` template's Call-ID (one template per call).
+    Tmpl(u8, Ipv4Addr, Ipv4Addr, u16, Option<Vec<u8>>),
 }
 
 /// What was last sent of an entry.
@@ -115,8 +117,8 @@ impl Master {
         let mut out = Vec::new();
         let mut live = std::collections::HashSet::new();
         for t in templates {
-            let id = Id::Tmpl(tmpl_proto(t), t.caddr, t.vaddr, t.vport);
-            live.insert(id);
+            let id = Id::Tmpl(tmpl_proto(t), t.caddr, t.vaddr, t.vport, t.pe_data.clone());
+            live.insert(id.clone());
             let cur = Sent {
                 state: if t.assured {
                     ConnState::Assured
@@ -133,7 +135,7 @@ impl Master {
         }
         for c in conns.iter().filter(|c| sync_worthy(c)) {
             let id = Id::Conn(c.proto.number(), c.caddr, c.cport, c.vaddr, c.vport);
-            live.insert(id);
+            live.insert(id.clone());
             let timeout = c.state.timeout_secs(timeouts);
             let cur = Sent {
                 state: c.state,
@@ -799,6 +801,33 @@ mod tests {
             assured: true,
             pe_data: None,
         }
+    }
+
+    /// Two calls from one client network: two templates, both sent (the
+    /// master once told them apart by key only and sent just one).
+    #[test]
+    fn the_master_sends_every_calls_template() {
+        let call = |id: &[u8]| Template {
+            pe_data: Some(id.to_vec()),
+            ..fwm_template(7)
+        };
+        let sent = Master::new().select(
+            &[],
+            &[call(b"call-1@x"), call(b"call-2@x")],
+            &Timeouts::default(),
+            100 * S,
+        );
+        let ids: Vec<Option<Vec<u8>>> = sent
+            .into_iter()
+            .map(|o| match o {
+                Outgoing::Template(t) => t.pe_data,
+                Outgoing::Conn(..) => panic!("no connections here"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [Some(b"call-1@x".to_vec()), Some(b"call-2@x".to_vec())]
+        );
     }
 
     /// A --pe sip template goes with its Call-ID and engine name (sync
