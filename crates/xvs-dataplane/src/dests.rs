@@ -123,6 +123,9 @@ impl Dataplane {
             let _ = self.maps.conn.delete(bytes(&k));
             if c.flags & xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8 == 0 {
                 n += 1;
+                if c.flags & xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8 != 0 {
+                    self.sip_forget_conn(&k);
+                }
             }
         }
         for (tk, t) in self.read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)? {

@@ -80,6 +80,14 @@ impl Dataplane {
         Ok(())
     }
 
+    /// How many connections are linked to a SIP template (`SIP_CTL`
+    /// entries): each goes with its connection, none is left behind.
+    pub fn sip_links(&self) -> Result<usize, Error> {
+        Ok(self
+            .read_all::<xvs_conn_key, xvs_sip_key>(&self.maps.sip_ctl)?
+            .len())
+    }
+
     /// The connection with forward key `k` is gone: so is its link.
     pub(crate) fn sip_forget_conn(&self, k: &xvs_conn_key) {
         let _ = self.maps.sip_ctl.delete(bytes(k));

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use xvs_core::model::{svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey};
+use xvs_core::model::{svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts};
 use xvs_dataplane::{Dataplane, Options, SvcSched};
 use xvs_wire::sip::{call_id, steering_messages};
 use xvs_wire::{
@@ -212,9 +212,12 @@ fn a_call_stays_on_its_server() {
         .find(|t| t.pe_data.as_deref() == Some(&b"call-1@a"[..]) && t.caddr == t1.caddr)
         .unwrap();
     assert!(t1.assured, "{t1:?}");
-    // The dest goes: so do its templates.
+    // The dest goes: so do its templates, and its connections' links
+    // (call-2's alone is left).
+    assert_eq!(dp.sip_links().unwrap(), 4);
     dp.remove_dest(rs_of_1_id(rs_of_1)).expect("remove");
     assert!(dp.templates().unwrap().iter().all(|t| t.daddr != rs_of_1));
+    assert_eq!(dp.sip_links().unwrap(), 1);
 }
 
 fn rs_of_1_id(rs: Ipv4Addr) -> u32 {
@@ -258,3 +261,28 @@ fn tcp_is_dropped_and_non_persistent_services_ignore_the_engine() {
     assert_ne!(out, udp(CLIENT, 30000, VIP, SIP_PORT, b"no call id here"));
     assert!(callids(&dp).is_empty());
 }
+
+/// Expiry: a call's connection goes after the UDP timeout, with its link
+/// to the template; the template, used by none, after its own timeout.
+#[test]
+#[ignore = "needs root: cargo xtask test runs it"]
+fn expiry_takes_the_link_and_then_the_template() {
+    let dp = open(1024);
+    run(&dp, &udp(CLIENT, 5060, VIP, SIP_PORT, &invite("call-x@a")));
+    assert_eq!((dp.sip_links().unwrap(), callids(&dp).len()), (1, 1));
+    let t = Timeouts {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 300,
+    };
+    let now = xvs_dataplane::monotonic_ns();
+    // Past the UDP timeout, within the template's 360 s: the connection
+    // and its link go, the template stays.
+    assert_eq!(dp.expire_conns_at(&t, now + 320 * SEC).unwrap(), 1);
+    assert_eq!((dp.sip_links().unwrap(), callids(&dp).len()), (0, 1));
+    // Past the template's timeout: it goes too.
+    dp.expire_conns_at(&t, now + 400 * SEC).unwrap();
+    assert!(callids(&dp).is_empty());
+}
+
+const SEC: u64 = 1_000_000_000;
