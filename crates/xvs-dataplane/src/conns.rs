@@ -165,7 +165,7 @@ impl Dataplane {
             })
             .collect();
         for (k, t) in self.sip_templates_raw()? {
-            let n = sip_users.get(&crate::sip::key24(&k)).copied().unwrap_or(0);
+            let n = sip_users.get(&crate::repr::key24(&k)).copied().unwrap_or(0);
             let callid = crate::sip::callid_of(&t, &k);
             out.extend(self.template_of(&k.tk, &t.t, n, Some(callid)));
         }

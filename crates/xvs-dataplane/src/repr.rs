@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 
 use xvs_core::model::{ConnState, FwdMethod, Protocol, ServiceKey};
 
-use crate::abi::{as_bytes, xvs_conn_key, xvs_fwd, xvs_state, xvs_svc_key, xvs_tmpl_key};
+use crate::abi::{
+    as_bytes, xvs_conn_key, xvs_fwd, xvs_sip_key, xvs_state, xvs_svc_key, xvs_tmpl_key,
+};
 
 // The model's state numbers are the kernel's, and so must the program's
 // be; ConnState's next number (12, Assured) is IPVS's template flag.
@@ -116,7 +118,18 @@ pub(crate) fn key12(k: &xvs_tmpl_key) -> [u8; 12] {
     b
 }
 
-const _: () = assert!(size_of::<xvs_conn_key>() == 16 && size_of::<xvs_tmpl_key>() == 12);
+/// A `--pe sip` template key as bytes, for sets and maps of keys.
+pub(crate) fn key24(k: &xvs_sip_key) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b.copy_from_slice(as_bytes(k));
+    b
+}
+
+const _: () = assert!(
+    size_of::<xvs_conn_key>() == 16
+        && size_of::<xvs_tmpl_key>() == 12
+        && size_of::<xvs_sip_key>() == 24
+);
 
 #[cfg(test)]
 mod tests {

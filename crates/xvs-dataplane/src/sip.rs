@@ -16,15 +16,7 @@ use crate::dataplane::Dataplane;
 use crate::dataplane::RawConn;
 use crate::error::{bpf_err, Error};
 use crate::mapio;
-
-/// A `SIP_TMPL` key's bytes, to count and match templates by.
-pub(crate) type SipKeyBytes = [u8; 24];
-
-pub(crate) fn key24(k: &xvs_sip_key) -> SipKeyBytes {
-    let mut b = [0u8; 24];
-    b.copy_from_slice(bytes(k));
-    b
-}
+use crate::repr::{key16, key24};
 
 /// The `SIP_TMPL` key of template key `tk` and Call-ID `callid`.
 pub(crate) fn sip_key(tk: xvs_tmpl_key, callid: &[u8]) -> xvs_sip_key {
@@ -48,11 +40,11 @@ impl Dataplane {
     }
 
     /// How many live connections each SIP template controls.
-    pub(crate) fn sip_users(&self, conns: &[RawConn]) -> Result<HashMap<SipKeyBytes, u32>, Error> {
+    pub(crate) fn sip_users(&self, conns: &[RawConn]) -> Result<HashMap<[u8; 24], u32>, Error> {
         let ctl: HashMap<[u8; 16], xvs_sip_key> = self
             .read_all::<xvs_conn_key, xvs_sip_key>(&self.maps.sip_ctl)?
             .into_iter()
-            .map(|(k, v)| (conn_key16(&k), v))
+            .map(|(k, v)| (key16(&k), v))
             .collect();
         let mut out = HashMap::new();
         if ctl.is_empty() {
@@ -62,7 +54,7 @@ impl Dataplane {
             if c.flags & crate::conns::REPLY != 0 || c.flags & crate::conns::PERSIST == 0 {
                 continue;
             }
-            if let Some(sk) = ctl.get(&conn_key16(k)) {
+            if let Some(sk) = ctl.get(&key16(k)) {
                 *out.entry(key24(sk)).or_insert(0) += 1;
             }
         }
@@ -96,7 +88,7 @@ impl Dataplane {
     /// Expiry of SIP templates: those no live connection uses (`live`:
     /// persistent forward keys) and idle past their timeout go.
     pub(crate) fn sip_expire(&self, live: &[(xvs_conn_key, u32)], now: u64) -> Result<(), Error> {
-        let mut users: HashSet<SipKeyBytes> = HashSet::new();
+        let mut users: HashSet<[u8; 24]> = HashSet::new();
         for (k, _) in live {
             if let Ok(Some(v)) = self.maps.sip_ctl.lookup(bytes(k), MapFlags::ANY) {
                 users.insert(key24(&from_bytes::<xvs_sip_key>(&v)));
@@ -107,20 +99,17 @@ impl Dataplane {
             if users.contains(&key24(&k)) || now.saturating_sub(t.t.last_seen_ns) <= limit {
                 continue;
             }
-            // Re-read: a packet may have used it since the scan.
-            let Some(v) = mapio::take(&self.maps.sip_tmpl, bytes(&k))? else {
-                continue;
-            };
-            let cur: xvs_sip_tmpl = from_bytes(&v);
-            if now.saturating_sub(cur.t.last_seen_ns) <= limit {
-                // Used after all: put it back as it was.
-                self.maps
-                    .sip_tmpl
-                    .update(bytes(&k), &v, MapFlags::NO_EXIST)
-                    .map_err(bpf_err("SIP_TMPL update"))?;
-                continue;
+            // Re-read, as expire_templates does: a packet may have used
+            // it since it was read.
+            match self.maps.sip_tmpl.lookup(bytes(&k), MapFlags::ANY) {
+                Ok(Some(v))
+                    if now.saturating_sub(from_bytes::<xvs_sip_tmpl>(&v).t.last_seen_ns)
+                        > limit => {}
+                _ => continue,
             }
-            self.persist_sub(cur.t.dest_id);
+            if let Some(v) = mapio::take(&self.maps.sip_tmpl, bytes(&k))? {
+                self.persist_sub(from_bytes::<xvs_sip_tmpl>(&v).t.dest_id);
+            }
         }
         Ok(())
     }
@@ -151,10 +140,4 @@ impl Dataplane {
             rt.persist.fetch_sub(1, Ordering::SeqCst);
         }
     }
-}
-
-fn conn_key16(k: &xvs_conn_key) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b.copy_from_slice(bytes(k));
-    b
 }
