@@ -52,7 +52,10 @@ static __always_inline int is_vip(__be32 a)
 	for (int i = 0; i < XVS_DECAP_MAX_VIPS; i++) {
 		if (i >= decap_cfg.nvips)
 			break;
-		if (decap_cfg.vips[i] == a)
+		/* IPv4: the first word, the rest zero. */
+		if (decap_cfg.vips[i].v4 == a && !(decap_cfg.vips[i].v6[1] |
+						  decap_cfg.vips[i].v6[2] |
+						  decap_cfg.vips[i].v6[3]))
 			return 1;
 	}
 	return 0;

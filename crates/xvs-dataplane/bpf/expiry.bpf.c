@@ -11,6 +11,7 @@
 
 #include "xvs.h"
 #include "lib/conn_map.h"
+#include "lib/addr.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -77,11 +78,7 @@ int xvs_expiry_scan(struct xvs_iter_map_elem *ctx)
 				return 0;
 			__builtin_memcpy(&peer, &c->peer, sizeof(peer));
 			fwd = bpf_map_lookup_elem(&CONN_MAP, &peer);
-			if (fwd && fwd->peer.saddr == rec.key.saddr &&
-			    fwd->peer.daddr == rec.key.daddr &&
-			    fwd->peer.sport == rec.key.sport &&
-			    fwd->peer.dport == rec.key.dport &&
-			    fwd->peer.proto == rec.key.proto)
+			if (fwd && conn_key_eq(&fwd->peer, &rec.key))
 				return 0;
 			rec.kind = XVS_EXP_ORPHAN;
 		}

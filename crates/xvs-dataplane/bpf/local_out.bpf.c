@@ -32,7 +32,8 @@ char LICENSE[] SEC("license") = "GPL";
  * servers' (icmp_quote.h). */
 static __always_inline int local_icmp(struct __sk_buff *ctx, struct iphdr *ip, void *l4)
 {
-	struct icmp_view v;
+	struct xvs_conn_key key;
+	struct icmp_view v = { .key = &key };
 
 	if (icmp_find(ctx, ip, l4, &v) || !(v.c->flags & XVS_CONN_F_REPLY) ||
 	    v.c->fwd != XVS_FWD_MASQ || !dest_local(v.c->dest_id))

@@ -31,13 +31,24 @@ char LICENSE[] SEC("license") = "GPL";
  * + 8. */
 #define XVS_PULL_LEN 160
 
-/* What forwarding needs of connection `c`, copied out of its entry. */
-static __always_inline void conn_view(struct xvs_conn *cv, const struct xvs_conn *c)
+/* What forwarding needs of a connection, copied out of its entry: not
+ * the whole entry, whose two 16-byte addresses the main program's stack
+ * (at the deepest call chain's limit) has no room for. */
+struct conn_view {
+	__u32 svc_id;
+	__u32 dest_id;
+	union xvs_addr daddr; /* NAT: the dest (peer.saddr) */
+	__be16 dport;         /* NAT: the dest's port (peer.sport) */
+	__u8 fwd;
+};
+
+static __always_inline void conn_view(struct conn_view *cv, const struct xvs_conn *c)
 {
 	cv->svc_id = c->svc_id;
 	cv->dest_id = c->dest_id;
 	cv->fwd = c->fwd;
-	cv->peer = c->peer;
+	cv->daddr = c->peer.saddr;
+	cv->dport = c->peer.sport;
 }
 
 /* Real server -> client on the reply entry `c` of a NAT connection
@@ -58,7 +69,7 @@ static __always_inline int nat_reply(xvs_ctx *ctx, const struct pkt *p, struct x
 /* Client -> VIP on the forward entry `c`: refreshed and its TCP or SCTP
  * state advanced; `cv` gets what forwarding needs. */
 static __always_inline int conn_update(const struct pkt *p, struct xvs_conn *c, __u64 now,
-				       struct xvs_conn *cv)
+				       struct conn_view *cv)
 {
 	struct xvs_dest *d = bpf_map_lookup_elem(&DEST_MAP, &c->dest_id);
 
@@ -81,7 +92,7 @@ static __always_inline int conn_update(const struct pkt *p, struct xvs_conn *c, 
 /* Client -> VIP without a connection: a new one (conn_new.h); `cv` gets
  * what forwarding needs. */
 static __always_inline int conn_create(xvs_ctx *ctx, const struct pkt *p, __u64 now,
-				       struct xvs_conn *cv)
+				       struct conn_view *cv)
 {
 	struct xvs_scratch *sc = scratch();
 	__u32 hl;
@@ -108,7 +119,8 @@ static __always_inline int conn_create(xvs_ctx *ctx, const struct pkt *p, __u64 
  * NAT rewrite or DR/TUN -> next hop. */
 CTX_PROG(xvs_xdp, xvs_tc)(xvs_ctx *ctx)
 {
-	struct xvs_conn *c, cv = {};
+	struct conn_view cv = {};
+	struct xvs_conn *c;
 	struct pkt p;
 	__u32 why;
 	__u64 now;
@@ -145,10 +157,10 @@ CTX_PROG(xvs_xdp, xvs_tc)(xvs_ctx *ctx)
 	if (cv.fwd != XVS_FWD_MASQ)
 		return fwd_dest(ctx, cv.dest_id, &p.key, 1);
 	/* ip_vs_nat_xmit: from the world, never to a loopback address. */
-	if (ip_is_loopback(cv.peer.saddr) && dest_local(cv.dest_id))
+	if (ip_is_loopback(cv.daddr.v4) && dest_local(cv.dest_id))
 		return verdict(XVS_CNT_DROP_LOOPBACK, ACT_DROP);
-	if (nat_rewrite(ctx, p.l4off, NAT_DST | nat_proto(p.key.proto), cv.peer.saddr,
-			cv.peer.sport))
+	if (nat_rewrite(ctx, p.l4off, NAT_DST | nat_proto(p.key.proto), cv.daddr.v4,
+			cv.dport))
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	cnt(XVS_CNT_NAT_IN);
 	/* A local dest's stack delivers it; its answers leave through the
@@ -158,7 +170,7 @@ CTX_PROG(xvs_xdp, xvs_tc)(xvs_ctx *ctx)
 	 * local dest with the flag kept (fixture on the kernel matrix). */
 	if (dest_local(cv.dest_id))
 		return verdict(XVS_CNT_PASS_LOCAL, ACT_PASS);
-	return xmit(ctx, p.key.sport, cv.peer.sport);
+	return xmit(ctx, p.key.sport, cv.dport);
 }
 
 CTX_XDP_PASS_PROG()

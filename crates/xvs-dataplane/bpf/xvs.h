@@ -11,6 +11,20 @@
 
 #include <linux/types.h>
 
+/* An address of either family, in network order, as every shared struct
+ * holds one (ABI 5). IPv4: the first word, the other three zero (keys are
+ * hashed as bytes: zero a key whole before filling it). Where the family
+ * is not the service's or the key's own, an `af` byte beside names it. */
+union xvs_addr {
+	__be32 v6[4]; /* first: the Rust skeleton's Default sets the first member */
+	__be32 v4;
+	__u8 b[16];
+};
+
+/* The `af` bytes: Linux's AF_INET and AF_INET6. */
+#define XVS_AF_INET 2
+#define XVS_AF_INET6 10
+
 /* Forwarding methods (xvs_dest.fwd, xvs_conn.fwd). */
 enum xvs_fwd {
 	XVS_FWD_MASQ = 0,
@@ -132,24 +146,27 @@ enum xvs_state {
 	XVS_S_LAST = 30,
 };
 
-/* SVC_MAP key: protocol, virtual address and port. A fwmark service
- * (-f) is { htonl(mark), 0, 0 }: protocol 0 (IPPROTO_IP) is never an
- * address service's, and the key is IPVS's own fwmark-template vaddr. */
+/* SVC_MAP key: family, protocol, virtual address and port. A fwmark
+ * service (-f) is { htonl(mark), 0, 0, af }: protocol 0 (IPPROTO_IP) is
+ * never an address service's, and the key is IPVS's own fwmark-template
+ * vaddr; -f 1 and -f 1 -6 are two services, as in IPVS. */
 struct xvs_svc_key {
-	__be32 addr;
+	union xvs_addr addr;
 	__be16 port;
 	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP; 0: fwmark */
-	__u8 pad;
+	__u8 af;    /* XVS_AF_INET / XVS_AF_INET6 */
 };
 
 /* FWM_ADDR key: the mark classifier's address node, an LPM trie key over
- * (proto, pad, daddr); prefixlen = 32 + the address prefix length (the
- * protocol and pad bytes always match in full). */
+ * (proto, af, pad, daddr); prefixlen = 32 + the address prefix length (the
+ * protocol, family and pad bytes always match in full; an IPv4 prefix
+ * covers the first word of daddr only). */
 struct xvs_fwm_addr_key {
 	__u32 prefixlen;
 	__u8 proto;
-	__u8 pad[3];
-	__be32 daddr;
+	__u8 af;
+	__u8 pad[2];
+	union xvs_addr daddr;
 };
 
 /* FWM_ADDR value: the node's port set (FWM_PORT under set_id) and the
@@ -182,8 +199,10 @@ struct xvs_svc {
 	__u32 gen;     /* 0 or 1 */
 	__u32 sched;   /* enum xvs_sched */
 	__u32 timeout; /* persistence timeout in seconds (-p) */
-	__be32 netmask; /* persistence netmask (-M) */
 	__u32 fwmark;   /* -f: the mark; 0 for an address service */
+	/* Persistence netmask (-M; IPv6: the prefix length's mask), one AND
+	 * per word with the client address. */
+	union xvs_addr netmask;
 };
 
 /* SVC_DESTS value: a service's dests in kernel list order (newest first). */
@@ -202,7 +221,7 @@ struct xvs_ring_key {
 
 /* DEST_MAP value (array indexed by dest id). */
 struct xvs_dest {
-	__be32 addr;
+	union xvs_addr addr;
 	__be16 port;
 	__u8 fwd;   /* enum xvs_fwd */
 	__u8 flags; /* enum xvs_dest_flags */
@@ -215,7 +234,8 @@ struct xvs_dest {
 	__be16 tun_port;
 	__u8 tun_type;
 	__u8 tun_flags;
-	__u32 pad; /* ABI 3's tun_src, now in xvs_dest_nh.src */
+	__u8 af; /* the dest's own family (TUN may mix families) */
+	__u8 pad[3];
 };
 
 /* xvs_dest_nh.state */
@@ -236,7 +256,7 @@ enum xvs_nh_state {
 struct xvs_dest_nh {
 	__u32 ifindex; /* egress */
 	__u32 mtu;     /* route MTU towards the dest */
-	__be32 src;    /* the director's address towards it (TUN outer source) */
+	union xvs_addr src; /* the director's address towards it (TUN outer source) */
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u8 state;    /* enum xvs_nh_state */
@@ -245,12 +265,13 @@ struct xvs_dest_nh {
 
 /* CONN_MAP key: a packet's own 5-tuple as it arrives. */
 struct xvs_conn_key {
-	__be32 saddr;
-	__be32 daddr;
+	union xvs_addr saddr;
+	union xvs_addr daddr;
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 af; /* XVS_AF_INET / XVS_AF_INET6 */
+	__u8 pad[2];
 };
 
 /* CONN_MAP value. Every NAT connection has two entries (DR/TUN
@@ -329,11 +350,11 @@ struct xvs_dest_conns {
  * <0, caddr & netmask, 0, htonl(mark), 0>, one template across every
  * address, port and protocol of the mark. */
 struct xvs_tmpl_key {
-	__be32 caddr;
-	__be32 vaddr;
+	union xvs_addr caddr;
+	union xvs_addr vaddr;
 	__be16 vport;
 	__u8 proto;
-	__u8 pad;
+	__u8 af; /* the service's family */
 };
 
 /* PERSIST_MAP value: a persistence template. */
@@ -341,10 +362,12 @@ struct xvs_tmpl {
 	__u64 last_seen_ns; /* creation or last connection made through it */
 	__u32 svc_id;
 	__u32 dest_id;
-	__be32 daddr;
+	union xvs_addr daddr;
 	__be16 dport; /* dest port, 0 for port-0 and FTP templates */
 	__u16 flags;  /* enum xvs_tmpl_flags */
 	__u32 timeout; /* seconds (the service's -p when created) */
+	__u8 daf;      /* the dest's family */
+	__u8 pad[3];
 	__u32 pad2;
 };
 
@@ -372,7 +395,7 @@ struct xvs_sip_tmpl {
 /* LBLC_MAP key and value: one lblc/lblcr locality cache entry. */
 struct xvs_lblc_key {
 	__u32 svc_id;
-	__be32 daddr;
+	union xvs_addr daddr;
 };
 
 struct xvs_lblc {
@@ -451,7 +474,7 @@ enum xvs_counter {
 
 struct xvs_nh {
 	__u64 stamp_ns; /* the program's clock (lib/clock.h) at the fill, 0 = empty */
-	__be32 daddr;   /* tag: the fib lookup's destination */
+	union xvs_addr daddr; /* tag: the fib lookup's destination */
 	__u32 iif;      /* tag: ingress ifindex */
 	__u32 oif;      /* egress ifindex */
 	__u32 gen;      /* XVS_NH_CFG.gen when filled */
@@ -459,6 +482,7 @@ struct xvs_nh {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u16 oflags;   /* XVS_IFACE flags of oif when filled */
+	__u32 pad;
 };
 
 /* XVS_IFACE value bits (key: ifindex), written by user space per
@@ -488,7 +512,7 @@ struct xvs_nh_cfg {
 
 /* .rodata of decap.bpf.c, set by user space before load. */
 struct xvs_decap_cfg {
-	__be32 vips[XVS_DECAP_MAX_VIPS];
+	union xvs_addr vips[XVS_DECAP_MAX_VIPS]; /* IPv4: .v4 */
 	__be16 gue_ports[XVS_DECAP_MAX_PORTS];
 	__u32 nvips;
 	__u32 nports;
@@ -524,9 +548,10 @@ enum xvs_feat {
 
 /* The layout and meaning of the pinned maps. A data plane of another
  * version must not reuse them: the loader compares this with the pinned
- * XVS_ABI map before it loads (4: XVS_ABI itself, ASSURED templates). */
+ * XVS_ABI map before it loads (4: XVS_ABI itself, ASSURED templates;
+ * 5: every address 16 bytes, union xvs_addr, and an af byte in keys). */
 enum xvs_abi_version {
-	XVS_ABI_VERSION = 4,
+	XVS_ABI_VERSION = 5,
 };
 
 /* The sizes and shifts above as enumerators, so that the skeleton exports

@@ -5,12 +5,12 @@
 
 pub use crate::skel::expiry::types::xvs_expiry_cfg;
 pub use crate::skel::xvs::types::{
-    xvs_abi_version, xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest, xvs_dest_conns,
-    xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind, xvs_expiry_rec, xvs_feat,
-    xvs_fwd, xvs_fwm_addr, xvs_fwm_addr_key, xvs_fwm_port_key, xvs_iface_flags, xvs_lblc,
-    xvs_lblc_key, xvs_limit, xvs_nh_cfg, xvs_nh_state, xvs_ring_key, xvs_sched, xvs_sip_key,
-    xvs_sip_tmpl, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests, xvs_svc_key, xvs_tmpl,
-    xvs_tmpl_flags, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
+    xvs_abi_version, xvs_addr, xvs_conn, xvs_conn_flags, xvs_conn_key, xvs_counter, xvs_dest,
+    xvs_dest_conns, xvs_dest_flags, xvs_dest_nh, xvs_dest_rt_flags, xvs_expiry_kind,
+    xvs_expiry_rec, xvs_feat, xvs_fwd, xvs_fwm_addr, xvs_fwm_addr_key, xvs_fwm_port_key,
+    xvs_iface_flags, xvs_lblc, xvs_lblc_key, xvs_limit, xvs_nh_cfg, xvs_nh_state, xvs_ring_key,
+    xvs_sched, xvs_sip_key, xvs_sip_tmpl, xvs_state, xvs_stats, xvs_svc, xvs_svc_dests,
+    xvs_svc_key, xvs_tmpl, xvs_tmpl_flags, xvs_tmpl_key, xvs_tun_flags, xvs_tun_type,
 };
 
 use std::mem::size_of;
@@ -58,11 +58,12 @@ impl xvs_conn_key {
         dport: u16,
     ) -> Self {
         xvs_conn_key {
-            saddr: u32::from_ne_bytes(saddr.octets()),
-            daddr: u32::from_ne_bytes(daddr.octets()),
+            saddr: crate::repr::xaddr4(saddr),
+            daddr: crate::repr::xaddr4(daddr),
             sport: sport.to_be(),
             dport: dport.to_be(),
             proto,
+            af: crate::repr::AF_INET,
             ..Default::default()
         }
     }
@@ -87,34 +88,34 @@ pub(crate) fn from_bytes<T: Pod>(b: &[u8]) -> T {
 
 // C and Rust cannot drift: the types above come from the object's BTF, and
 // these pin their sizes (and therefore the explicit padding) down.
-const _: () = assert!(size_of::<xvs_svc_key>() == 8);
-const _: () = assert!(size_of::<xvs_fwm_addr_key>() == 12);
+const _: () = assert!(size_of::<xvs_svc_key>() == 20);
+const _: () = assert!(size_of::<xvs_fwm_addr_key>() == 24);
 const _: () = assert!(size_of::<xvs_fwm_addr>() == 8);
 const _: () = assert!(size_of::<xvs_fwm_port_key>() == 8);
 const _: () = assert!(
     xvs_limit::XVS_LIM_FWM_NODES_MAX.0 as usize == xvs_core::fwmark::MAX_NODES
         && xvs_limit::XVS_LIM_FWM_PORTS_MAX.0 as usize == xvs_core::fwmark::MAX_PORT_ENTRIES
 );
-const _: () = assert!(size_of::<xvs_svc>() == 32);
+const _: () = assert!(size_of::<xvs_svc>() == 44);
 const _: () = assert!(size_of::<xvs_ring_key>() == 8);
-const _: () = assert!(size_of::<xvs_dest>() == 32);
-const _: () = assert!(size_of::<xvs_dest_nh>() == 28);
+const _: () = assert!(size_of::<xvs_dest>() == 44);
+const _: () = assert!(size_of::<xvs_dest_nh>() == 40);
 const _: () =
     assert!(size_of::<xvs_svc_dests>() == 4 + 4 * xvs_limit::XVS_LIM_SVC_DESTS_MAX.0 as usize);
-const _: () = assert!(size_of::<xvs_tmpl_key>() == 12);
-const _: () = assert!(size_of::<xvs_tmpl>() == 32);
-const _: () = assert!(size_of::<xvs_sip_key>() == 24);
+const _: () = assert!(size_of::<xvs_tmpl_key>() == 36);
+const _: () = assert!(size_of::<xvs_tmpl>() == 48);
+const _: () = assert!(size_of::<xvs_sip_key>() == 48);
 const _: () = assert!(
-    size_of::<xvs_sip_tmpl>() == 32 + xvs_limit::XVS_LIM_SIP_CALLID_MAX.0 as usize + 1
+    size_of::<xvs_sip_tmpl>() == 48 + xvs_limit::XVS_LIM_SIP_CALLID_MAX.0 as usize + 1
         && xvs_limit::XVS_LIM_SIP_CALLID_MAX.0 as usize == xvs_core::sched::persist::PE_DATA_MAX
 );
-const _: () = assert!(size_of::<xvs_lblc_key>() == 8);
+const _: () = assert!(size_of::<xvs_lblc_key>() == 20);
 const _: () =
     assert!(size_of::<xvs_lblc>() == 24 + 4 * xvs_limit::XVS_LIM_LBLCR_SET_MAX.0 as usize);
-const _: () = assert!(size_of::<xvs_conn_key>() == 16);
-const _: () = assert!(size_of::<xvs_conn>() == 40);
+const _: () = assert!(size_of::<xvs_conn_key>() == 40);
+const _: () = assert!(size_of::<xvs_conn>() == 64);
 const _: () = assert!(size_of::<xvs_stats>() == 40);
 const _: () = assert!(size_of::<xvs_dest_conns>() == 16);
 const _: () = assert!(size_of::<xvs_nh_cfg>() == 16);
-const _: () = assert!(size_of::<xvs_expiry_rec>() == 24);
+const _: () = assert!(size_of::<xvs_expiry_rec>() == 48);
 const _: () = assert!(size_of::<xvs_expiry_cfg>() == 8 * xvs_state::XVS_S_LAST.0 as usize + 32);

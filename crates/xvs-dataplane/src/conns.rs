@@ -14,7 +14,9 @@ use crate::abi::{
 };
 use crate::dataplane::{Dataplane, RawConn};
 use crate::error::Error;
-use crate::repr::{be16, be32, fwd_of, ip_of, key12, port_of, proto_of};
+use crate::repr::{
+    be16, fwd_of, ip4_of, port_of, proto_of, tmpl_key_bytes, xaddr4, TmplKeyBytes, AF_INET,
+};
 
 /// One live connection (its forward entry), as `ipvsadm -Lc` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,11 +110,11 @@ impl Dataplane {
             .filter_map(|(k, c)| {
                 Some(Conn {
                     proto: proto_of(k.proto)?,
-                    caddr: ip_of(k.saddr),
+                    caddr: ip4_of(&k.saddr),
                     cport: port_of(k.sport),
-                    vaddr: ip_of(k.daddr),
+                    vaddr: ip4_of(&k.daddr),
                     vport: port_of(k.dport),
-                    daddr: ip_of(c.peer.saddr),
+                    daddr: ip4_of(&c.peer.saddr),
                     dport: port_of(c.peer.sport),
                     state: ConnState::from_u8(c.state as u8).unwrap_or(ConnState::None),
                     fwd: fwd_of(c.fwd),
@@ -146,7 +148,7 @@ impl Dataplane {
         Ok(self
             .read_all::<xvs_svc_key, xvs_svc>(&self.maps.svc)?
             .into_iter()
-            .map(|(k, s)| (s.id, (port_of(k.port), ip_of(s.netmask), s.fwmark)))
+            .map(|(k, s)| (s.id, (port_of(k.port), ip4_of(&s.netmask), s.fwmark)))
             .collect())
     }
 
@@ -165,7 +167,10 @@ impl Dataplane {
             })
             .collect();
         for (k, t) in self.sip_templates_raw()? {
-            let n = sip_users.get(&crate::repr::key24(&k)).copied().unwrap_or(0);
+            let n = sip_users
+                .get(&crate::repr::sip_key_bytes(&k))
+                .copied()
+                .unwrap_or(0);
             let callid = crate::sip::callid_of(&t, &k);
             out.extend(self.template_of(&k.tk, &t.t, n, Some(callid)));
         }
@@ -180,7 +185,7 @@ impl Dataplane {
         pe_data: Option<Vec<u8>>,
     ) -> Option<Template> {
         let fwmark = if k.proto == 0 {
-            u32::from_be(k.vaddr)
+            u32::from(ip4_of(&k.vaddr))
         } else {
             0
         };
@@ -191,10 +196,10 @@ impl Dataplane {
                 proto_of(k.proto)?
             },
             fwmark,
-            caddr: ip_of(k.caddr),
-            vaddr: ip_of(k.vaddr),
+            caddr: ip4_of(&k.caddr),
+            vaddr: ip4_of(&k.vaddr),
             vport: port_of(k.vport),
-            daddr: ip_of(t.daddr),
+            daddr: ip4_of(&t.daddr),
             dport: port_of(t.dport),
             svc_id: t.svc_id,
             dest_id: t.dest_id,
@@ -222,9 +227,9 @@ pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&SvcIdx>) -> Option<xvs_
     let &(svc_port, netmask, fwmark) = svc?;
     let flow = sched::FlowKey {
         proto: k.proto,
-        saddr: ip_of(k.saddr),
+        saddr: ip4_of(&k.saddr),
         sport: port_of(k.sport),
-        daddr: ip_of(k.daddr),
+        daddr: ip4_of(&k.daddr),
         dport: port_of(k.dport),
     };
     let pk = if fwmark != 0 {
@@ -233,16 +238,16 @@ pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&SvcIdx>) -> Option<xvs_
         persist::persist_key(svc_port, netmask, &flow)
     };
     Some(xvs_tmpl_key {
-        caddr: be32(pk.caddr),
-        vaddr: be32(pk.vaddr),
+        caddr: xaddr4(pk.caddr),
+        vaddr: xaddr4(pk.vaddr),
         vport: be16(pk.vport),
         proto: pk.proto,
-        pad: 0,
+        af: AF_INET,
     })
 }
 
 /// Template key → number of live connections it controls.
-fn tmpl_users(conns: &[RawConn], svcs: &HashMap<u32, SvcIdx>) -> HashMap<[u8; 12], u32> {
+fn tmpl_users(conns: &[RawConn], svcs: &HashMap<u32, SvcIdx>) -> HashMap<TmplKeyBytes, u32> {
     let flag = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
     let reply = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
     let mut out = HashMap::new();
@@ -251,7 +256,7 @@ fn tmpl_users(conns: &[RawConn], svcs: &HashMap<u32, SvcIdx>) -> HashMap<[u8; 12
             continue;
         }
         if let Some(tk) = tmpl_key_of(k, svcs.get(&c.svc_id)) {
-            *out.entry(key12(&tk)).or_insert(0) += 1;
+            *out.entry(tmpl_key_bytes(&tk)).or_insert(0) += 1;
         }
     }
     out

@@ -8,7 +8,7 @@
 //! reason as the director's `--attach auto`, docs/design.md).
 
 use crate::error::Error;
-use crate::repr::{be16, be32};
+use crate::repr::be16;
 use crate::tc;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, TcHook, TcHookBuilder, Xdp, XdpFlags, TC_EGRESS, TC_INGRESS};
@@ -52,13 +52,13 @@ const _: () = assert!(
 );
 
 const _: () = assert!(COUNTER_NAMES.len() == xvs_decap_counter::XVS_DECAP_MAX.0 as usize);
-const _: () = assert!(size_of::<xvs_decap_cfg>() == 80);
+const _: () = assert!(size_of::<xvs_decap_cfg>() == 16 * MAX_VIPS + 2 * MAX_GUE_PORTS + 8);
 // The arrays of `struct xvs_decap_cfg` are as long as the limits say
 // (`XVS_DECAP_MAX_VIPS`, `XVS_DECAP_MAX_PORTS`; also asserted against the
 // header's text in `limits_tests.rs`).
 const _: () = assert!(
-    std::mem::offset_of!(xvs_decap_cfg, gue_ports) == 4 * MAX_VIPS
-        && std::mem::offset_of!(xvs_decap_cfg, nvips) == 4 * MAX_VIPS + 2 * MAX_GUE_PORTS
+    std::mem::offset_of!(xvs_decap_cfg, gue_ports) == 16 * MAX_VIPS
+        && std::mem::offset_of!(xvs_decap_cfg, nvips) == 16 * MAX_VIPS + 2 * MAX_GUE_PORTS
 );
 
 /// What `xvs_decap` decapsulates.
@@ -114,7 +114,7 @@ macro_rules! decap_loader {
                 .ok_or_else(|| Error::Abi("decap .rodata not mapped".into()))?;
             let c = &mut ro.decap_cfg;
             for (i, v) in cfg.vips.iter().enumerate() {
-                c.vips[i] = be32(*v);
+                c.vips[i].b = crate::repr::addr16((*v).into());
             }
             for (i, p) in cfg.gue_ports.iter().enumerate() {
                 c.gue_ports[i] = be16(*p);

@@ -17,7 +17,6 @@ use crate::mapio;
 use crate::maps::lookup;
 use crate::neigh;
 use crate::nexthop::{self, Via};
-use crate::repr::ip_of;
 
 impl Dataplane {
     /// Resolves one DR/TUN dest's next hop now (asking for its neighbour
@@ -103,7 +102,7 @@ impl Dataplane {
         let (mut ok, mut ask) = (0, Vec::new());
         for (id, d) in dests {
             let via = Via::of(d.fwd);
-            let (nh, want) = r.resolve(ip_of(d.addr), via)?;
+            let (nh, want) = r.resolve(crate::repr::ip4_of(&d.addr), via)?;
             let local = nh.state == xvs_nh_state::XVS_NH_LOCAL.0 as u8;
             if nh.state == xvs_nh_state::XVS_NH_OK.0 as u8 || (local && via != Via::Nat) {
                 ok += 1;

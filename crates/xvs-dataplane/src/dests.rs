@@ -18,7 +18,7 @@ use crate::dest_conns::{DestRt, OVERLOAD};
 use crate::error::{bpf_err, Error};
 use crate::maps::lookup;
 use crate::nexthop::Via;
-use crate::repr::{be16, be32};
+use crate::repr::be16;
 
 impl Dataplane {
     /// Creates or updates a dest slot, for every forwarding method:
@@ -188,7 +188,7 @@ impl Dataplane {
 /// tunnel options the program does not implement.
 fn dest_value(svc_id: u32, dest: &Dest) -> Result<xvs_dest, Error> {
     let mut val = xvs_dest {
-        addr: be32(dest.addr),
+        addr: crate::repr::xaddr(dest.addr.into()),
         port: be16(dest.port),
         fwd: xvs_fwd::XVS_FWD_MASQ.0 as u8,
         flags: xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8,
@@ -199,7 +199,8 @@ fn dest_value(svc_id: u32, dest: &Dest) -> Result<xvs_dest, Error> {
         tun_port: 0,
         tun_type: 0,
         tun_flags: 0,
-        pad: 0,
+        af: crate::repr::af_of(dest.addr.into()),
+        pad: [0; 3],
     };
     match dest.fwd {
         FwdMethod::Masq => {}

@@ -20,7 +20,7 @@ use crate::error::{bpf_err, Error};
 use crate::mapio;
 use crate::maps::lookup;
 use crate::objects::Expiry;
-use crate::repr::{key12, key16};
+use crate::repr::{conn_key_bytes, tmpl_key_bytes, ConnKeyBytes, TmplKeyBytes};
 
 const REPLY: u8 = xvs_conn_flags::XVS_CONN_F_REPLY.0 as u8;
 const PERSIST: u8 = xvs_conn_flags::XVS_CONN_F_PERSIST.0 as u8;
@@ -197,10 +197,10 @@ impl Dataplane {
         let conns = self.raw_conns()?;
         // Forward key -> its reply key: a reply entry whose forward entry
         // points back at it is no orphan.
-        let fwd_peer: HashMap<[u8; 16], [u8; 16]> = conns
+        let fwd_peer: HashMap<ConnKeyBytes, ConnKeyBytes> = conns
             .iter()
             .filter(|(_, c)| c.flags & REPLY == 0)
-            .map(|(k, c)| (key16(k), key16(&c.peer)))
+            .map(|(k, c)| (conn_key_bytes(k), conn_key_bytes(&c.peer)))
             .collect();
         let mut out = Vec::new();
         for (k, c) in &conns {
@@ -213,7 +213,7 @@ impl Dataplane {
                     xvs_expiry_kind::XVS_EXP_OPS
                 } else {
                     if idle <= cfg.orphan_grace_ns
-                        || fwd_peer.get(&key16(&c.peer)) == Some(&key16(k))
+                        || fwd_peer.get(&conn_key_bytes(&c.peer)) == Some(&conn_key_bytes(k))
                     {
                         continue;
                     }
@@ -246,10 +246,10 @@ impl Dataplane {
         } else {
             self.svc_index()?
         };
-        let users: HashSet<[u8; 12]> = persistent
+        let users: HashSet<TmplKeyBytes> = persistent
             .iter()
             .filter_map(|(k, svc)| tmpl_key_of(k, svcs.get(svc)))
-            .map(|tk| key12(&tk))
+            .map(|tk| tmpl_key_bytes(&tk))
             .collect();
         for (tk, t) in self.read_all::<xvs_tmpl_key, xvs_tmpl>(&self.maps.persist)? {
             if users.contains(bytes(&tk)) {

@@ -112,7 +112,10 @@ pub use locality::LocalityEntry;
 pub use mode::AttachMode;
 pub use nh_cache::NEXTHOP_TTL_DEFAULT;
 pub use options::Options;
-pub use repr::{be16, be32, ip_of, port_of, svc_key};
+pub use repr::{
+    addr16, addr_of, af_of, be16, be32, bytes16, from_addr16, ip4_of, ip_of, port_of, svc_key,
+    xaddr, xaddr4, AF_INET, AF_INET6,
+};
 pub use scan_clock::{SCAN_ENTRIES_PER_SEC, SCAN_MAX_INTERVAL_S};
 pub use sched::{scans_dest_list, SchedDest, SvcSched};
 pub use test_run::xorshift_next;

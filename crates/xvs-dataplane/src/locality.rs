@@ -12,7 +12,6 @@ use crate::clock::monotonic_ns;
 use crate::dataplane::Dataplane;
 use crate::error::Error;
 use crate::limits::LBLCR_SET_MAX;
-use crate::repr::ip_of;
 
 /// One lblc/lblcr cache entry (`LBLC_MAP`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +46,7 @@ impl Dataplane {
             .into_iter()
             .map(|(k, e)| LocalityEntry {
                 svc_id: k.svc_id,
-                daddr: ip_of(k.daddr),
+                daddr: crate::repr::ip4_of(&k.daddr),
                 dests: e.dests[..(e.n as usize).min(LBLCR_SET_MAX)].to_vec(),
                 lastuse_ns: e.lastuse_ns,
                 lastmod_ns: e.lastmod_ns,

@@ -6,7 +6,7 @@ use xvs_core::fwmark::{compile, MarkRule};
 
 use crate::abi::{as_bytes as bytes, from_bytes, xvs_fwm_addr, xvs_fwm_addr_key, xvs_fwm_port_key};
 use crate::error::{bpf_err, Error};
-use crate::repr::{be16, be32};
+use crate::repr::be16;
 use crate::Dataplane;
 
 /// The set-id bit that tells the two generations of port sets apart: a
@@ -89,7 +89,8 @@ fn addr_key(proto: u8, net: u32, len: u8) -> xvs_fwm_addr_key {
     xvs_fwm_addr_key {
         prefixlen: 32 + u32::from(len),
         proto,
-        pad: [0; 3],
-        daddr: be32(net.into()),
+        af: crate::repr::AF_INET,
+        pad: [0; 2],
+        daddr: crate::repr::xaddr4(net.into()),
     }
 }

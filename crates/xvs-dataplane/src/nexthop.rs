@@ -173,7 +173,7 @@ impl Resolver {
         };
         nh.ifindex = r.oif;
         nh.mtu = if r.mtu != 0 { r.mtu } else { link_mtu };
-        nh.src = u32::from_ne_bytes(r.src.octets());
+        nh.src = crate::repr::xaddr4(r.src);
         nh.smac = smac;
         match self.neighs.get(&(r.oif, hop)) {
             Some(&(state, Some(mac))) if state & NUD_VALID != 0 => {

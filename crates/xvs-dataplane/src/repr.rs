@@ -2,12 +2,12 @@
 //! fields, protocol and forwarding-method numbers, service keys.
 
 use std::mem::size_of;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xvs_core::model::{ConnState, FwdMethod, Protocol, ServiceKey};
 
 use crate::abi::{
-    as_bytes, xvs_conn_key, xvs_fwd, xvs_sip_key, xvs_state, xvs_svc_key, xvs_tmpl_key,
+    as_bytes, xvs_addr, xvs_conn_key, xvs_fwd, xvs_sip_key, xvs_state, xvs_svc_key, xvs_tmpl_key,
 };
 
 // The model's state numbers are the kernel's, and so must the program's
@@ -47,6 +47,68 @@ const _: () = assert!(
 /// An IPv4 address as the bytes of a `__be32` field.
 pub fn be32(a: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(a.octets())
+}
+
+/// `AF_INET`, the `af` byte of an IPv4 key or dest.
+pub const AF_INET: u8 = 2;
+/// `AF_INET6`, the `af` byte of an IPv6 key or dest.
+pub const AF_INET6: u8 = 10;
+
+/// The `af` byte of an address's family.
+pub fn af_of(a: IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => AF_INET,
+        IpAddr::V6(_) => AF_INET6,
+    }
+}
+
+/// An address as the 16 bytes of a `union xvs_addr`: IPv4 in the first
+/// four, the rest zero. Every address the crate writes into a shared
+/// struct goes through here (and [`from_addr16`] back).
+pub fn addr16(a: IpAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match a {
+        IpAddr::V4(v4) => b[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => b = v6.octets(),
+    }
+    b
+}
+
+/// The address of family `af` in the 16 bytes of a `union xvs_addr`
+/// (any other `af` reads as IPv4, the only family before ABI 5).
+pub fn from_addr16(af: u8, b: [u8; 16]) -> IpAddr {
+    if af == AF_INET6 {
+        IpAddr::V6(Ipv6Addr::from(b))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    }
+}
+
+/// An address as a `union xvs_addr` field.
+pub fn xaddr(a: IpAddr) -> xvs_addr {
+    xvs_addr { b: addr16(a) }
+}
+
+/// An IPv4 address as a `union xvs_addr` field.
+pub fn xaddr4(a: Ipv4Addr) -> xvs_addr {
+    xaddr(IpAddr::V4(a))
+}
+
+/// The 16 bytes of a `union xvs_addr` field.
+pub fn bytes16(a: &xvs_addr) -> [u8; 16] {
+    // SAFETY: every member is plain integers over the same 16 bytes.
+    unsafe { a.b }
+}
+
+/// The address of family `af` in a `union xvs_addr` field.
+pub fn addr_of(af: u8, a: &xvs_addr) -> IpAddr {
+    from_addr16(af, bytes16(a))
+}
+
+/// The IPv4 address in a `union xvs_addr` field (its first word).
+pub fn ip4_of(a: &xvs_addr) -> Ipv4Addr {
+    let b = bytes16(a);
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
 
 /// A port as the bytes of a `__be16` field.
@@ -90,46 +152,52 @@ pub(crate) fn fwd_code(f: FwdMethod) -> u8 {
 pub fn svc_key(k: &ServiceKey) -> xvs_svc_key {
     if k.is_fwmark() {
         return xvs_svc_key {
-            addr: k.fwmark.to_be(),
+            addr: xaddr4(Ipv4Addr::from(k.fwmark)),
             port: 0,
             proto: 0,
-            pad: 0,
+            af: AF_INET,
         };
     }
+    let a = IpAddr::V4(k.addr);
     xvs_svc_key {
-        addr: be32(k.addr),
+        addr: xaddr(a),
         port: be16(k.port),
         proto: k.proto.number(),
-        pad: 0,
+        af: af_of(a),
     }
 }
 
+/// A connection key's bytes, for sets and maps of keys.
+pub(crate) type ConnKeyBytes = [u8; size_of::<xvs_conn_key>()];
+/// A template key's bytes, for sets and maps of keys.
+pub(crate) type TmplKeyBytes = [u8; size_of::<xvs_tmpl_key>()];
+/// A `--pe sip` template key's bytes, for sets and maps of keys.
+pub(crate) type SipKeyBytes = [u8; size_of::<xvs_sip_key>()];
+
 /// A connection key as bytes, for sets and maps of keys.
-pub(crate) fn key16(k: &xvs_conn_key) -> [u8; 16] {
-    let mut b = [0u8; 16];
+pub(crate) fn conn_key_bytes(k: &xvs_conn_key) -> ConnKeyBytes {
+    let mut b = [0u8; size_of::<xvs_conn_key>()];
     b.copy_from_slice(as_bytes(k));
     b
 }
 
 /// A template key as bytes, for sets and maps of keys.
-pub(crate) fn key12(k: &xvs_tmpl_key) -> [u8; 12] {
-    let mut b = [0u8; 12];
+pub(crate) fn tmpl_key_bytes(k: &xvs_tmpl_key) -> TmplKeyBytes {
+    let mut b = [0u8; size_of::<xvs_tmpl_key>()];
     b.copy_from_slice(as_bytes(k));
     b
 }
 
 /// A `--pe sip` template key as bytes, for sets and maps of keys.
-pub(crate) fn key24(k: &xvs_sip_key) -> [u8; 24] {
-    let mut b = [0u8; 24];
+pub(crate) fn sip_key_bytes(k: &xvs_sip_key) -> SipKeyBytes {
+    let mut b = [0u8; size_of::<xvs_sip_key>()];
     b.copy_from_slice(as_bytes(k));
     b
 }
 
-const _: () = assert!(
-    size_of::<xvs_conn_key>() == 16
-        && size_of::<xvs_tmpl_key>() == 12
-        && size_of::<xvs_sip_key>() == 24
-);
+// A union's generated Default sets its first member: v6, all 16 bytes, so
+// keys made with ..Default::default() have no uninitialised bytes.
+const _: () = assert!(size_of::<xvs_addr>() == 16);
 
 #[cfg(test)]
 mod tests {
@@ -142,5 +210,19 @@ mod tests {
         assert_eq!(be32(a).to_ne_bytes(), [192, 0, 2, 1]);
         assert_eq!(port_of(be16(8080)), 8080);
         assert_eq!(be16(0x1234).to_ne_bytes(), [0x12, 0x34]);
+    }
+
+    #[test]
+    fn addr16_round_trips_both_families() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            addr16(a),
+            [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(from_addr16(AF_INET, addr16(a)), a);
+        assert_eq!(addr_of(af_of(a), &xaddr(a)), a);
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(from_addr16(af_of(b), addr16(b)), b);
+        assert_eq!(as_bytes(&xvs_conn_key::default()), &[0u8; 40][..]);
     }
 }

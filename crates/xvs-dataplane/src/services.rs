@@ -13,7 +13,7 @@ use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
 use crate::limits::{MH_TAB_MAX, NO_DEST, RING_GEN_SHIFT, SVC_DESTS_MAX};
 use crate::maps::lookup;
-use crate::repr::{be32, svc_key};
+use crate::repr::svc_key;
 use crate::sched::{sched_index, SvcSched};
 
 impl Dataplane {
@@ -105,7 +105,7 @@ impl Dataplane {
             r#gen,
             sched: sched_no,
             timeout: svc.timeout,
-            netmask: be32(svc.netmask),
+            netmask: crate::repr::xaddr4(svc.netmask),
             fwmark: svc.key.fwmark,
         };
         self.maps

@@ -16,7 +16,7 @@ use crate::dataplane::Dataplane;
 use crate::dataplane::RawConn;
 use crate::error::{bpf_err, Error};
 use crate::mapio;
-use crate::repr::{key16, key24};
+use crate::repr::{conn_key_bytes, sip_key_bytes, ConnKeyBytes, SipKeyBytes};
 
 /// The `SIP_TMPL` key of template key `tk` and Call-ID `callid`.
 pub(crate) fn sip_key(tk: xvs_tmpl_key, callid: &[u8]) -> xvs_sip_key {
@@ -40,11 +40,11 @@ impl Dataplane {
     }
 
     /// How many live connections each SIP template controls.
-    pub(crate) fn sip_users(&self, conns: &[RawConn]) -> Result<HashMap<[u8; 24], u32>, Error> {
-        let ctl: HashMap<[u8; 16], xvs_sip_key> = self
+    pub(crate) fn sip_users(&self, conns: &[RawConn]) -> Result<HashMap<SipKeyBytes, u32>, Error> {
+        let ctl: HashMap<ConnKeyBytes, xvs_sip_key> = self
             .read_all::<xvs_conn_key, xvs_sip_key>(&self.maps.sip_ctl)?
             .into_iter()
-            .map(|(k, v)| (key16(&k), v))
+            .map(|(k, v)| (conn_key_bytes(&k), v))
             .collect();
         let mut out = HashMap::new();
         if ctl.is_empty() {
@@ -54,8 +54,8 @@ impl Dataplane {
             if c.flags & crate::conns::REPLY != 0 || c.flags & crate::conns::PERSIST == 0 {
                 continue;
             }
-            if let Some(sk) = ctl.get(&key16(k)) {
-                *out.entry(key24(sk)).or_insert(0) += 1;
+            if let Some(sk) = ctl.get(&conn_key_bytes(k)) {
+                *out.entry(sip_key_bytes(sk)).or_insert(0) += 1;
             }
         }
         Ok(out)
@@ -88,15 +88,15 @@ impl Dataplane {
     /// Expiry of SIP templates: those no live connection uses (`live`:
     /// persistent forward keys) and idle past their timeout go.
     pub(crate) fn sip_expire(&self, live: &[(xvs_conn_key, u32)], now: u64) -> Result<(), Error> {
-        let mut users: HashSet<[u8; 24]> = HashSet::new();
+        let mut users: HashSet<SipKeyBytes> = HashSet::new();
         for (k, _) in live {
             if let Ok(Some(v)) = self.maps.sip_ctl.lookup(bytes(k), MapFlags::ANY) {
-                users.insert(key24(&from_bytes::<xvs_sip_key>(&v)));
+                users.insert(sip_key_bytes(&from_bytes::<xvs_sip_key>(&v)));
             }
         }
         for (k, t) in self.sip_templates_raw()? {
             let limit = u64::from(t.t.timeout) * 1_000_000_000;
-            if users.contains(&key24(&k)) || now.saturating_sub(t.t.last_seen_ns) <= limit {
+            if users.contains(&sip_key_bytes(&k)) || now.saturating_sub(t.t.last_seen_ns) <= limit {
                 continue;
             }
             // Re-read, as expire_templates does: a packet may have used

@@ -18,7 +18,7 @@ use crate::conns::{Conn, Template};
 use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
 use crate::maps::lookup;
-use crate::repr::{be16, be32, fwd_code, fwd_of, ip_of, port_of};
+use crate::repr::{be16, bytes16, fwd_code, fwd_of, ip4_of, port_of, xaddr4, AF_INET};
 
 /// What installing a synchronised connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,19 +130,19 @@ impl Dataplane {
         // A fwmark template: <IPPROTO_IP, caddr, 0, htonl(mark), 0>.
         let key = if t.fwmark != 0 {
             xvs_tmpl_key {
-                caddr: be32(t.caddr),
-                vaddr: t.fwmark.to_be(),
+                caddr: xaddr4(t.caddr),
+                vaddr: xaddr4(t.fwmark.into()),
                 vport: 0,
                 proto: 0,
-                pad: 0,
+                af: AF_INET,
             }
         } else {
             xvs_tmpl_key {
-                caddr: be32(t.caddr),
-                vaddr: be32(t.vaddr),
+                caddr: xaddr4(t.caddr),
+                vaddr: xaddr4(t.vaddr),
                 vport: be16(t.vport),
                 proto: t.proto.number(),
-                pad: 0,
+                af: AF_INET,
             }
         };
         let old: Option<xvs_tmpl> = match &t.pe_data {
@@ -166,10 +166,12 @@ impl Dataplane {
             last_seen_ns: monotonic_ns(),
             svc_id: t.svc_id,
             dest_id: t.dest_id,
-            daddr: be32(t.daddr),
+            daddr: xaddr4(t.daddr),
             dport: be16(t.dport),
             flags,
             timeout: t.timeout_secs,
+            daf: AF_INET,
+            pad: [0; 3],
             pad2: 0,
         };
         match &t.pe_data {
@@ -278,7 +280,7 @@ impl Dataplane {
             .into_iter()
             .map(|(k, s)| {
                 (
-                    (k.proto, ip_of(k.addr), port_of(k.port)),
+                    (k.proto, ip4_of(&k.addr), port_of(k.port)),
                     (s.id, s.flags & persistent != 0),
                 )
             })
@@ -287,10 +289,10 @@ impl Dataplane {
         let dests = self
             .read_all::<u32, xvs_dest>(&self.maps.dest)?
             .into_iter()
-            .filter(|(_, d)| d.flags & available != 0 && d.addr != 0)
+            .filter(|(_, d)| d.flags & available != 0 && bytes16(&d.addr) != [0; 16])
             .map(|(id, d)| {
                 (
-                    (d.svc_id, ip_of(d.addr), port_of(d.port)),
+                    (d.svc_id, ip4_of(&d.addr), port_of(d.port)),
                     (id, fwd_of(d.fwd)),
                 )
             })

@@ -60,6 +60,10 @@ static __always_inline void conn_fill(struct xvs_scratch *sc, const struct xvs_d
 	sc->rk.sport = rport;
 	sc->rk.dport = fkey->sport;
 	sc->rk.proto = fkey->proto;
+	/* The reply tuple is the dest's family; until IPv6 forwarding both
+	 * are the client's (a mixed-family TUN dest's peer is never
+	 * inserted). */
+	sc->rk.af = fkey->af;
 
 	fval->last_seen_ns = now;
 	fval->peer = sc->rk;

@@ -12,6 +12,7 @@
 #ifndef XVS_LIB_CONNTRACK_H
 #define XVS_LIB_CONNTRACK_H
 
+#include "addr.h"
 #include "atomics.h"
 #include "counters.h"
 #include "dest.h"
@@ -132,9 +133,7 @@ static __always_inline void reply_delete(const struct xvs_conn_key *rk,
 {
 	struct xvs_conn *r = bpf_map_lookup_elem(&CONN_MAP, rk);
 
-	if (r && r->peer.saddr == fkey->saddr && r->peer.daddr == fkey->daddr &&
-	    r->peer.sport == fkey->sport && r->peer.dport == fkey->dport &&
-	    r->peer.proto == fkey->proto)
+	if (r && conn_key_eq(&r->peer, fkey))
 		bpf_map_delete_elem(&CONN_MAP, rk);
 }
 

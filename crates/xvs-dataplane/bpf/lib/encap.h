@@ -34,9 +34,9 @@
  * recompute it; keep them in step. */
 static __always_inline __be16 gue_sport(const struct xvs_conn_key *k)
 {
-	__u32 h = fmix32(k->saddr);
+	__u32 h = fmix32(k->saddr.v4);
 
-	h = fmix32(h ^ k->daddr);
+	h = fmix32(h ^ k->daddr.v4);
 	h = fmix32(h ^ ((__u32)k->sport | ((__u32)k->dport << 16)));
 	h = fmix32(h ^ k->proto);
 	h ^= h << 16;
@@ -120,8 +120,8 @@ static __always_inline void tun_outer_init(struct tun_outer *o, const struct iph
 	o->gue = dest->tun_type == XVS_TUN_GUE;
 	o->csum = o->gue && (dest->tun_flags & XVS_TUN_F_CSUM);
 	o->hlen = o->gue ? XVS_GUE_HLEN : XVS_IPIP_HLEN;
-	o->src = nh->src;
-	o->dst = dest->addr;
+	o->src = nh->src.v4;
+	o->dst = dest->addr.v4;
 	o->sport = sport;
 	o->dport = dest->tun_port;
 	o->inner_len = bpf_ntohs(ip->tot_len);

@@ -12,18 +12,22 @@
 
 #include "maps.h"
 
-/* The mark of the packet of `k`, 0 when no rule gives it one. */
-static __always_inline __u32 fwm_classify(const struct xvs_conn_key *k)
+/* The mark of the packet of `k`, 0 when no rule gives it one; `ak`:
+ * room for the trie key (the scratch's: off the callers' stacks). */
+static __always_inline __u32 fwm_classify(const struct xvs_conn_key *k,
+					  struct xvs_fwm_addr_key *ak)
 {
-	struct xvs_fwm_addr_key ak = {};
 	struct xvs_fwm_port_key pk = {};
 	struct xvs_fwm_addr *a;
 	__u32 *m;
 
-	ak.prefixlen = 32 + 32;
-	ak.proto = k->proto;
-	ak.daddr = k->daddr;
-	a = bpf_map_lookup_elem(&FWM_ADDR, &ak);
+	ak->prefixlen = 32 + 32;
+	ak->proto = k->proto;
+	ak->af = k->af;
+	ak->pad[0] = 0;
+	ak->pad[1] = 0;
+	ak->daddr = k->daddr;
+	a = bpf_map_lookup_elem(&FWM_ADDR, ak);
 	if (!a)
 		return 0;
 	pk.set_id = a->set_id;

@@ -14,14 +14,20 @@
 #include "icmp.h"
 #include "icmp_quote.h"
 #include "nexthop.h"
+#include "scratch.h"
 
 /* The ICMP message at `l4` of the IPv4 packet `ip`. */
 static __noinline int handle_icmp(xvs_ctx *ctx, struct iphdr *ip, void *l4)
 {
+	struct xvs_scratch *sc = scratch();
 	struct icmp_view v;
 	struct xvs_conn *c;
-	__u32 why = icmp_find(ctx, ip, l4, &v);
+	__u32 why;
 
+	if (!sc)
+		return verdict(XVS_CNT_PASS_ICMP, ACT_PASS);
+	v.key = &sc->ikey;
+	why = icmp_find(ctx, ip, l4, &v);
 	if (why)
 		return verdict(why, ACT_PASS);
 	c = v.c;
@@ -34,7 +40,7 @@ static __noinline int handle_icmp(xvs_ctx *ctx, struct iphdr *ip, void *l4)
 			return verdict(XVS_CNT_PASS_STALE, ACT_PASS);
 		cnt(XVS_CNT_ICMP_IN);
 		stats_add(c->svc_id, c->dest_id, 1, bpf_ntohs(ip->tot_len));
-		return fwd_dest(ctx, c->dest_id, &v.key, 0);
+		return fwd_dest(ctx, c->dest_id, v.key, 0);
 	}
 	icmp_nat(ip, v.ic, v.in, v.ports, c);
 	return xmit(ctx, 0, 0);

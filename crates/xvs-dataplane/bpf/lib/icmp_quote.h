@@ -42,7 +42,7 @@ static __always_inline void icmp_nat(struct iphdr *ip, struct icmphdr *ic, struc
 
 	if (c->flags & XVS_CONN_F_REPLY) {
 		/* From the RS side about client->RS: show it from VIP:vport. */
-		new_addr = c->peer.daddr;
+		new_addr = c->peer.daddr.v4;
 		new_port = c->peer.dport;
 		csum_replace4(&ip->check, ip->saddr, new_addr);
 		ip->saddr = new_addr;
@@ -56,7 +56,7 @@ static __always_inline void icmp_nat(struct iphdr *ip, struct icmphdr *ic, struc
 		stats_add(c->svc_id, c->dest_id, 0, bpf_ntohs(ip->tot_len));
 	} else {
 		/* From the client about VIP->client: hand it to the RS. */
-		new_addr = c->peer.saddr;
+		new_addr = c->peer.saddr.v4;
 		new_port = c->peer.sport;
 		csum_replace4(&ip->check, ip->daddr, new_addr);
 		ip->daddr = new_addr;
@@ -79,7 +79,9 @@ struct icmp_view {
 	struct icmphdr *ic;
 	struct iphdr *in;         /* the quoted IP header */
 	__be16 *ports;            /* the quoted ports */
-	struct xvs_conn_key key;  /* the quoted packet's reverse: its conn */
+	struct xvs_conn_key *key; /* the quoted packet's reverse: its conn
+				   * (room the caller gives: the director's
+				   * is the scratch's, off its stack) */
 	struct xvs_conn *c;
 };
 
@@ -122,13 +124,14 @@ static __always_inline __u32 icmp_find(xvs_ctx *ctx, struct iphdr *ip, void *l4,
 		return XVS_CNT_PASS_TRUNCATED;
 
 	/* The quoted packet travelled the other way: look its reverse up. */
-	__builtin_memset(&v->key, 0, sizeof(v->key));
-	v->key.saddr = in->daddr;
-	v->key.daddr = in->saddr;
-	v->key.sport = ports[1];
-	v->key.dport = ports[0];
-	v->key.proto = in->protocol;
-	v->c = bpf_map_lookup_elem(&CONN_MAP, &v->key);
+	__builtin_memset(v->key, 0, sizeof(*v->key));
+	addr_set4(&v->key->saddr, in->daddr);
+	addr_set4(&v->key->daddr, in->saddr);
+	v->key->af = XVS_AF_INET;
+	v->key->sport = ports[1];
+	v->key->dport = ports[0];
+	v->key->proto = in->protocol;
+	v->c = bpf_map_lookup_elem(&CONN_MAP, v->key);
 	if (!v->c)
 		return XVS_CNT_PASS_ICMP;
 	v->ic = ic;

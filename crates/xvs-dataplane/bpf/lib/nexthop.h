@@ -104,7 +104,7 @@ static __always_inline void nh_fill(struct xvs_nh *e, const struct xvs_nh_cfg *c
 				    const struct bpf_fib_lookup *fib, __u32 iif, __be32 dst,
 				    __u32 len, __u64 now)
 {
-	if (e->daddr == dst && e->iif == iif && e->gen == cfg->gen && e->oif == fib->ifindex &&
+	if (addr_is4(&e->daddr, dst) && e->iif == iif && e->gen == cfg->gen && e->oif == fib->ifindex &&
 	    now - e->stamp_ns < cfg->ttl_ns && mac_eq(e->dmac, fib->dmac) &&
 	    mac_eq(e->smac, fib->smac)) {
 		/* same next hop, only a longer packet: widen ok_len */
@@ -113,7 +113,7 @@ static __always_inline void nh_fill(struct xvs_nh *e, const struct xvs_nh_cfg *c
 		return;
 	}
 	e->stamp_ns = now;
-	e->daddr = dst;
+	addr_set4(&e->daddr, dst);
 	e->iif = iif;
 	e->oif = fib->ifindex;
 	e->gen = cfg->gen;
@@ -141,7 +141,7 @@ static __always_inline long fib_lookup_cached(xvs_ctx *ctx, struct bpf_fib_looku
 		e = nh_slot(iif, dst);
 		now = xvs_now();
 	}
-	if (e && e->daddr == dst && e->iif == iif && e->gen == cfg->gen && len <= e->ok_len &&
+	if (e && addr_is4(&e->daddr, dst) && e->iif == iif && e->gen == cfg->gen && len <= e->ok_len &&
 	    now - e->stamp_ns < cfg->ttl_ns) {
 		fib->ifindex = e->oif;
 		__builtin_memcpy(fib->dmac, e->dmac, ETH_ALEN);

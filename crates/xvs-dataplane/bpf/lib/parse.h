@@ -17,6 +17,7 @@
 #include <linux/udp.h>
 
 #include "ctx.h"
+#include "addr.h"
 #include "sctp.h"
 #include "xvs.h"
 
@@ -156,8 +157,9 @@ static __always_inline __u32 parse_ports(xvs_ctx *ctx, struct pkt *p)
 	}
 	p->ports = p->l4;
 	__builtin_memset(&p->key, 0, sizeof(p->key));
-	p->key.saddr = ip->saddr;
-	p->key.daddr = ip->daddr;
+	addr_set4(&p->key.saddr, ip->saddr);
+	addr_set4(&p->key.daddr, ip->daddr);
+	p->key.af = XVS_AF_INET;
 	p->key.sport = p->ports[0];
 	p->key.dport = p->ports[1];
 	p->key.proto = ip->protocol;

@@ -20,10 +20,10 @@
 static __always_inline void tmpl_key(const struct sched_in *in, const struct xvs_conn_key *fkey,
 				     struct xvs_tmpl_key *tk)
 {
-	tk->caddr = fkey->saddr & in->netmask;
-	tk->pad = 0;
+	addr_mask(&tk->caddr, &fkey->saddr, &in->netmask);
+	tk->af = fkey->af;
 	if (in->fwmark) {
-		tk->vaddr = bpf_htonl(in->fwmark);
+		addr_set4(&tk->vaddr, bpf_htonl(in->fwmark));
 		tk->vport = 0;
 		tk->proto = 0;
 		return;
@@ -37,43 +37,53 @@ static __always_inline void tmpl_key(const struct sched_in *in, const struct xvs
 /* ip_vs_control_assure_ct: marks the template of the persistent
  * connection client saddr -> daddr:dport (`port_proto` = dport << 8 |
  * proto, network order port) assured. A global function of scalars: its
- * keys live on its own stack. */
+ * keys live in the scratch (ak, atk): 16-byte addresses twice over were
+ * too much for the deepest call chain's stack. */
 __noinline int tmpl_assure(__u32 saddr, __u32 daddr, __u32 port_proto, __u32 sport)
 {
-	struct xvs_conn_key k = {};
-	struct xvs_tmpl_key tk = {};
+	struct xvs_scratch *sc = scratch();
+	struct xvs_conn_key *k;
+	struct xvs_tmpl_key *tk;
 	struct xvs_sip_key *sk;
 	struct xvs_sip_tmpl *st;
 	struct xvs_svc *svc;
 	struct xvs_tmpl *t;
 	__be16 sp;
 
-	k.saddr = saddr;
-	k.daddr = daddr;
-	k.dport = (__be16)(port_proto >> 8);
-	k.proto = (__u8)port_proto;
-	svc = svc_lookup(&k, &sp);
+	if (!sc)
+		return 0;
+	k = &sc->ak;
+	tk = &sc->atk;
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memset(tk, 0, sizeof(*tk));
+	addr_set4(&k->saddr, saddr);
+	addr_set4(&k->daddr, daddr);
+	k->af = XVS_AF_INET;
+	k->dport = (__be16)(port_proto >> 8);
+	k->proto = (__u8)port_proto;
+	svc = svc_lookup(k, &sp);
 	if (!svc)
 		return 0;
 	if (svc->flags & XVS_SVC_F_PE_SIP) {
 		/* The SIP template is the one this connection was made
 		 * through (its Call-ID is not in the answer). */
-		k.sport = (__be16)sport;
-		sk = bpf_map_lookup_elem(&SIP_CTL, &k);
+		k->sport = (__be16)sport;
+		sk = bpf_map_lookup_elem(&SIP_CTL, k);
 		st = sk ? bpf_map_lookup_elem(&SIP_TMPL, sk) : NULL;
 		if (st && !(st->t.flags & XVS_TMPL_F_ASSURED))
 			st->t.flags |= XVS_TMPL_F_ASSURED;
 		return 0;
 	}
-	tk.caddr = saddr & svc->netmask;
+	addr_set4(&tk->caddr, saddr & svc->netmask.v4);
+	tk->af = XVS_AF_INET;
 	if (svc->fwmark) {
-		tk.vaddr = bpf_htonl(svc->fwmark);
+		addr_set4(&tk->vaddr, bpf_htonl(svc->fwmark));
 	} else {
-		tk.vaddr = daddr;
-		tk.vport = (k.dport == sp && sp != bpf_htons(FTPPORT)) ? k.dport : 0;
-		tk.proto = k.proto;
+		addr_set4(&tk->vaddr, daddr);
+		tk->vport = (k->dport == sp && sp != bpf_htons(FTPPORT)) ? k->dport : 0;
+		tk->proto = k->proto;
 	}
-	t = bpf_map_lookup_elem(&PERSIST_MAP, &tk);
+	t = bpf_map_lookup_elem(&PERSIST_MAP, tk);
 	if (t && !(t->flags & XVS_TMPL_F_ASSURED))
 		t->flags |= XVS_TMPL_F_ASSURED;
 	return 0;
@@ -86,7 +96,8 @@ static __always_inline void assure_once(struct xvs_conn *fc, const struct xvs_co
 	if ((fc->flags & (XVS_CONN_F_PERSIST | XVS_CONN_F_ASSURED)) != XVS_CONN_F_PERSIST)
 		return;
 	fc->flags |= XVS_CONN_F_ASSURED;
-	tmpl_assure(fkey->saddr, fkey->daddr, (__u32)fkey->dport << 8 | fkey->proto, fkey->sport);
+	/* IPv4 only until the parser knows IPv6: scalars, as 5.10 wants. */
+	tmpl_assure(fkey->saddr.v4, fkey->daddr.v4, (__u32)fkey->dport << 8 | fkey->proto, fkey->sport);
 }
 
 /* ip_vs_sched_persist, first half: the dest of the client's template, or
@@ -140,6 +151,7 @@ __noinline int persist_create(__u32 dest_id)
 	nt->svc_id = sc->in.svc_id;
 	nt->dest_id = dest_id;
 	nt->daddr = d->addr;
+	nt->daf = d->af;
 	nt->dport = sc->tk.vport ? d->port : 0;
 	nt->timeout = sc->in.timeout;
 	err = bpf_map_update_elem(&PERSIST_MAP, &sc->tk, nt, BPF_NOEXIST);
@@ -206,6 +218,7 @@ __noinline int sip_create(__u32 dest_id)
 	nt->t.svc_id = sc->in.svc_id;
 	nt->t.dest_id = dest_id;
 	nt->t.daddr = d->addr;
+	nt->t.daf = d->af;
 	nt->t.dport = sc->sip.key.tk.vport ? d->port : 0;
 	nt->t.timeout = sc->in.timeout;
 	len = sc->sip.key.callid_len;

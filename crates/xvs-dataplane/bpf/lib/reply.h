@@ -35,7 +35,7 @@ static __always_inline int reply_rewrite(xvs_ctx *ctx, const struct pkt *p, stru
 			assure_once(fc, &c->peer);
 	}
 	stats_add(c->svc_id, c->dest_id, 0, p->tot_len);
-	if (nat_rewrite(ctx, p->l4off, nat_proto(p->key.proto), c->peer.daddr, c->peer.dport))
+	if (nat_rewrite(ctx, p->l4off, nat_proto(p->key.proto), c->peer.daddr.v4, c->peer.dport))
 		return verdict(XVS_CNT_DROP_ENCAP, ACT_DROP);
 	return GO_ON;
 }

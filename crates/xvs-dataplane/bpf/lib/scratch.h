@@ -12,6 +12,7 @@
 #ifndef XVS_LIB_SCRATCH_H
 #define XVS_LIB_SCRATCH_H
 
+#include "addr.h"
 #include "maps.h"
 
 /* The scheduling context of one new connection (service.h fills it). */
@@ -24,8 +25,8 @@ struct sched_in {
 	__u32 saddr; /* host order */
 	__u32 daddr; /* host order */
 	__u32 sport; /* host order */
-	__be32 daddr_be;
-	__be32 netmask; /* persistence */
+	union xvs_addr daddr_be;
+	union xvs_addr netmask; /* persistence */
 	__u32 timeout;  /* persistence */
 	__u32 fwmark;   /* the service's mark, 0 for an address service */
 	__be16 svc_port; /* the matched service's port (0: port-0 service) */
@@ -104,6 +105,15 @@ struct xvs_scratch {
 	struct xvs_tmpl_key tk;
 	struct xvs_tmpl nt;
 	struct xvs_lblc_key lk;
+	/* tmpl_assure's keys (16-byte addresses: off its stack, which is
+	 * at the deepest call chain's 512 bytes). */
+	struct xvs_conn_key ak;
+	struct xvs_tmpl_key atk;
+	/* svc_lookup's keys (service.h, fwmark.h), likewise. */
+	struct xvs_svc_key skey;
+	struct xvs_fwm_addr_key fak;
+	/* handle_icmp's connection key (icmp_err.h), likewise. */
+	struct xvs_conn_key ikey;
 	struct xvs_lblc lblc; /* a new lblc/lblcr entry */
 	__u32 pad[2];
 	struct sip_scan sip;

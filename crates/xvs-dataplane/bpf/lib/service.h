@@ -16,28 +16,38 @@
  * the matched service's port (0 for fwmark and port-0 services). */
 static __always_inline struct xvs_svc *svc_lookup(const struct xvs_conn_key *k, __be16 *svc_port)
 {
-	struct xvs_svc_key skey = {};
+	struct xvs_scratch *sc = scratch();
+	struct xvs_svc_key *skey;
 	struct xvs_svc *svc;
-	__u32 mark = fwm_classify(k);
+	__u32 mark;
 
 	*svc_port = 0;
+	if (!sc)
+		return NULL;
+	/* The keys live in the scratch: 16-byte addresses are too much for
+	 * the main program's stack. */
+	skey = &sc->skey;
+	mark = fwm_classify(k, &sc->fak);
+	skey->af = k->af;
 	if (mark) {
-		skey.addr = bpf_htonl(mark);
-		svc = bpf_map_lookup_elem(&SVC_MAP, &skey);
+		addr_set4(&skey->addr, bpf_htonl(mark));
+		skey->port = 0;
+		skey->proto = 0;
+		svc = bpf_map_lookup_elem(&SVC_MAP, skey);
 		if (svc)
 			return svc;
 	}
-	skey.addr = k->daddr;
-	skey.port = k->dport;
-	skey.proto = k->proto;
-	svc = bpf_map_lookup_elem(&SVC_MAP, &skey);
+	skey->addr = k->daddr;
+	skey->port = k->dport;
+	skey->proto = k->proto;
+	svc = bpf_map_lookup_elem(&SVC_MAP, skey);
 	if (svc) {
 		*svc_port = k->dport;
 		return svc;
 	}
-	skey.port = 0;
+	skey->port = 0;
 	*svc_port = 0;
-	return bpf_map_lookup_elem(&SVC_MAP, &skey);
+	return bpf_map_lookup_elem(&SVC_MAP, skey);
 }
 
 /* Whether the packet of `k` is for a service at all. */
@@ -60,8 +70,9 @@ static __always_inline void sched_in_fill(struct sched_in *in, const struct xvs_
 	in->sched = svc->sched;
 	in->flags = svc->flags;
 	in->ring_len = svc->ring_len;
-	in->saddr = bpf_ntohl(fkey->saddr);
-	in->daddr = bpf_ntohl(fkey->daddr);
+	/* The schedulers' hashes read IPv4 (host order) until IPv6. */
+	in->saddr = bpf_ntohl(fkey->saddr.v4);
+	in->daddr = bpf_ntohl(fkey->daddr.v4);
 	in->daddr_be = fkey->daddr;
 	in->sport = bpf_ntohs(fkey->sport);
 	in->netmask = svc->netmask;
