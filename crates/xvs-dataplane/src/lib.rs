@@ -81,6 +81,7 @@ mod locality;
 mod mapio;
 mod maps;
 mod marks;
+mod migrate;
 mod mode;
 mod neigh;
 mod netlink;

@@ -16,6 +16,7 @@ use crate::limits::CNT_SLOTS;
 use crate::local_out::LocalOut;
 use crate::mapio;
 use crate::maps::{self, Maps};
+use crate::migrate::{self, Migration};
 use crate::nh_cache::{write_nh_cfg, NEXTHOP_TTL_DEFAULT};
 use crate::objects::{load_director, Expiry};
 use crate::options::Options;
@@ -26,13 +27,27 @@ impl Dataplane {
     /// Loads the program and creates (or reuses pinned) maps.
     pub fn open(opts: &Options) -> Result<Dataplane, Error> {
         opts.validate()?;
-        if let Some(p) = &opts.pin_path {
-            prepare_pins(p, opts)?;
-        }
+        let mig = match &opts.pin_path {
+            Some(p) => prepare_pins(p, opts)?,
+            None => None,
+        };
+        Self::open_loaded(opts, mig.as_ref()).inspect_err(|_| {
+            if let Some(m) = &mig {
+                m.restore();
+            }
+        })
+    }
+
+    /// [`Dataplane::open`] after the pins are checked (and, from ABI 4,
+    /// taken apart: `mig`'s entries go into the new maps).
+    fn open_loaded(opts: &Options, mig: Option<&Migration>) -> Result<Dataplane, Error> {
         let off = features::forced_off().map_err(Error::Invalid)?;
         let mut feats = features::probe(&off);
         let obj = load_with_fallback(opts, &mut feats)?;
         let maps = Maps::open(&obj)?;
+        if let Some(m) = mig {
+            m.apply(&obj)?;
+        }
         pins::stamp(&maps::handle(&obj, "XVS_ABI")?)?;
         let dest_conns = DestConns::map(&maps::handle(&obj, "DEST_CONNS")?)?;
         let expiry = if off.contains(features::EXPIRY_SCAN.name) {
@@ -91,8 +106,9 @@ impl Dataplane {
 }
 
 /// Creates the pin directory and checks that the maps pinned there can be
-/// adopted.
-fn prepare_pins(p: &Path, opts: &Options) -> Result<(), Error> {
+/// adopted; the pins of an ABI 4 data plane are taken apart for the
+/// upgrade (`migrate`).
+fn prepare_pins(p: &Path, opts: &Options) -> Result<Option<Migration>, Error> {
     std::fs::create_dir_all(p).map_err(|source| Error::Io {
         context: format!("creating pin directory {}", p.display()),
         source,
@@ -111,7 +127,17 @@ fn prepare_pins(p: &Path, opts: &Options) -> Result<(), Error> {
             let _ = std::fs::remove_file(&cnt);
         }
     }
-    pins::check(p, opts)
+    let mig = match migrate::pinned_abi(p) {
+        Some((v, abi)) if v == migrate::FROM_ABI => Some(migrate::take(p, abi)?),
+        _ => None,
+    };
+    if let Err(e) = pins::check(p, opts) {
+        if let Some(m) = &mig {
+            m.restore();
+        }
+        return Err(e);
+    }
+    Ok(mig)
 }
 
 /// Loads the director with the features `feats` found. A probe that says

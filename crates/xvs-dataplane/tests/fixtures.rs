@@ -1511,6 +1511,160 @@ fn pinned_maps_survive_a_reopen() {
     assert!(Dataplane::open(&bad).is_err());
 }
 
+/// An ABI 4 map made by hand and pinned under `dir`: `entries` as the
+/// bytes of ABI 4's layouts.
+fn pin_abi4_map(
+    dir: &std::path::Path,
+    name: &str,
+    ty: libbpf_rs::MapType,
+    (ks, vs, max): (u32, u32, u32),
+    entries: &[(Vec<u8>, Vec<u8>)],
+) {
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    let mut m = libbpf_rs::MapHandle::create(ty, Some(name), ks, vs, max, &opts).unwrap();
+    for (k, v) in entries {
+        m.update(k, v, libbpf_rs::MapFlags::ANY).unwrap();
+    }
+    m.pin(dir.join(name)).unwrap();
+}
+
+/// ABI 4 `xvs_conn_key` bytes: saddr, daddr, sport, dport, proto, pad.
+fn abi4_conn_key(s: Ipv4Addr, sp: u16, d: Ipv4Addr, dp: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(s.octets());
+    b.extend(d.octets());
+    b.extend(sp.to_be_bytes());
+    b.extend(dp.to_be_bytes());
+    b.extend([TCP, 0, 0, 0]);
+    b
+}
+
+/// ABI 4 `xvs_conn` bytes: last_seen_ns, peer, svc_id, dest_id, state,
+/// fwd, flags, pad.
+fn abi4_conn(peer: &[u8], state: u32, flags: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(xvs_dataplane::monotonic_ns().to_ne_bytes());
+    b.extend(peer);
+    b.extend(0u32.to_ne_bytes());
+    b.extend(0u32.to_ne_bytes());
+    b.extend(state.to_ne_bytes());
+    b.extend([0, flags, 0, 0]);
+    b
+}
+
+#[test]
+#[ignore = "needs root: BPF_PROG_TEST_RUN"]
+fn abi4_pins_are_upgraded_and_keep_their_connections() {
+    use libbpf_rs::MapType;
+    own_netns();
+    let pins = PinDir::new("abi4");
+    let dir = pins.0.join("xvs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = {
+        let mut o = opts();
+        o.pin_path = Some(dir.clone());
+        o
+    };
+    // The data plane an ABI 4 xvsd left: service 0 VIP:80 -> dest 0 RS0:8080
+    // (NAT), an established connection (both entries) and a template.
+    let abi = vec![(0u32.to_ne_bytes().to_vec(), 4u32.to_ne_bytes().to_vec())];
+    pin_abi4_map(&dir, "XVS_ABI", MapType::Array, (4, 4, 1), &abi);
+    let mut svc_key = VIP.octets().to_vec();
+    svc_key.extend(VPORT.to_be_bytes());
+    svc_key.extend([TCP, 0]);
+    let mut svc = Vec::new();
+    for w in [0u32, 0, 1, 0, 0, 300] {
+        svc.extend(w.to_ne_bytes()); // id, flags, ring_len, gen, sched (rr), timeout
+    }
+    svc.extend([255, 255, 255, 255]); // netmask
+    svc.extend(0u32.to_ne_bytes()); // fwmark
+    pin_abi4_map(
+        &dir,
+        "SVC_MAP",
+        MapType::Hash,
+        (8, 32, o.max_services),
+        &[(svc_key, svc)],
+    );
+    let mut dest = RS0.octets().to_vec();
+    dest.extend(RPORT.to_be_bytes());
+    dest.extend([0, 1]); // MASQ, AVAILABLE
+    for w in [0u32, 1, 0, 0, 0, 0] {
+        dest.extend(w.to_ne_bytes()); // svc_id, weight, thresholds, tun, pad
+    }
+    let dests = vec![(0u32.to_ne_bytes().to_vec(), dest)];
+    pin_abi4_map(
+        &dir,
+        "DEST_MAP",
+        MapType::Array,
+        (4, 32, o.max_dests),
+        &dests,
+    );
+    let fkey = abi4_conn_key(CLIENT, 45000, VIP, VPORT);
+    let rkey = abi4_conn_key(RS0, RPORT, CLIENT, 45000);
+    let conns = vec![
+        (fkey.clone(), abi4_conn(&rkey, 1, 2)), // ESTABLISHED, PERSIST
+        (rkey.clone(), abi4_conn(&fkey, 1, 1)), // REPLY
+    ];
+    pin_abi4_map(&dir, "CONN_MAP", MapType::Hash, (16, 40, 1024), &conns);
+    let mut tk = CLIENT.octets().to_vec();
+    tk.extend(VIP.octets());
+    tk.extend(VPORT.to_be_bytes());
+    tk.extend([TCP, 0]);
+    let mut t = xvs_dataplane::monotonic_ns().to_ne_bytes().to_vec();
+    t.extend(0u32.to_ne_bytes());
+    t.extend(0u32.to_ne_bytes());
+    t.extend(RS0.octets());
+    t.extend(RPORT.to_be_bytes());
+    t.extend(0u16.to_ne_bytes());
+    t.extend(300u32.to_ne_bytes());
+    t.extend(0u32.to_ne_bytes());
+    pin_abi4_map(
+        &dir,
+        "PERSIST_MAP",
+        MapType::Hash,
+        (12, 32, 1024),
+        &[(tk, t)],
+    );
+
+    let dp = Dataplane::open(&o).unwrap();
+    let abi = libbpf_rs::MapHandle::from_pinned_path(dir.join("XVS_ABI")).unwrap();
+    let v = abi
+        .lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, xvs_dataplane::pins::ABI_VERSION.to_ne_bytes());
+    assert_eq!(xvs_dataplane::pins::ABI_VERSION, 5);
+    let conn = libbpf_rs::MapHandle::from_pinned_path(dir.join("CONN_MAP")).unwrap();
+    assert_eq!(conn.key_size(), 40, "this build's CONN_MAP is pinned");
+    let c = dp.conns().unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].caddr, c[0].cport, c[0].vaddr, c[0].vport, c[0].daddr, c[0].dport),
+        (CLIENT, 45000, VIP, VPORT, RS0, RPORT)
+    );
+    assert_eq!(c[0].state, ConnState::Established);
+    assert!(c[0].persistent);
+    let t = dp.templates().unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!((t[0].caddr, t[0].daddr, t[0].conns), (CLIENT, RS0, 1));
+    // The connection goes on forwarding both ways through the new maps.
+    let (_, out) = dp
+        .test_run(&tcp_frame(CLIENT, VIP, 45000, VPORT, ACK), None)
+        .unwrap();
+    assert_eq!((Pkt(&out).daddr(), Pkt(&out).dport()), (RS0, RPORT));
+    let (_, out) = dp
+        .test_run(&tcp_frame(RS0, CLIENT, RPORT, 45000, ACK), None)
+        .unwrap();
+    assert_eq!((Pkt(&out).saddr(), Pkt(&out).sport()), (VIP, VPORT));
+    drop(dp);
+    // And the upgraded pins are adopted as this build's.
+    let dp = Dataplane::open(&o).unwrap();
+    assert_eq!(dp.conn_count().unwrap(), 1);
+}
+
 /// A bpffs of the test's own for pinned maps, unmounted on drop.
 struct PinDir(std::path::PathBuf);
 
