@@ -12,7 +12,7 @@ use crate::ipvsadm::ListOptions;
 use crate::model::{svc_flags, Dest, FwdMethod, Protocol, ServiceKey, Timeouts, TunCsum, TunType};
 use crate::names::Resolver;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 mod conns;
 mod sort;
@@ -58,16 +58,17 @@ impl Fmt {
 /// template): `port_to_service` finds no name, so the port stays a number
 /// while the host name is still looked up.
 fn addrport(
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: u16,
     proto: Option<Protocol>,
     numeric: bool,
     names: &dyn Resolver,
 ) -> String {
+    let bracket = |h: String| if addr.is_ipv6() { format!("[{h}]") } else { h };
     if numeric {
-        format!("{addr}:{port}")
+        format!("{}:{port}", bracket(addr.to_string()))
     } else {
-        let host = names.host_name(addr).unwrap_or_else(|| addr.to_string());
+        let host = bracket(names.host_name(addr).unwrap_or_else(|| addr.to_string()));
         let serv = proto
             .and_then(|p| names.service_name(port, p))
             .unwrap_or_else(|| port.to_string());
@@ -276,7 +277,7 @@ fn service_line(out: &mut String, se: &ServiceEntry, f: &Fmt, svc_name: &str) {
         let _ = write!(out, "-A {} -s {}", svc_name, svc.scheduler);
         if svc.is_persistent() {
             let _ = write!(out, " -p {}", svc.timeout);
-            if svc.netmask != Ipv4Addr::BROADCAST {
+            if svc.netmask != crate::model::full_mask(svc.key.addr) {
                 let _ = write!(out, " -M {}", svc.netmask);
             }
         }
@@ -318,7 +319,7 @@ fn service_line(out: &mut String, se: &ServiceEntry, f: &Fmt, svc_name: &str) {
         }
         if svc.is_persistent() {
             let _ = write!(out, " persistent {}", svc.timeout);
-            if svc.netmask != Ipv4Addr::BROADCAST {
+            if svc.netmask != crate::model::full_mask(svc.key.addr) {
                 let _ = write!(out, " mask {}", svc.netmask);
             }
             if let Some(pe) = svc.pe_name.as_deref().filter(|p| !p.is_empty()) {

@@ -6,6 +6,7 @@ use crate::api::Request;
 use crate::fwmark::{MarkRule, PortRange};
 use crate::model::{svc_flags, FwdMethod, Protocol, ServiceKey};
 use crate::names::FileNames;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 
 fn names() -> FileNames {
@@ -32,7 +33,7 @@ fn fail(s: &str) -> String {
 const F1: ServiceKey = ServiceKey {
     fwmark: 1,
     proto: Protocol::Tcp,
-    addr: Ipv4Addr::UNSPECIFIED,
+    addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     port: 0,
 };
 
@@ -98,7 +99,7 @@ fn fwmark_service_commands() {
         p("-d -f 1 -r 10.0.0.2"),
         Ok(Command::DelDest {
             key: F1,
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             port: 0
         })
     );

@@ -4,6 +4,7 @@ use crate::model::{
     svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
 };
 use crate::names::FileNames;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 
 fn names() -> FileNames {
@@ -35,7 +36,7 @@ fn key(proto: Protocol, a: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto,
-        addr: Ipv4Addr::from(a),
+        addr: IpAddr::V4(Ipv4Addr::from(a)),
         port,
     }
 }
@@ -168,7 +169,7 @@ fn sctp_services() {
     assert_eq!(key, k);
     assert_eq!(
         (dest.addr, dest.port, dest.fwd, dest.weight),
-        (Ipv4Addr::new(10, 0, 0, 2), 5060, FwdMethod::Masq, 3)
+        (IpAddr::from([10, 0, 0, 2]), 5060, FwdMethod::Masq, 3)
     );
     let Command::EditDest { dest, .. } =
         p("-e --sctp-service 10.0.0.1:5060 -r 10.0.0.2:5061 -i").unwrap()
@@ -181,7 +182,7 @@ fn sctp_services() {
         p("-d --sctp-service 10.0.0.1:5060 -r 10.0.0.2").unwrap(),
         Command::DelDest {
             key: k,
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             port: 5060
         }
     );
@@ -389,7 +390,7 @@ fn dest_commands() {
         p("-d -t 10.1.1.1:80 -r 10.2.2.2:81").unwrap(),
         Command::DelDest {
             key: tcp([10, 1, 1, 1], 80),
-            addr: Ipv4Addr::new(10, 2, 2, 2),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 2, 2, 2)),
             port: 81
         }
     );
@@ -397,7 +398,7 @@ fn dest_commands() {
         p("--delete-server -t 10.1.1.1:80 -r web1").unwrap(),
         Command::DelDest {
             key: tcp([10, 1, 1, 1], 80),
-            addr: Ipv4Addr::new(10, 0, 0, 1),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             port: 80
         }
     );

@@ -1,8 +1,9 @@
 //! Between the maps' representation and the model's: network-order
 //! fields, protocol and forwarding-method numbers, service keys.
 
+use crate::error::Error;
 use std::mem::size_of;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use xvs_core::model::{ConnState, FwdMethod, Protocol, ServiceKey};
 
@@ -47,6 +48,26 @@ const _: () = assert!(
 /// An IPv4 address as the bytes of a `__be32` field.
 pub fn be32(a: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(a.octets())
+}
+
+/// The IPv4 address of a model address; the data plane forwards IPv4
+/// only (IPv6 is refused before a map is touched, [`ipv4_only`]), and an
+/// IPv6 address never reaches a map through here.
+pub fn v4(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// Refuses an IPv6 address (`what` names it) with [`Error::Unsupported`].
+pub fn ipv4_only(a: IpAddr, what: &str) -> Result<Ipv4Addr, Error> {
+    match a {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(Error::Unsupported(format!(
+            "{what} {a} is IPv6, which the data plane does not forward yet"
+        ))),
+    }
 }
 
 /// A port as the bytes of a `__be16` field.
@@ -97,7 +118,7 @@ pub fn svc_key(k: &ServiceKey) -> xvs_svc_key {
         };
     }
     xvs_svc_key {
-        addr: be32(k.addr),
+        addr: be32(v4(k.addr)),
         port: be16(k.port),
         proto: k.proto.number(),
         pad: 0,

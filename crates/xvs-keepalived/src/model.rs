@@ -590,7 +590,7 @@ impl VirtualServer {
             s.timeout = t;
         }
         if let Some(m) = self.persistence_granularity {
-            s.netmask = m;
+            s.netmask = m.into();
         }
         // keepalived hands the engine to IPVS with the persistence only
         // (ipvs_set_srule): without persistence_timeout it is ignored.

@@ -234,7 +234,10 @@ fn virtual_server_keywords() {
         svc.flags,
         svc_flags::PERSISTENT | svc_flags::SCHED1 | svc_flags::SCHED2 | svc_flags::SCHED3
     );
-    assert_eq!((svc.timeout, svc.netmask), (360, ip("255.255.255.0")));
+    assert_eq!(
+        (svc.timeout, svc.netmask),
+        (360, ip("255.255.255.0").into())
+    );
     assert_eq!(svc.pe_name.as_deref(), Some("sip"));
 
     let vs2 = &c.virtual_servers[1];
@@ -275,7 +278,14 @@ fn real_server_keywords_and_inheritance() {
             d.u_threshold,
             d.l_threshold
         ),
-        (ip("10.0.1.1"), 80, FwdMethod::Route, 5, 100, 10)
+        (
+            std::net::IpAddr::from(ip("10.0.1.1")),
+            80,
+            FwdMethod::Route,
+            5,
+            100,
+            10
+        )
     );
 
     let ch = &r1.checkers[0];

@@ -279,7 +279,7 @@ fn fwmark() {
     for (rs, last) in vs.real_servers.iter().zip([100, 101]) {
         let d = rs.to_dest(vs);
         assert_eq!(
-            (d.addr.octets()[3], d.port, d.fwd, d.weight),
+            (last_octet(d.addr), d.port, d.fwd, d.weight),
             (last, 0, FwdMethod::Masq, 1)
         );
         let conn = rs.checkers[0].conn.as_ref().unwrap();
@@ -512,4 +512,11 @@ fn vrrp_lvs_syncd() {
         (1, Duration::from_secs(1), Duration::from_secs(20))
     );
     assert_eq!(ch.conn.as_ref().unwrap().connect_port, 80);
+}
+
+fn last_octet(a: std::net::IpAddr) -> u8 {
+    match a {
+        std::net::IpAddr::V4(a) => a.octets()[3],
+        std::net::IpAddr::V6(a) => a.octets()[15],
+    }
 }

@@ -8,7 +8,7 @@
 //! silently dropped.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use xvs_core::api::Request;
@@ -86,7 +86,7 @@ impl ManagedVs {
     pub fn rs_id(&self, rs: &ManagedRs) -> RsId {
         RsId {
             service: self.service.key,
-            dest: SocketAddr::new(IpAddr::V4(rs.dest.addr), rs.dest.port),
+            dest: SocketAddr::new(rs.dest.addr, rs.dest.port),
         }
     }
 }
@@ -615,9 +615,9 @@ pub fn options(config_id: Option<&str>) -> Options {
     }
 }
 
-/// `Ipv4Addr:port` for logs.
-pub fn addr_port(a: Ipv4Addr, p: u16) -> String {
-    format!("{a}:{p}")
+/// `addr:port` for logs (`[addr]:port` for IPv6).
+pub fn addr_port(a: IpAddr, p: u16) -> String {
+    SocketAddr::new(a, p).to_string()
 }
 
 #[cfg(test)]

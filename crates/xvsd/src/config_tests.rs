@@ -163,7 +163,7 @@ fn sctp_virtual_servers_become_sctp_services() {
         (k.proto, k.addr, k.port),
         (
             xvs_core::model::Protocol::Sctp,
-            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            std::net::IpAddr::from([10, 0, 0, 1]),
             5060
         )
     );

@@ -5,10 +5,14 @@
 //! order keeps even that identical to ipvsadm.
 
 use crate::api::{DestEntry, ServiceEntry};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-fn addr_cmp(a: Ipv4Addr, b: Ipv4Addr) -> i32 {
-    u32::from(a).wrapping_sub(u32::from(b)) as i32
+fn addr_cmp(a: IpAddr, b: IpAddr) -> i32 {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => u32::from(a).wrapping_sub(u32::from(b)) as i32,
+        // Placeholder until IPv6 listing follows libipvs's comparators.
+        (a, b) => a.cmp(&b) as i32,
+    }
 }
 
 fn cmp_services(a: &ServiceEntry, b: &ServiceEntry) -> i32 {

@@ -31,9 +31,9 @@ pub(super) fn service_key(ce: &Entry) -> Result<ServiceKey, ParseError> {
     }
 }
 
-pub(super) fn dest_addr(ce: &Entry) -> Result<Ipv4Addr, ParseError> {
+pub(super) fn dest_addr(ce: &Entry) -> Result<IpAddr, ParseError> {
     match ce.dest_addr {
-        Some(IpAddr::V4(a)) => Ok(a),
+        Some(a @ IpAddr::V4(_)) => Ok(a),
         _ => Err(unsupported("IPv6 is")),
     }
 }
@@ -72,7 +72,7 @@ pub(super) fn build(
             scheduler: ce.sched.clone(),
             flags: ce.flags,
             timeout: ce.timeout,
-            netmask: ce.netmask,
+            netmask: IpAddr::V4(ce.netmask),
             pe_name: (!ce.pe.is_empty()).then(|| ce.pe.clone()),
         })
     };
