@@ -14,7 +14,7 @@ use crate::abi::{
 };
 use crate::dataplane::{Dataplane, RawConn};
 use crate::error::Error;
-use crate::repr::{be16, be32, fwd_of, ip_of, key12, port_of, proto_of};
+use crate::repr::{be16, be32, fwd_of, ip_of, key12, port_of, proto_of, v4};
 
 /// One live connection (its forward entry), as `ipvsadm -Lc` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,19 +222,19 @@ pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&SvcIdx>) -> Option<xvs_
     let &(svc_port, netmask, fwmark) = svc?;
     let flow = sched::FlowKey {
         proto: k.proto,
-        saddr: ip_of(k.saddr),
+        saddr: ip_of(k.saddr).into(),
         sport: port_of(k.sport),
-        daddr: ip_of(k.daddr),
+        daddr: ip_of(k.daddr).into(),
         dport: port_of(k.dport),
     };
     let pk = if fwmark != 0 {
-        persist::persist_key_fwmark(fwmark, netmask, &flow)
+        persist::persist_key_fwmark(fwmark, netmask.into(), &flow)
     } else {
-        persist::persist_key(svc_port, netmask, &flow)
+        persist::persist_key(svc_port, netmask.into(), &flow)
     };
     Some(xvs_tmpl_key {
-        caddr: be32(pk.caddr),
-        vaddr: be32(pk.vaddr),
+        caddr: be32(v4(pk.caddr)),
+        vaddr: be32(v4(pk.vaddr)),
         vport: be16(pk.vport),
         proto: pk.proto,
         pad: 0,
