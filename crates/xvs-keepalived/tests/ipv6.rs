@@ -269,3 +269,38 @@ fn smtp_hosts_with_ipv6() {
     );
     assert_eq!(s.hosts[0].connect_timeout, Duration::from_secs(3));
 }
+
+#[test]
+fn a_sorry_server_of_the_other_family_is_skipped_with_its_own_keywords() {
+    let c = parse(
+        "virtual_server 2001:db8::1 80 {\n lvs_sched rr\n lvs_method NAT\n protocol TCP\n\
+         sorry_server 10.0.0.9 80\n sorry_server_inhibit\n sorry_server_lvs_method DR\n\
+         real_server 2001:db8::10 80 { }\n}\n\
+         virtual_server fwmark 2 {\n lvs_sched rr\n lvs_method NAT\n\
+         sorry_server 2001:db8::9 80\n real_server 10.0.0.2 { }\n}\n\
+         virtual_server 2001:db8::2 80 {\n lvs_sched rr\n lvs_method NAT\n protocol TCP\n\
+         sorry_server 10.0.0.9 80\n sorry_server_lvs_method TUN\n\
+         real_server 2001:db8::10 80 { }\n}\n",
+    );
+    assert_eq!(
+        warnings(&c),
+        [
+            "t.conf:5: Address family of virtual server and sorry server 10.0.0.9 don't match - skipping sorry server.",
+            "t.conf:10: virtual server FWM 2 has no real servers - ignored (as keepalived)",
+            // The sorry server came first: the family is IPv6.
+            "t.conf:14: Address family of virtual server and real server 10.0.0.2 don't match - skipping real server.",
+        ]
+    );
+    let v = &c.virtual_servers;
+    assert!(v[0].sorry_server.is_none());
+    // fwmark 2 has no server of its family left: dropped, as keepalived
+    // drops a virtual server without real servers.
+    assert_eq!(v.len(), 2);
+    // A tunnelled sorry server may be of the other family.
+    assert_eq!(
+        v[1].sorry_server
+            .as_ref()
+            .map(|s| (s.addr, s.forwarding.method)),
+        Some((ip("10.0.0.9"), FwdMethod::Tunnel))
+    );
+}

@@ -536,8 +536,15 @@ impl P {
                 let Some(addr) = self.ip(n, 1) else { return };
                 match parse_port(n.words.get(2).map(String::as_str)) {
                     Ok(port) => {
-                        if !self.server_af(vs, n, "sorry server", addr, vs.fwd) {
-                            return;
+                        // It may give the virtual server its family; one of
+                        // the other family is skipped when resolved, with
+                        // its final lvs_method (sorry_server_lvs_method
+                        // comes after this line).
+                        let tunnel = vs.fwd.is_some_and(|f| f.method == FwdMethod::Tunnel);
+                        if tunnel {
+                            vs.tunnel_afs.push(Af::of(addr));
+                        } else if vs.af.is_none() {
+                            vs.af = Some(Af::of(addr));
                         }
                         vs.sorry = Some(RawSorry {
                             loc: n.loc.clone(),
@@ -583,11 +590,11 @@ impl P {
         }
     }
 
-    /// keepalived's `rs_end_handler` / sorry server check: a non-tunnelled
-    /// server sets the family of a virtual server that has none yet, and
-    /// one of the other family is skipped; tunnelled servers may be of
-    /// either family (IPVS allows mixed families for tunnels only). False
-    /// if the server is skipped.
+    /// keepalived's `rs_end_handler`: a non-tunnelled real server sets the
+    /// family of a virtual server that has none yet, and one of the other
+    /// family is skipped; tunnelled servers may be of either family (IPVS
+    /// allows mixed families for tunnels only). False if the server is
+    /// skipped.
     fn server_af(
         &mut self,
         vs: &mut RawVs,
