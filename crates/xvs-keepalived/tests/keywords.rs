@@ -1,6 +1,6 @@
 //! Every supported keyword, its default, and the conversion to the core model.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 use xvs_core::model::{svc_flags, FwdMethod, Protocol, TunCsum, TunType};
 use xvs_keepalived::*;
@@ -16,7 +16,7 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -234,10 +234,7 @@ fn virtual_server_keywords() {
         svc.flags,
         svc_flags::PERSISTENT | svc_flags::SCHED1 | svc_flags::SCHED2 | svc_flags::SCHED3
     );
-    assert_eq!(
-        (svc.timeout, svc.netmask),
-        (360, ip("255.255.255.0").into())
-    );
+    assert_eq!((svc.timeout, svc.netmask), (360, ip("255.255.255.0")));
     assert_eq!(svc.pe_name.as_deref(), Some("sip"));
 
     let vs2 = &c.virtual_servers[1];
@@ -278,14 +275,7 @@ fn real_server_keywords_and_inheritance() {
             d.u_threshold,
             d.l_threshold
         ),
-        (
-            std::net::IpAddr::from(ip("10.0.1.1")),
-            80,
-            FwdMethod::Route,
-            5,
-            100,
-            10
-        )
+        (ip("10.0.1.1"), 80, FwdMethod::Route, 5, 100, 10)
     );
 
     let ch = &r1.checkers[0];
@@ -577,17 +567,15 @@ fn rejections() {
         e,
         [
             "t.conf:1: virtual_server fwmark 0: fwmark must be 1..4294967295",
-            "t.conf:6: ip_family inet6: IPv6 is not supported by xvs",
-            "t.conf:7: persistence_granularity 64: IPv6 prefixes are not supported by xvs",
+            "t.conf:6: Virtual server specified family inet6 conflicts with server family",
+            "t.conf:7: persistence_granularity: invalid netmask '64'",
             "t.conf:9: virtual_server group NOPE: no virtual_server_group NOPE is defined",
             "t.conf:12: virtual_server_group G: fwmark 0: fwmark must be 1..4294967295",
-            "t.conf:13: virtual_server_group entry '::1': IPv6 is not supported by xvs (IPv4 only)",
             "t.conf:16: lb_algo: invalid scheduler 'nope' (rr|wrr|lc|wlc|lblc|sh|mh|dh|fo|ovf|lblcr|sed|nq|twos)",
             "t.conf:17: lb_kind: unknown forwarding method 'FOO' (NAT|DR|TUN)",
             "t.conf:18: lb_kind: gue tunnels require a port, other tunnel types cannot have one",
             "t.conf:19: lb_kind: ipip tunnels do not support a checksum option",
             "t.conf:20: sh-port only applies to the sh scheduler (set lvs_sched sh before it)",
-            "t.conf:21: real_server: IPv6 address ::1 is not supported by xvs (IPv4 only)",
             "t.conf:24: match is only valid in a virtual_server fwmark block",
         ]
     );
