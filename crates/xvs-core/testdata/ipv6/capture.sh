@@ -91,6 +91,11 @@ setup
 ip -6 addr add 2001:db8::80/128 dev lo
 ip -6 addr add 2001:db8::a0a0/128 dev lo
 ip -6 addr add 2001:db8::b0b0/128 dev lo
+ip -6 addr add 2001:db8::f0/128 dev lo
+# fwmark 2 (the IPv6 fwmark service with -p 60 -M 64) for 2001:db8::f0
+nft add table ip6 fwm
+nft add chain ip6 fwm out '{ type route hook output priority mangle; }'
+nft add rule ip6 fwm out ip6 daddr 2001:db8::f0 meta mark set 2
 python3 - <<'PY' &
 import socket, threading
 def serve(addr, port):
@@ -106,7 +111,7 @@ sleep 2
 python3 - <<'PY' >$O/traffic.txt 2>&1
 import socket
 keep = []
-for addr, port in (("2001:db8::80", 80), ("2001:db8::80", 443)):
+for addr, port in (("2001:db8::80", 80), ("2001:db8::80", 443), ("2001:db8::f0", 80)):
     try:
         s = socket.create_connection((addr, port), timeout=3)
         s.sendall(b"hello"); print(addr, port, s.recv(100)[:5]); keep.append(s)
@@ -115,6 +120,14 @@ for addr, port in (("2001:db8::80", 80), ("2001:db8::80", 443)):
 import time; time.sleep(0.5)
 PY
 sleep 1
+# Names for the name-resolving listings: long ones, to show which are cut.
+cat >>/etc/hosts <<'H'
+2001:db8::80 a-long-virtual-service-name.example.org
+2001:db8::a0a0 rs-a0a0.example.org
+2001:db8::c1 tun6-dest-with-a-long-name.example.org
+203.0.113.7 a-very-long-real-server-name.example.net
+192.0.2.1 a-long-ipv4-virtual-service.example.net
+H
 cat /proc/net/ip_vs_conn >$O/proc_ip_vs_conn.txt 2>&1
 cat /proc/net/ip_vs >$O/proc_ip_vs.txt 2>&1
 cat /proc/net/ip_vs_stats >$O/proc_ip_vs_stats.txt 2>&1
