@@ -64,12 +64,10 @@ fn fwmark_parse_table() {
         "multiple 'service-address' options specified"
     );
     assert_eq!(fail("-A -6 -f 1"), "-6 used before -f\n");
-    assert_eq!(
-        p("-A -f 1 -6"),
-        Err(ParseError::Unsupported(
-            "IPv6 is not supported by xvs".into()
-        ))
-    );
+    let Ok(Command::AddService(s)) = p("-A -f 1 -6") else {
+        panic!()
+    };
+    assert_eq!(s.key, ServiceKey::fwmark6(1));
 }
 
 #[test]
