@@ -27,6 +27,7 @@ pub(crate) const TARGETS: &[(&str, usize)] = &[
     ("rtnetlink", 4096),
     ("mark_import", 4096),
     ("sip_callid", 2048),
+    ("ipv6_packet", 2048),
 ];
 
 /// Seconds each target runs in `cargo xtask test`'s smoke step.

@@ -10,6 +10,8 @@ use crate::model::{
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+#[cfg(test)]
 use std::net::Ipv4Addr;
 
 /// Default control socket path (overridden by `--socket` or `XVS_SOCKET`).
@@ -59,7 +61,7 @@ pub enum Request {
         /// Which service.
         key: ServiceKey,
         /// Real server address.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// Real server port.
         port: u16,
     },
@@ -344,15 +346,18 @@ pub struct ConnEntry {
     /// Protocol.
     pub proto: Protocol,
     /// Client address.
-    pub caddr: Ipv4Addr,
+    #[schemars(schema_with = "crate::model::ip_schema")]
+    pub caddr: IpAddr,
     /// Client port.
     pub cport: u16,
     /// Virtual address.
-    pub vaddr: Ipv4Addr,
+    #[schemars(schema_with = "crate::model::ip_schema")]
+    pub vaddr: IpAddr,
     /// Virtual port.
     pub vport: u16,
     /// Real server address.
-    pub daddr: Ipv4Addr,
+    #[schemars(schema_with = "crate::model::ip_schema")]
+    pub daddr: IpAddr,
     /// Real server port.
     pub dport: u16,
     /// Connection state.
@@ -431,7 +436,7 @@ mod tests {
         let key = ServiceKey {
             fwmark: 0,
             proto: Protocol::Tcp,
-            addr: Ipv4Addr::new(198, 51, 100, 10),
+            addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)),
             port: 80,
         };
         let req = Request::Batch {
@@ -441,7 +446,7 @@ mod tests {
                 },
                 Request::DelDest {
                     key,
-                    addr: Ipv4Addr::new(203, 0, 113, 11),
+                    addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11)),
                     port: 80,
                 },
             ],

@@ -12,7 +12,7 @@ use crate::ipvsadm::ListOptions;
 use crate::model::{svc_flags, Dest, FwdMethod, Protocol, ServiceKey, Timeouts, TunCsum, TunType};
 use crate::names::Resolver;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 mod conns;
 mod sort;
@@ -58,16 +58,17 @@ impl Fmt {
 /// template): `port_to_service` finds no name, so the port stays a number
 /// while the host name is still looked up.
 fn addrport(
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: u16,
     proto: Option<Protocol>,
     numeric: bool,
     names: &dyn Resolver,
 ) -> String {
+    let bracket = |h: String| if addr.is_ipv6() { format!("[{h}]") } else { h };
     if numeric {
-        format!("{addr}:{port}")
+        format!("{}:{port}", bracket(addr.to_string()))
     } else {
-        let host = names.host_name(addr).unwrap_or_else(|| addr.to_string());
+        let host = bracket(names.host_name(addr).unwrap_or_else(|| addr.to_string()));
         let serv = proto
             .and_then(|p| names.service_name(port, p))
             .unwrap_or_else(|| port.to_string());
@@ -82,15 +83,19 @@ fn listed_proto(key: &ServiceKey) -> Option<Protocol> {
 }
 
 /// `print_service_entry`'s service name: `-f 1` / `FWM  1` (the mark as
-/// C's `%d`, so marks of 2^31 and more print negative, as ipvsadm 1.31),
-/// else `-t host:port` / `TCP  host:port`.
+/// C's `%d`, so marks of 2^31 and more print negative, as ipvsadm 1.31;
+/// `-f 1 -6` / `FWM  1 IPv6` for an IPv6 one), else `-t host:port` /
+/// `TCP  host:port`, an IPv6 address in brackets. An IPv4 name is cut at
+/// 33 bytes, an IPv6 one never.
 fn service_name(key: &ServiceKey, f: &Fmt, names: &dyn Resolver) -> String {
     if key.is_fwmark() {
         let mark = key.fwmark as i32;
-        return if f.rule {
-            format!("-f {mark}")
-        } else {
-            format!("FWM  {mark}")
+        let v6 = key.is_ipv6();
+        return match (f.rule, v6) {
+            (true, false) => format!("-f {mark}"),
+            (true, true) => format!("-f {mark} -6"),
+            (false, false) => format!("FWM  {mark}"),
+            (false, true) => format!("FWM  {mark} IPv6"),
         };
     }
     let vname = addrport(key.addr, key.port, Some(key.proto), f.numeric, names);
@@ -101,6 +106,8 @@ fn service_name(key: &ServiceKey, f: &Fmt, names: &dyn Resolver) -> String {
             Protocol::Sctp => "--sctp-service",
         };
         format!("{opt} {vname}")
+    } else if key.is_ipv6() {
+        format!("{:<4} {}", key.proto.name(), vname)
     } else {
         cut(format!("{:<4} {}", key.proto.name(), vname), 33)
     }
@@ -265,7 +272,14 @@ fn service_entry(out: &mut String, se: &ServiceEntry, f: &Fmt, names: &dyn Resol
             dest_rule(out, &svc_name, &dname, d);
             continue;
         }
-        dest_line(out, e, f, &cut(dname, 28));
+        // The cut keys on the dest's own family: an IPv4 dest of an IPv6
+        // service is cut, an IPv6 one never.
+        let dname = if d.addr.is_ipv6() {
+            dname
+        } else {
+            cut(dname, 28)
+        };
+        dest_line(out, e, f, &dname);
     }
 }
 
@@ -276,8 +290,8 @@ fn service_line(out: &mut String, se: &ServiceEntry, f: &Fmt, svc_name: &str) {
         let _ = write!(out, "-A {} -s {}", svc_name, svc.scheduler);
         if svc.is_persistent() {
             let _ = write!(out, " -p {}", svc.timeout);
-            if svc.netmask != Ipv4Addr::BROADCAST {
-                let _ = write!(out, " -M {}", svc.netmask);
+            if svc.netmask != crate::model::full_mask(svc.key.addr) {
+                let _ = write!(out, " -M {}", mask_text(svc));
             }
         }
         if let Some(pe) = svc.pe_name.as_deref().filter(|p| !p.is_empty()) {
@@ -318,8 +332,8 @@ fn service_line(out: &mut String, se: &ServiceEntry, f: &Fmt, svc_name: &str) {
         }
         if svc.is_persistent() {
             let _ = write!(out, " persistent {}", svc.timeout);
-            if svc.netmask != Ipv4Addr::BROADCAST {
-                let _ = write!(out, " mask {}", svc.netmask);
+            if svc.netmask != crate::model::full_mask(svc.key.addr) {
+                let _ = write!(out, " mask {}", mask_text(svc));
             }
             if let Some(pe) = svc.pe_name.as_deref().filter(|p| !p.is_empty()) {
                 let _ = write!(out, " pe {pe}");
@@ -328,6 +342,15 @@ fn service_line(out: &mut String, se: &ServiceEntry, f: &Fmt, svc_name: &str) {
         if svc.flags & svc_flags::ONEPACKET != 0 {
             out.push_str(" ops");
         }
+    }
+}
+
+/// The persistence netmask as ipvsadm prints it: `inet_ntoa` of an IPv4
+/// mask, the prefix length (`%i`) of an IPv6 one.
+fn mask_text(svc: &crate::model::Service) -> String {
+    match svc.netmask {
+        IpAddr::V4(m) => m.to_string(),
+        IpAddr::V6(_) => svc.netmask_prefix().to_string(),
     }
 }
 
@@ -505,3 +528,7 @@ mod tests;
 #[cfg(test)]
 #[path = "format_fwmark_tests.rs"]
 mod fwmark_tests;
+
+#[cfg(test)]
+#[path = "format_ipv6_tests.rs"]
+mod ipv6_tests;

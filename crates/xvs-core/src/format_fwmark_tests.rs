@@ -6,6 +6,7 @@ use super::*;
 use crate::api::{ConnEntry, DestEntry, ServiceEntry, Table};
 use crate::model::{ConnState, Dest, Rates, Service, Stats};
 use crate::names::FileNames;
+use std::net::Ipv4Addr;
 
 const LN: &str = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nFWM  -1 wrr ops\nTCP  10.1.1.1:80 wlc\n  -> 10.2.2.2:80                  Masq    1      0          0         \nFWM  1 rr persistent 300 mask 255.255.255.0\n  -> 10.2.2.2:80                  Masq    1      0          0         \n  -> 10.2.2.3:0                   Route   2      0          0         \n";
 const L: &str = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nFWM  -1 wrr ops\nTCP  vip:http wlc\n  -> rs2:http                     Masq    1      0          0         \nFWM  1 rr persistent 300 mask 255.255.255.0\n  -> rs2:80                       Masq    1      0          0         \n  -> 10.2.2.3:0                   Route   2      0          0         \n";
@@ -45,7 +46,7 @@ fn table() -> Table {
     let mut fwm1 = Service::new(ServiceKey::fwmark(1), "rr");
     fwm1.flags = svc_flags::PERSISTENT;
     fwm1.timeout = 300;
-    fwm1.netmask = Ipv4Addr::new(255, 255, 255, 0);
+    fwm1.netmask = Ipv4Addr::new(255, 255, 255, 0).into();
     let mut fwm_max = Service::new(ServiceKey::fwmark(u32::MAX), "wrr");
     fwm_max.flags = svc_flags::ONEPACKET;
     let mut s1 = svc(

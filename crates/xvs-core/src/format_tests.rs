@@ -7,6 +7,8 @@ use crate::api::{ConnEntry, DestEntry, ServiceEntry, Table};
 use crate::model::{ConnState, Dest, Rates, Service, Stats};
 use crate::names::{FileNames, NoNames};
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::net::Ipv4Addr;
 
 fn gold(name: &str) -> String {
     let all: HashMap<String, String> =
@@ -27,7 +29,7 @@ fn key(proto: Protocol, a: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto,
-        addr: Ipv4Addr::from(a),
+        addr: IpAddr::V4(Ipv4Addr::from(a)),
         port,
     }
 }
@@ -60,7 +62,7 @@ fn table() -> Table {
     let mut udp = Service::new(key(Protocol::Udp, [10, 1, 1, 1], 53), "rr");
     udp.flags = svc_flags::PERSISTENT | svc_flags::ONEPACKET;
     udp.timeout = 360;
-    udp.netmask = Ipv4Addr::new(255, 255, 255, 0);
+    udp.netmask = Ipv4Addr::new(255, 255, 255, 0).into();
     let mut d3 = dest([10, 2, 2, 3], 80, FwdMethod::Masq, 1);
     d3.active_conns = 2;
     d3.inact_conns = 3;
@@ -231,11 +233,11 @@ fn conn_list() -> Vec<ConnEntry> {
     vec![
         ConnEntry {
             proto: Protocol::Tcp,
-            caddr: Ipv4Addr::new(192, 0, 2, 7),
+            caddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
             cport: 40000,
-            vaddr: Ipv4Addr::new(10, 1, 1, 1),
+            vaddr: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1)),
             vport: 80,
-            daddr: Ipv4Addr::new(10, 2, 2, 2),
+            daddr: IpAddr::V4(Ipv4Addr::new(10, 2, 2, 2)),
             dport: 80,
             state: ConnState::Established,
             fwd: FwdMethod::Masq,
@@ -245,11 +247,11 @@ fn conn_list() -> Vec<ConnEntry> {
         },
         ConnEntry {
             proto: Protocol::Udp,
-            caddr: Ipv4Addr::new(192, 0, 2, 7),
+            caddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
             cport: 5353,
-            vaddr: Ipv4Addr::new(10, 1, 1, 1),
+            vaddr: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1)),
             vport: 53,
-            daddr: Ipv4Addr::new(10, 2, 2, 2),
+            daddr: IpAddr::V4(Ipv4Addr::new(10, 2, 2, 2)),
             dport: 53,
             state: ConnState::Udp,
             fwd: FwdMethod::Masq,
@@ -294,11 +296,11 @@ fn connection_entries() {
 fn sip_template_rows() {
     let tmpl = ConnEntry {
         proto: Protocol::Udp,
-        caddr: Ipv4Addr::new(192, 0, 2, 0),
+        caddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 0)),
         cport: 0,
-        vaddr: Ipv4Addr::new(10, 0, 0, 100),
+        vaddr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
         vport: 5060,
-        daddr: Ipv4Addr::new(10, 0, 0, 2),
+        daddr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
         dport: 5060,
         state: ConnState::None,
         fwd: FwdMethod::Masq,
@@ -309,7 +311,7 @@ fn sip_template_rows() {
         )),
     };
     let conn = ConnEntry {
-        caddr: Ipv4Addr::new(192, 0, 2, 7),
+        caddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         cport: 5060,
         state: ConnState::Udp,
         expires_ms: 300_000,
@@ -456,7 +458,7 @@ fn sort_reproduces_signed_wraparound() {
     sort_services(&mut v);
     let got: Vec<(u8, u16)> = v
         .iter()
-        .map(|s| (s.service.key.addr.octets()[3], s.service.key.port))
+        .map(|s| (last_octet(s.service.key.addr), s.service.key.port))
         .collect();
     assert_eq!(got, vec![(1, 80), (1, 443), (2, 1), (3, 80)]);
 }
@@ -583,11 +585,11 @@ fn sctp_stats_rates_thresholds() {
 fn sctp_connection_entries() {
     let conn = |c: ([u8; 4], u16), d: ([u8; 4], u16), state, expires_ms| ConnEntry {
         proto: Protocol::Sctp,
-        caddr: Ipv4Addr::from(c.0),
+        caddr: IpAddr::V4(Ipv4Addr::from(c.0)),
         cport: c.1,
-        vaddr: Ipv4Addr::new(10, 0, 0, 1),
+        vaddr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
         vport: 5060,
-        daddr: Ipv4Addr::from(d.0),
+        daddr: IpAddr::V4(Ipv4Addr::from(d.0)),
         dport: d.1,
         state,
         fwd: FwdMethod::Masq,
@@ -651,4 +653,11 @@ fn sctp_truncation() {
         gold("sctp_trunc")
     );
     assert!(save(&t, false, &n).contains(&format!("-A --sctp-service {host}:sip -s rr\n")));
+}
+
+fn last_octet(a: std::net::IpAddr) -> u8 {
+    match a {
+        std::net::IpAddr::V4(a) => a.octets()[3],
+        std::net::IpAddr::V6(a) => a.octets()[15],
+    }
 }

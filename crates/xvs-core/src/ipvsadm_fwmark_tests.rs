@@ -6,6 +6,7 @@ use crate::api::Request;
 use crate::fwmark::{MarkRule, PortRange};
 use crate::model::{svc_flags, FwdMethod, Protocol, ServiceKey};
 use crate::names::FileNames;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 
 fn names() -> FileNames {
@@ -32,7 +33,7 @@ fn fail(s: &str) -> String {
 const F1: ServiceKey = ServiceKey {
     fwmark: 1,
     proto: Protocol::Tcp,
-    addr: Ipv4Addr::UNSPECIFIED,
+    addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     port: 0,
 };
 
@@ -63,12 +64,10 @@ fn fwmark_parse_table() {
         "multiple 'service-address' options specified"
     );
     assert_eq!(fail("-A -6 -f 1"), "-6 used before -f\n");
-    assert_eq!(
-        p("-A -f 1 -6"),
-        Err(ParseError::Unsupported(
-            "IPv6 is not supported by xvs".into()
-        ))
-    );
+    let Ok(Command::AddService(s)) = p("-A -f 1 -6") else {
+        panic!()
+    };
+    assert_eq!(s.key, ServiceKey::fwmark6(1));
 }
 
 #[test]
@@ -98,7 +97,7 @@ fn fwmark_service_commands() {
         p("-d -f 1 -r 10.0.0.2"),
         Ok(Command::DelDest {
             key: F1,
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             port: 0
         })
     );

@@ -4,6 +4,7 @@ use crate::model::{
     svc_flags, Dest, FwdMethod, Protocol, Service, ServiceKey, Timeouts, TunCsum, TunType,
 };
 use crate::names::FileNames;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 
 fn names() -> FileNames {
@@ -35,7 +36,7 @@ fn key(proto: Protocol, a: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto,
-        addr: Ipv4Addr::from(a),
+        addr: IpAddr::V4(Ipv4Addr::from(a)),
         port,
     }
 }
@@ -110,11 +111,15 @@ fn service_address_forms() {
             "{bad}"
         );
     }
-    assert!(matches!(
-        p("-D -t [::1]:80"),
-        Err(ParseError::Unsupported(_))
-    ));
-    assert!(matches!(p("-D -t ::1"), Err(ParseError::Unsupported(_))));
+    let v6 = |port| ServiceKey {
+        fwmark: 0,
+        proto: Protocol::Tcp,
+        addr: "::1".parse().unwrap(),
+        port,
+    };
+    assert_eq!(p("-D -t [::1]:80").unwrap(), Command::DelService(v6(80)));
+    // A bare IPv6 address has no port.
+    assert_eq!(p("-D -t ::1").unwrap(), Command::DelService(v6(0)));
     assert_eq!(
         p("-D --sctp-service 10.1.1.1:80").unwrap(),
         Command::DelService(key(Protocol::Sctp, [10, 1, 1, 1], 80))
@@ -168,7 +173,7 @@ fn sctp_services() {
     assert_eq!(key, k);
     assert_eq!(
         (dest.addr, dest.port, dest.fwd, dest.weight),
-        (Ipv4Addr::new(10, 0, 0, 2), 5060, FwdMethod::Masq, 3)
+        (IpAddr::from([10, 0, 0, 2]), 5060, FwdMethod::Masq, 3)
     );
     let Command::EditDest { dest, .. } =
         p("-e --sctp-service 10.0.0.1:5060 -r 10.0.0.2:5061 -i").unwrap()
@@ -181,7 +186,7 @@ fn sctp_services() {
         p("-d --sctp-service 10.0.0.1:5060 -r 10.0.0.2").unwrap(),
         Command::DelDest {
             key: k,
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             port: 5060
         }
     );
@@ -193,11 +198,11 @@ fn sctp_services() {
         p("-Z --sctp-service 10.0.0.1:5060").unwrap(),
         Command::Zero(Some(k))
     );
-    // IPv6 SCTP services stay unsupported, as IPv6 TCP ones are.
-    assert_eq!(
-        p("-A --sctp-service [::1]:5060").unwrap_err(),
-        ParseError::Unsupported("IPv6 is not supported by xvs".into())
-    );
+    let Ok(Command::AddService(s)) = p("-A --sctp-service [::1]:5060") else {
+        panic!()
+    };
+    assert_eq!(s.key.proto, Protocol::Sctp);
+    assert_eq!(s.key.addr, "::1".parse::<IpAddr>().unwrap());
     // Only the long form exists; two service options still conflict.
     assert!(p("-A --sctp-service 10.0.0.1:5060 -t 10.0.0.1:80").is_err());
 }
@@ -389,7 +394,7 @@ fn dest_commands() {
         p("-d -t 10.1.1.1:80 -r 10.2.2.2:81").unwrap(),
         Command::DelDest {
             key: tcp([10, 1, 1, 1], 80),
-            addr: Ipv4Addr::new(10, 2, 2, 2),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 2, 2, 2)),
             port: 81
         }
     );
@@ -397,7 +402,7 @@ fn dest_commands() {
         p("--delete-server -t 10.1.1.1:80 -r web1").unwrap(),
         Command::DelDest {
             key: tcp([10, 1, 1, 1], 80),
-            addr: Ipv4Addr::new(10, 0, 0, 1),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             port: 80
         }
     );
@@ -917,21 +922,19 @@ fn list_daemon_forms() {
 }
 
 #[test]
-fn fwmark_ipv6_unsupported() {
-    assert_eq!(
+fn fwmark_ipv6_and_sync_group() {
+    assert!(matches!(
         p("-A -f 1 -6"),
-        Err(ParseError::Unsupported(
-            "IPv6 is not supported by xvs".into()
-        ))
-    );
+        Ok(Command::AddService(s)) if s.key == ServiceKey::fwmark6(1)
+    ));
     assert_eq!(fail("-A -f 0"), "invalid fwmark value `0' specified");
     assert_eq!(fail("-A -f x"), "invalid fwmark value `x' specified");
     assert_eq!(
         fail("-A -f 4294967296"),
         "invalid fwmark value `4294967296' specified"
     );
-    // An IPv6 group parses as ipvsadm parses it; xvs refuses it as it
-    // refuses IPv6 services.
+    // An IPv6 group parses as ipvsadm parses it; xvs's sync daemon only
+    // speaks IPv4 multicast.
     let e = p("--start-daemon backup --mcast-group ff02::1").unwrap_err();
     assert_eq!(
         e,
@@ -940,7 +943,7 @@ fn fwmark_ipv6_unsupported() {
     assert_eq!(e.exit_code(), 255);
     assert!(matches!(
         p("-A -t [::1]:80 -p 1 -M 64"),
-        Err(ParseError::Unsupported(_))
+        Ok(Command::AddService(s)) if s.netmask_prefix() == 64
     ));
     assert_eq!(
         fail("-A -t [::1]:80 -p 1 -M 129"),
@@ -1010,4 +1013,29 @@ fn texts() {
     assert!(u.contains("  xvsadm --start-daemon {master|backup} [daemon-options]\n"));
     assert!(u.contains("                                      the default scheduler is wlc.\n"));
     assert!(u.ends_with("  --mcast-ttl ttl                     Multicast TTL (default=1)\n"));
+}
+
+#[test]
+fn ipv6_netmask_is_atoi_of_a_prefix_length() {
+    use super::values::atoi;
+    assert_eq!(atoi("64"), 64);
+    assert_eq!(atoi(" +64abc"), 64);
+    assert_eq!(atoi("-5"), -5);
+    assert_eq!(atoi("ffff::"), 0);
+    // (int) of strtol's long: 2^32 + 64 is 64.
+    assert_eq!(atoi("4294967360"), 64);
+    assert_eq!(atoi("99999999999999999999"), -1);
+    let prefix = |args: &str| match p(args) {
+        Ok(Command::AddService(s)) => s.netmask_prefix(),
+        other => panic!("{args}: {other:?}"),
+    };
+    assert_eq!(prefix("-A -t [2001:db8::1]:80 -p -M +48"), 48);
+    assert_eq!(prefix("-A -t [2001:db8::1]:80 -p -M 4294967360"), 64);
+    assert_eq!(prefix("-A -t [2001:db8::1]:80 -p"), 128);
+    assert_eq!(prefix("-A -t 10.0.0.1:80 -p -M 255.255.255.0"), 24);
+    // The dest port of a bare or port-less dest is the service's.
+    let Ok(Command::AddDest { dest, .. }) = p("-a -t [2001:db8::1]:80 -r 2001:db8::2 -m") else {
+        panic!()
+    };
+    assert_eq!((dest.addr, dest.port), ("2001:db8::2".parse().unwrap(), 80));
 }

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Transport protocol of a virtual service (`-t`, `-u`, `--sctp-service`).
 #[derive(
@@ -69,8 +69,10 @@ pub struct ServiceKey {
     pub fwmark: u32,
     /// Transport protocol.
     pub proto: Protocol,
-    /// Virtual IP address.
-    pub addr: Ipv4Addr,
+    /// Virtual IP address; for a fwmark service the unspecified address
+    /// of its family (`-f N -6`: `::`).
+    #[schemars(schema_with = "ip_schema")]
+    pub addr: IpAddr,
     /// Virtual port (0 only for persistent services, as in IPVS).
     pub port: u16,
 }
@@ -81,11 +83,11 @@ fn is_zero(v: &u32) -> bool {
 
 impl ServiceKey {
     /// The address service `proto addr:port`.
-    pub fn new(proto: Protocol, addr: Ipv4Addr, port: u16) -> Self {
+    pub fn new(proto: Protocol, addr: impl Into<IpAddr>, port: u16) -> Self {
         ServiceKey {
             fwmark: 0,
             proto,
-            addr,
+            addr: addr.into(),
             port,
         }
     }
@@ -95,9 +97,22 @@ impl ServiceKey {
         ServiceKey {
             fwmark: mark,
             proto: Protocol::Tcp,
-            addr: Ipv4Addr::UNSPECIFIED,
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
         }
+    }
+
+    /// The IPv6 fwmark service of mark `mark` (`-f mark -6`).
+    pub fn fwmark6(mark: u32) -> Self {
+        ServiceKey {
+            addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ..ServiceKey::fwmark(mark)
+        }
+    }
+
+    /// True for an IPv6 service (`AF_INET6`).
+    pub fn is_ipv6(&self) -> bool {
+        self.addr.is_ipv6()
     }
 
     /// True for a fwmark service.
@@ -197,8 +212,11 @@ pub struct Service {
     pub flags: u32,
     /// Persistence timeout in seconds (`-p`); meaningful with `PERSISTENT`.
     pub timeout: u32,
-    /// Persistence netmask (`-M`), as a prefix-style mask.
-    pub netmask: Ipv4Addr,
+    /// Persistence netmask (`-M`), as a prefix-style mask of the service's
+    /// family (IPv6: `-M 64` is `ffff:ffff:ffff:ffff::`; IPVS keeps the
+    /// prefix length, see [`Service::netmask_prefix`]).
+    #[schemars(schema_with = "ip_schema")]
+    pub netmask: IpAddr,
     /// Persistence engine (`--pe`), if any.
     pub pe_name: Option<String>,
 }
@@ -211,8 +229,16 @@ impl Service {
             scheduler: scheduler.to_string(),
             flags: 0,
             timeout: 0,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: full_mask(key.addr),
             pe_name: None,
+        }
+    }
+
+    /// The persistence netmask as a prefix length (IPVS's IPv6 netmask).
+    pub fn netmask_prefix(&self) -> u32 {
+        match self.netmask {
+            IpAddr::V4(m) => u32::from(m).leading_ones(),
+            IpAddr::V6(m) => u128::from(m).leading_ones(),
         }
     }
 
@@ -225,8 +251,10 @@ impl Service {
 /// A real server of a virtual service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Dest {
-    /// Real server address.
-    pub addr: Ipv4Addr,
+    /// Real server address (of the service's family, or the other one for
+    /// a tunnelled dest, as IPVS allows).
+    #[schemars(schema_with = "ip_schema")]
+    pub addr: IpAddr,
     /// Real server port (NAT may map it; DR/TUN force the service port).
     pub port: u16,
     /// Forwarding method.
@@ -248,9 +276,9 @@ pub struct Dest {
 
 impl Dest {
     /// A destination with ipvsadm's defaults (`-g`, weight 1).
-    pub fn new(addr: Ipv4Addr, port: u16) -> Self {
+    pub fn new(addr: impl Into<IpAddr>, port: u16) -> Self {
         Dest {
-            addr,
+            addr: addr.into(),
             port,
             fwd: FwdMethod::Route,
             weight: 1,
@@ -260,6 +288,36 @@ impl Dest {
             tun_port: 0,
             tun_csum: TunCsum::NoCsum,
         }
+    }
+}
+
+/// JSON schema of an address field: an IPv4 or an IPv6 address
+/// (schemars' own `format: ip` is not one validators check).
+pub fn ip_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "oneOf": [{ "format": "ipv4" }, { "format": "ipv6" }]
+    })
+}
+
+/// The all-ones netmask of `addr`'s family (no persistence granularity).
+pub fn full_mask(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::BROADCAST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+    }
+}
+
+/// The netmask of `prefix` leading ones in `addr`'s family (`prefix` at
+/// most the family's width).
+pub fn prefix_mask(addr: IpAddr, prefix: u32) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(
+            u32::MAX.checked_shl(32 - prefix.min(32)).unwrap_or(0),
+        )),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(
+            u128::MAX.checked_shl(128 - prefix.min(128)).unwrap_or(0),
+        )),
     }
 }
 

@@ -5,12 +5,12 @@
 //! Everything that resolves takes a `&dyn Resolver`, so tests inject names.
 
 use crate::model::Protocol;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Name lookups used by the ipvsadm grammar and output formats.
 pub trait Resolver {
     /// Canonical host name of `addr` (`gethostbyaddr`).
-    fn host_name(&self, addr: Ipv4Addr) -> Option<String>;
+    fn host_name(&self, addr: IpAddr) -> Option<String>;
     /// Service name of `port` for `proto` (`getservbyport`).
     fn service_name(&self, port: u16, proto: Protocol) -> Option<String>;
     /// Address of host `name` (`gethostbyname`, IPv4 only).
@@ -24,7 +24,7 @@ pub trait Resolver {
 pub struct NoNames;
 
 impl Resolver for NoNames {
-    fn host_name(&self, _: Ipv4Addr) -> Option<String> {
+    fn host_name(&self, _: IpAddr) -> Option<String> {
         None
     }
     fn service_name(&self, _: u16, _: Protocol) -> Option<String> {
@@ -40,7 +40,7 @@ impl Resolver for NoNames {
 
 #[derive(Debug, Clone)]
 struct HostLine {
-    addr: Ipv4Addr,
+    addr: IpAddr,
     names: Vec<String>,
 }
 
@@ -73,7 +73,7 @@ impl FileNames {
             .lines()
             .filter_map(|l| {
                 let f = fields(l);
-                let addr: Ipv4Addr = f.first()?.parse().ok()?;
+                let addr: IpAddr = f.first()?.parse().ok()?;
                 if f.len() < 2 {
                     return None;
                 }
@@ -121,7 +121,7 @@ fn proto_word(p: Protocol) -> &'static str {
 }
 
 impl Resolver for FileNames {
-    fn host_name(&self, addr: Ipv4Addr) -> Option<String> {
+    fn host_name(&self, addr: IpAddr) -> Option<String> {
         self.hosts
             .iter()
             .find(|h| h.addr == addr)
@@ -136,8 +136,11 @@ impl Resolver for FileNames {
     fn host_addr(&self, name: &str) -> Option<Ipv4Addr> {
         self.hosts
             .iter()
-            .find(|h| h.names.iter().any(|n| n == name))
-            .map(|h| h.addr)
+            .filter(|h| h.names.iter().any(|n| n == name))
+            .find_map(|h| match h.addr {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
     }
     fn service_port(&self, name: &str, proto: Protocol) -> Option<u16> {
         self.services
@@ -158,10 +161,11 @@ mod tests {
     fn lookups() {
         let n = FileNames::from_texts(HOSTS, SERVICES);
         assert_eq!(
-            n.host_name(Ipv4Addr::new(10, 0, 0, 1)).as_deref(),
+            n.host_name(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
+                .as_deref(),
             Some("web1")
         );
-        assert_eq!(n.host_name(Ipv4Addr::new(10, 0, 0, 2)), None);
+        assert_eq!(n.host_name(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))), None);
         assert_eq!(
             n.host_addr("web1.example"),
             Some(Ipv4Addr::new(10, 0, 0, 1))

@@ -988,3 +988,155 @@ fn mutated_messages_never_panic() {
         reencode_check(&m);
     }
 }
+
+/// TCP [2001:db8::1]:40000 -> [2001:db8::100]:80 -> [2001:db8::200]:8080,
+/// DR, established, with sequence data and a SIP Call-ID.
+fn conn_v6_full() -> SyncConn {
+    SyncConn {
+        protocol: 6,
+        caddr: v6(1),
+        cport: 40000,
+        vaddr: v6(0x100),
+        vport: 80,
+        daddr: v6(0x200),
+        dport: 8080,
+        flags: DROUTE | IN_SEQ | OUT_SEQ,
+        state: tcp_state::ESTABLISHED,
+        fwmark: 0,
+        timeout: 900,
+        seq: Some(seq_sample()),
+        pe_data: Some(b"c@x".to_vec()),
+        pe_name: Some(b"sip".to_vec()),
+    }
+}
+
+#[test]
+fn layout_v6_entry_byte_exact() {
+    let a = |last: u8| {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        b[14] = (u16::from(last) >> 8) as u8;
+        b[15] = last;
+        b
+    };
+    // struct ip_vs_sync_v6: 72 bytes, then SEQ (2 + 24), PE_DATA (2 + 3),
+    // PE_NAME (2 + 3): size 72 + 26 + 5 + 5 = 108.
+    let mut want = vec![
+        0x00, 0x05, 0x00, 0x74, // reserved 0, syncid 5, size 8 + 108 = 116
+        0x01, 0x01, 0x00, 0x00, // nr_conns 1, version 1, spare
+        0x01, 0x06, 0x00, 0x6c, // type STYPE_F_INET6, TCP, version 0, size 108
+        0x00, 0x00, 0x06, 0x03, // flags: DROUTE | IN_SEQ | OUT_SEQ
+        0x00, 0x01, 0x9c, 0x40, // state ESTABLISHED, cport 40000
+        0x00, 0x50, 0x1f, 0x90, // vport 80, dport 8080
+        0x00, 0x00, 0x00, 0x00, // fwmark
+        0x00, 0x00, 0x03, 0x84, // timeout 900 s
+    ];
+    want.extend_from_slice(&a(1)); // caddr at 24
+    let mut v = a(0);
+    v[14] = 0x01; // 2001:db8::100
+    want.extend_from_slice(&v); // vaddr at 40
+    let mut d = a(0);
+    d[14] = 0x02; // 2001:db8::200
+    want.extend_from_slice(&d); // daddr at 56
+    want.extend_from_slice(&[
+        0x01, 0x18, // IPVS_OPT_SEQ_DATA, 24 bytes
+        0x11, 0x11, 0x11, 0x11, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, // in_seq
+        0x22, 0x22, 0x22, 0x22, 0xff, 0xff, 0xff, 0xfc, 0x00, 0x00, 0x00, 0x02, // out_seq
+        0x02, 0x03, b'c', b'@', b'x', // IPVS_OPT_PE_DATA
+        0x03, 0x03, b's', b'i', b'p', // IPVS_OPT_PE_NAME
+    ]);
+    let m = encode_one(&conn_v6_full());
+    assert_eq!(m, want);
+    assert_eq!(decode(&m).unwrap().conns, vec![conn_v6_full()]);
+}
+
+#[test]
+fn v6_entries_pad_and_mix_with_v4_in_one_datagram() {
+    // 108 bytes: the next entry starts at 8 + 108 = 116, already aligned;
+    // with a 3-byte Call-ID changed to 4 bytes the entry is 109 and gets
+    // 3 bytes of padding.
+    let c = SyncConn {
+        pe_data: Some(b"c@xy".to_vec()),
+        ..conn_v6_full()
+    };
+    let m = encode(5, 1472, &[c.clone(), conn_v4(), conn_v6()])
+        .unwrap()
+        .remove(0);
+    assert_eq!(m.len(), 8 + 109 + 3 + 36 + 72);
+    assert_eq!(&m[117..120], &[0, 0, 0]);
+    assert_eq!(&m[120..124], &[0x00, 0x06, 0x00, 0x24]);
+    assert_eq!(&m[156..160], &[0x01, 132, 0x00, 0x48]);
+    let d = decode(&m).unwrap();
+    assert_eq!(d.conns, vec![c, conn_v4(), conn_v6()]);
+}
+
+#[test]
+fn malformed_v6_entries() {
+    let m6 = encode_one(&conn_v6());
+    // A v6 entry whose size covers only the v4 fixed part, or one byte
+    // short of the 72-byte one (ip_vs_proc_sync_conn's -20).
+    for size in [36u8, 71] {
+        let mut m = m6.clone();
+        m[11] = size;
+        assert_eq!(
+            entry_err(&m),
+            (
+                0,
+                EntryError::Undersized {
+                    size: usize::from(size),
+                    need: 72
+                }
+            )
+        );
+    }
+    // The datagram cut inside the addresses: the entry runs past it.
+    let mut cut = m6[..8 + 60].to_vec();
+    cut[2..4].copy_from_slice(&68u16.to_be_bytes());
+    assert!(matches!(
+        entry_err(&cut),
+        (0, EntryError::Overrun { size: 72, have: 60 })
+    ));
+    // An option header cut short after the fixed part.
+    let mut m = m6.clone();
+    m.push(OPT_SEQ_DATA);
+    let len = m.len() as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    m[11] = 73;
+    assert_eq!(entry_err(&m), (0, EntryError::OptionHeader { offset: 72 }));
+    // A sequence option of the wrong length.
+    let mut m = m6.clone();
+    m.extend_from_slice(&[OPT_SEQ_DATA, 2, 0, 0]);
+    let len = m.len() as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    m[11] = 76;
+    assert_eq!(entry_err(&m), (0, EntryError::SeqLength(2)));
+    // An unknown mandatory option: skipped, as for IPv4.
+    let mut m = m6.clone();
+    m.extend_from_slice(&[9, 1, 0]);
+    let len = m.len() as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    m[11] = 75;
+    assert_eq!(skip_reason(&m), SkipReason::UnknownOption(9));
+    // A bad state for its protocol: skipped.
+    let mut m = m6.clone();
+    m[16..18].copy_from_slice(&99u16.to_be_bytes());
+    assert!(matches!(skip_reason(&m), SkipReason::State { .. }));
+}
+
+#[test]
+fn v6_mixed_family_cannot_be_encoded() {
+    for (c, v, d) in [
+        (v6(1), v4([1, 2, 3, 4]), v6(2)),
+        (v4([1, 2, 3, 4]), v6(1), v6(2)),
+        (v6(1), v6(2), v4([1, 2, 3, 4])),
+    ] {
+        let mixed = SyncConn {
+            caddr: c,
+            vaddr: v,
+            daddr: d,
+            ..conn_v6()
+        };
+        assert_eq!(entry_len(&mixed), Err(EncodeError::MixedFamily));
+        assert_eq!(encode(5, 1472, &[mixed]), Err(EncodeError::MixedFamily));
+    }
+}

@@ -15,7 +15,7 @@ use crate::abi::{
 use crate::dataplane::{Dataplane, RawConn};
 use crate::error::Error;
 use crate::repr::{
-    be16, fwd_of, ip4_of, port_of, proto_of, tmpl_key_bytes, xaddr4, TmplKeyBytes, AF_INET,
+    addr_of, be16, fwd_of, ip4_of, port_of, proto_of, tmpl_key_bytes, xaddr, TmplKeyBytes,
 };
 
 /// One live connection (its forward entry), as `ipvsadm -Lc` needs it.
@@ -227,22 +227,22 @@ pub(crate) fn tmpl_key_of(k: &xvs_conn_key, svc: Option<&SvcIdx>) -> Option<xvs_
     let &(svc_port, netmask, fwmark) = svc?;
     let flow = sched::FlowKey {
         proto: k.proto,
-        saddr: ip4_of(&k.saddr),
+        saddr: addr_of(k.af, &k.saddr),
         sport: port_of(k.sport),
-        daddr: ip4_of(&k.daddr),
+        daddr: addr_of(k.af, &k.daddr),
         dport: port_of(k.dport),
     };
     let pk = if fwmark != 0 {
-        persist::persist_key_fwmark(fwmark, netmask, &flow)
+        persist::persist_key_fwmark(fwmark, netmask.into(), &flow)
     } else {
-        persist::persist_key(svc_port, netmask, &flow)
+        persist::persist_key(svc_port, netmask.into(), &flow)
     };
     Some(xvs_tmpl_key {
-        caddr: xaddr4(pk.caddr),
-        vaddr: xaddr4(pk.vaddr),
+        caddr: xaddr(pk.caddr),
+        vaddr: xaddr(pk.vaddr),
         vport: be16(pk.vport),
         proto: pk.proto,
-        af: AF_INET,
+        af: k.af,
     })
 }
 

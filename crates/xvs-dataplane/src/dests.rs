@@ -18,7 +18,7 @@ use crate::dest_conns::{DestRt, OVERLOAD};
 use crate::error::{bpf_err, Error};
 use crate::maps::lookup;
 use crate::nexthop::Via;
-use crate::repr::be16;
+use crate::repr::{be16, ipv4_only};
 
 impl Dataplane {
     /// Creates or updates a dest slot, for every forwarding method:
@@ -41,6 +41,7 @@ impl Dataplane {
     pub fn upsert_dest(&self, dest_id: u32, svc_id: u32, dest: &Dest) -> Result<(), Error> {
         self.check_dest_id(dest_id)?;
         self.check_svc_id(svc_id)?;
+        let addr = ipv4_only(dest.addr, "real server")?;
         let val = dest_value(svc_id, dest)?;
         // __ip_vs_update_dest: a new upper threshold of 0, or one above
         // the old, clears OVERLOAD (a fresh slot's old threshold is 0).
@@ -53,7 +54,7 @@ impl Dataplane {
         }
         // The next hop first: a dest must not be scheduled with the next
         // hop (or locality) of the slot's previous dest.
-        if let Err(e) = self.refresh_nexthop(dest_id, dest.addr, Via::from(dest.fwd)) {
+        if let Err(e) = self.refresh_nexthop(dest_id, addr, Via::from(dest.fwd)) {
             warn!("next hop of real server {}: {e}", dest.addr);
         }
         self.maps
@@ -188,7 +189,7 @@ impl Dataplane {
 /// tunnel options the program does not implement.
 fn dest_value(svc_id: u32, dest: &Dest) -> Result<xvs_dest, Error> {
     let mut val = xvs_dest {
-        addr: crate::repr::xaddr(dest.addr.into()),
+        addr: crate::repr::xaddr(dest.addr),
         port: be16(dest.port),
         fwd: xvs_fwd::XVS_FWD_MASQ.0 as u8,
         flags: xvs_dest_flags::XVS_DEST_F_AVAILABLE.0 as u8,

@@ -1,6 +1,7 @@
 //! Between the maps' representation and the model's: network-order
 //! fields, protocol and forwarding-method numbers, service keys.
 
+use crate::error::Error;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -111,6 +112,16 @@ pub fn ip4_of(a: &xvs_addr) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
 
+/// Refuses an IPv6 address (`what` names it) with [`Error::Unsupported`].
+pub fn ipv4_only(a: IpAddr, what: &str) -> Result<Ipv4Addr, Error> {
+    match a {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(Error::Unsupported(format!(
+            "{what} {a} is IPv6, which the data plane does not forward yet"
+        ))),
+    }
+}
+
 /// A port as the bytes of a `__be16` field.
 pub fn be16(p: u16) -> u16 {
     p.to_be()
@@ -158,7 +169,7 @@ pub fn svc_key(k: &ServiceKey) -> xvs_svc_key {
             af: AF_INET,
         };
     }
-    let a = IpAddr::V4(k.addr);
+    let a = k.addr;
     xvs_svc_key {
         addr: xaddr(a),
         port: be16(k.port),

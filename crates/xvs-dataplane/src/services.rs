@@ -13,7 +13,7 @@ use crate::dataplane::Dataplane;
 use crate::error::{bpf_err, Error};
 use crate::limits::{MH_TAB_MAX, NO_DEST, RING_GEN_SHIFT, SVC_DESTS_MAX};
 use crate::maps::lookup;
-use crate::repr::svc_key;
+use crate::repr::{ipv4_only, svc_key};
 use crate::sched::{sched_index, SvcSched};
 
 impl Dataplane {
@@ -50,6 +50,7 @@ impl Dataplane {
     ) -> Result<(), Error> {
         self.check_svc_id(svc_id)?;
         self.check_sched(sched)?;
+        ipv4_only(svc.key.addr, "virtual address")?;
         let ring = &sched.table;
         let sched_no = sched_index(&svc.scheduler)
             .ok_or_else(|| Error::Invalid(format!("unknown scheduler {}", svc.scheduler)))?;
@@ -105,7 +106,7 @@ impl Dataplane {
             r#gen,
             sched: sched_no,
             timeout: svc.timeout,
-            netmask: crate::repr::xaddr4(svc.netmask),
+            netmask: crate::repr::xaddr(svc.netmask),
             fwmark: svc.key.fwmark,
         };
         self.maps

@@ -26,6 +26,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
@@ -438,7 +439,7 @@ fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
             ServiceKey {
                 fwmark: 0,
                 proto,
-                addr: vip,
+                addr: IpAddr::V4(vip),
                 port: vport,
             },
             "rr",
@@ -513,7 +514,7 @@ fn table() -> (Dataplane, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) {
         let key = ServiceKey {
             fwmark: 0,
             proto: Protocol::Tcp,
-            addr: VIP_LOCAL,
+            addr: IpAddr::V4(VIP_LOCAL),
             port,
         };
         dp.upsert_service(

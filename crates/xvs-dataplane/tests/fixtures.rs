@@ -10,6 +10,7 @@ mod common;
 use common::attach_mode;
 use libbpf_rs::MapCore as _;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -260,7 +261,7 @@ fn key(proto: Protocol) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto,
-        addr: VIP,
+        addr: IpAddr::V4(VIP),
         port: VPORT,
     }
 }

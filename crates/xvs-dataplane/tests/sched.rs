@@ -113,7 +113,7 @@ fn svc(proto: Protocol, port: u16, sched: &str, flags: u32) -> Service {
         ServiceKey {
             fwmark: 0,
             proto,
-            addr: VIP,
+            addr: VIP.into(),
             port,
         },
         sched,
@@ -500,7 +500,7 @@ fn port_reuse_after_close_is_scheduled_at_once() {
 fn persistence_templates() {
     let mut service = svc(Protocol::Tcp, VPORT, "rr", svc_flags::PERSISTENT);
     service.timeout = 1;
-    service.netmask = Ipv4Addr::new(255, 255, 255, 0);
+    service.netmask = Ipv4Addr::new(255, 255, 255, 0).into();
     let bed = Bed::new(&service, &[(1, 1, 0, 0), (1, 1, 0, 0)]);
     let a = Ipv4Addr::new(172, 16, 0, 1);
     let a2 = Ipv4Addr::new(172, 16, 0, 77); // same /24

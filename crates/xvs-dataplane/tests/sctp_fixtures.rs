@@ -80,7 +80,7 @@ fn setup(fwd: FwdMethod, rport: u16) -> Dataplane {
     let key = ServiceKey {
         fwmark: 0,
         proto: Protocol::Sctp,
-        addr: VIP,
+        addr: VIP.into(),
         port: VPORT,
     };
     dp.upsert_service(0, &Service::new(key, "rr"), &SvcSched::from_ring(&[0]))

@@ -90,7 +90,7 @@ fn open(conns: u32) -> Dataplane {
     let mut s = Service::new(ServiceKey::new(Protocol::Udp, VIP, SIP_PORT), "rr");
     s.flags |= svc_flags::PERSISTENT;
     s.timeout = 360;
-    s.netmask = Ipv4Addr::new(255, 255, 255, 0);
+    s.netmask = Ipv4Addr::new(255, 255, 255, 0).into();
     s.pe_name = Some("sip".into());
     dp.upsert_service(0, &s, &SvcSched::from_ring(&[0, 1]))
         .expect("service");

@@ -40,9 +40,14 @@ impl Drop for Tmp {
     }
 }
 
+/// A MISC_CHECK of `path` with a 10 s `misc_timeout`: `fast`'s 100 ms
+/// delay_loop, the default timeout, is too short for a `/bin/sh` start on
+/// a loaded machine, and these tests are not about the timeout (the one
+/// that is sets its own).
 fn misc(path: &str) -> MiscCheck {
     MiscCheck {
         path: path.to_string(),
+        timeout: Some(Duration::from_secs(10)),
         ..MiscCheck::default()
     }
 }

@@ -360,3 +360,59 @@ async fn a_silent_real_server_does_not_delay_the_others() {
     assert!(st.up && st.last_check.is_none(), "still waiting: {st:?}");
     engine.stop().await;
 }
+
+/// `::1` when the host has IPv6 loopback (else the IPv6 tests pass
+/// without checking anything).
+fn ipv6_loopback() -> Option<std::net::TcpListener> {
+    std::net::TcpListener::bind("[::1]:0").ok()
+}
+
+#[tokio::test]
+async fn tcp_and_http_checks_reach_an_ipv6_real_server() {
+    let Some(probe) = ipv6_loopback() else {
+        eprintln!("no IPv6 loopback: skipped");
+        return;
+    };
+    drop(probe);
+    let (engine, mut rx) = HealthEngine::new();
+    // TCP_CHECK with connect_ip, connect_port and bindto of IPv6.
+    let l = TcpListener::bind("[::1]:0").await.unwrap();
+    let mut c = alpha(fast(CheckKind::Tcp(TcpCheck)));
+    c.common.connect_ip = Some("::1".parse().unwrap());
+    c.common.connect_port = Some(l.local_addr().unwrap().port());
+    c.common.bindto = Some("::1".parse().unwrap());
+    let id = rs_id(closed_port());
+    engine
+        .set_rs(RsSpec {
+            id,
+            checkers: vec![c],
+        })
+        .unwrap();
+    assert!(next(&mut rx).await.up);
+    assert_eq!(
+        engine.state(&id).unwrap().checkers[0].target,
+        l.local_addr().unwrap()
+    );
+    // HTTP_GET to an IPv6 real server's own address.
+    let h = TcpListener::bind("[::1]:0").await.unwrap();
+    let addr = h.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((c, _)) = h.accept().await {
+            tokio::spawn(serve_one(c, 200, "fine", s2.clone()));
+        }
+    });
+    let mut c = alpha(fast(CheckKind::Http(http(vec![Url::new("/")]))));
+    c.common.bindto = Some("::1".parse().unwrap());
+    engine
+        .set_rs(RsSpec {
+            id: rs_id(addr),
+            checkers: vec![c],
+        })
+        .unwrap();
+    let t = next(&mut rx).await;
+    assert_eq!((t.rs, t.up), (rs_id(addr), true), "{t:?}");
+    assert!(seen.lock().unwrap()[0].starts_with("GET / HTTP/1.0\r\n"));
+    engine.stop().await;
+}

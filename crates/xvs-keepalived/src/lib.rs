@@ -30,8 +30,14 @@
 //!   [`parse_notify_line`] reads the lines keepalived writes to a notify FIFO.
 //! * What xvs does not handle but keepalived does (VRRP blocks, unused
 //!   `global_defs` keys, unknown keywords inside virtual/real servers) gives
-//!   one [`Warning`] each. What xvs cannot do faithfully (IPv6) is an
-//!   error naming it.
+//!   one [`Warning`] each. What xvs cannot do faithfully is an error
+//!   naming it.
+//! * IPv6 is read as keepalived 2.2 reads it: bare addresses with the port
+//!   a word of its own (`virtual_server 2001:db8::1 80`), `ip_family` and
+//!   the family of a fwmark service taken from its servers, IPv6
+//!   `persistence_granularity` as a prefix length, group ranges whose end
+//!   is the last group in hex (`ae00::2-9`), checkers' IPv6 addresses, and
+//!   servers of the other family skipped with keepalived's message.
 //! * `virtual_server fwmark N` and group `fwmark N` entries are fwmark
 //!   services with keepalived's adjustments. xvs marks packets itself: the
 //!   rules are `@xvsd match PROTO ADDR[/LEN|-LAST] [PORTS]` lines in the

@@ -7,7 +7,7 @@
 
 use crate::Location;
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey, TunCsum, TunType};
@@ -236,11 +236,12 @@ pub struct VirtualServer {
     /// `virtual_server group NAME`: the group this entry was expanded from.
     pub group: Option<String>,
     /// `virtual_server fwmark N` or a group's `fwmark N` entry: the mark of
-    /// a fwmark service (then `addr` is 0.0.0.0, `port` 0 and `protocol`
-    /// TCP, as IPVS keys it); 0 for an address service.
+    /// a fwmark service (then `addr` is 0.0.0.0, or `::` for an IPv6 one,
+    /// `port` 0 and `protocol` TCP, as IPVS keys it); 0 for an address
+    /// service.
     pub fwmark: u32,
-    /// Virtual IP.
-    pub addr: Ipv4Addr,
+    /// Virtual IP (IPv4 or IPv6; its family is the service's).
+    pub addr: IpAddr,
     /// Virtual port (0 only for persistent services).
     pub port: u16,
     /// `protocol TCP|UDP` (keepalived defaults to UDP, with a warning).
@@ -258,8 +259,10 @@ pub struct VirtualServer {
     pub forwarding: Forwarding,
     /// `persistence_timeout [N]` (no value: 360 s); `None` = not persistent.
     pub persistence_timeout: Option<u32>,
-    /// `persistence_granularity MASK`.
-    pub persistence_granularity: Option<Ipv4Addr>,
+    /// `persistence_granularity MASK` (IPv4: a netmask) or
+    /// `persistence_granularity LEN` (IPv6: a prefix length 1..128, kept as
+    /// its mask), of the service's family.
+    pub persistence_granularity: Option<IpAddr>,
     /// `persistence_engine NAME`.
     pub persistence_engine: Option<String>,
     /// `delay_loop` (default 60 s).
@@ -312,7 +315,7 @@ pub struct SorryServer {
     /// Where the `sorry_server` line is.
     pub location: Location,
     /// Address.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Port (the virtual port when not given or for DR/TUN).
     pub port: u16,
     /// Forwarding (`sorry_server_lvs_method`, else the virtual server's).
@@ -334,7 +337,7 @@ pub struct RealServer {
     /// Where the `real_server` line is.
     pub location: Location,
     /// Address.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Port (the virtual port when not given; DR/TUN always use it).
     pub port: u16,
     /// `weight` (default: the virtual server's `weight`, 1).
@@ -389,11 +392,11 @@ pub struct Checker {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnOpts {
     /// `connect_ip` (default: the real server's address).
-    pub connect_ip: Ipv4Addr,
+    pub connect_ip: IpAddr,
     /// `connect_port` (default: the real server's port).
     pub connect_port: u16,
     /// `bindto`.
-    pub bindto: Option<Ipv4Addr>,
+    pub bindto: Option<IpAddr>,
     /// `bind_port`.
     pub bind_port: Option<u16>,
     /// `bind_if`.
@@ -558,7 +561,7 @@ pub struct SmtpCheck {
     pub hosts: Vec<ConnOpts>,
 }
 
-fn fwd_dest(addr: Ipv4Addr, port: u16, f: &Forwarding, weight: u32, u: u32, l: u32) -> Dest {
+fn fwd_dest(addr: IpAddr, port: u16, f: &Forwarding, weight: u32, u: u32, l: u32) -> Dest {
     let mut d = Dest::new(addr, port);
     d.fwd = f.method;
     d.weight = weight;
@@ -576,7 +579,10 @@ impl VirtualServer {
     /// The IPVS service key.
     pub fn key(&self) -> ServiceKey {
         if self.fwmark != 0 {
-            return ServiceKey::fwmark(self.fwmark);
+            return match self.addr {
+                IpAddr::V4(_) => ServiceKey::fwmark(self.fwmark),
+                IpAddr::V6(_) => ServiceKey::fwmark6(self.fwmark),
+            };
         }
         ServiceKey::new(self.protocol, self.addr, self.port)
     }

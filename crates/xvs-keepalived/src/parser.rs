@@ -155,9 +155,9 @@ fn build_tree(lines: Vec<Line>, errors: &mut Vec<Error>) -> Vec<Node> {
 
 #[derive(Debug, Clone, Default)]
 struct RawConn {
-    connect_ip: Option<Ipv4Addr>,
+    connect_ip: Option<IpAddr>,
     connect_port: Option<u16>,
-    bindto: Option<Ipv4Addr>,
+    bindto: Option<IpAddr>,
     bind_port: Option<u16>,
     bind_if: Option<String>,
     fwmark: Option<u32>,
@@ -192,7 +192,7 @@ struct RawChecker {
 #[derive(Debug, Clone)]
 struct RawRs {
     loc: Location,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: Option<u16>,
     weight: Option<u32>,
     fwd: Option<Forwarding>,
@@ -214,7 +214,7 @@ struct RawRs {
 #[derive(Debug, Clone)]
 struct RawSorry {
     loc: Location,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: Option<u16>,
     fwd: Option<Forwarding>,
     inhibit: bool,
@@ -222,7 +222,7 @@ struct RawSorry {
 
 #[derive(Debug, Clone)]
 enum Target {
-    Addr(Ipv4Addr, u16),
+    Addr(IpAddr, u16),
     Fwmark(u32),
     Group(String),
 }
@@ -230,12 +230,38 @@ enum Target {
 /// One service a virtual server block stands for (a group expands to many).
 #[derive(Debug, Clone, Copy)]
 enum Entry {
-    Addr(Ipv4Addr, u16),
-    /// A fwmark service; `grouped` when it is a group's `fwmark N` entry.
+    Addr(IpAddr, u16),
+    /// A fwmark service; `grouped` when it is a group's `fwmark N` entry,
+    /// `af` the family that entry names (`fwmark N inet|inet6`).
     Fwmark {
         mark: u32,
         grouped: bool,
+        af: Option<Af>,
     },
+}
+
+/// An address family (keepalived's `AF_INET`, `AF_INET6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Af {
+    Inet,
+    Inet6,
+}
+
+impl Af {
+    fn of(a: IpAddr) -> Af {
+        match a {
+            IpAddr::V4(_) => Af::Inet,
+            IpAddr::V6(_) => Af::Inet6,
+        }
+    }
+
+    /// `0.0.0.0` or `::`: a fwmark service's address.
+    fn unspecified(self) -> IpAddr {
+        match self {
+            Af::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Af::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -247,7 +273,7 @@ struct RawVs {
     flags: u32,
     fwd: Option<Forwarding>,
     persistence_timeout: Option<u32>,
-    granularity: Option<Ipv4Addr>,
+    granularity: Option<IpAddr>,
     engine: Option<String>,
     delay_loop: Duration,
     connect_timeout: Duration,
@@ -268,6 +294,14 @@ struct RawVs {
     rs: Vec<RawRs>,
     /// `@xvsd match` lines (fwmark virtual servers only).
     matches: Vec<fwmark::RawMatch>,
+    /// The family: the address's; for a fwmark or group virtual server
+    /// `ip_family`, else the first non-tunnelled real or sorry server's,
+    /// else what `persistence_granularity`'s form says (keepalived's
+    /// `vs->af`); `None` while none of these decided.
+    af: Option<Af>,
+    /// The families of the tunnelled real and sorry servers, for a fwmark
+    /// service that `af` leaves undecided (keepalived's `vs_end_handler`).
+    tunnel_afs: Vec<Af>,
 }
 
 /// `lvs_sync_daemon` as read, before the instance is looked up.
@@ -290,9 +324,10 @@ struct RawSyncd {
 #[derive(Debug, Clone)]
 struct Group {
     loc: Location,
-    entries: Vec<(Ipv4Addr, u16)>,
-    /// `fwmark N` entries and where they are.
-    fwmarks: Vec<(Location, u32)>,
+    entries: Vec<(IpAddr, u16)>,
+    /// `fwmark N [inet|inet6]` entries, where they are and the family they
+    /// name.
+    fwmarks: Vec<(Location, u32, Option<Af>)>,
 }
 
 // ------------------------------------------------------------------ parser
@@ -405,7 +440,7 @@ pub(crate) fn parse(lx: Lexer) -> Result<Config, Errors> {
                     let prev = prev.clone();
                     let what = match entry {
                         Entry::Fwmark { .. } => key.to_string(),
-                        Entry::Addr(a, port) => format!("{} {a}:{port}", v.protocol),
+                        Entry::Addr(a, port) => format!("{} {}", v.protocol, values::ap(a, port)),
                     };
                     p.err(
                         &vs.loc,

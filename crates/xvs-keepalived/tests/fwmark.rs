@@ -129,7 +129,7 @@ fn group_fwmark_entries_are_one_service_each_with_the_full_netmask() {
     };
     assert_eq!(
         a.persistence_granularity,
-        Some(Ipv4Addr::new(255, 255, 255, 0))
+        Some(Ipv4Addr::new(255, 255, 255, 0).into())
     );
     for f in [f7, f8] {
         assert_eq!(f.group.as_deref(), Some("G"));
@@ -172,9 +172,9 @@ fn fwmark_errors_at_file_and_line() {
              virtual_server fwmark 4294967296 {\n}\n"
         ),
         [
-            "t.conf:4: virtual_server_group G: fwmark 9 inet6: IPv6 is not supported by xvs",
             "t.conf:5: virtual_server_group G: fwmark x: fwmark must be 1..4294967295",
-            "t.conf:8: match: virtual_server_group G has 2 fwmark entries - a match line needs exactly one",
+            // `fwmark 9 inet6` is an IPv6 fwmark entry.
+            "t.conf:8: match: virtual_server_group G has 3 fwmark entries - a match line needs exactly one",
             "t.conf:12: match: invalid mark address '10.0.0.1/24' (host bits set)",
             "t.conf:13: match: unknown protocol 'icmp' (tcp|udp|sctp)",
             "t.conf:14: match: illegal port range '90-80'",

@@ -1,6 +1,6 @@
 //! Every supported keyword, its default, and the conversion to the core model.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 use xvs_core::model::{svc_flags, FwdMethod, Protocol, TunCsum, TunType};
 use xvs_keepalived::*;
@@ -16,7 +16,7 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -567,17 +567,15 @@ fn rejections() {
         e,
         [
             "t.conf:1: virtual_server fwmark 0: fwmark must be 1..4294967295",
-            "t.conf:6: ip_family inet6: IPv6 is not supported by xvs",
-            "t.conf:7: persistence_granularity 64: IPv6 prefixes are not supported by xvs",
+            "t.conf:6: Virtual server specified family inet6 conflicts with server family",
+            "t.conf:7: persistence_granularity: invalid netmask '64'",
             "t.conf:9: virtual_server group NOPE: no virtual_server_group NOPE is defined",
             "t.conf:12: virtual_server_group G: fwmark 0: fwmark must be 1..4294967295",
-            "t.conf:13: virtual_server_group entry '::1': IPv6 is not supported by xvs (IPv4 only)",
             "t.conf:16: lb_algo: invalid scheduler 'nope' (rr|wrr|lc|wlc|lblc|sh|mh|dh|fo|ovf|lblcr|sed|nq|twos)",
             "t.conf:17: lb_kind: unknown forwarding method 'FOO' (NAT|DR|TUN)",
             "t.conf:18: lb_kind: gue tunnels require a port, other tunnel types cannot have one",
             "t.conf:19: lb_kind: ipip tunnels do not support a checksum option",
             "t.conf:20: sh-port only applies to the sh scheduler (set lvs_sched sh before it)",
-            "t.conf:21: real_server: IPv6 address ::1 is not supported by xvs (IPv4 only)",
             "t.conf:24: match is only valid in a virtual_server fwmark block",
         ]
     );

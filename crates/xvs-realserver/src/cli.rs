@@ -1,6 +1,6 @@
 //! The command line of `xvs-realserver` (pure, unit tested).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -17,9 +17,11 @@ Prepares this host (this network namespace) to be a real server of an xvs or
 LVS director in direct-routing (-g, --mode dr) or tunnelling (-i, --mode tun)
 mode, and undoes exactly that again:
 
-  * the VIP as a /32 on lo;
+  * the VIP as a /32 (IPv6: /128, nodad) on lo;
   * net.ipv4.conf.{all,IFACE}.arp_ignore=1 and arp_announce=2, so the real
-    server neither answers ARP for the VIP nor announces it;
+    server neither answers ARP for the VIP nor announces it (IPv6 needs no
+    sysctl: neighbour discovery never answers for an address on lo from
+    another interface); tun needs an IPv4 VIP for now;
   * tun: net.ipv4.conf.{all,IFACE}.rp_filter=0, and decapsulation: the
     kernel's tunl0 (plus `ip fou add port N gue` for GUE) when the ipip
     module is available (--decap kernel), else xvs's BPF decap program on
@@ -95,7 +97,7 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cli {
     pub action: Action,
-    pub vip: Option<Ipv4Addr>,
+    pub vip: Option<IpAddr>,
     /// `teardown --all`.
     pub all: bool,
     pub mode: Option<Mode>,
@@ -145,8 +147,8 @@ enum Sub {
 #[derive(Debug, clap::Args)]
 struct Opts {
     /// The virtual IP the director balances.
-    #[arg(long, value_name = "A.B.C.D", value_parser = parse_vip)]
-    vip: Option<Ipv4Addr>,
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_vip)]
+    vip: Option<IpAddr>,
     /// dr (-g, direct routing) or tun (-i, IP tunnelling).
     #[arg(long, value_name = "dr|tun", value_parser = parse_mode)]
     mode: Option<Mode>,
@@ -167,11 +169,17 @@ struct Opts {
     state_dir: PathBuf,
 }
 
-fn parse_vip(v: &str) -> Result<Ipv4Addr, String> {
-    let ip: Ipv4Addr = v
+fn parse_vip(v: &str) -> Result<IpAddr, String> {
+    let ip: IpAddr = v
         .parse()
-        .map_err(|_| format!("{v:?} is not an IPv4 address"))?;
-    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
+        .map_err(|_| format!("{v:?} is not an IPv4 or IPv6 address"))?;
+    let bad = match ip {
+        IpAddr::V4(a) => a.is_broadcast(),
+        // fe80::/10: a link-local VIP is no VIP (IPVS refuses such dests
+        // unless local, and a director cannot route to it).
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+    };
+    if bad || ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
         return Err(format!("{ip} cannot be a virtual IP"));
     }
     Ok(ip)
@@ -364,16 +372,22 @@ mod tests {
     fn status_and_help() {
         assert_eq!(p("status").unwrap().action, Action::Status);
         assert_eq!(
-            p("status --vip 198.51.100.10")
-                .unwrap()
-                .vip
-                .unwrap()
-                .octets()[3],
-            10
+            p("status --vip 198.51.100.10").unwrap().vip,
+            Some(IpAddr::from([198, 51, 100, 10]))
         );
         match p("setup --help") {
             Err(Error::Cli(e)) => assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp),
             other => panic!("expected help, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipv6_vips() {
+        let c = p("setup --vip 2001:db8::10 --mode dr").unwrap();
+        assert_eq!(c.vip, Some("2001:db8::10".parse().unwrap()));
+        for bad in ["::", "::1", "ff02::1", "fe80::1", "2001:db8::g"] {
+            let e = p(&format!("setup --vip {bad} --mode dr")).unwrap_err();
+            assert!(matches!(e, Error::Cli(_)), "{bad}: {e}");
         }
     }
 }

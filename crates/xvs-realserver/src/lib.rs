@@ -20,7 +20,7 @@ pub mod sys;
 
 use std::path::PathBuf;
 
-use cli::{Action, Cli};
+use cli::{Action, Cli, Mode};
 use plan::{describe, entry_for, SysctlKey, System};
 use state::{State, Store};
 
@@ -105,6 +105,12 @@ fn setup(sys: &mut dyn System, cli: &Cli, out: &mut dyn FnMut(String)) -> Result
     let (Some(vip), Some(mode)) = (cli.vip, cli.mode) else {
         return Err(Error::Usage("setup needs --vip and --mode".into()));
     };
+    if vip.is_ipv6() && mode == Mode::Tun {
+        return Err(Error::Conflict(format!(
+            "{vip}: --mode tun with an IPv6 VIP is not supported yet (IPv6 tunnels are not \
+             decapsulated); --mode dr works"
+        )));
+    }
     let dev = match &cli.dev {
         Some(d) => d.clone(),
         None => sys.default_dev()?,
@@ -156,7 +162,7 @@ fn reconcile(
     sys: &mut dyn System,
     store: &Store,
     st: &mut State,
-    target: std::collections::BTreeMap<std::net::Ipv4Addr, state::VipEntry>,
+    target: std::collections::BTreeMap<std::net::IpAddr, state::VipEntry>,
     cli: &Cli,
     out: &mut dyn FnMut(String),
 ) -> Result<(), Error> {

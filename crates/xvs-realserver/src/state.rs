@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -93,7 +93,7 @@ pub struct State {
     pub version: u32,
     /// The VIPs set up, keyed by address.
     #[serde(default)]
-    pub vips: BTreeMap<Ipv4Addr, VipEntry>,
+    pub vips: BTreeMap<IpAddr, VipEntry>,
     /// Original values of every sysctl changed (or pinned) while some VIP
     /// needs it, keyed `net.ipv4.conf.<dev>.<name>`.
     #[serde(default)]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -40,8 +40,8 @@ pub fn cmd(argv: &[&str]) -> Result<String, Error> {
     }
 }
 
-/// `(dev, address)` of every IPv4 address, from `ip -o -4 addr show`.
-pub fn parse_ip_addr(text: &str) -> Vec<(String, Ipv4Addr)> {
+/// `(dev, address)` of every address, from `ip -o addr show`.
+pub fn parse_ip_addr(text: &str) -> Vec<(String, IpAddr)> {
     // 1: lo    inet 127.0.0.1/8 scope host lo\       valid_lft forever ...
     let mut v = Vec::new();
     for line in text.lines() {
@@ -49,7 +49,7 @@ pub fn parse_ip_addr(text: &str) -> Vec<(String, Ipv4Addr)> {
         let Some(dev) = words.nth(1) else { continue };
         let dev = dev.split('@').next().unwrap_or(dev).to_string();
         while let Some(w) = words.next() {
-            if w == "inet" {
+            if w == "inet" || w == "inet6" {
                 if let Some(a) = words
                     .next()
                     .and_then(|cidr| cidr.split('/').next())
@@ -97,8 +97,8 @@ pub fn parse_fou(text: &str) -> BTreeSet<u16> {
 pub struct RealSystem;
 
 impl RealSystem {
-    fn addrs(&mut self) -> Result<Vec<(String, Ipv4Addr)>, Error> {
-        Ok(parse_ip_addr(&cmd(&["ip", "-o", "-4", "addr", "show"])?))
+    fn addrs(&mut self) -> Result<Vec<(String, IpAddr)>, Error> {
+        Ok(parse_ip_addr(&cmd(&["ip", "-o", "addr", "show"])?))
     }
 }
 
@@ -107,11 +107,11 @@ fn dp(context: String) -> impl FnOnce(xvs_dataplane::Error) -> Error {
 }
 
 impl System for RealSystem {
-    fn lo_has(&mut self, vip: Ipv4Addr) -> Result<bool, Error> {
+    fn lo_has(&mut self, vip: IpAddr) -> Result<bool, Error> {
         Ok(self.addrs()?.iter().any(|(d, a)| d == "lo" && *a == vip))
     }
 
-    fn other_devs_with(&mut self, vip: Ipv4Addr) -> Result<Vec<String>, Error> {
+    fn other_devs_with(&mut self, vip: IpAddr) -> Result<Vec<String>, Error> {
         Ok(self
             .addrs()?
             .into_iter()
@@ -120,12 +120,28 @@ impl System for RealSystem {
             .collect())
     }
 
-    fn lo_add(&mut self, vip: Ipv4Addr) -> Result<(), Error> {
-        cmd(&["ip", "addr", "add", &format!("{vip}/32"), "dev", "lo"]).map(drop)
+    fn lo_add(&mut self, vip: IpAddr) -> Result<(), Error> {
+        match vip {
+            IpAddr::V4(_) => cmd(&["ip", "addr", "add", &format!("{vip}/32"), "dev", "lo"]),
+            // nodad: the address is usable at once (lo does no duplicate
+            // detection anyway, but an address added as tentative is not).
+            IpAddr::V6(_) => cmd(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{vip}/128"),
+                "dev",
+                "lo",
+                "nodad",
+            ]),
+        }
+        .map(drop)
     }
 
-    fn lo_del(&mut self, vip: Ipv4Addr) -> Result<(), Error> {
-        cmd(&["ip", "addr", "del", &format!("{vip}/32"), "dev", "lo"]).map(drop)
+    fn lo_del(&mut self, vip: IpAddr) -> Result<(), Error> {
+        let prefix = if vip.is_ipv6() { 128 } else { 32 };
+        cmd(&["ip", "addr", "del", &format!("{vip}/{prefix}"), "dev", "lo"]).map(drop)
     }
 
     fn dev_exists(&mut self, dev: &str) -> bool {
@@ -247,6 +263,7 @@ mod tests {
 1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
 1: lo    inet 198.51.100.10/32 scope global lo\\       valid_lft forever preferred_lft forever
 2: eth0@if3    inet 198.51.100.11/24 scope global eth0\\       valid_lft forever preferred_lft forever
+1: lo    inet6 2001:db8::10/128 scope global nodad \\       valid_lft forever preferred_lft forever
 ";
         let v = parse_ip_addr(text);
         assert_eq!(
@@ -255,6 +272,7 @@ mod tests {
                 ("lo".to_string(), "127.0.0.1".parse().unwrap()),
                 ("lo".to_string(), "198.51.100.10".parse().unwrap()),
                 ("eth0".to_string(), "198.51.100.11".parse().unwrap()),
+                ("lo".to_string(), "2001:db8::10".parse().unwrap()),
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! xvsadm against a fake xvsd on a temporary unix socket.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ fn key() -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto: Protocol::Tcp,
-        addr: Ipv4Addr::new(198, 51, 100, 10),
+        addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)),
         port: 80,
     }
 }
@@ -356,7 +357,7 @@ fn sctp_key() -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto: Protocol::Sctp,
-        addr: Ipv4Addr::new(198, 51, 100, 10),
+        addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)),
         port: 5060,
     }
 }

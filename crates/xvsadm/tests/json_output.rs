@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -73,7 +74,7 @@ fn rates(n: u64) -> Rates {
 }
 
 fn dest(addr: [u8; 4], port: u16, fwd: FwdMethod, n: u32) -> DestEntry {
-    let mut d = Dest::new(addr.into(), port);
+    let mut d = Dest::new(Ipv4Addr::from(addr), port);
     d.fwd = fwd;
     d.weight = n;
     d.u_threshold = 100 * n;
@@ -96,7 +97,7 @@ fn table() -> Table {
     let mut persistent = Service::new(ServiceKey::new(Protocol::Tcp, vip, 443), "sh");
     persistent.flags = svc_flags::PERSISTENT | svc_flags::SCHED2;
     persistent.timeout = 300;
-    persistent.netmask = Ipv4Addr::new(255, 255, 255, 0);
+    persistent.netmask = IpAddr::V4(Ipv4Addr::new(255, 255, 255, 0));
     let mut udp = Service::new(ServiceKey::new(Protocol::Udp, vip, 53), "rr");
     udp.flags = svc_flags::ONEPACKET;
     let mut gue = dest([203, 0, 113, 13], 443, FwdMethod::Tunnel, 3);
@@ -131,15 +132,15 @@ fn table() -> Table {
 fn conns() -> Vec<ConnEntry> {
     let c = |proto, state, cport, expires_ms, fwmark| ConnEntry {
         proto,
-        caddr: Ipv4Addr::new(192, 0, 2, 2),
+        caddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
         cport,
         vaddr: if fwmark != 0 {
-            Ipv4Addr::from(fwmark)
+            IpAddr::V4(Ipv4Addr::from(fwmark))
         } else {
-            Ipv4Addr::new(198, 51, 100, 10)
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10))
         },
         vport: if fwmark != 0 { 0 } else { 80 },
-        daddr: Ipv4Addr::new(203, 0, 113, 11),
+        daddr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11)),
         dport: if fwmark != 0 { 0 } else { 80 },
         state,
         fwd: FwdMethod::Masq,

@@ -8,7 +8,7 @@
 //! silently dropped.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use xvs_core::api::Request;
@@ -86,7 +86,7 @@ impl ManagedVs {
     pub fn rs_id(&self, rs: &ManagedRs) -> RsId {
         RsId {
             service: self.service.key,
-            dest: SocketAddr::new(IpAddr::V4(rs.dest.addr), rs.dest.port),
+            dest: SocketAddr::new(rs.dest.addr, rs.dest.port),
         }
     }
 }
@@ -411,9 +411,14 @@ fn check_table(services: &[ManagedVs]) -> Vec<Error> {
             },
             limits,
         ) {
+            let name = if key.is_fwmark() {
+                key.to_string()
+            } else {
+                format!("{} {}", key.proto, addr_port(key.addr, key.port))
+            };
             errors.push(Error::new(
                 vs.location.clone(),
-                format!("virtual server {key}: {e}"),
+                format!("virtual server {name}: {e}"),
             ));
             continue;
         }
@@ -427,7 +432,7 @@ fn check_table(services: &[ManagedVs]) -> Vec<Error> {
             ) {
                 errors.push(Error::new(
                     rs.location.clone(),
-                    format!("real server {}:{}: {e}", rs.dest.addr, rs.dest.port),
+                    format!("real server {}: {e}", addr_port(rs.dest.addr, rs.dest.port)),
                 ));
             }
         }
@@ -446,7 +451,7 @@ fn check_table(services: &[ManagedVs]) -> Vec<Error> {
                 ) {
                     errors.push(Error::new(
                         s.location.clone(),
-                        format!("sorry server {}:{}: {e}", s.dest.addr, s.dest.port),
+                        format!("sorry server {}: {e}", addr_port(s.dest.addr, s.dest.port)),
                     ));
                 }
             }
@@ -560,9 +565,9 @@ fn checker(c: &Checker, warnings: &mut Vec<Warning>) -> Result<hc::CheckerConfig
                 c.kind.keyword()
             ));
         }
-        co.connect_ip = Some(IpAddr::V4(conn.connect_ip));
+        co.connect_ip = Some(conn.connect_ip);
         co.connect_port = Some(conn.connect_port);
-        co.bindto = conn.bindto.map(IpAddr::V4);
+        co.bindto = conn.bindto;
         co.bind_port = conn.bind_port;
         co.connect_timeout = secs(conn.connect_timeout);
     }
@@ -615,9 +620,9 @@ pub fn options(config_id: Option<&str>) -> Options {
     }
 }
 
-/// `Ipv4Addr:port` for logs.
-pub fn addr_port(a: Ipv4Addr, p: u16) -> String {
-    format!("{a}:{p}")
+/// `addr:port` for logs (`[addr]:port` for IPv6).
+pub fn addr_port(a: IpAddr, p: u16) -> String {
+    SocketAddr::new(a, p).to_string()
 }
 
 #[cfg(test)]

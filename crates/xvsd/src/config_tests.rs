@@ -163,7 +163,7 @@ fn sctp_virtual_servers_become_sctp_services() {
         (k.proto, k.addr, k.port),
         (
             xvs_core::model::Protocol::Sctp,
-            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            std::net::IpAddr::from([10, 0, 0, 1]),
             5060
         )
     );
@@ -239,5 +239,69 @@ fn mark_rule_conflicts_and_port_zero_checks_are_errors_at_their_line() {
             "t.conf:5: TCP_CHECK: no port to check (the real server's port is 0) - set connect_port",
             "t.conf:9: match: mark rule tcp 10.0.0.0/24:443,80 conflicts with mark 1 given for the same addresses and port",
         ]
+    );
+}
+
+#[test]
+fn ipv6_virtual_servers_are_read_and_refused_by_the_table_at_their_line() {
+    let e = parse(
+        "virtual_server 2001:db8::1 80 {\n\
+         protocol TCP\n\
+         real_server 2001:db8::10 80 {\n\
+         TCP_CHECK {\n\
+         bindto 2001:db8::2\n\
+         }\n\
+         }\n\
+        }\n\
+        virtual_server fwmark 5 {\n\
+         ip_family inet6\n\
+         real_server 2001:db8::10 80 {\n\
+         }\n\
+        }\n",
+    )
+    .unwrap_err();
+    let lines: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("t.conf:1: virtual server TCP [2001:db8::1]:80")
+            && lines[0].contains("IPv6 is not supported by xvs yet"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("t.conf:9: virtual server FWM 5")
+            && lines[1].contains("IPv6 is not supported by xvs yet"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn ipv6_checker_addresses_reach_the_health_checker() {
+    let cfg = xvs_keepalived::parse_str_with(
+        "virtual_server 2001:db8::1 80 {\n\
+         protocol TCP\n\
+         real_server 2001:db8::10 80 {\n\
+         HTTP_GET {\n\
+         url {\n\
+         path /\n\
+         }\n\
+         connect_ip 2001:db8::11\n\
+         bindto 2001:db8::2\n\
+         }\n\
+         }\n\
+        }\n",
+        "t.conf",
+        &Options { config_id: None },
+    )
+    .unwrap();
+    let mut w = vec![];
+    let c = &cfg.virtual_servers[0].real_servers[0].checkers[0];
+    let h = checker(c, &mut w).unwrap();
+    assert_eq!(
+        (h.common.connect_ip, h.common.connect_port, h.common.bindto),
+        (
+            Some("2001:db8::11".parse().unwrap()),
+            Some(80),
+            Some("2001:db8::2".parse().unwrap())
+        )
     );
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::plane::SYNC_NOT_SUPPORTED;
 use crate::testing::{list, Mem, LIMITS};
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use xvs_core::model::{Dest, FwdMethod, Protocol, Service, Stats};
 
@@ -11,7 +12,7 @@ fn key() -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto: Protocol::Tcp,
-        addr: Ipv4Addr::new(198, 51, 100, 10),
+        addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)),
         port: 80,
     }
 }
@@ -53,7 +54,7 @@ fn list_shows_what_was_added_with_counters() {
     let addrs: Vec<_> = t.services[0]
         .dests
         .iter()
-        .map(|e| e.dest.addr.octets()[3])
+        .map(|e| last_octet(e.dest.addr))
         .collect();
     assert_eq!(addrs, vec![12, 11], "kernel list order: newest first");
     assert_eq!(t.services[0].dests[1].stats.conns, 7);
@@ -75,7 +76,7 @@ fn rates_follow_each_dest_and_restart_when_a_slot_is_reused_or_zeroed() {
         list(d).services[0]
             .dests
             .iter()
-            .map(|e| (e.dest.addr.octets()[3], e.rates.cps))
+            .map(|e| (last_octet(e.dest.addr), e.rates.cps))
             .collect()
     };
     // 200 connections in 2 s: 25/s after one tick, as IPVS shows it.
@@ -84,7 +85,7 @@ fn rates_follow_each_dest_and_restart_when_a_slot_is_reused_or_zeroed() {
     // start from there, not inherit .11's rate and baseline.
     let r = d.handle(Request::DelDest {
         key: key(),
-        addr: Ipv4Addr::new(203, 0, 113, 11),
+        addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11)),
         port: 80,
     });
     assert_eq!(r, Response::Ok);
@@ -97,7 +98,7 @@ fn rates_follow_each_dest_and_restart_when_a_slot_is_reused_or_zeroed() {
         dest: dest(13),
     });
     assert_eq!(r, Response::Ok);
-    assert!(d.plane.dests[&0].addr.octets()[3] == 13, "slot 0 reused");
+    assert!(last_octet(d.plane.dests[&0].addr) == 13, "slot 0 reused");
     d.plane.stats.insert(0, conns(400));
     d.estimate();
     assert_eq!(cps(&mut d), vec![(13, 0), (12, 0)]);
@@ -408,4 +409,11 @@ fn fwmark_service_and_mark_rules_through_the_api() {
     assert_eq!(d.handle(Request::ClearMarks), Response::Ok);
     assert!(d.plane.mark_rules.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn last_octet(a: std::net::IpAddr) -> u8 {
+    match a {
+        std::net::IpAddr::V4(a) => a.octets()[3],
+        std::net::IpAddr::V6(a) => a.octets()[15],
+    }
 }

@@ -12,7 +12,7 @@
 //! whose wanted state changed, so runtime changes to other dests stay.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -347,7 +347,7 @@ impl Lvs {
     fn apply_transitions(&mut self, d: &mut dyn Director, ts: Vec<xvs_health::Transition>) {
         let states = health_map(self.health.states());
         let mut affected = BTreeSet::new();
-        let mut reasons: HashMap<(ServiceKey, Ipv4Addr, u16), String> = HashMap::new();
+        let mut reasons: HashMap<(ServiceKey, IpAddr, u16), String> = HashMap::new();
         for t in ts {
             let Some(vs) = self.managed.vs(&t.rs.service) else {
                 continue;

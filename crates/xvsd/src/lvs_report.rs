@@ -2,7 +2,7 @@
 //! service of the table and every config-owned one.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use xvs_core::model::ServiceKey;
@@ -66,7 +66,7 @@ pub fn health_report(model: &Model, lvs: Option<&Lvs>) -> HealthReport {
 }
 
 /// The weight of `a:p` in the table's service, if it is there.
-fn in_table(slot: Option<&SvcSlot>, a: Ipv4Addr, p: u16) -> Option<u32> {
+fn in_table(slot: Option<&SvcSlot>, a: IpAddr, p: u16) -> Option<u32> {
     slot.and_then(|s| {
         s.dests
             .iter()

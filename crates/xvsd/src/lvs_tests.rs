@@ -8,6 +8,8 @@ use crate::daemon::Daemon;
 use crate::testing::{list, Mem, LIMITS};
 use std::cell::RefCell;
 use std::io::Write;
+use std::net::IpAddr;
+use std::net::Ipv4Addr;
 use std::rc::Rc;
 use xvs_core::api::Response;
 use xvs_core::model::{FwdMethod, Protocol, Service, Stats, SyncState};
@@ -105,7 +107,7 @@ fn key(port: u16) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto: Protocol::Tcp,
-        addr: vip(),
+        addr: IpAddr::V4(vip()),
         port,
     }
 }
@@ -167,7 +169,7 @@ impl T {
             .map(|s| {
                 s.dests
                     .iter()
-                    .map(|d| (d.dest.addr.octets()[3], d.dest.weight))
+                    .map(|d| (last_octet(d.dest.addr), d.dest.weight))
                     .collect()
             })
             .unwrap_or_default();
@@ -234,7 +236,7 @@ fn reload_diffs_keeps_runtime_services_and_unchanged_dests() {
             .unwrap()
             .dests
             .iter()
-            .find(|d| d.dest.addr.octets()[3] == last)
+            .find(|d| last_octet(d.dest.addr) == last)
             .unwrap()
             .id
     };
@@ -331,7 +333,7 @@ fn failing_servers_leave_and_come_back_with_scripts() {
     assert!(t.h.scripts().is_empty());
     let rep = t.d.health_report();
     let r = &rep.services[0].real_servers[1];
-    assert_eq!((r.addr.octets()[3], r.up, r.transitions), (2, true, 2));
+    assert_eq!((last_octet(r.addr), r.up, r.transitions), (2, true, 2));
 }
 
 #[test]
@@ -516,7 +518,7 @@ fn health_and_metrics_report_runtime_dests_too() {
     let extra = rep.services[0]
         .real_servers
         .iter()
-        .find(|r| r.addr.octets()[3] == 50)
+        .find(|r| last_octet(r.addr) == 50)
         .unwrap();
     assert!(!extra.config_owned && !extra.checked && extra.in_table);
     let text = t.d.metrics_text();
@@ -671,4 +673,11 @@ fn a_reload_reconciles_its_mark_rules_and_keeps_xvsadms() {
     assert_eq!(t.d.model.mark_rules, std::slice::from_ref(&extra));
     assert_eq!(t.d.plane_mut().mark_rules, [extra]);
     assert!(t.d.model.owned_marks.is_empty());
+}
+
+fn last_octet(a: std::net::IpAddr) -> u8 {
+    match a {
+        std::net::IpAddr::V4(a) => a.octets()[3],
+        std::net::IpAddr::V6(a) => a.octets()[15],
+    }
 }

@@ -44,7 +44,7 @@ fn svc_labels(k: &ServiceKey) -> Labels {
     ]
 }
 
-fn dest_labels(k: &ServiceKey, addr: std::net::Ipv4Addr, port: u16) -> Labels {
+fn dest_labels(k: &ServiceKey, addr: std::net::IpAddr, port: u16) -> Labels {
     let mut l = svc_labels(k);
     l.push(("rip", addr.to_string()));
     l.push(("rport", port.to_string()));

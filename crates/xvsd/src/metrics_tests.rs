@@ -1,5 +1,6 @@
 use super::*;
 use crate::report::SvcReport;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use xvs_core::api::{DestEntry, ServiceEntry};
 use xvs_core::model::{Dest, Rates, Service, Stats};
@@ -8,7 +9,7 @@ fn key(proto: Protocol, a: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto,
-        addr: Ipv4Addr::from(a),
+        addr: IpAddr::V4(Ipv4Addr::from(a)),
         port,
     }
 }
@@ -38,7 +39,7 @@ fn dest(a: [u8; 4], n: u32) -> DestEntry {
 
 fn rs(a: [u8; 4], up: bool, owned: bool, ms: Option<u64>) -> RsReport {
     RsReport {
-        addr: Ipv4Addr::from(a),
+        addr: IpAddr::V4(Ipv4Addr::from(a)),
         port: 80,
         config_owned: owned,
         checked: true,

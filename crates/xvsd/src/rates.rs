@@ -1,7 +1,7 @@
 //! Rate estimation (`--rate`, `--stats`'s rates): one IPVS estimator per
 //! service and dest slot, fed every 2 seconds from the slots' counters.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use xvs_core::estimator::Estimator;
 use xvs_core::model::{Rates, ServiceKey, Stats};
@@ -11,7 +11,7 @@ use xvs_core::model::{Rates, ServiceKey, Stats};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum EstKey {
     Svc(ServiceKey),
-    Dest(ServiceKey, Ipv4Addr, u16),
+    Dest(ServiceKey, IpAddr, u16),
 }
 
 impl EstKey {

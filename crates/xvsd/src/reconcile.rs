@@ -3,6 +3,8 @@
 //! (`perform_svr_state`, `update_quorum_state`, `perform_quorum_state`),
 //! and the requests that bring the table there.
 
+use std::net::IpAddr;
+#[cfg(test)]
 use std::net::Ipv4Addr;
 
 use xvs_core::api::Request;
@@ -123,7 +125,7 @@ pub fn evaluate(vs: &ManagedVs, health: &[RsHealth], prev: Option<bool>) -> Eval
     }
 }
 
-fn find(list: &[Dest], addr: Ipv4Addr, port: u16) -> Option<&Dest> {
+fn find(list: &[Dest], addr: IpAddr, port: u16) -> Option<&Dest> {
     list.iter().find(|d| d.addr == addr && d.port == port)
 }
 
@@ -186,7 +188,7 @@ pub fn delta(model: &Model, key: ServiceKey, before: &[Dest], after: &[Dest]) ->
     let Some(slot) = model.service(&key) else {
         return Vec::new();
     };
-    let in_table = |a: Ipv4Addr, p: u16| {
+    let in_table = |a: IpAddr, p: u16| {
         slot.dests
             .iter()
             .find(|s| s.dest.addr == a && s.dest.port == p)
@@ -224,6 +226,13 @@ pub fn delta(model: &Model, key: ServiceKey, before: &[Dest], after: &[Dest]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn last_octet(a: std::net::IpAddr) -> u8 {
+        match a {
+            std::net::IpAddr::V4(a) => a.octets()[3],
+            std::net::IpAddr::V6(a) => a.octets()[15],
+        }
+    }
     use crate::config::{ManagedRs, ManagedSorry};
     use xvs_core::model::{FwdMethod, Protocol, Service};
     use xvs_keepalived::Location;
@@ -243,7 +252,7 @@ mod tests {
                 ServiceKey {
                     fwmark: 0,
                     proto: Protocol::Tcp,
-                    addr: Ipv4Addr::new(10, 0, 0, 1),
+                    addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
                     port: 80,
                 },
                 "wrr",
@@ -285,7 +294,7 @@ mod tests {
     fn names(e: &Eval) -> Vec<(u8, u32)> {
         e.dests
             .iter()
-            .map(|d| (d.addr.octets()[3], d.weight))
+            .map(|d| (last_octet(d.addr), d.weight))
             .collect()
     }
 
@@ -384,7 +393,7 @@ mod tests {
             reqs,
             [Request::DelDest {
                 key: v.key(),
-                addr: Ipv4Addr::new(10, 0, 1, 1),
+                addr: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
                 port: 80
             }]
         );
@@ -395,7 +404,7 @@ mod tests {
             [
                 Request::DelDest {
                     key: v.key(),
-                    addr: Ipv4Addr::new(10, 0, 1, 1),
+                    addr: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
                     port: 80
                 },
                 Request::EditDest {

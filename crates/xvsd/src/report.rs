@@ -2,7 +2,7 @@
 //! rates (`-L --stats --rate`), the daemon's `info`, and the `health` and
 //! `reload` answers of the keepalived half.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 use xvs_core::api::{ApiError, DestEntry, ErrorKind, Info, ServiceEntry, Table};
@@ -122,7 +122,7 @@ pub struct CheckerHealth {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RsReport {
     /// Address.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Port.
     pub port: u16,
     /// From the configuration (false: added with xvsadm, not checked).

@@ -29,17 +29,17 @@ const MIN_REFRESH_NS: u64 = 10_000_000_000;
 /// An entry the master tracks, by its tuple.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Id {
-    Conn(u8, Ipv4Addr, u16, Ipv4Addr, u16),
+    Conn(u8, IpAddr, u16, IpAddr, u16),
     /// A template: protocol, client network, virtual address and port,
     /// and a `--pe sip` template's Call-ID (one template per call).
-    Tmpl(u8, Ipv4Addr, Ipv4Addr, u16, Option<Vec<u8>>),
+    Tmpl(u8, IpAddr, IpAddr, u16, Option<Vec<u8>>),
 }
 
 /// What was last sent of an entry.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     state: ConnState,
-    dest: (Ipv4Addr, u16),
+    dest: (IpAddr, u16),
     last_seen_ns: u64,
     at_ns: u64,
 }
@@ -117,7 +117,13 @@ impl Master {
         let mut out = Vec::new();
         let mut live = std::collections::HashSet::new();
         for t in templates {
-            let id = Id::Tmpl(tmpl_proto(t), t.caddr, t.vaddr, t.vport, t.pe_data.clone());
+            let id = Id::Tmpl(
+                tmpl_proto(t),
+                t.caddr.into(),
+                t.vaddr.into(),
+                t.vport,
+                t.pe_data.clone(),
+            );
             live.insert(id.clone());
             let cur = Sent {
                 state: if t.assured {
@@ -125,7 +131,7 @@ impl Master {
                 } else {
                     ConnState::None
                 },
-                dest: (t.daddr, t.dport),
+                dest: (t.daddr.into(), t.dport),
                 last_seen_ns: t.last_seen_ns,
                 at_ns: now,
             };
@@ -134,12 +140,18 @@ impl Master {
             }
         }
         for c in conns.iter().filter(|c| sync_worthy(c)) {
-            let id = Id::Conn(c.proto.number(), c.caddr, c.cport, c.vaddr, c.vport);
+            let id = Id::Conn(
+                c.proto.number(),
+                c.caddr.into(),
+                c.cport,
+                c.vaddr.into(),
+                c.vport,
+            );
             live.insert(id.clone());
             let timeout = c.state.timeout_secs(timeouts);
             let cur = Sent {
                 state: c.state,
-                dest: (c.daddr, c.dport),
+                dest: (c.daddr.into(), c.dport),
                 last_seen_ns: c.last_seen_ns,
                 at_ns: now,
             };
@@ -155,8 +167,13 @@ impl Master {
 /// Why a received entry was not installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Skip {
-    /// Not TCP, UDP or SCTP (AH, ESP and others), or IPv6.
+    /// Not TCP, UDP or SCTP (AH, ESP and others).
     Protocol,
+    /// An IPv6 connection or template (`STYPE_F_INET6`): decoded, but
+    /// xvs's data plane does not forward IPv6 yet, so it has nowhere to
+    /// go. (A mixed-family entry cannot occur: an entry carries one family
+    /// for its three addresses, as in IPVS.)
+    Ipv6,
     /// No such virtual service here.
     NoService,
     /// The service has no such real server here.
@@ -173,6 +190,7 @@ impl Skip {
     pub fn name(self) -> &'static str {
         match self {
             Skip::Protocol => "protocol not supported",
+            Skip::Ipv6 => "IPv6 is not supported by xvs's data plane yet",
             Skip::NoService => "no such virtual service",
             Skip::NoDest => "no such real server",
             Skip::State => "bad state",
@@ -195,10 +213,10 @@ pub enum Install {
 /// without its dest is of no use for forwarding), the way IPVS's
 /// `ip_vs_proc_conn` does through `ip_vs_find_dest`: a nonzero mark finds
 /// its fwmark service first, else the address service; a template of
-/// protocol 0 is a fwmark template. IPv6 entries are not supported yet
-/// ([`Skip::Protocol`]).
+/// protocol 0 is a fwmark template. IPv6 entries are not installed yet
+/// ([`Skip::Ipv6`]).
 pub fn resolve(e: &SyncConn, idx: &SyncIndex) -> Result<Install, Skip> {
-    let (caddr, vaddr, daddr) = addrs_v4(e).ok_or(Skip::Protocol)?;
+    let (caddr, vaddr, daddr) = addrs_v4(e).ok_or(Skip::Ipv6)?;
     if e.is_template() && e.protocol == 0 {
         return resolve_fwmark_template(e, idx, caddr, vaddr, daddr);
     }
@@ -349,7 +367,8 @@ fn state_to_wire(state: ConnState) -> u16 {
     }
 }
 
-/// The client, virtual and real-server addresses of an IPv4 entry.
+/// The client, virtual and real-server addresses of an IPv4 entry (`None`
+/// for an IPv6 one; the codec never yields a mixed one).
 fn addrs_v4(e: &SyncConn) -> Option<(Ipv4Addr, Ipv4Addr, Ipv4Addr)> {
     let v4 = |a: IpAddr| match a {
         IpAddr::V4(a) => Some(a),
@@ -962,5 +981,48 @@ mod tests {
         let mut other = SyncIndex::default();
         other.add_service(6, Ipv4Addr::new(0, 0, 0, 7), 0, 3, true);
         assert_eq!(resolve(&w, &other), Err(Skip::NoService));
+    }
+
+    #[test]
+    fn an_ipv6_entry_decodes_and_is_skipped_as_ipv6() {
+        use std::net::Ipv6Addr;
+        let a = |n: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n));
+        let e = SyncConn {
+            protocol: 6,
+            caddr: a(2),
+            cport: 40000,
+            vaddr: a(1),
+            vport: 80,
+            daddr: a(0x10),
+            dport: 80,
+            flags: conn_flags::DROUTE,
+            state: 1,
+            fwmark: 0,
+            timeout: 900,
+            seq: None,
+            pe_name: None,
+            pe_data: None,
+        };
+        let wire = xvs_core::sync::encode(0, 1472, std::slice::from_ref(&e)).unwrap();
+        assert_eq!(wire[0].len(), 8 + 72);
+        let back = xvs_core::sync::decode(&wire[0]).unwrap();
+        assert_eq!(back.conns, vec![e.clone()]);
+        // Even with an IPv4 service of the same port, nothing to install.
+        let mut idx = SyncIndex::default();
+        idx.add_service(6, Ipv4Addr::new(198, 51, 100, 10), 80, 4, false);
+        assert_eq!(resolve(&back.conns[0], &idx), Err(Skip::Ipv6));
+        let tmpl = SyncConn {
+            flags: conn_flags::TEMPLATE | conn_flags::DROUTE,
+            protocol: 0,
+            cport: 0,
+            vport: 0,
+            fwmark: 7,
+            ..e
+        };
+        assert_eq!(resolve(&tmpl, &idx), Err(Skip::Ipv6));
+        assert_eq!(
+            Skip::Ipv6.name(),
+            "IPv6 is not supported by xvs's data plane yet"
+        );
     }
 }

@@ -312,8 +312,10 @@ impl BackupRun {
                     Ok(Install::Template(t)) => dp.install_template(&t).map(|_| ()),
                     Err(skip) => {
                         let n = self.skipped.entry(skip).or_default();
-                        // IPv6 entries are counted, not logged.
-                        if *n == 0 && !e.is_ipv6() {
+                        // Each reason is logged at its first entry (IPv6
+                        // ones too: the master has IPv6 connections this
+                        // director cannot install yet), then counted.
+                        if *n == 0 {
                             log::warn!(
                                 "sync backup: {} {}:{} -> {}:{}: {} (logged once)",
                                 if e.is_template() {

@@ -5,23 +5,62 @@
 //! order keeps even that identical to ipvsadm.
 
 use crate::api::{DestEntry, ServiceEntry};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-fn addr_cmp(a: Ipv4Addr, b: Ipv4Addr) -> i32 {
-    u32::from(a).wrapping_sub(u32::from(b)) as i32
+/// The address as libipvs holds it: `union nf_inet_addr`'s four 32-bit
+/// words in network order, an IPv4 address in the first and zeros after.
+fn words(a: IpAddr) -> [u32; 4] {
+    match a {
+        IpAddr::V4(a) => [u32::from(a), 0, 0, 0],
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            std::array::from_fn(|i| {
+                u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+            })
+        }
+    }
+}
+
+/// libipvs's address comparison, the branch chosen by `a`'s family: one
+/// word for IPv4, up to four for IPv6, each `ntohl(x) - ntohl(y)` read as
+/// an int. `ipvs_cmp_dests` does not compare families first, so an IPv4
+/// dest meets an IPv6 one word 0 against word 0 (and, with the IPv6 one
+/// first, its other words against the IPv4 one's zeros).
+fn addr_cmp(a: IpAddr, b: IpAddr) -> i32 {
+    let (x, y) = (words(a), words(b));
+    let n = if a.is_ipv6() { 4 } else { 1 };
+    for i in 0..n {
+        let r = x[i].wrapping_sub(y[i]) as i32;
+        if r != 0 {
+            return r;
+        }
+    }
+    0
+}
+
+/// `AF_INET` is 2, `AF_INET6` 10.
+fn af(a: IpAddr) -> i32 {
+    if a.is_ipv6() {
+        10
+    } else {
+        2
+    }
 }
 
 fn cmp_services(a: &ServiceEntry, b: &ServiceEntry) -> i32 {
     let (x, y) = (&a.service.key, &b.service.key);
     // `s1->fwmark - s2->fwmark` as an int: marks of 2^31 and more sort
-    // before address services (mark 0). The af comparison that follows
-    // in libipvs is always equal (IPv4 only).
+    // before address services (mark 0). Then the family: IPv4 first.
     let r = x.fwmark.wrapping_sub(y.fwmark) as i32;
     if r != 0 {
         return r;
     }
+    let r = af(x.addr) - af(y.addr);
+    if r != 0 {
+        return r;
+    }
     // libipvs sees protocol 0, address 0 and port 0 for every fwmark
-    // service; two with the same mark do not exist.
+    // service; two of one family with the same mark do not exist.
     let r = x.proto.number() as i32 - y.proto.number() as i32;
     if r != 0 {
         return r;

@@ -4,7 +4,7 @@
 use super::command::*;
 use super::entry::*;
 use super::table::*;
-use crate::model::{Dest, Service, ServiceKey, SyncDaemon, TunCsum, TunType};
+use crate::model::{prefix_mask, Dest, Service, ServiceKey, SyncDaemon, TunCsum, TunType};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub(super) fn unsupported(what: &str) -> ParseError {
@@ -15,27 +15,38 @@ pub(super) fn unsupported(what: &str) -> ParseError {
 pub(super) fn service_key(ce: &Entry) -> Result<ServiceKey, ParseError> {
     if ce.fwmark != 0 {
         // `-f` sets af V4 and `-6` after it V6 (scan.rs), as ipvsadm.
-        return match ce.svc_af {
-            Af::V6 => Err(unsupported("IPv6 is")),
-            _ => Ok(ServiceKey::fwmark(ce.fwmark)),
-        };
+        return Ok(match ce.svc_af {
+            Af::V6 => ServiceKey::fwmark6(ce.fwmark),
+            _ => ServiceKey::fwmark(ce.fwmark),
+        });
     }
     // A service option always sets the protocol (fwmark is handled above),
     // so `Proto::None` only reaches here for a command without a service.
     let Some(proto) = ce.proto.model() else {
         return Err(unsupported("services without a protocol are"));
     };
-    match ce.addr {
-        Some(IpAddr::V4(addr)) => Ok(ServiceKey::new(proto, addr, ce.port)),
-        _ => Err(unsupported("IPv6 is")),
+    let addr = ce.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    Ok(ServiceKey {
+        fwmark: 0,
+        proto,
+        addr,
+        port: ce.port,
+    })
+}
+
+/// The netmask ipvsadm sends: the `-M` address of an IPv4 service, the
+/// prefix length of an IPv6 one as a mask of its family.
+pub(super) fn netmask(ce: &Entry, key: &ServiceKey) -> IpAddr {
+    if key.is_ipv6() {
+        prefix_mask(key.addr, ce.netmask6)
+    } else {
+        IpAddr::V4(ce.netmask)
     }
 }
 
-pub(super) fn dest_addr(ce: &Entry) -> Result<Ipv4Addr, ParseError> {
-    match ce.dest_addr {
-        Some(IpAddr::V4(a)) => Ok(a),
-        _ => Err(unsupported("IPv6 is")),
-    }
+pub(super) fn dest_addr(ce: &Entry) -> Result<IpAddr, ParseError> {
+    // `-r` always sets an address; commands without one have no dest.
+    Ok(ce.dest_addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
 }
 
 pub(super) fn build_dest(ce: &Entry) -> Result<Dest, ParseError> {
@@ -67,12 +78,13 @@ pub(super) fn build(
     mut list: ListOptions,
 ) -> Result<Command, ParseError> {
     let service = || -> Result<Service, ParseError> {
+        let key = service_key(ce)?;
         Ok(Service {
-            key: service_key(ce)?,
+            netmask: netmask(ce, &key),
+            key,
             scheduler: ce.sched.clone(),
             flags: ce.flags,
             timeout: ce.timeout,
-            netmask: ce.netmask,
             pe_name: (!ce.pe.is_empty()).then(|| ce.pe.clone()),
         })
     };

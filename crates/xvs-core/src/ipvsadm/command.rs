@@ -4,7 +4,6 @@
 use crate::api::Request;
 use crate::fwmark::MarkRule;
 use crate::model::{Dest, Service, ServiceKey, SyncDaemon, SyncState, Timeouts};
-use std::net::Ipv4Addr;
 
 /// ipvsadm's `MAX_TIMEOUT`: 31 days.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
@@ -113,7 +112,7 @@ pub enum Command {
         /// Service.
         key: ServiceKey,
         /// Real server address.
-        addr: Ipv4Addr,
+        addr: std::net::IpAddr,
         /// Real server port.
         port: u16,
     },

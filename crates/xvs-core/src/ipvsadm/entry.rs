@@ -31,7 +31,11 @@ pub(super) struct Entry {
     pub(super) sched: String,
     pub(super) flags: u32,
     pub(super) timeout: u32,
+    /// `ce.svc.netmask` while the service is IPv4 (`-M a.b.c.d`).
     pub(super) netmask: Ipv4Addr,
+    /// `ce.svc.netmask` once the service is IPv6: a prefix length, 128
+    /// after `-t [v6]:p` or `-6`, `-M N` after them.
+    pub(super) netmask6: u32,
     pub(super) pe: String,
     pub(super) dest_af: Af,
     pub(super) dest_addr: Option<IpAddr>,
@@ -68,6 +72,7 @@ impl Entry {
             flags: 0,
             timeout: 0,
             netmask: Ipv4Addr::BROADCAST,
+            netmask6: 128,
             pe: String::new(),
             dest_af: Af::Unspec,
             dest_addr: None,

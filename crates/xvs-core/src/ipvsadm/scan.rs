@@ -178,6 +178,10 @@ impl Scan {
                     ParseError::fail("illegal virtual server address[:port] specified")
                 })?;
                 self.ce.svc_af = af_of(&addr);
+                if addr.is_ipv6() {
+                    // parse_service: `svc->netmask = 128`.
+                    self.ce.netmask6 = 128;
+                }
                 self.ce.addr = Some(addr);
                 if let Some(p) = port {
                     self.ce.port = p;
@@ -208,16 +212,11 @@ impl Scan {
                                 ParseError::fail("illegal virtual server persistent mask specified")
                             })?;
                 } else {
-                    // atoi: leading number, anything else is 0
-                    let digits: String = oa
-                        .trim_start()
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit())
-                        .collect();
-                    let m: i64 = digits.parse().unwrap_or(0);
+                    let m = atoi(&oa);
                     if !(1..=128).contains(&m) {
                         return Err(ParseError::fail("illegal ipv6 netmask specified"));
                     }
+                    self.ce.netmask6 = m as u32;
                 }
             }
             Tag::Real => {
@@ -265,6 +264,7 @@ impl Scan {
             Tag::Ipv6 => {
                 if self.ce.fwmark != 0 {
                     self.ce.svc_af = Af::V6;
+                    self.ce.netmask6 = 128;
                 } else {
                     return Err(ParseError::fail("-6 used before -f\n"));
                 }

@@ -26,6 +26,36 @@ pub(super) fn string_to_number(s: &str, min: i64, max: i64) -> Option<i64> {
     (min..=max).contains(&v).then_some(v)
 }
 
+/// glibc `atoi`: `(int) strtol(s, NULL, 10)`: leading blanks, a sign,
+/// the digits that follow (saturated at the `long` range), 0 without any,
+/// then cut to 32 bits.
+pub(super) fn atoi(s: &str) -> i64 {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut v: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        let d = (b - b'0') as i64;
+        v = match v.checked_mul(10).and_then(|x| {
+            if neg {
+                x.checked_sub(d)
+            } else {
+                x.checked_add(d)
+            }
+        }) {
+            Some(x) => x,
+            None => {
+                v = if neg { i64::MIN } else { i64::MAX };
+                break;
+            }
+        };
+    }
+    v as i32 as i64
+}
+
 /// glibc `inet_aton`: 1 to 4 parts, each decimal, octal (`0`) or hex
 /// (`0x`); trailing text is allowed after whitespace.
 pub fn inet_aton(s: &str) -> Option<Ipv4Addr> {

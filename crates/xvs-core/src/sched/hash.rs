@@ -11,6 +11,27 @@
 //! Nothing here is copied from the kernel; each function restates what the
 //! kernel computes (file and function named in its doc comment).
 
+use std::net::IpAddr;
+
+/// The 32-bit value every hashing scheduler takes of an address, host
+/// order: an IPv4 address itself; an IPv6 address's four words XORed
+/// (`addr->ip6[0] ^ addr->ip6[1] ^ addr->ip6[2] ^ addr->ip6[3]` before
+/// `ntohl`, the same as XORing the host-order words). The kernel folds by
+/// the service's family; for the one case where that differs from the
+/// address's own (an IPv6 dest of an IPv4 service, which IPVS allows for
+/// tunnels, hashed by mh's permutation) it takes the first word only.
+pub fn addr_fold(addr: IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            (0..4)
+                .map(|i| u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]))
+                .fold(0, |x, w| x ^ w)
+        }
+    }
+}
+
 /// `GOLDEN_RATIO_32` from `include/linux/hash.h` (since Linux 4.7).
 pub const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
 
@@ -306,5 +327,22 @@ mod tests {
         assert_eq!(fls(3), 2);
         assert_eq!(fls(64), 7);
         assert_eq!(fls(u32::MAX), 32);
+    }
+
+    #[test]
+    fn ipv6_addresses_fold_by_xor_of_their_words() {
+        let v6 = |t: &str| addr_fold(t.parse().unwrap());
+        assert_eq!(addr_fold("10.0.0.1".parse().unwrap()), 0x0a00_0001);
+        // 0x20010db8 ^ 0 ^ 0 ^ 0x00000001
+        assert_eq!(v6("2001:db8::1"), 0x2001_0db9);
+        // 0x20010db8 ^ 0x00010002 ^ 0x00030004 ^ 0x00050006
+        assert_eq!(
+            v6("2001:db8:1:2:3:4:5:6"),
+            0x2001_0db8 ^ 0x0001_0002 ^ 0x0003_0004 ^ 0x0005_0006
+        );
+        // words that cancel collide, by the kernel's design
+        assert_eq!(v6("2001:db8:1:2:1:2::"), v6("2001:db8::"));
+        // a v4-mapped address is not its IPv4 address
+        assert_ne!(v6("::ffff:10.0.0.1"), 0x0a00_0001);
     }
 }

@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use super::hash::{lblc_hashkey, LBLC_TAB_SIZE};
+use super::hash::{addr_fold, lblc_hashkey, LBLC_TAB_SIZE};
 use super::reference::{weighted_least, DestView, FlowKey, SchedKind, Scheduler};
+use std::net::IpAddr;
 
 /// Period of the garbage-collection timer (`CHECK_EXPIRE_INTERVAL`, 60 s).
 pub const CHECK_EXPIRE_INTERVAL: u64 = 60;
@@ -38,8 +39,8 @@ pub const MAX_ENTRIES: usize = LBLC_TAB_SIZE * 16;
 /// with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalityEntry {
-    /// Destination address of the flows (the key), host byte order.
-    pub daddr: u32,
+    /// Destination address of the flows (the key).
+    pub daddr: IpAddr,
     /// lblc: the one cached dest id. lblcr: the replica set, most recently
     /// inserted first (the kernel's list order, which decides ties).
     pub dests: Vec<u32>,
@@ -78,7 +79,12 @@ impl Gc {
     }
 
     /// One timer run over `entries` (key → lastuse accessor).
-    fn tick<V>(&mut self, entries: &mut BTreeMap<u32, V>, now: u64, lastuse: impl Fn(&V) -> u64) {
+    fn tick<V>(
+        &mut self,
+        entries: &mut BTreeMap<IpAddr, V>,
+        now: u64,
+        lastuse: impl Fn(&V) -> u64,
+    ) {
         // (a plain remainder: `is_multiple_of` is newer than the MSRV)
         let rem = self.counter % COUNT_FOR_FULL_EXPIRATION;
         if rem == 0 {
@@ -96,9 +102,9 @@ impl Gc {
         }
         let over = entries.len() - MAX_ENTRIES;
         let mut goal = (over * 4 / 3).min(MAX_ENTRIES / 2) as i64;
-        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); LBLC_TAB_SIZE];
+        let mut buckets: Vec<Vec<IpAddr>> = vec![Vec::new(); LBLC_TAB_SIZE];
         for &k in entries.keys() {
-            buckets[lblc_hashkey(k)].push(k);
+            buckets[lblc_hashkey(addr_fold(k))].push(k);
         }
         let mut j = self.rover;
         for _ in 0..LBLC_TAB_SIZE {
@@ -138,7 +144,7 @@ struct LblcEntry {
 /// `None`, cache unchanged.
 #[derive(Debug, Clone)]
 pub struct Lblc {
-    entries: BTreeMap<u32, LblcEntry>,
+    entries: BTreeMap<IpAddr, LblcEntry>,
     gc: Gc,
 }
 
@@ -162,8 +168,8 @@ impl Lblc {
         }
     }
 
-    /// The lblc decision for destination address `daddr` (host order).
-    pub fn pick(&mut self, dests: &[DestView], daddr: u32, now: u64) -> Option<usize> {
+    /// The lblc decision for destination address `daddr`.
+    pub fn pick(&mut self, dests: &[DestView], daddr: IpAddr, now: u64) -> Option<usize> {
         if let Some(en) = self.entries.get_mut(&daddr) {
             en.lastuse = now;
             if let Some(i) = dests.iter().position(|d| d.id == en.dest) {
@@ -217,7 +223,7 @@ impl Scheduler for Lblc {
         now: u64,
         _rand: &mut dyn FnMut() -> u32,
     ) -> Option<usize> {
-        self.pick(dests, u32::from(flow.daddr), now)
+        self.pick(dests, flow.daddr, now)
     }
     /// The 60-second timer: every 30th run drops entries idle for
     /// `lblc_expiration`; otherwise, above [`MAX_ENTRIES`] entries, drops
@@ -262,7 +268,7 @@ struct LblcrEntry {
 /// entry `{set: [dest], lastuse = lastmod = now}`.
 #[derive(Debug, Clone)]
 pub struct Lblcr {
-    entries: BTreeMap<u32, LblcrEntry>,
+    entries: BTreeMap<IpAddr, LblcrEntry>,
     gc: Gc,
 }
 
@@ -344,8 +350,8 @@ impl Lblcr {
         }
     }
 
-    /// The lblcr decision for destination address `daddr` (host order).
-    pub fn pick(&mut self, dests: &[DestView], daddr: u32, now: u64) -> Option<usize> {
+    /// The lblcr decision for destination address `daddr`.
+    pub fn pick(&mut self, dests: &[DestView], daddr: IpAddr, now: u64) -> Option<usize> {
         let exp = self.gc.expiration;
         if let Some(en) = self.entries.get_mut(&daddr) {
             en.lastuse = now;
@@ -409,7 +415,7 @@ impl Scheduler for Lblcr {
         now: u64,
         _rand: &mut dyn FnMut() -> u32,
     ) -> Option<usize> {
-        self.pick(dests, u32::from(flow.daddr), now)
+        self.pick(dests, flow.daddr, now)
     }
     /// Same timer as lblc, with `lblcr_expiration`.
     fn tick(&mut self, now: u64) {

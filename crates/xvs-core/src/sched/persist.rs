@@ -3,7 +3,7 @@
 //! `ip_vs_check_template`, `ip_vs_bind_dest` / `ip_vs_unbind_dest`
 //! (`ip_vs_conn.c`) and `__ip_vs_update_dest` (`ip_vs_ctl.c`).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::reference::{DestView, FlowKey};
 
@@ -18,9 +18,10 @@ pub struct PersistKey {
     /// IP protocol of the packet.
     pub proto: u8,
     /// Client address masked with the service's persistence netmask.
-    pub caddr: Ipv4Addr,
-    /// The packet's destination address (the VIP).
-    pub vaddr: Ipv4Addr,
+    pub caddr: IpAddr,
+    /// The packet's destination address (the VIP), or the mark of a
+    /// fwmark service as [`fwmark_vaddr`] writes it.
+    pub vaddr: IpAddr,
     /// The virtual port, or 0 (see [`persist_key`]).
     pub vport: u16,
 }
@@ -35,8 +36,8 @@ pub struct PersistKey {
 ///   template between control and data connections.
 /// * `vaddr = flow.daddr`, `proto = flow.proto`. (Firewall-mark services
 ///   key by the mark instead: [`persist_key_fwmark`].)
-pub fn persist_key(svc_port: u16, netmask: Ipv4Addr, flow: &FlowKey) -> PersistKey {
-    let caddr = Ipv4Addr::from(u32::from(flow.saddr) & u32::from(netmask));
+pub fn persist_key(svc_port: u16, netmask: IpAddr, flow: &FlowKey) -> PersistKey {
+    let caddr = masked(flow.saddr, netmask);
     let vport = if flow.dport == svc_port && svc_port != FTPPORT {
         flow.dport
     } else {
@@ -53,12 +54,34 @@ pub fn persist_key(svc_port: u16, netmask: Ipv4Addr, flow: &FlowKey) -> PersistK
 /// The template key of a persistent fwmark service with mark `mark`:
 /// `<IPPROTO_IP, caddr & netmask, 0, htonl(mark), 0>`, one template for
 /// every address, port and protocol the mark groups.
-pub fn persist_key_fwmark(mark: u32, netmask: Ipv4Addr, flow: &FlowKey) -> PersistKey {
+pub fn persist_key_fwmark(mark: u32, netmask: IpAddr, flow: &FlowKey) -> PersistKey {
     PersistKey {
         proto: 0,
-        caddr: Ipv4Addr::from(u32::from(flow.saddr) & u32::from(netmask)),
-        vaddr: Ipv4Addr::from(mark),
+        caddr: masked(flow.saddr, netmask),
+        vaddr: fwmark_vaddr(mark, flow.saddr.is_ipv6()),
         vport: 0,
+    }
+}
+
+/// A fwmark template's virtual address: `htonl(mark)` in the first word
+/// of the kernel's address union, the rest zero, so mark 1 of an IPv6
+/// service is `0:1::`.
+pub fn fwmark_vaddr(mark: u32, ipv6: bool) -> IpAddr {
+    if ipv6 {
+        IpAddr::V6(Ipv6Addr::from(u128::from(mark) << 96))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(mark))
+    }
+}
+
+/// `addr` masked with `netmask` (`ipv6_addr_prefix` for IPv6, whose
+/// netmask the kernel keeps as a prefix length). A netmask of the other
+/// family (never configured so) leaves the address whole.
+pub fn masked(addr: IpAddr, netmask: IpAddr) -> IpAddr {
+    match (addr, netmask) {
+        (IpAddr::V4(a), IpAddr::V4(m)) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & u32::from(m))),
+        (IpAddr::V6(a), IpAddr::V6(m)) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & u128::from(m))),
+        (a, _) => a,
     }
 }
 
@@ -162,53 +185,62 @@ mod tests {
     }
 
     fn flow(saddr: [u8; 4], dport: u16) -> FlowKey {
-        FlowKey::tcp(saddr.into(), 40000, [10, 0, 0, 1].into(), dport)
+        FlowKey::tcp(
+            Ipv4Addr::from(saddr),
+            40000,
+            Ipv4Addr::new(10, 0, 0, 1),
+            dport,
+        )
     }
 
     #[test]
     fn key_masks_client() {
         let k = persist_key(
             80,
-            Ipv4Addr::new(255, 255, 255, 0),
+            IpAddr::V4(Ipv4Addr::new(255, 255, 255, 0)),
             &flow([192, 168, 7, 33], 80),
         );
         assert_eq!(
             k,
             PersistKey {
                 proto: 6,
-                caddr: Ipv4Addr::new(192, 168, 7, 0),
-                vaddr: Ipv4Addr::new(10, 0, 0, 1),
+                caddr: IpAddr::V4(Ipv4Addr::new(192, 168, 7, 0)),
+                vaddr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
                 vport: 80
             }
         );
         let k2 = persist_key(
             80,
-            Ipv4Addr::new(255, 255, 255, 0),
+            IpAddr::V4(Ipv4Addr::new(255, 255, 255, 0)),
             &flow([192, 168, 7, 200], 80),
         );
         assert_eq!(k, k2);
-        let k3 = persist_key(80, Ipv4Addr::BROADCAST, &flow([192, 168, 7, 200], 80));
+        let k3 = persist_key(
+            80,
+            IpAddr::V4(Ipv4Addr::BROADCAST),
+            &flow([192, 168, 7, 200], 80),
+        );
         assert_eq!(k3.caddr, Ipv4Addr::new(192, 168, 7, 200));
     }
 
     #[test]
     fn key_port_zero_and_ftp() {
         // port-0 service: every port shares the template
-        let a = persist_key(0, Ipv4Addr::BROADCAST, &flow([1, 2, 3, 4], 443));
-        let b = persist_key(0, Ipv4Addr::BROADCAST, &flow([1, 2, 3, 4], 22));
+        let a = persist_key(0, IpAddr::V4(Ipv4Addr::BROADCAST), &flow([1, 2, 3, 4], 443));
+        let b = persist_key(0, IpAddr::V4(Ipv4Addr::BROADCAST), &flow([1, 2, 3, 4], 22));
         assert_eq!(a.vport, 0);
         assert_eq!(a, b);
         // FTP: vport 0 too
         assert_eq!(
-            persist_key(21, Ipv4Addr::BROADCAST, &flow([1, 2, 3, 4], 21)).vport,
+            persist_key(21, IpAddr::V4(Ipv4Addr::BROADCAST), &flow([1, 2, 3, 4], 21)).vport,
             0
         );
         // UDP and TCP are distinct templates
         let mut u = flow([1, 2, 3, 4], 53);
         u.proto = 17;
         assert_ne!(
-            persist_key(53, Ipv4Addr::BROADCAST, &u),
-            persist_key(53, Ipv4Addr::BROADCAST, &flow([1, 2, 3, 4], 53))
+            persist_key(53, IpAddr::V4(Ipv4Addr::BROADCAST), &u),
+            persist_key(53, IpAddr::V4(Ipv4Addr::BROADCAST), &flow([1, 2, 3, 4], 53))
         );
     }
 
@@ -263,5 +295,25 @@ mod tests {
         assert!(overload_after_edit(10, 10, true));
         assert!(overload_after_edit(10, 5, true));
         assert!(!overload_after_edit(10, 5, false));
+    }
+
+    #[test]
+    fn ipv6_templates_mask_by_prefix_and_carry_the_mark_in_the_first_word() {
+        let c: IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+        let v: IpAddr = "2001:db8:ffff::10".parse().unwrap();
+        let flow = FlowKey::tcp(c, 40000, v, 443);
+        let m64 = crate::model::prefix_mask(c, 64);
+        let k = persist_key(443, m64, &flow);
+        assert_eq!(k.caddr, "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!((k.vaddr, k.vport, k.proto), (v, 443, 6));
+        let m61 = crate::model::prefix_mask(c, 61);
+        assert_eq!(
+            persist_key(443, m61, &flow).caddr,
+            "2001:db8:1::".parse::<IpAddr>().unwrap()
+        );
+        let f = persist_key_fwmark(1, m64, &flow);
+        assert_eq!(f.vaddr, "0:1::".parse::<IpAddr>().unwrap());
+        assert_eq!((f.proto, f.vport), (0, 0));
+        assert_eq!(fwmark_vaddr(0x0102_0304, false), IpAddr::from([1, 2, 3, 4]));
     }
 }

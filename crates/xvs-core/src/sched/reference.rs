@@ -15,7 +15,7 @@
 //! [`nq_pick`], [`fo_pick`], [`ovf_pick`], [`twos_pick`]) are also public,
 //! for direct use.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::hash::random_below;
 use super::locality::{Lblc, Lblcr, LocalityEntry};
@@ -42,7 +42,7 @@ pub struct DestView {
     /// xvs destination id (stable across list changes; the data plane's key).
     pub id: u32,
     /// Real server address (used by mh's permutation).
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Real server port (used by mh's permutation).
     pub port: u16,
     /// Current weight; 0 = quiesced (never picked for a new connection,
@@ -66,7 +66,7 @@ impl DestView {
     pub fn new(id: u32, weight: u32) -> Self {
         DestView {
             id,
-            addr: Ipv4Addr::UNSPECIFIED,
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
             weight,
             last_weight: weight,
@@ -84,8 +84,8 @@ impl DestView {
     }
 
     /// Same, with an address and port.
-    pub fn with_addr(mut self, addr: Ipv4Addr, port: u16) -> Self {
-        self.addr = addr;
+    pub fn with_addr(mut self, addr: impl Into<IpAddr>, port: u16) -> Self {
+        self.addr = addr.into();
         self.port = port;
         self
     }
@@ -121,30 +121,29 @@ pub fn next_last_weight(add: bool, old_last_weight: u32, new_weight: u32) -> u32
     }
 }
 
-/// The packet that needs a destination (addresses in network order as
-/// [`Ipv4Addr`], ports in host order).
+/// The packet that needs a destination (ports in host order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     /// IP protocol number (6 TCP, 17 UDP, 132 SCTP).
     pub proto: u8,
     /// Client (source) address.
-    pub saddr: Ipv4Addr,
+    pub saddr: IpAddr,
     /// Client (source) port.
     pub sport: u16,
     /// Destination address (the VIP for a normal service).
-    pub daddr: Ipv4Addr,
+    pub daddr: IpAddr,
     /// Destination port (the virtual port).
     pub dport: u16,
 }
 
 impl FlowKey {
     /// A TCP flow.
-    pub fn tcp(saddr: Ipv4Addr, sport: u16, daddr: Ipv4Addr, dport: u16) -> Self {
+    pub fn tcp(saddr: impl Into<IpAddr>, sport: u16, daddr: impl Into<IpAddr>, dport: u16) -> Self {
         FlowKey {
             proto: 6,
-            saddr,
+            saddr: saddr.into(),
             sport,
-            daddr,
+            daddr: daddr.into(),
             dport,
         }
     }

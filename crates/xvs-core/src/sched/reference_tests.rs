@@ -4,6 +4,7 @@ use super::*;
 use crate::sched::hash::{dh_hashkey, sh_hashkey};
 use crate::sched::locality::{locality_overloaded, Lblc, Lblcr, DEFAULT_EXPIRATION};
 use crate::sched::{rr_ring_weighted, wrr_ring};
+use std::net::IpAddr;
 
 fn no_rand() -> impl FnMut() -> u32 {
     || panic!("this scheduler must not draw randoms")
@@ -293,7 +294,7 @@ fn dh_by_destination() {
         assert_eq!(a, dh_hashkey(daddr) % 3);
         // the source does not matter
         let mut f = flow_to(daddr);
-        f.saddr = Ipv4Addr::new(1, 2, 3, 4);
+        f.saddr = IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4));
         assert_eq!(s.schedule(&d, &f, 0, &mut no_rand()), Some(a));
         counts[a] += 1;
     }
@@ -360,28 +361,28 @@ fn lblc_sticks_and_moves_when_overloaded() {
     let v1 = 0x0808_0808;
     let v2 = 0x0808_0404;
     // first: wlc picks dest 0 (ties -> first) and caches it
-    assert_eq!(s.pick(&d, v1, 10), Some(0));
+    assert_eq!(s.pick(&d, ip4(v1), 10), Some(0));
     d[0].activeconns += 1;
     // a second destination address: wlc now picks dest 1
-    assert_eq!(s.pick(&d, v2, 11), Some(1));
+    assert_eq!(s.pick(&d, ip4(v2), 11), Some(1));
     d[1].activeconns += 1;
     // v1 sticks to dest 0 although dest 2 is idle
     for t in 12..14 {
-        assert_eq!(s.pick(&d, v1, t), Some(0));
+        assert_eq!(s.pick(&d, ip4(v1), t), Some(0));
         d[0].activeconns += 1;
     }
     // dest 0 now has 3 active > weight 2 and dest 2 has 0*2 < 2: overloaded
     assert!(locality_overloaded(&d[0], &d));
-    assert_eq!(s.pick(&d, v1, 20), Some(2));
+    assert_eq!(s.pick(&d, ip4(v1), 20), Some(2));
     let e = s.entries();
     assert_eq!(e.len(), 2);
     assert_eq!(
         (e[0].daddr, e[0].dests.clone(), e[0].lastuse),
-        (v2, vec![2], 11)
+        (ip4(v2), vec![2], 11)
     );
     assert_eq!(
         (e[1].daddr, e[1].dests.clone(), e[1].lastuse),
-        (v1, vec![3], 20)
+        (ip4(v1), vec![3], 20)
     );
     // when no dest is below half its weight, an over-weight dest still sticks
     let busy = [
@@ -389,41 +390,41 @@ fn lblc_sticks_and_moves_when_overloaded() {
         DestView::new(2, 2).with_conns(1, 0),
     ];
     let mut s = Lblc::new();
-    assert_eq!(s.pick(&busy, v1, 0), Some(1));
+    assert_eq!(s.pick(&busy, ip4(v1), 0), Some(1));
     let busy2 = [
         DestView::new(1, 1).with_conns(5, 0),
         DestView::new(2, 2).with_conns(9, 0),
     ];
     assert!(!locality_overloaded(&busy2[1], &busy2));
-    assert_eq!(s.pick(&busy2, v1, 1), Some(1));
+    assert_eq!(s.pick(&busy2, ip4(v1), 1), Some(1));
 }
 
 #[test]
 fn lblc_hit_ignores_overload_flag_but_not_weight() {
     let mut d = vec![DestView::new(1, 1), DestView::new(2, 1)];
     let mut s = Lblc::new();
-    assert_eq!(s.pick(&d, 7, 0), Some(0));
+    assert_eq!(s.pick(&d, ip4(7), 0), Some(0));
     d[0].overloaded = true;
     // the kernel does not check IP_VS_DEST_F_OVERLOAD on a cache hit
-    assert_eq!(s.pick(&d, 7, 1), Some(0));
+    assert_eq!(s.pick(&d, ip4(7), 1), Some(0));
     // but a new address does not get it
-    assert_eq!(s.pick(&d, 8, 1), Some(1));
+    assert_eq!(s.pick(&d, ip4(8), 1), Some(1));
     // weight 0 invalidates the hit
     d[0].overloaded = false;
     d[0].weight = 0;
-    assert_eq!(s.pick(&d, 7, 2), Some(1));
+    assert_eq!(s.pick(&d, ip4(7), 2), Some(1));
     assert_eq!(s.entries()[0].dests, vec![2]);
     // removed from the service: also invalid
     let d2 = vec![DestView::new(3, 1)];
-    assert_eq!(s.pick(&d2, 8, 3), Some(0));
+    assert_eq!(s.pick(&d2, ip4(8), 3), Some(0));
 }
 
 #[test]
 fn lblc_expiry_timer() {
     let d = [DestView::new(1, 1)];
     let mut s = Lblc::with_expiration(100);
-    s.pick(&d, 1, 0);
-    s.pick(&d, 2, 1_000);
+    s.pick(&d, ip4(1), 0);
+    s.pick(&d, ip4(2), 1_000);
     // timer every 60 s from t=60; the 30th run (t=1800) is the full check
     for k in 1..30u64 {
         Scheduler::tick(&mut s, 60 * k);
@@ -434,7 +435,7 @@ fn lblc_expiry_timer() {
     assert_eq!(s.entries().len(), 0);
     // default expiration is a day
     let mut s = Lblc::new();
-    s.pick(&d, 1, 0);
+    s.pick(&d, ip4(1), 0);
     for k in 1..=30u64 {
         Scheduler::tick(&mut s, 60 * k);
     }
@@ -451,7 +452,7 @@ fn lblc_oversize_gc() {
     for a in 0..n {
         // the first 200 are old, the rest fresh
         let t = if a < 200 { 0 } else { 1_000 };
-        s.pick(&d, a, t);
+        s.pick(&d, ip4(a), t);
     }
     // first timer run (counter 1): over size by 300 -> goal 400, but only
     // the 200 entries idle >= 6 min can go
@@ -468,33 +469,33 @@ fn lblcr_grows_set_under_overload_and_shrinks_after_expiration() {
     ];
     let mut s = Lblcr::new();
     let v = 0x0909_0909;
-    assert_eq!(s.pick(&d, v, 0), Some(0));
+    assert_eq!(s.pick(&d, ip4(v), 0), Some(0));
     d[0].activeconns = 3; // > weight 2, and dest 1 is below half
                           // set member overloaded -> service-wide wlc: dest 1, added to the set front
-    assert_eq!(s.pick(&d, v, 5), Some(1));
+    assert_eq!(s.pick(&d, ip4(v), 5), Some(1));
     assert_eq!(s.entries()[0].dests, vec![2, 1]);
     assert_eq!(s.entries()[0].lastmod, 5);
     d[1].activeconns = 3;
-    assert_eq!(s.pick(&d, v, 6), Some(2));
+    assert_eq!(s.pick(&d, ip4(v), 6), Some(2));
     assert_eq!(s.entries()[0].dests, vec![3, 2, 1]);
     // least loaded member is used while not overloaded (dest 3, idle)
-    assert_eq!(s.pick(&d, v, 7), Some(2));
+    assert_eq!(s.pick(&d, ip4(v), 7), Some(2));
     assert_eq!(s.entries()[0].dests, vec![3, 2, 1]);
     assert_eq!(s.entries()[0].lastuse, 7);
     // after lblcr_expiration (24 h, strictly after lastmod + exp) the most
     // loaded member goes: dests 1 and 2 tie at 3*256/2, the first in set
     // order (dest 2, inserted later) is kept as "most"
     let t = 6 + DEFAULT_EXPIRATION;
-    assert_eq!(s.pick(&d, v, t), Some(2));
+    assert_eq!(s.pick(&d, ip4(v), t), Some(2));
     assert_eq!(s.entries()[0].dests, vec![3, 2, 1]);
-    assert_eq!(s.pick(&d, v, t + 1), Some(2));
+    assert_eq!(s.pick(&d, ip4(v), t + 1), Some(2));
     assert_eq!(s.entries()[0].dests, vec![3, 1]);
     assert_eq!(s.entries()[0].lastmod, t + 1);
     // one more shrink a day later: most loaded of {3 (0 conns), 1 (3)} is 1
-    assert_eq!(s.pick(&d, v, t + 2 + DEFAULT_EXPIRATION), Some(2));
+    assert_eq!(s.pick(&d, ip4(v), t + 2 + DEFAULT_EXPIRATION), Some(2));
     assert_eq!(s.entries()[0].dests, vec![3]);
     // a single member is never removed
-    assert_eq!(s.pick(&d, v, t + 3 + 9 * DEFAULT_EXPIRATION), Some(2));
+    assert_eq!(s.pick(&d, ip4(v), t + 3 + 9 * DEFAULT_EXPIRATION), Some(2));
     assert_eq!(s.entries()[0].dests, vec![3]);
 }
 
@@ -502,13 +503,13 @@ fn lblcr_grows_set_under_overload_and_shrinks_after_expiration() {
 fn lblcr_set_skips_overload_flag() {
     let mut d = vec![DestView::new(1, 1), DestView::new(2, 1)];
     let mut s = Lblcr::new();
-    assert_eq!(s.pick(&d, 1, 0), Some(0));
+    assert_eq!(s.pick(&d, ip4(1), 0), Some(0));
     d[0].overloaded = true;
     // set_min finds nothing usable -> wlc over the service -> dest 2 joins
-    assert_eq!(s.pick(&d, 1, 1), Some(1));
+    assert_eq!(s.pick(&d, ip4(1), 1), Some(1));
     assert_eq!(s.entries()[0].dests, vec![2, 1]);
     d[1].overloaded = true;
-    assert_eq!(s.pick(&d, 1, 2), None);
+    assert_eq!(s.pick(&d, ip4(1), 2), None);
     assert_eq!(s.entries()[0].lastuse, 2);
 }
 
@@ -757,7 +758,7 @@ fn mh_port_flag_uses_source_port() {
     let t = mh_table(
         &d.iter()
             .map(|v| MhDest {
-                addr: u32::from(v.addr),
+                addr: crate::sched::hash::addr_fold(v.addr),
                 port: v.port,
                 last_weight: v.last_weight,
             })
@@ -778,4 +779,27 @@ fn mh_port_flag_uses_source_port() {
         differs |= a != b;
     }
     assert!(differs);
+}
+
+/// An IPv4 address from its host-order value.
+fn ip4(a: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(a))
+}
+
+/// IPv6 destinations whose words fold to the same value share a hash
+/// bucket but never an entry (the kernel compares whole addresses).
+#[test]
+fn lblc_keeps_ipv6_addresses_apart_when_their_fold_collides() {
+    let mut d = vec![DestView::new(1, 2), DestView::new(2, 2)];
+    let mut s = Lblc::new();
+    let a: IpAddr = "2001:db8:1:2:1:2::".parse().unwrap();
+    let b: IpAddr = "2001:db8::".parse().unwrap();
+    assert_eq!(
+        crate::sched::hash::addr_fold(a),
+        crate::sched::hash::addr_fold(b)
+    );
+    assert_eq!(s.pick(&d, a, 1), Some(0));
+    d[0].activeconns += 1;
+    assert_eq!(s.pick(&d, b, 2), Some(1));
+    assert_eq!(s.entries().len(), 2);
 }

@@ -8,11 +8,11 @@ impl P {
     /// Connection keyword (`install_checker_common_keywords(true)`); true if handled.
     pub(super) fn conn_keyword(&mut self, co: &mut RawConn, n: &Node) -> bool {
         match n.kw() {
-            "connect_ip" => co.connect_ip = self.ipv4(n, 1).or(co.connect_ip),
+            "connect_ip" => co.connect_ip = self.ip(n, 1).or(co.connect_ip),
             "connect_port" => {
                 co.connect_port = self.u32v(n, 1, 65535).map(|p| p as u16).or(co.connect_port)
             }
-            "bindto" => co.bindto = self.ipv4(n, 1).or(co.bindto),
+            "bindto" => co.bindto = self.ip(n, 1).or(co.bindto),
             "bind_port" => co.bind_port = self.u32v(n, 1, 65535).map(|p| p as u16).or(co.bind_port),
             "bind_if" => {
                 if let Some(i) = self.arg(n, 1, "interface name") {

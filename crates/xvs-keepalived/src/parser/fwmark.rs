@@ -160,7 +160,11 @@ impl P {
     }
 
     /// A `virtual_server_group` entry `fwmark N [inet|inet6]`.
-    pub(super) fn vsg_fwmark(&mut self, name: &str, e: &Node) -> Option<(Location, u32)> {
+    pub(super) fn vsg_fwmark(
+        &mut self,
+        name: &str,
+        e: &Node,
+    ) -> Option<(Location, u32, Option<Af>)> {
         let Some(m) = e.words.get(1) else {
             self.err(
                 &e.loc,
@@ -179,14 +183,9 @@ impl P {
             }
         };
         match e.words.get(2).map(String::as_str) {
-            None | Some("inet") => Some((e.loc.clone(), mark)),
-            Some("inet6") => {
-                self.err(
-                    &e.loc,
-                    format!("virtual_server_group {name}: fwmark {mark} inet6: IPv6 is not supported by xvs"),
-                );
-                None
-            }
+            None => Some((e.loc.clone(), mark, None)),
+            Some("inet") => Some((e.loc.clone(), mark, Some(Af::Inet))),
+            Some("inet6") => Some((e.loc.clone(), mark, Some(Af::Inet6))),
             Some(f) => {
                 // keepalived: "(%s): fwmark '%u' family %s unknown - ignoring"
                 self.warn(

@@ -1,12 +1,12 @@
 //! `real_server` blocks (keepalived's `rs_handler` and its keywords).
 
-use super::values::{parse_ipv4, parse_port};
+use super::values::{parse_ip, parse_port};
 use super::*;
 
 impl P {
     pub(super) fn real_server(&mut self, vs: &RawVs, n: &Node) -> Option<RawRs> {
         let a = self.arg(n, 1, "address")?;
-        let addr = match parse_ipv4(a) {
+        let addr = match parse_ip(a) {
             Ok(x) => x,
             Err(e) => {
                 self.err(&n.loc, format!("real_server: {e}"));

@@ -1,6 +1,7 @@
 //! keepalived's `validate_check_config`: defaults and adjustments that turn
 //! the raw forms into [`VirtualServer`]s.
 
+use super::values::ap;
 use super::*;
 
 impl P {
@@ -12,13 +13,24 @@ impl P {
         group: Option<&str>,
         entry: Entry,
     ) -> Option<VirtualServer> {
+        let af = self.entry_af(vs, entry);
         let (fwmark, addr, port) = match entry {
             Entry::Addr(a, p) => (0, a, p),
-            Entry::Fwmark { mark, .. } => (mark, Ipv4Addr::UNSPECIFIED, 0),
+            Entry::Fwmark { mark, .. } => (mark, af.unspecified(), 0),
         };
         let name = match entry {
-            Entry::Addr(..) => format!("{addr}:{port}"),
+            Entry::Addr(..) => ap(addr, port),
             Entry::Fwmark { mark, .. } => format!("FWM {mark}"),
+        };
+        let granularity = match vs.granularity {
+            Some(g) if Af::of(g) != af => {
+                self.warn(
+                    &vs.loc,
+                    format!("virtual server {name}: persistence_granularity is of the other address family - ignored"),
+                );
+                None
+            }
+            g => g,
         };
         if vs.rs.is_empty() {
             self.warn(
@@ -53,8 +65,15 @@ impl P {
             "wlc".into()
         });
         let mut warned_fwd = false;
-        let (rss, weight_sum) = self.resolve_real_servers(vs, entry, &mut warned_fwd);
-        let sorry_server = self.resolve_sorry(vs, entry, &rss, &mut warned_fwd);
+        let (rss, weight_sum) = self.resolve_real_servers(vs, entry, af, &mut warned_fwd);
+        if rss.is_empty() {
+            self.warn(
+                &vs.loc,
+                format!("virtual server {name}: no real server of its address family - ignored"),
+            );
+            return None;
+        }
+        let sorry_server = self.resolve_sorry(vs, entry, af, &rss, &mut warned_fwd);
         let mut quorum = vs.quorum;
         if u64::from(quorum) > weight_sum {
             self.warn(
@@ -92,7 +111,7 @@ impl P {
             // fwmark entries to the full mask (fwmark.md §C.3).
             persistence_granularity: match entry {
                 Entry::Fwmark { grouped: true, .. } => None,
-                _ => vs.granularity,
+                _ => granularity,
             },
             persistence_engine: vs.engine.clone(),
             delay_loop: vs.delay_loop,
@@ -112,6 +131,39 @@ impl P {
             sorry_server,
             real_servers: rss,
         })
+    }
+
+    /// The family of one service of `vs`: an address's own; a fwmark
+    /// entry's named family (`fwmark N inet6` in a group), else the
+    /// virtual server's (`ip_family`, its non-tunnelled servers,
+    /// `persistence_granularity`), else a group's addresses' (IPv4 if it
+    /// has any), else that of its tunnelled servers when they agree, else
+    /// IPv4 (keepalived's `vs_end_handler` and `ipvs_set_srule`).
+    fn entry_af(&self, vs: &RawVs, entry: Entry) -> Af {
+        match entry {
+            Entry::Addr(a, _) => Af::of(a),
+            Entry::Fwmark { af: Some(af), .. } => af,
+            Entry::Fwmark { .. } => {
+                if let Some(af) = vs.af {
+                    return af;
+                }
+                if let Target::Group(g) = &vs.target {
+                    if let Some(grp) = self.groups.get(g) {
+                        let has = |af| grp.entries.iter().any(|&(a, _)| Af::of(a) == af);
+                        if has(Af::Inet) {
+                            return Af::Inet;
+                        }
+                        if has(Af::Inet6) {
+                            return Af::Inet6;
+                        }
+                    }
+                }
+                match vs.tunnel_afs.split_first() {
+                    Some((&first, rest)) if rest.iter().all(|&a| a == first) => first,
+                    _ => Af::Inet,
+                }
+            }
+        }
     }
 
     /// keepalived's checks of an address service: the protocol (UDP when
@@ -157,21 +209,22 @@ impl P {
         entry: Entry,
         loc: &Location,
         what: &str,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         given: Option<u16>,
         method: FwdMethod,
     ) -> u16 {
         let port = match entry {
             Entry::Addr(_, port) => port,
-            Entry::Fwmark { mark, grouped } => {
+            Entry::Fwmark { mark, grouped, .. } => {
                 if method == FwdMethod::Masq {
                     return given.unwrap_or(0);
                 }
                 if let Some(p) = given {
+                    let a = ap(addr, p);
                     let m = if grouped {
-                        format!("fwmark virtual server FWM {mark}, {what} {addr}:{p} has port specified - port will be ignored")
+                        format!("fwmark virtual server FWM {mark}, {what} {a} has port specified - port will be ignored")
                     } else {
-                        format!("fwmark virtual server FWM {mark}, {what} {addr}:{p} has port specified - clearing")
+                        format!("fwmark virtual server FWM {mark}, {what} {a} has port specified - clearing")
                     };
                     self.warn(loc, m);
                 }
@@ -181,7 +234,7 @@ impl P {
         let rport = given.unwrap_or(port);
         if method != FwdMethod::Masq && rport != port {
             let m = if what == "real server" {
-                format!("real server {addr}:{rport}: port differs from virtual server port {port} with DR/TUN - using {port}")
+                format!("real server {}: port differs from virtual server port {port} with DR/TUN - using {port}", ap(addr, rport))
             } else {
                 format!("sorry server port differs from virtual server port {port} with DR/TUN - using {port}")
             };
@@ -215,6 +268,7 @@ impl P {
         &mut self,
         vs: &RawVs,
         entry: Entry,
+        af: Af,
         warned_fwd: &mut bool,
     ) -> (Vec<RealServer>, u64) {
         let mut rss: Vec<RealServer> = vec![];
@@ -224,14 +278,17 @@ impl P {
                 Some(f) => f,
                 None => self.vs_fwd(vs, warned_fwd),
             };
+            if !self.same_af(af, r.addr, fwd, &r.loc, "real server") {
+                continue;
+            }
             let rport = self.server_port(entry, &r.loc, "real server", r.addr, r.port, fwd.method);
             if let Some(prev) = rss.iter().find(|x| x.addr == r.addr && x.port == rport) {
                 let p = prev.location.clone();
                 self.warn(
                     &r.loc,
                     format!(
-                        "real server {}:{rport} duplicates the one at {p} - removed",
-                        r.addr
+                        "real server {} duplicates the one at {p} - removed",
+                        ap(r.addr, rport)
                     ),
                 );
                 continue;
@@ -269,14 +326,18 @@ impl P {
         &mut self,
         vs: &RawVs,
         entry: Entry,
+        af: Af,
         rss: &[RealServer],
         warned_fwd: &mut bool,
     ) -> Option<SorryServer> {
-        vs.sorry.as_ref().map(|s| {
+        vs.sorry.as_ref().and_then(|s| {
             let fwd = match s.fwd {
                 Some(f) => f,
                 None => self.vs_fwd(vs, warned_fwd),
             };
+            if !self.same_af(af, s.addr, fwd, &s.loc, "sorry server") {
+                return None;
+            }
             let sport = self.server_port(entry, &s.loc, "sorry server", s.addr, s.port, fwd.method);
             let mut inhibit = s.inhibit;
             if let Some(rs) = rss.iter().find(|r| r.addr == s.addr && r.port == sport) {
@@ -285,8 +346,33 @@ impl P {
                     inhibit = rs.inhibit_on_failure;
                 }
             }
-            SorryServer { location: s.loc.clone(), addr: s.addr, port: sport, forwarding: fwd, inhibit }
+            Some(SorryServer { location: s.loc.clone(), addr: s.addr, port: sport, forwarding: fwd, inhibit })
         })
+    }
+
+    /// Whether a server may serve a service of family `af`: its own
+    /// family, or either when tunnelled (IPVS allows mixed families for
+    /// tunnels only). A group's entries can be of both families; a server
+    /// of the other one is skipped for those entries, with keepalived's
+    /// message.
+    fn same_af(
+        &mut self,
+        af: Af,
+        addr: IpAddr,
+        fwd: Forwarding,
+        loc: &Location,
+        what: &str,
+    ) -> bool {
+        if fwd.method == FwdMethod::Tunnel || Af::of(addr) == af {
+            return true;
+        }
+        self.warn(
+            loc,
+            format!(
+                "Address family of virtual server and {what} {addr} don't match - skipping {what}."
+            ),
+        );
+        false
     }
 
     pub(super) fn resolve_checker(

@@ -47,13 +47,27 @@ pub(super) fn timer_us(s: &str) -> Result<u64, String> {
     }
 }
 
-pub(super) fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
+/// An address as keepalived's `inet_stosockaddr` reads it: IPv6 when the
+/// text has a `:` (written bare: `2001:db8::1`, no brackets, the port a
+/// word of its own), IPv4 otherwise; never a host name.
+pub(super) fn parse_ip(s: &str) -> Result<IpAddr, String> {
     if s.contains(':') {
-        return Err(format!(
-            "IPv6 address {s} is not supported by xvs (IPv4 only)"
-        ));
+        s.parse::<std::net::Ipv6Addr>()
+            .map(IpAddr::V6)
+            .map_err(|_| format!("invalid IPv6 address '{s}'"))
+    } else {
+        s.parse::<Ipv4Addr>()
+            .map(IpAddr::V4)
+            .map_err(|_| format!("invalid IPv4 address '{s}'"))
     }
-    s.parse().map_err(|_| format!("invalid IPv4 address '{s}'"))
+}
+
+/// `addr:port`, `[addr]:port` for IPv6 (for messages).
+pub(super) fn ap(a: IpAddr, port: u16) -> String {
+    match a {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
 }
 
 /// An optional port: absent or all zeros means "no port".
@@ -213,9 +227,9 @@ impl P {
         }
     }
 
-    pub(super) fn ipv4(&mut self, n: &Node, i: usize) -> Option<Ipv4Addr> {
+    pub(super) fn ip(&mut self, n: &Node, i: usize) -> Option<IpAddr> {
         let w = self.arg(n, i, "address")?;
-        match parse_ipv4(w) {
+        match parse_ip(w) {
             Ok(a) => Some(a),
             Err(e) => {
                 self.err(&n.loc, format!("{}: {e}", n.kw()));

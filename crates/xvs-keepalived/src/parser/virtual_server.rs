@@ -1,8 +1,9 @@
 //! `virtual_server_group` and `virtual_server` blocks and their keywords
 //! (keepalived's `check_parser.c`).
 
-use super::values::{digits, parse_ipv4, parse_port};
+use super::values::{digits, parse_ip, parse_port};
 use super::*;
+use std::net::Ipv6Addr;
 
 impl P {
     pub(super) fn vsg(&mut self, n: &Node) {
@@ -33,6 +34,16 @@ impl P {
                 None => bad = true,
             }
         }
+        // keepalived's alloc_vsg: a fwmark entry without a family takes the
+        // group's, which must then be one.
+        let have = |af| entries.iter().any(|&(a, _)| Af::of(a) == af);
+        if have(Af::Inet) && have(Af::Inet6) && fwmarks.iter().any(|f| f.2.is_none()) {
+            self.err(
+                &n.loc,
+                format!("virtual server group {name} cannot have IPv4, IPv6 and fwmark without family - removing"),
+            );
+            return;
+        }
         if entries.is_empty() && fwmarks.is_empty() && !bad {
             self.err(
                 &n.loc,
@@ -57,8 +68,9 @@ impl P {
         );
     }
 
-    /// `IP [PORT]`, `IP-LAST [PORT]`, `IP-IP [PORT]`, `IP/LEN [PORT]`.
-    pub(super) fn vsg_entry(&mut self, e: &Node) -> Option<Vec<(Ipv4Addr, u16)>> {
+    /// `IP [PORT]`, `IP-LAST [PORT]`, `IP-IP [PORT]`, `IP/LEN [PORT]`, IPv4
+    /// or IPv6 (see [`P::vsg_entry_v6`]).
+    pub(super) fn vsg_entry(&mut self, e: &Node) -> Option<Vec<(IpAddr, u16)>> {
         let spec = e.kw();
         let port = match parse_port(e.words.get(1).map(String::as_str)) {
             Ok(p) => p.unwrap_or(0),
@@ -72,7 +84,7 @@ impl P {
             None
         };
         if spec.contains(':') {
-            return fail(self, "IPv6 is not supported by xvs (IPv4 only)".into());
+            return self.vsg_entry_v6(e, spec, port);
         }
         let (first, last) = if let Some((a, len)) = spec.split_once('/') {
             let a: Ipv4Addr = match a.parse() {
@@ -119,7 +131,80 @@ impl P {
         if u64::from(last - first) >= MAX_RANGE {
             return fail(self, format!("range has more than {MAX_RANGE} addresses"));
         }
-        Some((first..=last).map(|a| (Ipv4Addr::from(a), port)).collect())
+        Some(
+            (first..=last)
+                .map(|a| (IpAddr::V4(Ipv4Addr::from(a)), port))
+                .collect(),
+        )
+    }
+
+    /// An IPv6 group entry (keepalived's `inet_stor` with `AF_INET6`):
+    /// `A-B` ends at B, a full address differing from A in the last 16-bit
+    /// group only, or (no `:` in B) at B read as a hex number, the last
+    /// group (`ae00::2-9`, `ae00::a-ff`); `A/LEN` is 1..128 with the host
+    /// bits clear.
+    fn vsg_entry_v6(&mut self, e: &Node, spec: &str, port: u16) -> Option<Vec<(IpAddr, u16)>> {
+        let fail = |s: &mut Self, m: String| {
+            s.err(&e.loc, format!("virtual_server_group entry '{spec}': {m}"));
+            None
+        };
+        let (first, last) = if let Some((a, len)) = spec.split_once('/') {
+            let a: Ipv6Addr = match a.parse() {
+                Ok(a) => a,
+                Err(_) => return fail(self, "invalid address".into()),
+            };
+            let len = match digits(len) {
+                Some(l) if (1..=128).contains(&l) => l as u32,
+                _ => return fail(self, "invalid netmask".into()),
+            };
+            let host = u128::MAX.checked_shr(len).unwrap_or(0);
+            let a = u128::from(a);
+            if a & host != 0 {
+                return fail(self, "address has host bits set".into());
+            }
+            (a, a | host)
+        } else if let Some((a, end)) = spec.split_once('-') {
+            let a = match a.parse::<Ipv6Addr>() {
+                Ok(a) => u128::from(a),
+                Err(_) => return fail(self, "invalid range start".into()),
+            };
+            let end = if end.contains(':') {
+                match end.parse::<Ipv6Addr>() {
+                    Ok(x) if u128::from(x) >> 16 == a >> 16 => u128::from(x),
+                    Ok(_) => {
+                        return fail(
+                            self,
+                            "range end differs from its start outside the last group".into(),
+                        )
+                    }
+                    Err(_) => return fail(self, "invalid range end".into()),
+                }
+            } else if !end.is_empty() && end.bytes().all(|b| b.is_ascii_hexdigit()) {
+                match u16::from_str_radix(end, 16) {
+                    Ok(x) => (a & !0xffff) | u128::from(x),
+                    Err(_) => return fail(self, format!("end '{end}' too large")),
+                }
+            } else {
+                return fail(self, "invalid range end".into());
+            };
+            if end < a {
+                return fail(self, "range end is below its start".into());
+            }
+            (a, end)
+        } else {
+            match spec.parse::<Ipv6Addr>() {
+                Ok(a) => (u128::from(a), u128::from(a)),
+                Err(_) => return fail(self, "invalid address".into()),
+            }
+        };
+        if last - first >= u128::from(MAX_RANGE) {
+            return fail(self, format!("range has more than {MAX_RANGE} addresses"));
+        }
+        Some(
+            (first..=last)
+                .map(|a| (IpAddr::V6(Ipv6Addr::from(a)), port))
+                .collect(),
+        )
     }
 
     /// The services a virtual server block stands for: its address or
@@ -132,6 +217,7 @@ impl P {
                 return Some(vec![Entry::Fwmark {
                     mark: *mark,
                     grouped: false,
+                    af: None,
                 }])
             }
             Target::Group(g) => g,
@@ -148,9 +234,10 @@ impl P {
             .iter()
             .map(|&(a, p)| Entry::Addr(a, p))
             .collect();
-        out.extend(grp.fwmarks.iter().map(|&(_, mark)| Entry::Fwmark {
+        out.extend(grp.fwmarks.iter().map(|&(_, mark, af)| Entry::Fwmark {
             mark,
             grouped: true,
+            af,
         }));
         // A `match` line gives one mark: the group's only fwmark entry.
         if !vs.matches.is_empty() && grp.fwmarks.len() != 1 {
@@ -194,15 +281,8 @@ impl P {
                 }
             }
             a => {
-                let addr = match parse_ipv4(a) {
+                let addr = match parse_ip(a) {
                     Ok(addr) => addr,
-                    Err(_) if a.contains(':') => {
-                        self.err(
-                            &n.loc,
-                            format!("IPv6 virtual servers are not supported by xvs ({a})"),
-                        );
-                        return;
-                    }
                     Err(e) => {
                         self.err(&n.loc, format!("virtual_server: {e}"));
                         return;
@@ -221,8 +301,14 @@ impl P {
             self.err(&n.loc, "virtual_server: missing { } block");
             return;
         };
+        let af = match &target {
+            Target::Addr(a, _) => Some(Af::of(*a)),
+            _ => None,
+        };
         let mut vs = RawVs {
             loc: n.loc.clone(),
+            af,
+            tunnel_afs: vec![],
             target,
             protocol: None,
             sched: None,
@@ -265,12 +351,30 @@ impl P {
             self.quote_check(n);
         }
         match kw {
-            "ip_family" => match n.words.get(1).map(String::as_str) {
-                Some("inet") => {}
-                Some("inet6") => self.err(&n.loc, "ip_family inet6: IPv6 is not supported by xvs"),
-                Some(o) => self.err(&n.loc, format!("ip_family: unknown address family '{o}'")),
-                None => self.err(&n.loc, "ip_family: missing family"),
-            },
+            "ip_family" => {
+                let af = match n.words.get(1).map(String::as_str) {
+                    Some("inet") => Af::Inet,
+                    Some("inet6") => Af::Inet6,
+                    Some(o) => {
+                        self.err(&n.loc, format!("ip_family: unknown address family {o}"));
+                        return;
+                    }
+                    None => {
+                        self.err(&n.loc, "ip_family: missing family");
+                        return;
+                    }
+                };
+                match vs.af {
+                    Some(cur) if cur != af => self.err(
+                        &n.loc,
+                        format!(
+                            "Virtual server specified family {} conflicts with server family",
+                            n.words[1]
+                        ),
+                    ),
+                    _ => vs.af = Some(af),
+                }
+            }
             "retry" => vs.retry = self.u32v(n, 1, u32::MAX as u64).or(vs.retry),
             "delay_before_retry" => {
                 vs.delay_before_retry = self.timer(n, 0, 0).or(vs.delay_before_retry)
@@ -340,20 +444,41 @@ impl P {
             }
             "persistence_granularity" => {
                 if let Some(m) = self.arg(n, 1, "netmask") {
-                    if !m.contains('.') {
-                        self.err(&n.loc, format!("persistence_granularity {m}: IPv6 prefixes are not supported by xvs"));
-                    } else {
-                        match m.parse::<Ipv4Addr>() {
-                            Ok(a) => {
-                                vs.granularity = Some(a);
-                                if vs.persistence_timeout.is_none() {
-                                    vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
-                                }
-                            }
-                            Err(_) => self.err(
-                                &n.loc,
-                                format!("persistence_granularity: invalid netmask '{m}'"),
+                    // keepalived's pgr_handler: the family's form (IPv6:
+                    // a prefix length 1..128); with no family yet, the
+                    // value's form decides it (a '.' means IPv4).
+                    let af = vs
+                        .af
+                        .unwrap_or(if m.contains('.') { Af::Inet } else { Af::Inet6 });
+                    let mask = match af {
+                        Af::Inet6 => match digits(m) {
+                            Some(l) if (1..=128).contains(&l) => Some(
+                                xvs_core::model::prefix_mask(Af::Inet6.unspecified(), l as u32),
                             ),
+                            _ => {
+                                self.err(
+                                    &n.loc,
+                                    format!("Invalid IPv6 persistence_granularity specified - {m}"),
+                                );
+                                None
+                            }
+                        },
+                        Af::Inet => match m.parse::<Ipv4Addr>() {
+                            Ok(a) => Some(IpAddr::V4(a)),
+                            Err(_) => {
+                                self.err(
+                                    &n.loc,
+                                    format!("persistence_granularity: invalid netmask '{m}'"),
+                                );
+                                None
+                            }
+                        },
+                    };
+                    if let Some(mask) = mask {
+                        vs.af = Some(af);
+                        vs.granularity = Some(mask);
+                        if vs.persistence_timeout.is_none() {
+                            vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
                         }
                     }
                 }
@@ -408,9 +533,19 @@ impl P {
             }
             "weight" => vs.weight = self.u32v(n, 1, MAX_WEIGHT).unwrap_or(vs.weight),
             "sorry_server" => {
-                let Some(addr) = self.ipv4(n, 1) else { return };
+                let Some(addr) = self.ip(n, 1) else { return };
                 match parse_port(n.words.get(2).map(String::as_str)) {
                     Ok(port) => {
+                        // It may give the virtual server its family; one of
+                        // the other family is skipped when resolved, with
+                        // its final lvs_method (sorry_server_lvs_method
+                        // comes after this line).
+                        let tunnel = vs.fwd.is_some_and(|f| f.method == FwdMethod::Tunnel);
+                        if tunnel {
+                            vs.tunnel_afs.push(Af::of(addr));
+                        } else if vs.af.is_none() {
+                            vs.af = Some(Af::of(addr));
+                        }
                         vs.sorry = Some(RawSorry {
                             loc: n.loc.clone(),
                             addr,
@@ -443,13 +578,49 @@ impl P {
             }
             "real_server" => {
                 if let Some(rs) = self.real_server(vs, n) {
-                    vs.rs.push(rs);
+                    if self.server_af(vs, n, "real server", rs.addr, rs.fwd) {
+                        vs.rs.push(rs);
+                    }
                 }
             }
             k => self.warn(
                 &n.loc,
                 format!("virtual_server: unknown keyword '{k}' ignored"),
             ),
+        }
+    }
+
+    /// keepalived's `rs_end_handler`: a non-tunnelled real server sets the
+    /// family of a virtual server that has none yet, and one of the other
+    /// family is skipped; tunnelled servers may be of either family (IPVS
+    /// allows mixed families for tunnels only). False if the server is
+    /// skipped.
+    fn server_af(
+        &mut self,
+        vs: &mut RawVs,
+        n: &Node,
+        what: &str,
+        addr: IpAddr,
+        fwd: Option<Forwarding>,
+    ) -> bool {
+        let af = Af::of(addr);
+        if fwd.is_some_and(|f| f.method == FwdMethod::Tunnel) {
+            vs.tunnel_afs.push(af);
+            return true;
+        }
+        match vs.af {
+            None => {
+                vs.af = Some(af);
+                true
+            }
+            Some(cur) if cur == af => true,
+            Some(_) => {
+                self.warn(
+                    &n.loc,
+                    format!("Address family of virtual server and {what} {addr} don't match - skipping {what}."),
+                );
+                false
+            }
         }
     }
 }

@@ -1,15 +1,24 @@
 //! Moving the host to what a set of VIPs needs, step by step.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{choose_mechanism, describe, desired, Desired, SysctlKey, System, TUNL0};
 use crate::cli::{DecapChoice, Mode, TunType};
 use crate::state::{Mechanism, State, VipEntry};
 use crate::Error;
 
+/// The prefix length of one host of `vip`'s family (/32, /128).
+fn host_len(vip: IpAddr) -> u8 {
+    if vip.is_ipv6() {
+        128
+    } else {
+        32
+    }
+}
+
 /// VIPs and what each is set up for.
-type Vips = BTreeMap<Ipv4Addr, VipEntry>;
+type Vips = BTreeMap<IpAddr, VipEntry>;
 
 /// Moves the host from what `state` records to what `target` (the VIPs
 /// that should remain or become set up) needs. `save` is called with the
@@ -173,10 +182,18 @@ impl Changes<'_> {
         let Changes { sys, out } = self;
         for (vip, e) in target {
             if sys.lo_has(*vip)? {
-                out(format!("already on lo: {vip}/32 ({})", describe(e)));
+                out(format!(
+                    "already on lo: {vip}/{} ({})",
+                    host_len(*vip),
+                    describe(e)
+                ));
             } else {
                 sys.lo_add(*vip)?;
-                out(format!("added {vip}/32 to lo ({})", describe(e)));
+                out(format!(
+                    "added {vip}/{} to lo ({})",
+                    host_len(*vip),
+                    describe(e)
+                ));
             }
             if !old.contains_key(vip) {
                 let others = sys.other_devs_with(*vip)?;
@@ -241,7 +258,7 @@ impl Changes<'_> {
                 out(format!("kept {vip} on lo: it was there before setup"));
             } else if sys.lo_has(*vip)? {
                 sys.lo_del(*vip)?;
-                out(format!("removed {vip}/32 from lo"));
+                out(format!("removed {vip}/{} from lo", host_len(*vip)));
             } else {
                 out(format!("already gone from lo: {vip}"));
             }

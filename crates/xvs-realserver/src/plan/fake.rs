@@ -4,8 +4,8 @@ use super::*;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fake {
-    pub lo: BTreeSet<Ipv4Addr>,
-    pub other: BTreeMap<Ipv4Addr, String>,
+    pub lo: BTreeSet<IpAddr>,
+    pub other: BTreeMap<IpAddr, String>,
     pub devs: BTreeSet<String>,
     pub sysctls: BTreeMap<String, String>,
     pub modules_available: BTreeSet<String>,
@@ -56,17 +56,17 @@ fn nope(what: String) -> Error {
 }
 
 impl System for Fake {
-    fn lo_has(&mut self, vip: Ipv4Addr) -> Result<bool, Error> {
+    fn lo_has(&mut self, vip: IpAddr) -> Result<bool, Error> {
         Ok(self.lo.contains(&vip))
     }
-    fn other_devs_with(&mut self, vip: Ipv4Addr) -> Result<Vec<String>, Error> {
+    fn other_devs_with(&mut self, vip: IpAddr) -> Result<Vec<String>, Error> {
         Ok(self.other.get(&vip).into_iter().cloned().collect())
     }
-    fn lo_add(&mut self, vip: Ipv4Addr) -> Result<(), Error> {
+    fn lo_add(&mut self, vip: IpAddr) -> Result<(), Error> {
         assert!(self.lo.insert(vip), "{vip} added twice");
         Ok(())
     }
-    fn lo_del(&mut self, vip: Ipv4Addr) -> Result<(), Error> {
+    fn lo_del(&mut self, vip: IpAddr) -> Result<(), Error> {
         assert!(self.lo.remove(&vip), "{vip} removed but absent");
         Ok(())
     }

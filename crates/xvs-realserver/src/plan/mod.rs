@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::cli::{DecapChoice, Mode, TunType};
 use crate::state::{DecapSpec, Mechanism, VipEntry};
@@ -70,7 +70,7 @@ pub const TUNL0: &str = "tunl0";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Desired {
     /// VIPs to have on `lo`.
-    pub vips: BTreeSet<Ipv4Addr>,
+    pub vips: BTreeSet<IpAddr>,
     pub sysctls: BTreeMap<SysctlKey, &'static str>,
     /// BPF decap configuration per interface.
     pub decap: BTreeMap<String, DecapSpec>,
@@ -81,10 +81,16 @@ pub struct Desired {
 }
 
 /// Computes what `vips` need, decapsulating tunnels with `mech`.
-pub fn desired(vips: &BTreeMap<Ipv4Addr, VipEntry>, mech: Option<Mechanism>) -> Desired {
+pub fn desired(vips: &BTreeMap<IpAddr, VipEntry>, mech: Option<Mechanism>) -> Desired {
     let mut d = Desired::default();
     for (vip, e) in vips {
         d.vips.insert(*vip);
+        // IPv6 needs no sysctl: neighbour discovery answers only for the
+        // addresses of the interface a solicitation arrives on
+        // (ndisc_recv_ns looks the target up strictly on that device), so
+        // a VIP on lo is never announced, which is what arp_ignore and
+        // arp_announce do for IPv4.
+        let IpAddr::V4(vip4) = *vip else { continue };
         for dev in ["all", e.dev.as_str()] {
             d.sysctls.insert(SysctlKey::new(dev, "arp_ignore"), "1");
             d.sysctls.insert(SysctlKey::new(dev, "arp_announce"), "2");
@@ -107,7 +113,7 @@ pub fn desired(vips: &BTreeMap<Ipv4Addr, VipEntry>, mech: Option<Mechanism>) -> 
             }
             Some(Mechanism::Xdp) | None => {
                 let spec = d.decap.entry(e.dev.clone()).or_default();
-                spec.vips.push(*vip);
+                spec.vips.push(vip4);
                 if let Some(p) = gue_port {
                     if !spec.gue_ports.contains(&p) {
                         spec.gue_ports.push(p);
@@ -126,11 +132,11 @@ pub fn desired(vips: &BTreeMap<Ipv4Addr, VipEntry>, mech: Option<Mechanism>) -> 
 /// The host operations reconciliation needs.
 pub trait System {
     /// Whether `vip` is an address on `lo` (any prefix length).
-    fn lo_has(&mut self, vip: Ipv4Addr) -> Result<bool, Error>;
+    fn lo_has(&mut self, vip: IpAddr) -> Result<bool, Error>;
     /// Interfaces other than `lo` that carry `vip`.
-    fn other_devs_with(&mut self, vip: Ipv4Addr) -> Result<Vec<String>, Error>;
-    fn lo_add(&mut self, vip: Ipv4Addr) -> Result<(), Error>;
-    fn lo_del(&mut self, vip: Ipv4Addr) -> Result<(), Error>;
+    fn other_devs_with(&mut self, vip: IpAddr) -> Result<Vec<String>, Error>;
+    fn lo_add(&mut self, vip: IpAddr) -> Result<(), Error>;
+    fn lo_del(&mut self, vip: IpAddr) -> Result<(), Error>;
     fn dev_exists(&mut self, dev: &str) -> bool;
     /// The interface of the default route, or the only candidate interface.
     fn default_dev(&mut self) -> Result<String, Error>;

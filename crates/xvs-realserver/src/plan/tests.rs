@@ -7,7 +7,7 @@ use crate::state::State;
 const VIP: &str = "198.51.100.10";
 const VIP2: &str = "198.51.100.20";
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -15,7 +15,7 @@ fn ip(s: &str) -> Ipv4Addr {
 fn run(
     sys: &mut Fake,
     st: &mut State,
-    target: BTreeMap<Ipv4Addr, VipEntry>,
+    target: BTreeMap<IpAddr, VipEntry>,
     choice: DecapChoice,
 ) -> Result<Vec<String>, Error> {
     let mut lines = Vec::new();
@@ -99,7 +99,7 @@ fn desired_for_dr_and_tun() {
     assert_eq!(
         d.decap["eth0"],
         DecapSpec {
-            vips: vec![ip(VIP2)],
+            vips: vec![VIP2.parse().unwrap()],
             gue_ports: vec![6080]
         }
     );
@@ -340,4 +340,29 @@ fn warns_when_the_vip_is_on_another_interface() {
     assert!(lines
         .iter()
         .any(|l| l.starts_with("warning: ") && l.contains("eth0")));
+}
+
+#[test]
+fn an_ipv6_dr_vip_goes_on_lo_without_sysctls() {
+    const VIP6: &str = "2001:db8::10";
+    let mut vips = BTreeMap::new();
+    vips.insert(ip(VIP6), dr());
+    let d = desired(&vips, None);
+    assert_eq!(d.vips, BTreeSet::from([ip(VIP6)]));
+    assert!(d.sysctls.is_empty(), "{:?}", d.sysctls);
+    // beside an IPv4 VIP, the ARP sysctls are the IPv4 VIP's
+    vips.insert(ip(VIP), dr());
+    let d = desired(&vips, None);
+    assert_eq!(d.vips.len(), 2);
+    assert_eq!(d.sysctls.len(), 4);
+
+    let mut sys = Fake::new();
+    let sysctls = sys.sysctls.clone();
+    let mut st = State::default();
+    let lines = setup(&mut sys, &mut st, VIP6, dr());
+    assert!(sys.lo.contains(&ip(VIP6)), "{lines:?}");
+    assert_eq!(sys.sysctls, sysctls, "no sysctl changes for IPv6");
+    assert!(all_already(&setup(&mut sys, &mut st, VIP6, dr())));
+    teardown(&mut sys, &mut st, VIP6);
+    assert!(!sys.lo.contains(&ip(VIP6)));
 }

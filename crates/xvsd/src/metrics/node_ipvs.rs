@@ -4,7 +4,7 @@
 //! order, and the same values as node_exporter derives from
 //! `/proc/net/ip_vs_stats` and `/proc/net/ip_vs`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use xvs_core::api::{DestEntry, Table};
 use xvs_core::model::{Protocol, ServiceKey, Stats};
@@ -28,7 +28,7 @@ fn proc_proto(k: &ServiceKey) -> &'static str {
 /// address (empty `local_address`, `local_port` 0) and its mark as
 /// `/proc/net/ip_vs` prints it (`%08X`); an address service has an empty
 /// `local_mark`.
-fn backend_labels(k: &ServiceKey, raddr: Ipv4Addr, rport: u16) -> Labels {
+fn backend_labels(k: &ServiceKey, raddr: IpAddr, rport: u16) -> Labels {
     let (laddr, lport, mark) = if k.is_fwmark() {
         (String::new(), 0, format!("{:08X}", k.fwmark))
     } else {

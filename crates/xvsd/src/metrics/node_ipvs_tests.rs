@@ -2,6 +2,7 @@
 //! included), summed duplicates, values equal to the table's, and the
 //! whole `/metrics` text read back by a strict Prometheus text parser.
 
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 
 use openmetrics_parser::prometheus::parse_prometheus;
@@ -55,7 +56,7 @@ fn svc_key(proto: Protocol, last: u8, port: u16) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto,
-        addr: Ipv4Addr::new(10, 0, 0, last),
+        addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
         port,
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use xvs_core::api::{ApiError, ErrorKind, Request};
 use xvs_core::fwmark::MarkRule;
 use xvs_core::model::{
@@ -196,6 +196,16 @@ fn unsupported(msg: impl Into<String>) -> ApiError {
     ApiError::with(ErrorKind::Unsupported, msg)
 }
 
+/// IPv6 services and real servers: the listing and parsing know them,
+/// the data plane does not forward them yet.
+fn ipv6_unsupported() -> ApiError {
+    unsupported("IPv6 is not supported by xvs yet")
+}
+
+fn is_broadcast(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V4(a) if a.is_broadcast())
+}
+
 /// Checks what xvs can carry out today for a service definition.
 fn validate_service(s: &Service) -> Result<(), ApiError> {
     if !sched::is_known(&s.scheduler) {
@@ -205,6 +215,9 @@ fn validate_service(s: &Service) -> Result<(), ApiError> {
     // (ip_vs_pe_getbyname); xvs has sip.
     if s.pe_name.as_deref().is_some_and(|pe| pe != "sip") {
         return Err(err(ErrorKind::SchedulerNotFound));
+    }
+    if s.key.is_ipv6() {
+        return Err(ipv6_unsupported());
     }
     // A fwmark service has no address or port of its own (IPVS keys it by
     // the mark; ipvsadm skips the zero-port check for -f).
@@ -217,7 +230,7 @@ fn validate_service(s: &Service) -> Result<(), ApiError> {
             "Zero port specified for non-persistent service",
         ));
     }
-    if s.key.addr.is_unspecified() || s.key.addr.is_broadcast() || s.key.addr.is_multicast() {
+    if s.key.addr.is_unspecified() || is_broadcast(s.key.addr) || s.key.addr.is_multicast() {
         return Err(err(ErrorKind::Invalid));
     }
     Ok(())
@@ -254,7 +267,10 @@ fn validate_dest(svc: &Service, d: &Dest) -> Result<(), ApiError> {
         // ip_vs_add_dest / ip_vs_edit_dest: ERANGE
         return Err(err(ErrorKind::OutOfRange));
     }
-    if d.addr.is_unspecified() || d.addr.is_broadcast() || d.addr.is_multicast() {
+    if d.addr.is_ipv6() {
+        return Err(ipv6_unsupported());
+    }
+    if d.addr.is_unspecified() || is_broadcast(d.addr) || d.addr.is_multicast() {
         return Err(err(ErrorKind::Invalid));
     }
     // A dest without port (`-r RS:0`) gets the service's port, as IPVS's
@@ -487,7 +503,7 @@ impl Model {
     }
 
     /// `-d`: the dest goes to the trash.
-    fn del_dest(&mut self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> Result<(), ApiError> {
+    fn del_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), ApiError> {
         let slot = self
             .services
             .get_mut(key)

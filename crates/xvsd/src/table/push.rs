@@ -18,7 +18,11 @@ pub fn sched_of(slot: &SvcSlot) -> SvcSched {
         .iter()
         .map(|d| SchedDest {
             id: d.id,
-            addr: d.dest.addr,
+            // The table holds IPv4 dests only (validate_dest).
+            addr: match d.dest.addr {
+                std::net::IpAddr::V4(a) => a,
+                std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+            },
             port: d.dest.port,
             weight: d.dest.weight,
             last_weight: d.last_weight.unwrap_or(d.dest.weight),

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::plane::{Backend, PlaneError};
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use xvs_core::api::{ErrorKind, Request};
 use xvs_core::model::{svc_flags, Protocol};
@@ -73,7 +74,7 @@ fn key(port: u16) -> ServiceKey {
     ServiceKey {
         fwmark: 0,
         proto: Protocol::Tcp,
-        addr: Ipv4Addr::new(198, 51, 100, 10),
+        addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)),
         port,
     }
 }
@@ -117,7 +118,7 @@ fn ipvsadm_errors_for_common_mistakes() {
     );
     let del = Request::DelDest {
         key: key(80),
-        addr: Ipv4Addr::new(203, 0, 113, 99),
+        addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 99)),
         port: 80,
     };
     assert_eq!(
@@ -292,7 +293,7 @@ fn sync_writes_dests_before_rings_and_removes_after() {
     new.apply(
         &Request::DelDest {
             key: key(80),
-            addr: Ipv4Addr::new(203, 0, 113, 11),
+            addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11)),
             port: 80,
         },
         LIMITS,
@@ -360,7 +361,7 @@ fn a_deleted_dest_waits_in_the_trash_and_comes_back_with_its_slot() {
     let mut new = old.clone();
     let del = Request::DelDest {
         key: key(80),
-        addr: Ipv4Addr::new(203, 0, 113, 11),
+        addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11)),
         port: 80,
     };
     let batch = Request::Batch {
@@ -634,4 +635,32 @@ fn deleting_a_configs_mark_rule_ends_its_ownership() {
     m.owned_marks.push(r);
     m.apply(&Request::ClearMarks, LIMITS).unwrap();
     assert!(m.owned_marks.is_empty() && m.mark_rules.is_empty());
+}
+
+#[test]
+fn ipv6_services_and_dests_are_refused_until_the_data_plane_forwards_them() {
+    let mut m = Model::default();
+    m.apply(&add_svc(80, "rr"), LIMITS).unwrap();
+    let v6: IpAddr = "2001:db8::1".parse().unwrap();
+    let before = m.clone();
+    for r in [
+        Request::AddService {
+            service: Service::new(ServiceKey::new(Protocol::Tcp, v6, 80), "rr"),
+        },
+        Request::AddService {
+            service: Service::new(ServiceKey::fwmark6(7), "rr"),
+        },
+        Request::AddDest {
+            key: key(80),
+            dest: Dest::new(v6, 80),
+        },
+    ] {
+        let e = m.apply(&r, LIMITS).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Unsupported, "IPv6 is not supported by xvs yet"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(m, before, "a refused request changes nothing");
 }

@@ -4,7 +4,7 @@
 //! each service's recent rates. A view built for the page, not the
 //! control API's types: those stay ipvsadm's.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 use xvs_core::api::{DestEntry, Table};
@@ -114,8 +114,8 @@ pub fn service_id(k: &ServiceKey) -> String {
     format!("{} {}:{}", k.proto.name(), k.addr, k.port)
 }
 
-fn addr_port(a: Ipv4Addr, p: u16) -> String {
-    format!("{a}:{p}")
+fn addr_port(a: IpAddr, p: u16) -> String {
+    std::net::SocketAddr::new(a, p).to_string()
 }
 
 /// The scheduler in words, after ipvsadm(8).
@@ -148,7 +148,7 @@ pub fn flag_texts(s: &Service) -> Vec<String> {
             "persistent: a client keeps its real server for {} s after its last connection",
             s.timeout
         );
-        if s.netmask != Ipv4Addr::BROADCAST {
+        if s.netmask != xvs_core::model::full_mask(s.key.addr) {
             t.push_str(&format!(" (clients grouped by netmask {})", s.netmask));
         }
         out.push(t);
@@ -277,7 +277,7 @@ pub fn view(
         let key = s.service.key;
         let h = health.services.iter().find(|h| h.key == key);
         let sorry = h.and_then(|h| h.sorry_server.as_deref());
-        let find = |a: Ipv4Addr, p: u16| {
+        let find = |a: IpAddr, p: u16| {
             h.and_then(|h| h.real_servers.iter().find(|r| r.addr == a && r.port == p))
         };
         let mut rss: Vec<RsView> = s

@@ -4,6 +4,8 @@
 use super::*;
 use crate::daemon::Daemon;
 use crate::testing::{Mem, LIMITS};
+use std::net::IpAddr;
+use std::net::Ipv4Addr;
 use xvs_core::api::{Request, Response, ServiceEntry};
 use xvs_core::model::{Dest, Protocol};
 
@@ -30,7 +32,7 @@ fn entry(d: Dest, active: u32) -> DestEntry {
 
 fn rs_report(last: u8, up: bool, in_table: bool) -> RsReport {
     RsReport {
-        addr: Ipv4Addr::new(203, 0, 113, last),
+        addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, last)),
         port: 80,
         config_owned: true,
         checked: true,

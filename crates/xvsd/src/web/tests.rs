@@ -4,6 +4,7 @@
 use super::*;
 use crate::daemon::Daemon;
 use crate::testing::{list, Mem, LIMITS};
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use xvs_core::api::{Request as ApiRequest, Response as ApiResponse};
 use xvs_core::model::{Dest, FwdMethod, Protocol, Service, ServiceKey};
@@ -294,7 +295,7 @@ fn the_status_json_is_rendered_only_while_someone_watches() {
     // Watched now: every refresh renders it.
     let r = d.handle(ApiRequest::DelDest {
         key: key(),
-        addr: Ipv4Addr::new(203, 0, 113, 12),
+        addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 12)),
         port: 80,
     });
     assert_eq!(r, ApiResponse::Ok);

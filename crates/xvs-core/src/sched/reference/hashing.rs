@@ -1,6 +1,7 @@
 //! dh, sh and mh: a table built when the destinations change.
 
 use super::*;
+use crate::sched::hash::addr_fold;
 
 /// dh / sh / mh: a table built on [`Scheduler::dests_changed`], holding dest
 /// ids, looked up per flow with the functions of [`super::table`].
@@ -40,7 +41,7 @@ impl Scheduler for Hashing {
                 &dests
                     .iter()
                     .map(|d| MhDest {
-                        addr: u32::from(d.addr),
+                        addr: addr_fold(d.addr),
                         port: d.port,
                         last_weight: d.last_weight,
                     })
@@ -80,13 +81,13 @@ impl Scheduler for Hashing {
         let avail = |i: usize| dests[i].schedulable();
         let port = if self.port { flow.hash_port() } else { 0 };
         match self.kind {
-            SchedKind::Dh => dh_lookup(idx, avail, u32::from(flow.daddr)),
+            SchedKind::Dh => dh_lookup(idx, avail, addr_fold(flow.daddr)),
             SchedKind::Sh if self.fallback => {
-                sh_lookup_fallback(idx, avail, u32::from(flow.saddr), port)
+                sh_lookup_fallback(idx, avail, addr_fold(flow.saddr), port)
             }
-            SchedKind::Sh => sh_lookup(idx, avail, u32::from(flow.saddr), port),
-            _ if self.fallback => mh_lookup_fallback(idx, avail, u32::from(flow.saddr), port),
-            _ => mh_lookup(idx, avail, u32::from(flow.saddr), port),
+            SchedKind::Sh => sh_lookup(idx, avail, addr_fold(flow.saddr), port),
+            _ if self.fallback => mh_lookup_fallback(idx, avail, addr_fold(flow.saddr), port),
+            _ => mh_lookup(idx, avail, addr_fold(flow.saddr), port),
         }
     }
 }

@@ -149,11 +149,11 @@ impl Plane for Loaded {
                 };
                 ConnEntry {
                     proto: t.proto,
-                    caddr: t.caddr,
+                    caddr: t.caddr.into(),
                     cport: 0,
-                    vaddr: t.vaddr,
+                    vaddr: t.vaddr.into(),
                     vport: t.vport,
-                    daddr: t.daddr,
+                    daddr: t.daddr.into(),
                     dport: t.dport,
                     state: if t.assured {
                         ConnState::Assured
@@ -174,11 +174,11 @@ impl Plane for Loaded {
                 let limit_ms = u64::from(c.state.timeout_secs(t)) * 1000;
                 ConnEntry {
                     proto: c.proto,
-                    caddr: c.caddr,
+                    caddr: c.caddr.into(),
                     cport: c.cport,
-                    vaddr: c.vaddr,
+                    vaddr: c.vaddr.into(),
                     vport: c.vport,
-                    daddr: c.daddr,
+                    daddr: c.daddr.into(),
                     dport: c.dport,
                     state: c.state,
                     fwd: c.fwd,
