@@ -200,7 +200,7 @@ fn dest_value(svc_id: u32, dest: &Dest) -> Result<xvs_dest, Error> {
         tun_port: 0,
         tun_type: 0,
         tun_flags: 0,
-        af: crate::repr::af_of(dest.addr.into()),
+        af: crate::repr::af_of(dest.addr),
         pad: [0; 3],
     };
     match dest.fwd {
