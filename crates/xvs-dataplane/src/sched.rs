@@ -2,7 +2,7 @@
 //! rr/wrr ring or dh/sh/mh table and the dest list, built with
 //! `xvs_core::sched`; and which schedulers scan that list.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use xvs_core::sched::{self, SchedKind};
 
@@ -51,7 +51,7 @@ pub struct SchedDest {
     /// Dest id.
     pub id: u32,
     /// Real server address.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Real server port.
     pub port: u16,
     /// Weight.
@@ -124,7 +124,7 @@ impl SvcSched {
                 &dests
                     .iter()
                     .map(|d| sched::table::MhDest {
-                        addr: u32::from(d.addr),
+                        addr: sched::hash::addr_fold(d.addr),
                         port: d.port,
                         last_weight: d.last_weight,
                     })

@@ -144,7 +144,7 @@ impl Bed {
             dp.upsert_dest(i as u32, 0, &d).unwrap();
             dests.push(SchedDest {
                 id: i as u32,
-                addr: rs(i),
+                addr: rs(i).into(),
                 port: RPORT,
                 weight: w,
                 last_weight: lw,
@@ -616,7 +616,7 @@ fn port_zero_persistent_service() {
     let dests: Vec<SchedDest> = (0..2u32)
         .map(|i| SchedDest {
             id: i,
-            addr: rs(i as usize),
+            addr: rs(i as usize).into(),
             port: 0,
             weight: 1,
             last_weight: 1,

@@ -18,11 +18,7 @@ pub fn sched_of(slot: &SvcSlot) -> SvcSched {
         .iter()
         .map(|d| SchedDest {
             id: d.id,
-            // The table holds IPv4 dests only (validate_dest).
-            addr: match d.dest.addr {
-                std::net::IpAddr::V4(a) => a,
-                std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
-            },
+            addr: d.dest.addr,
             port: d.dest.port,
             weight: d.dest.weight,
             last_weight: d.last_weight.unwrap_or(d.dest.weight),
